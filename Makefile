@@ -1,0 +1,56 @@
+# tapir: `make demo` runs the main job, `make test` runs every test. Both install what is missing first.
+# Every target is idempotent: stamps and file timestamps skip work that is already done.
+
+SHELL := /bin/bash
+APT_PACKAGES := libtorch-dev libopenblas0-openmp libtcmalloc-minimal4 python3-torch g++ make python3 \
+                dataset-fashion-mnist openclipart-png chromium
+TCMALLOC := /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+# The engine matches PyTorch speed only with tcmalloc preloaded (see docs/ENGINE.md).
+RUN := LD_PRELOAD=$(TCMALLOC) node
+STAMPS := .stamps
+NATIVE_SRC := $(wildcard native/*.cc native/*.h) binding.gyp
+TS_SRC := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json
+
+.PHONY: setup test demo bench bench-engine size clean apt
+
+setup: $(STAMPS)/apt node_modules/.package-lock.json build/Release/tapir_native.node dist/.built
+
+# Debian packages: installed only when one is missing (apt-get needs root, as on CI and dev machines).
+$(STAMPS)/apt: Makefile
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@mkdir -p $(STAMPS) && touch $@
+
+# npm ci also builds the addon through the package's install script.
+node_modules/.package-lock.json: package-lock.json package.json $(STAMPS)/apt
+	ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
+	@touch $@
+
+build/Release/tapir_native.node: $(NATIVE_SRC) node_modules/.package-lock.json
+	npm run build:native
+	@touch $@
+
+dist/.built: $(TS_SRC) node_modules/.package-lock.json
+	npx tsc -p tsconfig.json
+	@touch $@
+
+test: setup
+	@files=$$(find dist/test -name '*.test.js' | sort); \
+	LD_PRELOAD=$(TCMALLOC) node --test --test-concurrency=1 $$files
+
+demo: setup
+	bin/tapir demo
+
+bench: bench-engine
+
+bench-engine: setup
+	$(RUN) dist/bench/engine.js
+
+size:
+	@node scripts/size.mjs
+
+clean:
+	rm -rf build dist $(STAMPS)

@@ -1,0 +1,17 @@
+/** Builds the `tapir` command tree. A fresh program per call so tests can drive it in-process. */
+import { Command } from 'commander';
+import { doctorCommand } from './commands/doctor.js';
+import { selftestCommand } from './commands/selftest.js';
+import { processIo, type Io } from './output.js';
+
+export const VERSION = '0.1.0';
+
+export function makeProgram(io: Io = processIo): Command {
+  const program = new Command('tapir')
+    .description('prune pre-trained image classifiers before fine-tuning, and measure what it does to every other task')
+    .version(VERSION)
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .exitOverride();
+  for (const c of [doctorCommand(io), selftestCommand(io)]) program.addCommand(c.exitOverride());
+  return program;
+}

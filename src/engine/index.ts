@@ -1,0 +1,8 @@
+/** The engine: typed tensors over libtorch, autograd, scopes. */
+export * from './errors.js';
+export * from './tensor.js';
+export * as nn from './nn.js';
+export * as linalg from './linalg.js';
+export * from './autograd.js';
+export * from './runtime.js';
+export { NATIVE_OP_NAMES } from './native.js';

@@ -1,0 +1,33 @@
+/** Process-wide engine settings: threads, seeding, devices. */
+import { availableParallelism } from 'node:os';
+import { native } from './native.js';
+import type { Device } from './tensor.js';
+
+/** Intra-op threads. libtorch defaults to 1 here; tapir uses every core unless TAPIR_THREADS says otherwise. */
+export function setNumThreads(n: number): void {
+  native.setNumThreads(n);
+}
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+/** Seeds libtorch's global generator (randn, rand, randint, randperm, bernoulli, dropout). */
+export function manualSeed(seed: number): void {
+  native.manualSeed(seed);
+}
+export function cudaAvailable(): boolean {
+  return native.cudaAvailable();
+}
+/** Waits for queued device work (for timing on cuda; a no-op on cpu). */
+export function synchronize(): void {
+  native.cudaSynchronize();
+}
+/** `TAPIR_DEVICE` if set, else cpu. */
+export function defaultDevice(): Device {
+  return (process.env.TAPIR_DEVICE as Device | undefined) ?? 'cpu';
+}
+export function buildInfo(): { torchVersion: string; config: string; parallel: string } {
+  return native.buildInfo();
+}
+
+const envThreads = Number(process.env.TAPIR_THREADS);
+setNumThreads(Number.isInteger(envThreads) && envThreads > 0 ? envThreads : availableParallelism());

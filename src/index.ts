@@ -1,0 +1,2 @@
+/** tapir's public API. Anything not re-exported here is internal. */
+export * from './engine/index.js';
