@@ -2,7 +2,7 @@
 # Every target is idempotent: stamps and file timestamps skip work that is already done.
 
 SHELL := /bin/bash
-APT_PACKAGES := libtorch-dev libopenblas0-openmp libtcmalloc-minimal4 python3-torch g++ make python3 \
+APT_PACKAGES := libtorch-dev libopenblas0-openmp libtcmalloc-minimal4 python3-torch python3-torchvision g++ make python3 \
                 dataset-fashion-mnist openclipart-png chromium
 TCMALLOC := /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 # The engine matches PyTorch speed only with tcmalloc preloaded (see docs/ENGINE.md).
@@ -13,7 +13,11 @@ TS_SRC := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json
 
 .PHONY: setup test demo bench bench-engine size clean apt
 
-setup: $(STAMPS)/apt node_modules/.package-lock.json build/Release/tapir_native.node dist/.built
+# Layer-specific set-up steps live in mk/*.mk and add their targets to SETUP_EXTRA.
+SETUP_EXTRA :=
+-include mk/*.mk
+
+setup: $(STAMPS)/apt node_modules/.package-lock.json build/Release/tapir_native.node dist/.built $(SETUP_EXTRA)
 
 # Debian packages: installed only when one is missing (apt-get needs root, as on CI and dev machines).
 $(STAMPS)/apt: Makefile
