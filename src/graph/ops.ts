@@ -1,0 +1,284 @@
+/**
+ * The op table: one row per IR op, from canonical name to its forward over src/engine. Every importer maps
+ * its source ops onto these names; the interpreter looks rows up by `Node.op`. Autograd comes from the engine,
+ * so a row is only a forward. A row may return one of its inputs unchanged (identity, eval dropout): the
+ * interpreter frees by tensor identity, never twice.
+ *
+ * Layouts follow ir.ts: NCHW activations, OIHW conv weights, [out, in] linear weights.
+ * Inputs listed `x?` are optional (an empty input name gives null).
+ */
+import { cat, nn, ShapeError, Tensor, tensor } from '../engine/index.js';
+import type { AttrValue, Mode } from './ir.js';
+
+export type Attrs = Readonly<Record<string, AttrValue>>;
+export interface OpContext {
+  readonly mode: Mode;
+  /** Node name, for error messages. */
+  readonly node?: string;
+}
+export interface OpDef {
+  run(inputs: readonly (Tensor | null)[], attrs: Attrs, ctx: OpContext): Tensor[];
+}
+
+// ---- attribute readers ---------------------------------------------------------------------------
+
+function num(a: Attrs, k: string, dflt?: number): number {
+  const v = a[k];
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v === 'number') return v;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  throw new ShapeError(`op attribute '${k}' must be a number, got ${JSON.stringify(v)}`);
+}
+function nums(a: Attrs, k: string, dflt?: readonly number[]): readonly number[] {
+  const v = a[k];
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v === 'number') return [v];
+  if (Array.isArray(v) && v.every((x) => typeof x === 'number')) return v as readonly number[];
+  throw new ShapeError(`op attribute '${k}' must be a number list, got ${JSON.stringify(v)}`);
+}
+function bool(a: Attrs, k: string, dflt: boolean): boolean {
+  const v = a[k];
+  return v === undefined ? dflt : v === true || v === 1;
+}
+function pair(a: Attrs, k: string, dflt: number): [number, number] {
+  const v = nums(a, k, [dflt]);
+  return v.length === 1 ? [v[0]!, v[0]!] : [v[0]!, v[1]!];
+}
+/** Padding as [top, left, bottom, right]; accepts one number, [h, w] or the four sides. */
+function pads4(a: Attrs, k = 'padding'): [number, number, number, number] {
+  const v = nums(a, k, [0]);
+  if (v.length === 1) return [v[0]!, v[0]!, v[0]!, v[0]!];
+  if (v.length === 2) return [v[0]!, v[1]!, v[0]!, v[1]!];
+  if (v.length === 4) return [v[0]!, v[1]!, v[2]!, v[3]!];
+  throw new ShapeError(`op attribute '${k}' must have 1, 2 or 4 entries, got [${v.join(', ')}]`);
+}
+const symmetric = (p: readonly number[]) => p[0] === p[2] && p[1] === p[3];
+const need = (xs: readonly (Tensor | null)[], i: number, what: string): Tensor => {
+  const t = xs[i];
+  if (!t) throw new ShapeError(`op input ${i} ('${what}') is missing`);
+  return t;
+};
+const axisOf = (axis: number, ndim: number) => (axis < 0 ? axis + ndim : axis);
+
+// ---- pooling with asymmetric padding (TF "same") -------------------------------------------------
+
+function pool(x: Tensor, a: Attrs, kind: 'max' | 'avg'): Tensor {
+  const kernel = pair(a, 'kernel', 1);
+  const stride = a.stride === undefined ? kernel : pair(a, 'stride', 1);
+  const p = pads4(a);
+  const ceilMode = bool(a, 'ceil', false);
+  if (kind === 'max') {
+    if (symmetric(p)) return nn.maxPool2d(x, kernel, { stride, padding: [p[0], p[1]], ceilMode });
+    const xp = nn.pad(x, [p[1], p[3], p[0], p[2]], 'constant', -Infinity);
+    const y = nn.maxPool2d(xp, kernel, { stride, ceilMode });
+    xp.dispose();
+    return y;
+  }
+  const countIncludePad = bool(a, 'countIncludePad', false);
+  if (symmetric(p) && (countIncludePad || (p[0] === 0 && p[1] === 0)))
+    return nn.avgPool2d(x, kernel, { stride, padding: [p[0], p[1]], ceilMode, countIncludePad });
+  // Excluded padding: the mean over the real pixels = pooled sum of x over pooled sum of an all-ones image.
+  const xp = nn.pad(x, [p[1], p[3], p[0], p[2]]);
+  const sum = nn.avgPool2d(xp, kernel, { stride, ceilMode, countIncludePad: true });
+  xp.dispose();
+  if (countIncludePad) return sum;
+  const ones = tensor(new Float32Array(x.shape[2]! * x.shape[3]!).fill(1), [1, 1, x.shape[2]!, x.shape[3]!], { dtype: x.dtype });
+  const op = nn.pad(ones, [p[1], p[3], p[0], p[2]]);
+  const count = nn.avgPool2d(op, kernel, { stride, ceilMode, countIncludePad: true });
+  const y = sum.div(count);
+  for (const t of [ones, op, count, sum]) t.dispose();
+  return y;
+}
+
+function conv(xs: readonly (Tensor | null)[], a: Attrs): Tensor {
+  const x = need(xs, 0, 'x');
+  const w = need(xs, 1, 'weight');
+  const p = pads4(a);
+  const o = { stride: pair(a, 'stride', 1), dilation: pair(a, 'dilation', 1), groups: num(a, 'groups', 1) };
+  if (symmetric(p)) return nn.conv2d(x, w, xs[2] ?? null, { ...o, padding: [p[0], p[1]] });
+  const xp = nn.pad(x, [p[1], p[3], p[0], p[2]]);
+  const y = nn.conv2d(xp, w, xs[2] ?? null, o);
+  xp.dispose();
+  return y;
+}
+
+/** ONNX-style target shape: 0 copies the input's dim (unless allowzero), -1 is inferred. */
+function targetShape(x: Tensor, shape: readonly number[], allowZero: boolean): number[] {
+  return shape.map((d, i) => (d === 0 && !allowZero ? x.shape[i]! : d));
+}
+
+const unary = (f: (x: Tensor) => Tensor): OpDef => ({ run: (xs) => [f(need(xs, 0, 'x'))] });
+const binary = (f: (a: Tensor, b: Tensor) => Tensor): OpDef => ({ run: (xs) => [f(need(xs, 0, 'a'), need(xs, 1, 'b'))] });
+
+// ---- the table ------------------------------------------------------------------------------------
+
+export const OPS = {
+  /** (x, W [out, in/groups, kh, kw], b?) {stride, padding: n | [h, w] | [top, left, bottom, right], dilation, groups} */
+  conv2d: { run: (xs, a) => [conv(xs, a)] },
+  /** (x [..., in], W [out, in], b?) → x Wᵀ + b */
+  linear: { run: (xs) => [nn.linear(need(xs, 0, 'x'), need(xs, 1, 'weight'), xs[2] ?? null)] },
+  /** (a, b) → a @ b (batched, broadcasting) */
+  matmul: binary((a, b) => a.matmul(b)),
+  /** (x [N, C, ...], gamma?, beta?, runningMean, runningVar) {eps, momentum}; train: batch stats + running update */
+  batchnorm: {
+    run: (xs, a, ctx) => [nn.batchNorm(need(xs, 0, 'x'), {
+      weight: xs[1] ?? null, bias: xs[2] ?? null, runningMean: xs[3] ?? null, runningVar: xs[4] ?? null,
+      training: ctx.mode === 'train', momentum: num(a, 'momentum', 0.1), eps: num(a, 'eps', 1e-5),
+    })],
+  },
+  /** (x, gamma?, beta?) {axis: first normalised dim (default -1), eps} */
+  layernorm: {
+    run: (xs, a) => {
+      const x = need(xs, 0, 'x');
+      const axis = axisOf(num(a, 'axis', -1), x.ndim);
+      return [nn.layerNorm(x, x.shape.slice(axis), xs[1] ?? null, xs[2] ?? null, num(a, 'eps', 1e-5))];
+    },
+  },
+  relu: unary(nn.relu),
+  relu6: unary(nn.relu6),
+  /** (x) {min?, max?} */
+  clip: {
+    run: (xs, a) => [need(xs, 0, 'x').clamp(a.min === undefined ? null : num(a, 'min'), a.max === undefined ? null : num(a, 'max'))],
+  },
+  /** (x) {approximate: 'none' | 'tanh'} */
+  gelu: { run: (xs, a) => [nn.gelu(need(xs, 0, 'x'), a.approximate === 'tanh' ? 'tanh' : 'none')] },
+  silu: unary(nn.silu),
+  sigmoid: unary(nn.sigmoid),
+  tanh: unary(nn.tanh),
+  /** (x) {axis = -1} */
+  softmax: { run: (xs, a) => [nn.softmax(need(xs, 0, 'x'), num(a, 'axis', -1))] },
+  add: binary((a, b) => a.add(b)),
+  sub: binary((a, b) => a.sub(b)),
+  mul: binary((a, b) => a.mul(b)),
+  div: binary((a, b) => a.div(b)),
+  /** (x, exponent?) {exponent?}: a constant exponent may be an attribute */
+  pow: { run: (xs, a) => [need(xs, 0, 'x').pow(xs[1] ?? num(a, 'exponent'))] },
+  sqrt: unary((x) => x.sqrt()),
+  erf: unary((x) => x.erf()),
+  neg: unary((x) => x.neg()),
+  /** (x) {kernel, stride = kernel, padding (as conv2d), ceil} */
+  maxpool: { run: (xs, a) => [pool(need(xs, 0, 'x'), a, 'max')] },
+  /** (x) {kernel, stride = kernel, padding (as conv2d), ceil, countIncludePad = false} */
+  avgpool: { run: (xs, a) => [pool(need(xs, 0, 'x'), a, 'avg')] },
+  /** (x [N, C, H, W]) {keepdims = true} → mean over H, W */
+  globalavgpool: { run: (xs, a) => [need(xs, 0, 'x').mean([2, 3], bool(a, 'keepdims', true))] },
+  /** (x) {axis = 1} → 2-D [prod(dims < axis), prod(dims ≥ axis)] */
+  flatten: {
+    run: (xs, a) => {
+      const x = need(xs, 0, 'x');
+      const axis = axisOf(num(a, 'axis', 1), x.ndim);
+      const lead = x.shape.slice(0, axis).reduce((p, d) => p * d, 1);
+      return [x.reshape([lead, -1])];
+    },
+  },
+  /** (x) {shape: 0 copies the input dim (keeps batch independence), -1 inferred; allowzero} */
+  reshape: { run: (xs, a) => { const x = need(xs, 0, 'x'); return [x.reshape(targetShape(x, nums(a, 'shape'), bool(a, 'allowzero', false)))]; } },
+  /** (x) {perm} */
+  transpose: { run: (xs, a) => [need(xs, 0, 'x').permute(nums(a, 'perm'))] },
+  /** (...xs) {axis} */
+  concat: { run: (xs, a) => [cat(xs.filter((t): t is Tensor => t !== null), num(a, 'axis'))] },
+  /** (x) {pads: ONNX order [b1..bn, e1..en] over all dims, value = 0, mode = 'constant' | 'reflect' | 'replicate'} */
+  pad: {
+    run: (xs, a) => {
+      const x = need(xs, 0, 'x');
+      const p = nums(a, 'pads');
+      if (p.length !== 2 * x.ndim) throw new ShapeError(`pad: 'pads' needs ${2 * x.ndim} entries for input [${x.shape.join(', ')}], got ${p.length}`);
+      const torchPads: number[] = [];
+      for (let d = x.ndim - 1; d >= 0; d--) torchPads.push(p[d]!, p[d + x.ndim]!);
+      while (torchPads.length > 2 && torchPads[torchPads.length - 1] === 0 && torchPads[torchPads.length - 2] === 0) torchPads.length -= 2;
+      const mode = (a.mode ?? 'constant') as 'constant' | 'reflect' | 'replicate';
+      return [nn.pad(x, torchPads, mode, num(a, 'value', 0))];
+    },
+  },
+  /** (x) {p}: active only in train mode */
+  dropout: { run: (xs, a, ctx) => { const x = need(xs, 0, 'x'); return [ctx.mode === 'train' && num(a, 'p', 0.5) > 0 ? nn.dropout(x, num(a, 'p', 0.5), true) : x]; } },
+  identity: unary((x) => x),
+  /** (x) {axes (default all), keepdims = true} */
+  reducemean: { run: (xs, a) => { const x = need(xs, 0, 'x'); return [x.mean(a.axes === undefined ? null : nums(a, 'axes'), bool(a, 'keepdims', true))]; } },
+  /** (x, indices int64) {axis = 0}: ONNX Gather; a 0-d index drops the axis */
+  gather: {
+    run: (xs, a) => {
+      const x = need(xs, 0, 'x');
+      const idx = need(xs, 1, 'indices');
+      const axis = axisOf(num(a, 'axis', 0), x.ndim);
+      if (idx.ndim === 0) return [x.index(axis, idx.item())];
+      const flat = idx.reshape([-1]);
+      const g = x.indexSelect(axis, flat);
+      flat.dispose();
+      const y = g.reshape([...x.shape.slice(0, axis), ...idx.shape, ...x.shape.slice(axis + 1)]);
+      g.dispose();
+      return [y];
+    },
+  },
+  /** (x) {axis, index}: one entry along an axis, which is dropped (class token, q/k/v split) */
+  select: { run: (xs, a) => { const x = need(xs, 0, 'x'); return [x.index(axisOf(num(a, 'axis'), x.ndim), num(a, 'index'))]; } },
+  /** (x) {starts, ends, axes = 0.., steps = 1}: ends beyond the dim are clamped (ONNX) */
+  slice: {
+    run: (xs, a) => {
+      let y = need(xs, 0, 'x');
+      const starts = nums(a, 'starts');
+      const ends = nums(a, 'ends');
+      const axes = nums(a, 'axes', starts.map((_, i) => i));
+      const steps = nums(a, 'steps', starts.map(() => 1));
+      axes.forEach((ax, i) => {
+        const d = axisOf(ax, y.ndim);
+        const n = y.shape[d]!;
+        const clampIdx = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+        const next = y.slice(d, clampIdx(starts[i]!), clampIdx(ends[i]!), steps[i]!);
+        if (y !== xs[0]) y.dispose();
+        y = next;
+      });
+      return [y];
+    },
+  },
+  /** (x) {axis, split: sizes | n equal parts via 'parts'} → several outputs */
+  split: {
+    run: (xs, a) => {
+      const x = need(xs, 0, 'x');
+      const axis = axisOf(num(a, 'axis', 0), x.ndim);
+      if (a.split !== undefined) return x.split(nums(a, 'split'), axis);
+      const parts = num(a, 'parts');
+      return x.split(Math.ceil(x.shape[axis]! / parts), axis);
+    },
+  },
+  /** (x) {axes (default: every size-1 dim)} */
+  squeeze: {
+    run: (xs, a) => {
+      const x = need(xs, 0, 'x');
+      const axes = a.axes === undefined ? x.shape.flatMap((d, i) => (d === 1 ? [i] : [])) : nums(a, 'axes').map((d) => axisOf(d, x.ndim));
+      return [x.reshape(x.shape.filter((_, i) => !axes.includes(i)))];
+    },
+  },
+  /** (x) {axes}: positions in the output */
+  unsqueeze: {
+    run: (xs, a) => {
+      const x = need(xs, 0, 'x');
+      const rank = x.ndim + nums(a, 'axes').length;
+      const axes = nums(a, 'axes').map((d) => axisOf(d, rank));
+      const shape: number[] = [];
+      let k = 0;
+      for (let i = 0; i < rank; i++) shape.push(axes.includes(i) ? 1 : x.shape[k++]!);
+      return [x.reshape(shape)];
+    },
+  },
+  /** (x) {shape}: torch expand (-1 keeps a dim) */
+  expand: { run: (xs, a) => [need(xs, 0, 'x').expand(nums(a, 'shape'))] },
+  /** (x [N, L, D], token [1, k, D]) → [N, k + L, D]: the ViT class token, batch-size independent */
+  prependtoken: {
+    run: (xs) => {
+      const x = need(xs, 0, 'x');
+      const t = need(xs, 1, 'token').expand([x.shape[0]!, -1, -1]);
+      const y = cat([t, x], 1);
+      t.dispose();
+      return [y];
+    },
+  },
+} satisfies Record<string, OpDef>;
+
+export type OpName = keyof typeof OPS;
+export const OP_NAMES: readonly string[] = Object.keys(OPS);
+
+/** The row for `op`, or undefined. */
+export function opDef(op: string): OpDef | undefined {
+  return Object.prototype.hasOwnProperty.call(OPS, op) ? (OPS as Record<string, OpDef>)[op] : undefined;
+}
