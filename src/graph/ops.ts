@@ -112,7 +112,7 @@ const binary = (f: (a: Tensor, b: Tensor) => Tensor): OpDef => ({ run: (xs) => [
 
 // ---- the table ------------------------------------------------------------------------------------
 
-export const OPS = {
+const TABLE = {
   /** (x, W [out, in/groups, kh, kw], b?) {stride, padding: n | [h, w] | [top, left, bottom, right], dilation, groups} */
   conv2d: { run: (xs, a) => [conv(xs, a)] },
   /** (x [..., in], W [out, in], b?) → x Wᵀ + b */
@@ -275,7 +275,8 @@ export const OPS = {
   },
 } satisfies Record<string, OpDef>;
 
-export type OpName = keyof typeof OPS;
+export type OpName = keyof typeof TABLE;
+export const OPS: Readonly<Record<OpName, OpDef>> = TABLE;
 export const OP_NAMES: readonly string[] = Object.keys(OPS);
 
 /** The row for `op`, or undefined. */
