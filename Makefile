@@ -43,6 +43,7 @@ dist/.built: $(TS_SRC) node_modules/.package-lock.json
 
 test: setup
 	@files=$$(find dist/test -name '*.test.js' | sort); \
+	if [ -z "$$files" ]; then echo "no test files under dist/test" >&2; exit 1; fi; \
 	LD_PRELOAD=$(TCMALLOC) node --test --test-concurrency=1 $$files
 
 demo: setup
