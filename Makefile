@@ -33,7 +33,7 @@ node_modules/.package-lock.json: package-lock.json package.json $(STAMPS)/apt
 	ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 	@touch $@
 
-build/Release/tapir_native.node: $(NATIVE_SRC) node_modules/.package-lock.json
+build/Release/tapir_native.node: $(NATIVE_SRC) | node_modules/.package-lock.json
 	npm run build:native
 	@touch $@
 
