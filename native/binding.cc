@@ -170,11 +170,17 @@ c10::optional<at::ScalarType> ODT(const Napi::CallbackInfo& info, size_t i) {
 at::Device DEV(const Napi::CallbackInfo& info, size_t i) {
   if (IsNil(info, i)) return at::Device(at::kCPU);
   std::string s = Str(info, i);
+  at::Device dev(at::kCPU);
   try {
-    return at::Device(s);
+    dev = at::Device(s);
   } catch (const c10::Error&) {
     throw ArgError("unknown device '" + s + "' (expected 'cpu', 'cuda' or 'cuda:N')");
   }
+  static const bool cuda = torch::cuda::is_available();
+  if (dev.is_cuda() && !cuda)
+    throw ArgError("device '" + s + "' requested, but this libtorch has no usable CUDA (Debian's libtorch-dev is CPU-only); "
+                   "use 'cpu', or rebuild the addon against a CUDA PyTorch: LIBTORCH=<site-packages>/torch npm run build:native");
+  return dev;
 }
 
 at::TensorOptions Opts(const Napi::CallbackInfo& info, size_t dtypeArg, size_t deviceArg) {

@@ -6,7 +6,7 @@
 import { grad, hvp, noGrad } from './autograd.js';
 import * as nn from './nn.js';
 import { manualSeed } from './runtime.js';
-import { randn, randint, scope, Tensor, liveTensors } from './tensor.js';
+import { randn, randint, scope, Tensor, liveTensors, type Device } from './tensor.js';
 
 export interface SelfCheck {
   gradRelErr: number;
@@ -14,6 +14,7 @@ export interface SelfCheck {
   lossBefore: number;
   lossAfter: number;
   liveTensorDrift: number;
+  device: Device;
   ok: boolean;
 }
 
@@ -26,18 +27,18 @@ function tinyCnn(params: readonly Tensor[], x: Tensor): Tensor {
   return nn.linear(h, w2, b2);
 }
 
-export function selfCheck(seed = 0): SelfCheck {
+export function selfCheck(seed = 0, device: Device = 'cpu'): SelfCheck {
   manualSeed(seed);
   const live0 = liveTensors();
   const r = scope(() => {
-    const o = { dtype: 'float64' as const, requiresGrad: true };
+    const o = { dtype: 'float64' as const, device, requiresGrad: true };
     const params = [randn([4, 3, 3, 3], o), randn([4], o), randn([4], o), randn([4], o), randn([3, 16], o), randn([3], o)];
-    const x = randn([6, 3, 5, 5], { dtype: 'float64' });
-    const y = randint(0, 3, [6]);
+    const x = randn([6, 3, 5, 5], { dtype: 'float64', device });
+    const y = randint(0, 3, [6], { device });
     const loss = (ps: readonly Tensor[]) => nn.crossEntropy(tinyCnn(ps, x), y);
     // Directional checks: d/dt L(θ + t u) ≈ gᵀu and d/dt ∇L(θ + t u)·w ≈ wᵀHu.
-    const u = params.map((p) => randn(p.shape, { dtype: 'float64' }));
-    const w = params.map((p) => randn(p.shape, { dtype: 'float64' }));
+    const u = params.map((p) => randn(p.shape, { dtype: 'float64', device }));
+    const w = params.map((p) => randn(p.shape, { dtype: 'float64', device }));
     const eps = 1e-5;
     const shifted = (t: number) => noGrad(() => params.map((p, i) => p.add(u[i]!, t)));
     const gu = grad(loss(params), params).reduce((s, g, i) => s + g!.mul(u[i]!).sum().item(), 0);
@@ -61,5 +62,5 @@ export function selfCheck(seed = 0): SelfCheck {
     return { gradRelErr: Math.abs(gu - fd) / Math.max(1e-12, Math.abs(fd)), hvpRelErr: Math.abs(whu - fdH) / Math.max(1e-12, Math.abs(fdH)), lossBefore, lossAfter };
   });
   const liveTensorDrift = liveTensors() - live0;
-  return { ...r, liveTensorDrift, ok: r.gradRelErr < 1e-6 && r.hvpRelErr < 1e-5 && r.lossAfter < r.lossBefore && liveTensorDrift === 0 };
+  return { ...r, liveTensorDrift, device, ok: r.gradRelErr < 1e-6 && r.hvpRelErr < 1e-5 && r.lossAfter < r.lossBefore && liveTensorDrift === 0 };
 }

@@ -1,6 +1,6 @@
 /** `tapir selftest`: gradients and HVPs against finite differences, SGD, leak check. */
 import { Command } from 'commander';
-import { TapirError } from '../../engine/index.js';
+import { TapirError, type Device } from '../../engine/index.js';
 import { selfCheck } from '../../engine/selfcheck.js';
 import { emit, table, type Io } from '../output.js';
 
@@ -8,9 +8,10 @@ export function selftestCommand(io: Io): Command {
   return new Command('selftest')
     .description('check the engine on this machine: gradient and Hessian-vector product vs finite differences (float64), SGD, no leaks')
     .option('--seed <n>', 'random seed', '0')
+    .option('--device <device>', "device to check: 'cpu', 'cuda' or 'cuda:N'", 'cpu')
     .option('--json', 'print one JSON document')
-    .action((o: { seed: string; json?: boolean }) => {
-      const r = selfCheck(Number(o.seed));
+    .action((o: { seed: string; device: string; json?: boolean }) => {
+      const r = selfCheck(Number(o.seed), o.device as Device);
       emit(io, !!o.json, r, () =>
         table(['check', 'value', 'pass'], [
           ['gradient rel. error vs FD', r.gradRelErr, r.gradRelErr < 1e-6 ? 'yes' : 'NO'],
