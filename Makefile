@@ -47,7 +47,8 @@ test: setup
 	LD_PRELOAD=$(TCMALLOC) node --test --test-concurrency=1 $$files
 
 demo: setup
-	bin/tapir demo
+	bin/tapir doctor
+	bin/tapir selftest
 
 bench: bench-engine
 
