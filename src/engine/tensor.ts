@@ -352,7 +352,8 @@ export function tensor(data: NestedNumbers | ArrayBufferView, shape?: Shape | nu
     const n = (data as unknown as { length: number }).length;
     const shp = shape ?? [n];
     const dtype = o.dtype ?? src;
-    if (dtype === src || (dtype === 'bool' && src === 'uint8')) return finish(new Tensor(native.fromArray(data, shp, dtype, o.device)), o);
+    // Bytes other than 0/1 are not valid bools: uint8 → bool goes through a conversion (nonzero → true).
+    if (dtype === src) return finish(new Tensor(native.fromArray(data, shp, dtype, o.device)), o);
     const t = new Tensor(native.fromArray(data, shp, src, o.device));
     const c = t.to(dtype);
     t.dispose();
@@ -369,7 +370,8 @@ export function tensor(data: NestedNumbers | ArrayBufferView, shape?: Shape | nu
     case 'float64': arr = Float64Array.from(flat); break;
     case 'int64': arr = BigInt64Array.from(flat, (x) => BigInt(Math.trunc(x))); break;
     case 'int32': arr = Int32Array.from(flat); break;
-    case 'uint8': case 'bool': arr = Uint8Array.from(flat); break;
+    case 'uint8': arr = Uint8Array.from(flat); break;
+    case 'bool': arr = Uint8Array.from(flat, (x) => (x !== 0 ? 1 : 0)); break;
     default: arr = Float32Array.from(flat); src = 'float32';
   }
   const t = new Tensor(native.fromArray(arr, shp, src, o.device));
