@@ -22,7 +22,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o:
   if (x.ndim !== 4) throw new ShapeError(`conv2d: 'input' must be 4-D [N, C, H, W], got [${x.shape.join(', ')}]`);
   const groups = o.groups ?? 1;
   if (x.shape[1] !== weight.shape[1]! * groups)
-    throw new ShapeError(`conv2d: input has ${x.shape[1]} channels but weight [${weight.shape.join(', ')}] with groups=${groups} expects ${weight.shape[1]! * groups}`);
+    throw new ShapeError(`conv2d: input [${x.shape.join(', ')}] has ${x.shape[1]} channels but weight [${weight.shape.join(', ')}] with groups=${groups} expects ${weight.shape[1]! * groups}`);
   return new Tensor(native.conv2d(x.handle, weight.handle, bias?.handle, two(o.stride ?? 1), two(o.padding ?? 0), two(o.dilation ?? 1), groups));
 }
 
