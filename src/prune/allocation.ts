@@ -1,0 +1,158 @@
+/**
+ * Allocation: turn per-parameter scores (higher = keep) into 0/1 masks that keep exactly
+ * round(density × N) of the N prunable weights.
+ *
+ * - `global`: one ranking over every prunable weight (the paper's default).
+ * - `layerwise`: the same density in every tensor.
+ * - `erk`: Erdős–Rényi-kernel densities (Evci et al. 2020, RigL): density_l ∝ (Σ dims_l) / (Π dims_l), scaled so the
+ *   total hits the target; tensors whose density would exceed 1 are kept dense and the rest re-scaled.
+ *
+ * Ties are broken deterministically: among equal scores, the weight that comes first (tensor order, then flat index)
+ * is kept. A per-tensor minimum density (`minDensity`) reserves each tensor's best weights before the ranking, which
+ * guards against layer collapse; tensors that still end up empty are reported in `collapsed`.
+ */
+import { cat, noGrad, scope, TapirError, zeros, type Tensor } from '../engine/index.js';
+
+/** Parameter name → tensor of that parameter's shape. */
+export type ParamMap = ReadonlyMap<string, Tensor>;
+
+export type Allocation = { kind: 'global' } | { kind: 'layerwise' } | { kind: 'erk'; power?: number };
+export const ALLOCATIONS = ['global', 'layerwise', 'erk'] as const;
+
+export interface AllocateOptions {
+  /** Fraction of prunable weights to remove, in [0, 1). */
+  sparsity: number;
+  allocation?: Allocation;
+  /** Every tensor keeps at least ceil(minDensity × size) weights (0 = no guard). */
+  minDensity?: number;
+}
+
+export interface AllocationResult {
+  /** Parameter name → float32 0/1 mask of the parameter's shape (same order as the scores). */
+  masks: Map<string, Tensor>;
+  /** Kept weights per tensor and overall. */
+  kept: Map<string, number>;
+  totalKept: number;
+  total: number;
+  achievedSparsity: number;
+  /** Tensors left with no weight at all (layer collapse). */
+  collapsed: string[];
+}
+
+export class AllocationError extends TapirError {
+  constructor(message: string, context: Record<string, unknown>, fix: string) {
+    super('E_ALLOCATION', message, { context, fix });
+  }
+}
+
+/** Checks the sparsity argument: a number in [0, 1). */
+export function checkSparsity(sparsity: number): void {
+  if (!Number.isFinite(sparsity) || sparsity < 0 || sparsity >= 1)
+    throw new AllocationError(`sparsity must be in [0, 1), got ${sparsity}`, { sparsity },
+      'pass the fraction of weights to remove, e.g. --sparsity 0.7 (1 would remove every weight)');
+}
+
+export function allocate(scores: ParamMap, o: AllocateOptions): AllocationResult {
+  checkSparsity(o.sparsity);
+  const minDensity = o.minDensity ?? 0;
+  if (!(minDensity >= 0 && minDensity <= 1)) throw new AllocationError(`minDensity must be in [0, 1], got ${minDensity}`, { minDensity }, 'use e.g. 0.01');
+  const names = [...scores.keys()];
+  if (names.length === 0) throw new AllocationError('no prunable parameters to allocate over', {}, 'mark at least one parameter prunable');
+  const sizes = names.map((n) => scores.get(n)!.numel);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const target = Math.round((1 - o.sparsity) * total);
+  for (const n of names) {
+    const bad = scope(() => scores.get(n)!.isfinite().logicalNot().sum().item());
+    if (bad > 0) throw new AllocationError(`score of '${n}' has ${bad} NaN/Inf entries`, { tensor: n },
+      'check the weights and calibration data for NaN/Inf (tapir info, tapir data show) or use another estimator');
+  }
+  const alloc = o.allocation ?? { kind: 'global' };
+  const reserve = sizes.map((s) => Math.min(s, Math.ceil(minDensity * s)));
+  let perTensor: number[];
+  switch (alloc.kind) {
+    case 'global':
+      perTensor = globalCounts(scores, names, sizes, reserve, target);
+      break;
+    case 'layerwise':
+      perTensor = spreadRounding(sizes.map((s) => s * (1 - o.sparsity)), sizes, target);
+      break;
+    case 'erk':
+      perTensor = spreadRounding(erkDensities(scores, names, target, total, alloc.power ?? 1).map((d, i) => d * sizes[i]!), sizes, target);
+      break;
+  }
+  perTensor = perTensor.map((k, i) => Math.max(k, reserve[i]!));
+  const masks = new Map<string, Tensor>();
+  const kept = new Map<string, number>();
+  const collapsed: string[] = [];
+  names.forEach((n, i) => {
+    masks.set(n, topkMask(scores.get(n)!, perTensor[i]!));
+    kept.set(n, perTensor[i]!);
+    if (perTensor[i] === 0) collapsed.push(n);
+  });
+  const totalKept = perTensor.reduce((a, b) => a + b, 0);
+  return { masks, kept, totalKept, total, achievedSparsity: 1 - totalKept / total, collapsed };
+}
+
+/** How many weights of each tensor a global ranking keeps (after reserving `reserve[i]` per tensor). */
+function globalCounts(scores: ParamMap, names: string[], sizes: number[], reserve: number[], target: number): number[] {
+  return scope(() => noGrad(() => {
+    const remaining = Math.max(0, target - reserve.reduce((a, b) => a + b, 0));
+    // Rank each weight by score; weights inside a tensor's reserve outrank everything.
+    const flat = names.map((n, i) => {
+      const s = scores.get(n)!.detach().flatten().to('float64');
+      if (reserve[i] === 0) return s;
+      const idx = s.sort(0, true, true).indices.narrow(0, 0, reserve[i]!);
+      return s.scatter(0, idx, Infinity);
+    });
+    const all = cat(flat);
+    const owner = cat(names.map((_, i) => zeros([sizes[i]!], { dtype: 'int64' }).add(i)));
+    // Stable descending sort keeps the earlier weight among equal scores.
+    const order = all.sort(0, true, true).indices.narrow(0, 0, remaining + reserve.reduce((a, b) => a + b, 0));
+    const counts = zeros([names.length], { dtype: 'int64' }).scatterAdd(0, owner.indexSelect(0, order), zeros([order.numel], { dtype: 'int64' }).add(1));
+    return counts.toArray();
+  }));
+}
+
+/** Keeps the k highest scores of one tensor (stable: earlier index wins ties) as a float32 0/1 mask. */
+function topkMask(score: Tensor, k: number): Tensor {
+  return scope(() => noGrad(() => {
+    const flat = score.detach().flatten().to('float64');
+    const mask = zeros([flat.numel], { dtype: 'float32' });
+    const out = k > 0 ? mask.scatter(0, flat.sort(0, true, true).indices.narrow(0, 0, k), 1) : mask;
+    return out.reshape(score.shape);
+  }));
+}
+
+/** ERK densities per tensor, capped at 1, scaled so Σ density × size = target. */
+function erkDensities(scores: ParamMap, names: string[], target: number, total: number, power: number): number[] {
+  const shapes = names.map((n) => scores.get(n)!.shape);
+  const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
+  const raw = shapes.map((s, i) => Math.pow(s.reduce((a, b) => a + b, 0) / sizes[i]!, power));
+  const dense = new Set<number>();
+  for (;;) {
+    const budget = target - [...dense].reduce((a, i) => a + sizes[i]!, 0);
+    const denom = raw.reduce((a, r, i) => (dense.has(i) ? a : a + r * sizes[i]!), 0);
+    const eps = denom > 0 ? budget / denom : 0;
+    const over = raw.findIndex((r, i) => !dense.has(i) && eps * r > 1);
+    if (over < 0) return raw.map((r, i) => (dense.has(i) ? 1 : eps * r));
+    // Keep the most over-budget tensor dense, then re-scale the rest.
+    let worst = over;
+    raw.forEach((r, i) => { if (!dense.has(i) && r > raw[worst]!) worst = i; });
+    dense.add(worst);
+    if (dense.size === names.length) return raw.map(() => target / total);
+  }
+}
+
+/** Rounds fractional per-tensor counts to integers that sum exactly to `target` (largest remainders first). */
+function spreadRounding(want: number[], sizes: number[], target: number): number[] {
+  const base = want.map((w, i) => Math.min(sizes[i]!, Math.floor(w)));
+  let left = target - base.reduce((a, b) => a + b, 0);
+  const order = want.map((w, i) => [w - Math.floor(w), i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  for (let pass = 0; left > 0 && pass < 2; pass++) {
+    for (const [, i] of order) {
+      if (left === 0) break;
+      if (base[i]! < sizes[i]!) { base[i]!++; left--; }
+    }
+  }
+  return base;
+}
