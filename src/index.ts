@@ -1,2 +1,3 @@
 /** tapir's public API. Anything not re-exported here is internal. */
 export * from './engine/index.js';
+export * as data from './data/index.js';

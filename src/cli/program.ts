@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { doctorCommand } from './commands/doctor.js';
 import { selftestCommand } from './commands/selftest.js';
+import { dataCommand } from './commands/data.js';
 import { processIo, type Io } from './output.js';
 
 export const VERSION = '0.1.0';
@@ -12,6 +13,6 @@ export function makeProgram(io: Io = processIo): Command {
     .version(VERSION)
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
-  for (const c of [doctorCommand(io), selftestCommand(io)]) program.addCommand(c.exitOverride());
+  for (const c of [doctorCommand(io), selftestCommand(io), dataCommand(io)]) program.addCommand(c.exitOverride());
   return program;
 }
