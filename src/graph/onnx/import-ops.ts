@@ -1,0 +1,447 @@
+/**
+ * Per-op rules of the ONNX importer. FOLD rows evaluate shape arithmetic at import (all inputs known);
+ * RUNTIME rows emit IR nodes (ops.ts names) and the symbolic shapes of their outputs.
+ */
+import type { Ctx, FloatValue, Known } from './import.js';
+import { readTensor } from './proto.js';
+import {
+  broadcast, dimAdd, dimDiv, dimEq, dimMul, dimProd, dimSub, intBinary, intConcat, intGather, intSlice, isNum, reshapeOut, windowOut,
+  type Dim, type IntValue,
+} from './shapes.js';
+
+type Fold = (c: Ctx) => Known[] | null;
+type Run = (c: Ctx) => void;
+
+const int = (dims: number[], data: Dim[]): IntValue => ({ kind: 'int', dims, data });
+const asInt = (c: Ctx, i: number): IntValue | null => {
+  const k = c.k(i);
+  return k && k.kind === 'int' ? k : null;
+};
+const norm = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);
+const BIG = Number.MAX_SAFE_INTEGER;
+
+/** Axes from an input (opset ≥ 13) or an attribute (older opsets). */
+function axesOf(c: Ctx, i: number, attr = 'axes'): number[] | undefined {
+  if (c.has(i)) return c.nums(i, attr);
+  return c.list(attr);
+}
+
+// ---- folding --------------------------------------------------------------------------------------
+
+function binaryFold(f: (a: Dim, b: Dim) => Dim): Fold {
+  return (c) => {
+    const a = asInt(c, 0);
+    const b = asInt(c, 1);
+    return a && b ? [intBinary(a, b, f)] : null;
+  };
+}
+
+export const FOLD: Record<string, Fold> = {
+  Constant: (c) => {
+    const t = c.a.get('value');
+    if (t && typeof t === 'object' && !Array.isArray(t)) {
+      const v = readTensor(t, 'Constant value', c.im.file);
+      return [v.kind === 'float' ? { kind: 'float', dims: v.dims, data: v.data } : int(v.dims, v.data)];
+    }
+    const ints = c.a.get('value_ints') ?? c.a.get('value_int');
+    if (ints !== undefined) return [Array.isArray(ints) ? int([ints.length], ints as number[]) : int([], [ints as number])];
+    const f = c.a.get('value_floats') ?? c.a.get('value_float');
+    if (f !== undefined) return [Array.isArray(f) ? { kind: 'float', dims: [f.length], data: Float32Array.from(f as number[]) } : { kind: 'float', dims: [], data: Float32Array.of(f as number) }];
+    return c.im.fail(c.n, 'Constant without a supported value attribute');
+  },
+  Shape: (c) => {
+    const s = c.sh(0);
+    const r = s.length;
+    const start = norm(c.num('start', 0), r);
+    const end = c.a.has('end') ? Math.min(norm(c.num('end', r), r), r) : r;
+    const data = s.slice(start, end);
+    return [int([data.length], data)];
+  },
+  Identity: (c) => [c.k(0)!],
+  Cast: (c) => {
+    const k = c.k(0)!;
+    const to = c.num('to', 1);
+    const toFloat = to === 1 || to === 10 || to === 11 || to === 16;
+    if (k.kind === 'int' && !toFloat) return [k];
+    if (k.kind === 'float' && toFloat) return [k];
+    if (k.kind === 'int' && k.data.every(isNum)) return [{ kind: 'float', dims: k.dims, data: Float32Array.from(k.data as number[]) }];
+    if (k.kind === 'float') return [int(k.dims, Array.from(k.data, Math.trunc))];
+    return null;
+  },
+  Gather: (c) => {
+    const d = asInt(c, 0);
+    const i = asInt(c, 1);
+    return d && i ? [intGather(d, i, c.num('axis', 0))] : null;
+  },
+  Slice: (c) => {
+    const d = asInt(c, 0);
+    if (!d) return null;
+    const starts = c.has(1) ? c.nums(1, 'starts') : c.list('starts')!;
+    const ends = c.has(2) ? c.nums(2, 'ends') : c.list('ends')!;
+    return [intSlice(d, starts, ends, axesOf(c, 3) ?? [0], c.has(4) ? c.nums(4, 'steps') : [1])];
+  },
+  Concat: (c) => {
+    const vs = c.inputs.filter((x) => x !== '').map((_, i) => asInt(c, i));
+    return vs.every((v) => v !== null) ? [intConcat(vs as IntValue[])] : null;
+  },
+  Unsqueeze: (c) => {
+    const d = asInt(c, 0);
+    if (!d) return null;
+    const axes = axesOf(c, 1)!;
+    const rank = d.dims.length + axes.length;
+    const ax = axes.map((a) => norm(a, rank));
+    const dims: number[] = [];
+    for (let i = 0, k = 0; i < rank; i++) dims.push(ax.includes(i) ? 1 : d.dims[k++]!);
+    return [int(dims, d.data)];
+  },
+  Squeeze: (c) => {
+    const d = asInt(c, 0);
+    if (!d) return null;
+    const axes = (axesOf(c, 1) ?? d.dims.flatMap((x, i) => (x === 1 ? [i] : []))).map((a) => norm(a, d.dims.length));
+    return [int(d.dims.filter((_, i) => !axes.includes(i)), d.data)];
+  },
+  Reshape: (c) => {
+    const d = asInt(c, 0);
+    if (!d) return null;
+    const dims = reshapeOut(d.dims, c.nums(1, 'shape'), c.num('allowzero', 0) === 1);
+    if (!dims.every(isNum)) return null;
+    return [int(dims as number[], d.data)];
+  },
+  ConstantOfShape: (c) => {
+    const dims = c.nums(0, 'shape');
+    const t = c.a.get('value');
+    const v = t && typeof t === 'object' && !Array.isArray(t) ? readTensor(t, 'ConstantOfShape value', c.im.file) : null;
+    const n = dims.reduce((p, x) => p * x, 1);
+    if (n > 1 << 24) c.im.fail(c.n, `constant of ${n} elements is too large to fold`);
+    if (v && v.kind === 'float') return [{ kind: 'float', dims, data: new Float32Array(n).fill(v.data[0] ?? 0) }];
+    return [int(dims, new Array<Dim>(n).fill(v ? (v.data[0] as number) ?? 0 : 0))];
+  },
+  Add: binaryFold(dimAdd),
+  Sub: binaryFold(dimSub),
+  Mul: binaryFold(dimMul),
+  Div: binaryFold(dimDiv),
+  Equal: binaryFold(dimEq),
+  Where: (c) => {
+    const [cond, a, b] = [asInt(c, 0), asInt(c, 1), asInt(c, 2)];
+    if (!cond || !a || !b) return null;
+    const n = Math.max(cond.data.length, a.data.length, b.data.length);
+    const at = (v: IntValue, i: number) => v.data[v.data.length === 1 ? 0 : i]!;
+    const data = Array.from({ length: n }, (_, i) => (at(cond, i) ? at(a, i) : at(b, i)));
+    return [int([n], data)];
+  },
+};
+
+// ---- compute ops ----------------------------------------------------------------------------------
+
+const same = (c: Ctx, op: string, a: Record<string, number | number[] | string | boolean> = {}) => c.im.emit(c.n, op, [c.in(0)], a, [c.sh(0)]);
+
+/** Pads [top, left, bottom, right] from `pads` or `auto_pad` (SAME needs concrete sizes). */
+function pads2d(c: Ctx, x: Dim[], k: number[], s: number[], d: number[]): number[] {
+  const auto = c.str('auto_pad', 'NOTSET');
+  if (auto === 'NOTSET') {
+    const p = c.list('pads') ?? [0, 0, 0, 0];
+    if (p.length !== 4) c.im.fail(c.n, `only 2-D windows are supported (pads [${p.join(', ')}])`);
+    return p;
+  }
+  if (auto === 'VALID') return [0, 0, 0, 0];
+  const out: number[] = [0, 0, 0, 0];
+  for (let i = 0; i < 2; i++) {
+    const n = x[2 + i]!;
+    if (!isNum(n)) c.im.fail(c.n, `auto_pad=${auto} over a free spatial size needs concrete input sizes`, 'export with explicit pads (torch does) or a fixed input size');
+    const eff = d[i]! * (k[i]! - 1) + 1;
+    const total = Math.max((Math.ceil(n / s[i]!) - 1) * s[i]! + eff - n, 0);
+    const small = Math.floor(total / 2);
+    out[i] = auto === 'SAME_UPPER' ? small : total - small;
+    out[i + 2] = total - out[i]!;
+  }
+  return out;
+}
+
+function window(c: Ctx, op: 'maxpool' | 'avgpool'): void {
+  c.onlyFirstOutput();
+  const x = c.sh(0);
+  const k = c.list('kernel_shape')!;
+  if (!k || k.length !== 2) c.im.fail(c.n, 'only 2-D pooling is supported');
+  const s = c.list('strides') ?? [1, 1];
+  const d = c.list('dilations') ?? [1, 1];
+  if (d.some((v) => v !== 1)) c.im.fail(c.n, 'dilated pooling is not supported');
+  const p = pads2d(c, x, k, s, d);
+  const ceil = c.num('ceil_mode', 0) === 1;
+  const a: Record<string, number | number[] | boolean> = { kernel: k, stride: s, padding: p, ceil };
+  if (op === 'avgpool') a.countIncludePad = c.num('count_include_pad', 0) === 1;
+  c.im.emit(c.n, op, [c.in(0)], a, [[x[0]!, x[1]!, windowOut(x[2]!, k[0]!, s[0]!, p[0]! + p[2]!, 1, ceil), windowOut(x[3]!, k[1]!, s[1]!, p[1]! + p[3]!, 1, ceil)]]);
+}
+
+function binary(op: string): Run {
+  return (c) => c.im.emit(c.n, op, [c.in(0), c.in(1)], {}, [broadcast([c.sh(0), c.sh(1)], `${c.n.name}`)]);
+}
+
+/** timm/torch module path from a node name: "/blocks/blocks.0/attn/qkv/MatMul" → "blocks.0.attn.qkv". */
+function modulePath(nodeName: string): string {
+  const segs = nodeName.split('/').filter(Boolean).slice(0, -1);
+  const out: string[] = [];
+  for (const s of segs) {
+    if (out.length && s.startsWith(`${out[out.length - 1]}.`)) out.pop();
+    out.push(s);
+  }
+  return out.join('.');
+}
+
+function transpose2d(v: FloatValue): FloatValue {
+  const [r, k] = v.dims as [number, number];
+  const out = new Float32Array(r * k);
+  for (let i = 0; i < r; i++) for (let j = 0; j < k; j++) out[j * r + i] = v.data[i * k + j]!;
+  return { kind: 'float', dims: [k, r], data: out };
+}
+const scaled = (v: FloatValue, s: number): FloatValue => (s === 1 ? v : { ...v, data: Float32Array.from(v.data, (x) => x * s) });
+
+/** MatMul by a constant [in, out] matrix (+ a following bias Add) → one `linear` with weight [out, in]. */
+function matmul(c: Ctx): void {
+  const im = c.im;
+  const w = c.k(1);
+  if (!w || w.kind !== 'float' || w.dims.length !== 2 || c.k(0)) {
+    const a = c.sh(0);
+    const b = c.sh(1);
+    const ab = a.length === 1 ? [1, ...a] : a;
+    const bb = b.length === 1 ? [...b, 1] : b;
+    const batch = broadcast([ab.slice(0, -2), bb.slice(0, -2)], c.n.name ?? '');
+    const out = [...batch, ...(a.length === 1 ? [] : [ab[ab.length - 2]!]), ...(b.length === 1 ? [] : [bb[bb.length - 1]!])];
+    return im.emit(c.n, 'matmul', [c.in(0), c.in(1)], {}, [out]);
+  }
+  const outF = w.dims[1]!;
+  let outName = c.n.output![0]!;
+  let bias = '';
+  const cons = im.consumers.get(outName) ?? [];
+  const add = cons.length === 1 && cons[0]!.opType === 'Add' ? cons[0]! : undefined;
+  if (add) {
+    const other = add.input!.find((x) => x !== outName) ?? '';
+    const bv = im.known.get(other);
+    if (bv && bv.kind === 'float' && bv.data.length === outF && bv.dims.at(-1) === outF) {
+      bias = other;
+      if (bv.dims.length !== 1) im.known.set(other, { ...bv, dims: [outF] });
+      im.skip.add(add);
+      outName = add.output![0]!;
+    }
+  }
+  const wName = bias.endsWith('.bias') ? `${bias.slice(0, -5)}.weight`
+    : !c.name(1).includes('::') ? c.name(1) : `${modulePath(c.n.name ?? '') || c.name(1)}.weight`;
+  const wt = im.addKnown(wName, transpose2d(w), 'weight');
+  const x = c.sh(0);
+  im.emit(c.n, 'linear', [c.in(0), wt, bias ? im.use(bias, 'bias') : ''], {}, [[...x.slice(0, -1), outF]], [outName]);
+}
+
+function gemm(c: Ctx): void {
+  const b = c.k(1);
+  if (!b || b.kind !== 'float' || c.num('transA', 0) !== 0) c.im.fail(c.n, 'only Gemm with a constant B and transA = 0 (a linear layer) is supported');
+  const transB = c.num('transB', 0) === 1;
+  const w = scaled(transB ? b : transpose2d(b), c.num('alpha', 1));
+  const outF = w.dims[0]!;
+  const wName = c.im.fromInit.has(c.name(1)) && !c.name(1).includes('::') && transB && c.num('alpha', 1) === 1 ? c.in(1, 'weight') : c.im.addKnown(c.name(1), w, 'weight');
+  let bias = '';
+  if (c.has(2)) {
+    const cv = c.k(2);
+    if (!cv || cv.kind !== 'float' || (cv.data.length !== outF && cv.data.length !== 1)) c.im.fail(c.n, 'Gemm bias C must be a constant of size [out] or a scalar');
+    const beta = c.num('beta', 1);
+    if (cv.dims.length === 1 && cv.data.length === outF && beta === 1) bias = c.in(2, 'bias');
+    else bias = c.im.addKnown(c.name(2), { kind: 'float', dims: [outF], data: Float32Array.from({ length: outF }, (_, i) => beta * cv.data[cv.data.length === 1 ? 0 : i]!) }, 'bias');
+  }
+  c.im.emit(c.n, 'linear', [c.in(0), wName, bias], {}, [[c.sh(0)[0]!, outF]]);
+}
+
+function reshape(c: Ctx): void {
+  const x = c.sh(0);
+  const t = c.ints(1, 'shape');
+  const allowZero = c.num('allowzero', 0) === 1;
+  const target = t.map((d, i) => (isNum(d) ? d : !allowZero && x[i] === d ? 0 : d));
+  const free = target.filter((d) => !isNum(d) || d === -1);
+  if (free.length > 1) c.im.fail(c.n, `reshape target [${t.join(', ')}] has more than one size unknown at import`);
+  const attr = target.map((d) => (isNum(d) ? d : -1));
+  c.im.emit(c.n, 'reshape', [c.in(0)], { shape: attr, allowzero: allowZero }, [reshapeOut(x, t, allowZero)]);
+}
+
+function expand(c: Ctx): void {
+  const x = c.sh(0);
+  const t = c.ints(1, 'shape');
+  const out = broadcast([x, t], c.n.name ?? '');
+  const lead = out.length - x.length;
+  const shape: number[] = [];
+  const refDims: number[] = [];
+  let ref = '';
+  out.forEach((d, i) => {
+    const xi = i >= lead ? x[i - lead]! : undefined;
+    if (xi === d && i >= lead) { shape.push(-1); refDims.push(-1); return; }
+    if (isNum(d)) { shape.push(d); refDims.push(-1); return; }
+    const src = c.im.symSource.get(d);
+    if (!src || (ref && ref !== src.value)) c.im.fail(c.n, `expand to [${out.join(', ')}]: size ${d} is not known at run time`);
+    ref = src.value;
+    shape.push(-1);
+    refDims.push(src.dim);
+  });
+  if (ref) c.im.emit(c.n, 'expanddyn', [c.in(0), ref], { shape, refDims }, [out]);
+  else c.im.emit(c.n, 'expand', [c.in(0)], { shape }, [out]);
+}
+
+function slice(c: Ctx): void {
+  const x = c.sh(0);
+  const starts = c.has(1) ? c.nums(1, 'starts') : c.list('starts')!;
+  const endsRaw = c.has(2) ? c.ints(2, 'ends') : c.list('ends')!;
+  const axes = (axesOf(c, 3) ?? starts.map((_, i) => i)).map((a) => norm(a, x.length));
+  const steps = c.has(4) ? c.nums(4, 'steps') : starts.map(() => 1);
+  const ends = endsRaw.map((e, i) => (isNum(e) ? Math.max(-BIG, Math.min(BIG, e)) : e === x[axes[i]!] ? BIG : c.im.fail(c.n, `slice end ${e} is not known at import`)));
+  const out = [...x];
+  axes.forEach((ax, i) => {
+    const n = x[ax]!;
+    const [s, e, st] = [starts[i]!, ends[i]!, steps[i]!];
+    if (isNum(n)) {
+      const cl = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+      out[ax] = st > 0 ? Math.max(0, Math.ceil((cl(e) - cl(s)) / st)) : Math.max(0, Math.ceil((Math.min(s < 0 ? s + n : s, n - 1) - (e < 0 ? e + n : e)) / st));
+    } else out[ax] = s === 0 && e >= BIG && st === 1 ? n : `slice(${n},${s},${e},${st})`;
+  });
+  c.im.emit(c.n, 'slice', [c.in(0)], { starts, ends, axes, steps }, [out]);
+}
+
+function split(c: Ctx): void {
+  const x = c.sh(0);
+  const axis = norm(c.num('axis', 0), x.length);
+  const nOut = c.n.output!.length;
+  let sizes = c.has(1) ? c.nums(1, 'split') : c.list('split');
+  const n = x[axis]!;
+  if (!sizes && isNum(n)) {
+    const part = Math.ceil(n / nOut);
+    sizes = Array.from({ length: nOut }, (_, i) => Math.min(part, n - part * i));
+  }
+  const shapes = Array.from({ length: nOut }, (_, i) => x.map((d, k) => (k === axis ? (sizes ? sizes[i]! : dimDiv(n, nOut)) : d)));
+  c.im.emit(c.n, 'split', [c.in(0)], sizes ? { axis, split: sizes } : { axis, parts: nOut }, shapes);
+}
+
+export const RUNTIME: Record<string, Run> = {
+  Conv: (c) => {
+    const w = c.k(1);
+    const x = c.sh(0);
+    const ws = c.sh(1);
+    if (ws.length !== 4) c.im.fail(c.n, `only 2-D convolutions are supported (weight rank ${ws.length})`);
+    const k = c.list('kernel_shape') ?? (ws.slice(2) as number[]);
+    const s = c.list('strides') ?? [1, 1];
+    const d = c.list('dilations') ?? [1, 1];
+    const p = pads2d(c, x, k, s, d);
+    const inputs = [c.in(0), c.in(1, w ? 'weight' : undefined), c.has(2) ? c.in(2, 'bias') : ''];
+    c.im.emit(c.n, 'conv2d', inputs, { stride: s, padding: p, dilation: d, groups: c.num('group', 1) },
+      [[x[0]!, ws[0]!, windowOut(x[2]!, k[0]!, s[0]!, p[0]! + p[2]!, d[0]), windowOut(x[3]!, k[1]!, s[1]!, p[1]! + p[3]!, d[1])]]);
+  },
+  BatchNormalization: (c) => {
+    c.onlyFirstOutput();
+    const inputs = [c.in(0), c.in(1, 'norm'), c.in(2, 'norm'), c.in(3, 'buffer'), c.in(4, 'buffer')];
+    // ONNX momentum weighs the old running value; torch's weighs the new batch statistic.
+    same(c, 'batchnorm', { eps: c.num('epsilon', 1e-5), momentum: 1 - c.num('momentum', 0.9) });
+    c.im.nodes[c.im.nodes.length - 1] = { ...c.im.nodes[c.im.nodes.length - 1]!, inputs };
+  },
+  LayerNormalization: (c) => {
+    c.onlyFirstOutput();
+    c.im.emit(c.n, 'layernorm', [c.in(0), c.in(1, 'norm'), c.has(2) ? c.in(2, 'norm') : ''], { axis: c.num('axis', -1), eps: c.num('epsilon', 1e-5) }, [c.sh(0)]);
+  },
+  Relu: (c) => same(c, 'relu'),
+  Sigmoid: (c) => same(c, 'sigmoid'),
+  Tanh: (c) => same(c, 'tanh'),
+  Neg: (c) => same(c, 'neg'),
+  Sqrt: (c) => same(c, 'sqrt'),
+  Erf: (c) => same(c, 'erf'),
+  Identity: (c) => same(c, 'identity'),
+  Cast: (c) => {
+    const to = c.num('to', 1);
+    if (to !== 1 && to !== 11) c.im.fail(c.n, 'casting a float tensor to a non-float type at run time is not supported');
+    same(c, 'identity');
+  },
+  Dropout: (c) => {
+    c.onlyFirstOutput();
+    same(c, 'dropout', { p: c.has(1) ? c.scalar(1, 'ratio') : c.num('ratio', 0.5) });
+  },
+  Clip: (c) => {
+    const min = c.has(1) ? c.scalar(1, 'min') : c.a.has('min') ? c.num('min', 0) : undefined;
+    const max = c.has(2) ? c.scalar(2, 'max') : c.a.has('max') ? c.num('max', 0) : undefined;
+    if (min === 0 && max === 6) return same(c, 'relu6');
+    same(c, 'clip', { ...(min !== undefined ? { min } : {}), ...(max !== undefined ? { max } : {}) });
+  },
+  Add: binary('add'),
+  Sub: binary('sub'),
+  Mul: binary('mul'),
+  Div: binary('div'),
+  Pow: (c) => {
+    const e = c.k(1);
+    if (e && e.data.length === 1 && isNum(e.data[0]!)) return same(c, 'pow', { exponent: e.data[0] as number });
+    binary('pow')(c);
+  },
+  MatMul: matmul,
+  Gemm: gemm,
+  MaxPool: (c) => window(c, 'maxpool'),
+  AveragePool: (c) => window(c, 'avgpool'),
+  GlobalAveragePool: (c) => {
+    const x = c.sh(0);
+    c.im.emit(c.n, 'globalavgpool', [c.in(0)], { keepdims: true }, [[x[0]!, x[1]!, 1, 1]]);
+  },
+  Flatten: (c) => {
+    const x = c.sh(0);
+    const axis = norm(c.num('axis', 1), x.length);
+    c.im.emit(c.n, 'flatten', [c.in(0)], { axis }, [[dimProd(x.slice(0, axis)), dimProd(x.slice(axis))]]);
+  },
+  Reshape: reshape,
+  Transpose: (c) => {
+    const x = c.sh(0);
+    const perm = c.list('perm') ?? x.map((_, i) => x.length - 1 - i);
+    c.im.emit(c.n, 'transpose', [c.in(0)], { perm }, [perm.map((p) => x[p]!)]);
+  },
+  Concat: (c) => {
+    const ins = c.inputs.map((_, i) => i).filter((i) => c.has(i));
+    const shapes = ins.map((i) => c.sh(i));
+    const axis = norm(c.num('axis', 0), shapes[0]!.length);
+    const out = [...shapes[0]!];
+    out[axis] = shapes.slice(1).reduce<Dim>((p, s) => dimAdd(p, s[axis]!), shapes[0]![axis]!);
+    c.im.emit(c.n, 'concat', ins.map((i) => c.in(i)), { axis }, [out]);
+  },
+  Gather: (c) => {
+    const x = c.sh(0);
+    const axis = norm(c.num('axis', 0), x.length);
+    const idx = c.k(1);
+    if (idx && idx.kind === 'int' && idx.dims.length === 0 && isNum(idx.data[0]!))
+      return c.im.emit(c.n, 'select', [c.in(0)], { axis, index: idx.data[0] as number }, [x.filter((_, i) => i !== axis)]);
+    c.im.emit(c.n, 'gather', [c.in(0, c.k(0) ? 'embedding' : undefined), c.in(1)], { axis }, [[...x.slice(0, axis), ...c.sh(1), ...x.slice(axis + 1)]]);
+  },
+  Slice: slice,
+  Split: split,
+  Squeeze: (c) => {
+    const x = c.sh(0);
+    const axes = axesOf(c, 1)?.map((a) => norm(a, x.length)) ?? x.flatMap((d, i) => (d === 1 ? [i] : []));
+    c.im.emit(c.n, 'squeeze', [c.in(0)], { axes }, [x.filter((_, i) => !axes.includes(i))]);
+  },
+  Unsqueeze: (c) => {
+    const x = c.sh(0);
+    const axes = axesOf(c, 1)!;
+    const rank = x.length + axes.length;
+    const ax = axes.map((a) => norm(a, rank));
+    const out: Dim[] = [];
+    for (let i = 0, k = 0; i < rank; i++) out.push(ax.includes(i) ? 1 : x[k++]!);
+    c.im.emit(c.n, 'unsqueeze', [c.in(0)], { axes: ax }, [out]);
+  },
+  Softmax: (c) => {
+    const x = c.sh(0);
+    const axis = norm(c.num('axis', c.im.opset >= 13 ? -1 : 1), x.length);
+    if (c.im.opset < 13 && axis !== x.length - 1) c.im.fail(c.n, 'opset < 13 Softmax over several trailing axes is not supported', 'export with opset ≥ 13');
+    same(c, 'softmax', { axis });
+  },
+  ReduceMean: (c) => {
+    const x = c.sh(0);
+    const axes = (axesOf(c, 1) ?? x.map((_, i) => i)).map((a) => norm(a, x.length));
+    const keep = c.num('keepdims', 1) === 1;
+    const out = keep ? x.map((d, i) => (axes.includes(i) ? 1 : d)) : x.filter((_, i) => !axes.includes(i));
+    c.im.emit(c.n, 'reducemean', [c.in(0)], { axes, keepdims: keep }, [out]);
+  },
+  Expand: expand,
+  Pad: (c) => {
+    const x = c.sh(0);
+    const pads = c.has(1) ? c.nums(1, 'pads') : c.list('pads') ?? [];
+    const mode = c.str('mode', 'constant');
+    const value = c.has(2) ? c.scalar(2, 'constant_value') : c.num('value', 0);
+    const out = x.map((d, i) => dimAdd(d, pads[i]! + pads[i + x.length]!));
+    same(c, 'pad', { pads, value, mode: mode === 'edge' ? 'replicate' : mode });
+    c.im.shapes.set(c.n.output![0]!, out);
+  },
+};

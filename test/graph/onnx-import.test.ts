@@ -1,0 +1,208 @@
+/**
+ * ONNX import: torchvision ResNet-18 and a timm-style ViT (random weights, exported by scripts/export_onnx.py at
+ * opsets 14 and 17) against onnxruntime-node on the same input; parameter roles and names; batch-size and
+ * resolution independence; a training step through every imported op; bad files.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { liveTensors, manualSeed, nn, randn, randint, scope, TapirError, type Tensor } from '../../src/engine/index.js';
+import { forward } from '../../src/graph/interpreter.js';
+import type { Graph } from '../../src/graph/ir.js';
+import { disposeGraph, prunableParams, trainableParams } from '../../src/graph/params.js';
+import { importOnnx, importOnnxBytes, ONNX_SUPPORTED_OPS } from '../../src/graph/onnx/index.js';
+import { ModelFormatError, UnsupportedOpError } from '../../src/graph/errors.js';
+import { onnx } from '../../src/graph/onnx/proto.js';
+import { maxRelError, onnxFixtures, readF32, torchMissing, type Fixtures } from './onnx-fixtures.js';
+import { readFileSync } from 'node:fs';
+
+const skip = torchMissing();
+let fx: Fixtures;
+before(() => {
+  if (!skip) fx = onnxFixtures()!;
+});
+
+async function ortRun(file: string | Uint8Array, x: Tensor): Promise<Float32Array> {
+  const s = await ort.InferenceSession.create(file as string);
+  const r = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', x.data<'float32'>(), [...x.shape]) });
+  return r[s.outputNames[0]!]!.data as Float32Array;
+}
+
+for (const model of ['resnet18', 'vit'] as const) {
+  for (const opset of ['14', '17']) {
+    test(`onnx import: ${model} opset ${opset} matches onnxruntime (max rel. error ≤ 1e-4)`, { skip: skip ?? false }, async () => {
+      const m = fx.models[model];
+      const file = join(fx.dir, m.onnx[opset]!);
+      const g = await importOnnx(file);
+      const x = readF32(join(fx.dir, m.input), m.input_shape);
+      const ref = await ortRun(file, x);
+      const y = forward(g, x, { mode: 'eval' }).outputs[0]!;
+      assert.deepEqual(y.shape, m.output_shape);
+      const err = maxRelError(y.data<'float32'>(), ref);
+      assert.ok(err <= 1e-4, `${model} opset ${opset}: max rel. error ${err}`);
+      // torch's own output on the same input, as a second reference
+      assert.ok(maxRelError(y.data<'float32'>(), readF32(join(fx.dir, m.output), m.output_shape).data<'float32'>()) <= 1e-4);
+      y.dispose();
+      x.dispose();
+      disposeGraph(g);
+    });
+  }
+}
+
+test('onnx import: roles, prunable flags, names and the feature tap follow DESIGN §1', { skip: skip ?? false }, async () => {
+  const r = await importOnnx(join(fx.dir, fx.models.resnet18.onnx['14']!));
+  const role = (g: Graph, n: string) => g.params.get(n)?.role;
+  assert.equal(role(r, 'conv1.weight'), 'weight');
+  assert.equal(role(r, 'bn1.weight'), 'norm');
+  assert.equal(role(r, 'bn1.running_var'), 'buffer');
+  assert.equal(r.params.get('bn1.running_var')!.trainable, false);
+  assert.equal(role(r, 'fc.weight'), 'head');
+  assert.deepEqual(r.params.get('fc.weight')!.tensor.shape, [10, 512], 'linear weights are [out, in]');
+  assert.equal(r.params.get('fc.weight')!.prunable, false, 'the head is not prunable');
+  const pr = prunableParams(r).map((p) => p.name);
+  assert.equal(pr.length, 20, 'the 20 convolutions of ResNet-18');
+  assert.ok(pr.every((n) => /conv|downsample\.0/.test(n)), pr.join(', '));
+  const fcIn = r.nodes.find((n) => n.op === 'linear')!.inputs[0];
+  assert.equal(r.featureTap, fcIn);
+  const feats = forward(r, randn([1, 3, 32, 32]), { mode: 'eval', taps: [r.featureTap], outputs: [] }).taps.get(r.featureTap)!;
+  assert.deepEqual(feats.shape, [1, 512], 'the feature tap is the pooled 512-d backbone output');
+  disposeGraph(r);
+
+  for (const opset of ['14', '17']) {
+    const v = await importOnnx(join(fx.dir, fx.models.vit.onnx[opset]!));
+    const names = prunableParams(v).map((p) => p.name).sort();
+    assert.deepEqual(names, ['blocks.0.attn.proj.weight', 'blocks.0.attn.qkv.weight', 'blocks.0.mlp.fc1.weight', 'blocks.0.mlp.fc2.weight',
+      'blocks.1.attn.proj.weight', 'blocks.1.attn.qkv.weight', 'blocks.1.mlp.fc1.weight', 'blocks.1.mlp.fc2.weight', 'patch_embed.proj.weight'], `opset ${opset}`);
+    assert.deepEqual(v.params.get('blocks.0.attn.qkv.weight')!.tensor.shape, [192, 64], 'MatMul weights transposed to [out, in]');
+    assert.equal(role(v, 'cls_token'), 'embedding');
+    assert.equal(role(v, 'pos_embed'), 'embedding');
+    assert.equal(role(v, 'head.weight'), 'head');
+    // torch de-duplicates equal initializers (all LayerNorm weights start at 1) behind Identity nodes; each keeps its own parameter
+    for (const n of ['norm.weight', 'blocks.1.norm2.weight', 'blocks.0.norm1.weight']) assert.equal(role(v, n), 'norm', n);
+    assert.notEqual(v.params.get('norm.weight')!.tensor, v.params.get('blocks.0.norm1.weight')!.tensor);
+    const f = forward(v, randn([2, 3, 32, 32]), { mode: 'eval', taps: [v.featureTap], outputs: [] }).taps.get(v.featureTap)!;
+    assert.deepEqual(f.shape, [2, 64], 'the class token before the head');
+    disposeGraph(v);
+  }
+});
+
+test('onnx import: batch size and (ResNet) resolution are free, matching onnxruntime', { skip: skip ?? false }, async () => {
+  for (const [model, shape] of [['vit', [5, 3, 32, 32]], ['resnet18', [3, 3, 48, 40]]] as const) {
+    const file = join(fx.dir, fx.models[model].onnx['14']!);
+    const g = await importOnnx(file);
+    manualSeed(7);
+    const x = randn(shape);
+    const y = forward(g, x, { mode: 'eval' }).outputs[0]!;
+    assert.equal(y.shape[0], shape[0]);
+    const err = maxRelError(y.data<'float32'>(), await ortRun(file, x));
+    assert.ok(err <= 1e-4, `${model} [${shape.join(', ')}]: ${err}`);
+    disposeGraph(g);
+  }
+});
+
+/** A few SGD steps on one batch; returns the loss before and after, and whether every trainable parameter got a gradient. */
+function trainSteps(g: Graph, x: Tensor, y: Tensor, mode: 'train' | 'eval-bn', lr: number, steps = 3): { before: number; after: number; noGrad: string[] } {
+  const params = trainableParams(g);
+  let first = NaN;
+  const noGrad = new Set<string>();
+  for (let s = 0; s <= steps; s++) {
+    const loss = scope(() => {
+      const out = forward(g, x, { mode }).outputs[0]!;
+      const l = nn.crossEntropy(out, y);
+      if (s === steps) return l.item();
+      l.backward();
+      for (const p of params) {
+        const gr = p.tensor.grad;
+        if (!gr || gr.abs().sum().item() === 0) noGrad.add(p.name);
+        if (gr) p.tensor.detach().add_(gr, -lr);
+        p.tensor.zeroGrad();
+      }
+      return l.item();
+    });
+    if (s === 0) first = loss;
+    if (s === steps) return { before: first, after: loss, noGrad: [...noGrad] };
+  }
+  throw new Error('unreachable');
+}
+
+test('onnx import: gradients flow through every imported op (SGD steps lower the loss)', { skip: skip ?? false }, async () => {
+  // opset 14 and 17 ResNets hold the same ops; the ViTs differ (decomposed vs native LayerNorm)
+  for (const [model, mode, opset] of [['resnet18', 'train', '14'], ['vit', 'train', '14'], ['vit', 'eval-bn', '17']] as const) {
+    {
+      const g = await importOnnx(join(fx.dir, fx.models[model].onnx[opset]!));
+      manualSeed(3);
+      const x = randn([4, 3, 32, 32]);
+      const y = randint(0, 10, [4]);
+      const live = liveTensors();
+      const r = trainSteps(g, x, y, mode, model === 'vit' ? 0.05 : 0.01, 2);
+      assert.equal(liveTensors(), live, 'training steps leak no tensors');
+      assert.ok(r.after < r.before, `${model} opset ${opset} (${mode}): loss ${r.before} → ${r.after}`);
+      assert.deepEqual(r.noGrad, [], `${model}: parameters without gradient`);
+      disposeGraph(g);
+    }
+  }
+});
+
+test('onnx import: truncated or garbled files are clear errors', { skip: skip ?? false }, () => {
+  const bytes = new Uint8Array(readFileSync(join(fx.dir, fx.models.vit.onnx['14']!)));
+  const cases: [string, Uint8Array][] = [
+    ['truncated', bytes.subarray(0, Math.floor(bytes.length / 2))],
+    ['garbled', bytes.map((b, i) => (i % 7 === 3 ? b ^ 0x5a : b))],
+    ['tiny', new Uint8Array([1, 2, 3])],
+    ['text', new TextEncoder().encode('this is not an onnx model at all, just words')],
+  ];
+  for (const [what, b] of cases) {
+    assert.throws(() => importOnnxBytes(b, { file: `${what}.onnx` }), (e: unknown) => {
+      assert.ok(e instanceof TapirError, `${what}: ${String(e)}`);
+      assert.match((e as Error).message, new RegExp(`${what}\\.onnx`), `${what}: names the file`);
+      return true;
+    }, what);
+  }
+});
+
+test('onnx import: an unsupported op names the op, the node and the supported ops', () => {
+  const m = onnx.ModelProto.create({
+    irVersion: 8, opsetImport: [{ domain: '', version: 14 }],
+    graph: {
+      name: 'g', node: [{ opType: 'Relu', input: ['x'], output: ['a'], name: 'r' }, { opType: 'HardSwish', input: ['a'], output: ['y'], name: 'my_hswish' }],
+      input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }, { dimValue: 4 }] } } } }],
+      output: [{ name: 'y', type: { tensorType: { elemType: 1 } } }],
+    },
+  });
+  const b = onnx.ModelProto.encode(m).finish();
+  assert.throws(() => importOnnxBytes(b, { file: 'h.onnx' }), (e: unknown) => {
+    assert.ok(e instanceof UnsupportedOpError);
+    assert.match(e.message, /unsupported op 'HardSwish' in node 'my_hswish'/);
+    for (const op of ['Conv', 'Gemm', 'LayerNormalization', 'Shape']) assert.ok(e.message.includes(op), op);
+    assert.deepEqual((e.context as { supported: string[] }).supported, [...ONNX_SUPPORTED_OPS]);
+    return true;
+  });
+  // a tensor whose dims promise more data than it holds
+  const bad = onnx.ModelProto.create({
+    irVersion: 8, opsetImport: [{ domain: '', version: 14 }],
+    graph: {
+      name: 'g', node: [{ opType: 'Add', input: ['x', 'w'], output: ['y'], name: 'add' }],
+      initializer: [{ name: 'w', dims: [1_000_000_000, 1000], dataType: 1, rawData: new Uint8Array(16) }],
+      input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 4 }] } } } }],
+      output: [{ name: 'y', type: { tensorType: { elemType: 1 } } }],
+    },
+  });
+  assert.throws(() => importOnnxBytes(onnx.ModelProto.encode(bad).finish(), { file: 'big.onnx' }),
+    (e: unknown) => e instanceof ModelFormatError && /tensor 'w'.*need 1000000000000 values but raw_data holds 4/.test(e.message));
+  // a weight stored outside the file
+  const ext = onnx.ModelProto.create({
+    irVersion: 8, opsetImport: [{ domain: '', version: 14 }],
+    graph: {
+      name: 'g', node: [{ opType: 'Add', input: ['x', 'w'], output: ['y'], name: 'add' }],
+      initializer: [{ name: 'w', dims: [4], dataType: 1, dataLocation: 1, externalData: [{ key: 'location', value: 'w.bin' }] }],
+      input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 4 }] } } } }],
+      output: [{ name: 'y', type: { tensorType: { elemType: 1 } } }],
+    },
+  });
+  assert.throws(() => importOnnxBytes(onnx.ModelProto.encode(ext).finish(), { file: 'ext.onnx' }), /external data file are not supported/);
+});
+
+test('onnx import: a missing file is a clear error', async () => {
+  await assert.rejects(importOnnx('/nonexistent/model.onnx'), (e: unknown) => e instanceof TapirError && /cannot read ONNX file \/nonexistent\/model\.onnx/.test(e.message));
+});
