@@ -273,6 +273,17 @@ const TABLE = {
       return [y];
     },
   },
+  /**
+   * (x, ref) {shape, refDims}: torch expand to `shape`, where entry i with refDims[i] ≥ 0 is ref's size along
+   * that axis, read at run time (ONNX `expand(x.shape[0], -1, -1)`: the batch size is not known at import).
+   */
+  expanddyn: {
+    run: (xs, a) => {
+      const ref = need(xs, 1, 'ref');
+      const rd = nums(a, 'refDims');
+      return [need(xs, 0, 'x').expand(nums(a, 'shape').map((d, i) => (rd[i]! >= 0 ? ref.shape[rd[i]!]! : d)))];
+    },
+  },
 } satisfies Record<string, OpDef>;
 
 export type OpName = keyof typeof TABLE;
