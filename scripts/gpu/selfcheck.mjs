@@ -1,5 +1,5 @@
 // Engine self-check on every available device: gradient and HVP of a tiny CNN vs finite differences (float64),
-// SGD, leak check; and cpu vs cuda agreement of the same computation.
+// SGD and leak check, computed on each device (finite differences taken on that device).
 import { selfCheck } from '../../dist/src/engine/selfcheck.js';
 import { cudaAvailable, getNumThreads } from '../../dist/src/engine/index.js';
 
