@@ -1,0 +1,102 @@
+/**
+ * Closed-form, class-balanced ridge heads on frozen features (the zero-shot transfer probe, DESIGN §1).
+ *
+ * Features are standardised with given statistics (by default their own; for the paper's zero-shot protocol, the
+ * DENSE model's statistics on the task's training split, so `alpha` means the same for every model and a head fitted on
+ * dense features can be attached to a pruned backbone). With X = [standardised features, 1], one-hot targets Y and
+ * per-sample weights ω (class-balanced: ωₙ = N / (C · N_class(n))), the head solves, in float64,
+ *     (Xᵀ Ω X + α I₀) Θ = Xᵀ Ω Y,        I₀ = identity with 0 on the bias row (the bias is not shrunk).
+ */
+import { cat, linalg, nn, noGrad, scope, ShapeError, TapirError, tensor, type Tensor } from '../engine/index.js';
+
+export interface FeatureStats {
+  /** [D] float64 */
+  readonly mean: Tensor;
+  /** [D] float64, floored so constant features do not blow up */
+  readonly std: Tensor;
+}
+
+export interface RidgeHead {
+  /** [C, D] float64, applied to standardised features */
+  readonly weight: Tensor;
+  /** [C] float64 */
+  readonly bias: Tensor;
+  readonly stats: FeatureStats;
+  readonly alpha: number;
+  readonly numClasses: number;
+}
+
+export interface RidgeOptions {
+  numClasses: number;
+  /** L2 penalty on standardised features (default 1). */
+  alpha?: number;
+  /** Standardisation statistics (default: computed from `features`). */
+  stats?: FeatureStats;
+  /** Weight samples so every class counts equally (default true). */
+  balanced?: boolean;
+}
+
+const STD_FLOOR = 1e-8;
+
+/** Per-feature mean and standard deviation (population) of [N, D] features, in float64. */
+export function featureStats(features: Tensor): FeatureStats {
+  return scope(() => noGrad(() => {
+    const f = features.detach().to('float64');
+    const mean = f.mean(0);
+    const std = f.var(0, false, 0).sqrt().clamp(STD_FLOOR);
+    return { mean, std };
+  }));
+}
+
+export function standardise(features: Tensor, stats: FeatureStats): Tensor {
+  return scope(() => features.detach().to('float64').sub(stats.mean).div(stats.std));
+}
+
+export function fitRidgeHead(features: Tensor, labels: Tensor, o: RidgeOptions): RidgeHead {
+  const alpha = o.alpha ?? 1;
+  if (!(alpha >= 0) || !Number.isFinite(alpha)) throw new TapirError('E_RIDGE', `ridge alpha must be a finite number >= 0, got ${alpha}`, { fix: 'pass e.g. --alpha 1' });
+  if (features.ndim !== 2) throw new ShapeError(`fitRidgeHead: features must be [N, D], got [${features.shape.join(', ')}]`);
+  if (labels.ndim !== 1 || labels.shape[0] !== features.shape[0])
+    throw new ShapeError(`fitRidgeHead: labels must be [${features.shape[0]}], got [${labels.shape.join(', ')}]`);
+  const C = o.numClasses;
+  return noGrad(() => {
+    // The head owns its statistics (a copy when given), so disposeHead frees exactly what the head holds.
+    const stats = o.stats ? { mean: o.stats.mean.to('float64').clone(), std: o.stats.std.to('float64').clone() } : featureStats(features);
+    const head = scope(() => {
+      const n = features.shape[0]!;
+      const d = features.shape[1]!;
+      const x = standardise(features, stats);
+      const counts = labels.toArray().reduce((acc, c) => { acc[c] = (acc[c] ?? 0) + 1; return acc; }, new Array<number>(C).fill(0));
+      const present = counts.filter((c) => c > 0).length;
+      if (present < 2) throw new TapirError('E_RIDGE', `fitRidgeHead: need at least 2 classes with samples, got ${present}`, { fix: 'check the task has several classes' });
+      const w = (o.balanced ?? true)
+        ? tensor(labels.toArray().map((c) => n / (present * counts[c]!)), null, { dtype: 'float64' })
+        : tensor(new Float64Array(n).fill(1), [n]);
+      const X = x.reshape([n, d]).contiguous();
+      const ones = tensor(new Float64Array(n).fill(1), [n, 1]);
+      const Xa = cat([X, ones], 1);
+      const Y = nn.oneHot(labels.to('int64'), C).to('float64');
+      const Xw = Xa.mul(w.unsqueeze(1));
+      const reg = tensor(Float64Array.from({ length: d + 1 }, (_, i) => (i < d ? alpha : 0))).diag();
+      const A = Xw.t().matmul(Xa).add(reg);
+      const B = Xw.t().matmul(Y);
+      const theta = linalg.solve(A, B); // [D+1, C]
+      return { weight: theta.narrow(0, 0, d).t().contiguous(), bias: theta.index(0, d).contiguous() };
+    });
+    return { ...head, stats, alpha, numClasses: C };
+  });
+}
+
+/** Logits [N, C] of a head on raw (unstandardised) features. */
+export function headLogits(head: RidgeHead, features: Tensor): Tensor {
+  return scope(() => noGrad(() => nn.linear(standardise(features, head.stats), head.weight, head.bias)));
+}
+
+/** Fraction of samples whose argmax logit equals the label. */
+export function headAccuracy(head: RidgeHead, features: Tensor, labels: Tensor): number {
+  return scope(() => headLogits(head, features).argmax(1).eq(labels.to('int64')).to('float64').mean().item());
+}
+
+export function disposeHead(head: RidgeHead): void {
+  for (const t of [head.weight, head.bias, head.stats.mean, head.stats.std]) t.dispose();
+}
