@@ -4,3 +4,7 @@ export * from './errors.js';
 export { OPS, OP_NAMES, opDef, type OpDef, type OpContext, type OpName, type Attrs } from './ops.js';
 export * from './interpreter.js';
 export * from './params.js';
+export { GraphBuilder } from './builder.js';
+export * from './tfjs/index.js';
+export * from './zoo/index.js';
+export * from './mask-file.js';

@@ -53,6 +53,23 @@ function pads4(a: Attrs, k = 'padding'): [number, number, number, number] {
   throw new ShapeError(`op attribute '${k}' must have 1, 2 or 4 entries, got [${v.join(', ')}]`);
 }
 const symmetric = (p: readonly number[]) => p[0] === p[2] && p[1] === p[3];
+/**
+ * Padding of a window op. `autoPad: 'same_upper' | 'same_lower'` (TF/Keras "same", ONNX auto_pad) is computed
+ * from the input size at run time, so a graph keeps working at any resolution: output = ceil(in / stride),
+ * the odd pixel of padding goes to the bottom/right ('same_upper', TF) or top/left.
+ */
+function windowPads(x: Tensor, a: Attrs, kernel: readonly [number, number], stride: readonly [number, number], dilation: readonly [number, number]): [number, number, number, number] {
+  const auto = a.autoPad;
+  if (auto === undefined || auto === 'notset' || auto === 'valid') return auto === 'valid' ? [0, 0, 0, 0] : pads4(a);
+  const p: number[] = [];
+  for (const d of [0, 1]) {
+    const n = x.shape[2 + d]!;
+    const k = (kernel[d]! - 1) * dilation[d]! + 1;
+    const total = Math.max((Math.ceil(n / stride[d]!) - 1) * stride[d]! + k - n, 0);
+    p.push(auto === 'same_lower' ? Math.ceil(total / 2) : Math.floor(total / 2), total);
+  }
+  return [p[0]!, p[2]!, p[1]! - p[0]!, p[3]! - p[2]!];
+}
 const need = (xs: readonly (Tensor | null)[], i: number, what: string): Tensor => {
   const t = xs[i];
   if (!t) throw new ShapeError(`op input ${i} ('${what}') is missing`);
@@ -65,8 +82,8 @@ const axisOf = (axis: number, ndim: number) => (axis < 0 ? axis + ndim : axis);
 function pool(x: Tensor, a: Attrs, kind: 'max' | 'avg'): Tensor {
   const kernel = pair(a, 'kernel', 1);
   const stride = a.stride === undefined ? kernel : pair(a, 'stride', 1);
-  const p = pads4(a);
   const ceilMode = bool(a, 'ceil', false);
+  const p = windowPads(x, a, kernel, stride, [1, 1]);
   if (kind === 'max') {
     if (symmetric(p)) return nn.maxPool2d(x, kernel, { stride, padding: [p[0], p[1]], ceilMode });
     const xp = nn.pad(x, [p[1], p[3], p[0], p[2]], 'constant', -Infinity);
@@ -93,8 +110,8 @@ function pool(x: Tensor, a: Attrs, kind: 'max' | 'avg'): Tensor {
 function conv(xs: readonly (Tensor | null)[], a: Attrs): Tensor {
   const x = need(xs, 0, 'x');
   const w = need(xs, 1, 'weight');
-  const p = pads4(a);
   const o = { stride: pair(a, 'stride', 1), dilation: pair(a, 'dilation', 1), groups: num(a, 'groups', 1) };
+  const p = windowPads(x, a, [w.shape[2]!, w.shape[3]!], o.stride, o.dilation);
   if (symmetric(p)) return nn.conv2d(x, w, xs[2] ?? null, { ...o, padding: [p[0], p[1]] });
   const xp = nn.pad(x, [p[1], p[3], p[0], p[2]]);
   const y = nn.conv2d(xp, w, xs[2] ?? null, o);
@@ -113,7 +130,7 @@ const binary = (f: (a: Tensor, b: Tensor) => Tensor): OpDef => ({ run: (xs) => [
 // ---- the table ------------------------------------------------------------------------------------
 
 const TABLE = {
-  /** (x, W [out, in/groups, kh, kw], b?) {stride, padding: n | [h, w] | [top, left, bottom, right], dilation, groups} */
+  /** (x, W [out, in/groups, kh, kw], b?) {stride, padding: n | [h, w] | [top, left, bottom, right], autoPad?: 'same_upper' | 'same_lower' | 'valid', dilation, groups} */
   conv2d: { run: (xs, a) => [conv(xs, a)] },
   /** (x [..., in], W [out, in], b?) → x Wᵀ + b */
   linear: { run: (xs) => [nn.linear(need(xs, 0, 'x'), need(xs, 1, 'weight'), xs[2] ?? null)] },
@@ -156,9 +173,9 @@ const TABLE = {
   sqrt: unary((x) => x.sqrt()),
   erf: unary((x) => x.erf()),
   neg: unary((x) => x.neg()),
-  /** (x) {kernel, stride = kernel, padding (as conv2d), ceil} */
+  /** (x) {kernel, stride = kernel, padding / autoPad (as conv2d), ceil} */
   maxpool: { run: (xs, a) => [pool(need(xs, 0, 'x'), a, 'max')] },
-  /** (x) {kernel, stride = kernel, padding (as conv2d), ceil, countIncludePad = false} */
+  /** (x) {kernel, stride = kernel, padding / autoPad (as conv2d), ceil, countIncludePad = false} */
   avgpool: { run: (xs, a) => [pool(need(xs, 0, 'x'), a, 'avg')] },
   /** (x [N, C, H, W]) {keepdims = true} → mean over H, W */
   globalavgpool: { run: (xs, a) => [need(xs, 0, 'x').mean([2, 3], bool(a, 'keepdims', true))] },
