@@ -36,7 +36,7 @@ export interface LoadStats {
 }
 
 export interface LoadOptions {
-  /** Called after each class with images done so far and the total. */
+  /** Called as images are read or decoded, with the number done so far and the total. */
   onProgress?: (done: number, total: number) => void;
   /** Images decoded at once (default 4). */
   concurrency?: number;
@@ -63,6 +63,8 @@ export async function loadSplits(task: Task, size: Size, splits: readonly SplitN
     const entry: ClassEntry = typeof read === 'string' ? { images: new Map(), bad: new Map() } : read;
     const todo = exs.filter((e) => !entry.images.has(e.key) && !entry.bad.has(e.key));
     stats.cached += exs.length - todo.length;
+    done += exs.length - todo.length;
+    o.onProgress?.(done, total);
     await pool(todo, o.concurrency ?? 4, async (e) => {
       try {
         entry.images.set(e.key, await ds.decode(e, size));
@@ -70,6 +72,7 @@ export async function loadSplits(task: Task, size: Size, splits: readonly SplitN
       } catch (err) {
         entry.bad.set(e.key, firstLine(err));
       }
+      o.onProgress?.(++done, total);
     });
     if (todo.length > 0 || read === 'corrupt') await writeClassFile(path, meta, entry);
     for (const e of exs) {
@@ -77,8 +80,6 @@ export async function loadSplits(task: Task, size: Size, splits: readonly SplitN
       if (why !== undefined && !stats.skipped.some((s) => s.file === e.key)) stats.skipped.push({ file: e.key, reason: why });
     }
     entries.set(label, entry);
-    done += exs.length;
-    o.onProgress?.(done, total);
   }
   const sets: Partial<Record<SplitName, ImageSet>> = {};
   for (const s of splits) sets[s] = assemble(task, s, size, entries);

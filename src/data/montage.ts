@@ -12,7 +12,7 @@ import type { ImageSet } from './load.js';
 export interface MontageOptions {
   /** Images per class row (default 8). */
   perClass?: number;
-  /** Width of the class-name column in pixels (default 140; 0 hides names). */
+  /** Width of the class-name column in pixels (default: fits the longest name; 0 hides names). */
   labelWidth?: number;
 }
 
@@ -23,8 +23,11 @@ export async function writeMontage(set: ImageSet, out: string, o: MontageOptions
   if (set.n === 0) throw new DataError(`montage: ${set.task}/${set.split} has no images`, { context: { task: set.task, split: set.split } });
   const [h, w] = set.size;
   const gap = 2;
-  const lw = o.labelWidth ?? 140;
   const rows = set.classes.length;
+  const fontPx = Math.max(9, Math.min(14, h - 2));
+  const names = set.classes.map((c, r) => `${r}: ${c}`.slice(0, 24));
+  // DejaVu Sans averages ~0.62 em per character.
+  const lw = o.labelWidth ?? Math.ceil(8 + 0.62 * fontPx * Math.max(...names.map((n) => n.length)));
   const W = lw + per * (w + gap) + gap;
   const H = rows * (h + gap) + gap;
   const canvas = Buffer.alloc(W * H * 3, 255);
@@ -51,10 +54,9 @@ export async function writeMontage(set: ImageSet, out: string, o: MontageOptions
   }
   let image = sharp(canvas, { raw: { width: W, height: H, channels: 3 } });
   if (lw > 0) {
-    const fontPx = Math.max(9, Math.min(14, h - 2));
     const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-    const texts = set.classes.map((c, r) =>
-      `<text x="4" y="${gap + r * (h + gap) + h / 2 + fontPx / 3}" font-family="DejaVu Sans, sans-serif" font-size="${fontPx}">${esc(`${r}: ${c}`.slice(0, 22))}</text>`);
+    const texts = names.map((n, r) =>
+      `<text x="4" y="${gap + r * (h + gap) + h / 2 + fontPx / 3}" font-family="DejaVu Sans, sans-serif" font-size="${fontPx}">${esc(n)}</text>`);
     const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">${texts.join('')}</svg>`;
     image = image.composite([{ input: Buffer.from(svg), top: 0, left: 0 }]);
   }
