@@ -58,6 +58,14 @@ export const FOLD: Record<string, Fold> = {
     return [int([data.length], data)];
   },
   Identity: (c) => [c.k(0)!],
+  /** A transposed constant matrix (tapir's own exports write linear weights as Transpose(W [out, in]) → MatMul). */
+  Transpose: (c) => {
+    const k = c.k(0)!;
+    const perm = c.list('perm') ?? [1, 0];
+    if (k.kind !== 'float' || k.dims.length !== 2 || perm[0] !== 1) return null;
+    c.im.transposedFrom.set(c.n.output![0]!, c.name(0));
+    return [transpose2d(k)];
+  },
   Cast: (c) => {
     const k = c.k(0)!;
     const to = c.num('to', 1);
@@ -223,10 +231,15 @@ function matmul(c: Ctx): void {
       outName = add.output![0]!;
     }
   }
+  const src = im.transposedFrom.get(c.name(1));
+  const x = c.sh(0);
+  if (src !== undefined && im.fromInit.has(src)) {
+    im.emit(c.n, 'linear', [c.in(0), im.use(src, 'weight'), bias ? im.use(bias, 'bias') : ''], {}, [[...x.slice(0, -1), outF]], [outName]);
+    return;
+  }
   const wName = bias.endsWith('.bias') ? `${bias.slice(0, -5)}.weight`
     : !c.name(1).includes('::') ? c.name(1) : `${modulePath(c.n.name ?? '') || c.name(1)}.weight`;
   const wt = im.addKnown(wName, transpose2d(w), 'weight');
-  const x = c.sh(0);
   im.emit(c.n, 'linear', [c.in(0), wt, bias ? im.use(bias, 'bias') : ''], {}, [[...x.slice(0, -1), outF]], [outName]);
 }
 

@@ -60,6 +60,8 @@ export class Importer {
   /** Symbol → a value and axis whose size it is at run time. */
   readonly symSource = new Map<string, { value: string; dim: number }>();
   readonly consumers = new Map<string, NodeProto[]>();
+  /** Folded Transpose outputs → the constant matrix they transpose. */
+  readonly transposedFrom = new Map<string, string>();
   readonly skip = new Set<NodeProto>();
   readonly nodes: Node[] = [];
   readonly nodeNames = new Set<string>();
