@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cat, grad, hvp, liveTensors, manualSeed, nn, randint, randn, scope, type Tensor } from '../../src/engine/index.js';
 import { expectClose } from '../helpers/check.js';
+import './util.js'; // single-threaded, see util.ts
 
 type Loss = (ps: readonly Tensor[]) => Tensor;
 

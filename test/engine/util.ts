@@ -2,7 +2,11 @@
  * Input builders shared by the engine op tests: seeded float64 leaves, kept away from the points where
  * an op is not differentiable (0 for abs/relu, ≤ 0 for log/sqrt, ties for max), and SPD matrices.
  */
-import { eye, manualSeed, randn, tensor, Tensor } from '../../src/engine/index.js';
+import { eye, manualSeed, randn, setNumThreads, tensor, Tensor } from '../../src/engine/index.js';
+
+// These tensors are tiny: an OpenMP hand-off costs more than the op, and on a busy 2-core machine
+// 2 threads made the double-backward file 4× slower (22 s vs 6 s). Every importer runs single-threaded.
+setNumThreads(1);
 
 /** A seeded float64 standard-normal leaf that requires grad, optionally transformed first. */
 export function leaf(shape: readonly number[], seed = 0, map?: (x: Tensor) => Tensor): Tensor {
