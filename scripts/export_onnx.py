@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Exports ONNX fixtures for tapir's importer parity tests (Debian python3-torch / python3-torchvision, offline).
 
-Usage: /usr/bin/python3 scripts/export_onnx.py OUT_DIR [--opsets 14,17] [--size 32]
+Usage: /usr/bin/python3 scripts/export_onnx.py OUT_DIR [--opsets 14,17] [--size 32] [--safetensors]
 
 Writes, for each model m in {resnet18, vit} and each opset k:
   OUT_DIR/m_opset{k}.onnx    random weights (fixed seed), batch dim symbolic ('batch'); ResNet also H and W.
@@ -10,6 +10,9 @@ Writes, for each model m in {resnet18, vit} and each opset k:
   OUT_DIR/m_input.f32        a fixed input batch, raw little-endian float32
   OUT_DIR/m_output.f32       torch's output on that input (eval mode), raw float32
   OUT_DIR/manifest.json      shapes and file names
+With --safetensors, also the state dicts (torchvision / timm names) as safetensors, for loading into tapir's
+built-in architectures: resnet18.safetensors (the same ResNet-18) and vit_tiny_d1.safetensors (timm vit_tiny
+dims, patch 16, one block, 32 px) with vit_tiny_d1_{input,output}.f32.
 The ViT is a small timm-style model written in plain torch (timm is not packaged in Debian): patch-embed conv,
 class token, position embedding, pre-norm blocks with one qkv Linear, attention by matmul/softmax, GELU MLP, head.
 """
@@ -18,6 +21,7 @@ import json
 import math
 import os
 import sys
+import warnings
 
 import torch
 import torch.nn as nn
@@ -108,12 +112,39 @@ def randomize_bn(model):
             m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
+ST_DTYPES = {torch.float32: ('F32', '<f4'), torch.float64: ('F64', '<f8'), torch.int64: ('I64', '<i8')}
+
+
+def save_safetensors(state, path):
+    """The safetensors format by hand (the Python package is not in Debian): u64 header length, JSON, raw data."""
+    header, blobs, off = {}, [], 0
+    for k, v in state.items():
+        dt, np_dt = ST_DTYPES[v.dtype]
+        b = v.detach().contiguous().numpy().astype(np_dt).tobytes()
+        header[k] = {'dtype': dt, 'shape': list(v.shape), 'data_offsets': [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    header['__metadata__'] = {'format': 'pt', 'producer': 'tapir scripts/export_onnx.py'}
+    h = json.dumps(header).encode()
+    h += b' ' * ((8 - (len(h) + 8) % 8) % 8)
+    tmp = path + '.tmp'
+    with open(tmp, 'wb') as fh:
+        fh.write(len(h).to_bytes(8, 'little'))
+        fh.write(h)
+        for b in blobs:
+            fh.write(b)
+    os.replace(tmp, path)
+
+
 def main():
+    # PRESERVE + constant folding warns about training-mode models; ours are in eval mode.
+    warnings.filterwarnings('ignore', message='It is recommended that constant folding')
     ap = argparse.ArgumentParser()
     ap.add_argument('out')
     ap.add_argument('--opsets', default='14,17')
     ap.add_argument('--size', type=int, default=32, help='ResNet input size (ViT is fixed at 32)')
     ap.add_argument('--batch', type=int, default=2)
+    ap.add_argument('--safetensors', action='store_true')
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     torch.manual_seed(0)
@@ -146,6 +177,20 @@ def main():
                                     'input_shape': list(x.shape), 'output_shape': list(y.shape), 'onnx': files,
                                     'parameters': sum(p.numel() for p in model.parameters())}
     manifest['opsets'] = [k for k in opsets if k <= max_opset]
+    if a.safetensors:
+        save_safetensors(models['resnet18'][0].state_dict(), os.path.join(a.out, 'resnet18.safetensors'))
+        vt = ViT(img=32, patch=16, dim=192, depth=1, heads=3, classes=10).eval()
+        x = torch.randn(a.batch, 3, 32, 32, generator=torch.Generator().manual_seed(43))
+        with torch.no_grad():
+            y = vt(x)
+        save_safetensors(vt.state_dict(), os.path.join(a.out, 'vit_tiny_d1.safetensors'))
+        x.numpy().astype('<f4').tofile(os.path.join(a.out, 'vit_tiny_d1_input.f32'))
+        y.numpy().astype('<f4').tofile(os.path.join(a.out, 'vit_tiny_d1_output.f32'))
+        manifest['safetensors'] = {
+            'resnet18': {'file': 'resnet18.safetensors', 'input': 'resnet18_input.f32', 'output': 'resnet18_output.f32',
+                         'input_shape': [a.batch, 3, a.size, a.size], 'output_shape': [a.batch, 10]},
+            'vit_tiny_d1': {'file': 'vit_tiny_d1.safetensors', 'input': 'vit_tiny_d1_input.f32', 'output': 'vit_tiny_d1_output.f32',
+                            'input_shape': list(x.shape), 'output_shape': list(y.shape)}}
     tmp = os.path.join(a.out, 'manifest.json.tmp')
     with open(tmp, 'w') as fh:
         json.dump(manifest, fh, indent=1)

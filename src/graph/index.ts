@@ -8,3 +8,5 @@ export { GraphBuilder } from './builder.js';
 export * from './tfjs/index.js';
 export * from './zoo/index.js';
 export * from './mask-file.js';
+export * from './onnx/index.js';
+export * from './safetensors.js';

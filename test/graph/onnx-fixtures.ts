@@ -24,6 +24,8 @@ export interface Fixtures {
   dir: string;
   opsets: number[];
   models: Record<'resnet18' | 'vit', FixtureModel>;
+  /** torchvision / timm state dicts as safetensors, with an input and torch's output on it. */
+  safetensors: Record<'resnet18' | 'vit_tiny_d1', { file: string; input: string; output: string; input_shape: number[]; output_shape: number[] }>;
 }
 
 export function torchMissing(): string | null {
@@ -37,7 +39,7 @@ export function onnxFixtures(): Fixtures | null {
   const dir = join(tmpdir(), `tapir-onnx-fixtures-${hash}`);
   if (!existsSync(join(dir, 'manifest.json'))) {
     const work = mkdtempSync(join(tmpdir(), 'tapir-onnx-gen-'));
-    execFileSync(PYTHON, [SCRIPT, work, '--opsets', '14,17', '--size', '32'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(PYTHON, [SCRIPT, work, '--opsets', '14,17', '--size', '32', '--safetensors'], { stdio: ['ignore', 'ignore', 'pipe'] });
     try {
       renameSync(work, dir);
     } catch {
