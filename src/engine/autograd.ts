@@ -4,7 +4,7 @@
  */
 import { native } from './native.js';
 import { ShapeError } from './errors.js';
-import { Tensor, scope } from './tensor.js';
+import { Tensor, scope, zerosLike } from './tensor.js';
 
 export interface GradOptions {
   /** Seeds for non-scalar outputs (same shapes as `outputs`). */
@@ -69,10 +69,13 @@ export function hvp(f: (params: readonly Tensor[]) => Tensor, params: readonly T
     const g = gradStrict(loss, params, { createGraph: true });
     let dot: Tensor | null = null;
     for (let i = 0; i < g.length; i++) {
+      // A gradient without a graph is constant (the loss is linear in that param): its Hessian rows are zero.
+      if (!g[i]!.requiresGrad) continue;
       const term = g[i]!.mul(v[i]!).sum();
       dot = dot === null ? term : dot.add(term);
     }
-    const hv = gradStrict(dot!, params);
+    const hs = dot === null ? params.map(() => null) : grad(dot, params, { allowUnused: true });
+    const hv = hs.map((h, i) => h ?? zerosLike(params[i]!));
     return { loss: loss.detach(), grad: g.map((t) => t.detach()), hv };
   });
 }

@@ -397,10 +397,12 @@ export function randint(low: number, high: number, shape: Shape, o: { device?: D
 export function randperm(n: number, o: { device?: Device } = {}): Tensor { return new Tensor(native.randperm(n, o.device)); }
 /** Samples 0/1 with probabilities `p` (same shape and dtype as `p`). */
 export function bernoulli(p: Tensor): Tensor { return new Tensor(native.bernoulli(p.handle)); }
-/** `arange(end)` or `arange(start, end, step)`; int64 unless a float dtype is given. */
+/** `arange(end)` or `arange(start, end, step)`; int64 when all three are integers (as torch), else float32, unless `dtype` is given. */
 export function arange(start: number, end?: number, step = 1, o: CreateOptions = {}): Tensor {
   const [a, b] = end === undefined ? [0, start] : [start, end];
-  return finish(new Tensor(native.arange(a, b, step, o.dtype, o.device)), o);
+  // An int64 default with a fractional step truncated the step to 0 ("step must be nonzero").
+  const dtype = o.dtype ?? ([a, b, step].every(Number.isInteger) ? undefined : 'float32');
+  return finish(new Tensor(native.arange(a, b, step, dtype, o.device)), o);
 }
 export function eye(n: number, o: CreateOptions = {}): Tensor { return finish(new Tensor(native.eye(n, o.dtype, o.device)), o); }
 export function zerosLike(t: Tensor, o: CreateOptions = {}): Tensor { return zeros(t.shape, { dtype: t.dtype, device: t.device, ...o }); }

@@ -90,3 +90,21 @@ test('hvp frees its intermediates and rejects mismatched vectors', () =>
     assert.throws(() => hvp(f, [p], [randn([2], { dtype: 'float64' })]), /hvp: vector 0 has shape \[2\] but param 0 has \[3\]/);
     assert.throws(() => hvp(f, [p], []), /1 params but 0 vectors/);
   }));
+
+test('hvp of a loss linear in some params gives zero rows for them (regression: it threw "not used in the graph")', () =>
+  scope(() => {
+    manualSeed(3);
+    const a = randn([3], { dtype: 'float64', requiresGrad: true });
+    const b = randn([2], { dtype: 'float64', requiresGrad: true });
+    const va = randn([3], { dtype: 'float64' });
+    const vb = randn([2], { dtype: 'float64' });
+    // f = Σa + Σb³ ⇒ H = diag(0, 6b).
+    const r = hvp(([x, y]) => x!.sum().add(y!.pow(3).sum()), [a, b], [va, vb]);
+    expectClose(r.hv[0]!, [0, 0, 0]);
+    expectClose(r.hv[1]!, b.detach().mul(6).mul(vb), { rtol: 1e-12 });
+    // Entirely linear: H = 0.
+    const lin = hvp(([x]) => x!.mul(2).sum(), [a], [va]);
+    expectClose(lin.hv[0]!, [0, 0, 0]);
+    expectClose(lin.grad[0]!, [2, 2, 2]);
+  }));
+

@@ -71,6 +71,11 @@ t('creation functions: zeros/ones/full/eye/arange/rand/randn and *Like', () => {
   assert.equal(a.dtype, 'int64');
   assert.deepEqual(a.toArray(), [0, 1, 2, 3, 4]);
   assert.deepEqual(arange(1, 2, 0.25, { dtype: 'float64' }).toArray(), [1, 1.25, 1.5, 1.75]);
+  // Regression: a fractional step with the default dtype was truncated to 0 and threw; now float32, as torch.
+  const fr = arange(0, 1, 0.25);
+  assert.equal(fr.dtype, 'float32');
+  assert.deepEqual(fr.toArray(), [0, 0.25, 0.5, 0.75]);
+  assert.deepEqual(arange(2, 8, 3).toArray(), [2, 5]);
   const u = rand([1000], { dtype: 'float64' }).toArray();
   assert.ok(u.every((v) => v >= 0 && v < 1));
   const g = randn([4000], { dtype: 'float64' });
