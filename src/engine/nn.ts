@@ -59,7 +59,14 @@ export interface BatchNormOptions {
   eps?: number;
 }
 export function batchNorm(x: Tensor, o: BatchNormOptions): Tensor {
-  const c = x.shape[1];
+  if (x.ndim < 2) throw new ShapeError(`batchNorm: input must be [N, C, ...], got [${x.shape.join(', ')}]`);
+  const c = x.shape[1]!;
+  // ATen does not check this (torch checks it in Python): one value per channel gives a zero output and
+  // writes NaN into the running variance (unbiased variance of one sample).
+  if (o.training && x.numel / c === 1)
+    throw new ShapeError(`batchNorm: training needs more than 1 value per channel, got input [${x.shape.join(', ')}]`, {
+      fix: 'use a batch of at least 2 (or larger spatial size), or evaluation mode (training: false)',
+    });
   for (const [k, t] of [['weight', o.weight], ['bias', o.bias], ['runningMean', o.runningMean], ['runningVar', o.runningVar]] as const)
     if (t && (t.ndim !== 1 || t.shape[0] !== c)) throw new ShapeError(`batchNorm: '${k}' must be [${c}] for input [${x.shape.join(', ')}], got [${t.shape.join(', ')}]`);
   return new Tensor(native.batchNorm(x.handle, o.weight?.handle, o.bias?.handle, o.runningMean?.handle, o.runningVar?.handle,

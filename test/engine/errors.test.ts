@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { linalg, nn, randn, scope, ShapeError, TapirError, tensor, zeros, type Tensor } from '../../src/engine/index.js';
+import { linalg, nn, ones, randn, scope, ShapeError, TapirError, tensor, zeros, type Tensor } from '../../src/engine/index.js';
 
 const t = (name: string, fn: () => void) => test(name, () => scope(fn));
 
@@ -38,6 +38,16 @@ t('conv2d / linear / batchNorm with the wrong channels throw ShapeError with bot
   throwsNaming(() => nn.conv2d(zeros([3, 4, 4]), zeros([2, 3, 3, 3])), [/^conv2d:/, /\[3, 4, 4\]/], ShapeError);
   throwsNaming(() => nn.linear(zeros([2, 5]), zeros([3, 4])), [/^linear:/, /\[2, 5\]/, /\[3, 4\]/], ShapeError);
   throwsNaming(() => nn.batchNorm(zeros([2, 3, 2, 2]), { weight: zeros([4]), training: true }), [/^batchNorm:/, /\[4\]/, /\[2, 3, 2, 2\]/], ShapeError);
+  throwsNaming(() => nn.batchNorm(zeros([4]), { training: false }), [/^batchNorm:/, /\[N, C, \.\.\.\]/, /\[4\]/], ShapeError);
+});
+
+t('batchNorm training with one value per channel throws instead of writing NaN running variance', () => {
+  const rv = ones([3]);
+  throwsNaming(() => nn.batchNorm(randn([1, 3, 1, 1]), { runningMean: zeros([3]), runningVar: rv, training: true }), [/^batchNorm:/, /more than 1 value per channel/, /\[1, 3, 1, 1\]/], ShapeError);
+  assert.deepEqual(rv.toArray(), [1, 1, 1]);
+  // Two values per channel (batch 1, 2 pixels), or evaluation mode, are fine.
+  nn.batchNorm(randn([1, 3, 1, 2]), { training: true });
+  nn.batchNorm(randn([1, 3, 1, 1]), { runningMean: zeros([3]), runningVar: rv, training: false });
 });
 
 t('a disposed tensor used as receiver or argument names the op and the position', () => {
