@@ -4,7 +4,7 @@
  * Rebuilding at another resolution adapts the final average pool to the new last feature map.
  */
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { TapirError } from '../../engine/index.js';
 import type { Graph, Param } from '../ir.js';
 import { importTfjs, readTfjsArtifacts, type TfjsArtifacts } from '../tfjs/index.js';
@@ -15,7 +15,10 @@ export type NsfwjsModel = 'mobilenet_v2' | 'mobilenet_v2_mid' | 'inception_v3';
 export function nsfwjsDir(model: NsfwjsModel): string {
   let pkg: string;
   try {
-    pkg = createRequire(import.meta.url).resolve('nsfwjs/package.json');
+    // The package's `exports` hide package.json; its main entry lies under <pkg>/dist.
+    const main = createRequire(import.meta.url).resolve('nsfwjs');
+    const i = main.lastIndexOf(`${sep}nsfwjs${sep}`);
+    pkg = join(main.slice(0, i + sep.length + 'nsfwjs'.length), 'package.json');
   } catch {
     throw new TapirError('E_ASSET_MISSING', `the npm package 'nsfwjs' (pre-trained weights for '${model}') is not installed`, { fix: 'run `make setup` (npm ci installs nsfwjs 4.3.0)' });
   }

@@ -1,0 +1,57 @@
+/** `tapir info <model|path>`: parameters, prunable tensors and input of a zoo model or a model file. */
+import { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { countParams, disposeGraph, loadModel, loadTfjsModel, type Graph } from '../../graph/index.js';
+import { importOnnx } from '../../graph/onnx/index.js';
+import { emit, table, type Io } from '../output.js';
+
+export interface ModelInfo {
+  name: string;
+  source: string;
+  inputSize: readonly [number, number];
+  inputRange: readonly [number, number];
+  inputShape: readonly (number | null)[];
+  featureTap: string;
+  totalParameters: number;
+  trainableParameters: number;
+  prunableParameters: number;
+  nodes: number;
+  parameters: { name: string; shape: number[]; role: string; trainable: boolean; prunable: boolean }[];
+  prunable: { name: string; shape: number[]; numel: number }[];
+}
+
+/** Loads `<model|path>`: a zoo spec, a TF.js model (model.json / model.min.js / folder) or an .onnx file. */
+export async function openModel(spec: string, o: { size?: number; weights?: string } = {}): Promise<Graph> {
+  if (existsSync(spec)) return spec.endsWith('.onnx') ? importOnnx(spec) : loadTfjsModel(spec);
+  return loadModel(spec, o);
+}
+
+export function modelInfo(g: Graph, source: string): ModelInfo {
+  const params = [...g.params.values()];
+  return {
+    name: g.name, source, inputSize: g.preprocessing.size, inputRange: g.preprocessing.range, inputShape: g.inputs[0]?.shape ?? [],
+    featureTap: g.featureTap, ...countParams(g), nodes: g.nodes.length,
+    parameters: params.map((p) => ({ name: p.name, shape: [...p.tensor.shape], role: p.role, trainable: p.trainable, prunable: p.prunable })),
+    prunable: params.filter((p) => p.prunable).map((p) => ({ name: p.name, shape: [...p.tensor.shape], numel: p.tensor.numel })),
+  };
+}
+
+export function infoCommand(io: Io): Command {
+  return new Command('info')
+    .description('show a model: parameters, prunable tensors with shapes, totals, input size')
+    .argument('<model>', 'zoo id (`tapir models`), `random:<id>`, `<id>@<size>`, or a path to model.json / model.min.js / .onnx')
+    .option('--weights <file>', 'safetensors state dict for a built-in architecture')
+    .option('--json', 'print one JSON document')
+    .action(async (spec: string, o: { json?: boolean; weights?: string }) => {
+      const g = await openModel(spec, o.weights ? { weights: o.weights } : {});
+      const r = modelInfo(g, spec);
+      disposeGraph(g);
+      emit(io, !!o.json, r, () => [
+        `model       ${r.name} (${r.source})`,
+        `input       [${r.inputShape.map((d) => d ?? 'N').join(', ')}] at ${r.inputSize.join('×')}, range [${r.inputRange.join(', ')}]`,
+        `parameters  ${r.totalParameters} total, ${r.trainableParameters} trainable, ${r.prunableParameters} prunable`,
+        `feature tap ${r.featureTap}`, '',
+        table(['prunable tensor', 'shape', 'numel'], r.prunable.map((p) => [p.name, `[${p.shape.join(', ')}]`, p.numel])),
+      ].join('\n'));
+    });
+}
