@@ -1,3 +1,4 @@
 /** tapir's public API. Anything not re-exported here is internal. */
 export * from './engine/index.js';
 export * as data from './data/index.js';
+export * as graph from './graph/index.js';

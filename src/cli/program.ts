@@ -3,6 +3,8 @@ import { Command } from 'commander';
 import { doctorCommand } from './commands/doctor.js';
 import { selftestCommand } from './commands/selftest.js';
 import { dataCommand } from './commands/data.js';
+import { modelsCommand } from './commands/models.js';
+import { infoCommand } from './commands/info.js';
 import { processIo, type Io } from './output.js';
 
 export const VERSION = '0.1.0';
@@ -14,5 +16,6 @@ export function makeProgram(io: Io = processIo): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
   for (const c of [doctorCommand(io), selftestCommand(io), dataCommand(io)]) program.addCommand(c.exitOverride());
+  for (const c of [modelsCommand(io), infoCommand(io)]) program.addCommand(c.exitOverride());
   return program;
 }
