@@ -368,7 +368,12 @@ export function tensor(data: NestedNumbers | ArrayBufferView, shape?: Shape | nu
   let src: DType = dtype;
   switch (dtype) {
     case 'float64': arr = Float64Array.from(flat); break;
-    case 'int64': arr = BigInt64Array.from(flat, (x) => BigInt(Math.trunc(x))); break;
+    case 'int64':
+      arr = BigInt64Array.from(flat, (x) => {
+        if (!Number.isFinite(x)) throw new DTypeError(`tensor: ${x} cannot be stored as int64`, { fix: 'use a float dtype, or replace non-finite values first' });
+        return BigInt(Math.trunc(x));
+      });
+      break;
     case 'int32': arr = Int32Array.from(flat); break;
     case 'uint8': arr = Uint8Array.from(flat); break;
     case 'bool': arr = Uint8Array.from(flat, (x) => (x !== 0 ? 1 : 0)); break;

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { linalg, nn, ones, randn, scope, ShapeError, TapirError, tensor, zeros, type Tensor } from '../../src/engine/index.js';
+import { DTypeError, linalg, nn, ones, randn, scope, ShapeError, TapirError, tensor, zeros, type Tensor } from '../../src/engine/index.js';
 
 const t = (name: string, fn: () => void) => test(name, () => scope(fn));
 
@@ -92,6 +92,8 @@ t('unknown dtype and device strings', () => {
   throwsNaming(() => zeros([2], { device: 'tpu' as 'cpu' }), [/^zeros:/, /unknown device 'tpu'/], TypeError);
   throwsNaming(() => tensor(new Float32Array(3), [2, 2]), [/^fromArray:/, /4 elements but the array has 3/], TypeError);
   throwsNaming(() => tensor(new Int16Array(2) as unknown as Float32Array), [/unsupported array type Int16Array/]);
+  // Regression: used to surface as a bare RangeError from BigInt().
+  throwsNaming(() => tensor([1, NaN], null, { dtype: 'int64' }), [/^tensor: NaN cannot be stored as int64/], DTypeError);
 });
 
 test('a bad op never crashes the process: caught errors let node exit 0, an uncaught one exits 1 without a signal', () => {
