@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DTypeError, linalg, nn, ones, randn, scope, ShapeError, TapirError, tensor, zeros, type Tensor } from '../../src/engine/index.js';
+import { cudaAvailable, DTypeError, linalg, nn, ones, randn, scope, ShapeError, TapirError, tensor, zeros, type Tensor } from '../../src/engine/index.js';
 
 const t = (name: string, fn: () => void) => test(name, () => scope(fn));
 
@@ -90,6 +90,7 @@ t('unknown dtype and device strings', () => {
   throwsNaming(() => zeros([2], { dtype: 'float8' as 'float32' }), [/^zeros:/, /unknown dtype 'float8'/, /float32, float64/], TypeError);
   throwsNaming(() => zeros([2]).to('complex' as 'float32'), [/^to:/, /unknown dtype 'complex'/, /\[2\] float32/], TypeError);
   throwsNaming(() => zeros([2], { device: 'tpu' as 'cpu' }), [/^zeros:/, /unknown device 'tpu'/], TypeError);
+  if (!cudaAvailable()) throwsNaming(() => zeros([2], { device: 'cuda' }), [/^zeros:/, /device 'cuda' requested/, /LIBTORCH=/], TypeError);
   throwsNaming(() => tensor(new Float32Array(3), [2, 2]), [/^fromArray:/, /4 elements but the array has 3/], TypeError);
   throwsNaming(() => tensor(new Int16Array(2) as unknown as Float32Array), [/unsupported array type Int16Array/]);
   // Regression: used to surface as a bare RangeError from BigInt().
