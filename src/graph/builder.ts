@@ -2,7 +2,7 @@
  * A small helper that importers and the zoo use to assemble a Graph: unique node names, parameters made with
  * the default prunable rule, and a final structural check.
  */
-import type { Tensor } from '../engine/index.js';
+import { keep, type Tensor } from '../engine/index.js';
 import type { AttrValue, Graph, Node, ParamRole, Preprocessing, ValueInfo } from './ir.js';
 import { GraphError } from './errors.js';
 import { makeParam, validateGraph } from './params.js';
@@ -40,7 +40,7 @@ export class GraphBuilder {
   }
   constant(name: string, t: Tensor): string {
     const n = this.unique(name);
-    this.constants.set(n, t);
+    this.constants.set(n, keep(t));
     return n;
   }
 

@@ -1,7 +1,7 @@
 /**
  * Parameter helpers over the IR: the default prunable rule, listings, masks, dtype conversion, disposal.
  */
-import { noGrad, ShapeError, type DType, type Tensor } from '../engine/index.js';
+import { keep, noGrad, ShapeError, type DType, type Tensor } from '../engine/index.js';
 import { GraphError } from './errors.js';
 import type { Graph, Param, ParamRole } from './ir.js';
 
@@ -20,6 +20,8 @@ export function defaultPrunable(role: ParamRole): boolean {
 export function makeParam(name: string, t: Tensor, role: ParamRole, o: { trainable?: boolean; prunable?: boolean } = {}): Param {
   const trainable = o.trainable ?? role !== 'buffer';
   if (trainable && !t.requiresGrad) t.requiresGrad_(true);
+  // The graph owns its tensors: an enclosing scope must not free them.
+  keep(t);
   return { name, tensor: t, role, trainable, prunable: o.prunable ?? defaultPrunable(role) };
 }
 
@@ -66,7 +68,7 @@ export function setMask(g: Graph, name: string, mask: Tensor): void {
   const ps = p.tensor.shape;
   if (mask.ndim !== ps.length || mask.shape.some((d, i) => d !== ps[i]))
     throw new ShapeError(`mask for '${name}' has shape [${mask.shape.join(', ')}], the parameter is [${ps.join(', ')}]`, { context: { param: name } });
-  const m = noGrad(() => mask.to(p.tensor.dtype).detach());
+  const m = keep(noGrad(() => mask.to(p.tensor.dtype).detach()));
   g.masks.get(name)?.dispose();
   g.masks.set(name, m);
 }
@@ -89,14 +91,14 @@ export function toDType(g: Graph, dtype: DType): Graph {
   noGrad(() => {
     for (const p of g.params.values()) {
       if (!isFloat(p.tensor) || p.tensor.dtype === dtype) continue;
-      const t = p.tensor.to(dtype).detach();
+      const t = keep(p.tensor.to(dtype).detach());
       p.tensor.dispose();
       p.tensor = p.trainable ? t.requiresGrad_(true) : t;
     }
     for (const map of [g.constants, g.masks])
       for (const [k, t] of map) {
         if (!isFloat(t) || t.dtype === dtype) continue;
-        map.set(k, t.to(dtype));
+        map.set(k, keep(t.to(dtype)));
         t.dispose();
       }
   });

@@ -2,7 +2,7 @@
  * Torch-like random initialisation, used by the built-in architectures and by `random:` models (the paper's
  * control: same architecture, fresh weights). Seeded through the engine's global generator.
  */
-import { full, manualSeed, noGrad, randn, rand, zeros, type Tensor } from '../../engine/index.js';
+import { full, keep, manualSeed, noGrad, randn, rand, zeros, type Tensor } from '../../engine/index.js';
 import type { Graph, ParamRole } from '../ir.js';
 
 /** Kaiming normal, fan_out, gain √2 (torchvision ResNet convs). */
@@ -40,7 +40,9 @@ export function reinitialize(g: Graph, seed: number): Graph {
   manualSeed(seed);
   noGrad(() => {
     for (const p of g.params.values()) {
-      const t = freshParam(p.name, p.role, p.tensor.shape).to(p.tensor.dtype);
+      const f = freshParam(p.name, p.role, p.tensor.shape);
+      const t = keep(f.to(p.tensor.dtype));
+      if (f !== t) f.dispose();
       p.tensor.dispose();
       p.tensor = p.trainable ? t.requiresGrad_(true) : t;
     }
