@@ -1,0 +1,31 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeProgram } from '../../src/cli/program.js';
+import type { ModelInfo } from '../../src/cli/commands/info.js';
+
+async function run(args: string[]): Promise<string> {
+  let out = '';
+  const p = makeProgram({ out: (s) => { out += s; }, err: () => undefined });
+  await p.parseAsync(['node', 'tapir', ...args]);
+  return out;
+}
+
+test('tapir info mobilenet_v2 --json: parameters, prunable tensors with shapes, totals, input size', async () => {
+  const r = JSON.parse(await run(['info', 'mobilenet_v2', '--json'])) as ModelInfo;
+  assert.equal(r.totalParameters, r.parameters.reduce((n, p) => n + p.shape.reduce((a, d) => a * d, 1), 0));
+  assert.ok(Math.abs(r.totalParameters - 2.62e6) < 0.01e6, `MobileNetV2 α 1.0 + NSFW head ≈ 2.62 M, got ${r.totalParameters}`);
+  assert.equal(r.prunableParameters, r.prunable.reduce((n, p) => n + p.numel, 0));
+  assert.deepEqual(r.prunable[0], { name: 'Conv1.weight', shape: [32, 3, 3, 3], numel: 864 });
+  assert.deepEqual(r.prunable.find((p) => p.name === 'Conv_1.weight')!.shape, [1280, 320, 1, 1]);
+  assert.ok(!r.prunable.some((p) => p.name.startsWith('dense_') || p.name.includes('BN')));
+  assert.deepEqual(r.inputSize, [224, 224]);
+  assert.deepEqual(r.inputRange, [0, 1]);
+  assert.equal(r.featureTap, 'flatten_1');
+});
+
+test('tapir info on a built-in at a smaller size, and an unknown model, which is a ConfigError naming the ids', async () => {
+  const r = JSON.parse(await run(['info', 'resnet18@64', '--json'])) as ModelInfo;
+  assert.equal(r.trainableParameters, 11689512);
+  assert.deepEqual(r.inputSize, [64, 64]);
+  await assert.rejects(run(['info', 'mobilenet_v9', '--json']), /unknown model 'mobilenet_v9'.*resnet18/);
+});
