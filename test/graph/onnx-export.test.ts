@@ -16,6 +16,7 @@ import { OP_NAMES } from '../../src/graph/ops.js';
 import { disposeGraph, makeParam, prunableParams, setMask, trainableParams } from '../../src/graph/params.js';
 import { EXPORT_RULES, exportOnnx, exportOnnxBytes, importOnnx, importOnnxBytes } from '../../src/graph/onnx/index.js';
 import { UnsupportedOpError } from '../../src/graph/errors.js';
+import { loadModel } from '../../src/graph/zoo/index.js';
 import { maxRelError, onnxFixtures, readF32, torchMissing, type Fixtures } from './onnx-fixtures.js';
 
 async function ortRun(bytes: Uint8Array | string, x: Tensor): Promise<Float32Array> {
@@ -216,6 +217,25 @@ for (const model of ['resnet18', 'vit'] as const) {
       }
       disposeGraph(h);
     }
+    disposeGraph(g);
+  });
+}
+
+for (const id of ['mobilenet_v2', 'mobilenet_v2_140']) {
+  test(`onnx export: nsfwjs ${id} (TF.js import: depthwise convs, relu6, asymmetric pads) masked → onnxruntime and back`, async () => {
+    const g = await loadModel(id, { size: 64 });
+    manualSeed(9);
+    for (const q of prunableParams(g)) setMask(g, q.name, scope(() => rand(q.tensor.shape).lt(0.5)));
+    const x = scope(() => rand([2, 3, 64, 64]));
+    const y = forward(g, x, { mode: 'eval' }).outputs[0]!.data<'float32'>();
+    const bytes = exportOnnxBytes(g, { opset: 13 });
+    const err = maxRelError(await ortRun(bytes, x), y);
+    assert.ok(err <= 1e-4, `${id} → onnxruntime: max rel. error ${err}`);
+    const h = importOnnxBytes(bytes, { file: `${id}.onnx` });
+    const back = maxRelError(forward(h, x, { mode: 'eval' }).outputs[0]!.data<'float32'>(), y);
+    assert.ok(back <= 1e-4, `${id} → ONNX → tapir: max rel. error ${back}`);
+    assert.deepEqual(prunableParams(h).map((q) => q.name).sort(), prunableParams(g).map((q) => q.name).filter((n) => h.params.has(n)).sort());
+    disposeGraph(h);
     disposeGraph(g);
   });
 }

@@ -11,6 +11,7 @@ import type { AttrValue, Graph, Node } from '../ir.js';
 import type onnxProto from 'onnx-proto';
 import { DataType, onnx } from './proto.js';
 import { EXPORT_RULES } from './export-ops.js';
+import { TAPIR_METADATA_KEY, tapirMetadata } from './metadata.js';
 
 export interface ExportOnnxOptions {
   /** Default opset 17 (LayerNormalization is native from 17; older opsets decompose it). */
@@ -108,6 +109,7 @@ export function exportOnnxBytes(g: Graph, o: ExportOnnxOptions = {}): Uint8Array
     producerName: 'tapir',
     producerVersion: '0.1.0',
     docString: o.docString ?? '',
+    metadataProps: [{ key: TAPIR_METADATA_KEY, value: JSON.stringify(tapirMetadata(g)) }],
     opsetImport: [{ domain: '', version: opset }],
     graph: {
       name: g.name,

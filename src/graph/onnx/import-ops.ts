@@ -1,168 +1,31 @@
 /**
- * Per-op rules of the ONNX importer. FOLD rows evaluate shape arithmetic at import (all inputs known);
- * RUNTIME rows emit IR nodes (ops.ts names) and the symbolic shapes of their outputs.
+ * Compute rules of the ONNX importer: each RUNTIME row emits IR nodes (ops.ts names) and the symbolic shapes
+ * of their outputs. Shape arithmetic is folded by the FOLD rows (import-fold.ts) before these run.
  */
-import type { Ctx, FloatValue, Known } from './import.js';
-import { readTensor } from './proto.js';
-import {
-  broadcast, dimAdd, dimDiv, dimEq, dimMul, dimProd, dimSub, intBinary, intConcat, intGather, intSlice, isNum, reshapeOut, windowOut,
-  type Dim, type IntValue,
-} from './shapes.js';
+import type { Ctx, FloatValue } from './import.js';
+import { axesOf, transpose2d } from './import-fold.js';
+import { broadcast, dimAdd, dimDiv, dimProd, isNum, reshapeOut, windowOut, type Dim } from './shapes.js';
 
-type Fold = (c: Ctx) => Known[] | null;
+export { FOLD } from './import-fold.js';
 type Run = (c: Ctx) => void;
 
-const int = (dims: number[], data: Dim[]): IntValue => ({ kind: 'int', dims, data });
-const asInt = (c: Ctx, i: number): IntValue | null => {
-  const k = c.k(i);
-  return k && k.kind === 'int' ? k : null;
-};
 const norm = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);
 const BIG = Number.MAX_SAFE_INTEGER;
 
-/** Axes from an input (opset ≥ 13) or an attribute (older opsets). */
-function axesOf(c: Ctx, i: number, attr = 'axes'): number[] | undefined {
-  if (c.has(i)) return c.nums(i, attr);
-  return c.list(attr);
-}
-
-// ---- folding --------------------------------------------------------------------------------------
-
-function binaryFold(f: (a: Dim, b: Dim) => Dim): Fold {
-  return (c) => {
-    const a = asInt(c, 0);
-    const b = asInt(c, 1);
-    return a && b ? [intBinary(a, b, f)] : null;
-  };
-}
-
-export const FOLD: Record<string, Fold> = {
-  Constant: (c) => {
-    const t = c.a.get('value');
-    if (t && typeof t === 'object' && !Array.isArray(t)) {
-      const v = readTensor(t, 'Constant value', c.im.file);
-      return [v.kind === 'float' ? { kind: 'float', dims: v.dims, data: v.data } : int(v.dims, v.data)];
-    }
-    const ints = c.a.get('value_ints') ?? c.a.get('value_int');
-    if (ints !== undefined) return [Array.isArray(ints) ? int([ints.length], ints as number[]) : int([], [ints as number])];
-    const f = c.a.get('value_floats') ?? c.a.get('value_float');
-    if (f !== undefined) return [Array.isArray(f) ? { kind: 'float', dims: [f.length], data: Float32Array.from(f as number[]) } : { kind: 'float', dims: [], data: Float32Array.of(f as number) }];
-    return c.im.fail(c.n, 'Constant without a supported value attribute');
-  },
-  Shape: (c) => {
-    const s = c.sh(0);
-    const r = s.length;
-    const start = norm(c.num('start', 0), r);
-    const end = c.a.has('end') ? Math.min(norm(c.num('end', r), r), r) : r;
-    const data = s.slice(start, end);
-    return [int([data.length], data)];
-  },
-  Identity: (c) => [c.k(0)!],
-  /** A transposed constant matrix (tapir's own exports write linear weights as Transpose(W [out, in]) → MatMul). */
-  Transpose: (c) => {
-    const k = c.k(0)!;
-    const perm = c.list('perm') ?? [1, 0];
-    if (k.kind !== 'float' || k.dims.length !== 2 || perm[0] !== 1) return null;
-    c.im.transposedFrom.set(c.n.output![0]!, c.name(0));
-    return [transpose2d(k)];
-  },
-  Cast: (c) => {
-    const k = c.k(0)!;
-    const to = c.num('to', 1);
-    const toFloat = to === 1 || to === 10 || to === 11 || to === 16;
-    if (k.kind === 'int' && !toFloat) return [k];
-    if (k.kind === 'float' && toFloat) return [k];
-    if (k.kind === 'int' && k.data.every(isNum)) return [{ kind: 'float', dims: k.dims, data: Float32Array.from(k.data as number[]) }];
-    if (k.kind === 'float') return [int(k.dims, Array.from(k.data, Math.trunc))];
-    return null;
-  },
-  Gather: (c) => {
-    const d = asInt(c, 0);
-    const i = asInt(c, 1);
-    return d && i ? [intGather(d, i, c.num('axis', 0))] : null;
-  },
-  Slice: (c) => {
-    const d = asInt(c, 0);
-    if (!d) return null;
-    const starts = c.has(1) ? c.nums(1, 'starts') : c.list('starts')!;
-    const ends = c.has(2) ? c.nums(2, 'ends') : c.list('ends')!;
-    return [intSlice(d, starts, ends, axesOf(c, 3) ?? [0], c.has(4) ? c.nums(4, 'steps') : [1])];
-  },
-  Concat: (c) => {
-    const vs = c.inputs.filter((x) => x !== '').map((_, i) => asInt(c, i));
-    return vs.every((v) => v !== null) ? [intConcat(vs as IntValue[])] : null;
-  },
-  Unsqueeze: (c) => {
-    const d = asInt(c, 0);
-    if (!d) return null;
-    const axes = axesOf(c, 1)!;
-    const rank = d.dims.length + axes.length;
-    const ax = axes.map((a) => norm(a, rank));
-    const dims: number[] = [];
-    for (let i = 0, k = 0; i < rank; i++) dims.push(ax.includes(i) ? 1 : d.dims[k++]!);
-    return [int(dims, d.data)];
-  },
-  Squeeze: (c) => {
-    const d = asInt(c, 0);
-    if (!d) return null;
-    const axes = (axesOf(c, 1) ?? d.dims.flatMap((x, i) => (x === 1 ? [i] : []))).map((a) => norm(a, d.dims.length));
-    return [int(d.dims.filter((_, i) => !axes.includes(i)), d.data)];
-  },
-  Reshape: (c) => {
-    const d = asInt(c, 0);
-    if (!d) return null;
-    const dims = reshapeOut(d.dims, c.nums(1, 'shape'), c.num('allowzero', 0) === 1);
-    if (!dims.every(isNum)) return null;
-    return [int(dims as number[], d.data)];
-  },
-  ConstantOfShape: (c) => {
-    const dims = c.nums(0, 'shape');
-    const t = c.a.get('value');
-    const v = t && typeof t === 'object' && !Array.isArray(t) ? readTensor(t, 'ConstantOfShape value', c.im.file) : null;
-    const n = dims.reduce((p, x) => p * x, 1);
-    if (n > 1 << 24) c.im.fail(c.n, `constant of ${n} elements is too large to fold`);
-    if (v && v.kind === 'float') return [{ kind: 'float', dims, data: new Float32Array(n).fill(v.data[0] ?? 0) }];
-    return [int(dims, new Array<Dim>(n).fill(v ? (v.data[0] as number) ?? 0 : 0))];
-  },
-  Add: binaryFold(dimAdd),
-  Sub: binaryFold(dimSub),
-  Mul: binaryFold(dimMul),
-  Div: binaryFold(dimDiv),
-  Equal: binaryFold(dimEq),
-  Where: (c) => {
-    const [cond, a, b] = [asInt(c, 0), asInt(c, 1), asInt(c, 2)];
-    if (!cond || !a || !b) return null;
-    const n = Math.max(cond.data.length, a.data.length, b.data.length);
-    const at = (v: IntValue, i: number) => v.data[v.data.length === 1 ? 0 : i]!;
-    const data = Array.from({ length: n }, (_, i) => (at(cond, i) ? at(a, i) : at(b, i)));
-    return [int([n], data)];
-  },
-};
-
-// ---- compute ops ----------------------------------------------------------------------------------
-
 const same = (c: Ctx, op: string, a: Record<string, number | number[] | string | boolean> = {}) => c.im.emit(c.n, op, [c.in(0)], a, [c.sh(0)]);
 
-/** Pads [top, left, bottom, right] from `pads` or `auto_pad` (SAME needs concrete sizes). */
-function pads2d(c: Ctx, x: Dim[], k: number[], s: number[], d: number[]): number[] {
+/**
+ * Window padding: explicit `pads` [top, left, bottom, right], or `auto_pad` kept as the IR's `autoPad`, which the
+ * op resolves from the input size at run time (resolution stays free). Returns the IR attributes and a function
+ * giving the output size along spatial axis i.
+ */
+function windowPad(c: Ctx, k: number[], s: number[], d: number[], ceil = false): { a: Record<string, number[] | string>; out: (n: Dim, i: number) => Dim } {
   const auto = c.str('auto_pad', 'NOTSET');
-  if (auto === 'NOTSET') {
-    const p = c.list('pads') ?? [0, 0, 0, 0];
-    if (p.length !== 4) c.im.fail(c.n, `only 2-D windows are supported (pads [${p.join(', ')}])`);
-    return p;
-  }
-  if (auto === 'VALID') return [0, 0, 0, 0];
-  const out: number[] = [0, 0, 0, 0];
-  for (let i = 0; i < 2; i++) {
-    const n = x[2 + i]!;
-    if (!isNum(n)) c.im.fail(c.n, `auto_pad=${auto} over a free spatial size needs concrete input sizes`, 'export with explicit pads (torch does) or a fixed input size');
-    const eff = d[i]! * (k[i]! - 1) + 1;
-    const total = Math.max((Math.ceil(n / s[i]!) - 1) * s[i]! + eff - n, 0);
-    const small = Math.floor(total / 2);
-    out[i] = auto === 'SAME_UPPER' ? small : total - small;
-    out[i + 2] = total - out[i]!;
-  }
-  return out;
+  if (auto === 'SAME_UPPER' || auto === 'SAME_LOWER')
+    return { a: { autoPad: auto.toLowerCase() }, out: (n, i) => (isNum(n) ? Math.ceil(n / s[i]!) : `ceil(${n}/${s[i]})`) };
+  const p = auto === 'VALID' ? [0, 0, 0, 0] : c.list('pads') ?? [0, 0, 0, 0];
+  if (p.length !== 4) c.im.fail(c.n, `only 2-D windows are supported (pads [${p.join(', ')}])`);
+  return { a: { padding: p }, out: (n, i) => windowOut(n, k[i]!, s[i]!, p[i]! + p[i + 2]!, d[i], ceil) };
 }
 
 function window(c: Ctx, op: 'maxpool' | 'avgpool'): void {
@@ -173,11 +36,11 @@ function window(c: Ctx, op: 'maxpool' | 'avgpool'): void {
   const s = c.list('strides') ?? [1, 1];
   const d = c.list('dilations') ?? [1, 1];
   if (d.some((v) => v !== 1)) c.im.fail(c.n, 'dilated pooling is not supported');
-  const p = pads2d(c, x, k, s, d);
   const ceil = c.num('ceil_mode', 0) === 1;
-  const a: Record<string, number | number[] | boolean> = { kernel: k, stride: s, padding: p, ceil };
+  const wp = windowPad(c, k, s, d, ceil);
+  const a: Record<string, number | number[] | boolean | string> = { kernel: k, stride: s, ...wp.a, ceil };
   if (op === 'avgpool') a.countIncludePad = c.num('count_include_pad', 0) === 1;
-  c.im.emit(c.n, op, [c.in(0)], a, [[x[0]!, x[1]!, windowOut(x[2]!, k[0]!, s[0]!, p[0]! + p[2]!, 1, ceil), windowOut(x[3]!, k[1]!, s[1]!, p[1]! + p[3]!, 1, ceil)]]);
+  c.im.emit(c.n, op, [c.in(0)], a, [[x[0]!, x[1]!, wp.out(x[2]!, 0), wp.out(x[3]!, 1)]]);
 }
 
 function binary(op: string): Run {
@@ -195,12 +58,6 @@ function modulePath(nodeName: string): string {
   return out.join('.');
 }
 
-function transpose2d(v: FloatValue): FloatValue {
-  const [r, k] = v.dims as [number, number];
-  const out = new Float32Array(r * k);
-  for (let i = 0; i < r; i++) for (let j = 0; j < k; j++) out[j * r + i] = v.data[i * k + j]!;
-  return { kind: 'float', dims: [k, r], data: out };
-}
 const scaled = (v: FloatValue, s: number): FloatValue => (s === 1 ? v : { ...v, data: Float32Array.from(v.data, (x) => x * s) });
 
 /** MatMul by a constant [in, out] matrix (+ a following bias Add) → one `linear` with weight [out, in]. */
@@ -336,10 +193,9 @@ export const RUNTIME: Record<string, Run> = {
     const k = c.list('kernel_shape') ?? (ws.slice(2) as number[]);
     const s = c.list('strides') ?? [1, 1];
     const d = c.list('dilations') ?? [1, 1];
-    const p = pads2d(c, x, k, s, d);
+    const wp = windowPad(c, k, s, d);
     const inputs = [c.in(0), c.in(1, w ? 'weight' : undefined), c.has(2) ? c.in(2, 'bias') : ''];
-    c.im.emit(c.n, 'conv2d', inputs, { stride: s, padding: p, dilation: d, groups: c.num('group', 1) },
-      [[x[0]!, ws[0]!, windowOut(x[2]!, k[0]!, s[0]!, p[0]! + p[2]!, d[0]), windowOut(x[3]!, k[1]!, s[1]!, p[1]! + p[3]!, d[1])]]);
+    c.im.emit(c.n, 'conv2d', inputs, { stride: s, ...wp.a, dilation: d, groups: c.num('group', 1) }, [[x[0]!, ws[0]!, wp.out(x[2]!, 0), wp.out(x[3]!, 1)]]);
   },
   BatchNormalization: (c) => {
     c.onlyFirstOutput();

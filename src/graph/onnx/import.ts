@@ -19,6 +19,7 @@ import { makeParam } from '../params.js';
 import { attrs, decodeModel, readTensor, toNum, type NodeProto, type TensorValue } from './proto.js';
 import { isNum, type Dim, type IntValue } from './shapes.js';
 import { FOLD, RUNTIME } from './import-ops.js';
+import { applyTapirMetadata, TAPIR_METADATA_KEY } from './metadata.js';
 
 export interface FloatValue {
   kind: 'float';
@@ -236,7 +237,9 @@ export function importOnnxBytes(bytes: Uint8Array, o: ImportOnnxOptions = {}): G
     }
     run(c);
   }
-  return finish(im, (gp.output ?? []).map((v) => v.name ?? ''), inputs, o, file);
+  const g = finish(im, (gp.output ?? []).map((v) => v.name ?? ''), inputs, o, file);
+  const md = (m.metadataProps ?? []).find((p) => p.key === TAPIR_METADATA_KEY)?.value;
+  return md ? applyTapirMetadata(g, md, o) : g;
 }
 
 function finish(im: Importer, outputs: string[], inputs: Graph['inputs'], o: ImportOnnxOptions, file: string): Graph {
