@@ -1,0 +1,16 @@
+/** The scores, by name (STYLE §7.6): the CLI's --score choices and help come from these keys. */
+import { magnitude } from './magnitude.js';
+import { blockHessian } from './obs.js';
+import { diagHessian } from './obd.js';
+import { grasp } from './grasp.js';
+import { random } from './random.js';
+import { snip } from './snip.js';
+import { synflow } from './synflow.js';
+import type { Score, ScoreName } from './types.js';
+
+export const SCORES: Readonly<Record<ScoreName, Score>> = {
+  magnitude, 'diag-hessian': diagHessian, 'block-hessian': blockHessian, snip, grasp, synflow, random,
+};
+export const SCORE_NAMES = Object.keys(SCORES) as ScoreName[];
+export * from './types.js';
+export { compensateBlocks } from './obs.js';
