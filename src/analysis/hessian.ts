@@ -10,7 +10,7 @@
 import { enableGrad, grad, hvp, noGrad, scope, type Tensor } from '../engine/index.js';
 import { prunableParams, type Graph, type Param } from '../graph/index.js';
 import { AnalysisError, NondeterministicGraphError } from './errors.js';
-import { batchLoss, checkLoss, countImages, type LabelledBatch, type TaskLoss } from './loss.js';
+import { batchLoss, checkLoss, countImages, type LabelledBatch, type LossName } from './loss.js';
 import { flatten, makeLayout, unflatten, type FlatLayout, type LinearOperator } from './operator.js';
 
 export interface HessianOptions {
@@ -27,7 +27,7 @@ export interface HessianOptions {
 export interface HessianOperator extends LinearOperator {
   readonly layout: FlatLayout;
   readonly graph: Graph;
-  readonly loss: TaskLoss;
+  readonly loss: LossName;
   readonly batches: readonly LabelledBatch[];
   /** Matvecs done so far (each costs one double backward per batch). */
   readonly matvecs: number;
@@ -51,7 +51,7 @@ export function nondeterministicNode(g: Graph, mode: 'eval-bn' | 'train' | 'eval
   return null;
 }
 
-export function hessianOperator(g: Graph, loss: TaskLoss, batches: readonly LabelledBatch[], o: HessianOptions = {}): HessianOperator {
+export function hessianOperator(g: Graph, loss: LossName, batches: readonly LabelledBatch[], o: HessianOptions = {}): HessianOperator {
   checkLoss(loss);
   const mode = o.mode ?? 'eval-bn';
   const bad = nondeterministicNode(g, mode);
@@ -137,7 +137,7 @@ function pickParams(g: Graph, names: readonly string[] | undefined): Param[] {
 }
 
 /** Two passes over one batch must give the same loss (catches random ops the mode inspection does not know). */
-function checkDeterministic(g: Graph, loss: TaskLoss, b: LabelledBatch, mode: 'eval-bn' | 'train', n: number): void {
+function checkDeterministic(g: Graph, loss: LossName, b: LabelledBatch, mode: 'eval-bn' | 'train', n: number): void {
   const once = () => noGrad(() => scope(() => batchLoss(g, loss, b, mode, 1 / n).item()));
   const a = once();
   const c = once();

@@ -55,31 +55,64 @@ export interface DiagonalEstimate {
   samples: number;
 }
 
-/** diag(A) ≈ mean of v ⊙ A v over `probes` Rademacher vectors. */
-export function hutchinsonDiagonal(op: LinearOperator, o: HutchinsonOptions): DiagonalEstimate {
-  checkCount(o.probes, 'probes', 'hutchinsonDiagonal');
-  checkSeed(o.seed, 'hutchinsonDiagonal');
+export interface HutchinsonResult {
+  diagonal: DiagonalEstimate;
+  /** tr(A) from the same probes (vᵀAv = Σ v ⊙ Av). */
+  trace: ScalarEstimate;
+  /** tr of each diagonal block [offset, offset + size) from the same probes: E[v_bᵀ (Av)_b] = tr(A_bb). */
+  blockTraces: ScalarEstimate[];
+}
+
+/**
+ * One pass of Rademacher probes giving diag(A), tr(A) and the traces of diagonal blocks together (each probe
+ * costs one matvec; the three estimates share it). Same seed, same probes as `hutchinsonTrace`.
+ */
+export function hutchinson(op: LinearOperator, o: HutchinsonOptions & { blocks?: readonly { offset: number; size: number }[] }): HutchinsonResult {
+  checkCount(o.probes, 'probes', 'hutchinson');
+  checkSeed(o.seed, 'hutchinson');
   const rand = mulberry32(o.seed);
+  const blocks = o.blocks ?? [];
   const sum = zeros([op.dim], { dtype: op.dtype });
   const sumSq = zeros([op.dim], { dtype: op.dtype });
-  noGrad(() => {
-    for (let i = 0; i < o.probes; i++) {
-      scope(() => {
-        const v = rademacher(op.dim, rand, op.dtype);
-        const s = v.mul(op.matvec(v));
-        sum.add_(s);
-        sumSq.addcmul_(s, s);
-      });
-      o.onProbe?.(i + 1, o.probes);
-    }
-  });
+  const traces: number[] = [];
+  const blockSamples: number[][] = blocks.map(() => []);
+  try {
+    noGrad(() => {
+      for (let i = 0; i < o.probes; i++) {
+        scope(() => {
+          const v = rademacher(op.dim, rand, op.dtype);
+          const s = v.mul(op.matvec(v));
+          sum.add_(s);
+          sumSq.addcmul_(s, s);
+          // Sums in float64: a float32 sum over millions of entries loses digits.
+          const s64 = s.to('float64');
+          traces.push(s64.sum().item());
+          blocks.forEach((b, k) => blockSamples[k]!.push(s64.narrow(0, b.offset, b.size).sum().item()));
+        });
+        o.onProbe?.(i + 1, o.probes);
+      }
+    });
+  } catch (e) {
+    sum.dispose();
+    sumSq.dispose();
+    throw e;
+  }
   const n = o.probes;
-  const out = noGrad(() => scope(() => {
+  const diag = noGrad(() => scope(() => {
     const mean = sum.div(n);
     const stderr = n < 2 ? zeros([op.dim], { dtype: op.dtype }) : sumSq.sub(mean.square().mul(n)).div(n - 1).clamp(0, null).div(n).sqrt();
     return { estimate: mean, stderr };
   }));
   sum.dispose();
   sumSq.dispose();
-  return { ...out, samples: n };
+  return {
+    diagonal: { ...diag, samples: n },
+    trace: { ...meanStderr(traces), samples: traces },
+    blockTraces: blockSamples.map((xs) => ({ ...meanStderr(xs), samples: xs })),
+  };
+}
+
+/** diag(A) ≈ mean of v ⊙ A v over `probes` Rademacher vectors. */
+export function hutchinsonDiagonal(op: LinearOperator, o: HutchinsonOptions): DiagonalEstimate {
+  return hutchinson(op, o).diagonal;
 }

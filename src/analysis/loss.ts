@@ -1,71 +1,49 @@
 /**
- * The task loss the curvature is taken of: the model's logits (or a tap followed by a fixed linear head, for
- * tasks the model's own head does not serve) against the task labels.
- *   ce:  mean over images of cross-entropy.
- *   mse: mean over images of Σ_c (f_c − y_c)², y one-hot (the authors' harness).
- * Over several batches the loss is the mean over all their images, so batch sizes may differ.
+ * The task loss the curvature is taken of: the graph's output logits against the task labels, with the
+ * per-image losses of src/prune (so both layers mean the same L):
+ *   ce:  −log softmax(f)_y
+ *   mse: (1/C) Σ_c (f_c − y_c)², y one-hot (the authors' harness)
+ * Over several batches L is the mean over all their images, so batch sizes may differ. A task whose classes
+ * the model's own head does not predict is served by a view with a task head (transfer's `withTaskHead`).
  */
 import { forward, type Graph, type Mode } from '../graph/index.js';
-import { nn, scope, type Tensor } from '../engine/index.js';
+import { scope, type Tensor } from '../engine/index.js';
+import { lossDef, LOSS_NAMES, type LossName } from '../prune/loss.js';
 import { AnalysisError } from './errors.js';
 
-export type LossName = 'mse' | 'ce';
-export const LOSS_NAMES: readonly LossName[] = ['mse', 'ce'];
+export { LOSS_NAMES, type LossName };
 
-/** A fixed linear head `logits = features · weightᵀ + bias`, weight `[classes, features]`. */
-export interface LinearHead {
-  weight: Tensor;
-  bias: Tensor;
-}
-
-export interface TaskLoss {
-  kind: LossName;
-  /** Number of classes (the one-hot width for mse). */
-  classes: number;
-  /** Value to read instead of the graph output (e.g. `graph.featureTap`); then `head` maps it to logits. */
-  tap?: string;
-  head?: LinearHead;
-}
-
-/** A batch: images `[b, …]` and int64 labels `[b]` (src/data's Batch fits). */
+/** A batch: images `[b, …]` and int64 labels `[b]` (src/data's Batch and src/prune's CalibBatch fit). */
 export interface LabelledBatch {
   readonly x: Tensor;
   readonly y: Tensor;
 }
 
-export function checkLoss(loss: TaskLoss): void {
-  if (!LOSS_NAMES.includes(loss.kind))
-    throw new AnalysisError(`unknown loss '${String(loss.kind)}'`, { context: { loss: loss.kind }, fix: `use one of ${LOSS_NAMES.join(', ')}` });
-  if (!Number.isInteger(loss.classes) || loss.classes < 2)
-    throw new AnalysisError(`loss.classes must be an integer >= 2, got ${loss.classes}`, { context: { classes: loss.classes } });
-  if (loss.tap !== undefined && !loss.head)
-    throw new AnalysisError(`loss reads tap '${loss.tap}' but has no head to map it to logits`, { fix: 'pass loss.head (e.g. from fitRidgeHead) or drop loss.tap to use the graph output' });
+export function checkLoss(loss: LossName): void {
+  if (!LOSS_NAMES.includes(loss))
+    throw new AnalysisError(`unknown loss '${String(loss)}'`, { context: { loss }, fix: `use one of ${LOSS_NAMES.join(', ')}` });
 }
 
 /**
  * Σ over the batch's images of the per-image loss, times `scale` (1/N for the mean over N images).
  * Records autograd unless `mode` is 'eval'.
  */
-export function batchLoss(g: Graph, loss: TaskLoss, b: LabelledBatch, mode: Mode, scale: number): Tensor {
+export function batchLoss(g: Graph, loss: LossName, b: LabelledBatch, mode: Mode, scale: number): Tensor {
   return scope(() => {
-    const dtype = firstFloatDtype(g);
+    const dtype = graphDtype(g);
     const x = b.x.dtype === dtype ? b.x : b.x.to(dtype);
-    const name = loss.tap ?? g.outputs[0]!;
-    const out = forward(g, x, { mode, outputs: [name] }).outputs[0]!;
-    const logits = loss.head ? nn.linear(out.flatten(1), loss.head.weight, loss.head.bias) : out;
-    if (logits.ndim !== 2 || logits.shape[1] !== loss.classes)
-      throw new AnalysisError(`the loss expects logits [batch, ${loss.classes}], the model gives [${logits.shape.join(', ')}]`, {
-        context: { value: name }, fix: 'fit a head for the task (fitRidgeHead) and pass it with loss.tap = graph.featureTap',
+    const logits = forward(g, x, { mode }).outputs[0]!;
+    if (logits.ndim !== 2 || logits.shape[0] !== b.y.shape[0])
+      throw new AnalysisError(`graph '${g.name}' gives outputs [${logits.shape.join(', ')}]; the loss needs logits [${b.y.shape[0]}, classes]`, {
+        context: { output: g.outputs[0] }, fix: 'attach a task head (transfer.withTaskHead) so the output is the task logits',
       });
     const y = b.y.dtype === 'int64' ? b.y : b.y.to('int64');
-    const per = loss.kind === 'ce'
-      ? nn.crossEntropy(logits, y, { reduction: 'sum' })
-      : logits.sub(nn.oneHot(y, loss.classes).to(logits.dtype)).square().sum();
-    return per.mul(scale);
+    return lossDef(loss).perSample(logits, y).sum().mul(scale);
   });
 }
 
-export function firstFloatDtype(g: Graph): 'float32' | 'float64' {
+/** The dtype inputs must have: float64 when the graph's parameters are float64. */
+export function graphDtype(g: Graph): 'float32' | 'float64' {
   for (const p of g.params.values()) if (p.tensor.dtype === 'float64') return 'float64';
   return 'float32';
 }

@@ -4,7 +4,7 @@
  */
 import { cat, grad, linalg, manualSeed, ones, randint, randn, scope, tensor, zeros, type Tensor } from '../../src/engine/index.js';
 import { makeParam, type Graph, type Node } from '../../src/graph/index.js';
-import { batchLoss, countImages, type LabelledBatch, type TaskLoss } from '../../src/analysis/loss.js';
+import { batchLoss, countImages, type LabelledBatch, type LossName } from '../../src/analysis/loss.js';
 
 const node = (name: string, op: string, inputs: string[], attrs: Node['attrs'] = {}, outputs = [name]): Node => ({ name, op, inputs, outputs, attrs });
 
@@ -44,7 +44,7 @@ export function tinyBatches(seed: number, sizes: readonly number[]): LabelledBat
 }
 
 /** The exact Hessian of the mean loss w.r.t. `names`, `[dim, dim]`, by grad of each gradient entry. */
-export function exactHessian(g: Graph, loss: TaskLoss, batches: readonly LabelledBatch[], names: readonly string[]): Tensor {
+export function exactHessian(g: Graph, loss: LossName, batches: readonly LabelledBatch[], names: readonly string[]): Tensor {
   const ps = names.map((n) => g.params.get(n)!.tensor);
   const n = countImages(batches);
   return scope(() => {

@@ -8,7 +8,7 @@ import { hutchinsonTrace } from '../../src/analysis/hutchinson.js';
 import { topEigen } from '../../src/analysis/lanczos.js';
 import { materialize } from '../../src/analysis/operator.js';
 import { NondeterministicGraphError } from '../../src/analysis/errors.js';
-import type { TaskLoss } from '../../src/analysis/loss.js';
+import type { LossName } from '../../src/analysis/loss.js';
 import { expectClose } from '../helpers/check.js';
 import { exactHessian, tinyBatches, tinyNet } from './cases.js';
 
@@ -21,7 +21,7 @@ for (const kind of ['mse', 'ce'] as const) {
   test(`hessianOperator (${kind}) equals the exact Hessian; trace and top eigenvalues match eigh`, () => {
     const g = tinyNet(2);
     const batches = tinyBatches(3, [3, 5, 2]);
-    const loss: TaskLoss = { kind, classes: 4 };
+    const loss: LossName = kind;
     scope(() => {
       const H = exactHessian(g, loss, batches, NAMES);
       const op = hessianOperator(g, loss, batches);
@@ -50,7 +50,7 @@ for (const kind of ['mse', 'ce'] as const) {
 test('matvecs keep the live-tensor count flat and report their count', () => {
   const g = tinyNet(4);
   const batches = tinyBatches(5, [4, 4]);
-  const op = hessianOperator(g, { kind: 'ce', classes: 4 }, batches);
+  const op = hessianOperator(g, 'ce', batches);
   const before = liveTensors();
   hutchinsonTrace(op, { probes: 5, seed: 0 });
   assert.equal(liveTensors(), before);
@@ -63,7 +63,7 @@ test('lossAndGrad gives the mean loss and its gradient over all images', () => {
   const g = tinyNet(6);
   const all = tinyBatches(7, [6]);
   const split = [{ x: all[0]!.x.narrow(0, 0, 2), y: all[0]!.y.narrow(0, 0, 2) }, { x: all[0]!.x.narrow(0, 2, 4), y: all[0]!.y.narrow(0, 2, 4) }];
-  const loss: TaskLoss = { kind: 'mse', classes: 4 };
+  const loss: LossName = 'mse';
   const a = hessianOperator(g, loss, all).lossAndGrad();
   const b = hessianOperator(g, loss, split).lossAndGrad();
   assert.ok(Math.abs(a.loss - b.loss) < 1e-12, 'batching does not change the mean loss');
@@ -76,7 +76,7 @@ test('lossAndGrad gives the mean loss and its gradient over all images', () => {
 test('refuses a non-deterministic graph, naming the node and the fix', () => {
   const g = tinyNet(8, { dropout: 0.5 });
   const batches = tinyBatches(9, [3]);
-  const loss: TaskLoss = { kind: 'ce', classes: 4 };
+  const loss: LossName = 'ce';
   assert.throws(() => hessianOperator(g, loss, batches, { mode: 'train' }), (e: unknown) => {
     assert.ok(e instanceof NondeterministicGraphError);
     assert.match(e.message, /node 'bn' \(batchnorm\)/);
@@ -93,7 +93,7 @@ test('refuses a non-deterministic graph, naming the node and the fix', () => {
   });
   assert.throws(() => hessianOperator(g, loss, batches, { params: ['nope'] }), /no parameter 'nope'/);
   assert.throws(() => hessianOperator(g, loss, batches, { params: ['bn.running_mean'] }), /no parameter|not trainable/);
-  assert.throws(() => hessianOperator(g, { kind: 'ce', classes: 3 }, batches), /logits \[batch, 3\]/);
+  assert.throws(() => hessianOperator(g, 'hinge' as LossName, batches), /unknown loss 'hinge'/);
   assert.throws(() => hessianOperator(g, loss, []), /no images/);
   disposeAll(batches);
   disposeGraph(g);

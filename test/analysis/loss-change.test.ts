@@ -26,7 +26,7 @@ function linearModel(): Graph {
 test('second-order prediction equals the measured loss change for a quadratic loss', () => {
   const g = linearModel();
   const batches = [{ x: randn([5, 6], { dtype: 'float64' }), y: randint(0, 4, [5]) }, { x: randn([3, 6], { dtype: 'float64' }), y: randint(0, 4, [3]) }];
-  const op = hessianOperator(g, { kind: 'mse', classes: 4 }, batches);
+  const op = hessianOperator(g, 'mse', batches);
   const before = scope(() => g.params.get('fc.weight')!.tensor.clone().toArray());
   for (const keep of [0.8, 0.5, 0.2]) {
     const mask = new Map<string, Tensor>([['fc.weight', rand([4, 6]).lt(keep).to('float64')]]);
@@ -45,7 +45,7 @@ test('second-order prediction equals the measured loss change for a quadratic lo
 test('on a non-quadratic net, second order beats first order for a small removal, and an empty removal changes nothing', () => {
   const g = tinyNet(12);
   const batches = tinyBatches(13, [6]);
-  const op = hessianOperator(g, { kind: 'ce', classes: 4 }, batches);
+  const op = hessianOperator(g, 'ce', batches);
   const base = op.lossAndGrad();
   scope(() => {
     // Remove the 5 smallest conv weights: a small step, where the Taylor expansion is accurate.
