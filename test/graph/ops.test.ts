@@ -70,6 +70,7 @@ const CASES: Record<string, Case[]> = {
   unsqueeze: [{ shapes: [[2, 3]], attrs: { axes: [0, -1] } }],
   expand: [{ shapes: [[1, 3]], attrs: { shape: [4, -1] } }],
   prependtoken: [{ shapes: [[2, 3, 4], [1, 1, 4]] }],
+  expanddyn: [{ shapes: [[1, 1, 4]], attrs: { shape: [0, -1, -1], refDims: [0, -1, -1] }, extra: () => [zeros([3, 5], f64)] }],
 };
 
 test('every op in the table has a gradient test case', () => {
