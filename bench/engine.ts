@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import {
   getNumThreads, gradStrict, hvp, liveTensors, manualSeed, nn, noGrad, randint, randn, scope, type Tensor,
 } from '../src/engine/index.js';
-import { intOption, listOption, parseFlags } from './lib/args.js';
+import { choiceOption, intOption, listOption, parseFlags } from './lib/args.js';
 import { checkTorch, PeerError, PeerSession, runPeer, tcmallocPreloaded } from './lib/peer.js';
 import { emitSummary, progress, renderTable, round } from './lib/report.js';
 import { mad, median, relDiff } from './lib/stats.js';
@@ -126,6 +126,7 @@ interface Plan {
   threads: number;
   dir: string;
   script: string;
+  torch: string;
 }
 
 /**
@@ -164,7 +165,7 @@ async function interleaved(plan: Plan): Promise<{ results: Result[]; torch: stri
   } finally {
     await peer.close();
   }
-  return { results, torch: checkTorch() };
+  return { results, torch: plan.torch };
 }
 
 /** tapir runs every case, then the peer runs every case in one process (the simplest schedule; fair only on an idle machine). */
@@ -221,7 +222,7 @@ async function main(): Promise<void> {
   const seed = intOption(flags, 'seed', 0, 0);
   const models = listOption(flags, 'models', MODEL_IDS);
   const cases = listOption(flags, 'cases', CASES);
-  const [schedule] = listOption(flags, 'schedule', ['interleaved', 'sequential'] as const);
+  const schedule = choiceOption(flags, 'schedule', ['interleaved', 'sequential']);
   const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'peers', 'engine.py');
   if (!existsSync(script)) throw new PeerError(`PyTorch peer script not found at ${script}`, 'run from a tapir checkout built with `npx tsc -p .`');
   const torchVersion = checkTorch(); // fail before spending minutes on the tapir side
@@ -231,10 +232,15 @@ async function main(): Promise<void> {
   progress(`engine bench: ${models.join(', ')} × ${cases.join(', ')}; batch ${batch}, float32, ${threads} threads, ` +
     `${warmup} warm-up + ${runs} timed runs, ${schedule}; torch ${torchVersion}`);
   const dir = mkdtempSync(join(tmpdir(), 'tapir-bench-engine-'));
+  // Ctrl-C would skip `finally`: the fixtures are ~100 MB of weights, so remove them on the way out.
+  process.once('SIGINT', () => {
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(130);
+  });
   try {
-    const plan: Plan = { models, cases, runs, warmup, batch, seed, threads, dir, script };
+    const plan: Plan = { models, cases, runs, warmup, batch, seed, threads, dir, script, torch: torchVersion };
     const { results, torch } = schedule === 'sequential' ? sequential(plan) : await interleaved(plan);
-    report(results, { threads, runs, batch, torch, schedule: schedule! });
+    report(results, { threads, runs, batch, torch, schedule });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

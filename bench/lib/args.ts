@@ -50,3 +50,11 @@ export function listOption<T extends string>(flags: ReadonlyMap<string, string>,
   if (picked.length === 0) throw new BenchOptionError(`--${name} is empty`, name, `choose from ${choices.join(', ')}`);
   return choices.filter((c) => picked.includes(c));
 }
+
+/** Exactly one of `choices` (the first when absent). */
+export function choiceOption<T extends string>(flags: ReadonlyMap<string, string>, name: string, choices: readonly [T, ...T[]]): T {
+  const raw = option(flags, name);
+  if (raw === undefined) return choices[0];
+  if (!(choices as readonly string[]).includes(raw)) throw new BenchOptionError(`--${name}: unknown value '${raw}'`, name, `choose one of ${choices.join(', ')}`);
+  return raw as T;
+}
