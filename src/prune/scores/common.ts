@@ -7,11 +7,11 @@ import type { Mode } from '../../graph/index.js';
 
 /** θ ⊙ c: what the forward pass uses (a pruned weight counts as 0). */
 export function effective(g: Graph, name: string): Tensor {
-  return noGrad(() => {
+  return scope(() => noGrad(() => {
     const t = g.params.get(name)!.tensor.detach();
     const m = g.masks.get(name);
     return m ? t.mul(m) : t.clone();
-  });
+  }));
 }
 
 /** ∂L/∂θ of the mean loss over every batch (weighted by batch size), detached. */

@@ -5,7 +5,7 @@
  *   δ = −H_b⁻¹ E_P (E_Pᵀ H_b⁻¹ E_P)⁻¹ E_Pᵀ θ,
  * the minimiser of the quadratic model subject to δ_P = −θ_P. Blocks and damping: estimators/block.ts.
  */
-import { cat, eye, linalg, noGrad, scope, zeros, type Tensor } from '../../engine/index.js';
+import { cat, eye, keep, linalg, noGrad, scope, zeros, type Tensor } from '../../engine/index.js';
 import type { ParamMap } from '../allocation.js';
 import { blockStats, checkBlockOptions, disposeStats, inverseBlocks } from '../estimators/block.js';
 import { effective } from './common.js';
@@ -53,7 +53,7 @@ export const blockHessian: Score = {
         const th = blocksOf(effective(ctx.graph, p), B);
         return unblock(th.square().div(inv.diagonal(0, 1, 2).mul(2)), s.shape);
       })));
-      if (ctx.block?.compensate) inverses.set(p, inv);
+      if (ctx.block?.compensate) inverses.set(p, keep(inv));
       else inv.dispose();
     }
     const info = { score: 'block-hessian', curvature, blockSize, relativeDamping: damping, damping: lambdas, loss: ctx.loss, compensate: !!ctx.block?.compensate };

@@ -1,0 +1,12 @@
+/** The pruning layer: losses, curvature estimators, scores, allocation, schedules, the pruner, BN re-estimation. */
+export { allocate, checkSparsity, AllocationError, ALLOCATIONS, type Allocation, type AllocateOptions, type AllocationResult, type ParamMap } from './allocation.js';
+export { roundDensities, SCHEDULES, type Schedule } from './schedule.js';
+export { LOSSES, LOSS_NAMES, lossDef, lossFn, type LossName, type LossDef, type CalibBatch } from './loss.js';
+export { PruneError, NondeterministicGraphError } from './errors.js';
+export { calibrationHash, checkCalibration, checkWeights, checkMode } from './calib.js';
+export { PER_SAMPLE_RULES, findSites, factorPass } from './per-sample.js';
+export { ESTIMATORS, ESTIMATOR_NAMES, type CurvatureEstimator, type CurvatureResult, type EstimatorName, type EstimatorOptions } from './estimators/index.js';
+export { blockStats, inverseBlocks, type BlockOptions, type BlockStats } from './estimators/block.js';
+export { SCORES, SCORE_NAMES, compensateBlocks, type Score, type ScoreContext, type ScoreName, type ScoreResult } from './scores/index.js';
+export { prune, type PruneOptions, type PruneReport, type TensorReport } from './pruner.js';
+export { reestimateBatchNorm } from './bn.js';
