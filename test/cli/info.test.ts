@@ -23,6 +23,13 @@ test('tapir info mobilenet_v2 --json: parameters, prunable tensors with shapes, 
   assert.equal(r.featureTap, 'flatten_1');
 });
 
+test('tapir info on a TF.js graph model folder (nsfwjs mobilenet_v2_mid)', async () => {
+  const r = JSON.parse(await run(['info', 'node_modules/nsfwjs/dist/models/mobilenet_v2_mid', '--json'])) as ModelInfo;
+  assert.ok(Math.abs(r.totalParameters - 4.30e6) < 0.01e6, `α 1.4 MobileNetV2 + head ≈ 4.30 M, got ${r.totalParameters}`);
+  assert.deepEqual(r.prunable[0]!.shape, [48, 3, 3, 3]);
+  assert.equal(r.parameters.find((p) => p.shape.join() === '5,1792')!.role, 'head');
+});
+
 test('tapir info on a built-in at a smaller size, and an unknown model, which is a ConfigError naming the ids', async () => {
   const r = JSON.parse(await run(['info', 'resnet18@64', '--json'])) as ModelInfo;
   assert.equal(r.trainableParameters, 11689512);
