@@ -38,12 +38,18 @@ export interface RidgeOptions {
 
 const STD_FLOOR = 1e-8;
 
-/** Per-feature mean and standard deviation (population) of [N, D] features, in float64. */
-export function featureStats(features: Tensor): FeatureStats {
+/**
+ * Per-feature mean and standard deviation (population) of [N, D] features, in float64. `relativeFloor` r raises
+ * every std to at least r · (mean std): a nearly constant feature then is not blown up to unit variance, which
+ * keeps the head's weights on raw features (W / std) bounded, as a head that is trained further needs.
+ */
+export function featureStats(features: Tensor, o: { relativeFloor?: number } = {}): FeatureStats {
   return scope(() => noGrad(() => {
     const f = features.detach().to('float64');
     const mean = f.mean(0);
-    const std = f.var(0, false, 0).sqrt().clamp(STD_FLOOR);
+    let std = f.var(0, false, 0).sqrt();
+    const floor = Math.max(STD_FLOOR, (o.relativeFloor ?? 0) * std.mean().item());
+    std = std.clamp(floor);
     return { mean, std };
   }));
 }
@@ -61,7 +67,7 @@ export function fitRidgeHead(features: Tensor, labels: Tensor, o: RidgeOptions):
   const C = o.numClasses;
   return noGrad(() => {
     // The head owns its statistics (a copy when given), so disposeHead frees exactly what the head holds.
-    const stats = o.stats ? { mean: o.stats.mean.to('float64').clone(), std: o.stats.std.to('float64').clone() } : featureStats(features);
+    const stats = o.stats ? scope(() => ({ mean: o.stats!.mean.to('float64').clone(), std: o.stats!.std.to('float64').clone() })) : featureStats(features);
     const head = scope(() => {
       const n = features.shape[0]!;
       const d = features.shape[1]!;

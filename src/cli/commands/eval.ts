@@ -1,0 +1,98 @@
+/** `tapir eval`: zero-shot transfer of a (pruned / fine-tuned) model to tasks, with ridge heads. */
+import { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { TapirError } from '../../engine/index.js';
+import { disposeGraph } from '../../graph/index.js';
+import { applyMaskDir, FeatureCache, HEAD_MODES, openModel, pixelBaseline, zeroShot, type HeadMode, type ZeroShotRow } from '../../transfer/index.js';
+import { emit, table, type Io } from '../output.js';
+
+/** A progress bar on stderr that appears only once work has run for `delayMs` (short runs stay quiet). */
+export function lazyBar(enabled: boolean, label: string, delayMs = 2000): { update(done: number, total: number, what?: string): void; stop(): void } {
+  const t0 = Date.now();
+  let bar: cliProgress.SingleBar | null = null;
+  return {
+    update(done, total, what = '') {
+      if (!enabled) return;
+      if (!bar && Date.now() - t0 < delayMs) return;
+      if (!bar) {
+        bar = new cliProgress.SingleBar({ stream: process.stderr, format: `${label} {bar} {value}/{total} | {what} | {eta_formatted}` }, cliProgress.Presets.shades_classic);
+        bar.start(total, done, { what });
+      }
+      bar.setTotal(total);
+      bar.update(done, { what });
+    },
+    stop() {
+      bar?.stop();
+    },
+  };
+}
+
+export function parseNumber(opt: string, s: string, o: { int?: boolean; min?: number; positive?: boolean } = {}): number {
+  const n = Number(s);
+  const ok = s.trim() !== '' && Number.isFinite(n) && (!o.int || Number.isInteger(n)) && (o.min === undefined || n >= o.min) && (!o.positive || n > 0);
+  if (!ok) throw new TapirError('E_ARG', `${opt} must be ${o.int ? 'an integer' : 'a number'}${o.min !== undefined ? ` >= ${o.min}` : ''}${o.positive ? ' > 0' : ''}, got '${s}'`, { context: { option: opt } });
+  return n;
+}
+
+export function oneOf<T extends string>(opt: string, s: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(s)) throw new TapirError('E_ARG', `${opt} must be one of ${allowed.join(', ')}, got '${s}'`, { context: { option: opt }, fix: `e.g. ${opt} ${allowed[0]}` });
+  return s as T;
+}
+
+interface EvalFlags {
+  model: string; mask?: string; tasks: string; head: string; alpha: string; cap?: string; seed: string;
+  batchSize: string; reference?: string; pixels?: boolean; progress: boolean; json?: boolean;
+}
+
+export function evalCommand(io: Io): Command {
+  return new Command('eval')
+    .description('zero-shot transfer: ridge heads on frozen features, accuracy on each task\'s test split')
+    .requiredOption('--model <id|path>', 'zoo spec (e.g. mobilenet_v2@96), .onnx file, or a `tapir finetune` output directory')
+    .option('--mask <dir>', 'directory with mask.safetensors (as `tapir prune` writes) applied to the model')
+    .requiredOption('--tasks <a,b,c>', 'comma-separated task ids, e.g. mnist,fashion-mnist[0-4]')
+    .option('--head <mode>', 'dense: head fitted on the unpruned model (zero-shot); refit: on the evaluated backbone', 'dense')
+    .option('--alpha <a>', 'ridge penalty on standardised features', '1')
+    .option('--cap <n>', 'at most this many images per class (all splits together)')
+    .option('--seed <n>', 'split seed', '0')
+    .option('--batch-size <n>', 'feature-extraction batch size', '64')
+    .option('--reference <id|path>', 'dense model for --head dense (default: the model without mask, or a fine-tuned model\'s base)')
+    .option('--pixels', 'add a raw-pixel ridge baseline row per task')
+    .option('--no-progress', 'no progress bar')
+    .option('--json', 'print one JSON document')
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .action(async (o: EvalFlags) => {
+      const head = oneOf<HeadMode>('--head', o.head, HEAD_MODES);
+      const alpha = parseNumber('--alpha', o.alpha, { min: 0 });
+      const taskOptions = { seed: parseNumber('--seed', o.seed, { int: true, min: 0 }), ...(o.cap !== undefined ? { cap: parseNumber('--cap', o.cap, { int: true, min: 3 }) } : {}) };
+      const batchSize = parseNumber('--batch-size', o.batchSize, { int: true, min: 1 });
+      const tasks = o.tasks.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+      if (tasks.length === 0) throw new TapirError('E_ARG', '--tasks is empty', { fix: 'e.g. --tasks mnist,fashion-mnist' });
+      const m = await openModel(o.model);
+      const mask = o.mask ? await applyMaskDir(m.graph, o.mask) : null;
+      // The dense reference: needed only when the evaluated state differs from the base model.
+      const needRef = head === 'dense' && (o.reference !== undefined || mask !== null || m.kind === 'finetuned' || m.graph.masks.size > 0);
+      const ref = needRef ? (await openModel(o.reference ?? m.base)).graph : null;
+      if (ref) for (const msk of ref.masks.values()) msk.dispose();
+      ref?.masks.clear();
+      const cache = new FeatureCache();
+      const bar = lazyBar(o.progress && !o.json, 'eval');
+      const rows: ZeroShotRow[] = [];
+      try {
+        rows.push(...await zeroShot(m.graph, tasks, {
+          head, alpha, taskOptions, batchSize, cache, ...(ref ? { reference: ref } : {}),
+          onProgress: (p) => bar.update(p.done, p.total, `${p.task}: ${p.step}`),
+        }));
+        if (o.pixels) for (const t of tasks) rows.push(await pixelBaseline(t, { alpha, taskOptions, size: m.graph.preprocessing.size[0] }));
+      } finally {
+        bar.stop();
+        cache.dispose();
+        m.head && (m.head.weight.dispose(), m.head.bias.dispose());
+        disposeGraph(m.graph);
+        if (ref) disposeGraph(ref);
+      }
+      const doc = { model: o.model, mask: mask?.file ?? null, reference: ref ? (o.reference ?? m.base) : o.model, head, alpha, ...taskOptions, rows };
+      emit(io, !!o.json, doc, () => table(['task', 'classes', 'head', 'accuracy', 'dense', 'retained', 'train', 'test'],
+        rows.map((r) => [r.task, r.classes.length, r.head, r.accuracy, r.denseAccuracy, r.denseAccuracy > 0 ? r.accuracy / r.denseAccuracy : 0, r.nTrain, r.nTest]))
+        + `\nalpha ${alpha}; head '${head}'${mask ? `; mask ${mask.file}` : ''}`);
+    });
+}

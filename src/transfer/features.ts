@@ -1,0 +1,153 @@
+/**
+ * Frozen features of a task split, extracted once per (model state, task, split) and reused.
+ *
+ * A model's state is its weights AND masks: the same graph object changes state when it is pruned or fine-tuned,
+ * so the cache key is a content hash of every parameter and mask (plus the tap and preprocessing), never the
+ * object's identity. Hashing MobileNetV2's 2.6 M weights costs a few tens of ms, a small fraction of one
+ * feature pass, and it cannot go stale the way a hand-maintained version counter can.
+ */
+import { createHash } from 'node:crypto';
+import { cat, noGrad, scope, TapirError, type Tensor } from '../engine/index.js';
+import { forward, type Graph } from '../graph/index.js';
+import { batches, loadSplit, openTask, type ImageSet, type Preprocess, type SplitName, type Task, type TaskOptions } from '../data/index.js';
+
+/** The data layer's preprocessing spec for a graph's recorded preprocessing. */
+export function preprocessOf(g: Graph): Preprocess {
+  const p = g.preprocessing;
+  return { size: [p.size[0], p.size[1]], range: [p.range[0], p.range[1]], ...(p.mean ? { mean: p.mean } : {}), ...(p.std ? { std: p.std } : {}), channels: 3 };
+}
+
+/** SHA-256 (hex, 16 chars) of everything that decides a graph's features: weights, masks, tap, preprocessing. */
+export function modelFingerprint(g: Graph, tap: string = g.featureTap): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ name: g.name, tap, pre: g.preprocessing, outputs: g.outputs }));
+  const feed = (kind: string, name: string, t: Tensor) => {
+    h.update(`\0${kind}\0${name}\0${t.dtype}\0${t.shape.join(',')}\0`);
+    const a = noGrad(() => scope(() => t.detach().contiguous().data() as ArrayBufferView));
+    h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  };
+  for (const name of [...g.params.keys()].sort()) feed('p', name, g.params.get(name)!.tensor);
+  for (const name of [...g.masks.keys()].sort()) feed('m', name, g.masks.get(name)!);
+  return h.digest('hex').slice(0, 16);
+}
+
+export interface ExtractOptions {
+  /** Value name to read (default: the graph's feature tap). */
+  tap?: string;
+  batchSize?: number;
+  /** Called after each batch with images done and the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Features [N, D] (the tap flattened per image, in the graph's dtype) of every image of `set`, in set order,
+ * computed in `eval` mode (BN running statistics, no autograd). The caller owns the result.
+ */
+export function extractFeatures(g: Graph, set: ImageSet, o: ExtractOptions = {}): Tensor {
+  const tap = o.tap ?? g.featureTap;
+  if (set.n === 0) throw new TapirError('E_FEATURES', `${set.task}/${set.split} has no images to extract features from`, { context: { task: set.task, split: set.split }, fix: 'raise --cap or check the dataset' });
+  const chunks: Tensor[] = [];
+  let done = 0;
+  try {
+    for (const b of batches(set, preprocessOf(g), { batchSize: o.batchSize ?? 64 })) {
+      try {
+        chunks.push(scope(() => {
+          const r = forward(g, b.x, { mode: 'eval', taps: [tap], outputs: [] });
+          return r.taps.get(tap)!.flatten(1).contiguous();
+        }));
+      } finally {
+        b.x.dispose();
+        b.y.dispose();
+      }
+      done += b.indices.length;
+      o.onProgress?.(done, set.n);
+    }
+    return chunks.length === 1 ? chunks.pop()! : cat(chunks, 0);
+  } finally {
+    for (const c of chunks) c.dispose();
+  }
+}
+
+/** Features and labels of one split; `features` belongs to the cache that returned it (do not dispose). */
+export interface SplitFeatures {
+  readonly features: Tensor;
+  /** [N] task labels 0..K-1. */
+  readonly labels: Int32Array;
+  readonly numClasses: number;
+  readonly task: string;
+  readonly split: SplitName;
+  readonly fingerprint: string;
+}
+
+export interface FeatureRequest extends ExtractOptions {
+  /** Task id (e.g. `fashion-mnist[0-4]`) or an opened task. */
+  task: string | Task;
+  split: SplitName;
+  /** Split seed and per-class cap (ignored when `task` is already opened). */
+  taskOptions?: TaskOptions;
+  /** A fingerprint computed earlier for this graph state (skips hashing the weights again). */
+  fingerprint?: string;
+}
+
+/**
+ * An in-memory cache of split features keyed by (model fingerprint, tap, task, seed, cap, split). Least recently
+ * used entries are dropped past `maxEntries`. Call `dispose()` when done.
+ */
+export class FeatureCache {
+  readonly #entries = new Map<string, SplitFeatures>();
+  readonly #tasks = new Map<string, Promise<Task>>();
+  readonly maxEntries: number;
+  hits = 0;
+  misses = 0;
+
+  constructor(o: { maxEntries?: number } = {}) {
+    this.maxEntries = o.maxEntries ?? 64;
+  }
+
+  /** Opens (once) a task by id and options. */
+  task(id: string | Task, o: TaskOptions = {}): Promise<Task> {
+    if (typeof id !== 'string') return Promise.resolve(id);
+    const key = JSON.stringify([id, o.seed ?? 0, o.cap ?? null, o.fractions ?? null]);
+    let p = this.#tasks.get(key);
+    if (!p) {
+      p = openTask(id, o);
+      p.catch(() => this.#tasks.delete(key));
+      this.#tasks.set(key, p);
+    }
+    return p;
+  }
+
+  async get(g: Graph, r: FeatureRequest): Promise<SplitFeatures> {
+    const tap = r.tap ?? g.featureTap;
+    const task = await this.task(r.task, r.taskOptions);
+    const fingerprint = r.fingerprint ?? modelFingerprint(g, tap);
+    const key = JSON.stringify([fingerprint, tap, task.id, task.seed, task.cap, r.split, g.preprocessing.size]);
+    const hit = this.#entries.get(key);
+    if (hit) {
+      this.hits++;
+      this.#entries.delete(key);
+      this.#entries.set(key, hit);
+      return hit;
+    }
+    this.misses++;
+    const set = await loadSplit(task, r.split, g.preprocessing.size);
+    const features = extractFeatures(g, set, r);
+    const entry: SplitFeatures = { features, labels: set.labels, numClasses: task.classes.length, task: task.id, split: r.split, fingerprint };
+    this.#entries.set(key, entry);
+    while (this.#entries.size > this.maxEntries) {
+      const [k, old] = this.#entries.entries().next().value as [string, SplitFeatures];
+      this.#entries.delete(k);
+      old.features.dispose();
+    }
+    return entry;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  dispose(): void {
+    for (const e of this.#entries.values()) e.features.dispose();
+    this.#entries.clear();
+  }
+}

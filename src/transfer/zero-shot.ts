@@ -1,0 +1,161 @@
+/**
+ * Zero-shot transfer (DESIGN §1): a ridge head per task fitted on frozen features, accuracy on the task's test split.
+ *
+ * - `dense` (the paper's zero-shot): the head is fitted on the REFERENCE (unpruned) model's train features and
+ *   standardised with their statistics, then applied to the evaluated backbone's test features. It measures how
+ *   far pruning / fine-tuning moved the representation away from what the dense head expects.
+ * - `refit`: the head is fitted on the evaluated backbone's own train features (representation quality).
+ *
+ * On the unpruned model both modes are the same computation, which the tests check.
+ */
+import { nn, scope, tensor, TapirError, type Tensor } from '../engine/index.js';
+import type { Graph } from '../graph/index.js';
+import { loadSplits, type Size, type TaskOptions } from '../data/index.js';
+import { FeatureCache, modelFingerprint, type SplitFeatures } from './features.js';
+import { disposeHead, fitRidgeHead, headLogits, type RidgeHead } from './ridge.js';
+
+export type HeadMode = 'dense' | 'refit';
+export const HEAD_MODES: readonly HeadMode[] = ['dense', 'refit'];
+
+export interface ZeroShotOptions {
+  /** `dense` (default) or `refit`. */
+  head?: HeadMode;
+  /** The unpruned model whose features the `dense` head is fitted on (default: the evaluated model itself). */
+  reference?: Graph;
+  /** Ridge penalty on standardised features (default 1). */
+  alpha?: number;
+  /** Split seed and per-class cap of every task. */
+  taskOptions?: TaskOptions;
+  /** Feature tap (default: each graph's `featureTap`). */
+  tap?: string;
+  batchSize?: number;
+  /** Reused across calls (studies evaluate many model states on the same tasks); a private one otherwise. */
+  cache?: FeatureCache;
+  /** Return the test-split predictions of each row. */
+  predictions?: boolean;
+  onProgress?: (p: { task: string; step: string; done: number; total: number }) => void;
+}
+
+export interface ZeroShotRow {
+  task: string;
+  classes: readonly string[];
+  head: HeadMode | 'pixels';
+  alpha: number;
+  /** Test accuracy of the evaluated backbone with the head of this mode. */
+  accuracy: number;
+  /** Test accuracy of the reference backbone with its own (dense) head: the row's ceiling/baseline. */
+  denseAccuracy: number;
+  nTrain: number;
+  nTest: number;
+  featureDim: number;
+  /** Fingerprints of the evaluated and reference model states (weights + masks). */
+  model: string;
+  reference: string;
+  predictions?: Int32Array;
+}
+
+const labelsTensor = (l: Int32Array): Tensor => tensor(BigInt64Array.from(l, (v) => BigInt(v)), [l.length]);
+
+function accuracyAndPreds(head: RidgeHead, f: SplitFeatures): { acc: number; preds: Int32Array } {
+  const preds = scope(() => Int32Array.from(headLogits(head, f.features).argmax(1).toArray()));
+  let ok = 0;
+  preds.forEach((p, i) => { if (p === f.labels[i]) ok++; });
+  return { acc: ok / preds.length, preds };
+}
+
+function fit(f: SplitFeatures, alpha: number): RidgeHead {
+  const y = labelsTensor(f.labels);
+  try {
+    return fitRidgeHead(f.features, y, { numClasses: f.numClasses, alpha });
+  } finally {
+    y.dispose();
+  }
+}
+
+/** Zero-shot accuracy of `model` on every task (one row per task, in order). */
+export async function zeroShot(model: Graph, tasks: readonly string[], o: ZeroShotOptions = {}): Promise<ZeroShotRow[]> {
+  const mode = o.head ?? 'dense';
+  if (!HEAD_MODES.includes(mode)) throw new TapirError('E_ARG', `unknown head mode '${String(mode)}'`, { context: { head: mode }, fix: `use one of: ${HEAD_MODES.join(', ')}` });
+  const alpha = o.alpha ?? 1;
+  const ref = o.reference ?? model;
+  const cache = o.cache ?? new FeatureCache();
+  const tapOf = (g: Graph) => o.tap ?? g.featureTap;
+  const fpModel = modelFingerprint(model, tapOf(model));
+  const fpRef = ref === model ? fpModel : modelFingerprint(ref, tapOf(ref));
+  const rows: ZeroShotRow[] = [];
+  try {
+    for (const id of tasks) {
+      const task = await cache.task(id, o.taskOptions);
+      const get = (g: Graph, fp: string, split: 'train' | 'test', step: string) => cache.get(g, {
+        task, split, fingerprint: fp, tap: tapOf(g), ...(o.batchSize ? { batchSize: o.batchSize } : {}),
+        onProgress: (done, total) => o.onProgress?.({ task: task.id, step, done, total }),
+      });
+      const refTrain = await get(ref, fpRef, 'train', 'reference train features');
+      const refTest = await get(ref, fpRef, 'test', 'reference test features');
+      const testF = await get(model, fpModel, 'test', 'test features');
+      const denseHead = fit(refTrain, alpha);
+      let head = denseHead;
+      try {
+        const dense = accuracyAndPreds(denseHead, refTest);
+        if (mode === 'refit') head = fit(await get(model, fpModel, 'train', 'train features'), alpha);
+        const r = accuracyAndPreds(head, testF);
+        rows.push({
+          task: task.id, classes: task.classes, head: mode, alpha, accuracy: r.acc, denseAccuracy: dense.acc,
+          nTrain: refTrain.labels.length, nTest: testF.labels.length, featureDim: testF.features.shape[1]!,
+          model: fpModel, reference: fpRef, ...(o.predictions ? { predictions: r.preds } : {}),
+        });
+      } finally {
+        if (head !== denseHead) disposeHead(head);
+        disposeHead(denseHead);
+      }
+    }
+  } finally {
+    if (!o.cache) cache.dispose();
+  }
+  return rows;
+}
+
+export interface PixelBaselineOptions {
+  /** Resolution the images are loaded at (default 32; pass the model's size to reuse its decoded cache). */
+  size?: number;
+  /** Pixels are average-pooled to pool × pool per channel (default 8: 192 features). */
+  pool?: number;
+  alpha?: number;
+  taskOptions?: TaskOptions;
+}
+
+/**
+ * The raw-pixel row every report needs (FACTS: on MNIST-like tasks a ridge head on pooled pixels comes within a
+ * few points of pre-trained features): images in [0, 1], average-pooled, standardised, ridge head, test accuracy.
+ */
+export async function pixelBaseline(taskId: string, o: PixelBaselineOptions = {}): Promise<ZeroShotRow> {
+  const size = o.size ?? 32;
+  const pool = o.pool ?? 8;
+  if (!Number.isInteger(pool) || pool < 1 || pool > size) throw new TapirError('E_ARG', `pixel baseline: pool ${pool} must be an integer in [1, ${size}]`, { fix: 'e.g. pool 8' });
+  const alpha = o.alpha ?? 1;
+  const cache = new FeatureCache();
+  const task = await cache.task(taskId, o.taskOptions);
+  const { sets } = await loadSplits(task, [size, size] as Size, ['train', 'test']);
+  const pooled = (split: 'train' | 'test'): SplitFeatures => {
+    const s = sets[split]!;
+    const features = scope(() => {
+      const x = tensor(Float32Array.from(s.images, (v) => v / 255), [s.n, 3, size, size]);
+      return nn.adaptiveAvgPool2d(x, [pool, pool]).flatten(1).to('float64');
+    });
+    return { features, labels: s.labels, numClasses: task.classes.length, task: task.id, split, fingerprint: 'pixels' };
+  };
+  const train = pooled('train');
+  const test = pooled('test');
+  const head = fit(train, alpha);
+  try {
+    const acc = accuracyAndPreds(head, test).acc;
+    return {
+      task: task.id, classes: task.classes, head: 'pixels', alpha, accuracy: acc, denseAccuracy: acc, nTrain: train.labels.length,
+      nTest: test.labels.length, featureDim: 3 * pool * pool, model: 'pixels', reference: 'pixels',
+    };
+  } finally {
+    disposeHead(head);
+    train.features.dispose();
+    test.features.dispose();
+  }
+}
