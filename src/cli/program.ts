@@ -5,6 +5,8 @@ import { selftestCommand } from './commands/selftest.js';
 import { dataCommand } from './commands/data.js';
 import { modelsCommand } from './commands/models.js';
 import { infoCommand } from './commands/info.js';
+import { evalCommand } from './commands/eval.js';
+import { finetuneCommand } from './commands/finetune.js';
 import { processIo, type Io } from './output.js';
 
 export const VERSION = '0.1.0';
@@ -17,5 +19,6 @@ export function makeProgram(io: Io = processIo): Command {
     .exitOverride();
   for (const c of [doctorCommand(io), selftestCommand(io), dataCommand(io)]) program.addCommand(c.exitOverride());
   for (const c of [modelsCommand(io), infoCommand(io)]) program.addCommand(c.exitOverride());
+  for (const c of [evalCommand(io), finetuneCommand(io)]) program.addCommand(c.exitOverride());
   return program;
 }
