@@ -206,3 +206,63 @@ test('onnx import: an unsupported op names the op, the node and the supported op
 test('onnx import: a missing file is a clear error', async () => {
   await assert.rejects(importOnnx('/nonexistent/model.onnx'), (e: unknown) => e instanceof TapirError && /cannot read ONNX file \/nonexistent\/model\.onnx/.test(e.message));
 });
+
+test('onnx import: Gemm (transB=0, alpha, beta), Dropout, Clip, bias-free MatMul, Softmax, Shape→Expand, Slice to the end, Cast match onnxruntime', async () => {
+  const f32 = (name: string, dims: number[], seed: number) => {
+    manualSeed(seed);
+    const t = randn(dims);
+    const d = t.data<'float32'>();
+    t.dispose();
+    return { name, dims, dataType: 1, rawData: new Uint8Array(d.buffer) };
+  };
+  const i64 = (name: string, v: number[], dims = [v.length]) => ({ name, dims, dataType: 7, rawData: new Uint8Array(BigInt64Array.from(v, BigInt).buffer) });
+  const ai = (name: string, i: number) => ({ name, type: 2, i });
+  const af = (name: string, f: number) => ({ name, type: 1, f });
+  const m = onnx.ModelProto.create({
+    irVersion: 8, opsetImport: [{ domain: '', version: 13 }],
+    graph: {
+      name: 'misc',
+      initializer: [f32('B', [6, 4], 1), f32('C', [4], 2), f32('onnx::MatMul_7', [4, 5], 3), { name: 'ratio', dims: [], dataType: 1, floatData: [0.3] }, i64('zero', [0]), i64('one', [1]), i64('big', [2 ** 53 - 1]), i64('ax1', [1]), i64('three_five', [3, 5])],
+      node: [
+        { opType: 'Gemm', input: ['x', 'B', 'C'], output: ['g'], name: 'fc', attribute: [af('alpha', 0.5), af('beta', 2)] },
+        { opType: 'Dropout', input: ['g', 'ratio'], output: ['d'], name: 'drop' },
+        { opType: 'Constant', input: [], output: ['lo'], name: 'lo_c', attribute: [{ name: 'value_float', type: 1, f: -0.5 }] },
+        { opType: 'Constant', input: [], output: ['hi'], name: 'hi_c', attribute: [{ name: 'value', type: 4, t: { dims: [], dataType: 1, floatData: [0.8] } }] },
+        { opType: 'Clip', input: ['d', 'lo', 'hi'], output: ['c'], name: 'clip' },
+        { opType: 'MatMul', input: ['c', 'onnx::MatMul_7'], output: ['mm'], name: '/proj/MatMul' },
+        { opType: 'Softmax', input: ['mm'], output: ['s'], name: 'sm', attribute: [ai('axis', 1)] },
+        { opType: 'Unsqueeze', input: ['s', 'ax1'], output: ['u'], name: 'unsq' },
+        { opType: 'Shape', input: ['u'], output: ['shp'], name: 'shape' },
+        { opType: 'Slice', input: ['shp', 'zero', 'one'], output: ['n'], name: 'batch' },
+        { opType: 'Concat', input: ['n', 'three_five'], output: ['target'], name: 'target', attribute: [ai('axis', 0)] },
+        { opType: 'Expand', input: ['u', 'target'], output: ['e'], name: 'expand' },
+        { opType: 'Slice', input: ['e', 'one', 'big', 'ax1'], output: ['sl'], name: 'tail' },
+        { opType: 'Cast', input: ['sl'], output: ['cs'], name: 'cast', attribute: [ai('to', 1)] },
+        { opType: 'ReduceMean', input: ['cs'], output: ['y'], name: 'mean', attribute: [{ name: 'axes', type: 7, ints: [1] }, ai('keepdims', 0)] },
+      ],
+      input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'N' }, { dimValue: 6 }] } } } }],
+      output: [{ name: 'y', type: { tensorType: { elemType: 1 } } }],
+    },
+  });
+  const bytes = onnx.ModelProto.encode(m).finish();
+  const g = importOnnxBytes(bytes, { file: 'misc.onnx' });
+  assert.deepEqual(g.nodes.map((n) => n.op), ['linear', 'dropout', 'clip', 'linear', 'softmax', 'unsqueeze', 'expand', 'slice', 'identity', 'reducemean']);
+  assert.equal(g.params.get('proj.weight')?.role, 'head', 'an anonymous MatMul weight is named after its module; the last linear is the head');
+  assert.deepEqual(g.params.get('proj.weight')?.tensor.shape, [5, 4]);
+  assert.deepEqual(g.params.get('B_1')?.tensor.shape, [4, 6], 'Gemm B [in, out] (transB = 0), alpha folded in, stored [out, in]');
+  assert.equal(g.params.get('B_1')?.prunable, true);
+  assert.equal(g.params.has('B'), false, 'the untransposed initializer is not kept');
+  assert.equal(g.featureTap, 'c');
+  manualSeed(4);
+  const x = randn([3, 6]);
+  const y = forward(g, x, { mode: 'eval' }).outputs[0]!;
+  assert.deepEqual(y.shape, [3, 5]);
+  const err = maxRelError(y.data<'float32'>(), await ortRun(bytes, x));
+  assert.ok(err <= 1e-5, `max rel. error ${err}`);
+  const labels = randint(0, 5, [3]);
+  const live = liveTensors();
+  const r = trainSteps(g, x, labels, 'eval-bn', 0.5, 2);
+  assert.equal(liveTensors(), live);
+  assert.ok(r.after < r.before, `loss ${r.before} → ${r.after}`);
+  disposeGraph(g);
+});
