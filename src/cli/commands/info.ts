@@ -1,8 +1,8 @@
 /** `tapir info <model|path>`: parameters, prunable tensors and input of a zoo model or a model file. */
 import { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { countParams, disposeGraph, loadModel, loadTfjsModel, type Graph } from '../../graph/index.js';
-import { importOnnx } from '../../graph/onnx/index.js';
+import { countParams, disposeGraph, importOnnx, loadModel, loadTfjsModel, type Graph } from '../../graph/index.js';
+
 import { emit, table, type Io } from '../output.js';
 
 export interface ModelInfo {
