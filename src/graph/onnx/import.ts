@@ -235,7 +235,12 @@ export function importOnnxBytes(bytes: Uint8Array, o: ImportOnnxOptions = {}): G
       if (fold) im.fail(n, `'${op}' on a tensor computed at run time is not supported (only shape arithmetic is folded)`);
       throw new UnsupportedOpError(op, n.name ?? '', ONNX_SUPPORTED_OPS, `ONNX import of ${file}`);
     }
-    run(c);
+    try {
+      run(c);
+    } catch (e) {
+      if (e instanceof TapirError) throw e;
+      im.fail(n, `cannot convert: ${(e as Error).message}`, 'the ONNX graph is malformed here (a damaged file or an unusual export)');
+    }
   }
   const g = finish(im, (gp.output ?? []).map((v) => v.name ?? ''), inputs, o, file);
   const md = (m.metadataProps ?? []).find((p) => p.key === TAPIR_METADATA_KEY)?.value;
