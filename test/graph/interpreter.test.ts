@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { grad, liveTensors, manualSeed, nn, ones, randn, scope, tensor, zeros, type Tensor } from '../../src/engine/index.js';
+import { grad, liveTensors, manualSeed, nn, noGrad, ones, randn, scope, tensor, zeros, type Tensor } from '../../src/engine/index.js';
 import { forward } from '../../src/graph/interpreter.js';
 import type { Graph, Node } from '../../src/graph/ir.js';
 import { UnsupportedOpError } from '../../src/graph/errors.js';
@@ -119,5 +119,22 @@ test('param helpers: default prunable rule, counts, float64 conversion, mask sha
     assert.throws(() => setMask(g, 'nope', ones([1])), /no parameter 'nope'/);
     void tensor;
   });
+  disposeGraph(g);
+});
+
+test('a training loop keeps the live-tensor count flat (intermediates freed, masks and grads scoped)', () => {
+  const g = tinyNet();
+  setMask(g, 'conv.weight', ones([4, 3, 3, 3]));
+  const w = g.params.get('conv.weight')!.tensor;
+  const counts: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    scope(() => {
+      const y = forward(g, randn([2, 3, 8, 8]), { mode: 'train', taps: ['feat'] }).outputs[0]!;
+      const [gw] = grad(y.square().mean(), [w]);
+      noGrad(() => w.add_(gw!, -0.01));
+    });
+    counts.push(liveTensors());
+  }
+  assert.deepEqual(counts, counts.map(() => counts[0]), `live tensors per step: ${counts.join(', ')}`);
   disposeGraph(g);
 });

@@ -2,7 +2,6 @@
 import { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { countParams, disposeGraph, importOnnx, loadModel, loadTfjsModel, type Graph } from '../../graph/index.js';
-
 import { emit, table, type Io } from '../output.js';
 
 export interface ModelInfo {
