@@ -161,6 +161,31 @@ test('onnx import: truncated or garbled files are clear errors', { skip: skip ??
   }
 });
 
+test('onnx import: seeded random corruption never crashes: a clear error, or a graph that runs', { skip: skip ?? false }, () => {
+  const bytes = new Uint8Array(readFileSync(join(fx.dir, fx.models.vit.onnx['14']!)));
+  let seed = 12345;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const x = randn([1, 3, 32, 32]);
+  let errors = 0;
+  for (let k = 0; k < 40; k++) {
+    const c = bytes.slice(0, k % 3 === 0 ? Math.floor(rnd() * bytes.length) : bytes.length);
+    for (let j = 1 + Math.floor(rnd() * 20); j > 0; j--) c[Math.floor(rnd() * c.length)] = Math.floor(rnd() * 256);
+    try {
+      const g = importOnnxBytes(c, { file: 'fuzz.onnx' });
+      try {
+        forward(g, x, { mode: 'eval' }).outputs[0]!.dispose();
+      } finally {
+        disposeGraph(g);
+      }
+    } catch (e) {
+      assert.ok(e instanceof TapirError, `variant ${k}: ${String(e)}`);
+      errors++;
+    }
+  }
+  assert.ok(errors > 10, `most corruptions are detected (${errors}/40)`);
+  x.dispose();
+});
+
 test('onnx import: an unsupported op names the op, the node and the supported ops', () => {
   const m = onnx.ModelProto.create({
     irVersion: 8, opsetImport: [{ domain: '', version: 14 }],
