@@ -3,3 +3,4 @@ export * from './engine/index.js';
 export * as data from './data/index.js';
 export * as graph from './graph/index.js';
 export * as transfer from './transfer/index.js';
+export * as analysis from './analysis/index.js';

@@ -8,6 +8,7 @@ import { infoCommand } from './commands/info.js';
 import { evalCommand } from './commands/eval.js';
 import { finetuneCommand } from './commands/finetune.js';
 import { pruneCommand } from './commands/prune.js';
+import { hessianCommand } from './commands/hessian.js';
 import { processIo, type Io } from './output.js';
 
 export const VERSION = '0.1.0';
@@ -21,6 +22,7 @@ export function makeProgram(io: Io = processIo): Command {
   for (const c of [doctorCommand(io), selftestCommand(io), dataCommand(io)]) program.addCommand(c.exitOverride());
   for (const c of [modelsCommand(io), infoCommand(io)]) program.addCommand(c.exitOverride());
   for (const c of [evalCommand(io), finetuneCommand(io)]) program.addCommand(c.exitOverride());
+  program.addCommand(hessianCommand(io).exitOverride());
   program.addCommand(pruneCommand(io).exitOverride());
   return program;
 }
