@@ -19,7 +19,7 @@ interface HessianFlags {
 }
 
 /** Defaults sized so 3 tasks on mobilenet_v2@64 finish within 10 minutes on 2 cores (docs/ANALYSIS.md). */
-export const HESSIAN_DEFAULTS = { size: 64, images: 32, headImages: 10, probes: 10, k: 4, sparsity: '0.5,0.9', batchSize: 32, loss: 'mse' as LossName };
+export const HESSIAN_DEFAULTS = { size: 64, images: 32, headImages: 10, probes: 16, k: 4, sparsity: '0.5,0.9', batchSize: 32, loss: 'mse' as LossName };
 
 export function hessianCommand(io: Io): Command {
   const d = HESSIAN_DEFAULTS;
