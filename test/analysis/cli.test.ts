@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { manualSeed, ones, randn, setNumThreads, zeros } from '../../src/engine/index.js';
 import { disposeGraph, makeParam, type Graph, type Node } from '../../src/graph/index.js';
-import { exportOnnx } from '../../src/graph/onnx/index.js';
+import { exportOnnx, importOnnx } from '../../src/graph/onnx/index.js';
+import { writeMaskFile } from '../../src/graph/mask-file.js';
+import { setMask } from '../../src/graph/index.js';
 import { makeProgram } from '../../src/cli/program.js';
 import type { DiagnosticsReport } from '../../src/analysis/index.js';
 
@@ -86,6 +88,22 @@ test('tapir hessian --json: spectra, alignment and loss-change tables for two ta
   assert.ok(r.pairs[0]!.diagCosine <= 1 + 1e-9 && r.pairs[0]!.eigenOverlap <= 1 + 1e-9);
   assert.equal(r.lossChange.length, 2);
   const text = (await run(args)).out;
+
+  // --mask: the given mask is the perturbation (its own sparsity), spectra are taken at the dense weights.
+  const imported = await importOnnx(model);
+  const conv = [...imported.params.values()].find((p) => p.prunable)!;
+  setMask(imported, conv.name, conv.tensor.abs().gt(conv.tensor.abs().reshape([-1]).sort().values.index(0, 53).item()).to('float32'));
+  const maskDir = join(root, 'mask');
+  mkdirSync(maskDir);
+  await writeMaskFile(join(maskDir, 'mask.safetensors'), imported);
+  disposeGraph(imported);
+  const m = JSON.parse((await run([...args, '--mask', maskDir, '--json'])).out) as DiagnosticsReport;
+  assert.equal(m.lossChange.length, 2);
+  for (const row of m.lossChange) {
+    assert.equal(row.maskFrom, 'given');
+    assert.ok(Math.abs(row.sparsity - 54 / 108) < 1e-9, `sparsity ${row.sparsity}`);
+  }
+  assert.ok(Math.abs(m.tasks[0]!.trace.estimate - r.tasks[0]!.trace.estimate) < 1e-6 * Math.max(1, Math.abs(r.tasks[0]!.trace.estimate)), 'the spectrum is of the dense model');
   for (const h of ['Spectrum per task', 'Cross-task alignment', 'Predicted vs measured loss change', 'gᵀδ + ½δᵀHδ']) assert.ok(text.includes(h), `table '${h}' printed`);
 });
 
