@@ -5,6 +5,7 @@
  * prunable backbone weights only (heads fixed). Library work: transfer (heads), analysis (everything else).
  */
 import { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { tensor, TapirError, type Tensor } from '../../engine/index.js';
 import { disposeGraph, type Graph } from '../../graph/index.js';
 import { loadSample, openTask, batches as makeBatches, type Batch } from '../../data/index.js';
@@ -58,7 +59,7 @@ export function hessianCommand(io: Io): Command {
       for (const q of sparsities) if (q >= 1) throw new TapirError('E_ARG', `--sparsity values must be in [0, 1), got ${q}`, { fix: 'e.g. --sparsity 0.5,0.9' });
       const ids = o.tasks.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
       if (ids.length === 0) throw new TapirError('E_ARG', '--tasks is empty', { fix: 'e.g. --tasks clipart,emoji' });
-      const spec = /^(random:)?[A-Za-z0-9_]+$/.test(o.model.trim()) ? `${o.model.trim()}@${int('--size', o.size, 16)}` : o.model;
+      const spec = /^(random:)?[A-Za-z0-9_]+$/.test(o.model.trim()) && !existsSync(o.model) ? `${o.model.trim()}@${int('--size', o.size, 16)}` : o.model;
 
       const bar = lazyBar(o.progress && !o.json, 'hessian', 500);
       const m = await openModel(spec);
