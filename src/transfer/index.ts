@@ -1,5 +1,5 @@
 /** Transfer: ridge heads, zero-shot evaluation, masked fine-tuning (DESIGN §1). See docs/TRANSFER.md. */
-export { featureStats, standardise, fitRidgeHead, headLogits, headAccuracy, disposeHead, type FeatureStats, type RidgeHead, type RidgeOptions } from './ridge.js';
+export { featureStats, standardise, fitRidgeHead, headLogits, headAccuracy, disposeHead, selectAlpha, ALPHA_GRID, type FeatureStats, type RidgeHead, type RidgeOptions } from './ridge.js';
 export { preprocessOf, modelFingerprint, extractFeatures, FeatureCache, type ExtractOptions, type SplitFeatures, type FeatureRequest } from './features.js';
 export { zeroShot, pixelBaseline, HEAD_MODES, type HeadMode, type ZeroShotOptions, type ZeroShotRow, type PixelBaselineOptions } from './zero-shot.js';
 export { withTaskHead, taskHeadOf, disposeTaskHead, ridgeToLinear, zeroHead, paramsUsedBy, TASK_HEAD_WEIGHT, TASK_HEAD_BIAS, type LinearHead } from './head.js';

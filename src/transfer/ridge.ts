@@ -106,3 +106,44 @@ export function headAccuracy(head: RidgeHead, features: Tensor, labels: Tensor):
 export function disposeHead(head: RidgeHead): void {
   for (const t of [head.weight, head.bias, head.stats.mean, head.stats.std]) t.dispose();
 }
+
+/** The default grid of `selectAlpha` (penalties on standardised features; XᵀΩX has diagonal ≈ N). */
+export const ALPHA_GRID: readonly number[] = [0.1, 1, 10, 100, 1000, 10000];
+
+/**
+ * Chooses `alpha` on a deterministic, stratified hold-out of the training features (every 5th sample of each class,
+ * in order), by class-balanced accuracy of a head fitted on the rest; ties go to the larger alpha. Standardisation
+ * uses `stats` (default: the statistics of all of `features`), as the final head will. A fixed alpha is not
+ * scale-free in N and D (measured: MobileNetV2 features on Fashion-MNIST, 700 images, 0.33 at alpha 1 vs 0.63 at
+ * 1000), so reports use this unless an alpha is given.
+ */
+export function selectAlpha(features: Tensor, labels: Tensor, o: { numClasses: number; grid?: readonly number[]; stats?: FeatureStats }): { alpha: number; scores: { alpha: number; accuracy: number }[] } {
+  const grid = [...(o.grid ?? ALPHA_GRID)].sort((a, b) => a - b);
+  const y = labels.toArray();
+  const seen = new Array<number>(o.numClasses).fill(0);
+  const fitIdx: number[] = [];
+  const valIdx: number[] = [];
+  y.forEach((c, i) => ((seen[c] = (seen[c] ?? 0) + 1) % 5 === 0 ? valIdx : fitIdx).push(i));
+  if (valIdx.length === 0 || new Set(fitIdx.map((i) => y[i])).size < 2) return { alpha: grid.includes(1) ? 1 : grid[0]!, scores: [] };
+  return scope(() => {
+    const stats = o.stats ?? featureStats(features);
+    const idx = (xs: number[]) => tensor(BigInt64Array.from(xs, (v) => BigInt(v)), [xs.length]);
+    const fx = features.indexSelect(0, idx(fitIdx));
+    const fy = labels.to('int64').indexSelect(0, idx(fitIdx));
+    const vx = features.indexSelect(0, idx(valIdx));
+    const vy = valIdx.map((i) => y[i]!);
+    const scores = grid.map((alpha) => {
+      const head = fitRidgeHead(fx, fy, { numClasses: o.numClasses, alpha, stats });
+      const pred = headLogits(head, vx).argmax(1).toArray();
+      disposeHead(head);
+      const hit = new Array<number>(o.numClasses).fill(0);
+      const tot = new Array<number>(o.numClasses).fill(0);
+      vy.forEach((c, k) => { tot[c]!++; if (pred[k] === c) hit[c]!++; });
+      const present = tot.map((t, c) => [t, c]).filter(([t]) => t! > 0);
+      return { alpha, accuracy: present.reduce((s, [t, c]) => s + hit[c!]! / t!, 0) / present.length };
+    });
+    let best = scores[0]!;
+    for (const s of scores) if (s.accuracy >= best.accuracy) best = s;
+    return { alpha: best.alpha, scores };
+  });
+}

@@ -12,7 +12,7 @@ import { nn, scope, tensor, TapirError, type Tensor } from '../engine/index.js';
 import type { Graph } from '../graph/index.js';
 import { loadSplits, type Size, type TaskOptions } from '../data/index.js';
 import { FeatureCache, modelFingerprint, type SplitFeatures } from './features.js';
-import { disposeHead, fitRidgeHead, headLogits, type RidgeHead } from './ridge.js';
+import { disposeHead, fitRidgeHead, headLogits, selectAlpha, type RidgeHead } from './ridge.js';
 
 export type HeadMode = 'dense' | 'refit';
 export const HEAD_MODES: readonly HeadMode[] = ['dense', 'refit'];
@@ -22,8 +22,8 @@ export interface ZeroShotOptions {
   head?: HeadMode;
   /** The unpruned model whose features the `dense` head is fitted on (default: the evaluated model itself). */
   reference?: Graph;
-  /** Ridge penalty on standardised features (default 1). */
-  alpha?: number;
+  /** Ridge penalty on standardised features, or `auto` (default): chosen per task by `selectAlpha` on the train split. */
+  alpha?: number | 'auto';
   /** Split seed and per-class cap of every task. */
   taskOptions?: TaskOptions;
   /** Feature tap (default: each graph's `featureTap`). */
@@ -45,6 +45,8 @@ export interface ZeroShotRow {
   accuracy: number;
   /** Test accuracy of the reference backbone with its own (dense) head: the row's ceiling/baseline. */
   denseAccuracy: number;
+  /** Alpha of the dense head (differs from `alpha` in `refit` mode when alpha is `auto`). */
+  denseAlpha: number;
   nTrain: number;
   nTest: number;
   featureDim: number;
@@ -52,6 +54,11 @@ export interface ZeroShotRow {
   model: string;
   reference: string;
   predictions?: Int32Array;
+}
+
+function checkAlpha(a: number | 'auto'): number | 'auto' {
+  if (a === 'auto' || (typeof a === 'number' && a >= 0 && Number.isFinite(a))) return a;
+  throw new TapirError('E_ARG', `ridge alpha must be 'auto' or a finite number >= 0, got ${String(a)}`, { context: { alpha: a }, fix: 'e.g. --alpha auto or --alpha 100' });
 }
 
 const labelsTensor = (l: Int32Array): Tensor => tensor(BigInt64Array.from(l, (v) => BigInt(v)), [l.length]);
@@ -63,9 +70,10 @@ function accuracyAndPreds(head: RidgeHead, f: SplitFeatures): { acc: number; pre
   return { acc: ok / preds.length, preds };
 }
 
-function fit(f: SplitFeatures, alpha: number): RidgeHead {
+function fit(f: SplitFeatures, alphaOpt: number | 'auto'): RidgeHead {
   const y = labelsTensor(f.labels);
   try {
+    const alpha = alphaOpt === 'auto' ? selectAlpha(f.features, y, { numClasses: f.numClasses }).alpha : alphaOpt;
     return fitRidgeHead(f.features, y, { numClasses: f.numClasses, alpha });
   } finally {
     y.dispose();
@@ -76,7 +84,7 @@ function fit(f: SplitFeatures, alpha: number): RidgeHead {
 export async function zeroShot(model: Graph, tasks: readonly string[], o: ZeroShotOptions = {}): Promise<ZeroShotRow[]> {
   const mode = o.head ?? 'dense';
   if (!HEAD_MODES.includes(mode)) throw new TapirError('E_ARG', `unknown head mode '${String(mode)}'`, { context: { head: mode }, fix: `use one of: ${HEAD_MODES.join(', ')}` });
-  const alpha = o.alpha ?? 1;
+  const alpha = checkAlpha(o.alpha ?? 'auto');
   const ref = o.reference ?? model;
   const cache = o.cache ?? new FeatureCache();
   const tapOf = (g: Graph) => o.tap ?? g.featureTap;
@@ -100,7 +108,7 @@ export async function zeroShot(model: Graph, tasks: readonly string[], o: ZeroSh
         if (mode === 'refit') head = fit(await get(model, fpModel, 'train', 'train features'), alpha);
         const r = accuracyAndPreds(head, testF);
         rows.push({
-          task: task.id, classes: task.classes, head: mode, alpha, accuracy: r.acc, denseAccuracy: dense.acc,
+          task: task.id, classes: task.classes, head: mode, alpha: head.alpha, accuracy: r.acc, denseAccuracy: dense.acc, denseAlpha: denseHead.alpha,
           nTrain: refTrain.labels.length, nTest: testF.labels.length, featureDim: testF.features.shape[1]!,
           model: fpModel, reference: fpRef, ...(o.predictions ? { predictions: r.preds } : {}),
         });
@@ -120,7 +128,7 @@ export interface PixelBaselineOptions {
   size?: number;
   /** Pixels are average-pooled to pool × pool per channel (default 8: 192 features). */
   pool?: number;
-  alpha?: number;
+  alpha?: number | 'auto';
   taskOptions?: TaskOptions;
 }
 
@@ -132,7 +140,7 @@ export async function pixelBaseline(taskId: string, o: PixelBaselineOptions = {}
   const size = o.size ?? 32;
   const pool = o.pool ?? 8;
   if (!Number.isInteger(pool) || pool < 1 || pool > size) throw new TapirError('E_ARG', `pixel baseline: pool ${pool} must be an integer in [1, ${size}]`, { fix: 'e.g. pool 8' });
-  const alpha = o.alpha ?? 1;
+  const alpha = checkAlpha(o.alpha ?? 'auto');
   const cache = new FeatureCache();
   const task = await cache.task(taskId, o.taskOptions);
   const { sets } = await loadSplits(task, [size, size] as Size, ['train', 'test']);
@@ -150,7 +158,7 @@ export async function pixelBaseline(taskId: string, o: PixelBaselineOptions = {}
   try {
     const acc = accuracyAndPreds(head, test).acc;
     return {
-      task: task.id, classes: task.classes, head: 'pixels', alpha, accuracy: acc, denseAccuracy: acc, nTrain: train.labels.length,
+      task: task.id, classes: task.classes, head: 'pixels', alpha: head.alpha, accuracy: acc, denseAccuracy: acc, denseAlpha: head.alpha, nTrain: train.labels.length,
       nTest: test.labels.length, featureDim: 3 * pool * pool, model: 'pixels', reference: 'pixels',
     };
   } finally {

@@ -28,12 +28,12 @@ export function useTempCache(): string {
  * conv3x3(3→6) → BN → ReLU → conv3x3/2(6→8) → BN → ReLU → global average pool (feature tap, 8-d) → linear(8→5).
  * BN has non-trivial running statistics so `eval` and `train` differ.
  */
-export function tinyNet(seed = 0, size = 16): Graph {
+export function tinyNet(seed = 0, size = 16, fixedInput = false): Graph {
   // scope: the init arithmetic's temporaries are freed now, not by GC later (tests count live tensors).
-  return scope(() => buildTiny(seed, size));
+  return scope(() => buildTiny(seed, size, fixedInput));
 }
 
-function buildTiny(seed: number, size: number): Graph {
+function buildTiny(seed: number, size: number, fixedInput: boolean): Graph {
   manualSeed(seed);
   const b = new GraphBuilder();
   const p = (name: string, t: Tensor, role: Parameters<GraphBuilder['param']>[2], o: { trainable?: boolean } = {}) => b.param(name, noGrad(() => t), role, o);
@@ -47,7 +47,7 @@ function buildTiny(seed: number, size: number): Graph {
   x = b.op('relu', [bn(x, 'bn2', 8)], {}, 'relu2');
   const feats = b.op('globalavgpool', [x], { keepdims: false }, 'pool');
   const logits = b.op('linear', [feats, p('fc.weight', noGrad(() => randn([5, 8]).mul(0.3)), 'head'), p('fc.bias', zeros([5]), 'bias')], {}, 'fc');
-  return b.build({ name: 'tiny', inputs: [{ name: 'input', shape: [null, 3, null, null] }], outputs: [logits], featureTap: feats, preprocessing: { size: [size, size], range: [0, 1] } });
+  return b.build({ name: 'tiny', inputs: [{ name: 'input', shape: fixedInput ? [null, 3, size, size] : [null, 3, null, null] }], outputs: [logits], featureTap: feats, preprocessing: { size: [size, size], range: [0, 1] } });
 }
 
 /** Masks about half of every conv weight (deterministic pattern) WITHOUT zeroing the weights. */

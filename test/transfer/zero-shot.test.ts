@@ -4,7 +4,7 @@ import { liveTensors, scope, tensor } from '../../src/engine/index.js';
 import { disposeGraph, forward } from '../../src/graph/index.js';
 import { loadSplit, loadSplits, openTask } from '../../src/data/index.js';
 import {
-  disposeHead, extractFeatures, FeatureCache, fitRidgeHead, headLogits, modelFingerprint, pixelBaseline, zeroShot,
+  ALPHA_GRID, disposeHead, extractFeatures, FeatureCache, selectAlpha, fitRidgeHead, headLogits, modelFingerprint, pixelBaseline, zeroShot,
 } from '../../src/transfer/index.js';
 import { expectClose } from '../helpers/check.js';
 import { makeFolderTask, maskHalf, tempDir, tinyNet, useTempCache } from './fixtures.js';
@@ -56,8 +56,8 @@ test('dense head on a pruned model = head fitted on the reference features, appl
   assert.notEqual(modelFingerprint(dense), modelFingerprint(pruned), 'masks change the fingerprint');
   const cache = new FeatureCache();
   const before = liveTensors();
-  const [row] = await zeroShot(pruned, [TASK], { head: 'dense', reference: dense, taskOptions: { cap: 20 }, cache, predictions: true });
-  const [refit] = await zeroShot(pruned, [TASK], { head: 'refit', reference: dense, taskOptions: { cap: 20 }, cache, predictions: true });
+  const [row] = await zeroShot(pruned, [TASK], { head: 'dense', reference: dense, taskOptions: { cap: 20 }, cache, predictions: true, alpha: 1 });
+  const [refit] = await zeroShot(pruned, [TASK], { head: 'refit', reference: dense, taskOptions: { cap: 20 }, cache, predictions: true, alpha: 1 });
   assert.equal(liveTensors() - before, cache.size, 'only the cached feature tensors stay alive');
   const task = await openTask(TASK, { cap: 20 });
   const { sets } = await loadSplits(task, [16, 16], ['train', 'test']);
@@ -100,7 +100,7 @@ test('feature cache: hit for the same state, miss after the weights change, LRU 
 });
 
 test('raw-pixel baseline equals a ridge head on JS-pooled pixels', async () => {
-  const row = await pixelBaseline(TASK, { size: 16, pool: 4, taskOptions: { cap: 20 } });
+  const row = await pixelBaseline(TASK, { size: 16, pool: 4, taskOptions: { cap: 20 }, alpha: 1 });
   const task = await openTask(TASK, { cap: 20 });
   const { sets } = await loadSplits(task, [16, 16], ['train', 'test']);
   const pooled = (s: typeof sets.train) => {
@@ -122,9 +122,26 @@ test('raw-pixel baseline equals a ridge head on JS-pooled pixels', async () => {
   assert.ok(Math.abs(row.accuracy - acc) < 1e-12, `pixels ${row.accuracy} vs reference ${acc}`);
 });
 
+test('alpha auto: the grid value with the best hold-out balanced accuracy (ties to the larger), reported per row', async () => {
+  const g = tinyNet(6);
+  const cache = new FeatureCache();
+  const f = await cache.get(g, { task: TASK, split: 'train', taskOptions: { cap: 20 } });
+  const y = labelsOf(f.labels);
+  const sel = selectAlpha(f.features, y, { numClasses: 3 });
+  const best = Math.max(...sel.scores.map((s) => s.accuracy));
+  assert.equal(sel.scores.length, ALPHA_GRID.length);
+  assert.equal(sel.alpha, Math.max(...sel.scores.filter((s) => s.accuracy === best).map((s) => s.alpha)));
+  const [row] = await zeroShot(g, [TASK], { taskOptions: { cap: 20 }, cache });
+  assert.equal(row!.alpha, sel.alpha, 'auto is the default and the chosen alpha is reported');
+  y.dispose();
+  cache.dispose();
+  disposeGraph(g);
+});
+
 test('bad input: unknown head mode and an unknown task are clear errors', async () => {
   const g = tinyNet(5);
   await assert.rejects(zeroShot(g, [TASK], { head: 'bogus' as 'dense' }), /unknown head mode 'bogus'/);
   await assert.rejects(zeroShot(g, ['nosuchdataset'], {}), /nosuchdataset/);
+  await assert.rejects(zeroShot(g, [TASK], { alpha: -1 }), /alpha must be 'auto' or a finite number >= 0/);
   disposeGraph(g);
 });

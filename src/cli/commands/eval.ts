@@ -51,7 +51,7 @@ export function evalCommand(io: Io): Command {
     .option('--mask <dir>', 'directory with mask.safetensors (as `tapir prune` writes) applied to the model')
     .requiredOption('--tasks <a,b,c>', 'comma-separated task ids, e.g. mnist,fashion-mnist[0-4]')
     .option('--head <mode>', 'dense: head fitted on the unpruned model (zero-shot); refit: on the evaluated backbone', 'dense')
-    .option('--alpha <a>', 'ridge penalty on standardised features', '1')
+    .option('--alpha <a>', 'ridge penalty on standardised features, or auto (chosen per task on a hold-out of the train split)', 'auto')
     .option('--cap <n>', 'at most this many images per class (all splits together)')
     .option('--seed <n>', 'split seed', '0')
     .option('--batch-size <n>', 'feature-extraction batch size', '64')
@@ -62,7 +62,7 @@ export function evalCommand(io: Io): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .action(async (o: EvalFlags) => {
       const head = oneOf<HeadMode>('--head', o.head, HEAD_MODES);
-      const alpha = parseNumber('--alpha', o.alpha, { min: 0 });
+      const alpha = o.alpha === 'auto' ? 'auto' as const : parseNumber('--alpha', o.alpha, { min: 0 });
       const taskOptions = { seed: parseNumber('--seed', o.seed, { int: true, min: 0 }), ...(o.cap !== undefined ? { cap: parseNumber('--cap', o.cap, { int: true, min: 3 }) } : {}) };
       const batchSize = parseNumber('--batch-size', o.batchSize, { int: true, min: 1 });
       const tasks = o.tasks.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
@@ -93,6 +93,6 @@ export function evalCommand(io: Io): Command {
       const doc = { model: o.model, mask: mask?.file ?? null, reference: ref ? (o.reference ?? m.base) : o.model, head, alpha, ...taskOptions, rows };
       emit(io, !!o.json, doc, () => table(['task', 'classes', 'head', 'accuracy', 'dense', 'retained', 'train', 'test'],
         rows.map((r) => [r.task, r.classes.length, r.head, r.accuracy, r.denseAccuracy, r.denseAccuracy > 0 ? r.accuracy / r.denseAccuracy : 0, r.nTrain, r.nTest]))
-        + `\nalpha ${alpha}; head '${head}'${mask ? `; mask ${mask.file}` : ''}`);
+        + `\nalpha ${alpha === 'auto' ? `auto (chosen: ${rows.map((r) => r.alpha).join(', ')})` : alpha}; head '${head}'${mask ? `; mask ${mask.file}` : ''}`);
     });
 }
