@@ -61,6 +61,9 @@ async function main(): Promise<void> {
     writeFileSync(join(dir, `${id}.i64`), new Uint8Array(l.buffer, l.byteOffset, l.byteLength));
     writeFileSync(join(dir, `${id}.json`), JSON.stringify({ model: id, input: x.shape, params: model.specs.map((s) => ({ name: s.name, shape: s.shape })) }));
 
+    // The peer runs first, so a broken peer fails before minutes of tapir work.
+    const peer = runPeer(script, ['--data', dir, '--model', id, '--probes', String(probes), '--steps', String(steps), '--seed', String(seed), '--runs', String(runs), '--threads', String(threads)]) as PeerResult;
+
     const layout = makeLayout(model.specs.map((s) => ({ name: s.name, shape: s.shape })));
     const op: LinearOperator = {
       dim: layout.dim, selfAdjoint: true, dtype: 'float32',
@@ -91,7 +94,6 @@ async function main(): Promise<void> {
       eigMs.push(t2 - t1);
       progress(`  tapir run ${r + 1}/${runs}: trace ${(t1 - t0).toFixed(0)} ms, top eigenvalue ${(t2 - t1).toFixed(0)} ms`);
     }
-    const peer = runPeer(script, ['--data', dir, '--model', id, '--probes', String(probes), '--steps', String(steps), '--seed', String(seed), '--runs', String(runs), '--threads', String(threads)]) as PeerResult;
 
     const traceDiff = relDiff(trace.estimate, peer.trace);
     const topDiff = relDiff(top, peer.top);

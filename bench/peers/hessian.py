@@ -74,8 +74,7 @@ def trace(matvec, dim, probes, seed):
     samples = []
     for i in range(probes):
         v = rademacher(dim, seed, i)
-        with torch.no_grad():
-            samples.append(float(torch.dot(v, matvec(v)).double()))
+        samples.append(float(torch.dot(v.double(), matvec(v).double())))
     return statistics.mean(samples), samples
 
 
