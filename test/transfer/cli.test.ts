@@ -2,10 +2,13 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { noGrad, randn, scope } from '../../src/engine/index.js';
 import { disposeGraph, prunableParams, setMask, writeMaskFile } from '../../src/graph/index.js';
 import { exportOnnx, importOnnx } from '../../src/graph/onnx/index.js';
+import { readSafetensors } from '../../src/graph/safetensors.js';
 import { makeProgram } from '../../src/cli/program.js';
 import { assertGraphMasked, loadFinetuned, type FinetuneInfo, type ZeroShotRow } from '../../src/transfer/index.js';
 import { makeFolderTask, tempDir, tinyNet, useTempCache } from './fixtures.js';
@@ -84,6 +87,30 @@ test('tapir finetune writes weights, mask and finetune.json; masked weights stay
   const ev = JSON.parse((await run(['eval', '--model', out, '--tasks', TASK, '--cap', '20', '--json', '--no-progress'])).out) as EvalDoc;
   assert.equal(ev.reference, MODEL, 'a fine-tuned directory is compared with its base model');
   assert.notEqual(ev.rows[0]!.model, ev.rows[0]!.reference);
+});
+
+test('tapir finetune killed with SIGKILL after a checkpoint resumes (--resume) to the weights of an uninterrupted run', async () => {
+  const common = ['--model', MODEL, '--mask', MASK, '--task', TASK, '--cap', '20', '--epochs', '4', '--batch-size', '8', '--lr', '0.01', '--augment', '--no-progress', '--json'];
+  const full = join(WORK, 'ft-full');
+  await run(['finetune', ...common, '--out', full]);
+  const killed = join(WORK, 'ft-killed');
+  const main = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+  const child = spawn(process.execPath, [main, 'finetune', ...common, '--out', killed], { env: process.env, stdio: 'ignore' });
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  let sawCheckpoint = false;
+  for (let i = 0; i < 3000 && child.exitCode === null; i++) {
+    if (existsSync(join(killed, 'checkpoint.safetensors'))) { sawCheckpoint = true; child.kill('SIGKILL'); break; }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await exited;
+  assert.ok(sawCheckpoint, 'the child wrote a checkpoint before it was killed');
+  assert.ok(!existsSync(join(killed, 'finetune.json')), 'the killed run did not finish');
+  const info = JSON.parse((await run(['finetune', ...common, '--out', killed, '--resume'])).out) as FinetuneInfo;
+  assert.ok(info.resumedFrom !== null && info.resumedFrom > 0 && info.resumedFrom < info.steps, `resumed from step ${info.resumedFrom}`);
+  const a = await readSafetensors(join(full, 'model.safetensors'));
+  const b = await readSafetensors(join(killed, 'model.safetensors'));
+  assert.deepEqual([...b.entries.keys()].sort(), [...a.entries.keys()].sort());
+  for (const name of a.entries.keys()) assert.deepEqual(b.bytes(name), a.bytes(name), `tensor ${name} is bit-identical`);
 });
 
 test('bad input names the option or file', async () => {

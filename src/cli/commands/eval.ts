@@ -69,8 +69,9 @@ export function evalCommand(io: Io): Command {
       if (tasks.length === 0) throw new TapirError('E_ARG', '--tasks is empty', { fix: 'e.g. --tasks mnist,fashion-mnist' });
       const m = await openModel(o.model);
       const mask = o.mask ? await applyMaskDir(m.graph, o.mask) : null;
-      // The dense reference: needed only when the evaluated state differs from the base model.
-      const needRef = head === 'dense' && (o.reference !== undefined || mask !== null || m.kind === 'finetuned' || m.graph.masks.size > 0);
+      // The dense reference (its head gives the `dense` column in both modes): loaded only when the evaluated state
+      // differs from the base model.
+      const needRef = o.reference !== undefined || mask !== null || m.kind === 'finetuned' || m.graph.masks.size > 0;
       const ref = needRef ? (await openModel(o.reference ?? m.base)).graph : null;
       if (ref) for (const msk of ref.masks.values()) msk.dispose();
       ref?.masks.clear();
