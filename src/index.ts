@@ -5,3 +5,4 @@ export * as graph from './graph/index.js';
 export * as prune from './prune/index.js';
 export * as transfer from './transfer/index.js';
 export * as analysis from './analysis/index.js';
+export * as study from './study/index.js';

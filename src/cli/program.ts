@@ -9,6 +9,9 @@ import { evalCommand } from './commands/eval.js';
 import { finetuneCommand } from './commands/finetune.js';
 import { pruneCommand } from './commands/prune.js';
 import { hessianCommand } from './commands/hessian.js';
+import { studyCommand } from './commands/study.js';
+import { reportCommand } from './commands/report.js';
+import { demoCommand } from './commands/demo.js';
 import { processIo, type Io } from './output.js';
 
 export const VERSION = '0.1.0';
@@ -24,5 +27,6 @@ export function makeProgram(io: Io = processIo): Command {
   for (const c of [evalCommand(io), finetuneCommand(io)]) program.addCommand(c.exitOverride());
   program.addCommand(hessianCommand(io).exitOverride());
   program.addCommand(pruneCommand(io).exitOverride());
+  for (const c of [studyCommand(io), reportCommand(io), demoCommand(io)]) program.addCommand(c.exitOverride());
   return program;
 }

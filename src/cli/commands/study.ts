@@ -1,0 +1,75 @@
+/** `tapir study <config.yaml>`: runs a study grid into a SQLite file (resumable), then prints its summary table. */
+import { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { defaultSteps, loadStudy, markdownTable, readReport, reportTables, runStudy, StudyStore, type RunSummary, type StudyConfig, type StudyProgress } from '../../study/index.js';
+import { emit, type Io } from '../output.js';
+
+/**
+ * Progress with ETA on stderr (units: cells; the running cell advances by its stages): a bar on a terminal, one
+ * line per stage otherwise (logs, CI, the resume test reads these lines).
+ */
+export function studyBar(enabled: boolean, stream: NodeJS.WriteStream = process.stderr): { update(p: StudyProgress): void; stop(): void } {
+  let bar: cliProgress.SingleBar | null = null;
+  const t0 = Date.now();
+  let last = '';
+  return {
+    update(p) {
+      if (!enabled || p.total === 0) return;
+      if (!stream.isTTY) {
+        if (p.what === last) return;
+        last = p.what;
+        const el = (Date.now() - t0) / 1000;
+        const eta = p.done > 0 ? `${Math.round((el / p.done) * (p.total - p.done))} s` : '?';
+        stream.write(`study ${p.done.toFixed(2)}/${p.total} cells | ${el.toFixed(0)} s | ETA ${eta} | ${p.what}\n`);
+        return;
+      }
+      if (!bar) {
+        bar = new cliProgress.SingleBar({ stream, format: 'study {bar} {percentage}% | {value}/{total} cells | ETA {eta_formatted} | {what}', etaBuffer: 50, fps: 2 }, cliProgress.Presets.shades_classic);
+        bar.start(p.total, 0, { what: p.what });
+      }
+      bar.update(Math.round(p.done * 100) / 100, { what: p.what.slice(0, 60) });
+    },
+    stop() {
+      bar?.stop();
+    },
+  };
+}
+
+/** Runs `config` into `db` with a progress bar; returns the run summary and the summary table rows. */
+export async function runWithProgress(config: StudyConfig, db: string, o: { progress: boolean; maxCells?: number }): Promise<{ run: RunSummary; store: StudyStore }> {
+  const store = new StudyStore(db);
+  const bar = studyBar(o.progress);
+  try {
+    const run = await runStudy(config, store, { steps: defaultSteps, onProgress: (p) => bar.update(p), ...(o.maxCells ? { maxCells: o.maxCells } : {}) });
+    return { run, store };
+  } catch (e) {
+    store.close();
+    throw e;
+  } finally {
+    bar.stop();
+  }
+}
+
+export function studyCommand(io: Io): Command {
+  return new Command('study')
+    .description('run a study grid (models × scores × sparsities × sources × seeds) into SQLite; re-running skips finished cells')
+    .argument('<config>', 'study config (YAML); see docs/STUDY.md and studies/demo.yaml')
+    .option('--db <file>', 'results database', 'results.sqlite')
+    .option('--max-cells <n>', 'stop after this many new cells')
+    .option('--no-progress', 'no progress bar')
+    .option('--json', 'print one JSON document')
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .action(async (file: string, o: { db: string; maxCells?: string; progress: boolean; json?: boolean }) => {
+      const config = loadStudy(file);
+      const maxCells = o.maxCells === undefined ? undefined : Number(o.maxCells);
+      const { run, store } = await runWithProgress(config, o.db, { progress: o.progress && !o.json, ...(maxCells ? { maxCells } : {}) });
+      try {
+        const data = readReport(store);
+        const summary = reportTables(data)[0]!;
+        emit(io, !!o.json, { db: o.db, run, summary: { header: summary.header, rows: summary.rows } },
+          () => `${markdownTable(summary)}\n\n${run.ran} cells run, ${run.skipped} already done, ${run.wallS.toFixed(1)} s; results in ${o.db}`);
+      } finally {
+        store.close();
+      }
+    });
+}

@@ -1,0 +1,111 @@
+/**
+ * Report plots: vega-lite specs compiled to vega and rendered to SVG strings in Node (no browser, no network;
+ * the `none` renderer measures text without a canvas). The SVGs are embedded inline in the HTML report.
+ */
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import type { ReportData } from './report-data.js';
+
+/** Renders one vega-lite spec to an SVG string. */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+const pct = { format: '.0%' };
+
+export interface Plot { title: string; caption: string; spec: TopLevelSpec }
+
+/** The report's plots for the data (empty sections are skipped). */
+export function reportPlots(d: ReportData): Plot[] {
+  const plots: Plot[] = [];
+  const main = d.acc.filter((a) => a.control === 'none' && a.head !== 'trained');
+  if (main.length > 0) {
+    plots.push({
+      title: 'Accuracy vs sparsity, per task and score',
+      caption: 'Solid: zero-shot (pruned on the source, no training); dashed: after masked fine-tuning on the source. Rows: head mode (dense = head fitted on the unpruned model, the paper\'s zero-shot; refit = head refitted on the evaluated backbone). Grey rule: dense model.',
+      spec: {
+        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+        data: { values: main.map((a) => ({ task: a.heldout ? `${a.task} (held out)` : `${a.task} (source)`, score: a.score, sparsity: a.sparsity, phase: a.phase, head: a.head, accuracy: a.accuracy, dense: a.dense })) },
+        facet: { column: { field: 'task', type: 'nominal', title: null }, row: { field: 'head', type: 'nominal', title: 'head' } },
+        spec: {
+          width: 170, height: 140,
+          layer: [
+            { mark: { type: 'line', point: true }, encoding: {
+              x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
+              y: { field: 'accuracy', type: 'quantitative', axis: pct, scale: { domain: [0, 1] } },
+              color: { field: 'score', type: 'nominal' }, strokeDash: { field: 'phase', type: 'nominal' } } },
+            { mark: { type: 'rule', color: '#999' }, encoding: { y: { aggregate: 'max', field: 'dense', type: 'quantitative' } } },
+          ],
+        },
+      },
+    });
+  }
+  const held = d.acc.filter((a) => a.heldout && a.head === 'dense' && a.retained !== null);
+  if (held.length > 0) {
+    plots.push({
+      title: 'Retained fraction of dense accuracy on held-out tasks',
+      caption: 'Mean over held-out tasks of accuracy / dense accuracy (dense head). Columns: controls (none = pre-trained weights and the score\'s own mask).',
+      spec: {
+        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+        data: { values: held.map((a) => ({ control: a.control, score: a.score, sparsity: a.sparsity, phase: a.phase, retained: a.retained })) },
+        facet: { column: { field: 'control', type: 'nominal' } },
+        spec: {
+          width: 220, height: 160,
+          mark: { type: 'line', point: true },
+          encoding: {
+            x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
+            y: { aggregate: 'mean', field: 'retained', type: 'quantitative', axis: pct, title: 'retained (mean over held-out)' },
+            color: { field: 'score', type: 'nominal' }, strokeDash: { field: 'phase', type: 'nominal' },
+          },
+        },
+      },
+    });
+  }
+  const dens = d.layers.filter((l) => l.control === 'none');
+  if (dens.length > 0) {
+    plots.push({
+      title: 'Per-layer density of each mask',
+      caption: 'Fraction of weights kept in each prunable tensor, in model order (rows: target sparsity).',
+      spec: {
+        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+        data: { values: dens.map((l) => ({ score: l.score, sparsity: l.sparsity, layer: l.ord, tensor: l.tensor, density: l.density, source: l.source })) },
+        facet: { row: { field: 'sparsity', type: 'ordinal', header: { format: '.0%' } } },
+        spec: {
+          width: 720, height: 110,
+          mark: { type: 'line', point: { size: 12 } },
+          encoding: {
+            x: { field: 'layer', type: 'quantitative', title: 'prunable tensor (model order)' },
+            y: { field: 'density', type: 'quantitative', axis: pct, scale: { domain: [0, 1] } },
+            color: { field: 'score', type: 'nominal' }, detail: { field: 'source', type: 'nominal' },
+          },
+        },
+      },
+    });
+  }
+  const ov = d.overlaps.filter((o) => o.control === 'none');
+  if (ov.length > 0) {
+    plots.push({
+      title: 'Mask overlap (IoU of kept weights) between scores',
+      caption: 'Intersection over union of the kept weights of two masks at the same sparsity (1 = identical). Random masks at density k overlap by about k / (2 − k).',
+      spec: {
+        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+        data: { values: ov.map((o) => ({ a: o.a, b: o.b, iou: o.iou, sparsity: o.sparsity })) },
+        facet: { column: { field: 'sparsity', type: 'ordinal', header: { format: '.0%' } } },
+        spec: {
+          width: 150, height: 150,
+          layer: [
+            { mark: 'rect', encoding: { x: { field: 'a', type: 'nominal', title: null }, y: { field: 'b', type: 'nominal', title: null }, color: { field: 'iou', type: 'quantitative', scale: { domain: [0, 1], scheme: 'blues' } } } },
+            { mark: { type: 'text', fontSize: 9 }, encoding: { x: { field: 'a', type: 'nominal' }, y: { field: 'b', type: 'nominal' }, text: { field: 'iou', type: 'quantitative', format: '.2f' },
+              color: { condition: { test: 'datum.iou > 0.6', value: 'white' }, value: 'black' } } },
+          ],
+        },
+      },
+    });
+  }
+  return plots;
+}

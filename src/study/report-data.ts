@@ -1,0 +1,128 @@
+/**
+ * Everything the report shows, read from a results database: accuracy rows joined with their cell and the dense
+ * reference, per-mask efficiency, per-layer densities and mask overlaps. Pure data: rendering is report.ts.
+ */
+import { TapirError } from '../engine/index.js';
+import { efficiency, type Efficiency } from './efficiency.js';
+import { maskIoU, type LayerRow, type StudyStore } from './store.js';
+
+export interface CellRow {
+  key: string; study: string; protocol: string; model: string; control: string; score: string; sparsity: number; source: string; seed: number;
+  achieved: number; wallS: number; info: { prune?: Record<string, unknown>; finetune?: Record<string, unknown> | null };
+}
+export interface AccRow {
+  cell: string; model: string; control: string; score: string; sparsity: number; source: string; seed: number;
+  task: string; heldout: boolean; phase: string; head: string; accuracy: number; dense: number | null; retained: number | null; pixels: number | null;
+}
+export interface DenseRef { model: string; task: string; accuracy: number; nTrain: number; nTest: number; classes: string[] }
+export interface LayerDensity { cell: string; score: string; control: string; sparsity: number; source: string; tensor: string; ord: number; density: number }
+export interface Overlap { model: string; control: string; sparsity: number; seed: number; a: string; b: string; iou: number }
+export interface EffRow extends Efficiency { cell: string; model: string; control: string; score: string; sparsity: number; source: string }
+
+export interface ReportData {
+  studies: { name: string; protocol: string; config: Record<string, unknown> }[];
+  cells: CellRow[];
+  acc: AccRow[];
+  dense: DenseRef[];
+  pixels: DenseRef[];
+  layers: LayerDensity[];
+  overlaps: Overlap[];
+  efficiency: EffRow[];
+  /** What was capped (per task: images per class, train/test counts). */
+  caps: { task: string; cap: number | null; nTrain: number; nTest: number }[];
+}
+
+export function readReport(store: StudyStore): ReportData {
+  const studies = store.all<{ name: string; protocol: string; config: string }>('SELECT name, protocol, config FROM studies ORDER BY created_at')
+    .map((s) => ({ name: s.name, protocol: s.protocol, config: JSON.parse(s.config) as Record<string, unknown> }));
+  if (studies.length === 0) throw new TapirError('E_DB', `${store.file} holds no study`, { fix: 'run `tapir study <config.yaml> --db <file>` first' });
+  const cells = store.all<{ key: string; study: string; protocol: string; model: string; control: string; score: string; sparsity: number; source: string; seed: number; achieved_sparsity: number; wall_s: number; info: string }>(
+    'SELECT * FROM cells ORDER BY rowid').map((c) => ({
+    key: c.key, study: c.study, protocol: c.protocol, model: c.model, control: c.control, score: c.score, sparsity: c.sparsity, source: c.source, seed: c.seed,
+    achieved: c.achieved_sparsity, wallS: c.wall_s, info: JSON.parse(c.info) as CellRow['info'],
+  }));
+  const denseRaw = store.all<{ model: string; protocol: string; task: string; head: string; accuracy: number; n_train: number; n_test: number; classes: string }>('SELECT * FROM dense');
+  const toRef = (d: (typeof denseRaw)[number]): DenseRef => ({ model: d.model, task: d.task, accuracy: d.accuracy, nTrain: d.n_train, nTest: d.n_test, classes: JSON.parse(d.classes) as string[] });
+  const dense = denseRaw.filter((d) => d.model !== 'pixels').map(toRef);
+  const pixels = denseRaw.filter((d) => d.model === 'pixels').map(toRef);
+  const denseOf = new Map(denseRaw.map((d) => [`${d.model}\0${d.protocol}\0${d.task}`, d.accuracy]));
+  const byKey = new Map(cells.map((c) => [c.key, c]));
+  const heldoutOf = new Map(studies.map((s) => [s.protocol, new Set((s.config.heldout as string[] | undefined) ?? [])]));
+  const acc: AccRow[] = store.all<{ cell: string; task: string; phase: string; head: string; accuracy: number }>('SELECT cell, task, phase, head, accuracy FROM results ORDER BY rowid').map((r) => {
+    const c = byKey.get(r.cell)!;
+    const d = denseOf.get(`${c.model}\0${c.protocol}\0${r.task}`) ?? null;
+    return {
+      cell: c.key, model: c.model, control: c.control, score: c.score, sparsity: c.sparsity, source: c.source, seed: c.seed, task: r.task,
+      heldout: heldoutOf.get(c.protocol)?.has(r.task) ?? r.task !== c.source, phase: r.phase, head: r.head, accuracy: r.accuracy, dense: d,
+      retained: d && d > 0 ? r.accuracy / d : null, pixels: denseOf.get(`pixels\0${c.protocol}\0${r.task}`) ?? null,
+    };
+  });
+  const layerRows = new Map<string, LayerRow[]>();
+  for (const l of store.all<{ model: string; tensor: string; op: string; shape: string; numel: number; macs: number; prunable: number }>('SELECT * FROM layers ORDER BY model, ord')) {
+    if (!layerRows.has(l.model)) layerRows.set(l.model, []);
+    layerRows.get(l.model)!.push({ tensor: l.tensor, op: l.op, shape: JSON.parse(l.shape) as number[], numel: l.numel, macs: l.macs, prunable: l.prunable === 1 });
+  }
+  const densRaw = store.all<{ cell: string; tensor: string; ord: number; numel: number; kept: number }>('SELECT cell, tensor, ord, numel, kept FROM densities ORDER BY cell, ord');
+  const layers: LayerDensity[] = densRaw.map((d) => {
+    const c = byKey.get(d.cell)!;
+    return { cell: d.cell, score: c.score, control: c.control, sparsity: c.sparsity, source: c.source, tensor: d.tensor, ord: d.ord, density: d.numel ? d.kept / d.numel : 1 };
+  });
+  const efficiencyRows: EffRow[] = cells.map((c) => ({
+    cell: c.key, model: c.model, control: c.control, score: c.score, sparsity: c.sparsity, source: c.source,
+    ...efficiency(layerRows.get(c.model) ?? [], densRaw.filter((d) => d.cell === c.key)),
+  }));
+  const caps = new Map<string, { task: string; cap: number | null; nTrain: number; nTest: number }>();
+  for (const s of studies) {
+    const cfg = s.config as { cap?: number | null; caps?: Record<string, number> };
+    for (const d of dense.concat(pixels)) if (!caps.has(d.task)) caps.set(d.task, { task: d.task, cap: cfg.caps?.[d.task] ?? cfg.cap ?? null, nTrain: d.nTrain, nTest: d.nTest });
+  }
+  return { studies, cells, acc, dense, pixels, layers, overlaps: overlaps(store, cells), efficiency: efficiencyRows, caps: [...caps.values()] };
+}
+
+/** IoU of the masks of every pair of cells that differ only in score (or source), over all tensors. */
+function overlaps(store: StudyStore, cells: readonly CellRow[]): Overlap[] {
+  const groups = new Map<string, CellRow[]>();
+  for (const c of cells) {
+    const k = JSON.stringify([c.model, c.control, c.sparsity, c.seed]);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k)!.push(c);
+  }
+  const out: Overlap[] = [];
+  const masksOf = (key: string) => new Map(store.all<{ tensor: string; bits: Buffer }>('SELECT tensor, bits FROM masks WHERE cell = ?', key).map((m) => [m.tensor, new Uint8Array(m.bits)]));
+  for (const g of groups.values()) {
+    const ms = g.map((c) => masksOf(c.key));
+    const label = (c: CellRow) => (g.some((o) => o.source !== c.source) ? `${c.score} @ ${c.source}` : c.score);
+    for (let i = 0; i < g.length; i++) for (let j = 0; j < g.length; j++) {
+      let inter = 0;
+      let union = 0;
+      for (const [t, a] of ms[i]!) {
+        const b = ms[j]!.get(t);
+        if (!b) continue;
+        const r = maskIoU(a, b);
+        inter += r.inter;
+        union += r.union;
+      }
+      out.push({ model: g[i]!.model, control: g[i]!.control, sparsity: g[i]!.sparsity, seed: g[i]!.seed, a: label(g[i]!), b: label(g[j]!), iou: union ? inter / union : 1 });
+    }
+  }
+  return out;
+}
+
+/** Mean of the retained fraction over held-out tasks, per cell and phase (dense head): the headline numbers. */
+export function summaryRows(d: ReportData): { model: string; control: string; score: string; sparsity: number; source: string; achieved: number;
+  sourceZs: number | null; sourceFt: number | null; heldZs: number | null; heldFt: number | null; heldRefitZs: number | null; heldRefitFt: number | null }[] {
+  const mean = (xs: (number | null)[]) => { const v = xs.filter((x): x is number => x !== null); return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null; };
+  return d.cells.map((c) => {
+    const rows = d.acc.filter((a) => a.cell === c.key);
+    const pick = (phase: string, head: string, held: boolean) => rows.filter((a) => a.phase === phase && a.head === head && a.heldout === held);
+    return {
+      model: c.model, control: c.control, score: c.score, sparsity: c.sparsity, source: c.source, achieved: c.achieved,
+      sourceZs: mean(pick('zero-shot', 'dense', false).map((a) => a.accuracy)),
+      sourceFt: mean(rows.filter((a) => a.phase === 'finetuned' && a.head === 'trained').map((a) => a.accuracy)),
+      heldZs: mean(pick('zero-shot', 'dense', true).map((a) => a.retained)),
+      heldFt: mean(pick('finetuned', 'dense', true).map((a) => a.retained)),
+      heldRefitZs: mean(pick('zero-shot', 'refit', true).map((a) => a.retained)),
+      heldRefitFt: mean(pick('finetuned', 'refit', true).map((a) => a.retained)),
+    };
+  });
+}

@@ -1,0 +1,159 @@
+/**
+ * The study results store: one SQLite file (better-sqlite3 12, WAL). A cell's rows (accuracies, per-tensor
+ * densities, packed masks, fine-tuning summary) are written in ONE transaction together with the cell's `done`
+ * marker, so a process killed at any point leaves either the whole cell or none of it: re-running recomputes
+ * exactly the missing cells, and UNIQUE keys make a duplicate row impossible rather than merely unlikely.
+ */
+import { createRequire } from 'node:module';
+import { TapirError } from '../engine/index.js';
+
+/** The part of better-sqlite3's API used here (the package ships no types). */
+interface Statement {
+  run(...params: unknown[]): { changes: number; lastInsertRowid: number | bigint };
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+}
+interface Db {
+  prepare(sql: string): Statement;
+  exec(sql: string): void;
+  pragma(s: string, o?: { simple?: boolean }): unknown;
+  transaction<A extends unknown[]>(fn: (...a: A) => void): (...a: A) => void;
+  close(): void;
+}
+const Database = createRequire(import.meta.url)('better-sqlite3') as new (file: string, o?: { readonly?: boolean; fileMustExist?: boolean }) => Db;
+
+export const STORE_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS studies (name TEXT NOT NULL, protocol TEXT NOT NULL, config TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (name, protocol));
+CREATE TABLE IF NOT EXISTS cells (
+  key TEXT PRIMARY KEY, study TEXT NOT NULL, protocol TEXT NOT NULL, model TEXT NOT NULL, control TEXT NOT NULL,
+  score TEXT NOT NULL, score_spec TEXT NOT NULL, sparsity REAL NOT NULL, source TEXT NOT NULL, seed INTEGER NOT NULL,
+  achieved_sparsity REAL NOT NULL, info TEXT NOT NULL, wall_s REAL NOT NULL, finished_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+  cell TEXT NOT NULL REFERENCES cells(key), task TEXT NOT NULL, phase TEXT NOT NULL, head TEXT NOT NULL,
+  accuracy REAL NOT NULL, n_train INTEGER NOT NULL, n_test INTEGER NOT NULL, PRIMARY KEY (cell, task, phase, head));
+CREATE TABLE IF NOT EXISTS densities (
+  cell TEXT NOT NULL REFERENCES cells(key), tensor TEXT NOT NULL, ord INTEGER NOT NULL, numel INTEGER NOT NULL, kept INTEGER NOT NULL,
+  PRIMARY KEY (cell, tensor));
+CREATE TABLE IF NOT EXISTS masks (cell TEXT NOT NULL REFERENCES cells(key), tensor TEXT NOT NULL, bits BLOB NOT NULL, PRIMARY KEY (cell, tensor));
+CREATE TABLE IF NOT EXISTS dense (
+  model TEXT NOT NULL, protocol TEXT NOT NULL, task TEXT NOT NULL, head TEXT NOT NULL, accuracy REAL NOT NULL,
+  n_train INTEGER NOT NULL, n_test INTEGER NOT NULL, classes TEXT NOT NULL, PRIMARY KEY (model, protocol, task, head));
+CREATE TABLE IF NOT EXISTS layers (
+  model TEXT NOT NULL, tensor TEXT NOT NULL, ord INTEGER NOT NULL, op TEXT NOT NULL, shape TEXT NOT NULL, numel INTEGER NOT NULL,
+  macs INTEGER NOT NULL, prunable INTEGER NOT NULL, PRIMARY KEY (model, tensor));
+CREATE TABLE IF NOT EXISTS dense_done (model TEXT NOT NULL, protocol TEXT NOT NULL, info TEXT NOT NULL, PRIMARY KEY (model, protocol));
+`;
+
+export interface CellRecord {
+  key: string;
+  study: string;
+  protocol: string;
+  model: string;
+  control: string;
+  score: string;
+  scoreSpec: unknown;
+  sparsity: number;
+  source: string;
+  seed: number;
+  achievedSparsity: number;
+  info: Record<string, unknown>;
+  wallS: number;
+}
+export interface ResultRow { task: string; phase: string; head: string; accuracy: number; nTrain: number; nTest: number }
+export interface DensityRow { tensor: string; numel: number; kept: number }
+export interface DenseRow { task: string; head: string; accuracy: number; nTrain: number; nTest: number; classes: readonly string[] }
+export interface LayerRow { tensor: string; op: string; shape: readonly number[]; numel: number; macs: number; prunable: boolean }
+
+export class StudyStore {
+  readonly #db: Db;
+  readonly file: string;
+
+  constructor(file: string, o: { readonly?: boolean } = {}) {
+    this.file = file;
+    try {
+      this.#db = new Database(file, o.readonly ? { readonly: true, fileMustExist: true } : {});
+    } catch (e) {
+      throw new TapirError('E_DB', `cannot open results database ${file}: ${(e as Error).message}`, { context: { db: file }, fix: o.readonly ? 'run `tapir study` first, or pass the right --db' : 'check the path and permissions' });
+    }
+    if (o.readonly) return;
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.pragma('foreign_keys = ON');
+    this.#db.exec(SCHEMA);
+    const v = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('store_version') as { value: string } | undefined;
+    if (v && Number(v.value) !== STORE_VERSION) throw new TapirError('E_DB', `${file} has store version ${v.value}, this tapir writes ${STORE_VERSION}`, { fix: 'write to a new --db file' });
+    this.#db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('store_version', String(STORE_VERSION));
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  recordStudy(name: string, protocol: string, config: unknown): void {
+    this.#db.prepare('INSERT OR IGNORE INTO studies (name, protocol, config, created_at) VALUES (?, ?, ?, ?)').run(name, protocol, JSON.stringify(config), new Date().toISOString());
+  }
+
+  doneKeys(): Set<string> {
+    return new Set((this.#db.prepare('SELECT key FROM cells').all() as { key: string }[]).map((r) => r.key));
+  }
+
+  denseDone(model: string, protocol: string): boolean {
+    return this.#db.prepare('SELECT 1 FROM dense_done WHERE model = ? AND protocol = ?').get(model, protocol) !== undefined;
+  }
+
+  /** The dense reference rows and layer table of a model, in one transaction. */
+  writeDense(model: string, protocol: string, rows: readonly DenseRow[], layers: readonly LayerRow[], info: Record<string, unknown>): void {
+    const insDense = this.#db.prepare('INSERT INTO dense (model, protocol, task, head, accuracy, n_train, n_test, classes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    const insLayer = this.#db.prepare('INSERT OR REPLACE INTO layers (model, tensor, ord, op, shape, numel, macs, prunable) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    const done = this.#db.prepare('INSERT INTO dense_done (model, protocol, info) VALUES (?, ?, ?)');
+    this.#db.transaction(() => {
+      for (const r of rows) insDense.run(model, protocol, r.task, r.head, r.accuracy, r.nTrain, r.nTest, JSON.stringify(r.classes));
+      layers.forEach((l, i) => insLayer.run(model, l.tensor, i, l.op, JSON.stringify(l.shape), l.numel, l.macs, l.prunable ? 1 : 0));
+      done.run(model, protocol, JSON.stringify(info));
+    })();
+  }
+
+  /** Everything a cell produced, committed at once (see the file comment). */
+  writeCell(c: CellRecord, results: readonly ResultRow[], densities: readonly DensityRow[], masks: ReadonlyMap<string, Uint8Array>): void {
+    const insCell = this.#db.prepare(`INSERT INTO cells (key, study, protocol, model, control, score, score_spec, sparsity, source, seed, achieved_sparsity, info, wall_s, finished_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    const insRes = this.#db.prepare('INSERT INTO results (cell, task, phase, head, accuracy, n_train, n_test) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const insDen = this.#db.prepare('INSERT INTO densities (cell, tensor, ord, numel, kept) VALUES (?, ?, ?, ?, ?)');
+    const insMask = this.#db.prepare('INSERT INTO masks (cell, tensor, bits) VALUES (?, ?, ?)');
+    this.#db.transaction(() => {
+      insCell.run(c.key, c.study, c.protocol, c.model, c.control, c.score, JSON.stringify(c.scoreSpec), c.sparsity, c.source, c.seed, c.achievedSparsity,
+        JSON.stringify(c.info), c.wallS, new Date().toISOString());
+      for (const r of results) insRes.run(c.key, r.task, r.phase, r.head, r.accuracy, r.nTrain, r.nTest);
+      densities.forEach((d, i) => insDen.run(c.key, d.tensor, i, d.numel, d.kept));
+      for (const [t, bits] of masks) insMask.run(c.key, t, Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength));
+    })();
+  }
+
+  /** Raw SELECT for the report (read-only use). */
+  all<T>(sql: string, ...params: unknown[]): T[] {
+    return this.#db.prepare(sql).all(...params) as T[];
+  }
+}
+
+/** Packs a 0/1 array into bits, LSB first (the mask file's layout). */
+export function packBits(m: ArrayLike<number>): Uint8Array {
+  const out = new Uint8Array(Math.ceil(m.length / 8));
+  for (let i = 0; i < m.length; i++) if (m[i] !== 0) out[i >> 3]! |= 1 << (i & 7);
+  return out;
+}
+
+/** Intersection-over-union of two packed masks of the same length (1 when both are empty). */
+export function maskIoU(a: Uint8Array, b: Uint8Array): { inter: number; union: number } {
+  if (a.length !== b.length) throw new TapirError('E_DB', `mask overlap: packed masks differ in length (${a.length} vs ${b.length} bytes)`, { fix: 'compare masks of the same model' });
+  let inter = 0;
+  let union = 0;
+  for (let i = 0; i < a.length; i++) {
+    inter += POP[a[i]! & b[i]!]!;
+    union += POP[a[i]! | b[i]!]!;
+  }
+  return { inter, union };
+}
+const POP = Uint8Array.from({ length: 256 }, (_, i) => { let c = 0; for (let x = i; x; x >>= 1) c += x & 1; return c; });

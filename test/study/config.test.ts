@@ -1,0 +1,85 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { DEMO_STUDY, demoConfig, expandGrid, parseStudy, protocolHash, StudyConfigError } from '../../src/study/index.js';
+
+const base = `
+models: [mobilenet_v2]
+resolution: 32
+scores: [magnitude, {name: diag-hessian, estimator: fisher}]
+sparsities: [0.5, 0.9]
+sources: [digits]
+heldout: [mnist]
+`;
+
+function fails(yaml: string, message: string): void {
+  assert.throws(() => parseStudy(yaml, 'studies.yaml'), (e: unknown) => {
+    assert.ok(e instanceof StudyConfigError, `expected StudyConfigError, got ${String(e)}`);
+    assert.equal(e.message, message);
+    return true;
+  });
+}
+
+test('a valid config expands to the grid with controls', () => {
+  const c = parseStudy(`${base}controls: {random_init: {scores: [magnitude], sparsities: [0.5]}, shuffled_mask: true}\n`, 'studies.yaml');
+  assert.equal(c.name, 'studies');
+  assert.deepEqual(c.sparsities, [0.5, 0.9]);
+  assert.equal(c.scores[1]!.estimator, 'fisher');
+  const cells = expandGrid(c);
+  // 2 scores × 2 sparsities, + random-init (1 × 1), + shuffled (2 × 2)
+  assert.equal(cells.length, 4 + 1 + 4);
+  assert.equal(new Set(cells.map((x) => x.key)).size, cells.length);
+  assert.equal(cells.filter((x) => x.control === 'random-init')[0]!.model, 'random:mobilenet_v2@32');
+  assert.equal(cells[0]!.model, 'mobilenet_v2@32');
+});
+
+test('the protocol hash changes with anything that changes the numbers, not with the name', () => {
+  const a = parseStudy(base, 'a.yaml');
+  assert.equal(protocolHash(a), protocolHash(parseStudy(`name: other\n${base}`, 'b.yaml')));
+  assert.notEqual(protocolHash(a), protocolHash(parseStudy(`${base}alpha: 10\n`, 'b.yaml')));
+  assert.notEqual(protocolHash(a), protocolHash(parseStudy(`${base}data: {cap: 10}\n`, 'b.yaml')));
+});
+
+test('bad values give field-level errors', () => {
+  fails(base.replace('[0.5, 0.9]', '[0.5, 0.7, 1.2]'), 'studies.yaml: sparsities[2]: must be in [0, 1), got 1.2');
+  fails(base.replace('[0.5, 0.9]', '[0.5, "x"]'), 'studies.yaml: sparsities[1]: must be a number, got \'x\'');
+  fails(base.replace('estimator: fisher', 'estimator: lbfgs'), 'studies.yaml: scores[1].estimator: must be one of hutchinson, ggn, fisher, got \'lbfgs\'');
+  fails(base.replace('[magnitude,', '[magnitud,'), 'studies.yaml: scores[0]: must be one of magnitude, diag-hessian, block-hessian, random, snip, grasp, synflow, got \'magnitud\'');
+  fails(base.replace('{name: diag-hessian, estimator: fisher}', '{name: magnitude, estimator: fisher}'), 'studies.yaml: scores[1].estimator: only diag-hessian takes an estimator (score is \'magnitude\')');
+  fails(`${base}finetune: {epochs: 0}\n`, 'studies.yaml: finetune.epochs: must be >= 1, got 0');
+  fails(`${base}finetune: {lr: -1}\n`, 'studies.yaml: finetune.lr: must be > 0, got -1');
+  fails(`${base}data: {caps: {emoji: 5}}\n`, 'studies.yaml: data.caps.emoji: \'emoji\' is neither a source nor a held-out task');
+  fails(base.replace('heldout: [mnist]', 'heldout: [mnist, digits]'), 'studies.yaml: heldout[1]: \'digits\' is also a source task');
+  fails(base.replace('sparsities: [0.5, 0.9]', 'sparsities: []'), 'studies.yaml: sparsities: must list at least one value');
+  fails(base.replace('[0.5, 0.9]', '[0.5, 0.5]'), 'studies.yaml: sparsities[1]: duplicates sparsities[0] (0.5)');
+  fails(`${base}controls: {random_init: {sparsities: [2]}}\n`, 'studies.yaml: controls.random_init.sparsities[0]: must be in [0, 1), got 2');
+});
+
+test('unknown fields are named, with a suggestion', () => {
+  assert.throws(() => parseStudy(`${base}sparsity: [0.5]\n`, 'studies.yaml'), (e: unknown) => {
+    assert.ok(e instanceof StudyConfigError);
+    assert.equal(e.message, 'studies.yaml: sparsity: unknown field');
+    assert.match(e.fix ?? '', /sparsities/);
+    return true;
+  });
+  fails(`${base}finetune: {epoch: 2}\n`, 'studies.yaml: finetune.epoch: unknown field');
+});
+
+test('YAML syntax errors carry the line and column; a non-mapping is refused', () => {
+  assert.throws(() => parseStudy('models: [a\nscores: x', 'studies.yaml'), (e: unknown) => {
+    assert.ok(e instanceof StudyConfigError);
+    assert.match(e.message, /^studies\.yaml: line \d+, column \d+: YAML syntax error/);
+    return true;
+  });
+  assert.throws(() => parseStudy('- 1\n- 2\n', 'studies.yaml'), /studies\.yaml: the top level must be a mapping/);
+  assert.throws(() => parseStudy('models: [a]\nmodels: [b]\n', 'studies.yaml'), /YAML syntax error/);
+});
+
+test('the embedded demo study is studies/demo.yaml and is valid', () => {
+  assert.equal(DEMO_STUDY, readFileSync(new URL('../../../studies/demo.yaml', import.meta.url), 'utf8'));
+  const c = demoConfig();
+  assert.deepEqual(c.heldout, ['fashion-mnist', 'mnist', 'emoji', 'digits']);
+  assert.deepEqual(c.scores.map((s) => s.name), ['magnitude', 'diag-hessian', 'block-hessian', 'random']);
+  assert.ok(c.sparsities.length >= 3 && Math.min(...c.sparsities) === 0.5 && Math.max(...c.sparsities) === 0.9);
+  assert.ok(c.controls.randomInit);
+});
