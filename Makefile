@@ -48,7 +48,7 @@ test: setup
 
 demo: setup
 	bin/tapir doctor
-	bin/tapir selftest
+	bin/tapir demo
 
 bench: bench-engine
 

@@ -37,9 +37,9 @@ export function reportPlots(d: ReportData): Plot[] {
           layer: [
             { mark: { type: 'line', point: true }, encoding: {
               x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
-              y: { field: 'accuracy', type: 'quantitative', axis: pct, scale: { domain: [0, 1] } },
+              y: { field: 'accuracy', type: 'quantitative', axis: pct, scale: { domain: [0, 1] }, title: 'accuracy' },
               color: { field: 'score', type: 'nominal' }, strokeDash: { field: 'phase', type: 'nominal' } } },
-            { mark: { type: 'rule', color: '#999' }, encoding: { y: { aggregate: 'max', field: 'dense', type: 'quantitative' } } },
+            { mark: { type: 'rule', color: '#999' }, encoding: { y: { aggregate: 'max', field: 'dense', type: 'quantitative', title: 'accuracy' } } },
           ],
         },
       },

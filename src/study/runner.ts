@@ -6,7 +6,7 @@
  *
  * Pruning is a step the caller supplies (`StudySteps.prune`): the runner never branches on the score's name.
  */
-import { noGrad, scope, tensor, type Tensor } from '../engine/index.js';
+import { keep, noGrad, scope, tensor, type Tensor } from '../engine/index.js';
 import { applyMasksInPlace, clearMasks, disposeGraph, setMask, type Graph } from '../graph/index.js';
 import { batches, loadSplit, type TaskOptions } from '../data/index.js';
 import { FeatureCache, finetune, openModel, pixelBaseline, preprocessOf, zeroShot, type HeadMode } from '../transfer/index.js';
@@ -67,6 +67,14 @@ export interface RunSummary {
   wallS: number;
 }
 
+/** setMask with its temporaries freed (setMask leaves the intermediate of its dtype conversion to the scope). */
+export function installMask(g: Graph, name: string, m: Tensor): void {
+  scope(() => {
+    setMask(g, name, m);
+    keep(g.masks.get(name)!);
+  });
+}
+
 /** Overwrites `work`'s parameters with `dense`'s and drops its masks. */
 export function restoreFrom(work: Graph, dense: Graph): void {
   clearMasks(work);
@@ -95,7 +103,7 @@ export function shuffleMasks(g: Graph, seed: number): void {
       a[j] = t;
     }
     const t = tensor(a, [...m.shape]);
-    setMask(g, name, t);
+    installMask(g, name, t);
     t.dispose();
   }
 }

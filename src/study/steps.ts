@@ -9,13 +9,13 @@
  * classifier is never part of the ranking.
  */
 import { noGrad, scope, tensor } from '../engine/index.js';
-import { setMask, type Graph } from '../graph/index.js';
+import type { Graph } from '../graph/index.js';
 import { allocate } from '../prune/allocation.js';
 import { SCORES } from '../prune/scores/index.js';
 import type { ScoreContext } from '../prune/scores/types.js';
 import { disposeHead, disposeTaskHead, fitRidgeHead, paramsUsedBy, ridgeToLinear, withTaskHead } from '../transfer/index.js';
 import type { PruneStepOptions, StudySteps } from './runner.js';
-import { loadStudyModel } from './runner.js';
+import { installMask, loadStudyModel } from './runner.js';
 
 /** Scores, allocates and masks `g` in place; returns the report info. */
 export async function pruneStep(g: Graph, o: PruneStepOptions): Promise<Record<string, unknown>> {
@@ -47,7 +47,7 @@ export async function pruneStep(g: Graph, o: PruneStepOptions): Promise<Record<s
           const upd = r.compensate(a.masks);
           noGrad(() => { for (const [n, t] of upd) { g.params.get(n)!.tensor.copy_(t); t.dispose(); } });
         }
-        for (const [n, m] of a.masks) setMask(g, n, m);
+        for (const [n, m] of a.masks) installMask(g, n, m);
         return { ...r.info, achievedSparsity: a.achievedSparsity, collapsed: a.collapsed, calibImages: o.calib.batches.reduce((k, b) => k + b.x.shape[0]!, 0), scoredTensors: params.length };
       } finally {
         for (const m of a.masks.values()) m.dispose();
