@@ -14,7 +14,6 @@ import { assertGraphMasked, loadFinetuned, type FinetuneInfo, type ZeroShotRow }
 import { makeFolderTask, tempDir, tinyNet, useTempCache } from './fixtures.js';
 
 useTempCache();
-const TASK_DIR = tempDir('tapir-transfer-task-');
 const WORK = tempDir('tapir-transfer-cli-');
 const MODEL = join(WORK, 'tiny.onnx');
 const MASK = join(WORK, 'pruned');
@@ -22,7 +21,7 @@ let TASK = '';
 let MASKED = 0;
 
 before(async () => {
-  TASK = await makeFolderTask(TASK_DIR, 20);
+  TASK = await makeFolderTask('cli', 20);
   const g = tinyNet(11, 16, true);
   await exportOnnx(g, MODEL);
   disposeGraph(g);

@@ -11,10 +11,9 @@ import { expectClose } from '../helpers/check.js';
 import { makeFolderTask, maskHalf, tempDir, tinyNet, useTempCache } from './fixtures.js';
 
 useTempCache();
-const TASK_DIR = tempDir('tapir-transfer-task-');
 const OUT = tempDir('tapir-transfer-ckpt-');
 let TASK = '';
-before(async () => { TASK = await makeFolderTask(TASK_DIR, 20); });
+before(async () => { TASK = await makeFolderTask('finetune', 20); });
 
 const values = (t: Tensor) => noGrad(() => scope(() => t.detach().to('float64').toArray()));
 
@@ -86,7 +85,7 @@ async function run(o: Partial<FinetuneOptions>, seed = 7): Promise<{ g: Graph; r
 }
 
 for (const [label, o] of [
-  ['SGD momentum 0.9 + weight decay, BN frozen', { optimizer: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 0.05, epochs: 4, loss: 'ce' }],
+  ['SGD momentum 0.9 + weight decay, BN frozen', { optimizer: 'sgd', lr: 0.005, momentum: 0.9, weightDecay: 0.05, epochs: 4, loss: 'ce' }],
   ['AdamW + decoupled weight decay, BN frozen', { optimizer: 'adamw', lr: 0.003, weightDecay: 0.1, epochs: 4, loss: 'ce' }],
 ] as const) {
   test(`fine-tuning lowers the source loss and keeps masked weights exactly 0: ${label}`, async () => {

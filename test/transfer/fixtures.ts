@@ -1,6 +1,6 @@
 /** Shared set-up of the transfer tests: a tiny conv net built with GraphBuilder and a generated folder: task. */
 import { after } from 'node:test';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
@@ -79,7 +79,23 @@ function rng(seed: number): () => number {
  * A `folder:` dataset of 3 classes × `perClass` PNGs of 16×16: horizontal stripes, vertical stripes, blobs,
  * with random colours, phase and noise (learnable, not trivially separable by mean colour).
  */
-export async function makeFolderTask(root: string, perClass = 20, size = 16): Promise<string> {
+export async function makeFolderTask(name: string, perClass = 20, size = 16): Promise<string> {
+  // A fixed path: a folder task's splits are seeded by its dataset name, which includes the path, so a random temp
+  // dir would give every run different splits (and loss curves). Built in a temp dir and renamed into place.
+  const root = join(tmpdir(), `tapir-transfer-fixture-${name}-${perClass}-${size}-v1`);
+  if (!existsSync(root)) {
+    const tmp = mkdtempSync(`${root}.tmp-`);
+    await writeFolder(tmp, perClass, size);
+    try {
+      renameSync(tmp, root);
+    } catch {
+      rmSync(tmp, { recursive: true, force: true }); // another process won the race; its copy is identical
+    }
+  }
+  return `folder:${root}`;
+}
+
+async function writeFolder(root: string, perClass: number, size: number): Promise<void> {
   const r = rng(42);
   const classes = ['hstripes', 'vstripes', 'blob'];
   for (const [c, name] of classes.entries()) {
@@ -98,5 +114,4 @@ export async function makeFolderTask(root: string, perClass = 20, size = 16): Pr
       await sharp(px, { raw: { width: size, height: size, channels: 3 } }).png().toFile(join(root, name, `${k}.png`));
     }
   }
-  return `folder:${root}`;
 }

@@ -10,9 +10,8 @@ import { expectClose } from '../helpers/check.js';
 import { makeFolderTask, maskHalf, tempDir, tinyNet, useTempCache } from './fixtures.js';
 
 useTempCache();
-const TASK_DIR = tempDir('tapir-transfer-task-');
 let TASK = '';
-before(async () => { TASK = await makeFolderTask(TASK_DIR, 20); });
+before(async () => { TASK = await makeFolderTask('zero-shot', 20); });
 
 const labelsOf = (l: Int32Array) => tensor(BigInt64Array.from(l, (v) => BigInt(v)), [l.length]);
 
