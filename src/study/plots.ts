@@ -17,6 +17,8 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 }
 
 const pct = { format: '.0%' };
+/** Solid = zero-shot, dashed = after fine-tuning, whatever the alphabetical order of the phase names. */
+const PHASE_DASH = { field: 'phase', type: 'nominal', scale: { domain: ['zero-shot', 'finetuned'], range: [[1, 0], [5, 3]] } } as const;
 
 export interface Plot { title: string; caption: string; spec: TopLevelSpec }
 
@@ -38,7 +40,7 @@ export function reportPlots(d: ReportData): Plot[] {
             { mark: { type: 'line', point: true }, encoding: {
               x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
               y: { field: 'accuracy', type: 'quantitative', axis: pct, scale: { domain: [0, 1] }, title: 'accuracy' },
-              color: { field: 'score', type: 'nominal' }, strokeDash: { field: 'phase', type: 'nominal' } } },
+              color: { field: 'score', type: 'nominal' }, strokeDash: PHASE_DASH } },
             { mark: { type: 'rule', color: '#999' }, encoding: { y: { aggregate: 'max', field: 'dense', type: 'quantitative', title: 'accuracy' } } },
           ],
         },
@@ -60,7 +62,7 @@ export function reportPlots(d: ReportData): Plot[] {
           encoding: {
             x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
             y: { aggregate: 'mean', field: 'retained', type: 'quantitative', axis: pct, title: 'retained (mean over held-out)' },
-            color: { field: 'score', type: 'nominal' }, strokeDash: { field: 'phase', type: 'nominal' },
+            color: { field: 'score', type: 'nominal' }, strokeDash: PHASE_DASH,
           },
         },
       },
