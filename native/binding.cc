@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
+#include <c10/core/GradMode.h>
 
 #include <cstring>
 #include <sstream>
@@ -384,11 +385,11 @@ static Napi::Value grad(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Value setGradEnabled(const Napi::CallbackInfo& info) {
-  bool prev = at::GradMode::is_enabled();
-  at::GradMode::set_enabled(B(info, 0));
+  bool prev = c10::GradMode::is_enabled();
+  c10::GradMode::set_enabled(B(info, 0));
   return Napi::Boolean::New(info.Env(), prev);
 }
-static Napi::Value isGradEnabled(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled()); }
+static Napi::Value isGradEnabled(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), c10::GradMode::is_enabled()); }
 
 static Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
   int64_t n = I(info, 0);
