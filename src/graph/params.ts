@@ -68,7 +68,8 @@ export function setMask(g: Graph, name: string, mask: Tensor): void {
   const ps = p.tensor.shape;
   if (mask.ndim !== ps.length || mask.shape.some((d, i) => d !== ps[i]))
     throw new ShapeError(`mask for '${name}' has shape [${mask.shape.join(', ')}], the parameter is [${ps.join(', ')}]`, { context: { param: name } });
-  const m = keep(noGrad(() => mask.to(p.tensor.dtype).detach()));
+  // One new tensor: to() copies (clone() when the dtype already matches); the graph owns it.
+  const m = keep(noGrad(() => (mask.dtype === p.tensor.dtype ? mask.clone() : mask.to(p.tensor.dtype))));
   g.masks.get(name)?.dispose();
   g.masks.set(name, m);
 }
