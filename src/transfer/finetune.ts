@@ -15,7 +15,7 @@ import { checkpointPath, readCheckpoint, writeCheckpoint, type Progress } from '
 import { FeatureCache, modelFingerprint, preprocessOf } from './features.js';
 import { disposeTaskHead, paramsUsedBy, ridgeToLinear, taskHeadOf, withTaskHead, zeroHead, TASK_HEAD_WEIGHT, type LinearHead } from './head.js';
 import { assertMaskedZero, lrAt, MaskedOptimizer, type LrSchedule, type OptimizerName, type Slot } from './optim.js';
-import { disposeHead, featureStats, fitRidgeHead } from './ridge.js';
+import { disposeHead, featureStats, fitRidgeHead, selectAlpha } from './ridge.js';
 
 export type FinetuneLoss = 'mse' | 'ce';
 export type BnPolicy = 'frozen' | 'train';
@@ -30,7 +30,7 @@ export interface FinetuneOptions {
   /** Total optimizer steps (overrides `epochs`). */
   steps?: number;
   batchSize?: number;
-  /** Base learning rate (default 0.01 for SGD, 1e-3 for AdamW). */
+  /** Base learning rate (default 1e-4: measured on nsfwjs MobileNetV2@64, SGD 1e-3 and AdamW 1e-3 wreck it in 30 steps). */
   lr?: number;
   optimizer?: OptimizerName;
   momentum?: number;
@@ -45,12 +45,13 @@ export interface FinetuneOptions {
   bn?: BnPolicy;
   /** Random crop with padding and horizontal flip (default none). */
   augment?: AugmentOptions | false;
-  /** Default `dense` when `reference` is given, else `refit`. */
+  /** Default `refit`: a dense head on a pruned backbone starts at a high loss (CE 7.8 measured at 50% magnitude). */
   headInit?: HeadInit;
   /** The dense model for `headInit: 'dense'`. */
   reference?: Graph;
-  /** Ridge penalty of the initial head (default 1). */
-  alpha?: number;
+  /** Ridge penalty of the initial head, or `auto` (default, `selectAlpha`): a weakly regularised head on D ≫ N
+   * features has large weights, whose gradients wreck a pre-trained backbone in a few steps. */
+  alpha?: number | 'auto';
   seed?: number;
   /** Write a checkpoint here after every epoch. */
   checkpointDir?: string;
@@ -126,7 +127,7 @@ export async function finetune(g: Graph, o: FinetuneOptions): Promise<FinetuneRe
   const optName = o.optimizer ?? 'sgd';
   const lossKind = o.loss ?? 'ce';
   const bn = o.bn ?? 'frozen';
-  const headInit = o.headInit ?? (o.reference ? 'dense' : 'refit');
+  const headInit = o.headInit ?? 'refit';
   const seed = o.seed ?? 0;
   const batchSize = o.batchSize ?? 32;
   const cache = o.cache ?? new FeatureCache();
@@ -137,13 +138,13 @@ export async function finetune(g: Graph, o: FinetuneOptions): Promise<FinetuneRe
   const stepsPerEpoch = dropLast ? Math.floor(train.n / batchSize) : Math.ceil(train.n / batchSize);
   const totalSteps = o.steps ?? (o.epochs ?? 5) * stepsPerEpoch;
   const epochs = Math.ceil(totalSteps / stepsPerEpoch);
-  const lr = o.lr ?? (optName === 'adamw' ? 1e-3 : 0.01);
+  const lr = o.lr ?? 1e-4;
   const schedule = o.schedule ?? { kind: 'cosine' };
   applyMasksInPlace(g);
   const recipe = {
     task: task.id, seed: task.seed, cap: task.cap, trainImages: train.n, model: modelFingerprint(g), epochs, totalSteps, batchSize, lr,
     optimizer: optName, momentum: o.momentum ?? 0.9, nesterov: o.nesterov ?? false, weightDecay: o.weightDecay ?? (optName === 'adamw' ? 0.01 : 5e-4),
-    schedule, loss: lossKind, bn, augment: o.augment || null, headInit, alpha: o.alpha ?? 1, runSeed: seed,
+    schedule, loss: lossKind, bn, augment: o.augment || null, headInit, alpha: o.alpha ?? 'auto', runSeed: seed,
   };
   const ckpt = o.checkpointDir ? checkpointPath(o.checkpointDir) : null;
   const resumed = o.resume && ckpt ? await readCheckpoint(ckpt, recipe) : null;
@@ -161,7 +162,8 @@ export async function finetune(g: Graph, o: FinetuneOptions): Promise<FinetuneRe
     const y = tensor(BigInt64Array.from(f.labels, (v) => BigInt(v)), [f.labels.length]);
     // Relative std floor: W_raw = W / std must stay bounded for a head that keeps training (see featureStats).
     const stats = featureStats(f.features, { relativeFloor: 0.1 });
-    const ridge = fitRidgeHead(f.features, y, { numClasses: task.classes.length, alpha: recipe.alpha, stats });
+    const alpha = recipe.alpha === 'auto' ? selectAlpha(f.features, y, { numClasses: task.classes.length, stats }).alpha : recipe.alpha;
+    const ridge = fitRidgeHead(f.features, y, { numClasses: task.classes.length, alpha, stats });
     y.dispose();
     stats.mean.dispose();
     stats.std.dispose();

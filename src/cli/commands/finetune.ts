@@ -26,7 +26,7 @@ export function finetuneCommand(io: Io): Command {
     .option('--epochs <n>', 'passes over the train split (default 5)')
     .option('--steps <n>', 'total optimizer steps (overrides --epochs)')
     .option('--batch-size <n>', 'batch size', '32')
-    .option('--lr <x>', 'base learning rate (default 0.01 sgd, 0.001 adamw)')
+    .option('--lr <x>', 'base learning rate (default 1e-4)')
     .option('--optimizer <name>', 'sgd or adamw', 'sgd')
     .option('--momentum <x>', 'SGD momentum', '0.9')
     .option('--nesterov', 'Nesterov momentum')
@@ -38,8 +38,8 @@ export function finetuneCommand(io: Io): Command {
     .option('--bn <policy>', 'frozen (BN statistics fixed, eval-bn) or train', 'frozen')
     .option('--augment', 'random crop with padding + horizontal flip')
     .option('--pad <n>', 'padding of the random crop', '4')
-    .option('--head-init <how>', 'task head start: dense (ridge on the dense model), refit (ridge on the pruned model) or zero', 'dense')
-    .option('--alpha <a>', 'ridge penalty of the initial head', '1')
+    .option('--head-init <how>', 'task head start: refit (ridge on the pruned model), dense (ridge on the dense model) or zero', 'refit')
+    .option('--alpha <a>', 'ridge penalty of the initial head, or auto (chosen on a hold-out of the train split)', 'auto')
     .option('--cap <n>', 'at most this many images per class (all splits together)')
     .option('--seed <n>', 'split and training seed', '0')
     .requiredOption('--out <dir>', 'output directory (model.safetensors, mask.safetensors, finetune.json; checkpoint while running)')
@@ -73,7 +73,7 @@ export function finetuneCommand(io: Io): Command {
           ...(o.weightDecay !== undefined ? { weightDecay: parseNumber('--weight-decay', o.weightDecay, { min: 0 }) } : {}),
           schedule, loss: oneOf<FinetuneLoss>('--loss', o.loss, ['ce', 'mse']), bn: oneOf<BnPolicy>('--bn', o.bn, ['frozen', 'train']),
           augment: o.augment ? { pad: parseNumber('--pad', o.pad, { int: true, min: 0 }), flip: true } : false,
-          headInit, ...(ref ? { reference: ref } : {}), alpha: parseNumber('--alpha', o.alpha, { min: 0 }), seed,
+          headInit, ...(ref ? { reference: ref } : {}), alpha: o.alpha === 'auto' ? 'auto' : parseNumber('--alpha', o.alpha, { min: 0 }), seed,
           checkpointDir: o.out, resume: !!o.resume,
           onProgress: (p) => bar.update(p.step, p.totalSteps, `epoch ${p.epoch + 1}/${p.epochs} loss ${p.loss.toFixed(4)} lr ${p.lr.toExponential(2)}`),
         });
