@@ -9,13 +9,12 @@ import { makeProgram } from '../../src/cli/program.js';
 import { makeFolderTask, tempDir, tinyNet, useTempCache } from '../transfer/fixtures.js';
 
 useTempCache();
-const TASK_DIR = tempDir('tapir-prune-task-');
 const WORK = tempDir('tapir-prune-cli-');
 const MODEL = join(WORK, 'tiny.onnx');
 let TASK = '';
 
 before(async () => {
-  TASK = await makeFolderTask(TASK_DIR, 20);
+  TASK = await makeFolderTask('prune-cli', 20);
   const g = tinyNet(5, 16, true);
   await exportOnnx(g, MODEL);
   disposeGraph(g);
