@@ -4,17 +4,8 @@
  */
 import { tensor, TapirError, type DType, type Tensor } from '../engine/index.js';
 
-/** mulberry32: a small, fast 32-bit generator; returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same seeded generator the data layer's splits use (one implementation). */
+export { mulberry32 } from '../data/rng.js';
 
 export function checkSeed(seed: number, where: string): void {
   if (!Number.isSafeInteger(seed) || seed < 0)

@@ -1,4 +1,5 @@
 /** Shared set-up of the transfer tests: a tiny conv net built with GraphBuilder and a generated folder: task. */
+import { mulberry32 } from '../../src/data/rng.js';
 import { after } from 'node:test';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -63,18 +64,6 @@ function maskHalfIn(g: Graph): void {
   }
 }
 
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * A `folder:` dataset of 3 classes × `perClass` PNGs of 16×16: horizontal stripes, vertical stripes, blobs,
  * with random colours, phase and noise (learnable, not trivially separable by mean colour).
@@ -96,7 +85,7 @@ export async function makeFolderTask(name: string, perClass = 20, size = 16): Pr
 }
 
 async function writeFolder(root: string, perClass: number, size: number): Promise<void> {
-  const r = rng(42);
+  const r = mulberry32(42);
   const classes = ['hstripes', 'vstripes', 'blob'];
   for (const [c, name] of classes.entries()) {
     mkdirSync(join(root, name), { recursive: true });
