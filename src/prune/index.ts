@@ -9,4 +9,4 @@ export { ESTIMATORS, ESTIMATOR_NAMES, type CurvatureEstimator, type CurvatureRes
 export { blockStats, inverseBlocks, type BlockOptions, type BlockStats } from './estimators/block.js';
 export { SCORES, SCORE_NAMES, compensateBlocks, type Score, type ScoreContext, type ScoreName, type ScoreResult } from './scores/index.js';
 export { prune, type PruneOptions, type PruneReport, type TensorReport } from './pruner.js';
-export { reestimateBatchNorm } from './bn.js';
+export { reestimateBatchNorm, repairBatchNorm, denseCopy, BN_REPAIRS, type BnRepair, type BnRepairResult } from './bn.js';
