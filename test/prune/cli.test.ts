@@ -72,3 +72,28 @@ test('tapir prune: bad input is a clear error', async () => {
   await assert.rejects(run([...base, '--score', 'hessian', '--sparsity', '0.5']), /--score must be one of/);
   await assert.rejects(run([...base, '--score', 'snip', '--sparsity', '0.5', '--source', TASK, '--cap', '20', '--calib', '500']), /asked for 500 calibration images but the calibration set has only/);
 });
+
+test('tapir prune --bn match-dense: repaired BN affine written to model.onnx, running statistics kept; prune.json records the repair', async () => {
+  const out = join(WORK, 'bn-match');
+  const args = ['prune', '--model', MODEL, '--score', 'magnitude', '--sparsity', '0.6', '--source', TASK, '--cap', '20', '--calib', '5', '--batch-size', '2', '--no-progress'];
+  const { out: stdout } = await run([...args, '--bn', 'match-dense', '--out', out, '--json']);
+  const doc = JSON.parse(stdout) as { bn: { mode: string; layers: number; degenerate: number }; batchNormsReestimated: number; timings: Record<string, number> };
+  assert.equal(doc.bn.mode, 'match-dense');
+  assert.equal(doc.bn.layers, 2);
+  assert.ok(Number.isInteger(doc.bn.degenerate) && doc.bn.degenerate >= 0);
+  assert.equal(doc.batchNormsReestimated, 0);
+  assert.ok(doc.timings.bn! >= 0);
+  const dense = await importOnnx(MODEL);
+  const m = await importOnnx(join(out, 'model.onnx'));
+  for (const n of ['bn1', 'bn2']) {
+    assert.notDeepEqual(m.params.get(`${n}.weight`)!.tensor.toArray(), dense.params.get(`${n}.weight`)!.tensor.toArray(), `${n}.weight repaired`);
+    assert.deepEqual(m.params.get(`${n}.running_var`)!.tensor.toArray(), dense.params.get(`${n}.running_var`)!.tensor.toArray(), `${n}.running_var kept`);
+  }
+  disposeGraph(m);
+  disposeGraph(dense);
+  const none = JSON.parse((await run([...args, '--out', join(WORK, 'bn-none'), '--json'])).out) as { bn: unknown };
+  assert.deepEqual(none.bn, { mode: 'none', layers: 0, degenerate: 0 });
+  const base = ['prune', '--model', MODEL, '--score', 'magnitude', '--sparsity', '0.5', '--out', join(WORK, 'bn-bad'), '--no-progress'];
+  await assert.rejects(run([...base, '--bn', 'match-dense']), /--score magnitude with --bn match-dense needs calibration images: pass --source/);
+  await assert.rejects(run([...base, '--bn', 'dense']), /--bn must be one of/);
+});

@@ -11,7 +11,7 @@ import { Command } from 'commander';
 import { noGrad, scope, TapirError, tensor } from '../../engine/index.js';
 import { disposeGraph, exportOnnx, writeMaskFile } from '../../graph/index.js';
 import { batches as makeBatches, loadSplit, openTask } from '../../data/index.js';
-import { ALLOCATIONS, ESTIMATOR_NAMES, LOSS_NAMES, prune, SCHEDULES, SCORE_NAMES, SCORES, type Allocation, type CalibBatch, type EstimatorName, type LossName, type Schedule, type ScoreName } from '../../prune/index.js';
+import { ALLOCATIONS, BN_REPAIRS, denseCopy, ESTIMATOR_NAMES, LOSS_NAMES, prune, repairBatchNorm, SCHEDULES, SCORE_NAMES, SCORES, type Allocation, type CalibBatch, type EstimatorName, type LossName, type Schedule, type ScoreName } from '../../prune/index.js';
 import { disposeHead, extractFeatures, fitRidgeHead, openModel, preprocessOf, ridgeToLinear, withTaskHead, disposeTaskHead } from '../../transfer/index.js';
 import { VERSION } from '../program.js';
 import { emit, table, type Io } from '../output.js';
@@ -68,7 +68,7 @@ export function pruneCommand(io: Io): Command {
     .option('--damping <d>', 'block-hessian: relative damping λ / mean diag', '0.01')
     .option('--curvature <kind>', 'block-hessian: fisher | ggn blocks', 'fisher')
     .option('--compensate', 'block-hessian: apply the OBS update to surviving weights')
-    .option('--bn <policy>', 'none | reestimate (recompute BN statistics on the calibration images after masking)', 'none')
+    .option('--bn <repair>', 'BN repair after masking: none | reestimate (recompute running statistics on the calibration images) | match-dense (shift/scale each BN output to the dense model\'s per-channel mean/variance on them)', 'none')
     .option('--batch-size <n>', 'calibration batch size', '32')
     .option('--seed <n>', 'seed of probes, sampling, random scores and the calibration draw', '0')
     .option('--no-onnx', 'do not write model.onnx')
@@ -87,19 +87,21 @@ export function pruneCommand(io: Io): Command {
       const allocation = { kind: oneOf('--allocation', o.allocation, ALLOCATIONS) } as Allocation;
       const scheduleKind = oneOf('--schedule', o.schedule, SCHEDULES);
       const schedule: Schedule = scheduleKind === 'iterative' ? { kind: 'iterative', rounds: parseNumber('--rounds', o.rounds, { int: true, min: 1 }) } : { kind: 'oneshot' };
-      const bn = oneOf('--bn', o.bn, ['none', 'reestimate'] as const);
+      const bn = oneOf('--bn', o.bn, BN_REPAIRS);
       const block = {
         blockSize: parseNumber('--block-size', o.blockSize, { int: true, min: 1 }), damping: parseNumber('--damping', o.damping, { positive: true }),
         curvature: oneOf('--curvature', o.curvature, ['fisher', 'ggn'] as const), compensate: !!o.compensate,
       };
-      const needData = !score.dataFree || bn === 'reestimate';
-      if (needData && !o.source) throw new TapirError('E_ARG', `--score ${scoreName}${score.dataFree ? ' with --bn reestimate' : ''} needs calibration images: pass --source <task>`, { context: { option: '--source' }, fix: '--source fashion-mnist[0-4] (or a data-free score: magnitude, synflow, random)' });
+      const needData = !score.dataFree || bn !== 'none';
+      if (needData && !o.source) throw new TapirError('E_ARG', `--score ${scoreName}${score.dataFree ? ` with --bn ${bn}` : ''} needs calibration images: pass --source <task>`, { context: { option: '--source' }, fix: '--source fashion-mnist[0-4] (or a data-free score: magnitude, synflow, random)' });
       const t0 = performance.now();
       const m = await openModel(o.model, { seed });
       const g = m.graph;
       const bar = lazyBar(o.progress && !o.json, 'prune', 500);
       let batches: CalibBatch[] = [];
       let hg = g;
+      // match-dense needs the unpruned model as the reference: an own copy of its tensors, taken before masking.
+      let dense: typeof g | null = null;
       const loadMs = { model: performance.now() - t0, data: 0, head: 0 };
       try {
         if (o.source) {
@@ -121,11 +123,16 @@ export function pruneCommand(io: Io): Command {
             loadMs.head = performance.now() - t2;
           }
         }
+        if (bn === 'match-dense') dense = denseCopy(g);
         const report = prune(hg, {
           score, sparsity, allocation, minDensity: parseNumber('--min-density', o.minDensity, { min: 0 }), schedule, batches, calib: o.source ? calib : undefined, loss, seed,
-          estimator, probes: parseNumber('--probes', o.probes, { int: true, min: 1 }), ggn: oneOf('--ggn', o.ggn, ['exact', 'mc'] as const), block, bn,
+          estimator, probes: parseNumber('--probes', o.probes, { int: true, min: 1 }), ggn: oneOf('--ggn', o.ggn, ['exact', 'mc'] as const), block, bn: 'none',
           onProgress: (phase, d, t) => bar.update(d, t, phase),
         });
+        // BN repair after the masks (and any OBS compensation), before anything is written.
+        const tb = performance.now();
+        const repair = repairBatchNorm(g, dense ?? g, batches, bn);
+        report.timings.bn = performance.now() - tb;
         bar.stop();
         await mkdir(o.out, { recursive: true });
         const t3 = performance.now();
@@ -136,6 +143,7 @@ export function pruneCommand(io: Io): Command {
         if (o.onnx) await exportOnnx(g, join(o.out, 'model.onnx'));
         const doc = {
           format: 'tapir-prune/1', tapirVersion: VERSION, model: o.model, source: o.source ?? null, ...report,
+          bn: { mode: repair.mode, layers: repair.layers, degenerate: repair.degenerate }, batchNormsReestimated: bn === 'reestimate' ? repair.layers : 0,
           timings: { ...report.timings, loadModel: loadMs.model, loadData: loadMs.data, taskHead: loadMs.head, write: performance.now() - t3 },
           taskHead: hg !== g ? 'ridge head on the dense model\'s features of the calibration split (not pruned)' : null,
           files: { mask: 'mask.safetensors', model: o.onnx ? 'model.onnx' : null },
@@ -148,6 +156,7 @@ export function pruneCommand(io: Io): Command {
         bar.stop();
         for (const b of batches) { b.x.dispose(); b.y.dispose(); }
         if (hg !== g) disposeTaskHead(hg);
+        if (dense) disposeGraph(dense);
         disposeGraph(g);
       }
     });
