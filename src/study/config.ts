@@ -12,6 +12,13 @@ import { TapirError } from '../engine/index.js';
 export const SCORE_NAMES = ['magnitude', 'diag-hessian', 'block-hessian', 'random', 'snip', 'grasp', 'synflow'] as const;
 export type ScoreName = (typeof SCORE_NAMES)[number];
 export const ESTIMATOR_CHOICES = ['hutchinson', 'ggn', 'fisher'] as const;
+export const ALLOCATION_CHOICES = ['global', 'layerwise', 'erk'] as const;
+export type AllocationName = (typeof ALLOCATION_CHOICES)[number];
+/** BN repair after masking (src/prune `repairBatchNorm`): none, re-estimate on the calibration images, match the dense statistics. */
+export const BN_REPAIR_CHOICES = ['none', 'reestimate', 'match-dense'] as const;
+export type BnRepair = (typeof BN_REPAIR_CHOICES)[number];
+/** Calibration data: the source's images, uniform noise, or a task id (that task's images and labels). */
+export type CalibData = 'source' | 'noise' | (string & {});
 
 /** A score and its options (estimator, probes, block size, damping, OBS compensation). */
 export interface ScoreSpec {
@@ -47,10 +54,27 @@ export interface ControlSpec {
   sparsities: number[];
 }
 
-/** Hook for second-order diagnostics (src/analysis); validated as a plain object until that layer wires in. */
+/** Second-order diagnostics run once per model after its cells (src/study/diagnostics.ts, docs/ANALYSIS.md). */
 export interface DiagnosticsSpec {
-  enabled: boolean;
-  options: Record<string, unknown>;
+  /** Tasks analysed (default: every study task, sources then held-out). */
+  tasks: string[];
+  /** Calibration images per task (the curvature's data). */
+  images: number;
+  /** Training images per class each task's scale-free ridge head is fitted on. */
+  headImages: number;
+  /** Head ridge penalty, or 'auto' (chosen from 100, 1000, 10000). */
+  alpha: number | 'auto';
+  probes: number;
+  k: number;
+  /** Lanczos steps (null: max(2k + 10, 20)). */
+  steps: number | null;
+  loss: 'mse' | 'ce';
+  /** OBD-mask IoU and loss-change sparsities; the study's cell masks at these sparsities are evaluated too. */
+  sparsities: number[];
+  /** Also run on each model's `random:` control. */
+  control: boolean;
+  /** Seed of probes and the Lanczos start. */
+  seed: number;
 }
 
 export interface StudyConfig {
@@ -61,8 +85,12 @@ export interface StudyConfig {
   sources: string[];
   heldout: string[];
   seeds: number[];
-  /** Calibration images drawn from the source task's calib split. */
+  /** The base calibration size: `calibrations[0]` (the protocol hash holds it; other sizes go into cell keys). */
   calibration: number;
+  /** Calibration sizes (a grid axis when there are several; a scalar in YAML is a one-value list). */
+  calibrations: number[];
+  /** Calibration data per cell (grid axis): 'source' (default), 'noise', or a task id. */
+  calibData: CalibData[];
   /** Input resolution every model is rebuilt at (overrides `@size`). */
   resolution: number | null;
   /** Images per class over all splits: default and per-task overrides. */
@@ -71,7 +99,11 @@ export interface StudyConfig {
   dataSeed: number;
   heads: ('dense' | 'refit')[];
   alpha: number;
-  prune: { loss: 'mse' | 'ce'; allocation: 'global' | 'layerwise' | 'erk'; minDensity: number };
+  /**
+   * `allocation` is the base allocation (`allocations[0]`, part of the protocol hash); `allocations` and `bns` are
+   * grid axes (BN repair after masking; default ['none']).
+   */
+  prune: { loss: 'mse' | 'ce'; allocation: AllocationName; minDensity: number; allocations: AllocationName[]; bns: BnRepair[] };
   finetune: FinetuneRecipe | null;
   controls: { randomInit: ControlSpec | null; shuffledMask: ControlSpec | null };
   diagnostics: DiagnosticsSpec | null;
@@ -188,6 +220,32 @@ function recipe(r: Reader, v: unknown, path: string): FinetuneRecipe | null {
   };
 }
 
+function diagnosticsSection(r: Reader, v: unknown, d: { tasks: string[]; sparsities: number[]; loss: 'mse' | 'ce' }): DiagnosticsSpec | null {
+  const path = 'diagnostics';
+  if (v === undefined || v === false || v === null) return null;
+  const o = v === true ? {} : v;
+  if (!isObj(o)) r.fail(path, `must be true, false or a mapping, got ${show(v)}`);
+  r.keys(o, path, ['tasks', 'images', 'head_images', 'alpha', 'probes', 'k', 'steps', 'loss', 'sparsities', 'control', 'seed']);
+  const tasks = o.tasks === undefined ? d.tasks : r.list(o.tasks, `${path}.tasks`, (x, p) => {
+    const t = taskId(r, x, p);
+    if (!d.tasks.includes(t)) r.fail(p, `'${t}' is not a task of this study`, `use one of ${d.tasks.join(', ')}`);
+    return t;
+  });
+  return {
+    tasks,
+    images: o.images === undefined ? 32 : r.num(o.images, `${path}.images`, { int: true, min: 1 }),
+    headImages: o.head_images === undefined ? 30 : r.num(o.head_images, `${path}.head_images`, { int: true, min: 1 }),
+    alpha: o.alpha === undefined || o.alpha === 'auto' ? 'auto' : r.num(o.alpha, `${path}.alpha`, { positive: true }),
+    probes: o.probes === undefined ? 16 : r.num(o.probes, `${path}.probes`, { int: true, min: 2 }),
+    k: o.k === undefined ? 4 : r.num(o.k, `${path}.k`, { int: true, min: 1 }),
+    steps: o.steps === undefined ? null : r.num(o.steps, `${path}.steps`, { int: true, min: 1 }),
+    loss: o.loss === undefined ? d.loss : r.oneOf(o.loss, `${path}.loss`, ['mse', 'ce'] as const),
+    sparsities: o.sparsities === undefined ? d.sparsities : r.list(o.sparsities, `${path}.sparsities`, (x, p) => r.num(x, p, { min: 0, maxOpen: 1 })),
+    control: o.control === undefined ? true : r.bool(o.control, `${path}.control`),
+    seed: o.seed === undefined ? 0 : r.num(o.seed, `${path}.seed`, { int: true, min: 0 }),
+  };
+}
+
 function control(r: Reader, v: unknown, path: string, scores: ScoreSpec[], sparsities: number[]): ControlSpec | null {
   if (v === undefined || v === false || v === null) return null;
   if (v === true) return { scores, sparsities };
@@ -199,7 +257,7 @@ function control(r: Reader, v: unknown, path: string, scores: ScoreSpec[], spars
   };
 }
 
-const TOP = ['name', 'models', 'scores', 'sparsities', 'sources', 'heldout', 'seeds', 'calibration', 'resolution', 'data', 'heads', 'alpha', 'prune', 'finetune', 'controls', 'diagnostics'] as const;
+const TOP = ['name', 'models', 'scores', 'sparsities', 'sources', 'heldout', 'seeds', 'calibration', 'calib_data', 'resolution', 'data', 'heads', 'alpha', 'prune', 'finetune', 'controls', 'diagnostics'] as const;
 
 /** Validates a parsed YAML/JSON value; `file` names the source in errors. */
 export function validateStudy(raw: unknown, file = 'study'): StudyConfig {
@@ -217,20 +275,22 @@ export function validateStudy(raw: unknown, file = 'study'): StudyConfig {
   }
   const prune = raw.prune === undefined ? {} : raw.prune;
   if (!isObj(prune)) r.fail('prune', `must be a mapping, got ${show(prune)}`);
-  r.keys(prune, 'prune', ['loss', 'allocation', 'min_density']);
+  r.keys(prune, 'prune', ['loss', 'allocation', 'min_density', 'bn']);
   const controls = raw.controls === undefined ? {} : raw.controls;
   if (!isObj(controls)) r.fail('controls', `must be a mapping, got ${show(controls)}`);
   r.keys(controls, 'controls', ['random_init', 'shuffled_mask']);
-  let diagnostics: DiagnosticsSpec | null = null;
-  if (raw.diagnostics !== undefined && raw.diagnostics !== false && raw.diagnostics !== null) {
-    if (!isObj(raw.diagnostics)) r.fail('diagnostics', `must be a mapping or false, got ${show(raw.diagnostics)}`);
-    diagnostics = { enabled: true, options: raw.diagnostics };
-  }
   const sparsities = r.list(raw.sparsities, 'sparsities', (x, p) => r.num(x, p, { min: 0, maxOpen: 1 }));
   const sources = r.list(raw.sources, 'sources', (x, p) => taskId(r, x, p));
   const heldout = r.list(raw.heldout, 'heldout', (x, p) => taskId(r, x, p), { nonEmpty: false });
   heldout.forEach((t, i) => { if (sources.includes(t)) r.fail(`heldout[${i}]`, `'${t}' is also a source task`, 'a held-out task must not be a source; sources are evaluated anyway'); });
-  for (const k of Object.keys(caps)) if (!sources.includes(k) && !heldout.includes(k)) r.fail(`data.caps.${k}`, `'${k}' is neither a source nor a held-out task`);
+  const calibData = raw.calib_data === undefined ? ['source'] : r.list(raw.calib_data, 'calib_data', (x, p) => {
+    if (x === 'source' || x === 'noise') return x;
+    if (typeof x !== 'string') r.fail(p, `must be 'source', 'noise' or a task id, got ${show(x)}`);
+    return taskId(r, x, p);
+  });
+  for (const k of Object.keys(caps)) if (!sources.includes(k) && !heldout.includes(k) && !calibData.includes(k)) r.fail(`data.caps.${k}`, `'${k}' is neither a source nor a held-out task`, 'cap only tasks listed in sources, heldout or calib_data');
+  const calibrations = raw.calibration === undefined ? [64] : r.list(raw.calibration, 'calibration', (x, p) => r.num(x, p, { int: true, min: 1 }));
+  const allocations = prune.allocation === undefined ? ['global' as const] : r.list(prune.allocation, 'prune.allocation', (x, p) => r.oneOf(x, p, ALLOCATION_CHOICES));
   return {
     name: raw.name === undefined ? basename(file).replace(/\.(ya?ml|json)$/i, '') : r.str(raw.name, 'name'),
     models: r.list(raw.models, 'models', (x, p) => r.str(x, p)),
@@ -239,7 +299,9 @@ export function validateStudy(raw: unknown, file = 'study'): StudyConfig {
     sources,
     heldout,
     seeds: raw.seeds === undefined ? [0] : r.list(raw.seeds, 'seeds', (x, p) => r.num(x, p, { int: true, min: 0 })),
-    calibration: raw.calibration === undefined ? 64 : r.num(raw.calibration, 'calibration', { int: true, min: 1 }),
+    calibration: calibrations[0]!,
+    calibrations,
+    calibData,
     resolution: raw.resolution === undefined ? null : r.num(raw.resolution, 'resolution', { int: true, min: 16, max: 1024 }),
     cap: data.cap === undefined ? null : r.num(data.cap, 'data.cap', { int: true, min: 3 }),
     caps,
@@ -248,15 +310,18 @@ export function validateStudy(raw: unknown, file = 'study'): StudyConfig {
     alpha: raw.alpha === undefined ? 1 : r.num(raw.alpha, 'alpha', { positive: true }),
     prune: {
       loss: prune.loss === undefined ? 'mse' : r.oneOf(prune.loss, 'prune.loss', ['mse', 'ce'] as const),
-      allocation: prune.allocation === undefined ? 'global' : r.oneOf(prune.allocation, 'prune.allocation', ['global', 'layerwise', 'erk'] as const),
+      allocation: allocations[0]!,
       minDensity: prune.min_density === undefined ? 0 : r.num(prune.min_density, 'prune.min_density', { min: 0, max: 1 }),
+      allocations,
+      bns: prune.bn === undefined ? ['none'] : r.list(prune.bn, 'prune.bn', (x, p) => r.oneOf(x, p, BN_REPAIR_CHOICES)),
     },
     finetune: recipe(r, raw.finetune, 'finetune'),
     controls: {
       randomInit: control(r, controls.random_init, 'controls.random_init', scores, sparsities),
       shuffledMask: control(r, controls.shuffled_mask, 'controls.shuffled_mask', scores, sparsities),
     },
-    diagnostics,
+    // After `prune` above: prune.loss is validated by then.
+    diagnostics: diagnosticsSection(r, raw.diagnostics, { tasks: [...new Set([...sources, ...heldout])], sparsities, loss: (prune.loss as 'mse' | 'ce' | undefined) ?? 'mse' }),
   };
 }
 

@@ -4,7 +4,7 @@
  * so editing the protocol makes new cells instead of silently mixing results in one database.
  */
 import { createHash } from 'node:crypto';
-import type { ScoreSpec, StudyConfig } from './config.js';
+import type { AllocationName, BnRepair, CalibData, ScoreSpec, StudyConfig } from './config.js';
 import { scoreLabel } from './config.js';
 
 export type Control = 'none' | 'random-init' | 'shuffled-mask';
@@ -20,7 +20,16 @@ export interface CellSpec {
   sparsity: number;
   source: string;
   seed: number;
+  /** Ablation axes (see `cellAxes`): allocation, BN repair, calibration size and calibration data. */
+  allocation: AllocationName;
+  bn: BnRepair;
+  calibration: number;
+  calibData: CalibData;
 }
+
+/** The ablation axes of a cell, in the order they nest in the grid (outermost first). */
+export const ABLATION_AXES = ['calibData', 'calibration', 'allocation', 'bn'] as const;
+export type AblationAxis = (typeof ABLATION_AXES)[number];
 
 const hash = (v: unknown) => createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 16);
 
@@ -29,12 +38,48 @@ export function studyTasks(c: StudyConfig): string[] {
   return [...new Set([...c.sources, ...c.heldout])];
 }
 
-/** Hash of the protocol settings shared by every cell of the study. */
+/**
+ * The values of each ablation axis (the first is the base). Tolerates a config object made before the axes
+ * existed (no lists): the scalar fields then give one-value lists.
+ */
+export function axisValues(c: StudyConfig): { calibData: CalibData[]; calibration: number[]; allocation: AllocationName[]; bn: BnRepair[] } {
+  const some = <T>(xs: readonly T[] | undefined, fallback: T): T[] => (xs && xs.length > 0 ? [...xs] : [fallback]);
+  return {
+    calibData: some(c.calibData, 'source'),
+    calibration: some(c.calibrations, c.calibration),
+    allocation: some(c.prune.allocations, c.prune.allocation),
+    bn: some(c.prune.bns, 'none'),
+  };
+}
+
+/**
+ * Hash of the protocol settings shared by every cell of the study. The ablation axes enter only through their BASE
+ * value (the first of each list: calibration size and allocation, exactly the fields a scalar config always had),
+ * never as lists; a cell whose axis value differs from the base adds it to its own key (`cellKeyAxes`). So a
+ * scalar config hashes byte-for-byte as before the axes existed, and a list config whose first values equal an
+ * older scalar config shares its protocol and its base cells.
+ */
 export function protocolHash(c: StudyConfig): string {
+  const ax = axisValues(c);
   return hash({
-    v: 1, tasks: studyTasks(c), calibration: c.calibration, resolution: c.resolution, cap: c.cap, caps: c.caps, dataSeed: c.dataSeed,
-    heads: c.heads, alpha: c.alpha, prune: c.prune, finetune: c.finetune,
+    v: 1, tasks: studyTasks(c), calibration: ax.calibration[0], resolution: c.resolution, cap: c.cap, caps: c.caps, dataSeed: c.dataSeed,
+    heads: c.heads, alpha: c.alpha, prune: { loss: c.prune.loss, allocation: ax.allocation[0], minDensity: c.prune.minDensity }, finetune: c.finetune,
   });
+}
+
+/**
+ * The axis values a cell key adds to the hash: only those that differ from the protocol's base (allocation and
+ * calibration: the config's first value) or from the built-in default (bn 'none', calib_data 'source', which the
+ * protocol hash never holds). A cell at all-base values therefore keeps its pre-ablation key.
+ */
+export function cellKeyAxes(c: StudyConfig, a: Pick<CellSpec, AblationAxis>): Record<string, unknown> {
+  const ax = axisValues(c);
+  return {
+    ...(a.allocation !== ax.allocation[0] ? { allocation: a.allocation } : {}),
+    ...(a.bn !== 'none' ? { bn: a.bn } : {}),
+    ...(a.calibration !== ax.calibration[0] ? { calibration: a.calibration } : {}),
+    ...(a.calibData !== 'source' ? { calibData: a.calibData } : {}),
+  };
 }
 
 /** `base` rebuilt at the study resolution, with a `random:` prefix for the random-init control. */
@@ -46,15 +91,25 @@ export function effectiveModel(base: string, c: StudyConfig, random: boolean): s
   return (random || wasRandom) ? `random:${s}` : s;
 }
 
-/** Cells in run order: the main grid, then the controls (cheapest evidence first within each). */
+/**
+ * Cells in run order: the main grid, then the controls (cheapest evidence first within each). Within a source and
+ * seed the ablation axes nest outside score × sparsity (calib_data, calibration, allocation, bn), so the cells at
+ * the base values (first of each list) come first. Controls run at the base values only.
+ */
 export function expandGrid(c: StudyConfig): CellSpec[] {
   const protocol = protocolHash(c);
   const cells: CellSpec[] = [];
+  const ax = axisValues(c);
   const add = (model: string, control: Control, scores: readonly ScoreSpec[], sparsities: readonly number[]) => {
-    for (const source of c.sources) for (const seed of c.seeds) for (const score of scores) for (const sparsity of sparsities) {
-      const key = hash({ protocol, model, control, score, sparsity, source, seed });
-      cells.push({ key, protocol, model, control, score, scoreLabel: scoreLabel(score), sparsity, source, seed });
-    }
+    const pick = <T>(xs: T[]) => (control === 'none' ? xs : xs.slice(0, 1));
+    const [calibDatas, calibrations, allocations, bns] = [pick(ax.calibData), pick(ax.calibration), pick(ax.allocation), pick(ax.bn)];
+    for (const source of c.sources) for (const seed of c.seeds)
+      for (const calibData of calibDatas) for (const calibration of calibrations) for (const allocation of allocations) for (const bn of bns)
+        for (const score of scores) for (const sparsity of sparsities) {
+          const axes = { allocation, bn, calibration, calibData };
+          const key = hash({ protocol, model, control, score, sparsity, source, seed, ...cellKeyAxes(c, axes) });
+          cells.push({ key, protocol, model, control, score, scoreLabel: scoreLabel(score), sparsity, source, seed, ...axes });
+        }
   };
   for (const m of c.models) add(effectiveModel(m, c, false), 'none', c.scores, c.sparsities);
   for (const m of c.models) {
