@@ -58,5 +58,22 @@ bench-engine: setup
 size:
 	@node scripts/size.mjs
 
+# Issue 8 studies (studies/*.yaml, each <= 60 min on 2 cores) and docs/RESULTS.md generated from their databases
+# (results/<name>.sqlite, not committed). Studies resume: re-running skips finished cells. `make study-<name>` runs one.
+RESULT_STUDIES := paper-cifar paper-clipart ablation-bn ablation-allocation ablation-calibration controls explanation
+.PHONY: results results-doc
+results: setup
+	@mkdir -p results
+	@set -e; for s in $(RESULT_STUDIES); do echo "== study $$s"; bin/tapir study studies/$$s.yaml --db results/$$s.sqlite; done
+	$(MAKE) results-doc
+
+# Only regenerates docs/RESULTS.md and docs/results/ from whatever the databases hold (missing ones: "not run yet").
+results-doc: setup
+	bin/tapir results --out docs/RESULTS.md --plots docs/results --db-dir results $(RESULT_STUDIES:%=studies/%.yaml)
+
+study-%: setup
+	@mkdir -p results
+	bin/tapir study studies/$*.yaml --db results/$*.sqlite
+
 clean:
 	rm -rf build dist $(STAMPS)
