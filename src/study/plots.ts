@@ -4,7 +4,7 @@
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import type { ReportData } from './report-data.js';
+import { ablations, AXIS_FIELDS, type Ablation, type ReportData } from './report-data.js';
 
 /** Renders one vega-lite spec to an SVG string. */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
@@ -109,5 +109,37 @@ export function reportPlots(d: ReportData): Plot[] {
       },
     });
   }
+  plots.push(...ablations(d).map(ablationPlot));
   return plots;
+}
+
+/**
+ * One plot per ablation axis: held-out zero-shot retained fraction vs sparsity, one line per axis value (solid:
+ * dense head, dashed: refitted head), one column per score. With a single sparsity the x axis is the axis value
+ * instead (one line per score), so the plot still shows a trend rather than a column of dots.
+ */
+export function ablationPlot(a: Ablation): Plot {
+  const field = AXIS_FIELDS[a.axis];
+  const values = a.points.flatMap((x) => ([['dense', x.heldDense], ['refit', x.heldRefit]] as const).filter(([, r]) => r !== null)
+    .map(([head, retained]) => ({ value: x.value, score: x.score, sparsity: x.sparsity, head, retained, model: x.model, source: x.source })));
+  const oneSparsity = new Set(a.points.map((x) => x.sparsity)).size === 1;
+  const HEAD_DASH = { field: 'head', type: 'nominal', title: 'head', scale: { domain: ['dense', 'refit'], range: [[1, 0], [5, 3]] } } as const;
+  const y = { aggregate: 'mean', field: 'retained', type: 'quantitative', axis: pct, title: 'retained (mean over held-out)' } as const;
+  const valueEnc = { field: 'value', type: 'ordinal', title: field, sort: a.values } as const;
+  return {
+    title: `Ablation: ${field}, held-out retained fraction`,
+    caption: `Mean over held-out tasks of zero-shot accuracy / dense accuracy (solid: dense head; dashed: head refitted on the pruned backbone), other ablation axes at their base value${oneSparsity ? `, at ${Math.round(100 * a.points[0]!.sparsity)}% sparsity` : ''}.${a.excluded.length ? ` Tasks used as calibration data are left out: ${a.excluded.join(', ')}.` : ''}`,
+    spec: {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      data: { values },
+      facet: { column: oneSparsity ? { field: 'sparsity', type: 'ordinal', header: { format: '.0%' }, title: 'sparsity' } : { field: 'score', type: 'nominal', title: null } },
+      spec: {
+        width: 220, height: 160,
+        mark: { type: 'line', point: true },
+        encoding: oneSparsity
+          ? { x: valueEnc, y, color: { field: 'score', type: 'nominal' }, strokeDash: HEAD_DASH }
+          : { x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } }, y, color: { ...valueEnc, type: 'nominal', scale: { domain: a.values } }, strokeDash: HEAD_DASH },
+      },
+    },
+  };
 }

@@ -4,13 +4,18 @@
  */
 import { TapirError } from '../engine/index.js';
 import { efficiency, type Efficiency } from './efficiency.js';
+import { ABLATION_AXES, type AblationAxis } from './grid.js';
 import { maskIoU, type LayerRow, type StudyStore } from './store.js';
+import { readDiagnostics, type DiagnosticsData } from './diagnostics-report.js';
 
-export interface CellRow {
+/** A cell's ablation-axis values (cells written before the axes existed: the study config's values). */
+export interface CellAxes { allocation: string | null; bn: string; calibration: number | null; calibData: string }
+export interface CellRow extends CellAxes {
   key: string; study: string; protocol: string; model: string; control: string; score: string; sparsity: number; source: string; seed: number;
-  achieved: number; wallS: number; info: { prune?: Record<string, unknown>; finetune?: Record<string, unknown> | null };
+  achieved: number; wallS: number;
+  info: { prune?: Record<string, unknown>; finetune?: Record<string, unknown> | null; calib?: Record<string, unknown>; bn?: Record<string, unknown> };
 }
-export interface AccRow {
+export interface AccRow extends CellAxes {
   cell: string; model: string; control: string; score: string; sparsity: number; source: string; seed: number;
   task: string; heldout: boolean; phase: string; head: string; accuracy: number; dense: number | null; retained: number | null; pixels: number | null;
 }
@@ -30,17 +35,26 @@ export interface ReportData {
   efficiency: EffRow[];
   /** What was capped (per task: images per class, train/test counts). */
   caps: { task: string; cap: number | null; nTrain: number; nTest: number }[];
+  /** Second-order diagnostics (the study's `diagnostics` section), null when the database has none. */
+  diagnostics?: DiagnosticsData | null;
 }
 
 export function readReport(store: StudyStore): ReportData {
   const studies = store.all<{ name: string; protocol: string; config: string }>('SELECT name, protocol, config FROM studies ORDER BY created_at')
     .map((s) => ({ name: s.name, protocol: s.protocol, config: JSON.parse(s.config) as Record<string, unknown> }));
   if (studies.length === 0) throw new TapirError('E_DB', `${store.file} holds no study`, { fix: 'run `tapir study <config.yaml> --db <file>` first' });
-  const cells = store.all<{ key: string; study: string; protocol: string; model: string; control: string; score: string; sparsity: number; source: string; seed: number; achieved_sparsity: number; wall_s: number; info: string }>(
-    'SELECT * FROM cells ORDER BY rowid').map((c) => ({
-    key: c.key, study: c.study, protocol: c.protocol, model: c.model, control: c.control, score: c.score, sparsity: c.sparsity, source: c.source, seed: c.seed,
-    achieved: c.achieved_sparsity, wallS: c.wall_s, info: JSON.parse(c.info) as CellRow['info'],
-  }));
+  const baseOf = new Map(studies.map((s) => [s.protocol, configAxes(s.config)]));
+  // SELECT *: a read-only store on a database written before the axis columns existed has none of them.
+  const cells = store.all<{ key: string; study: string; protocol: string; model: string; control: string; score: string; sparsity: number; source: string; seed: number; achieved_sparsity: number; wall_s: number; info: string;
+    allocation?: string | null; bn?: string | null; calibration?: number | null; calib_data?: string | null }>(
+    'SELECT * FROM cells ORDER BY rowid').map((c) => {
+    const base = baseOf.get(c.protocol);
+    return {
+      key: c.key, study: c.study, protocol: c.protocol, model: c.model, control: c.control, score: c.score, sparsity: c.sparsity, source: c.source, seed: c.seed,
+      achieved: c.achieved_sparsity, wallS: c.wall_s, info: JSON.parse(c.info) as CellRow['info'],
+      allocation: c.allocation ?? base?.allocation[0] ?? null, bn: c.bn ?? 'none', calibration: c.calibration ?? base?.calibration[0] ?? null, calibData: c.calib_data ?? 'source',
+    };
+  });
   const denseRaw = store.all<{ model: string; protocol: string; task: string; head: string; accuracy: number; n_train: number; n_test: number; classes: string }>('SELECT * FROM dense');
   const toRef = (d: (typeof denseRaw)[number]): DenseRef => ({ model: d.model, task: d.task, accuracy: d.accuracy, nTrain: d.n_train, nTest: d.n_test, classes: JSON.parse(d.classes) as string[] });
   const dense = denseRaw.filter((d) => d.model !== 'pixels').map(toRef);
@@ -53,6 +67,7 @@ export function readReport(store: StudyStore): ReportData {
     const d = denseOf.get(`${c.model}\0${c.protocol}\0${r.task}`) ?? null;
     return {
       cell: c.key, model: c.model, control: c.control, score: c.score, sparsity: c.sparsity, source: c.source, seed: c.seed, task: r.task,
+      allocation: c.allocation, bn: c.bn, calibration: c.calibration, calibData: c.calibData,
       heldout: heldoutOf.get(c.protocol)?.has(r.task) ?? r.task !== c.source, phase: r.phase, head: r.head, accuracy: r.accuracy, dense: d,
       retained: d && d > 0 ? r.accuracy / d : null, pixels: denseOf.get(`pixels\0${c.protocol}\0${r.task}`) ?? null,
     };
@@ -76,7 +91,7 @@ export function readReport(store: StudyStore): ReportData {
     const cfg = s.config as { cap?: number | null; caps?: Record<string, number> };
     for (const d of dense.concat(pixels)) if (!caps.has(d.task)) caps.set(d.task, { task: d.task, cap: cfg.caps?.[d.task] ?? cfg.cap ?? null, nTrain: d.nTrain, nTest: d.nTest });
   }
-  return { studies, cells, acc, dense, pixels, layers, overlaps: overlaps(store, cells), efficiency: efficiencyRows, caps: [...caps.values()] };
+  return { studies, cells, acc, dense, pixels, layers, overlaps: overlaps(store, cells), efficiency: efficiencyRows, caps: [...caps.values()], diagnostics: readDiagnostics(store) };
 }
 
 /** IoU of the masks of every pair of cells that differ only in score (or source), over all tensors. */
@@ -125,4 +140,88 @@ export function summaryRows(d: ReportData): { model: string; control: string; sc
       heldRefitFt: mean(pick('finetuned', 'refit', true).map((a) => a.retained)),
     };
   });
+}
+
+/** Axis values of a stored study config (a StudyConfig as JSON; configs from before the axes: their scalars). */
+export function configAxes(cfg: Record<string, unknown>): { calibData: string[]; calibration: number[]; allocation: string[]; bn: string[] } {
+  const prune = (cfg.prune ?? {}) as Record<string, unknown>;
+  const list = <T>(xs: unknown, one: unknown, fallback: T[]): T[] => (Array.isArray(xs) && xs.length > 0 ? (xs as T[]) : one !== undefined && one !== null ? [one as T] : fallback);
+  return {
+    calibData: list<string>(cfg.calibData, undefined, ['source']),
+    calibration: list<number>(cfg.calibrations, cfg.calibration, []),
+    allocation: list<string>(prune.allocations, prune.allocation, []),
+    bn: list<string>(prune.bns, undefined, ['none']),
+  };
+}
+
+export type AblationAxisName = AblationAxis;
+/** The YAML field of each axis (table and plot titles use it). */
+export const AXIS_FIELDS: Record<AblationAxisName, string> = { calibData: 'calib_data', calibration: 'calibration', allocation: 'prune.allocation', bn: 'prune.bn' };
+
+export interface AblationPoint {
+  model: string; source: string; value: string; score: string; sparsity: number;
+  /** Cells averaged (seeds). */
+  cells: number;
+  /** Mean over held-out tasks of zero-shot accuracy / dense accuracy: dense head, refitted head. */
+  heldDense: number | null;
+  heldRefit: number | null;
+  /** Zero-shot accuracy on the source (dense head). */
+  sourceAcc: number | null;
+}
+export interface Ablation {
+  axis: AblationAxisName;
+  /** Values in grid order (the first is the base). */
+  values: string[];
+  points: AblationPoint[];
+  /** Held-out tasks left out of every mean because some cell calibrated on them. */
+  excluded: string[];
+}
+
+/**
+ * One ablation per axis that takes more than one value among the main cells (control none): per (model, source,
+ * axis value, score, sparsity), the mean over seeds of each cell's held-out zero-shot retained fraction and source
+ * accuracy. Only cells whose OTHER axes sit at their study's base value (the config's first) enter, so each
+ * table varies one thing. Held-out tasks that any cell used as calib_data are left out of every held-out mean
+ * (they are no longer unseen for those cells, and all rows must average the same tasks).
+ */
+export function ablations(d: ReportData): Ablation[] {
+  const mean = (xs: (number | null)[]) => { const v = xs.filter((x): x is number => x !== null); return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null; };
+  const baseOf = new Map(d.studies.map((s) => [s.protocol, configAxes(s.config)]));
+  const main = d.cells.filter((c) => c.control === 'none');
+  const val = (c: CellRow, a: AblationAxisName) => (c[a] === null ? '–' : String(c[a]));
+  const atBase = (c: CellRow, a: AblationAxisName) => {
+    const b = baseOf.get(c.protocol)?.[a][0];
+    return b === undefined || val(c, a) === String(b);
+  };
+  const excluded = [...new Set(main.map((c) => c.calibData).filter((x) => x !== 'source' && x !== 'noise'))];
+  const accOf = new Map<string, AccRow[]>();
+  for (const a of d.acc) {
+    if (a.phase !== 'zero-shot') continue;
+    if (!accOf.has(a.cell)) accOf.set(a.cell, []);
+    accOf.get(a.cell)!.push(a);
+  }
+  const perCell = (c: CellRow) => {
+    const rows = accOf.get(c.key) ?? [];
+    const held = (head: string) => mean(rows.filter((a) => a.heldout && a.head === head && !excluded.includes(a.task)).map((a) => a.retained));
+    return { heldDense: held('dense'), heldRefit: held('refit'), sourceAcc: mean(rows.filter((a) => a.head === 'dense' && a.task === c.source).map((a) => a.accuracy)) };
+  };
+  const out: Ablation[] = [];
+  for (const axis of ABLATION_AXES) {
+    const values = [...new Set(main.map((c) => val(c, axis)))];
+    if (values.length < 2) continue;
+    const groups = new Map<string, { p: Omit<AblationPoint, 'cells' | 'heldDense' | 'heldRefit' | 'sourceAcc'>; cells: CellRow[] }>();
+    for (const c of main) {
+      if (!ABLATION_AXES.every((o) => o === axis || atBase(c, o))) continue;
+      const p = { model: c.model, source: c.source, value: val(c, axis), score: c.score, sparsity: c.sparsity };
+      const k = JSON.stringify(p);
+      if (!groups.has(k)) groups.set(k, { p, cells: [] });
+      groups.get(k)!.cells.push(c);
+    }
+    const points = [...groups.values()].map(({ p, cells }) => {
+      const m = cells.map(perCell);
+      return { ...p, cells: cells.length, heldDense: mean(m.map((x) => x.heldDense)), heldRefit: mean(m.map((x) => x.heldRefit)), sourceAcc: mean(m.map((x) => x.sourceAcc)) };
+    });
+    out.push({ axis, values, points, excluded });
+  }
+  return out;
 }

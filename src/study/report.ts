@@ -6,9 +6,10 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { reportPlots, renderSvg } from './plots.js';
-import { summaryRows, type ReportData } from './report-data.js';
+import { diagnosticsPlots, diagnosticsTables } from './diagnostics-report.js';
+import { ablations, AXIS_FIELDS, summaryRows, type Ablation, type ReportData } from './report-data.js';
 
-export { readReport, summaryRows, type ReportData } from './report-data.js';
+export { readReport, summaryRows, ablations, type ReportData, type Ablation } from './report-data.js';
 
 const p = (x: number | null | undefined, digits = 1) => (x === null || x === undefined ? '–' : `${(100 * x).toFixed(digits)}%`);
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MB`;
@@ -51,6 +52,7 @@ export function reportTables(d: ReportData): Table[] {
         return `${p(zs?.accuracy)}${ft ? ` → ${p(ft.accuracy)}` : ''}`;
       })])),
   });
+  t.push(...ablations(d).map(ablationTable));
   const e = d.efficiency;
   if (e.length > 0) {
     t.push({
@@ -70,13 +72,39 @@ export function reportTables(d: ReportData): Table[] {
   return t;
 }
 
+/** One ablation as a table: rows = (model, source,) axis value × score × measure, columns = sparsities. */
+export function ablationTable(a: Ablation): Table {
+  const field = AXIS_FIELDS[a.axis];
+  const models = [...new Set(a.points.map((x) => x.model))];
+  const sources = [...new Set(a.points.map((x) => x.source))];
+  const scores = [...new Set(a.points.map((x) => x.score))];
+  const sparsities = [...new Set(a.points.map((x) => x.sparsity))].sort((x, y) => x - y);
+  const measures = ([['held-out zs retained (dense head)', 'heldDense'], ['held-out zs retained (refit head)', 'heldRefit'], ['source zs accuracy', 'sourceAcc']] as const)
+    .filter(([, k]) => a.points.some((x) => x[k] !== null));
+  const rows: string[][] = [];
+  for (const m of models) for (const src of sources) for (const v of a.values) for (const sc of scores) {
+    const at = a.points.filter((x) => x.model === m && x.source === src && x.value === v && x.score === sc);
+    if (at.length === 0) continue;
+    for (const [label, k] of measures) {
+      rows.push([...(models.length > 1 ? [m] : []), ...(sources.length > 1 ? [src] : []), v, sc, label, ...sparsities.map((sp) => p(at.find((x) => x.sparsity === sp)?.[k]))]);
+    }
+  }
+  return {
+    title: `Ablation: ${field} (${a.values.join(' vs ')})`,
+    header: [...(models.length > 1 ? ['model'] : []), ...(sources.length > 1 ? ['source'] : []), field, 'score', 'measure', ...sparsities.map((sp) => p(sp, 0))],
+    rows,
+    note: `Pre-trained weights, no control; other ablation axes at their base value (the first in the config); mean over seeds. Held-out: mean over held-out tasks of zero-shot accuracy / dense accuracy (dense head = fitted on the unpruned model; refit = refitted on the pruned backbone). Source: zero-shot accuracy on the source (dense head).${a.excluded.length ? ` Left out of the held-out mean because cells calibrated on them: ${a.excluded.join(', ')}.` : ''}`,
+  };
+}
+
 export function markdownTable(t: Table): string {
   return [`### ${t.title}`, '', `| ${t.header.map(mdCell).join(' | ')} |`, `|${t.header.map(() => '---').join('|')}|`,
     ...t.rows.map((r) => `| ${r.map(mdCell).join(' | ')} |`), ...(t.note ? ['', t.note] : [])].join('\n');
 }
 
 export function markdownReport(d: ReportData): string {
-  return reportTables(d).map(markdownTable).join('\n\n') + '\n';
+  const diag = d.diagnostics ? `\n## Second-order diagnostics\n\n${diagnosticsTables(d.diagnostics).map(markdownTable).join('\n\n')}\n` : '';
+  return reportTables(d).map(markdownTable).join('\n\n') + '\n' + diag;
 }
 
 function htmlTable(t: Table): string {
@@ -91,18 +119,23 @@ export async function htmlReport(d: ReportData, o: { title?: string } = {}): Pro
   for (const pl of plots) svgs.push(await renderSvg(pl.spec));
   const title = o.title ?? `tapir study report: ${d.studies.map((s) => s.name).join(', ')}`;
   const tables = reportTables(d);
+  // Second-order diagnostics (the study's `diagnostics` section): its own section, tables then plots.
+  const diagPlots = d.diagnostics ? diagnosticsPlots(d.diagnostics) : [];
+  const diag = d.diagnostics ? [`<h1 id="diagnostics">Second-order diagnostics</h1>`, ...diagnosticsTables(d.diagnostics).map(htmlTable)] : [];
+  for (const pl of diagPlots) diag.push(`<h2>${escapeHtml(pl.title)}</h2>\n<figure>${await renderSvg(pl.spec)}<figcaption>${escapeHtml(pl.caption)}</figcaption></figure>`);
   const body = [
     `<h1>${escapeHtml(title)}</h1>`,
     `<p>${d.cells.length} cells; studies: ${d.studies.map((s) => `${escapeHtml(s.name)} (protocol ${escapeHtml(s.protocol)})`).join(', ')}. Generated ${escapeHtml(new Date().toISOString())}.</p>`,
     htmlTable(tables[0]!),
     ...plots.map((pl, i) => `<h2>${escapeHtml(pl.title)}</h2>\n<figure>${svgs[i]}<figcaption>${escapeHtml(pl.caption)}</figcaption></figure>`),
     ...tables.slice(1).map(htmlTable),
+    ...diag,
     `<h2>Study configs</h2>${d.studies.map((s) => `<pre>${escapeHtml(JSON.stringify(s.config, null, 2))}</pre>`).join('\n')}`,
   ].join('\n');
   const css = 'body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}' +
     'th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}figure{margin:8px 0}figcaption,.note{color:#555;font-size:12px;max-width:900px}pre{background:#f7f7f7;padding:8px;font-size:11px}';
   const html = `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${css}</style></head>\n<body>\n${body}\n</body></html>\n`;
-  return { html, plots: plots.length };
+  return { html, plots: plots.length + diagPlots.length };
 }
 
 /** Writes `text` to `file` atomically (temp file in the same folder, then rename). */

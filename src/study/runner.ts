@@ -7,19 +7,39 @@
  * Pruning is a step the caller supplies (`StudySteps.prune`): the runner never branches on the score's name.
  */
 import { keep, noGrad, scope, tensor, type Tensor } from '../engine/index.js';
-import { applyMasksInPlace, clearMasks, disposeGraph, setMask, type Graph } from '../graph/index.js';
-import { batches, loadSplit, type TaskOptions } from '../data/index.js';
-import { FeatureCache, finetune, openModel, pixelBaseline, preprocessOf, zeroShot, type HeadMode } from '../transfer/index.js';
-import type { ScoreSpec, StudyConfig } from './config.js';
+import { applyMasksInPlace, clearMasks, disposeGraph, forward, setMask, type Graph } from '../graph/index.js';
+import { batches, imagesToTensor, loadSplit, type ImageSet, type TaskOptions } from '../data/index.js';
+import { mulberry32 } from '../data/rng.js';
+import { repairBatchNorm } from '../prune/index.js';
+import {
+  disposeHead, disposeTaskHead, FeatureCache, finetune, fitRidgeHead, openModel, pixelBaseline, preprocessOf, ridgeToLinear, withTaskHead, zeroShot,
+  type HeadMode, type LinearHead,
+} from '../transfer/index.js';
+import type { CalibData, ScoreSpec, StudyConfig } from './config.js';
 import { layerTable } from './efficiency.js';
 import { capOf, expandGrid, protocolHash, studyTasks, type CellSpec } from './grid.js';
 import { packBits, type DensityRow, type ResultRow, type StudyStore } from './store.js';
+import { planDiagnostics, runModelDiagnostics } from './diagnostics.js';
 
 export interface CalibSet {
-  /** Batches of source images (NCHW) and source labels (int64); owned by the runner. */
+  /** Batches of calibration images (NCHW) and labels (int64) of `task`; owned by the runner. */
   batches: { x: Tensor; y: Tensor }[];
   numClasses: number;
+  /** The task whose head (fitted on dense features) and labels give the scoring loss. */
   task: string;
+  /** What the images are: 'source', 'noise' or the task id they come from (absent: 'source'). */
+  data?: CalibData;
+  /** Task options of `task` (cap, split seed), for the prune step's head (absent: the source's). */
+  taskOptions?: TaskOptions;
+}
+
+/** Which calibration set to build (defaults: the config's base size, the source's images). */
+export interface CalibOptions {
+  /** Images wanted (fewer if the split is smaller). */
+  n?: number;
+  data?: CalibData;
+  /** The dense model whose source-head predictions label noise images (default `g`, restored to dense before pruning). */
+  reference?: Graph;
 }
 
 export interface PruneStepOptions {
@@ -30,6 +50,8 @@ export interface PruneStepOptions {
   reference: Graph;
   loss: StudyConfig['prune']['loss'];
   allocation: StudyConfig['prune']['allocation'];
+  /** BN repair the runner applies after masking (info only; the prune step does not repair). */
+  bn?: StudyConfig['prune']['bns'][number];
   minDensity: number;
   alpha: number;
   seed: number;
@@ -64,6 +86,8 @@ export interface RunSummary {
   cells: number;
   skipped: number;
   ran: number;
+  /** Diagnostics runs (one per model, `diagnostics` section) done by this call. */
+  diagnostics: number;
   wallS: number;
 }
 
@@ -75,11 +99,28 @@ export function installMask(g: Graph, name: string, m: Tensor): void {
   });
 }
 
-/** Overwrites `work`'s parameters with `dense`'s and drops its masks. */
+/**
+ * Overwrites `work`'s parameters and constants with `dense`'s and drops its masks. BN repair (match-dense) may
+ * have given a BatchNorm its own γ/β (a new parameter wired into the node): such nodes are rewired to the dense
+ * node's inputs and the extra parameters freed, so every cell starts from the same graph.
+ */
 export function restoreFrom(work: Graph, dense: Graph): void {
   clearMasks(work);
+  dense.nodes.forEach((d, i) => {
+    const w = work.nodes[i];
+    if (w && w.name === d.name && w.inputs.join('\0') !== d.inputs.join('\0')) work.nodes[i] = { ...w, inputs: [...d.inputs] };
+  });
+  for (const [name, p] of [...work.params]) {
+    if (dense.params.has(name)) continue;
+    p.tensor.dispose();
+    work.params.delete(name);
+  }
   noGrad(() => {
     for (const [name, p] of dense.params) work.params.get(name)!.tensor.copy_(p.tensor);
+    for (const [name, t] of dense.constants) {
+      const w = work.constants.get(name);
+      if (w && w !== t) w.copy_(t);
+    }
   });
 }
 
@@ -135,11 +176,43 @@ export function maskSummary(g: Graph): { densities: DensityRow[]; packed: Map<st
   return { densities, packed, achieved: total === 0 ? 0 : 1 - kept / total };
 }
 
-/** The first `n` images of the source's train split (seeded order), batched. */
-export async function calibrationSet(g: Graph, config: StudyConfig, source: string, seed: number, cache: FeatureCache): Promise<CalibSet> {
-  const task = await cache.task(source, taskOptionsFor(config, source));
+/**
+ * The ridge head fitted on the dense model's train features of `taskId`, as a linear layer on the feature tap in
+ * the model's dtype (the head the zero-shot protocol attaches). The caller owns the result.
+ */
+export async function denseTaskHead(reference: Graph, taskId: string, taskOptions: TaskOptions, alpha: number, cache: FeatureCache): Promise<LinearHead> {
+  const task = await cache.task(taskId, taskOptions);
+  const f = await cache.get(reference, { task, split: 'train' });
+  return scope(() => {
+    const y = tensor(BigInt64Array.from(f.labels, (v) => BigInt(v)), [f.labels.length]);
+    const ridge = fitRidgeHead(f.features, y, { numClasses: task.classes.length, alpha });
+    const lin = ridgeToLinear(ridge, reference.params.values().next().value?.tensor.dtype === 'float64' ? 'float64' : 'float32');
+    disposeHead(ridge);
+    return lin;
+  });
+}
+
+/** Seed of a cell's noise images (a different stream from the score's and the split's seeds). */
+const noiseSeed = (seed: number) => (Math.imul(seed + 1, 0x9e3779b1) ^ 0x6e6f6973) >>> 0;
+
+/**
+ * Calibration images per `o.data` (docs/STUDY.md):
+ * - 'source' (default): the first `n` images of the source's train split (seeded order), source labels;
+ * - a task id T: the first `n` of T's train split (same seeded order), T's labels: the prune step reads the loss
+ *   through T's dense ridge head;
+ * - 'noise': `n` images of uniform random pixels in [0, 255] (seeded by the cell seed) through the model's own
+ *   preprocessing, labelled by the argmax of the DENSE model's logits through the source head (the loss is the
+ *   dense model's own prediction, so no label information enters).
+ */
+export async function calibrationSet(g: Graph, config: StudyConfig, source: string, seed: number, cache: FeatureCache, o: CalibOptions = {}): Promise<CalibSet> {
+  const data = o.data ?? 'source';
+  const n = o.n ?? config.calibration;
+  if (data === 'noise') return noiseCalibration(g, o.reference ?? g, config, source, seed, n, cache);
+  const id = data === 'source' ? source : data;
+  const taskOptions = taskOptionsFor(config, id);
+  const task = await cache.task(id, taskOptions);
   const set = await loadSplit(task, 'train', g.preprocessing.size);
-  const want = Math.min(config.calibration, set.n);
+  const want = Math.min(n, set.n);
   const out: CalibSet['batches'] = [];
   let have = 0;
   for (const b of batches(set, preprocessOf(g), { batchSize: Math.min(32, want), shuffle: true, seed: seed * 104729 + 17 })) {
@@ -154,7 +227,33 @@ export async function calibrationSet(g: Graph, config: StudyConfig, source: stri
     }
     have += k;
   }
-  return { batches: out, numClasses: task.classes.length, task: task.id };
+  return { batches: out, numClasses: task.classes.length, task: task.id, data, taskOptions };
+}
+
+async function noiseCalibration(g: Graph, reference: Graph, config: StudyConfig, source: string, seed: number, n: number, cache: FeatureCache): Promise<CalibSet> {
+  const [h, w] = g.preprocessing.size;
+  const rand = mulberry32(noiseSeed(seed));
+  const images = new Uint8Array(n * 3 * h * w);
+  for (let i = 0; i < images.length; i++) images[i] = Math.floor(rand() * 256);
+  const taskOptions = taskOptionsFor(config, source);
+  const task = await cache.task(source, taskOptions);
+  const set: ImageSet = { task: 'noise', split: 'train', classes: task.classes, size: [h, w], n, images, labels: new Int32Array(n), keys: [], skipped: [] };
+  const pre = preprocessOf(g);
+  const hg = withTaskHead(reference, await denseTaskHead(reference, source, taskOptions, config.alpha, cache));
+  const out: CalibSet['batches'] = [];
+  try {
+    const bs = Math.min(32, n);
+    for (let i = 0; i < n; i += bs) {
+      const x = imagesToTensor(set, Int32Array.from({ length: Math.min(bs, n - i) }, (_, j) => i + j), pre);
+      out.push({ x, y: scope(() => forward(hg, x, { mode: 'eval' }).outputs[0]!.argmax(1).to('int64')) });
+    }
+  } catch (e) {
+    for (const b of out) { b.x.dispose(); b.y.dispose(); }
+    throw e;
+  } finally {
+    disposeTaskHead(hg);
+  }
+  return { batches: out, numClasses: task.classes.length, task: task.id, data: 'noise', taskOptions };
 }
 
 export function taskOptionsFor(c: StudyConfig, task: string): TaskOptions {
@@ -184,7 +283,10 @@ export async function runStudy(config: StudyConfig, store: StudyStore, o: RunOpt
   let todo = cells.filter((c) => !done.has(c.key));
   if (o.maxCells) todo = todo.slice(0, o.maxCells);
   const models = [...new Set(cells.map((c) => c.model))].filter((m) => todo.some((c) => c.model === m) || !store.denseDone(m, protocol));
-  const total = todo.length + models.filter((m) => !store.denseDone(m, protocol)).length;
+  // Diagnostics run once per model after the cells whose masks they evaluate (src/study/diagnostics.ts).
+  const diag = planDiagnostics(config, cells).filter((p) => !store.diagnosticsDone(p.model, p.settings));
+  let diagRan = 0;
+  const total = todo.length + models.filter((m) => !store.denseDone(m, protocol)).length + diag.length;
   let finished = 0;
   const progress = (frac: number, what: string) => o.onProgress?.({ done: finished + frac, total, what });
   const cache = new FeatureCache({ maxEntries: 4 * tasks.length + 8 });
@@ -223,10 +325,16 @@ export async function runStudy(config: StudyConfig, store: StudyStore, o: RunOpt
         disposeGraph(work);
       }
     }
+    const finishedKeys = store.doneKeys();
+    for (const plan of diag.filter((p) => p.maskCells.every((m) => finishedKeys.has(m.key)))) {
+      await runModelDiagnostics(plan, config, store, o.steps.loadModel, (what, f) => progress(f, `diagnostics ${plan.model} ${what}`));
+      finished++;
+      diagRan++;
+    }
   } finally {
     cache.dispose();
   }
-  return { cells: cells.length, skipped: cells.length - todo.length, ran: todo.length, wallS: (Date.now() - t0) / 1000 };
+  return { cells: cells.length, skipped: cells.length - todo.length, ran: todo.length, diagnostics: diagRan, wallS: (Date.now() - t0) / 1000 };
 }
 
 async function runCell(cell: CellSpec, c: StudyConfig, tasks: readonly string[], dense: Graph, work: Graph, store: StudyStore, o: RunOptions, cache: FeatureCache,
@@ -234,18 +342,22 @@ async function runCell(cell: CellSpec, c: StudyConfig, tasks: readonly string[],
   const t0 = Date.now();
   restoreFrom(work, dense);
   progress(0, 'prune');
-  const calib = await calibrationSet(work, c, cell.source, cell.seed, cache);
+  const calib = await calibrationSet(work, c, cell.source, cell.seed, cache, { n: cell.calibration, data: cell.calibData, reference: dense });
+  const calibInfo = { data: cell.calibData, task: calib.task, requested: cell.calibration, images: calib.batches.reduce((k, b) => k + b.x.shape[0]!, 0) };
   let pruneInfo: Record<string, unknown>;
+  let bnInfo: ReturnType<typeof repairBatchNorm>;
+  // The calibration batches stay alive until the BN repair, which runs on the same images after the masks are final.
   try {
     pruneInfo = await o.steps.prune(work, {
-      score: cell.score, sparsity: cell.sparsity, calib, reference: dense, loss: c.prune.loss, allocation: c.prune.allocation,
-      minDensity: c.prune.minDensity, alpha: c.alpha, seed: cell.seed, cache, taskOptions: taskOptionsFor(c, cell.source),
+      score: cell.score, sparsity: cell.sparsity, calib, reference: dense, loss: c.prune.loss, allocation: cell.allocation, bn: cell.bn,
+      minDensity: c.prune.minDensity, alpha: c.alpha, seed: cell.seed, cache, taskOptions: calib.taskOptions ?? taskOptionsFor(c, cell.source),
     });
+    if (cell.control === 'shuffled-mask') shuffleMasks(work, cell.seed);
+    applyMasksInPlace(work);
+    bnInfo = repairBatchNorm(work, dense, calib.batches, cell.bn);
   } finally {
     for (const b of calib.batches) { b.x.dispose(); b.y.dispose(); }
   }
-  if (cell.control === 'shuffled-mask') shuffleMasks(work, cell.seed);
-  applyMasksInPlace(work);
   const { densities, packed, achieved } = maskSummary(work);
   progress(0.25, 'zero-shot eval');
   const results = await evalAll(work, dense, c, tasks, 'zero-shot', cache);
@@ -267,7 +379,8 @@ async function runCell(cell: CellSpec, c: StudyConfig, tasks: readonly string[],
   }
   store.writeCell({
     key: cell.key, study: c.name, protocol: cell.protocol, model: cell.model, control: cell.control, score: cell.scoreLabel, scoreSpec: cell.score,
-    sparsity: cell.sparsity, source: cell.source, seed: cell.seed, achievedSparsity: achieved, info: { prune: pruneInfo, finetune: ft }, wallS: (Date.now() - t0) / 1000,
+    sparsity: cell.sparsity, source: cell.source, seed: cell.seed, achievedSparsity: achieved, info: { prune: pruneInfo, finetune: ft, calib: calibInfo, bn: bnInfo },
+    wallS: (Date.now() - t0) / 1000, allocation: cell.allocation, bn: cell.bn, calibration: cell.calibration, calibData: cell.calibData,
   }, results, densities, packed);
 }
 

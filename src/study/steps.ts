@@ -6,30 +6,23 @@
  * classes (nsfwjs: 5 NSFW classes). The loss is therefore read through a source head: the ridge head fitted on
  * the dense model's source features (the same head the zero-shot protocol attaches), folded into a linear layer
  * on the feature tap. Only prunable parameters that the tap depends on are scored, so the model's unused original
- * classifier is never part of the ranking.
+ * classifier is never part of the ranking. With `calib_data: <task id>` the head and labels are that task's
+ * (`CalibSet.task`); with `calib_data: noise` the source head, whose dense predictions are the labels.
  */
-import { noGrad, scope, tensor } from '../engine/index.js';
+import { noGrad } from '../engine/index.js';
 import type { Graph } from '../graph/index.js';
 import { allocate } from '../prune/allocation.js';
 import { SCORES } from '../prune/scores/index.js';
 import type { ScoreContext } from '../prune/scores/types.js';
-import { disposeHead, disposeTaskHead, fitRidgeHead, paramsUsedBy, ridgeToLinear, withTaskHead } from '../transfer/index.js';
+import { disposeTaskHead, paramsUsedBy, withTaskHead } from '../transfer/index.js';
 import type { PruneStepOptions, StudySteps } from './runner.js';
-import { installMask, loadStudyModel } from './runner.js';
+import { denseTaskHead, installMask, loadStudyModel } from './runner.js';
 
 /** Scores, allocates and masks `g` in place; returns the report info. */
 export async function pruneStep(g: Graph, o: PruneStepOptions): Promise<Record<string, unknown>> {
   const score = SCORES[o.score.name];
-  const task = await o.cache.task(o.calib.task, o.taskOptions);
-  const f = await o.cache.get(o.reference, { task, split: 'train' });
-  const head = scope(() => {
-    const y = tensor(BigInt64Array.from(f.labels, (v) => BigInt(v)), [f.labels.length]);
-    const ridge = fitRidgeHead(f.features, y, { numClasses: task.classes.length, alpha: o.alpha });
-    const lin = ridgeToLinear(ridge, g.params.values().next().value?.tensor.dtype === 'float64' ? 'float64' : 'float32');
-    disposeHead(ridge);
-    return lin;
-  });
-  const hg = withTaskHead(g, head);
+  // The calibration task's head on dense features: the source's, or calib_data's task when that is a task id.
+  const hg = withTaskHead(g, await denseTaskHead(o.reference, o.calib.task, o.taskOptions, o.alpha, o.cache));
   try {
     const used = paramsUsedBy(hg, [g.featureTap]);
     const params = [...g.params.values()].filter((p) => p.prunable && used.has(p.name)).map((p) => p.name);

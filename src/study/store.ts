@@ -6,6 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import { TapirError } from '../engine/index.js';
+import { DIAGNOSTICS_SCHEMA, type DiagnosticsRecord } from './diagnostics-store.js';
 
 /** The part of better-sqlite3's API used here (the package ships no types). */
 interface Statement {
@@ -30,7 +31,8 @@ CREATE TABLE IF NOT EXISTS studies (name TEXT NOT NULL, protocol TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS cells (
   key TEXT PRIMARY KEY, study TEXT NOT NULL, protocol TEXT NOT NULL, model TEXT NOT NULL, control TEXT NOT NULL,
   score TEXT NOT NULL, score_spec TEXT NOT NULL, sparsity REAL NOT NULL, source TEXT NOT NULL, seed INTEGER NOT NULL,
-  achieved_sparsity REAL NOT NULL, info TEXT NOT NULL, wall_s REAL NOT NULL, finished_at TEXT NOT NULL);
+  achieved_sparsity REAL NOT NULL, info TEXT NOT NULL, wall_s REAL NOT NULL, finished_at TEXT NOT NULL,
+  allocation TEXT, bn TEXT NOT NULL DEFAULT 'none', calibration INTEGER, calib_data TEXT NOT NULL DEFAULT 'source');
 CREATE TABLE IF NOT EXISTS results (
   cell TEXT NOT NULL REFERENCES cells(key), task TEXT NOT NULL, phase TEXT NOT NULL, head TEXT NOT NULL,
   accuracy REAL NOT NULL, n_train INTEGER NOT NULL, n_test INTEGER NOT NULL, PRIMARY KEY (cell, task, phase, head));
@@ -47,6 +49,15 @@ CREATE TABLE IF NOT EXISTS layers (
 CREATE TABLE IF NOT EXISTS dense_done (model TEXT NOT NULL, protocol TEXT NOT NULL, info TEXT NOT NULL, PRIMARY KEY (model, protocol));
 `;
 
+/**
+ * Ablation-axis columns of `cells`, added to databases written before they existed (ALTER TABLE … ADD COLUMN):
+ * such cells ran with BN repair none and source calibration images; allocation and calibration stay NULL there,
+ * meaning "the study config's value" (the report reads it from `studies.config`).
+ */
+const CELL_AXIS_COLUMNS: readonly [string, string][] = [
+  ['allocation', 'TEXT'], ['bn', "TEXT NOT NULL DEFAULT 'none'"], ['calibration', 'INTEGER'], ['calib_data', "TEXT NOT NULL DEFAULT 'source'"],
+];
+
 export interface CellRecord {
   key: string;
   study: string;
@@ -61,6 +72,11 @@ export interface CellRecord {
   achievedSparsity: number;
   info: Record<string, unknown>;
   wallS: number;
+  /** Ablation axes (absent: NULL / the defaults, as for cells written before the axes existed). */
+  allocation?: string;
+  bn?: string;
+  calibration?: number;
+  calibData?: string;
 }
 export interface ResultRow { task: string; phase: string; head: string; accuracy: number; nTrain: number; nTest: number }
 export interface DensityRow { tensor: string; numel: number; kept: number }
@@ -83,6 +99,9 @@ export class StudyStore {
     this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('foreign_keys = ON');
     this.#db.exec(SCHEMA);
+    const have = new Set((this.#db.prepare('PRAGMA table_info(cells)').all() as { name: string }[]).map((r) => r.name));
+    for (const [col, type] of CELL_AXIS_COLUMNS) if (!have.has(col)) this.#db.exec(`ALTER TABLE cells ADD COLUMN ${col} ${type}`);
+    this.#db.exec(DIAGNOSTICS_SCHEMA);
     const v = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get('store_version') as { value: string } | undefined;
     if (v && Number(v.value) !== STORE_VERSION) throw new TapirError('E_DB', `${file} has store version ${v.value}, this tapir writes ${STORE_VERSION}`, { fix: 'write to a new --db file' });
     this.#db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('store_version', String(STORE_VERSION));
@@ -118,17 +137,36 @@ export class StudyStore {
 
   /** Everything a cell produced, committed at once (see the file comment). */
   writeCell(c: CellRecord, results: readonly ResultRow[], densities: readonly DensityRow[], masks: ReadonlyMap<string, Uint8Array>): void {
-    const insCell = this.#db.prepare(`INSERT INTO cells (key, study, protocol, model, control, score, score_spec, sparsity, source, seed, achieved_sparsity, info, wall_s, finished_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    const insCell = this.#db.prepare(`INSERT INTO cells (key, study, protocol, model, control, score, score_spec, sparsity, source, seed, achieved_sparsity, info, wall_s, finished_at,
+      allocation, bn, calibration, calib_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const insRes = this.#db.prepare('INSERT INTO results (cell, task, phase, head, accuracy, n_train, n_test) VALUES (?, ?, ?, ?, ?, ?, ?)');
     const insDen = this.#db.prepare('INSERT INTO densities (cell, tensor, ord, numel, kept) VALUES (?, ?, ?, ?, ?)');
     const insMask = this.#db.prepare('INSERT INTO masks (cell, tensor, bits) VALUES (?, ?, ?)');
     this.#db.transaction(() => {
       insCell.run(c.key, c.study, c.protocol, c.model, c.control, c.score, JSON.stringify(c.scoreSpec), c.sparsity, c.source, c.seed, c.achievedSparsity,
-        JSON.stringify(c.info), c.wallS, new Date().toISOString());
+        JSON.stringify(c.info), c.wallS, new Date().toISOString(), c.allocation ?? null, c.bn ?? 'none', c.calibration ?? null, c.calibData ?? 'source');
       for (const r of results) insRes.run(c.key, r.task, r.phase, r.head, r.accuracy, r.nTrain, r.nTest);
       densities.forEach((d, i) => insDen.run(c.key, d.tensor, i, d.numel, d.kept));
       for (const [t, bits] of masks) insMask.run(c.key, t, Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength));
+    })();
+  }
+
+  /** Whether the study diagnostics of `model` with this settings hash are stored (src/study/diagnostics.ts). */
+  diagnosticsDone(model: string, settings: string): boolean {
+    return this.#db.prepare('SELECT 1 FROM diag_done WHERE model = ? AND settings = ?').get(model, settings) !== undefined;
+  }
+
+  /** One model's diagnostics and their done marker, in one transaction (NaN → NULL: SQLite has no NaN). */
+  writeDiagnostics(r: DiagnosticsRecord): void {
+    const n = (x: number) => (Number.isFinite(x) ? x : null);
+    const ins = (table: string, cols: number) => this.#db.prepare(`INSERT INTO ${table} VALUES (${new Array(cols).fill('?').join(', ')})`);
+    const [spec, pair, loss, done] = [ins('diag_spectra', 14), ins('diag_pairs', 8), ins('diag_loss_change', 11), ins('diag_done', 7)];
+    this.#db.transaction(() => {
+      r.spectra.forEach((t, i) => spec.run(r.model, r.settings, t.task, i, t.images, n(t.loss), n(t.trace), n(t.traceStderr), n(t.weightedTrace), n(t.weightedStderr),
+        JSON.stringify(t.eigenvalues), JSON.stringify(t.residuals), JSON.stringify(t.layers), JSON.stringify(t.head)));
+      for (const p of r.pairs) pair.run(r.model, r.settings, p.a, p.b, n(p.cosine), n(p.spearman), n(p.overlap), JSON.stringify(p.iou));
+      for (const l of r.lossChange) loss.run(r.model, r.settings, l.maskKind, l.maskFrom, l.score, l.target, l.task, n(l.sparsity), n(l.first), n(l.second), n(l.measured));
+      done.run(r.model, r.settings, r.study, JSON.stringify(r.spec), JSON.stringify(r.info), r.wallS, new Date().toISOString());
     })();
   }
 
