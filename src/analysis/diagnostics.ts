@@ -40,6 +40,11 @@ export interface DiagnosticsOptions {
   sparsities: readonly number[];
   /** A mask to evaluate instead of the first task's OBD mask (its sparsity is what it is). */
   mask?: ParamMap;
+  /**
+   * Further masks whose loss change is predicted and measured on every task, after the OBD (or given) mask, each
+   * labelled `from` in the rows (e.g. a study cell key). They may cover a subset of the analysed parameters.
+   */
+  masks?: readonly { from: string; mask: ParamMap }[];
   /** Per-layer trace table (free: same probes). Default true. */
   perLayer?: boolean;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -50,6 +55,12 @@ export interface TaskSpectrum {
   images: number;
   loss: number;
   trace: { estimate: number; stderr: number; probes: number };
+  /**
+   * Σⱼ θⱼ² Hⱼⱼ (same probes): the curvature felt by a multiplicative perturbation θ ⊙ (1 + ε), E[ΔL] ≈ ½σ² Σ θⱼ² Hⱼⱼ
+   * for ε ~ N(0, σ²I). Unchanged when a layer's weights are rescaled and the next layer compensates (BN), in loss
+   * units; divided by the loss it compares models whose losses and weight scales differ.
+   */
+  weightedTrace: { estimate: number; stderr: number };
   topEigenvalues: number[];
   residuals: number[];
   lanczosSteps: number;
@@ -68,8 +79,11 @@ export interface PairAlignment {
 
 export interface LossChangeRow {
   task: string;
-  /** Task whose data made the mask, or 'given'. */
+  /** Task whose data made the mask (its OBD mask), 'given', or the label of one of `options.masks`. */
   maskFrom: string;
+  /** Sparsity an OBD mask was made for (NaN for a given mask or one of `options.masks`). */
+  target: number;
+  /** Fraction of the analysed weights the mask removes. */
   sparsity: number;
   firstOrder: number;
   secondOrder: number;
@@ -105,7 +119,13 @@ export function runDiagnostics(tasks: readonly TaskInput[], o: DiagnosticsOption
       const op = hessianOperator(t.graph, o.loss, t.batches);
       if (ti > 0) checkSameParams(per[0]!.op, op, t.id);
       const blocks = op.layout.names.map((_, i) => ({ offset: op.layout.offsets[i]!, size: op.layout.shapes[i]!.reduce((a, b) => a * b, 1) }));
-      const h = hutchinson(op, { probes: o.probes, seed: o.seed, blocks: o.perLayer === false ? [] : blocks, onProbe: (d, n) => progress(`${t.id}: trace`, d, n) });
+      const theta2 = noGrad(() => scope(() => op.flatParams().square()));
+      let h: ReturnType<typeof hutchinson>;
+      try {
+        h = hutchinson(op, { probes: o.probes, seed: o.seed, blocks: o.perLayer === false ? [] : blocks, weights: theta2, onProbe: (d, n) => progress(`${t.id}: trace`, d, n) });
+      } finally {
+        theta2.dispose();
+      }
       h.diagonal.stderr.dispose();
       const eig = topEigen(op, { k: o.k, seed: o.seed, steps, onStep: (d, n) => progress(`${t.id}: lanczos`, d, n) });
       const diag = h.diagonal.estimate;
@@ -116,6 +136,7 @@ export function runDiagnostics(tasks: readonly TaskInput[], o: DiagnosticsOption
       spectra.push({
         task: t.id, images: t.batches.reduce((a, b) => a + b.x.shape[0]!, 0), loss: op.lossValue(),
         trace: { estimate: h.trace.estimate, stderr: h.trace.stderr, probes: o.probes },
+        weightedTrace: pick2(h.weightedTrace!),
         topEigenvalues: eig.values, residuals: eig.residuals, lanczosSteps: eig.steps,
         ...(o.perLayer === false ? {} : { layers: op.layout.names.map((name, i) => ({ name, size: blocks[i]!.size, ...pick(h.blockTraces[i]!) })) }),
       });
@@ -132,16 +153,17 @@ export function runDiagnostics(tasks: readonly TaskInput[], o: DiagnosticsOption
         });
       }
     const rows: LossChangeRow[] = [];
-    const maskSets: { from: string; sparsity: number; mask: ParamMap }[] = o.mask
+    const maskSets: { from: string; sparsity: number; mask: ParamMap }[] = [...(o.mask
       ? [{ from: 'given', sparsity: Number.NaN, mask: o.mask }]
-      : o.sparsities.map((q) => ({ from: tasks[0]!.id, sparsity: q, mask: per[0]!.masks.get(q)! }));
+      : o.sparsities.map((q) => ({ from: tasks[0]!.id, sparsity: q, mask: per[0]!.masks.get(q)! }))),
+      ...(o.masks ?? []).map((m) => ({ from: m.from, sparsity: Number.NaN, mask: m.mask }))];
     for (const [ti, t] of tasks.entries()) {
       const op = per[ti]!.op;
       const base = op.lossAndGrad();
       try {
         maskSets.forEach((m, mi) => {
           const r = lossChange(op, m.mask, { base });
-          rows.push({ task: t.id, maskFrom: m.from, sparsity: r.sparsity, firstOrder: r.firstOrder, secondOrder: r.secondOrder, measured: r.measured });
+          rows.push({ task: t.id, maskFrom: m.from, target: m.sparsity, sparsity: r.sparsity, firstOrder: r.firstOrder, secondOrder: r.secondOrder, measured: r.measured });
           progress(`${t.id}: loss change`, mi + 1, maskSets.length);
         });
       } finally {
@@ -165,6 +187,10 @@ export function runDiagnostics(tasks: readonly TaskInput[], o: DiagnosticsOption
 
 function pick(e: ScalarEstimate): { trace: number; stderr: number } {
   return { trace: e.estimate, stderr: e.stderr };
+}
+
+function pick2(e: ScalarEstimate): { estimate: number; stderr: number } {
+  return { estimate: e.estimate, stderr: e.stderr };
 }
 
 function checkSameParams(a: HessianOperator, b: HessianOperator, id: string): void {

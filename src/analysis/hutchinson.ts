@@ -5,7 +5,7 @@
  * unbiased and its standard error is the sample standard deviation over √n.
  * Diagonal: E[v ⊙ A v]ᵢ = Σⱼ Aᵢⱼ E[vᵢ vⱼ] = Aᵢᵢ.
  */
-import { noGrad, scope, zeros, type Tensor } from '../engine/index.js';
+import { noGrad, scope, ShapeError, zeros, type Tensor } from '../engine/index.js';
 import type { LinearOperator } from './operator.js';
 import { checkCount, checkSeed, mulberry32, rademacher } from './random.js';
 
@@ -61,13 +61,15 @@ export interface HutchinsonResult {
   trace: ScalarEstimate;
   /** tr of each diagonal block [offset, offset + size) from the same probes: E[v_bᵀ (Av)_b] = tr(A_bb). */
   blockTraces: ScalarEstimate[];
+  /** Σⱼ wⱼ Aⱼⱼ = tr(diag(w) A) from the same probes (E[vᵀ diag(w) A v]); only when `weights` is given. */
+  weightedTrace?: ScalarEstimate;
 }
 
 /**
  * One pass of Rademacher probes giving diag(A), tr(A) and the traces of diagonal blocks together (each probe
  * costs one matvec; the three estimates share it). Same seed, same probes as `hutchinsonTrace`.
  */
-export function hutchinson(op: LinearOperator, o: HutchinsonOptions & { blocks?: readonly { offset: number; size: number }[] }): HutchinsonResult {
+export function hutchinson(op: LinearOperator, o: HutchinsonOptions & { blocks?: readonly { offset: number; size: number }[]; weights?: Tensor }): HutchinsonResult {
   checkCount(o.probes, 'probes', 'hutchinson');
   checkSeed(o.seed, 'hutchinson');
   const rand = mulberry32(o.seed);
@@ -76,6 +78,9 @@ export function hutchinson(op: LinearOperator, o: HutchinsonOptions & { blocks?:
   const sumSq = zeros([op.dim], { dtype: op.dtype });
   const traces: number[] = [];
   const blockSamples: number[][] = blocks.map(() => []);
+  const weighted: number[] = [];
+  if (o.weights && o.weights.numel !== op.dim) throw new ShapeError(`hutchinson: weights have ${o.weights.numel} entries, the operator's dimension is ${op.dim}`, { fix: 'pass one weight per entry of the flat parameter vector' });
+  const w64 = o.weights ? noGrad(() => scope(() => o.weights!.reshape([-1]).to('float64').contiguous())) : null;
   try {
     noGrad(() => {
       for (let i = 0; i < o.probes; i++) {
@@ -88,6 +93,7 @@ export function hutchinson(op: LinearOperator, o: HutchinsonOptions & { blocks?:
           const s64 = s.to('float64');
           traces.push(s64.sum().item());
           blocks.forEach((b, k) => blockSamples[k]!.push(s64.narrow(0, b.offset, b.size).sum().item()));
+          if (w64) weighted.push(s64.dot(w64).item());
         });
         o.onProbe?.(i + 1, o.probes);
       }
@@ -96,6 +102,8 @@ export function hutchinson(op: LinearOperator, o: HutchinsonOptions & { blocks?:
     sum.dispose();
     sumSq.dispose();
     throw e;
+  } finally {
+    w64?.dispose();
   }
   const n = o.probes;
   const diag = noGrad(() => scope(() => {
@@ -109,6 +117,7 @@ export function hutchinson(op: LinearOperator, o: HutchinsonOptions & { blocks?:
     diagonal: { ...diag, samples: n },
     trace: { ...meanStderr(traces), samples: traces },
     blockTraces: blockSamples.map((xs) => ({ ...meanStderr(xs), samples: xs })),
+    ...(w64 ? { weightedTrace: { ...meanStderr(weighted), samples: weighted } } : {}),
   };
 }
 

@@ -70,7 +70,8 @@ export function lossChange(h: HessianOperator, mask: ReadonlyMap<string, Tensor>
 /** Runs `fn` with the operator's parameters multiplied by the flat 0/1 vector `c`, then restores them. */
 function withMaskedWeights<T>(h: HessianOperator, c: Tensor, fn: () => T): T {
   const params = h.layout.names.map((nm) => h.graph.params.get(nm)!);
-  const saved = noGrad(() => params.map((p) => p.tensor.detach().clone()));
+  // scope: the detach() views are freed now (only the clones are kept).
+  const saved = noGrad(() => scope(() => params.map((p) => p.tensor.detach().clone())));
   try {
     noGrad(() => h.layout.names.forEach((_, i) => scope(() => {
       const n = h.layout.shapes[i]!.reduce((a, b) => a * b, 1);

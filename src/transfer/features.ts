@@ -48,11 +48,13 @@ export function extractFeatures(g: Graph, set: ImageSet, o: ExtractOptions = {})
   if (set.n === 0) throw new TapirError('E_FEATURES', `${set.task}/${set.split} has no images to extract features from`, { context: { task: set.task, split: set.split }, fix: 'raise --cap or check the dataset' });
   const chunks: Tensor[] = [];
   let done = 0;
+  // A float64 graph (tests) takes float64 images.
+  const f64 = [...g.params.values()].some((p) => p.tensor.dtype === 'float64');
   try {
     for (const b of batches(set, preprocessOf(g), { batchSize: o.batchSize ?? 64 })) {
       try {
         chunks.push(scope(() => {
-          const r = forward(g, b.x, { mode: 'eval', taps: [tap], outputs: [] });
+          const r = forward(g, f64 ? b.x.to('float64') : b.x, { mode: 'eval', taps: [tap], outputs: [] });
           return r.taps.get(tap)!.flatten(1).contiguous();
         }));
       } finally {

@@ -1,16 +1,17 @@
 /**
  * `tapir hessian`: second-order diagnostics of a model on several tasks (issue 7). Each task reads the
- * backbone's features through its own ridge head (fitted on the DENSE model's features of a few training
- * images), so every task's loss is a function of the same backbone weights; the analysis then runs on the
- * prunable backbone weights only (heads fixed). Library work: transfer (heads), analysis (everything else).
+ * backbone's features through its own scale-free ridge head (fitted on the DENSE model's features of the task's
+ * training images), so every task's loss is a function of the same backbone weights; the analysis then runs on
+ * the prunable backbone weights only (heads fixed). Library work: study (the task inputs, shared with the study's
+ * `diagnostics` section), analysis (everything else).
  */
 import { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { tensor, TapirError, type Tensor } from '../../engine/index.js';
-import { disposeGraph, type Graph } from '../../graph/index.js';
-import { loadSample, openTask, batches as makeBatches, type Batch } from '../../data/index.js';
-import { applyMaskDir, disposeHead, disposeTaskHead, extractFeatures, fitRidgeHead, openModel, preprocessOf, ridgeToLinear, withTaskHead } from '../../transfer/index.js';
-import { LOSS_NAMES, runDiagnostics, type DiagnosticsReport, type LossName, type TaskInput } from '../../analysis/index.js';
+import { TapirError, type Tensor } from '../../engine/index.js';
+import { disposeGraph } from '../../graph/index.js';
+import { applyMaskDir, openModel } from '../../transfer/index.js';
+import { LOSS_NAMES, runDiagnostics, type DiagnosticsReport, type LossName } from '../../analysis/index.js';
+import { buildTaskInputs, type HeadInfo, type TaskInputs } from '../../study/diagnostics-inputs.js';
 import { emit, table, type Io } from '../output.js';
 import { lazyBar, oneOf, parseNumber } from './eval.js';
 
@@ -20,7 +21,7 @@ interface HessianFlags {
 }
 
 /** Defaults sized so 3 tasks on mobilenet_v2@64 finish within 10 minutes on 2 cores (docs/ANALYSIS.md). */
-export const HESSIAN_DEFAULTS = { size: 64, images: 32, headImages: 10, probes: 16, k: 4, sparsity: '0.5,0.9', batchSize: 32, loss: 'mse' as LossName };
+export const HESSIAN_DEFAULTS = { size: 64, images: 32, headImages: 30, probes: 16, k: 4, sparsity: '0.5,0.9', batchSize: 32, loss: 'mse' as LossName, alpha: 'auto' };
 
 export function hessianCommand(io: Io): Command {
   const d = HESSIAN_DEFAULTS;
@@ -38,7 +39,7 @@ export function hessianCommand(io: Io): Command {
     .option('--steps <n>', 'Lanczos steps (default max(2k + 10, 20))')
     .option('--sparsity <list>', 'sparsities for mask IoU and the loss-change table', d.sparsity)
     .option('--batch-size <n>', 'images per HVP batch', String(d.batchSize))
-    .option('--alpha <a>', 'ridge penalty of the task heads (standardised features)', '1')
+    .option('--alpha <a>', 'ridge penalty of the task heads (standardised features), or auto: chosen per task from 100, 1000, 10000', d.alpha)
     .option('--seed <n>', 'seed of probes, Lanczos start and task splits', '0')
     .option('--layers', 'print the per-layer trace table')
     .option('--no-progress', 'no progress bar')
@@ -54,7 +55,7 @@ export function hessianCommand(io: Io): Command {
       const steps = o.steps === undefined ? undefined : int('--steps', o.steps);
       const batchSize = int('--batch-size', o.batchSize);
       const seed = int('--seed', o.seed, 0);
-      const alpha = parseNumber('--alpha', o.alpha, { min: 0 });
+      const alpha = o.alpha.trim() === 'auto' ? 'auto' as const : parseNumber('--alpha', o.alpha, { min: 0 });
       const sparsities = o.sparsity.split(',').map((s) => parseNumber('--sparsity', s, { min: 0 }));
       for (const q of sparsities) if (q >= 1) throw new TapirError('E_ARG', `--sparsity values must be in [0, 1), got ${q}`, { fix: 'e.g. --sparsity 0.5,0.9' });
       const ids = o.tasks.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
@@ -64,8 +65,7 @@ export function hessianCommand(io: Io): Command {
       const bar = lazyBar(o.progress && !o.json, 'hessian', 500);
       const m = await openModel(spec);
       const g = m.graph;
-      const owned: Tensor[] = [];
-      const views: Graph[] = [];
+      let built: TaskInputs | undefined;
       let givenMask: Map<string, Tensor> | undefined;
       try {
         if (o.mask) {
@@ -74,38 +74,21 @@ export function hessianCommand(io: Io): Command {
           givenMask = new Map(g.masks);
           g.masks.clear();
         }
-        const inputs: TaskInput[] = [];
-        for (const id of ids) {
-          bar.update(inputs.length, ids.length, `${id}: loading`);
-          const task = await openTask(id, { seed });
-          const size = g.preprocessing.size;
-          const perClass = Math.ceil(images / task.classes.length);
-          const calib = await loadSample(task, 'calib', size, perClass);
-          const train = await loadSample(task, 'train', size, headImages);
-          const feats = extractFeatures(g, train);
-          const labels = tensor(BigInt64Array.from(train.labels, (v) => BigInt(v)), [train.labels.length]);
-          const ridge = fitRidgeHead(feats, labels, { numClasses: task.classes.length, alpha });
-          const head = ridgeToLinear(ridge, g.params.values().next().value!.tensor.dtype);
-          disposeHead(ridge);
-          feats.dispose();
-          labels.dispose();
-          const view = withTaskHead(g, head);
-          views.push(view);
-          const bs: Batch[] = [...makeBatches(calib, preprocessOf(g), { batchSize })];
-          for (const b of bs) owned.push(b.x, b.y);
-          inputs.push({ id: task.id, graph: view, batches: bs });
-        }
+        built = await buildTaskInputs(g, ids, {
+          images, headImages, alpha, batchSize, taskOptions: () => ({ seed }), onProgress: (what, done, total) => bar.update(done, total, what),
+        });
+        const inputs = built.inputs;
         const report = runDiagnostics(inputs, {
           loss, probes, k, ...(steps !== undefined ? { steps } : {}), seed, sparsities, ...(givenMask ? { mask: givenMask } : {}),
           onProgress: (stage, done, total) => bar.update(done, total, stage),
         });
         bar.stop();
-        const doc = { model: spec, ...report };
-        emit(io, !!o.json, doc, () => renderReport(spec, report, !!o.layers));
+        const heads = built.heads;
+        const doc = { model: spec, heads, ...report };
+        emit(io, !!o.json, doc, () => renderReport(spec, report, !!o.layers, heads));
       } finally {
         bar.stop();
-        for (const t of owned) t.dispose();
-        for (const v of views) disposeTaskHead(v);
+        built?.dispose();
         for (const t of givenMask?.values() ?? []) t.dispose();
         disposeGraph(g);
       }
@@ -114,13 +97,18 @@ export function hessianCommand(io: Io): Command {
 
 const f = (x: number, d = 4) => (Number.isFinite(x) ? (Math.abs(x) >= 1e4 || (Math.abs(x) < 1e-3 && x !== 0) ? x.toExponential(d - 1) : x.toFixed(d)) : String(x));
 
-export function renderReport(model: string, r: DiagnosticsReport, layers: boolean): string {
+export function renderReport(model: string, r: DiagnosticsReport, layers: boolean, heads: readonly HeadInfo[] = []): string {
   const s = r.settings;
   const out: string[] = [];
   out.push(`model ${model}: ${r.params.count} prunable weights in ${r.params.tensors} tensors; loss ${s.loss}; ${s.probes} probes, k ${s.k}, ${s.steps} Lanczos steps, seed ${s.seed}`);
-  out.push('', 'Spectrum per task (Hessian of the mean loss over the task\'s calibration images)');
-  out.push(table(['task', 'images', 'loss', 'trace', '± stderr', 'top eigenvalues', 'max residual'],
-    r.tasks.map((t) => [t.task, t.images, f(t.loss), f(t.trace.estimate), f(t.trace.stderr), t.topEigenvalues.map((v) => f(v, 3)).join(' '), f(Math.max(...t.residuals), 2)])));
+  if (heads.length > 0) {
+    out.push('', 'Task heads (scale-free ridge heads on the dense features; docs/ANALYSIS.md)');
+    out.push(table(['task', 'classes', 'train images', 'alpha', 'train accuracy', 'feature rms'], heads.map((h) => [h.task, h.classes, h.images, String(h.alpha), f(h.trainAccuracy, 3), f(h.featureRms, 3)])));
+  }
+  out.push('', 'Spectrum per task (Hessian of the mean loss over the task\'s calibration images; Σθ²Hⱼⱼ / L is scale-free)');
+  out.push(table(['task', 'images', 'loss', 'trace', '± stderr', 'top eigenvalues', 'max residual', 'Σθ²Hⱼⱼ', '± stderr', 'Σθ²Hⱼⱼ / L'],
+    r.tasks.map((t) => [t.task, t.images, f(t.loss), f(t.trace.estimate), f(t.trace.stderr), t.topEigenvalues.map((v) => f(v, 3)).join(' '), f(Math.max(...t.residuals), 2),
+      f(t.weightedTrace.estimate), f(t.weightedTrace.stderr), f(t.weightedTrace.estimate / t.loss)])));
   if (layers)
     for (const t of r.tasks) {
       out.push('', `Per-layer trace, ${t.task} (block of H; same probes)`);
