@@ -12,6 +12,7 @@ import { hessianCommand } from './commands/hessian.js';
 import { studyCommand } from './commands/study.js';
 import { reportCommand } from './commands/report.js';
 import { demoCommand } from './commands/demo.js';
+import { resultsCommand } from './commands/results.js';
 import { processIo, type Io } from './output.js';
 
 export const VERSION = '0.1.0';
@@ -27,6 +28,6 @@ export function makeProgram(io: Io = processIo): Command {
   for (const c of [evalCommand(io), finetuneCommand(io)]) program.addCommand(c.exitOverride());
   program.addCommand(hessianCommand(io).exitOverride());
   program.addCommand(pruneCommand(io).exitOverride());
-  for (const c of [studyCommand(io), reportCommand(io), demoCommand(io)]) program.addCommand(c.exitOverride());
+  for (const c of [studyCommand(io), reportCommand(io), resultsCommand(io), demoCommand(io)]) program.addCommand(c.exitOverride());
   return program;
 }

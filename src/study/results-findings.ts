@@ -1,0 +1,374 @@
+/**
+ * Findings for docs/RESULTS.md: plain sentences COMPUTED from a study's report data, each returned with the table
+ * that backs it (the table's numbers are the ones the sentence reads). Nothing here is typed in by hand: thresholds
+ * are parameters, and a sentence changes when the data does.
+ *
+ * Conventions: "retained" = accuracy / dense accuracy of the same model on the same task; "held-out" = mean over the
+ * study's held-out tasks; cells that differ only by source or seed are averaged. A configuration is a score plus
+ * the values of every ablation axis that varies in the study (bn, allocation, calibration, calib_data).
+ */
+import type { Table } from './report.js';
+import type { CellRow, ReportData } from './report-data.js';
+
+export interface Thresholds {
+  /** P1 holds where held-out zero-shot retained ≥ p1. */
+  p1: number;
+  /** P2 holds where fine-tuning raised held-out retained by ≥ p2Gain (fraction of dense, 0.01 = 1 point). */
+  p2Gain: number;
+  /** The issue's target: held-out zero-shot retained ≥ `retained` at `sparsity`, on every target task. */
+  target: { sparsity: number; retained: number }[];
+  /** Held-out tasks the target is checked on (regular expression over task ids). */
+  targetTasks: RegExp;
+  /** A tensor keeping less than this fraction of its weights counts as emptied. */
+  collapse: number;
+}
+
+export const DEFAULT_THRESHOLDS: Thresholds = {
+  p1: 0.9,
+  p2Gain: 0.01,
+  target: [{ sparsity: 0.5, retained: 0.9 }, { sparsity: 0.7, retained: 0.8 }],
+  targetTasks: /cifar|clipart/i,
+  collapse: 0.01,
+};
+
+export interface Finding { id: string; title: string; sentences: string[]; table: Table | null }
+
+/** Ablation axes a cell may carry (H2's grid axes); absent ones read as null. */
+export const AXES = ['bn', 'allocation', 'calibration', 'calibData'] as const;
+export type Axis = (typeof AXES)[number];
+const AXIS_NAMES: Record<Axis, string> = { bn: 'bn', allocation: 'allocation', calibration: 'calibration', calibData: 'calib_data' };
+
+export const pct = (x: number | null | undefined, digits = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(digits)}%`);
+const pts = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(1)}`;
+const mean = (xs: readonly number[]): number | null => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+const listing = (xs: readonly string[]) => (xs.length <= 1 ? xs.join('') : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`);
+
+/** The value of an ablation axis on a cell: a field of the cell row, else of its info JSON (or info.prune). */
+export function axisValue(c: CellRow, axis: Axis): string | null {
+  const row = c as unknown as Record<string, unknown>;
+  const info = (c.info ?? {}) as Record<string, unknown>;
+  const prune = (info.prune ?? {}) as Record<string, unknown>;
+  const bnInfo = info.bn as Record<string, unknown> | string | undefined;
+  const v = row[axis] ?? info[axis] ?? (axis === 'bn' && bnInfo && typeof bnInfo === 'object' ? bnInfo.mode : bnInfo) ?? prune[axis] ?? null;
+  return v === null || v === undefined ? null : String(v);
+}
+
+/** Axes with more than one value among the cells. */
+export function varyingAxes(cells: readonly CellRow[]): Axis[] {
+  return AXES.filter((a) => new Set(cells.map((c) => axisValue(c, a))).size > 1);
+}
+
+function sortAxisValues(vs: string[]): string[] {
+  return vs.every((v) => v !== '' && Number.isFinite(Number(v))) ? vs.sort((a, b) => Number(a) - Number(b)) : vs;
+}
+
+/** Score plus the varying axis values, e.g. `magnitude, bn=match-dense`. */
+export function configLabel(c: CellRow, axes: readonly Axis[]): string {
+  return [c.score, ...axes.map((a) => `${AXIS_NAMES[a]}=${axisValue(c, a)}`)].join(', ');
+}
+
+/** Mean over the cell's held-out rows of `field` for one phase and head (null when there is none). */
+export function heldMean(d: ReportData, cell: string, phase: string, head: string, field: 'retained' | 'accuracy' = 'retained'): number | null {
+  return mean(d.acc.filter((a) => a.cell === cell && a.heldout && a.phase === phase && a.head === head && a[field] !== null).map((a) => a[field] as number));
+}
+
+interface Grouped { label: string; sparsity: number; cells: CellRow[] }
+function groupBy(cells: readonly CellRow[], label: (c: CellRow) => string): Grouped[] {
+  const m = new Map<string, Grouped>();
+  for (const c of cells) {
+    const l = label(c);
+    const k = `${l}\0${c.sparsity}`;
+    if (!m.has(k)) m.set(k, { label: l, sparsity: c.sparsity, cells: [] });
+    m.get(k)!.cells.push(c);
+  }
+  return [...m.values()];
+}
+const groupMean = (d: ReportData, g: Grouped, phase: string, head: string, field: 'retained' | 'accuracy' = 'retained') =>
+  mean(g.cells.map((c) => heldMean(d, c.key, phase, head, field)).filter((x): x is number => x !== null));
+
+const sparsitiesOf = (cells: readonly CellRow[]) => [...new Set(cells.map((c) => c.sparsity))].sort((a, b) => a - b);
+const labelsOf = (gs: readonly Grouped[]) => [...new Set(gs.map((g) => g.label))];
+const headsOf = (d: ReportData, keys: Set<string>) => ['dense', 'refit'].filter((h) => d.acc.some((a) => keys.has(a.cell) && a.head === h && a.heldout));
+
+/** Largest sparsity s such that `ok` holds at every grid sparsity ≤ s (null when it fails at the lowest). */
+export function holdsUpTo(values: readonly { sparsity: number; value: number | null }[], ok: (v: number) => boolean): number | null {
+  let best: number | null = null;
+  for (const x of [...values].sort((a, b) => a.sparsity - b.sparsity)) {
+    if (x.value === null || !ok(x.value)) break;
+    best = x.sparsity;
+  }
+  return best;
+}
+
+/** P1 per configuration and head, the best configuration per sparsity, and the paper's score order. */
+export function p1Finding(d: ReportData, t: Thresholds): Finding | null {
+  const cells = d.cells.filter((c) => c.control === 'none');
+  const keys = new Set(cells.map((c) => c.key));
+  const heads = headsOf(d, keys);
+  if (cells.length === 0 || heads.length === 0) return null;
+  const axes = varyingAxes(cells);
+  const groups = groupBy(cells, (c) => configLabel(c, axes));
+  const sps = sparsitiesOf(cells);
+  const labels = labelsOf(groups);
+  const val = (label: string, sp: number, head: string) => { const g = groups.find((x) => x.label === label && x.sparsity === sp); return g ? groupMean(d, g, 'zero-shot', head) : null; };
+  const sentences: string[] = [];
+  for (const head of heads) {
+    const holds: string[] = [];
+    const never: string[] = [];
+    for (const l of labels) {
+      const up = holdsUpTo(sps.map((sp) => ({ sparsity: sp, value: val(l, sp, head) })), (v) => v >= t.p1);
+      if (up === null) never.push(l);
+      else holds.push(`${l} up to ${pct(up, 0)} sparsity`);
+    }
+    sentences.push(`P1 (${head} head: held-out zero-shot accuracy ≥ ${pct(t.p1, 0)} of dense at every sparsity up to the one named) ` +
+      (holds.length ? `holds for ${listing(holds)}` : 'holds for no configuration at any sparsity of the grid') +
+      (holds.length && never.length ? `; it fails already at ${pct(sps[0], 0)} for ${listing(never)}` : '') + '.');
+  }
+  const head = heads[0]!;
+  const best = sps.map((sp) => {
+    const vs = labels.map((l) => ({ l, v: val(l, sp, head) })).filter((x): x is { l: string; v: number } => x.v !== null);
+    const top = Math.max(...vs.map((x) => x.v));
+    return `${pct(sp, 0)}: ${vs.filter((x) => x.v === top).map((x) => x.l).join(' = ')} (${pct(top)})`;
+  });
+  if (labels.length > 1) sentences.push(`Best configuration by held-out zero-shot retained accuracy (${head} head) at each sparsity: ${best.join('; ')}.`);
+  const order = paperOrder(labels, (l) => mean(sps.map((sp) => val(l, sp, head)).filter((x): x is number => x !== null)));
+  if (order) sentences.push(order);
+  return {
+    id: 'p1', title: 'Does P1 hold? (zero-shot transfer after pruning on the source)', sentences,
+    table: {
+      title: 'Held-out zero-shot accuracy retained (mean over held-out tasks of accuracy / dense accuracy)',
+      header: ['configuration', 'head', ...sps.map((s) => pct(s, 0))],
+      rows: labels.flatMap((l) => heads.map((h) => [l, h, ...sps.map((sp) => pct(val(l, sp, h)))])),
+    },
+  };
+}
+
+/** The paper's claim on ResNet: magnitude and block-Hessian ahead of diagonal Hessian (means over sparsities). */
+function paperOrder(labels: readonly string[], avg: (l: string) => number | null): string | null {
+  const fam = (prefix: string) => labels.filter((l) => l === prefix || l.startsWith(`${prefix}(`) || l.startsWith(`${prefix},`));
+  const bestOf = (ls: string[]) => ls.map((l) => ({ l, v: avg(l) })).filter((x): x is { l: string; v: number } => x.v !== null).sort((a, b) => b.v - a.v)[0] ?? null;
+  const mag = bestOf(fam('magnitude'));
+  const blk = bestOf(fam('block-hessian'));
+  const diag = bestOf(fam('diag-hessian'));
+  if (!diag || (!mag && !blk)) return null;
+  const ahead = [mag, blk].filter((x): x is { l: string; v: number } => x !== null);
+  const holds = ahead.every((x) => x.v > diag.v);
+  return `The paper's order (magnitude and block-Hessian ahead of diagonal Hessian) ${holds ? 'holds' : 'does not hold'} here: mean retained over the grid's sparsities ` +
+    `${ahead.map((x) => `${x.l} ${pct(x.v)}`).join(', ')} vs ${diag.l} ${pct(diag.v)}.`;
+}
+
+/** P2: does masked fine-tuning on the source raise held-out accuracy? */
+export function p2Finding(d: ReportData, t: Thresholds): Finding | null {
+  const cells = d.cells.filter((c) => c.control === 'none');
+  if (!d.acc.some((a) => a.phase === 'finetuned' && a.heldout && cells.some((c) => c.key === a.cell))) return null;
+  const keys = new Set(cells.map((c) => c.key));
+  const heads = headsOf(d, keys);
+  const axes = varyingAxes(cells);
+  const groups = groupBy(cells, (c) => configLabel(c, axes));
+  const sps = sparsitiesOf(cells);
+  const sentences: string[] = [];
+  for (const head of heads) {
+    const pairs = groups.map((g) => ({ g, zs: groupMean(d, g, 'zero-shot', head), ft: groupMean(d, g, 'finetuned', head) }))
+      .filter((x): x is { g: Grouped; zs: number; ft: number } => x.zs !== null && x.ft !== null);
+    if (pairs.length === 0) continue;
+    const up = pairs.filter((x) => x.ft - x.zs >= t.p2Gain);
+    const down = pairs.filter((x) => x.ft - x.zs <= -t.p2Gain);
+    const recovered = pairs.filter((x) => x.zs < t.p1 && x.ft >= t.p1);
+    const dMean = mean(pairs.map((x) => x.ft - x.zs))!;
+    sentences.push(`P2 (${head} head: fine-tuning on the source raised held-out retained accuracy by ≥ ${(100 * t.p2Gain).toFixed(1)} points) holds for ` +
+      `${up.length} of ${pairs.length} configuration × sparsity cells; it lowered it by as much in ${down.length}; mean change ${pts(dMean)} points` +
+      (recovered.length ? `; fine-tuning brought ${recovered.length} cell(s) from below ${pct(t.p1, 0)} back to ≥ ${pct(t.p1, 0)} (${listing(recovered.map((x) => `${x.g.label} at ${pct(x.g.sparsity, 0)}`))})` : '') + '.');
+  }
+  const src = (g: Grouped, phase: string, head: string) => mean(d.acc.filter((a) => g.cells.some((c) => c.key === a.cell) && !a.heldout && a.phase === phase && a.head === head).map((a) => a.accuracy));
+  const labels = labelsOf(groups);
+  const cell = (l: string, sp: number, head: string) => {
+    const g = groups.find((x) => x.label === l && x.sparsity === sp);
+    if (!g) return '–';
+    const zs = groupMean(d, g, 'zero-shot', head);
+    const ft = groupMean(d, g, 'finetuned', head);
+    return `${pct(zs)} → ${pct(ft)}${zs !== null && ft !== null ? ` (${pts(ft - zs)})` : ''}`;
+  };
+  const rows = labels.flatMap((l) => heads.map((h) => [l, h, ...sps.map((sp) => cell(l, sp, h))]));
+  rows.push(...labels.map((l) => [l, 'source (trained head)', ...sps.map((sp) => { const g = groups.find((x) => x.label === l && x.sparsity === sp); return g ? `${pct(src(g, 'zero-shot', 'dense'))} → ${pct(src(g, 'finetuned', 'trained'))}` : '–'; })]));
+  return {
+    id: 'p2', title: 'Does P2 hold? (masked fine-tuning on the source)', sentences,
+    table: {
+      title: 'Held-out retained accuracy, zero-shot → after fine-tuning (change in points); source accuracy zero-shot (dense head) → fine-tuned (trained head)',
+      header: ['configuration', 'head', ...sps.map((s) => pct(s, 0))], rows,
+    },
+  };
+}
+
+/** Per varying ablation axis: its best value at each sparsity (averaged over scores and the other axes). */
+export function axisFindings(d: ReportData): Finding[] {
+  const cells = d.cells.filter((c) => c.control === 'none');
+  const keys = new Set(cells.map((c) => c.key));
+  const heads = headsOf(d, keys);
+  const sps = sparsitiesOf(cells);
+  return varyingAxes(cells).map((axis) => {
+    const groups = groupBy(cells, (c) => String(axisValue(c, axis)));
+    const values = sortAxisValues(labelsOf(groups));
+    const val = (v: string, sp: number, head: string) => { const g = groups.find((x) => x.label === v && x.sparsity === sp); return g ? groupMean(d, g, 'zero-shot', head) : null; };
+    const sentences = heads.map((head) => `Best ${AXIS_NAMES[axis]} by held-out zero-shot retained accuracy (${head} head, mean over scores${varyingAxes(cells).length > 1 ? ' and the other axes' : ''}) at each sparsity: ` +
+      sps.map((sp) => {
+        const vs = values.map((v) => ({ v, x: val(v, sp, head) })).filter((x): x is { v: string; x: number } => x.x !== null).sort((a, b) => b.x - a.x);
+        return vs.length ? `${pct(sp, 0)}: ${vs[0]!.v} (${pct(vs[0]!.x)}${vs.length > 1 ? `; then ${vs.slice(1).map((x) => `${x.v} ${pct(x.x)}`).join(', ')}` : ''})` : `${pct(sp, 0)}: –`;
+      }).join('; ') + '.');
+    return {
+      id: `axis-${axis}`, title: `What ${AXIS_NAMES[axis]} changes`, sentences,
+      table: { title: `Held-out zero-shot retained accuracy by ${AXIS_NAMES[axis]} (mean over scores)`, header: [AXIS_NAMES[axis], 'head', ...sps.map((s) => pct(s, 0))],
+        rows: values.flatMap((v) => heads.map((h) => [v, h, ...sps.map((sp) => pct(val(v, sp, h)))])) },
+    };
+  });
+}
+
+/** Dense features vs raw pixels (and vs the random-init model when the study has that control). */
+export function denseFinding(d: ReportData): Finding | null {
+  const tasks = [...new Set(d.dense.map((x) => x.task))];
+  const models = [...new Set(d.dense.map((x) => x.model))];
+  const pre = models.find((m) => !m.startsWith('random:'));
+  if (!pre || tasks.length === 0) return null;
+  const acc = (m: string, task: string) => d.dense.find((x) => x.model === m && x.task === task)?.accuracy ?? null;
+  const pix = (task: string) => d.pixels.find((x) => x.task === task)?.accuracy ?? null;
+  const withPix = tasks.filter((task) => acc(pre, task) !== null && pix(task) !== null);
+  const beat = withPix.filter((task) => acc(pre, task)! > pix(task)!);
+  const close = withPix.filter((task) => acc(pre, task)! - pix(task)! < 0.05);
+  const sentences = [`The dense pre-trained features (${pre}) beat the raw-pixel ridge baseline on ${beat.length} of ${withPix.length} tasks` +
+    (close.length ? `; they are within 5 points of the pixels (or below) on ${listing(close.map((task) => `${task} (${pct(acc(pre, task))} vs ${pct(pix(task))})`))}, where the task says little about pre-training` : '') + '.'];
+  const rnd = models.find((m) => m.startsWith('random:'));
+  if (rnd) {
+    const gaps = tasks.map((task) => ({ task, g: acc(pre, task) !== null && acc(rnd, task) !== null ? acc(pre, task)! - acc(rnd, task)! : null })).filter((x): x is { task: string; g: number } => x.g !== null);
+    sentences.push(`Pre-trained vs random-init dense features (${rnd}): ahead on ${gaps.filter((x) => x.g > 0).length} of ${gaps.length} tasks, by ${pts(mean(gaps.map((x) => x.g))!)} points on average.`);
+  }
+  return {
+    id: 'dense', title: 'Dense reference: what pre-training buys on each task', sentences,
+    table: { title: 'Dense accuracy (ridge head on standardised features) and the raw-pixel baseline', header: ['task', ...models, 'raw pixels'],
+      rows: tasks.map((task) => [task, ...models.map((m) => pct(acc(m, task))), pct(pix(task))]) },
+  };
+}
+
+/** Controls: shuffled masks vs the score's own masks; pruned random-init vs pruned pre-trained (absolute accuracy). */
+export function controlsFinding(d: ReportData): Finding | null {
+  const controls = [...new Set(d.cells.map((c) => c.control))].filter((c) => c !== 'none');
+  if (controls.length === 0) return null;
+  const head = 'dense';
+  const sentences: string[] = [];
+  const main = d.cells.filter((c) => c.control === 'none');
+  const twin = (c: CellRow) => main.filter((m) => m.score === c.score && m.sparsity === c.sparsity && m.source === c.source && m.seed === c.seed);
+  const rows: string[][] = [];
+  for (const control of controls) {
+    const pairs = d.cells.filter((c) => c.control === control).map((c) => {
+      const own = twin(c);
+      return { c, x: heldMean(d, c.key, 'zero-shot', head, 'accuracy'), r: heldMean(d, c.key, 'zero-shot', head), own: mean(own.map((m) => heldMean(d, m.key, 'zero-shot', head, 'accuracy')).filter((v): v is number => v !== null)) };
+    }).filter((p) => p.x !== null);
+    for (const p of pairs) rows.push([control, p.c.score, pct(p.c.sparsity, 0), pct(p.x), pct(p.r), pct(p.own)]);
+    const cmp = pairs.filter((p) => p.own !== null);
+    if (cmp.length === 0) continue;
+    const lower = cmp.filter((p) => p.x! < p.own!);
+    const diff = mean(cmp.map((p) => p.x! - p.own!))!;
+    const what = control === 'shuffled-mask' ? 'Layer-wise shuffled masks (same density per tensor, random positions)' : control === 'random-init' ? 'The pruned random-init model' : `Control ${control}`;
+    sentences.push(`${what}: held-out zero-shot accuracy (${head} head) below the pruned pre-trained model with the score's own mask in ${lower.length} of ${cmp.length} cells, by ${pts(diff)} points on average` +
+      (control === 'shuffled-mask' ? (diff < -0.01 ? ': which weights the score keeps matters, not only how many per layer.' : ': the per-layer densities, not the positions, carry the effect here.') : '.'));
+  }
+  return {
+    id: 'controls', title: 'Controls', sentences,
+    table: { title: `Controls: mean held-out zero-shot accuracy (${head} head)`, header: ['control', 'score', 'sparsity', 'held-out accuracy', 'retained (own dense)', 'pre-trained, own mask'], rows },
+  };
+}
+
+/** Tensors emptied by pruning (below `collapse` density), per configuration and sparsity. */
+export function collapseFinding(d: ReportData, t: Thresholds): Finding | null {
+  const main = new Map(d.cells.filter((c) => c.control === 'none').map((c) => [c.key, c]));
+  if (main.size === 0 || d.layers.length === 0) return null;
+  const axes = varyingAxes([...main.values()]);
+  const hits = d.layers.filter((l) => main.has(l.cell) && l.density < t.collapse);
+  const seen = new Map<string, { label: string; sparsity: number; tensors: Map<string, number> }>();
+  for (const h of hits) {
+    const c = main.get(h.cell)!;
+    const k = `${configLabel(c, axes)}\0${c.sparsity}`;
+    if (!seen.has(k)) seen.set(k, { label: configLabel(c, axes), sparsity: c.sparsity, tensors: new Map() });
+    const e = seen.get(k)!;
+    e.tensors.set(h.tensor, Math.min(e.tensors.get(h.tensor) ?? 1, h.density));
+  }
+  const groups = [...seen.values()].sort((a, b) => a.sparsity - b.sparsity || a.label.localeCompare(b.label));
+  const sentences = groups.length === 0
+    ? [`No prunable tensor keeps fewer than ${pct(t.collapse, 0)} of its weights in any cell.`]
+    : [`Pruning empties tensors (< ${pct(t.collapse, 0)} of weights kept) in ${groups.length} configuration × sparsity cell(s); first at ${pct(groups[0]!.sparsity, 0)} (${groups.filter((g) => g.sparsity === groups[0]!.sparsity).map((g) => g.label).join(', ')}).` +
+      ' An emptied layer before the feature tap makes every feature constant: accuracy falls to chance whatever the head.'];
+  return {
+    id: 'collapse', title: 'Emptied layers', sentences,
+    table: groups.length === 0 ? null : { title: `Tensors keeping < ${pct(t.collapse, 0)} of their weights`, header: ['configuration', 'sparsity', 'tensors (density)'],
+      rows: groups.map((g) => [g.label, pct(g.sparsity, 0), [...g.tensors].map(([n, v]) => `${n} (${pct(v, 2)})`).join(', ')]) },
+  };
+}
+
+/** The issue's target: held-out zero-shot ≥ 90% of dense at 50% and ≥ 80% at 70%, on every CIFAR-10 / clip-art held-out task. */
+export function targetFinding(d: ReportData, t: Thresholds): Finding | null {
+  const cells = d.cells.filter((c) => c.control === 'none');
+  const tasks = [...new Set(d.acc.filter((a) => a.heldout && t.targetTasks.test(a.task)).map((a) => a.task))].sort();
+  if (cells.length === 0 || tasks.length === 0) return null;
+  const keys = new Set(cells.map((c) => c.key));
+  const heads = headsOf(d, keys);
+  const axes = varyingAxes(cells);
+  const groups = groupBy(cells, (c) => configLabel(c, axes));
+  const labels = labelsOf(groups);
+  const spec = t.target.map((x) => `≥ ${pct(x.retained, 0)} of dense at ${pct(x.sparsity, 0)}`).join(' and ');
+  const what = `Target (held-out zero-shot accuracy ${spec} sparsity on every held-out target task: ${tasks.join(', ')})`;
+  const missing = t.target.filter((x) => !cells.some((c) => Math.abs(c.sparsity - x.sparsity) < 1e-9));
+  if (missing.length) {
+    return { id: 'target', title: 'The issue\'s target', sentences: [`${what}: cannot be checked here, the study has no cells at ${missing.map((x) => pct(x.sparsity, 0)).join(', ')} sparsity.`], table: null };
+  }
+  /** Worst target task (mean over sources/seeds per task) at a sparsity. */
+  const worst = (label: string, sp: number, head: string) => {
+    const g = groups.find((x) => x.label === label && Math.abs(x.sparsity - sp) < 1e-9);
+    if (!g) return null;
+    const per = tasks.map((task) => ({ task, v: mean(d.acc.filter((a) => g.cells.some((c) => c.key === a.cell) && a.task === task && a.phase === 'zero-shot' && a.head === head && a.retained !== null).map((a) => a.retained!)) }))
+      .filter((x): x is { task: string; v: number } => x.v !== null).sort((a, b) => a.v - b.v);
+    return per[0] ?? null;
+  };
+  const res = heads.flatMap((head) => labels.map((label) => {
+    const w = t.target.map((x) => ({ x, w: worst(label, x.sparsity, head) }));
+    return { head, label, w, reached: w.every((y) => y.w !== null && y.w.v >= y.x.retained), margin: Math.min(...w.map((y) => (y.w ? y.w.v - y.x.retained : -Infinity))) };
+  }));
+  const sentences: string[] = [];
+  const reachedBy = (head: string) => res.filter((r) => r.head === head && r.reached).map((r) => r.label);
+  for (const head of heads) {
+    const ok = reachedBy(head);
+    if (ok.length) sentences.push(`${what}, ${head} head: reached by ${listing(ok)}.`);
+    else {
+      const close = res.filter((r) => r.head === head).sort((a, b) => b.margin - a.margin)[0];
+      sentences.push(`${what}, ${head} head: not reached by any configuration of this study` +
+        (close ? `; closest: ${close.label} (worst target task ${close.w.map((y) => `${y.w ? `${pct(y.w.v)} (${y.w.task})` : '–'} at ${pct(y.x.sparsity, 0)}`).join(', ')})` : '') + '.');
+    }
+  }
+  if (heads.includes('dense') && heads.includes('refit') && reachedBy('dense').length === 0 && reachedBy('refit').length > 0) {
+    sentences.push('With a refitted head the target is reached but not with the dense head: the pruned features still separate these classes, but they have moved away from the features the dense head was fitted on (stale BN statistics and feature drift, ../shared/FACTS.md).');
+  }
+  return {
+    id: 'target', title: 'The issue\'s target', sentences,
+    table: { title: `Worst held-out target task: zero-shot retained accuracy (${tasks.join(', ')})`, header: ['configuration', 'head', ...t.target.map((x) => `${pct(x.sparsity, 0)} (need ${pct(x.retained, 0)})`), 'reached'],
+      rows: res.map((r) => [r.label, r.head, ...r.w.map((y) => (y.w ? `${pct(y.w.v)} (${y.w.task})` : '–')), r.reached ? 'yes' : 'no']) },
+  };
+}
+
+/** Held-out tasks some main cell used as calibration data (`calib_data: <task>`): no longer unseen for it. */
+export function calibrationTasks(d: ReportData): string[] {
+  const main = d.cells.filter((c) => c.control === 'none');
+  return [...new Set(main.map((c) => axisValue(c, 'calibData')).filter((x): x is string => x !== null && x !== 'source' && x !== 'noise'))]
+    .filter((t) => d.acc.some((a) => a.heldout && a.task === t)).sort();
+}
+
+/**
+ * Every finding the data supports, in reading order. Held-out tasks used as calibration data are left out of
+ * every held-out mean (all rows then average the same tasks), and a first finding says so.
+ */
+export function computeFindings(d: ReportData, t: Thresholds = DEFAULT_THRESHOLDS): Finding[] {
+  const excluded = calibrationTasks(d);
+  const view: ReportData = excluded.length ? { ...d, acc: d.acc.filter((a) => !(a.heldout && excluded.includes(a.task))) } : d;
+  const note: Finding | null = excluded.length ? {
+    id: 'excluded', title: 'Tasks left out of the held-out means', table: null,
+    sentences: [`${listing(excluded)} ${excluded.length > 1 ? 'are' : 'is'} the calibration data of some cells (calib_data), so ${excluded.length > 1 ? 'they are' : 'it is'} not unseen there: every held-out mean below leaves ${excluded.length > 1 ? 'them' : 'it'} out (per-task numbers are in the report tables).`],
+  } : null;
+  return [note, denseFinding(d), p1Finding(view, t), p2Finding(view, t), ...axisFindings(view), controlsFinding(view), collapseFinding(view, t), targetFinding(view, t)]
+    .filter((f): f is Finding => f !== null);
+}

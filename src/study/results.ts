@@ -1,0 +1,206 @@
+/**
+ * `tapir results`: docs/RESULTS.md generated from committed study configs and their result databases. For each
+ * config: the command that reproduces it, its stored wall time, findings computed from the data (results-findings.ts)
+ * each next to the table that backs it, the report's plots as SVG files, and the report's markdown tables. A study
+ * whose database is missing gets a "not run yet" section, so the document can be generated before every study ran.
+ * Only the cells of the config as committed are counted (its grid's cell keys), so a database that also holds
+ * cells of an edited config does not mix them in. No timestamps: the same data gives the same bytes.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
+import { TapirError } from '../engine/index.js';
+import { loadStudy, type StudyConfig } from './config.js';
+import { expandGrid } from './grid.js';
+import { reportPlots, renderSvg } from './plots.js';
+import { readReport, type ReportData } from './report-data.js';
+import { markdownTable, reportTables, writeAtomic } from './report.js';
+import { computeFindings, DEFAULT_THRESHOLDS, pct, type Finding, type Thresholds } from './results-findings.js';
+import { diagnosticsFindings, diagSummaryOf, type DiagSummary } from './results-diagnostics.js';
+import { StudyStore } from './store.js';
+
+export interface ResultsOptions {
+  /** Study configs (YAML), in document order. */
+  configs: readonly string[];
+  /** The markdown file to write (default docs/RESULTS.md). */
+  out?: string;
+  /** Folder for the plots, one sub-folder per study (default docs/results). */
+  plots?: string;
+  /** Folder of the databases, `<dbDir>/<study name>.sqlite` (default results). */
+  dbDir?: string;
+  thresholds?: Partial<Thresholds>;
+  /** How the document names the CLI in its commands (default bin/tapir). */
+  bin?: string;
+}
+
+export interface StudyResult {
+  name: string;
+  config: string;
+  db: string;
+  status: 'missing' | 'empty' | 'partial' | 'complete';
+  cells: number;
+  gridCells: number;
+  wallS: number;
+  plots: string[];
+  findings: Finding[];
+}
+
+export interface ResultsSummary { out: string; studies: StudyResult[] }
+
+/** The cells of `config`'s grid only (a database may also hold cells of an edited config). */
+export function restrictToConfig(d: ReportData, config: StudyConfig): ReportData {
+  const keys = new Set(expandGrid(config).map((c) => c.key));
+  const cells = d.cells.filter((c) => keys.has(c.key));
+  const protocols = new Set(cells.map((c) => c.protocol));
+  return {
+    ...d,
+    studies: d.studies.filter((s) => protocols.has(s.protocol)),
+    cells,
+    acc: d.acc.filter((a) => keys.has(a.cell)),
+    layers: d.layers.filter((l) => keys.has(l.cell)),
+    efficiency: d.efficiency.filter((e) => keys.has(e.cell)),
+  };
+}
+
+const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+const minutes = (s: number) => (s >= 90 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
+/** Markdown headings one level down (the report's `###` tables sit under a study's `###` sections). */
+const demote = (md: string) => md.replace(/^(#+) /gm, '$1# ');
+
+/** The config file's leading comment block (its description), without the `# ` markers. */
+export function configDescription(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('#')) break;
+    out.push(line.replace(/^# ?/, ''));
+  }
+  return out;
+}
+
+function findingMd(f: Finding): string {
+  return [`#### ${f.title}`, '', ...f.sentences.map((s) => `- ${s}`), ...(f.table ? ['', demote(demote(markdownTable(f.table)))] : [])].join('\n');
+}
+
+/** Writes one study's plots under `dir` (stale SVGs there removed); returns the file paths in plot order. */
+async function writePlots(d: ReportData, dir: string): Promise<{ file: string; title: string; caption: string }[]> {
+  const plots = reportPlots(d);
+  mkdirSync(dir, { recursive: true });
+  const out: { file: string; title: string; caption: string }[] = [];
+  for (const [i, p] of plots.entries()) {
+    const file = join(dir, `${String(i + 1).padStart(2, '0')}-${slug(p.title)}.svg`);
+    writeAtomic(file, await renderSvg(p.spec));
+    out.push({ file, title: p.title, caption: p.caption });
+  }
+  const keep = new Set(out.map((o) => basename(o.file)));
+  for (const f of readdirSync(dir)) if (f.endsWith('.svg') && !keep.has(f)) rmSync(join(dir, f));
+  return out;
+}
+
+/** One study's section of RESULTS.md, and what it found. */
+export async function studySection(configPath: string, o: Required<Omit<ResultsOptions, 'configs' | 'thresholds'>> & { thresholds: Thresholds }): Promise<{ md: string; result: StudyResult }> {
+  const config = loadStudy(configPath);
+  const description = configDescription(readFileSync(configPath, 'utf8'));
+  const db = join(o.dbDir, `${config.name}.sqlite`);
+  const cfg = relative(process.cwd(), configPath) || configPath;
+  const runCmd = `${o.bin} study ${cfg} --db ${db}`;
+  const gridCells = expandGrid(config).length;
+  const result: StudyResult = { name: config.name, config: cfg, db, status: 'missing', cells: 0, gridCells, wallS: 0, plots: [], findings: [] };
+  const head = [`## ${config.name}`, '', `Config: \`${cfg}\`. Reproduce: \`${runCmd}\` (or \`make study-${config.name}\`), then \`make results-doc\` to regenerate this page.`, '',
+    ...(description.length ? [...description.map((l) => `> ${l}`), ''] : [])];
+  if (!existsSync(db)) {
+    return { md: [...head, `**Not run yet:** \`${runCmd}\``, ''].join('\n'), result };
+  }
+  const store = new StudyStore(db, { readonly: true });
+  let d: ReportData;
+  let denseWall: number | null = null;
+  let diag: DiagSummary | null = null;
+  try {
+    let raw: ReportData;
+    try {
+      raw = readReport(store);
+    } catch (e) {
+      if (e instanceof TapirError && e.code === 'E_DB') return { md: [...head, `**Not run yet** (\`${db}\` holds no study): \`${runCmd}\``, ''].join('\n'), result: { ...result, status: 'empty' } };
+      throw e;
+    }
+    d = restrictToConfig(raw, config);
+    diag = diagSummaryOf(d);
+    const infos = store.all<{ info: string }>('SELECT info FROM dense_done').map((r) => JSON.parse(r.info) as Record<string, unknown>);
+    const walls = infos.map((i) => i.wallS ?? i.wall_s).filter((x): x is number => typeof x === 'number');
+    if (walls.length) denseWall = walls.reduce((a, b) => a + b, 0);
+  } finally {
+    store.close();
+  }
+  result.cells = d.cells.length;
+  result.wallS = d.cells.reduce((a, c) => a + c.wallS, 0) + (denseWall ?? 0) + (diag?.wallS ?? 0);
+  result.status = d.cells.length === 0 ? 'empty' : d.cells.length < gridCells ? 'partial' : 'complete';
+  const status = result.status === 'complete' ? `complete: ${d.cells.length} of ${gridCells} cells` : `**incomplete: ${d.cells.length} of ${gridCells} cells** (re-run \`${runCmd}\` to finish; it resumes)`;
+  const wall = `Wall time: ${minutes(result.wallS)}, the sum of the stored per-cell wall times (prune, zero-shot evaluation, fine-tuning)` +
+    (diag ? ` and of the diagnostics runs (${minutes(diag.wallS)})` : '') +
+    (denseWall !== null ? ` plus ${minutes(denseWall)} of dense reference and pixel baseline` : '; the dense reference, the raw-pixel baseline and model loading are not timed by the store and come on top') + '.';
+  if (d.cells.length === 0) {
+    return { md: [...head, `${status}. **Not run yet:** \`${runCmd}\``, ''].join('\n'), result };
+  }
+  result.findings = [...computeFindings(d, o.thresholds), ...diagnosticsFindings(diag)];
+  const plotDir = join(o.plots, config.name);
+  const plots = await writePlots(d, plotDir);
+  result.plots = plots.map((p) => p.file);
+  const rel = (f: string) => relative(dirname(o.out), f).split('\\').join('/');
+  const md = [
+    ...head,
+    `Status: ${status}. ${wall}`, '',
+    '### Findings', '',
+    ...result.findings.map((f) => findingMd(f) + '\n'),
+    '### Plots', '',
+    ...plots.map((p) => `#### ${p.title}\n\n![${p.title}](${rel(p.file)})\n\n${p.caption}\n`),
+    '### Tables (`tapir report`)', '',
+    ...reportTables(d).map((t) => demote(markdownTable(t)) + '\n'),
+  ];
+  return { md: md.join('\n'), result };
+}
+
+/** Generates the whole document and writes it atomically. */
+export async function writeResults(o: ResultsOptions): Promise<ResultsSummary> {
+  if (o.configs.length === 0) throw new TapirError('E_ARG', 'tapir results: no study config given', { fix: 'pass one or more configs, e.g. tapir results studies/*.yaml' });
+  for (const c of o.configs) if (!existsSync(c)) throw new TapirError('E_FILE', `study config ${c} does not exist`, { context: { file: c }, fix: 'pass YAML files under studies/' });
+  const thresholds: Thresholds = { ...DEFAULT_THRESHOLDS, ...o.thresholds };
+  const opts = { out: o.out ?? 'docs/RESULTS.md', plots: o.plots ?? 'docs/results', dbDir: o.dbDir ?? 'results', bin: o.bin ?? 'bin/tapir', thresholds };
+  const sections: string[] = [];
+  const studies: StudyResult[] = [];
+  for (const c of o.configs) {
+    const s = await studySection(c, opts);
+    sections.push(s.md);
+    studies.push(s.result);
+  }
+  const cmd = `${opts.bin} results ${studies.map((s) => s.config).join(' ')}`;
+  const t = thresholds;
+  const doc = [
+    '# Results',
+    '',
+    `Generated by \`${cmd}\` (\`make results\` runs every study first) from the committed configs under \`studies/\` and their result databases (\`${opts.dbDir}/<study>.sqlite\`, not committed). ` +
+      'Do not edit by hand: every number below is computed from the databases, and every sentence under "Findings" is generated from the table below it.',
+    '',
+    `Thresholds: P1 holds where held-out zero-shot accuracy is ≥ ${pct(t.p1, 0)} of dense; P2 counts a rise of ≥ ${(100 * t.p2Gain).toFixed(1)} points of retained accuracy; ` +
+      `target: ${t.target.map((x) => `≥ ${pct(x.retained, 0)} of dense at ${pct(x.sparsity, 0)}`).join(' and ')} on held-out tasks matching /${t.targetTasks.source}/; a tensor counts as emptied below ${pct(t.collapse, 0)} density.`,
+    '',
+    'How to read it:',
+    '',
+    '- *retained* = accuracy / dense accuracy of the same model on the same task. *dense head*: the ridge head fitted on the unpruned model\'s features, attached to the pruned backbone (the paper\'s zero-shot); *refit head*: refitted on the pruned backbone\'s features (no backbone training either).',
+    '- *held-out* = mean over the study\'s held-out tasks (a task some cell calibrated on is left out); cells differing only by source or seed are averaged. A *configuration* is a score plus the value of every ablation axis that varies in the study.',
+    '- "P1 holds up to s" means at every sparsity of the grid up to s. The target is checked on the WORST held-out target task, not the mean.',
+    '- Wall time is what the database stores (per cell, and per diagnostics run); the dense reference, the pixel baseline and model loading are not timed and come on top. Studies ran on whatever machine ran them: the times say that, not the cost on an idle one.',
+    '',
+    '| study | config | status | cells | stored wall time |',
+    '|---|---|---|---|---|',
+    ...studies.map((s) => `| [${s.name}](#${slug(s.name)}) | \`${s.config}\` | ${s.status === 'missing' || s.status === 'empty' ? 'not run yet' : s.status} | ${s.cells} / ${s.gridCells} | ${s.cells ? minutes(s.wallS) : '–'} |`),
+    '',
+    '## The target across studies',
+    '',
+    ...(() => {
+      const lines = studies.flatMap((s) => s.findings.filter((f) => f.id === 'target').flatMap((f) => f.sentences.map((x) => `- ${s.name}: ${x}`)));
+      return lines.length ? lines : ['- No study with cells on held-out target tasks has run yet.'];
+    })(),
+    '',
+    ...sections,
+  ].join('\n');
+  writeAtomic(opts.out, doc.replace(/\n{3,}/g, '\n\n').replace(/\n*$/, '\n'));
+  return { out: opts.out, studies };
+}

@@ -1,0 +1,255 @@
+/**
+ * `tapir results`: findings are computed from the stored numbers (a store filled with hand-chosen accuracies, so
+ * each sentence's sparsity / count / winner is known in advance), a missing database gives a "not run yet"
+ * section, plots are written as SVG files referenced from the markdown, and only the committed config's cells count.
+ * Dense accuracies are powers of two, so accuracy / dense recovers the chosen retained fractions exactly.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expandGrid, packBits, parseStudy, readReport, StudyStore, type CellSpec } from '../../src/study/index.js';
+import { computeFindings, DEFAULT_THRESHOLDS, holdsUpTo, type Finding } from '../../src/study/results-findings.js';
+import { diagnosticsFindings, diagSummaryOf } from '../../src/study/results-diagnostics.js';
+import type { ReportData } from '../../src/study/report-data.js';
+import { writeResults } from '../../src/study/results.js';
+import { makeProgram } from '../../src/cli/program.js';
+
+const DENSE: Record<string, number> = { src: 0.5, 'cifar-b': 0.5, clipart: 0.25 };
+const PIXELS: Record<string, number> = { src: 0.25, 'cifar-b': 0.25, clipart: 0.25 };
+
+/** Retained fraction (zero-shot, per held-out task [cifar-b, clipart]) by score, head and sparsity. */
+const ZS: Record<string, Record<string, Record<number, [number, number]>>> = {
+  magnitude: {
+    dense: { 0.3: [0.95, 0.95], 0.5: [0.92, 0.91], 0.7: [0.85, 0.78] },
+    refit: { 0.3: [1, 1], 0.5: [0.97, 0.96], 0.7: [0.9, 0.86] },
+  },
+  random: {
+    dense: { 0.3: [0.85, 0.8], 0.5: [0.6, 0.61], 0.7: [0.3, 0.31] },
+    refit: { 0.3: [0.9, 0.85], 0.5: [0.7, 0.7], 0.7: [0.4, 0.4] },
+  },
+};
+/** Change of the retained fraction after fine-tuning (both heads, both tasks). */
+const FT_GAIN: Record<string, Record<number, number>> = { magnitude: { 0.3: 0.02, 0.5: 0.02, 0.7: 0.1 }, random: { 0.3: -0.05, 0.5: -0.05, 0.7: -0.05 } };
+
+const CONFIG = `# A synthetic study (test fixture).
+name: syn
+models: [m]
+scores: [magnitude, random]
+sparsities: [0.3, 0.5, 0.7]
+sources: [src]
+heldout: [cifar-b, clipart]
+controls: {shuffled_mask: {scores: [magnitude], sparsities: [0.5]}}
+`;
+
+function retained(c: CellSpec, head: string, task: number): number {
+  if (c.control === 'shuffled-mask') return 0.4;
+  const r = ZS[c.score.name]![head]![c.sparsity]![task]!;
+  // Calibrating on cifar-b helps cifar-b (+0.1, which the findings must leave out) and clipart (+0.02).
+  const calib = c.calibData === 'cifar-b' ? [0.1, 0.02][task]! : 0;
+  return (c.bn === 'match-dense' ? r + 0.05 : r) + calib;
+}
+
+/** Writes every cell of `config`'s grid with the chosen accuracies, plus one cell that is not in the grid. */
+function fill(s: StudyStore, yaml: string): void {
+  const config = parseStudy(yaml, 'syn.yaml');
+  const cells = expandGrid(config);
+  const protocol = cells[0]!.protocol;
+  s.recordStudy(config.name, protocol, config);
+  const tasks = ['src', 'cifar-b', 'clipart'];
+  s.writeDense('m', protocol, tasks.map((t) => ({ task: t, head: 'dense', accuracy: DENSE[t]!, nTrain: 8, nTest: 4, classes: ['a', 'b'] })),
+    [{ tensor: 'w1', op: 'conv2d', shape: [2, 2], numel: 4, macs: 40, prunable: true }, { tensor: 'w2', op: 'linear', shape: [2, 4], numel: 8, macs: 8, prunable: true }], {});
+  s.writeDense('pixels', protocol, tasks.map((t) => ({ task: t, head: 'pixels', accuracy: PIXELS[t]!, nTrain: 8, nTest: 4, classes: ['a', 'b'] })), [], {});
+  const write = (c: CellSpec, key: string) => {
+    const results = [];
+    for (const phase of ['zero-shot', 'finetuned']) {
+      for (const head of ['dense', 'refit']) {
+        const gain = phase === 'finetuned' ? FT_GAIN[c.score.name]![c.sparsity]! : 0;
+        results.push({ task: 'src', phase, head, accuracy: 0.5, nTrain: 8, nTest: 4 });
+        ['cifar-b', 'clipart'].forEach((t, i) => results.push({ task: t, phase, head, accuracy: (retained(c, head, i) + gain) * DENSE[t]!, nTrain: 8, nTest: 4 }));
+      }
+    }
+    results.push({ task: 'src', phase: 'finetuned', head: 'trained', accuracy: 0.75, nTrain: 8, nTest: 0 });
+    // magnitude at 70% empties w1 (the collapse finding); every other mask keeps both tensors.
+    const k1 = c.score.name === 'magnitude' && c.sparsity === 0.7 && c.control === 'none' ? 0 : 2;
+    const m1 = [1, 1, 0, 0].map((v, i) => (i < k1 ? v : 0));
+    const m2 = [1, 1, 1, 0, 0, 0, 0, 0];
+    s.writeCell({ key, study: config.name, protocol, model: c.model, control: c.control, score: c.scoreLabel, scoreSpec: c.score, sparsity: c.sparsity, source: c.source, seed: c.seed,
+      achievedSparsity: c.sparsity, info: {}, wallS: 30, allocation: c.allocation, bn: c.bn, calibration: c.calibration, calibData: c.calibData },
+    results, [{ tensor: 'w1', numel: 4, kept: k1 }, { tensor: 'w2', numel: 8, kept: 3 }], new Map([['w1', packBits(m1)], ['w2', packBits(m2)]]));
+  };
+  for (const c of cells) write(c, c.key);
+  // A cell of another (edited) config in the same database: tapir results must not count it.
+  write({ ...cells[0]!, score: { name: 'random' }, scoreLabel: 'random', sparsity: 0.3 }, 'foreign-cell');
+}
+
+const byId = (fs: Finding[], id: string) => fs.find((f) => f.id === id)!;
+
+test('holdsUpTo: the largest sparsity with the property at it and at every lower one', () => {
+  const ok = (v: number) => v >= 0.9;
+  assert.equal(holdsUpTo([{ sparsity: 0.7, value: 0.95 }, { sparsity: 0.3, value: 0.95 }, { sparsity: 0.5, value: 0.8 }], ok), 0.3);
+  assert.equal(holdsUpTo([{ sparsity: 0.3, value: 0.5 }, { sparsity: 0.5, value: 0.95 }], ok), null);
+  assert.equal(holdsUpTo([{ sparsity: 0.3, value: 0.9 }, { sparsity: 0.5, value: 0.9 }], ok), 0.5);
+  assert.equal(holdsUpTo([{ sparsity: 0.3, value: null }], ok), null);
+});
+
+test('findings follow from the stored accuracies (P1 sparsity, best score, P2 counts, target, controls, collapse)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapir-results-'));
+  try {
+    const s = new StudyStore(join(dir, 'syn.sqlite'));
+    fill(s, CONFIG);
+    const d = readReport(s);
+    s.close();
+    d.cells = d.cells.filter((c) => c.key !== 'foreign-cell');
+    d.acc = d.acc.filter((a) => a.cell !== 'foreign-cell');
+    const f = computeFindings(d, DEFAULT_THRESHOLDS);
+    assert.deepEqual(f.map((x) => x.id), ['dense', 'p1', 'p2', 'controls', 'collapse', 'target']);
+    // Dense 0.5 vs pixels 0.25 on src and cifar-b; clipart 0.25 vs 0.25 is not ahead.
+    assert.equal(byId(f, 'dense').sentences[0], 'The dense pre-trained features (m) beat the raw-pixel ridge baseline on 2 of 3 tasks; they are within 5 points of the pixels (or below) on clipart (25.0% vs 25.0%), where the task says little about pre-training.');
+    const p1 = byId(f, 'p1');
+    // magnitude: mean retained 95% / 91.5% / 81.5% → holds up to 50%; random: 82.5% at 30% → never.
+    assert.equal(p1.sentences[0], 'P1 (dense head: held-out zero-shot accuracy ≥ 90% of dense at every sparsity up to the one named) holds for magnitude up to 50% sparsity; it fails already at 30% for random.');
+    // refit: magnitude 100% / 96.5% / 88% → 50%; random 87.5% at 30% → never.
+    assert.equal(p1.sentences[1], 'P1 (refit head: held-out zero-shot accuracy ≥ 90% of dense at every sparsity up to the one named) holds for magnitude up to 50% sparsity; it fails already at 30% for random.');
+    assert.equal(p1.sentences[2], 'Best configuration by held-out zero-shot retained accuracy (dense head) at each sparsity: 30%: magnitude (95.0%); 50%: magnitude (91.5%); 70%: magnitude (81.5%).');
+    assert.deepEqual(p1.table!.rows[0], ['magnitude', 'dense', '95.0%', '91.5%', '81.5%']);
+    assert.deepEqual(p1.table!.rows[3], ['random', 'refit', '87.5%', '70.0%', '40.0%']);
+    // P2: magnitude gains 2 / 2 / 10 points, random loses 5 at every sparsity; magnitude 70% goes 81.5% → 91.5%.
+    assert.equal(byId(f, 'p2').sentences[0], 'P2 (dense head: fine-tuning on the source raised held-out retained accuracy by ≥ 1.0 points) holds for 3 of 6 configuration × sparsity cells; it lowered it by as much in 3; mean change −0.2 points; fine-tuning brought 1 cell(s) from below 90% back to ≥ 90% (magnitude at 70%).');
+    // Target: dense head misses it (clipart 78% < 80% at 70%); the refit head reaches it (96% and 86%).
+    const target = byId(f, 'target');
+    assert.equal(target.sentences[0], 'Target (held-out zero-shot accuracy ≥ 90% of dense at 50% and ≥ 80% of dense at 70% sparsity on every held-out target task: cifar-b, clipart), dense head: not reached by any configuration of this study; closest: magnitude (worst target task 91.0% (clipart) at 50%, 78.0% (clipart) at 70%).');
+    assert.equal(target.sentences[1], 'Target (held-out zero-shot accuracy ≥ 90% of dense at 50% and ≥ 80% of dense at 70% sparsity on every held-out target task: cifar-b, clipart), refit head: reached by magnitude.');
+    assert.match(target.sentences[2]!, /^With a refitted head the target is reached but not with the dense head/);
+    // Shuffled mask at 50%: 0.4 retained → accuracies 0.2 / 0.1 vs magnitude's 0.46 / 0.2275: −19.4 points on average.
+    assert.equal(byId(f, 'controls').sentences[0], 'Layer-wise shuffled masks (same density per tensor, random positions): held-out zero-shot accuracy (dense head) below the pruned pre-trained model with the score\'s own mask in 1 of 1 cells, by −19.4 points on average: which weights the score keeps matters, not only how many per layer.');
+    assert.equal(byId(f, 'collapse').sentences[0]!.split('.')[0], 'Pruning empties tensors (< 1% of weights kept) in 1 configuration × sparsity cell(s); first at 70% (magnitude)');
+    assert.deepEqual(byId(f, 'collapse').table!.rows, [['magnitude', '70%', 'w1 (0.00%)']]);
+    // A stricter P1 threshold moves the sentence: at 95% magnitude holds only at 30%.
+    const strict = computeFindings(d, { ...DEFAULT_THRESHOLDS, p1: 0.95 });
+    assert.match(byId(strict, 'p1').sentences[0]!, /holds for magnitude up to 30% sparsity; it fails already at 30% for random\.$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an ablation axis gets its best value per sparsity; the config label carries it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapir-results-axis-'));
+  try {
+    const yaml = CONFIG.replace('controls: {shuffled_mask: {scores: [magnitude], sparsities: [0.5]}}', 'prune: {bn: [none, match-dense]}').replace('sparsities: [0.3, 0.5, 0.7]', 'sparsities: [0.5, 0.7]');
+    const s = new StudyStore(join(dir, 'syn.sqlite'));
+    fill(s, yaml);
+    const d = readReport(s);
+    s.close();
+    d.cells = d.cells.filter((c) => c.key !== 'foreign-cell');
+    d.acc = d.acc.filter((a) => a.cell !== 'foreign-cell');
+    const f = computeFindings(d, DEFAULT_THRESHOLDS);
+    const ax = byId(f, 'axis-bn');
+    // Mean over the two scores, dense head: 50%: none (91.5 + 60.5) / 2 = 76%, match-dense 81%; 70%: (81.5 + 30.5) / 2 = 56% / 61%.
+    assert.equal(ax.sentences[0], 'Best bn by held-out zero-shot retained accuracy (dense head, mean over scores) at each sparsity: 50%: match-dense (81.0%; then none 76.0%); 70%: match-dense (61.0%; then none 56.0%).');
+    assert.deepEqual(ax.table!.rows.map((r) => r.slice(0, 2)), [['none', 'dense'], ['none', 'refit'], ['match-dense', 'dense'], ['match-dense', 'refit']]);
+    assert.ok(byId(f, 'p1').table!.rows.some((r) => r[0] === 'magnitude, bn=match-dense'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a held-out task used as calibration data is left out of every held-out mean', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapir-results-calib-'));
+  try {
+    const yaml = CONFIG.replace('controls: {shuffled_mask: {scores: [magnitude], sparsities: [0.5]}}', 'calib_data: [source, cifar-b]').replace('sparsities: [0.3, 0.5, 0.7]', 'sparsities: [0.5, 0.7]');
+    const s = new StudyStore(join(dir, 'syn.sqlite'));
+    fill(s, yaml);
+    const d = readReport(s);
+    s.close();
+    d.cells = d.cells.filter((c) => c.key !== 'foreign-cell');
+    d.acc = d.acc.filter((a) => a.cell !== 'foreign-cell');
+    const f = computeFindings(d, DEFAULT_THRESHOLDS);
+    assert.equal(f[0]!.id, 'excluded');
+    assert.match(f[0]!.sentences[0]!, /^cifar-b is the calibration data of some cells/);
+    // clipart only: 50%: source (91 + 61) / 2 = 76%, cifar-b 78%; 70%: (78 + 31) / 2 = 54.5%, 56.5%. With cifar-b's +10 it would be far higher.
+    assert.equal(byId(f, 'axis-calibData').sentences[0], 'Best calib_data by held-out zero-shot retained accuracy (dense head, mean over scores) at each sparsity: 50%: cifar-b (78.0%; then source 76.0%); 70%: cifar-b (56.5%; then source 54.5%).');
+    assert.match(byId(f, 'target').sentences[0]!, /on every held-out target task: clipart\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('diagnostics findings: pre-trained vs random alignment and Taylor error per sparsity', () => {
+  const f = diagnosticsFindings({
+    wallS: 10,
+    pairs: [
+      { model: 'm@64', a: 'x', b: 'y', cosine: 0.2, spearman: 0.1, overlap: 0.3 }, { model: 'm@64', a: 'x', b: 'z', cosine: 0.4, spearman: 0.3, overlap: 0.5 },
+      { model: 'random:m@64', a: 'x', b: 'y', cosine: 0.5, spearman: 0.2, overlap: 0.1 }, { model: 'random:m@64', a: 'x', b: 'z', cosine: 0.5, spearman: 0.2, overlap: 0.1 },
+    ],
+    loss: [
+      { model: 'm@64', kind: 'cell', score: 'magnitude', target: 0.1, task: 'x', first: 1, second: 1.5, measured: 2 },
+      { model: 'm@64', kind: 'cell', score: 'magnitude', target: 0.1, task: 'y', first: 0, second: 3, measured: 2 },
+      { model: 'm@64', kind: 'obd', score: 'obd', target: 0.1, task: 'y', first: 0, second: 100, measured: 2 },
+    ],
+  });
+  assert.deepEqual(f.map((x) => x.id), ['alignment', 'taylor']);
+  assert.equal(f[0]!.sentences[0], 'Curvature alignment across tasks is lower for the pre-trained model than for random init: mean cross-task diagonal cosine 0.300 vs 0.500 (2 task pairs); Spearman 0.200 vs 0.200 (equal); top-k eigen-subspace overlap 0.400 vs 0.100 (higher).');
+  // Relative errors: second order |1.5−2|/2 = 25%, |3−2|/2 = 50% → median 37.5%; first order 50%, 100% → 75%. OBD rows are not the study's masks.
+  assert.equal(f[1]!.sentences[0], 'Second-order prediction of the loss change of the study\'s masks on m@64 (median relative error |predicted − measured| / |measured| over tasks and scores): 37.5% at 10% sparsity (first order 75.0%).');
+  assert.deepEqual(diagnosticsFindings(null), []);
+  // From the report data: self-pairs and masks without a target sparsity are dropped; run wall times add up.
+  const sum = diagSummaryOf({ diagnostics: {
+    models: [{ model: 'm', wallS: 5 }, { model: 'random:m', wallS: 7 }],
+    pairs: [{ model: 'm', a: 'x', b: 'x', cosine: 1, spearman: 1, overlap: 1 }, { model: 'm', a: 'x', b: 'y', cosine: 0.5, spearman: 0.5, overlap: 0.5 }],
+    lossChange: [{ model: 'm', kind: 'cell', score: 's', target: null, task: 'x', first: 0, second: 0, measured: 1 }, { model: 'm', kind: 'cell', score: 's', target: 0.5, task: 'x', first: 0, second: 0, measured: 1 }],
+  } } as unknown as ReportData)!;
+  assert.deepEqual([sum.pairs.length, sum.loss.length, sum.wallS], [1, 1, 12]);
+  assert.equal(diagSummaryOf({ diagnostics: null } as unknown as ReportData), null);
+});
+
+test('tapir results: reproduce command, computed findings, SVG plots, not-run-yet section, foreign cells left out', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapir-results-doc-'));
+  try {
+    const cfg = join(dir, 'syn.yaml');
+    writeFileSync(cfg, CONFIG);
+    const missing = join(dir, 'later.yaml');
+    writeFileSync(missing, CONFIG.replace('name: syn', 'name: later'));
+    const dbDir = join(dir, 'results');
+    mkdirSync(dbDir);
+    const s = new StudyStore(join(dbDir, 'syn.sqlite'));
+    fill(s, CONFIG);
+    s.close();
+    const out = join(dir, 'docs', 'RESULTS.md');
+    const lines: string[] = [];
+    await makeProgram({ out: (x) => lines.push(x), err: (x) => lines.push(x) })
+      .parseAsync(['node', 'tapir', 'results', cfg, missing, '--out', out, '--plots', join(dir, 'docs', 'results'), '--db-dir', dbDir]);
+    assert.match(lines.join('\n'), /syn: complete, 7\/7 cells, 6 findings, 4 plots/);
+    assert.match(lines.join('\n'), /later: not run yet/);
+    const md = readFileSync(out, 'utf8');
+    // 6 main cells + 1 control, 30 s each; the foreign cell is not counted.
+    assert.match(md, /Status: complete: 7 of 7 cells\. Wall time: 3\.5 min, the sum of the stored per-cell wall times/);
+    assert.match(md, /- P1 \(dense head: .*\) holds for magnitude up to 50% sparsity; it fails already at 30% for random\./);
+    assert.match(md, /\*\*Not run yet:\*\* `bin\/tapir study \S*later\.yaml --db \S*results\/later\.sqlite`/);
+    assert.match(md, /> A synthetic study \(test fixture\)\./);
+    assert.match(md, /\| \[syn\]\(#syn\) \| .* \| complete \| 7 \/ 7 \| 3\.5 min \|/);
+    const svgs = readdirSync(join(dir, 'docs', 'results', 'syn')).sort();
+    assert.equal(svgs.length, 4);
+    for (const f of svgs) {
+      assert.ok(md.includes(`](results/syn/${f})`), `${f} is referenced relative to RESULTS.md`);
+      assert.match(readFileSync(join(dir, 'docs', 'results', 'syn', f), 'utf8'), /^<svg[\s\S]*<\/svg>\s*$/);
+    }
+    assert.ok(!md.includes('foreign-cell'));
+    // Same data, same bytes (no timestamps); a stale plot from an earlier run is removed.
+    writeFileSync(join(dir, 'docs', 'results', 'syn', '99-stale.svg'), '<svg/>');
+    await writeResults({ configs: [cfg, missing], out, plots: join(dir, 'docs', 'results'), dbDir });
+    assert.equal(readFileSync(out, 'utf8'), md);
+    assert.ok(!existsSync(join(dir, 'docs', 'results', 'syn', '99-stale.svg')));
+    assert.ok(!readdirSync(join(dir, 'docs')).some((f) => f.includes('.tmp')), 'atomic write leaves no temp file');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tapir results: bad input is a clear error', async () => {
+  await assert.rejects(writeResults({ configs: [] }), /no study config given/);
+  await assert.rejects(writeResults({ configs: ['/nonexistent/x.yaml'] }), /study config \/nonexistent\/x\.yaml does not exist/);
+  const prog = makeProgram({ out: () => {}, err: () => {} });
+  await assert.rejects(prog.parseAsync(['node', 'tapir', 'results', 'studies/smoke.yaml', '--target', '0.5-0.9']), /--target: '0\.5-0\.9' is not sparsity:retained/);
+});
