@@ -16,7 +16,8 @@ import { repairBatchNorm } from '../../src/prune/index.js';
 import { imagesToTensor, loadSplit, openTask } from '../../src/data/index.js';
 import { disposeHead, extractFeatures, FeatureCache, fitRidgeHead, headLogits, preprocessOf } from '../../src/transfer/index.js';
 import { calibrationSet, htmlReport, markdownReport, parseStudy, pruneStep, readReport, restoreFrom, runStudy, StudyStore, type StudyConfig } from '../../src/study/index.js';
-import { ablations } from '../../src/study/report-data.js';
+import { ablationPlot, ablationTable, renderSvg } from '../../src/study/index.js';
+import { ablations, type Ablation } from '../../src/study/report-data.js';
 import { makeFolderTask, tinyNet, useTempCache } from '../transfer/fixtures.js';
 
 useTempCache();
@@ -182,6 +183,7 @@ test('a study with 2+ values on every axis: cells, recorded axes and BN repair, 
     assert.equal(plots, 4 + 4);
     assert.equal((html.match(/<svg/g) ?? []).length, 8);
     assert.ok(html.includes('Ablation: prune.bn, held-out retained fraction'));
+    for (const svg of html.match(/<svg[\s\S]*?<\/svg>/g)!) assert.match(svg, /role-mark/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -265,4 +267,21 @@ test('a database written before the axis columns: read-only report works, a writ
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('ablation table and plot over several sparsities: one column per sparsity, one line per axis value', async () => {
+  const pt = (value: string, sparsity: number, r: number) => ({ model: 'm', source: 's', value, score: 'magnitude', sparsity, cells: 1, heldDense: r, heldRefit: null, sourceAcc: 0.5 });
+  const a: Ablation = { axis: 'bn', values: ['none', 'match-dense'], excluded: [], points: [pt('none', 0.5, 0.8), pt('none', 0.7, 0.4), pt('match-dense', 0.5, 0.9), pt('match-dense', 0.7, 0.625)] };
+  const t = ablationTable(a);
+  assert.deepEqual(t.header, ['prune.bn', 'score', 'measure', '50%', '70%']);
+  // No refit numbers: that measure row is left out.
+  assert.deepEqual(t.rows, [
+    ['none', 'magnitude', 'held-out zs retained (dense head)', '80.0%', '40.0%'], ['none', 'magnitude', 'source zs accuracy', '50.0%', '50.0%'],
+    ['match-dense', 'magnitude', 'held-out zs retained (dense head)', '90.0%', '62.5%'], ['match-dense', 'magnitude', 'source zs accuracy', '50.0%', '50.0%'],
+  ]);
+  const plot = ablationPlot(a);
+  assert.deepEqual((plot.spec as { data: { values: unknown[] } }).data.values.length, 4);
+  const svg = await renderSvg(plot.spec);
+  assert.match(svg, /role-mark/);
+  assert.ok(svg.includes('>match-dense<') && svg.includes('>none<'), 'legend names both axis values');
 });
