@@ -62,8 +62,8 @@ export interface DiagnosticsSpec {
   images: number;
   /** Training images per class each task's scale-free ridge head is fitted on. */
   headImages: number;
-  /** Head ridge penalty, or 'auto' (chosen from 100, 1000, 10000). */
-  alpha: number | 'auto';
+  /** Head ridge penalty: a number, 'images' (= the number of head training images, the default) or 'auto' (from 100, 1000, 10000). */
+  alpha: number | 'images' | 'auto';
   probes: number;
   k: number;
   /** Lanczos steps (null: max(2k + 10, 20)). */
@@ -235,7 +235,8 @@ function diagnosticsSection(r: Reader, v: unknown, d: { tasks: string[]; sparsit
     tasks,
     images: o.images === undefined ? 32 : r.num(o.images, `${path}.images`, { int: true, min: 1 }),
     headImages: o.head_images === undefined ? 30 : r.num(o.head_images, `${path}.head_images`, { int: true, min: 1 }),
-    alpha: o.alpha === undefined || o.alpha === 'auto' ? 'auto' : r.num(o.alpha, `${path}.alpha`, { positive: true }),
+    alpha: o.alpha === undefined || o.alpha === 'images' ? 'images' : o.alpha === 'auto' ? 'auto'
+      : typeof o.alpha === 'string' ? r.fail(`${path}.alpha`, `must be a number > 0, 'images' or 'auto', got ${show(o.alpha)}`) : r.num(o.alpha, `${path}.alpha`, { positive: true }),
     probes: o.probes === undefined ? 16 : r.num(o.probes, `${path}.probes`, { int: true, min: 2 }),
     k: o.k === undefined ? 4 : r.num(o.k, `${path}.k`, { int: true, min: 1 }),
     steps: o.steps === undefined ? null : r.num(o.steps, `${path}.steps`, { int: true, min: 1 }),

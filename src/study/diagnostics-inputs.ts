@@ -12,8 +12,11 @@
  *     gives the same logits for features f and s·f (any s > 0): the loss, and its curvature in the backbone
  *     weights, do not depend on the global feature scale;
  *   - the head is fitted on `headImages` (default 30) training images per class (fewer if the split is smaller);
- *   - alpha is `auto` by default: transfer's selectAlpha over {100, 1000, 10000} (penalties on standardised
- *     features; smaller ones interpolate a few dozen images and amplify whatever direction separates them).
+ *   - alpha is 'images' by default: the number N of head training images, i.e. a penalty of 1 per image, so
+ *     the ridge objective (1/N)Σ‖ŷ − y‖² + ‖W‖² is the same whatever N, and pre-trained and random models get the
+ *     SAME head recipe. ('auto', transfer's selectAlpha, picks per model by hold-out accuracy and breaks ties
+ *     towards the LARGER alpha: on features that do not separate the hold-out, e.g. a random init's, it takes
+ *     the largest, a head that predicts the class prior, whose loss hardly depends on the backbone.)
  */
 import { noGrad, scope, tensor, TapirError, type Tensor } from '../engine/index.js';
 import type { Graph } from '../graph/index.js';
@@ -23,6 +26,9 @@ import {
   disposeHead, disposeTaskHead, extractFeatures, fitRidgeHead, headLogits, preprocessOf, ridgeToLinear, selectAlpha, withTaskHead,
   type FeatureStats, type LinearHead,
 } from '../transfer/index.js';
+
+/** A head's ridge penalty: a number, 'images' (= the number of head training images) or 'auto'. */
+export type HeadAlpha = number | 'images' | 'auto';
 
 /** The alpha grid of `alpha: auto` for diagnostics heads. */
 export const DIAGNOSTICS_ALPHA_GRID: readonly number[] = [100, 1000, 10000];
@@ -34,8 +40,8 @@ export interface TaskInputOptions {
   images: number;
   /** Training images per class the head is fitted on. */
   headImages: number;
-  /** Ridge penalty on standardised features, or 'auto' (selectAlpha over DIAGNOSTICS_ALPHA_GRID). */
-  alpha: number | 'auto';
+  /** Ridge penalty on standardised features; 'images': the number of head training images; 'auto': selectAlpha over DIAGNOSTICS_ALPHA_GRID. */
+  alpha: HeadAlpha;
   /** Images per HVP batch. */
   batchSize: number;
   /** Split seed and cap per task (default: seed 0, no cap). */
@@ -77,12 +83,12 @@ export function scaleFreeStats(features: Tensor): FeatureStats {
 }
 
 /** A scale-free ridge head on `features` [N, D] with int labels, as a linear layer in `dtype`. The caller owns the head. */
-export function fitDiagnosticsHead(features: Tensor, labels: Int32Array, numClasses: number, alpha: number | 'auto', dtype: 'float32' | 'float64'):
+export function fitDiagnosticsHead(features: Tensor, labels: Int32Array, numClasses: number, alpha: HeadAlpha, dtype: 'float32' | 'float64'):
   { head: LinearHead; alpha: number; trainAccuracy: number; featureRms: number } {
   const y = tensor(BigInt64Array.from(labels, (v) => BigInt(v)), [labels.length]);
   const stats = scaleFreeStats(features);
   try {
-    const a = alpha === 'auto' ? selectAlpha(features, y, { numClasses, grid: DIAGNOSTICS_ALPHA_GRID, stats }).alpha : alpha;
+    const a = alpha === 'auto' ? selectAlpha(features, y, { numClasses, grid: DIAGNOSTICS_ALPHA_GRID, stats }).alpha : alpha === 'images' ? labels.length : alpha;
     const ridge = fitRidgeHead(features, y, { numClasses, alpha: a, stats });
     try {
       const pred = scope(() => headLogits(ridge, features).argmax(1).toArray());

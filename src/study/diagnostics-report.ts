@@ -72,7 +72,7 @@ export function diagnosticsTables(d: DiagnosticsData): Table[] {
       header: ['model', 'task', 'images', 'head alpha', 'head train acc', 'loss L', 'trace ± se', 'top eigenvalues', 'Σθ²Hⱼⱼ ± se', 'trace / L', 'Σθ²Hⱼⱼ / L'],
       rows: d.spectra.map((s) => [s.model, s.task, String(s.images), s.head.alpha === undefined ? '–' : String(s.head.alpha), f(s.head.trainAccuracy), f(s.loss), pm(s.trace, s.traceStderr),
         s.eigenvalues.map((v) => f(v)).join(' '), pm(s.weightedTrace, s.weightedStderr), f(ratio(s.trace, s.loss)), f(ratio(s.weightedTrace, s.loss))]),
-      note: 'Each task reads the backbone through a scale-free ridge head (std floored relative to the mean std, alpha from 100/1000/10000; docs/ANALYSIS.md). ' +
+      note: 'Each task reads the backbone through a scale-free ridge head (std floored relative to the mean std, fitted on the dense model\'s features; docs/ANALYSIS.md). ' +
         'The raw trace and eigenvalues depend on the scale of the loss and of each layer\'s weights; Σθ²Hⱼⱼ / L (curvature felt by a relative weight perturbation, per unit loss) does not, so compare models on it.',
     },
     {
@@ -91,33 +91,40 @@ export function diagnosticsTables(d: DiagnosticsData): Table[] {
 }
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
+/** Axis label of a task: `folder:` ids by their last path component (`folder:/data/cifar10[0-4]` → `cifar10[0-4]`). */
+const short = (task: string) => (task.startsWith('folder:') ? task.replace(/^folder:/, '').replace(/\/+(?=\[|$)/, '').split('/').pop()! : task);
 const finite = (x: number | null | undefined): x is number => x !== null && x !== undefined && Number.isFinite(x);
 
 export function diagnosticsPlots(d: DiagnosticsData): Plot[] {
   const plots: Plot[] = [];
   const spec = d.spectra.flatMap((s) => [
-    ...(finite(s.trace) ? [{ model: s.model, task: s.task, measure: 'trace', series: 'trace', value: s.trace }] : []),
-    ...s.eigenvalues.flatMap((v, i) => (finite(v) ? [{ model: s.model, task: s.task, measure: 'top eigenvalues', series: `λ${i + 1}`, value: v }] : [])),
-    ...(finite(s.weightedTrace) && finite(s.loss) && s.loss !== 0 ? [{ model: s.model, task: s.task, measure: 'Σθ²Hⱼⱼ / L (scale-free)', series: 'Σθ²Hⱼⱼ / L', value: s.weightedTrace / s.loss }] : []),
+    ...(finite(s.trace) ? [{ model: s.model, task: short(s.task), measure: 'trace', series: 'trace', value: s.trace }] : []),
+    ...s.eigenvalues.flatMap((v, i) => (finite(v) ? [{ model: s.model, task: short(s.task), measure: 'top eigenvalues', series: `λ${i + 1}`, value: v }] : [])),
+    ...(finite(s.weightedTrace) && finite(s.loss) && s.loss !== 0 ? [{ model: s.model, task: short(s.task), measure: 'Σθ²Hⱼⱼ / L (scale-free)', series: 'Σθ²Hⱼⱼ / L', value: s.weightedTrace / s.loss }] : []),
   ]);
+  const order = d.models.map((m) => m.model);
   if (spec.length > 0) {
+    const measures = [...new Set(spec.map((x) => x.measure))];
     plots.push({
       title: 'Curvature spectrum per task: pre-trained vs random init',
-      caption: 'Rows: Hutchinson trace of H, its top eigenvalues (Lanczos), and Σθ²Hⱼⱼ / L (trace of H in relative weight units, per unit loss: comparable across models). Columns: models. Symmetric-log y axes, independent per row.',
+      caption: 'Rows: Hutchinson trace of H, its top eigenvalues (Lanczos), and Σθ²Hⱼⱼ / L (trace of H in relative weight units, per unit loss: comparable across models). Columns: models, sharing each row\'s symmetric-log y axis.',
       spec: {
         $schema: SCHEMA,
         data: { values: spec },
-        facet: { row: { field: 'measure', type: 'nominal', title: null, sort: ['trace', 'top eigenvalues'] }, column: { field: 'model', type: 'nominal', title: null } },
-        spec: {
-          width: 60 + 40 * new Set(spec.map((x) => x.task)).size, height: 130,
-          mark: { type: 'point', filled: true, size: 50 },
-          encoding: {
-            x: { field: 'task', type: 'nominal', title: null },
-            y: { field: 'value', type: 'quantitative', scale: { type: 'symlog' }, title: null },
-            color: { field: 'series', type: 'nominal', title: null },
+        // One faceted chart per measure: the models of a row share its y scale; rows differ in units.
+        vconcat: measures.map((m) => ({
+          transform: [{ filter: { field: 'measure', equal: m } }],
+          facet: { column: { field: 'model', type: 'nominal', title: null, sort: order } },
+          spec: {
+            width: 60 + 40 * new Set(spec.map((x) => x.task)).size, height: 120,
+            mark: { type: 'point', filled: true, size: 50 },
+            encoding: {
+              x: { field: 'task', type: 'nominal', title: null },
+              y: { field: 'value', type: 'quantitative', scale: { type: 'symlog' }, title: m },
+              color: { field: 'series', type: 'nominal', title: null },
+            },
           },
-        },
-        resolve: { scale: { y: 'independent' } },
+        })),
       } as TopLevelSpec,
     });
   }
@@ -125,7 +132,7 @@ export function diagnosticsPlots(d: DiagnosticsData): Plot[] {
     const tasks = [...new Set(d.spectra.filter((s) => s.model === m.model).map((s) => s.task))];
     return tasks.flatMap((a) => tasks.map((b) => {
       const p = d.pairs.find((x) => x.model === m.model && ((x.a === a && x.b === b) || (x.a === b && x.b === a)));
-      return { model: m.model, a, b, cosine: a === b ? 1 : p?.cosine ?? null };
+      return { model: m.model, a: short(a), b: short(b), cosine: a === b ? 1 : p?.cosine ?? null };
     }));
   }).filter((x) => x.cosine !== null);
   if (d.pairs.length > 0) {
@@ -135,7 +142,7 @@ export function diagnosticsPlots(d: DiagnosticsData): Plot[] {
       spec: {
         $schema: SCHEMA,
         data: { values: cells },
-        facet: { column: { field: 'model', type: 'nominal', title: null } },
+        facet: { column: { field: 'model', type: 'nominal', title: null, sort: order } },
         spec: {
           width: 36 * Math.max(2, new Set(cells.map((c) => c.a)).size), height: 36 * Math.max(2, new Set(cells.map((c) => c.a)).size),
           layer: [
@@ -147,7 +154,7 @@ export function diagnosticsPlots(d: DiagnosticsData): Plot[] {
     });
   }
   const pts = d.lossChange.filter((l) => finite(l.measured) && finite(l.second))
-    .map((l) => ({ model: l.model, mask: maskLabel(l), task: l.task, sparsity: l.target === null ? 'given' : pct(l.target), measured: l.measured!, predicted: l.second! }));
+    .map((l) => ({ model: l.model, mask: maskLabel(l), task: short(l.task), sparsity: l.target === null ? 'given' : pct(l.target), measured: l.measured!, predicted: l.second! }));
   if (pts.length > 0) {
     const all = pts.flatMap((p) => [p.measured, p.predicted]);
     const lo = Math.min(...all);

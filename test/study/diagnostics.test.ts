@@ -13,7 +13,7 @@ import { openTask, loadSample } from '../../src/data/index.js';
 import { disposeTaskHead, extractFeatures, fitRidgeHead, ridgeToLinear, disposeHead, openModel, withTaskHead } from '../../src/transfer/index.js';
 import { makeProgram } from '../../src/cli/program.js';
 import { expandGrid, htmlReport, markdownReport, parseStudy, protocolHash, pruneStep, readReport, runStudy, StudyConfigError, StudyStore, type StudySteps } from '../../src/study/index.js';
-import { buildTaskInputs, DIAGNOSTICS_ALPHA_GRID, type HeadInfo } from '../../src/study/diagnostics-inputs.js';
+import { buildTaskInputs, DIAGNOSTICS_ALPHA_GRID, type HeadAlpha, type HeadInfo } from '../../src/study/diagnostics-inputs.js';
 import { planDiagnostics, cellMask } from '../../src/study/diagnostics.js';
 import { makeFolderTask, tempDir, tinyNet, useTempCache } from '../transfer/fixtures.js';
 
@@ -40,10 +40,11 @@ function fails(yaml: string, message: string, fix?: RegExp): void {
 
 test('diagnostics section: defaults, explicit values, and no effect on the protocol hash', () => {
   const d = parseStudy(`${base}diagnostics: true\n`, 'studies.yaml').diagnostics!;
-  assert.deepEqual(d, { tasks: ['digits', 'mnist'], images: 32, headImages: 30, alpha: 'auto', probes: 16, k: 4, steps: null, loss: 'mse', sparsities: [0.5, 0.9], control: true, seed: 0 });
+  assert.deepEqual(d, { tasks: ['digits', 'mnist'], images: 32, headImages: 30, alpha: 'images', probes: 16, k: 4, steps: null, loss: 'mse', sparsities: [0.5, 0.9], control: true, seed: 0 });
   const e = parseStudy(`${base}prune: {loss: ce}\ndiagnostics: {tasks: [mnist], images: 8, head_images: 5, alpha: 100, probes: 4, k: 2, steps: 9, sparsities: [0.7], control: false, seed: 3}\n`, 'studies.yaml').diagnostics!;
   assert.deepEqual(e, { tasks: ['mnist'], images: 8, headImages: 5, alpha: 100, probes: 4, k: 2, steps: 9, loss: 'ce', sparsities: [0.7], control: false, seed: 3 });
   assert.equal(parseStudy(`${base}diagnostics: {alpha: auto}\n`, 'studies.yaml').diagnostics!.alpha, 'auto');
+  assert.equal(parseStudy(`${base}diagnostics: {alpha: images}\n`, 'studies.yaml').diagnostics!.alpha, 'images');
   assert.equal(parseStudy(`${base}diagnostics: false\n`, 'studies.yaml').diagnostics, null);
   assert.equal(parseStudy(base, 'studies.yaml').diagnostics, null);
   // Diagnostics do not change any cell's numbers: cell keys and the protocol hash stay as they were.
@@ -63,7 +64,7 @@ test('diagnostics section: field-level errors', () => {
   fails(`${base}diagnostics: {sparsities: [0.5, 1]}\n`, 'studies.yaml: diagnostics.sparsities[1]: must be in [0, 1), got 1');
   fails(`${base}diagnostics: {loss: hinge}\n`, 'studies.yaml: diagnostics.loss: must be one of mse, ce, got \'hinge\'');
   fails(`${base}diagnostics: {alpha: -1}\n`, 'studies.yaml: diagnostics.alpha: must be > 0, got -1');
-  fails(`${base}diagnostics: {alpha: big}\n`, 'studies.yaml: diagnostics.alpha: must be a number, got \'big\'');
+  fails(`${base}diagnostics: {alpha: big}\n`, 'studies.yaml: diagnostics.alpha: must be a number > 0, \'images\' or \'auto\', got \'big\'');
   fails(`${base}diagnostics: {control: yes please}\n`, 'studies.yaml: diagnostics.control: must be true or false, got \'yes please\'');
   fails(`${base}diagnostics: {probe: 4}\n`, 'studies.yaml: diagnostics.probe: unknown field', /probes/);
 });
@@ -89,9 +90,9 @@ const close = (a: number, b: number, rel: number, what: string) => assert.ok(Mat
 test('scale-free task heads: features × 1e-12 (a random init\'s) give the same loss and curvature; the old head does not', async () => {
   const task = await makeFolderTask('diag-a', 20);
   const live = liveTensors();
-  const run = async (s: number) => {
+  const run = async (s: number, alpha: HeadAlpha = 'images') => {
     const g = scaledNet(s);
-    const built = await buildTaskInputs(g, [task], { images: 6, headImages: 5, alpha: 'auto', batchSize: 4 });
+    const built = await buildTaskInputs(g, [task], { images: 6, headImages: 5, alpha, batchSize: 4 });
     try {
       // The head recipe a fixed absolute std floor gives (transfer's featureStats, alpha 1 as `tapir hessian` had).
       const t = await openTask(task, {});
@@ -114,7 +115,7 @@ test('scale-free task heads: features × 1e-12 (a random init\'s) give the same 
   const a = await run(1);
   const b = await run(1e-12);
   assert.equal(liveTensors(), live, 'inputs, heads and views are freed');
-  assert.ok(DIAGNOSTICS_ALPHA_GRID.includes(a.head.alpha));
+  assert.equal(a.head.alpha, 15, "alpha 'images': one unit of penalty per head training image (3 classes × 5)");
   assert.equal(b.head.alpha, a.head.alpha);
   assert.equal(b.head.trainAccuracy, a.head.trainAccuracy);
   assert.equal(a.head.images, 15);
@@ -131,6 +132,11 @@ test('scale-free task heads: features × 1e-12 (a random init\'s) give the same 
   assert.ok(Math.abs(b.oldLoss - a.oldLoss) > 0.05 * a.oldLoss, `old head: loss ${a.oldLoss} vs ${b.oldLoss}`);
   // Σθ²Hⱼⱼ is the Hutchinson estimate of Σ θⱼ² Hⱼⱼ: its per-probe mean equals the diagonal-weighted sum (same probes).
   assert.ok(Number.isFinite(ta.weightedTrace.stderr) && ta.weightedTrace.stderr >= 0);
+  // alpha 'auto' is chosen on standardised features, so it too is blind to the feature scale.
+  const [c, e] = [await run(1, 'auto'), await run(1e-12, 'auto')];
+  assert.ok(DIAGNOSTICS_ALPHA_GRID.includes(c.head.alpha));
+  assert.equal(e.head.alpha, c.head.alpha);
+  close(e.r.tasks[0]!.trace.estimate, c.r.tasks[0]!.trace.estimate, 1e-8, 'trace (auto)');
 });
 
 async function runCli(args: string[]): Promise<string> {
@@ -149,12 +155,12 @@ test('tapir hessian builds its task inputs with the shared builder (same numbers
   const cli = JSON.parse(await runCli(['hessian', '--model', model, '--tasks', tasks.join(','), '--images', '6', '--head-images', '5', '--probes', '3', '--k', '2',
     '--steps', '6', '--sparsity', '0.5', '--batch-size', '4', '--no-progress', '--json'])) as DiagnosticsReport & { heads: HeadInfo[] };
   const m = await openModel(model);
-  const built = await buildTaskInputs(m.graph, tasks, { images: 6, headImages: 5, alpha: 'auto', batchSize: 4, taskOptions: () => ({ seed: 0 }) });
+  const built = await buildTaskInputs(m.graph, tasks, { images: 6, headImages: 5, alpha: 'images', batchSize: 4, taskOptions: () => ({ seed: 0 }) });
   try {
     const r = runDiagnostics(built.inputs, OPTS);
     assert.deepEqual(cli.heads, built.heads);
     assert.deepEqual(JSON.parse(JSON.stringify({ t: r.tasks, p: r.pairs, l: r.lossChange })), JSON.parse(JSON.stringify({ t: cli.tasks, p: cli.pairs, l: cli.lossChange })));
-    assert.ok(cli.heads.every((h) => DIAGNOSTICS_ALPHA_GRID.includes(h.alpha)), 'default --alpha auto picks from the diagnostics grid');
+    assert.deepEqual(cli.heads.map((h) => [h.images, h.alpha]), [[15, 15], [15, 15]], 'default --alpha images: the number of head training images');
   } finally {
     built.dispose();
     disposeGraph(m.graph);
@@ -220,7 +226,7 @@ diagnostics: {images: 6, head_images: 5, probes: 3, k: 2, steps: 6, sparsities: 
 
   // The stored rows are exactly what the shared builder and runDiagnostics give for the dense model and the cell masks.
   const g = await steps.loadModel('tiny');
-  const built = await buildTaskInputs(g, [a, b], { images: 6, headImages: 5, alpha: 'auto', batchSize: 32, taskOptions: () => ({ seed: 0 }) });
+  const built = await buildTaskInputs(g, [a, b], { images: 6, headImages: 5, alpha: 'images', batchSize: 32, taskOptions: () => ({ seed: 0 }) });
   const cells = store.all<{ key: string; score: string; achieved_sparsity: number }>("SELECT key, score, achieved_sparsity FROM cells WHERE model = 'tiny' AND control = 'none' AND sparsity = 0.5 ORDER BY score");
   const masks = cells.map((c) => ({ from: c.key, mask: cellMask(store, c.key, g) }));
   try {

@@ -21,7 +21,7 @@ interface HessianFlags {
 }
 
 /** Defaults sized so 3 tasks on mobilenet_v2@64 finish within 10 minutes on 2 cores (docs/ANALYSIS.md). */
-export const HESSIAN_DEFAULTS = { size: 64, images: 32, headImages: 30, probes: 16, k: 4, sparsity: '0.5,0.9', batchSize: 32, loss: 'mse' as LossName, alpha: 'auto' };
+export const HESSIAN_DEFAULTS = { size: 64, images: 32, headImages: 30, probes: 16, k: 4, sparsity: '0.5,0.9', batchSize: 32, loss: 'mse' as LossName, alpha: 'images' };
 
 export function hessianCommand(io: Io): Command {
   const d = HESSIAN_DEFAULTS;
@@ -39,7 +39,7 @@ export function hessianCommand(io: Io): Command {
     .option('--steps <n>', 'Lanczos steps (default max(2k + 10, 20))')
     .option('--sparsity <list>', 'sparsities for mask IoU and the loss-change table', d.sparsity)
     .option('--batch-size <n>', 'images per HVP batch', String(d.batchSize))
-    .option('--alpha <a>', 'ridge penalty of the task heads (standardised features), or auto: chosen per task from 100, 1000, 10000', d.alpha)
+    .option('--alpha <a>', 'ridge penalty of the task heads (standardised features): a number, images (= the number of head training images) or auto (per task from 100, 1000, 10000)', d.alpha)
     .option('--seed <n>', 'seed of probes, Lanczos start and task splits', '0')
     .option('--layers', 'print the per-layer trace table')
     .option('--no-progress', 'no progress bar')
@@ -55,7 +55,7 @@ export function hessianCommand(io: Io): Command {
       const steps = o.steps === undefined ? undefined : int('--steps', o.steps);
       const batchSize = int('--batch-size', o.batchSize);
       const seed = int('--seed', o.seed, 0);
-      const alpha = o.alpha.trim() === 'auto' ? 'auto' as const : parseNumber('--alpha', o.alpha, { min: 0 });
+      const alpha = o.alpha.trim() === 'auto' || o.alpha.trim() === 'images' ? o.alpha.trim() as 'auto' | 'images' : parseNumber('--alpha', o.alpha, { min: 0 });
       const sparsities = o.sparsity.split(',').map((s) => parseNumber('--sparsity', s, { min: 0 }));
       for (const q of sparsities) if (q >= 1) throw new TapirError('E_ARG', `--sparsity values must be in [0, 1), got ${q}`, { fix: 'e.g. --sparsity 0.5,0.9' });
       const ids = o.tasks.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
