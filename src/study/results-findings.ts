@@ -212,7 +212,10 @@ export function axisFindings(d: ReportData): Finding[] {
     const sentences = heads.map((head) => `Best ${AXIS_NAMES[axis]} by held-out zero-shot retained accuracy (${head} head, mean over scores${varyingAxes(cells).length > 1 ? ' and the other axes' : ''}) at each sparsity: ` +
       sps.map((sp) => {
         const vs = values.map((v) => ({ v, x: val(v, sp, head) })).filter((x): x is { v: string; x: number } => x.x !== null).sort((a, b) => b.x - a.x);
-        return vs.length ? `${pct(sp, 0)}: ${vs[0]!.v} (${pct(vs[0]!.x)}${vs.length > 1 ? `; then ${vs.slice(1).map((x) => `${x.v} ${pct(x.x)}`).join(', ')}` : ''})` : `${pct(sp, 0)}: –`;
+        if (!vs.length) return `${pct(sp, 0)}: –`;
+        const top = vs.filter((x) => x.x === vs[0]!.x);
+        const rest = vs.slice(top.length);
+        return `${pct(sp, 0)}: ${top.map((x) => x.v).join(' = ')} (${pct(vs[0]!.x)}${rest.length ? `; then ${rest.map((x) => `${x.v} ${pct(x.x)}`).join(', ')}` : ''})`;
       }).join('; ') + '.');
     return {
       id: `axis-${axis}`, title: `What ${AXIS_NAMES[axis]} changes`, sentences,
@@ -316,7 +319,7 @@ export function targetFinding(d: ReportData, t: Thresholds): Finding | null {
   const what = `Target (held-out zero-shot accuracy ${spec} sparsity on every held-out target task: ${tasks.join(', ')})`;
   const missing = t.target.filter((x) => !cells.some((c) => Math.abs(c.sparsity - x.sparsity) < 1e-9));
   if (missing.length) {
-    return { id: 'target', title: 'The issue\'s target', sentences: [`${what}: cannot be checked here, the study has no cells at ${missing.map((x) => pct(x.sparsity, 0)).join(', ')} sparsity.`], table: null };
+    return { id: 'target', title: 'The issue\'s target', sentences: [`${what}: cannot be checked, no finished cell at ${missing.map((x) => pct(x.sparsity, 0)).join(' or ')} sparsity.`], table: null };
   }
   /** Worst target task (mean over sources/seeds per task) at a sparsity. */
   const worst = (label: string, sp: number, head: string) => {
