@@ -43,6 +43,9 @@ const pts = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(1
 const mean = (xs: readonly number[]): number | null => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 const listing = (xs: readonly string[]) => (xs.length <= 1 ? xs.join('') : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`);
 
+/** A task id for sentences and tables: a folder task by its folder name (`folder:../data/cifar10[0-4]` → `cifar10[0-4]`). */
+export const taskName = (t: string): string => t.replace(/^folder:(.*[\\/])?/, '');
+
 /** The value of an ablation axis on a cell: a field of the cell row, else of its info JSON (or info.prune). */
 export function axisValue(c: CellRow, axis: Axis): string | null {
   const row = c as unknown as Record<string, unknown>;
@@ -64,7 +67,7 @@ function sortAxisValues(vs: string[]): string[] {
 
 /** Score plus the varying axis values, e.g. `magnitude, bn=match-dense`. */
 export function configLabel(c: CellRow, axes: readonly Axis[]): string {
-  return [c.score, ...axes.map((a) => `${AXIS_NAMES[a]}=${axisValue(c, a)}`)].join(', ');
+  return [c.score, ...axes.map((a) => `${AXIS_NAMES[a]}=${taskName(String(axisValue(c, a)))}`)].join(', ');
 }
 
 /** Mean over the cell's held-out rows of `field` for one phase and head (null when there is none). */
@@ -215,12 +218,12 @@ export function axisFindings(d: ReportData): Finding[] {
         if (!vs.length) return `${pct(sp, 0)}: –`;
         const top = vs.filter((x) => x.x === vs[0]!.x);
         const rest = vs.slice(top.length);
-        return `${pct(sp, 0)}: ${top.map((x) => x.v).join(' = ')} (${pct(vs[0]!.x)}${rest.length ? `; then ${rest.map((x) => `${x.v} ${pct(x.x)}`).join(', ')}` : ''})`;
+        return `${pct(sp, 0)}: ${top.map((x) => taskName(x.v)).join(' = ')} (${pct(vs[0]!.x)}${rest.length ? `; then ${rest.map((x) => `${taskName(x.v)} ${pct(x.x)}`).join(', ')}` : ''})`;
       }).join('; ') + '.');
     return {
       id: `axis-${axis}`, title: `What ${AXIS_NAMES[axis]} changes`, sentences,
       table: { title: `Held-out zero-shot retained accuracy by ${AXIS_NAMES[axis]} (mean over scores)`, header: [AXIS_NAMES[axis], 'head', ...sps.map((s) => pct(s, 0))],
-        rows: values.flatMap((v) => heads.map((h) => [v, h, ...sps.map((sp) => pct(val(v, sp, h)))])) },
+        rows: values.flatMap((v) => heads.map((h) => [taskName(v), h, ...sps.map((sp) => pct(val(v, sp, h)))])) },
     };
   });
 }
@@ -237,7 +240,7 @@ export function denseFinding(d: ReportData): Finding | null {
   const beat = withPix.filter((task) => acc(pre, task)! > pix(task)!);
   const close = withPix.filter((task) => acc(pre, task)! - pix(task)! < 0.05);
   const sentences = [`The dense pre-trained features (${pre}) beat the raw-pixel ridge baseline on ${beat.length} of ${withPix.length} tasks` +
-    (close.length ? `; they are within 5 points of the pixels (or below) on ${listing(close.map((task) => `${task} (${pct(acc(pre, task))} vs ${pct(pix(task))})`))}, where the task says little about pre-training` : '') + '.'];
+    (close.length ? `; they are within 5 points of the pixels (or below) on ${listing(close.map((task) => `${taskName(task)} (${pct(acc(pre, task))} vs ${pct(pix(task))})`))}, where the task says little about pre-training` : '') + '.'];
   const rnd = models.find((m) => m.startsWith('random:'));
   if (rnd) {
     const gaps = tasks.map((task) => ({ task, g: acc(pre, task) !== null && acc(rnd, task) !== null ? acc(pre, task)! - acc(rnd, task)! : null })).filter((x): x is { task: string; g: number } => x.g !== null);
@@ -246,7 +249,7 @@ export function denseFinding(d: ReportData): Finding | null {
   return {
     id: 'dense', title: 'Dense reference: what pre-training buys on each task', sentences,
     table: { title: 'Dense accuracy (ridge head on standardised features) and the raw-pixel baseline', header: ['task', ...models, 'raw pixels'],
-      rows: tasks.map((task) => [task, ...models.map((m) => pct(acc(m, task))), pct(pix(task))]) },
+      rows: tasks.map((task) => [taskName(task), ...models.map((m) => pct(acc(m, task))), pct(pix(task))]) },
   };
 }
 
@@ -316,7 +319,7 @@ export function targetFinding(d: ReportData, t: Thresholds): Finding | null {
   const groups = groupBy(cells, (c) => configLabel(c, axes));
   const labels = labelsOf(groups);
   const spec = t.target.map((x) => `≥ ${pct(x.retained, 0)} of dense at ${pct(x.sparsity, 0)}`).join(' and ');
-  const what = `Target (held-out zero-shot accuracy ${spec} sparsity on every held-out target task: ${tasks.join(', ')})`;
+  const what = `Target (held-out zero-shot accuracy ${spec} sparsity on every held-out target task: ${tasks.map(taskName).join(', ')})`;
   const missing = t.target.filter((x) => !cells.some((c) => Math.abs(c.sparsity - x.sparsity) < 1e-9));
   if (missing.length) {
     return { id: 'target', title: 'The issue\'s target', sentences: [`${what}: cannot be checked, no finished cell at ${missing.map((x) => pct(x.sparsity, 0)).join(' or ')} sparsity.`], table: null };
@@ -341,16 +344,16 @@ export function targetFinding(d: ReportData, t: Thresholds): Finding | null {
     else {
       const close = res.filter((r) => r.head === head).sort((a, b) => b.margin - a.margin)[0];
       sentences.push(`${what}, ${head} head: not reached by any configuration of this study` +
-        (close ? `; closest: ${close.label} (worst target task ${close.w.map((y) => `${y.w ? `${pct(y.w.v)} (${y.w.task})` : '–'} at ${pct(y.x.sparsity, 0)}`).join(', ')})` : '') + '.');
+        (close ? `; closest: ${close.label} (worst target task ${close.w.map((y) => `${y.w ? `${pct(y.w.v)} (${taskName(y.w.task)})` : '–'} at ${pct(y.x.sparsity, 0)}`).join(', ')})` : '') + '.');
     }
   }
   if (heads.includes('dense') && heads.includes('refit') && reachedBy('dense').length === 0 && reachedBy('refit').length > 0) {
-    sentences.push('With a refitted head the target is reached but not with the dense head: the pruned features still separate these classes, but they have moved away from the features the dense head was fitted on (stale BN statistics and feature drift, ../shared/FACTS.md).');
+    sentences.push('With a refitted head the target is reached but not with the dense head: the pruned features still separate these classes but no longer match the features the dense head was fitted on, a drift that stale BN statistics can cause (../shared/FACTS.md; the ablation-bn study measures BN repair).');
   }
   return {
     id: 'target', title: 'The issue\'s target', sentences,
-    table: { title: `Worst held-out target task: zero-shot retained accuracy (${tasks.join(', ')})`, header: ['configuration', 'head', ...t.target.map((x) => `${pct(x.sparsity, 0)} (need ${pct(x.retained, 0)})`), 'reached'],
-      rows: res.map((r) => [r.label, r.head, ...r.w.map((y) => (y.w ? `${pct(y.w.v)} (${y.w.task})` : '–')), r.reached ? 'yes' : 'no']) },
+    table: { title: `Worst held-out target task: zero-shot retained accuracy (${tasks.map(taskName).join(', ')})`, header: ['configuration', 'head', ...t.target.map((x) => `${pct(x.sparsity, 0)} (need ${pct(x.retained, 0)})`), 'reached'],
+      rows: res.map((r) => [r.label, r.head, ...r.w.map((y) => (y.w ? `${pct(y.w.v)} (${taskName(y.w.task)})` : '–')), r.reached ? 'yes' : 'no']) },
   };
 }
 
@@ -370,7 +373,7 @@ export function computeFindings(d: ReportData, t: Thresholds = DEFAULT_THRESHOLD
   const view: ReportData = excluded.length ? { ...d, acc: d.acc.filter((a) => !(a.heldout && excluded.includes(a.task))) } : d;
   const note: Finding | null = excluded.length ? {
     id: 'excluded', title: 'Tasks left out of the held-out means', table: null,
-    sentences: [`${listing(excluded)} ${excluded.length > 1 ? 'are' : 'is'} the calibration data of some cells (calib_data), so ${excluded.length > 1 ? 'they are' : 'it is'} not unseen there: every held-out mean below leaves ${excluded.length > 1 ? 'them' : 'it'} out (per-task numbers are in the report tables).`],
+    sentences: [`${listing(excluded.map(taskName))} ${excluded.length > 1 ? 'are' : 'is'} the calibration data of some cells (calib_data), so ${excluded.length > 1 ? 'they are' : 'it is'} not unseen there: every held-out mean below leaves ${excluded.length > 1 ? 'them' : 'it'} out (per-task numbers are in the report tables).`],
   } : null;
   return [note, denseFinding(d), p1Finding(view, t), p2Finding(view, t), ...axisFindings(view), controlsFinding(view), collapseFinding(view, t), targetFinding(view, t)]
     .filter((f): f is Finding => f !== null);

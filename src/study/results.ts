@@ -87,7 +87,8 @@ async function writePlots(d: ReportData, dir: string): Promise<{ file: string; t
   const out: { file: string; title: string; caption: string }[] = [];
   for (const [i, p] of plots.entries()) {
     const file = join(dir, `${String(i + 1).padStart(2, '0')}-${slug(p.title)}.svg`);
-    writeAtomic(file, await renderSvg(p.spec));
+    // White background: the SVGs are viewed outside the HTML report too (dark-mode markdown viewers).
+    writeAtomic(file, await renderSvg({ ...p.spec, background: 'white' } as typeof p.spec));
     out.push({ file, title: p.title, caption: p.caption });
   }
   const keep = new Set(out.map((o) => basename(o.file)));

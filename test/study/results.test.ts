@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expandGrid, packBits, parseStudy, readReport, StudyStore, type CellSpec } from '../../src/study/index.js';
-import { computeFindings, DEFAULT_THRESHOLDS, holdsUpTo, type Finding } from '../../src/study/results-findings.js';
+import { computeFindings, DEFAULT_THRESHOLDS, holdsUpTo, taskName, type Finding } from '../../src/study/results-findings.js';
 import { diagnosticsFindings, diagSummaryOf } from '../../src/study/results-diagnostics.js';
 import type { ReportData } from '../../src/study/report-data.js';
 import { writeResults } from '../../src/study/results.js';
@@ -92,6 +92,8 @@ test('holdsUpTo: the largest sparsity with the property at it and at every lower
   assert.equal(holdsUpTo([{ sparsity: 0.3, value: 0.5 }, { sparsity: 0.5, value: 0.95 }], ok), null);
   assert.equal(holdsUpTo([{ sparsity: 0.3, value: 0.9 }, { sparsity: 0.5, value: 0.9 }], ok), 0.5);
   assert.equal(holdsUpTo([{ sparsity: 0.3, value: null }], ok), null);
+  // Folder tasks are named by their folder in sentences; other ids stay as they are.
+  assert.deepEqual(['folder:../shared/data/cifar10[5-9]', 'folder:/d/x', 'folder:x', 'fashion-mnist[0-4]'].map(taskName), ['cifar10[5-9]', 'x', 'x', 'fashion-mnist[0-4]']);
 });
 
 test('findings follow from the stored accuracies (P1 sparsity, best score, P2 counts, target, controls, collapse)', () => {
