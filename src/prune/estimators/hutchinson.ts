@@ -1,10 +1,11 @@
 /**
  * Exact-Hessian diagonal by Hutchinson's estimator: diag(H) = E[v ⊙ H v] for Rademacher v (E[v vᵀ] = I, and
  * vᵢ² = 1 makes the estimator's variance Σ_{j≠i} H_ij² per entry). H v is one double backward (Pearlmutter) per
- * batch, weighted by the batch's share of the images, so it is the HVP of the mean loss. Returns the mean over
+ * probe and batch, weighted by the batch's share of the images, so it is the HVP of the mean loss; all probes
+ * share one forward and first-order backward per batch (the graph of ∇L is retained across the probes). Returns the mean over
  * probes and its standard error (running Welford variance / probes).
  */
-import { hvp, manualSeed, noGrad, randint, scope, zeros } from '../../engine/index.js';
+import { enableGrad, grad, gradStrict, manualSeed, noGrad, randint, scope, zeros } from '../../engine/index.js';
 import { checkCalibration, checkMode, countImages } from '../calib.js';
 import { PruneError } from '../errors.js';
 import { lossFn } from '../loss.js';
@@ -23,30 +24,39 @@ export const hutchinson: CurvatureEstimator = {
     const params = names.map((n) => g.params.get(n)!.tensor);
     const n = countImages(batches);
     manualSeed(o.seed ?? 0);
+    // All probes up front, drawn in the order a probe-by-probe loop would draw them (probe k, then param j).
+    const vs = Array.from({ length: probes }, () => params.map((p) => randint(0, 2, p.shape).to(p.dtype).mul(2).sub(1)));
+    const hvs = vs.map(() => params.map((p) => zeros(p.shape, { dtype: p.dtype, device: p.device })));
+    // Batches outside, probes inside: one forward and one first-order backward (with its graph) per batch, then one
+    // double backward per probe through the retained graph — instead of a fresh forward per probe and batch.
+    batches.forEach((b, i) => scope(() => {
+      const loss = enableGrad(() => {
+        const out = lossFn(g, b, { loss: o.loss, mode });
+        out.logits.dispose();
+        return out.loss;
+      });
+      const gr = gradStrict(loss, params, { createGraph: true });
+      const live = gr.map((t, j) => (t.requiresGrad ? j : -1)).filter((j) => j >= 0);
+      const w = b.x.shape[0]! / n;
+      vs.forEach((v, k) => scope(() => {
+        if (live.length > 0) {
+          const dot = live.map((j) => gr[j]!.mul(v[j]!).sum()).reduce((a, c) => a.add(c));
+          const hs = grad(dot, params, { allowUnused: true, retainGraph: k < probes - 1 });
+          noGrad(() => hs.forEach((h, j) => { if (h) hvs[k]![j]!.add_(h.mul(w)); }));
+        }
+        o.onProgress?.(i * probes + k + 1, probes * batches.length);
+      }));
+    }));
+    // Welford over probes: mean += (x − mean)/k; M2 += (x − mean_old)(x − mean_new).
     const mean = params.map((p) => zeros(p.shape, { dtype: p.dtype, device: p.device }));
     const m2 = params.map((p) => zeros(p.shape, { dtype: p.dtype, device: p.device }));
-    for (let k = 1; k <= probes; k++) {
-      scope(() => {
-        const v = params.map((p) => randint(0, 2, p.shape).to(p.dtype).mul(2).sub(1));
-        const hv = params.map((p) => zeros(p.shape, { dtype: p.dtype, device: p.device }));
-        batches.forEach((b, i) => scope(() => {
-          const r = hvp(() => {
-            const out = lossFn(g, b, { loss: o.loss, mode });
-            out.logits.dispose();
-            return out.loss;
-          }, params, v);
-          noGrad(() => r.hv.forEach((h, j) => hv[j]!.add_(h.mul(b.x.shape[0]! / n))));
-          o.onProgress?.((k - 1) * batches.length + i + 1, probes * batches.length);
-        }));
-        // Welford: mean += (x − mean)/k; M2 += (x − mean_old)(x − mean_new).
-        noGrad(() => v.forEach((vi, j) => {
-          const x = vi.mul(hv[j]!);
-          const d0 = x.sub(mean[j]!);
-          mean[j]!.add_(d0.div(k));
-          m2[j]!.add_(d0.mul(x.sub(mean[j]!)));
-        }));
-      });
-    }
+    for (let k = 1; k <= probes; k++) noGrad(() => scope(() => vs[k - 1]!.forEach((vi, j) => {
+      const x = vi.mul(hvs[k - 1]![j]!);
+      const d0 = x.sub(mean[j]!);
+      mean[j]!.add_(d0.div(k));
+      m2[j]!.add_(d0.mul(x.sub(mean[j]!)));
+    })));
+    for (const t of [...vs.flat(), ...hvs.flat()]) t.dispose();
     const diag = new Map(names.map((nm, j) => [nm, mean[j]!] as const));
     const stderr = new Map(names.map((nm, j) => [nm, noGrad(() => (probes > 1 ? m2[j]!.div(probes - 1).div(probes).sqrt() : m2[j]!.add(Infinity)))] as const));
     m2.forEach((t) => t.dispose());
