@@ -7,7 +7,7 @@
  * Restricting the parameter set gives a diagonal block of the full Hessian (∂²L/∂θ_b², the other
  * parameters held fixed): `restrict(['conv1.weight'])` is the per-layer Hessian.
  */
-import { enableGrad, grad, hvp, noGrad, scope, type Tensor } from '../engine/index.js';
+import { enableGrad, grad, gradStrict, hvp, keep, noGrad, scope, zerosLike, type Tensor } from '../engine/index.js';
 import { prunableParams, type Graph, type Param } from '../graph/index.js';
 import { AnalysisError, NondeterministicGraphError } from './errors.js';
 import { batchLoss, checkLoss, countImages, type LabelledBatch, type LossName } from './loss.js';
@@ -22,6 +22,12 @@ export interface HessianOptions {
   check?: boolean;
   /** Called after each matvec (progress). */
   onMatvec?: () => void;
+  /**
+   * Inside `session(fn)`, keep each batch's first-order gradient ∇L_b (with its autograd graph) between matvecs, so
+   * a matvec is one double backward per batch instead of forward + backward + double backward (about 15% less on
+   * MobileNetV2). Costs the memory of every batch's graph at once. Default: when the batches hold ≤ 512 images.
+   */
+  cacheGraph?: boolean;
 }
 
 export interface HessianOperator extends LinearOperator {
@@ -39,6 +45,8 @@ export interface HessianOperator extends LinearOperator {
   flatParams(): Tensor;
   /** The diagonal block of H for a subset of this operator's parameters. */
   restrict(names: readonly string[]): HessianOperator;
+  /** Runs `fn` with the first-order graphs cached between matvecs (see `cacheGraph`); the weights must not change inside. */
+  session<T>(fn: () => T): T;
 }
 
 /** Names the node that makes the loss depend on more than the weights, or null. */
@@ -66,6 +74,13 @@ export function hessianOperator(g: Graph, loss: LossName, batches: readonly Labe
   if (o.check ?? true) checkDeterministic(g, loss, batches[0]!, mode, n);
   const tensors = () => params.map((p) => p.tensor);
   let matvecs = 0;
+  /** Per batch: ∇L_b with its graph (only inside `session`). */
+  let cache: (Tensor[] | undefined)[] | null = null;
+  const firstOrder = (b: LabelledBatch): Tensor[] => enableGrad(() => {
+    const gs = gradStrict(batchLoss(g, loss, b, mode, 1 / n), tensors(), { createGraph: true });
+    for (const t of gs) keep(t);
+    return gs;
+  });
 
   const op: HessianOperator = {
     dim: layout.dim, selfAdjoint: true, dtype, layout, graph: g, loss, batches,
@@ -74,19 +89,36 @@ export function hessianOperator(g: Graph, loss: LossName, batches: readonly Labe
       const vs = unflatten(layout, v.dtype === dtype ? v : v.to(dtype));
       try {
         let acc: Tensor | null = null;
-        for (const b of batches) {
-          const hv = scope(() => flatten(layout, enableGrad(() => hvp(() => batchLoss(g, loss, b, mode, 1 / n), tensors(), vs).hv)));
+        batches.forEach((b, i) => {
+          const hv = scope(() => {
+            if (cache === null) return flatten(layout, enableGrad(() => hvp(() => batchLoss(g, loss, b, mode, 1 / n), tensors(), vs).hv));
+            const gs = cache[i] ?? (cache[i] = firstOrder(b));
+            const live = gs.map((t, j) => (t.requiresGrad ? j : -1)).filter((j) => j >= 0);
+            if (live.length === 0) return flatten(layout, tensors().map((t) => zerosLike(t)));
+            const hs = enableGrad(() => grad(live.map((j) => gs[j]!.mul(vs[j]!).sum()).reduce((a, c) => a.add(c)), tensors(), { allowUnused: true, retainGraph: true }));
+            return flatten(layout, hs.map((h, j) => h ?? zerosLike(tensors()[j]!)));
+          });
           if (acc === null) acc = hv;
           else {
             noGrad(() => acc!.add_(hv));
             hv.dispose();
           }
-        }
+        });
         matvecs++;
         o.onMatvec?.();
         return acc!;
       } finally {
         for (const t of vs) t.dispose();
+      }
+    },
+    session<T>(fn: () => T): T {
+      if (cache !== null || !(o.cacheGraph ?? n <= 512)) return fn();
+      cache = [];
+      try {
+        return fn();
+      } finally {
+        for (const gs of cache) if (gs) for (const t of gs) t.dispose();
+        cache = null;
       }
     },
     lossValue(): number {

@@ -6,7 +6,7 @@
  * Diagonal: E[v ⊙ A v]ᵢ = Σⱼ Aᵢⱼ E[vᵢ vⱼ] = Aᵢᵢ.
  */
 import { noGrad, scope, ShapeError, zeros, type Tensor } from '../engine/index.js';
-import type { LinearOperator } from './operator.js';
+import { inSession, type LinearOperator } from './operator.js';
 import { checkCount, checkSeed, mulberry32, rademacher } from './random.js';
 
 export interface ScalarEstimate {
@@ -37,13 +37,15 @@ export function hutchinsonTrace(op: LinearOperator, o: HutchinsonOptions): Scala
   checkSeed(o.seed, 'hutchinsonTrace');
   const rand = mulberry32(o.seed);
   const samples: number[] = [];
-  for (let i = 0; i < o.probes; i++) {
-    samples.push(scope(() => {
-      const v = rademacher(op.dim, rand, op.dtype);
-      return noGrad(() => v.dot(op.matvec(v)).item());
-    }));
-    o.onProbe?.(i + 1, o.probes);
-  }
+  inSession(op, () => {
+    for (let i = 0; i < o.probes; i++) {
+      samples.push(scope(() => {
+        const v = rademacher(op.dim, rand, op.dtype);
+        return noGrad(() => v.dot(op.matvec(v)).item());
+      }));
+      o.onProbe?.(i + 1, o.probes);
+    }
+  });
   return { ...meanStderr(samples), samples };
 }
 
@@ -82,7 +84,7 @@ export function hutchinson(op: LinearOperator, o: HutchinsonOptions & { blocks?:
   if (o.weights && o.weights.numel !== op.dim) throw new ShapeError(`hutchinson: weights have ${o.weights.numel} entries, the operator's dimension is ${op.dim}`, { fix: 'pass one weight per entry of the flat parameter vector' });
   const w64 = o.weights ? noGrad(() => scope(() => o.weights!.reshape([-1]).to('float64').contiguous())) : null;
   try {
-    noGrad(() => {
+    inSession(op, () => noGrad(() => {
       for (let i = 0; i < o.probes; i++) {
         scope(() => {
           const v = rademacher(op.dim, rand, op.dtype);
@@ -97,7 +99,7 @@ export function hutchinson(op: LinearOperator, o: HutchinsonOptions & { blocks?:
         });
         o.onProbe?.(i + 1, o.probes);
       }
-    });
+    }));
   } catch (e) {
     sum.dispose();
     sumSq.dispose();

@@ -7,7 +7,7 @@
  * Cost: `steps` matvecs and O(steps² · dim) flops; memory: `steps` vectors of `dim`.
  */
 import { linalg, noGrad, scope, stack, tensor, TapirError, type Tensor } from '../engine/index.js';
-import type { LinearOperator } from './operator.js';
+import { inSession, type LinearOperator } from './operator.js';
 import { checkCount, checkSeed, mulberry32, rademacher } from './random.js';
 
 export interface LanczosRun {
@@ -45,7 +45,7 @@ export function lanczos(op: LinearOperator, o: LanczosOptions): LanczosRun {
   const alphas: number[] = [];
   const betas: number[] = [];
   const basis: Tensor[] = [];
-  noGrad(() => {
+  inSession(op, () => noGrad(() => {
     let q = scope(() => {
       const v = rademacher(op.dim, mulberry32(o.seed), op.dtype);
       return v.div(v.norm().item());
@@ -79,7 +79,7 @@ export function lanczos(op: LinearOperator, o: LanczosOptions): LanczosRun {
       for (const b of basis) b.dispose();
       throw e;
     }
-  });
+  }));
   if (!keepBasis) for (const b of basis.splice(0)) b.dispose();
   return { alphas, betas, basis };
 }

@@ -14,6 +14,13 @@ export interface LinearOperator {
   readonly dtype: DType;
   /** A v for a flat `[dim]` vector; the result is a new `[dim]` tensor owned by the caller. */
   matvec(v: Tensor): Tensor;
+  /** Optional: runs `fn`, a burst of matvecs with A fixed, letting the operator cache work between them. */
+  session?<T>(fn: () => T): T;
+}
+
+/** `op.session(fn)` where the operator has one, else `fn()`. */
+export function inSession<T>(op: LinearOperator, fn: () => T): T {
+  return op.session ? op.session(fn) : fn();
 }
 
 /** Per-parameter tensors ↔ one flat vector. */
