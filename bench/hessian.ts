@@ -12,7 +12,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync, wr
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { enableGrad, getNumThreads, hvp, manualSeed, nn, randint, randn, type Tensor } from '../src/engine/index.js';
+import { enableGrad, getNumThreads, gradGraph, hvp, manualSeed, nn, randint, randn, type GradGraph, type Tensor } from '../src/engine/index.js';
 import { flatten, hutchinsonTrace, makeLayout, topEigen, unflatten, type LinearOperator } from '../src/analysis/index.js';
 import { choiceOption, intOption, parseFlags } from './lib/args.js';
 import { checkTorch, PeerError, runPeer, tcmallocPreloaded } from './lib/peer.js';
@@ -65,14 +65,27 @@ async function main(): Promise<void> {
     const peer = runPeer(script, ['--data', dir, '--model', id, '--probes', String(probes), '--steps', String(steps), '--seed', String(seed), '--runs', String(runs), '--threads', String(threads)]) as PeerResult;
 
     const layout = makeLayout(model.specs.map((s) => ({ name: s.name, shape: s.shape })));
+    // As src/analysis's HessianOperator: a matvec is a full HVP, except inside a session (trace, Lanczos), where the
+    // first-order graph is built once and each matvec is one double backward through it.
+    const loss = () => nn.crossEntropy(model.forward(params, x), labels);
+    let kept: GradGraph | null = null;
     const op: LinearOperator = {
       dim: layout.dim, selfAdjoint: true, dtype: 'float32',
       matvec: (v: Tensor) => {
         const vs = unflatten(layout, v);
-        const hv = enableGrad(() => hvp(() => nn.crossEntropy(model.forward(params, x), labels), list, vs).hv);
+        const hv = kept ? kept.hv(vs) : enableGrad(() => hvp(loss, list, vs).hv);
         const out = flatten(layout, hv);
         for (const t of [...vs, ...hv]) t.dispose();
         return out;
+      },
+      session: <T>(fn: () => T): T => {
+        kept = gradGraph(loss, list);
+        try {
+          return fn();
+        } finally {
+          kept.dispose();
+          kept = null;
+        }
       },
     };
     const warm = randn([layout.dim]);

@@ -7,7 +7,7 @@
  * Restricting the parameter set gives a diagonal block of the full Hessian (∂²L/∂θ_b², the other
  * parameters held fixed): `restrict(['conv1.weight'])` is the per-layer Hessian.
  */
-import { enableGrad, grad, gradStrict, hvp, keep, noGrad, scope, zerosLike, type Tensor } from '../engine/index.js';
+import { enableGrad, grad, gradGraph, hvp, noGrad, scope, type GradGraph, type Tensor } from '../engine/index.js';
 import { prunableParams, type Graph, type Param } from '../graph/index.js';
 import { AnalysisError, NondeterministicGraphError } from './errors.js';
 import { batchLoss, checkLoss, countImages, type LabelledBatch, type LossName } from './loss.js';
@@ -75,12 +75,7 @@ export function hessianOperator(g: Graph, loss: LossName, batches: readonly Labe
   const tensors = () => params.map((p) => p.tensor);
   let matvecs = 0;
   /** Per batch: ∇L_b with its graph (only inside `session`). */
-  let cache: (Tensor[] | undefined)[] | null = null;
-  const firstOrder = (b: LabelledBatch): Tensor[] => enableGrad(() => {
-    const gs = gradStrict(batchLoss(g, loss, b, mode, 1 / n), tensors(), { createGraph: true });
-    for (const t of gs) keep(t);
-    return gs;
-  });
+  let cache: (GradGraph | undefined)[] | null = null;
 
   const op: HessianOperator = {
     dim: layout.dim, selfAdjoint: true, dtype, layout, graph: g, loss, batches,
@@ -92,11 +87,8 @@ export function hessianOperator(g: Graph, loss: LossName, batches: readonly Labe
         batches.forEach((b, i) => {
           const hv = scope(() => {
             if (cache === null) return flatten(layout, enableGrad(() => hvp(() => batchLoss(g, loss, b, mode, 1 / n), tensors(), vs).hv));
-            const gs = cache[i] ?? (cache[i] = firstOrder(b));
-            const live = gs.map((t, j) => (t.requiresGrad ? j : -1)).filter((j) => j >= 0);
-            if (live.length === 0) return flatten(layout, tensors().map((t) => zerosLike(t)));
-            const hs = enableGrad(() => grad(live.map((j) => gs[j]!.mul(vs[j]!).sum()).reduce((a, c) => a.add(c)), tensors(), { allowUnused: true, retainGraph: true }));
-            return flatten(layout, hs.map((h, j) => h ?? zerosLike(tensors()[j]!)));
+            const gg = cache[i] ?? (cache[i] = gradGraph(() => batchLoss(g, loss, b, mode, 1 / n), tensors()));
+            return flatten(layout, gg.hv(vs));
           });
           if (acc === null) acc = hv;
           else {
@@ -117,7 +109,7 @@ export function hessianOperator(g: Graph, loss: LossName, batches: readonly Labe
       try {
         return fn();
       } finally {
-        for (const gs of cache) if (gs) for (const t of gs) t.dispose();
+        for (const gg of cache) gg?.dispose();
         cache = null;
       }
     },

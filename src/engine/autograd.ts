@@ -4,7 +4,7 @@
  */
 import { native } from './native.js';
 import { ShapeError } from './errors.js';
-import { Tensor, scope, zerosLike } from './tensor.js';
+import { Tensor, keep, scope, zerosLike } from './tensor.js';
 
 export interface GradOptions {
   /** Seeds for non-scalar outputs (same shapes as `outputs`). */
@@ -78,4 +78,39 @@ export function hvp(f: (params: readonly Tensor[]) => Tensor, params: readonly T
     const hv = hs.map((h, i) => h ?? zerosLike(params[i]!));
     return { loss: loss.detach(), grad: g.map((t) => t.detach()), hv };
   });
+}
+
+/** The gradient of a scalar with its autograd graph kept, for many Hessian-vector products at one point. */
+export interface GradGraph {
+  /** ∇f with a graph (do not modify). */
+  readonly grad: readonly Tensor[];
+  /** H v by one double backward through the kept graph (no new forward); results are owned by the caller. */
+  hv(v: readonly Tensor[]): Tensor[];
+  /** Frees the gradient and its graph. */
+  dispose(): void;
+}
+
+/**
+ * `f(params)` and its gradient once, with the graph kept: every `hv(v)` afterwards costs one double backward
+ * instead of the forward + backward + double backward of `hvp`. The params must not change until `dispose()`.
+ */
+export function gradGraph(f: (params: readonly Tensor[]) => Tensor, params: readonly Tensor[]): GradGraph {
+  const g = scope(() => enableGrad(() => gradStrict(f(params), params, { createGraph: true })));
+  for (const t of g) keep(t);
+  const live = g.map((t, i) => (t.requiresGrad ? i : -1)).filter((i) => i >= 0);
+  return {
+    grad: g,
+    hv(v) {
+      if (v.length !== params.length) throw new ShapeError(`gradGraph.hv: ${params.length} params but ${v.length} vectors`);
+      return scope(() => {
+        if (live.length === 0) return params.map((p) => zerosLike(p));
+        const dot = enableGrad(() => live.map((i) => g[i]!.mul(v[i]!).sum()).reduce((a, b) => a.add(b)));
+        const hs = enableGrad(() => grad(dot, params, { allowUnused: true, retainGraph: true }));
+        return hs.map((h, i) => h ?? zerosLike(params[i]!));
+      });
+    },
+    dispose() {
+      for (const t of g) t.dispose();
+    },
+  };
 }

@@ -2,7 +2,7 @@
 // on a tiny MLP and a tiny conv + batch-norm net in float64.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cat, grad, hvp, liveTensors, manualSeed, nn, randint, randn, scope, type Tensor } from '../../src/engine/index.js';
+import { cat, grad, gradGraph, hvp, liveTensors, manualSeed, nn, randint, randn, scope, type Tensor } from '../../src/engine/index.js';
 import { expectClose } from '../helpers/check.js';
 import './util.js'; // single-threaded, see util.ts
 
@@ -45,6 +45,10 @@ function checkHvp(f: Loss, params: readonly Tensor[]): void {
     expectClose(loss, f(params).item(), { rtol: 1e-12 });
     expectClose(cat(g.map((t) => t.flatten())), cat(grad(f(params), params).map((t) => t!.flatten())), { rtol: 1e-12 });
     assert.equal(hv[0]!.requiresGrad, false);
+    // gradGraph: the same H·v through a kept first-order graph, twice (the graph survives the first product).
+    const gg = gradGraph(f, params);
+    for (let rep = 0; rep < 2; rep++) expectClose(cat(gg.hv(v).map((t) => t.flatten())), expected, { rtol: 1e-9, atol: 1e-11 }, `gradGraph.hv #${rep + 1} vs exact H·v`);
+    gg.dispose();
   }
 }
 
@@ -108,3 +112,22 @@ test('hvp of a loss linear in some params gives zero rows for them (regression: 
     expectClose(lin.grad[0]!, [2, 2, 2]);
   }));
 
+
+test('gradGraph keeps only its gradients alive, frees them on dispose, and gives zero rows for linear params', () =>
+  scope(() => {
+    manualSeed(4);
+    const a = randn([3], { dtype: 'float64', requiresGrad: true });
+    const b = randn([2], { dtype: 'float64', requiresGrad: true });
+    const before = liveTensors();
+    const gg = gradGraph(([x, y]) => x!.sum().add(y!.pow(3).sum()), [a, b]);
+    assert.equal(liveTensors() - before, 2, 'the two gradients');
+    const v = [randn([3], { dtype: 'float64' }), randn([2], { dtype: 'float64' })];
+    const hv = gg.hv(v);
+    scope(() => {
+      expectClose(hv[0]!, [0, 0, 0]);
+      expectClose(hv[1]!, b.detach().mul(6).mul(v[1]!), { rtol: 1e-12 });
+    });
+    assert.throws(() => gg.hv([v[0]!]), /2 params but 1 vectors/);
+    gg.dispose();
+    assert.equal(liveTensors() - before, 2 + 2, 'only v and H·v remain');
+  }));

@@ -5,7 +5,7 @@
  * share one forward and first-order backward per batch (the graph of ∇L is retained across the probes). Returns the mean over
  * probes and its standard error (running Welford variance / probes).
  */
-import { enableGrad, grad, gradStrict, manualSeed, noGrad, randint, scope, zeros } from '../../engine/index.js';
+import { gradGraph, manualSeed, noGrad, randint, scope, zeros } from '../../engine/index.js';
 import { checkCalibration, checkMode, countImages } from '../calib.js';
 import { PruneError } from '../errors.js';
 import { lossFn } from '../loss.js';
@@ -30,22 +30,21 @@ export const hutchinson: CurvatureEstimator = {
     // Batches outside, probes inside: one forward and one first-order backward (with its graph) per batch, then one
     // double backward per probe through the retained graph — instead of a fresh forward per probe and batch.
     batches.forEach((b, i) => scope(() => {
-      const loss = enableGrad(() => {
+      const gg = gradGraph(() => {
         const out = lossFn(g, b, { loss: o.loss, mode });
         out.logits.dispose();
         return out.loss;
-      });
-      const gr = gradStrict(loss, params, { createGraph: true });
-      const live = gr.map((t, j) => (t.requiresGrad ? j : -1)).filter((j) => j >= 0);
-      const w = b.x.shape[0]! / n;
-      vs.forEach((v, k) => scope(() => {
-        if (live.length > 0) {
-          const dot = live.map((j) => gr[j]!.mul(v[j]!).sum()).reduce((a, c) => a.add(c));
-          const hs = grad(dot, params, { allowUnused: true, retainGraph: k < probes - 1 });
-          noGrad(() => hs.forEach((h, j) => { if (h) hvs[k]![j]!.add_(h.mul(w)); }));
-        }
-        o.onProgress?.(i * probes + k + 1, probes * batches.length);
-      }));
+      }, params);
+      try {
+        const w = b.x.shape[0]! / n;
+        vs.forEach((v, k) => scope(() => {
+          const hs = gg.hv(v);
+          noGrad(() => hs.forEach((h, j) => hvs[k]![j]!.add_(h.mul(w))));
+          o.onProgress?.(i * probes + k + 1, probes * batches.length);
+        }));
+      } finally {
+        gg.dispose();
+      }
     }));
     // Welford over probes: mean += (x − mean)/k; M2 += (x − mean_old)(x − mean_new).
     const mean = params.map((p) => zeros(p.shape, { dtype: p.dtype, device: p.device }));
