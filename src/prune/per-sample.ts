@@ -98,7 +98,7 @@ const isDepthwise = (a: Attrs, w: readonly number[]): boolean => w[1] === 1 && t
 
 const conv2d: PerSampleRule = {
   perSample: (x, d, a, w) => scope(() => (isDepthwise(a, w) ? depthwisePerSample(x, d, a, w) : stack(convOffsets(x, d, a, w, (r) => r), 3).reshape([d.shape[0]!, ...w]))),
-  sumSquares: (x, d, a, w) => scope(() => (isDepthwise(a, w) ? depthwisePerSample(x, d, a, w).square().sum(0) : stack(convOffsets(x, d, a, w, (r) => r.square().sum(0)), 2).reshape(w))),
+  sumSquares: (x, d, a, w) => scope(() => (isDepthwise(a, w) ? depthwisePerSample(x, d, a, w).square().sum(0) : stack(convOffsets(x, d, a, w, (r) => r.mul_(r).sum(0)), 2).reshape(w))),
 };
 
 /** x [N, ..., in], d [N, ..., out] → per sample Σ over the middle dims of δ xᵀ. */

@@ -20,6 +20,8 @@ const cases: { name: string; x: number[]; w: number[]; a: Attrs; pads: [number, 
   { name: 'depthwise 3x3 s2 dilation 2, pads [1,0,0,1]', x: [2, 3, 9, 8], w: [3, 1, 3, 3], a: { stride: [2, 2], dilation: [2, 2], groups: 3, padding: [1, 0, 0, 1] }, pads: [1, 0, 0, 1] },
   { name: 'depthwise 3x2 s(1,3) valid', x: [2, 2, 6, 8], w: [2, 1, 3, 2], a: { stride: [1, 3], groups: 2 }, pads: [0, 0, 0, 0] },
   { name: 'dense 3x3 s2 padding 1', x: [2, 3, 7, 7], w: [5, 3, 3, 3], a: { stride: [2, 2], padding: 1 }, pads: [1, 1, 1, 1] },
+  { name: 'dense 1x1 on a 3x3 map (L = 9: the pairwise-product sum of squares)', x: [3, 5, 3, 3], w: [4, 5, 1, 1], a: { stride: [1, 1] }, pads: [0, 0, 0, 0] },
+  { name: 'dense 1x1 stride 2 on 6x5 (L = 9, strided input pixels)', x: [2, 3, 6, 5], w: [2, 3, 1, 1], a: { stride: [2, 2] }, pads: [0, 0, 0, 0] },
   { name: 'grouped (2 groups, 2 in/3 out each) 1x1', x: [2, 4, 5, 5], w: [6, 2, 1, 1], a: { stride: [1, 1], groups: 2 }, pads: [0, 0, 0, 0] },
 ];
 
