@@ -86,6 +86,18 @@ function fill(s: StudyStore, yaml: string): void {
 
 const byId = (fs: Finding[], id: string) => fs.find((f) => f.id === id)!;
 
+
+/** A store filled from `yaml` in `dir`, read back as report data without the cell of a foreign config. */
+function syntheticReport(dir: string, yaml: string): ReturnType<typeof readReport> {
+  const s = new StudyStore(join(dir, 'syn.sqlite'));
+  fill(s, yaml);
+  const d = readReport(s);
+  s.close();
+  d.cells = d.cells.filter((c) => c.key !== 'foreign-cell');
+  d.acc = d.acc.filter((a) => a.cell !== 'foreign-cell');
+  return d;
+}
+
 test('holdsUpTo: the largest sparsity with the property at it and at every lower one', () => {
   const ok = (v: number) => v >= 0.9;
   assert.equal(holdsUpTo([{ sparsity: 0.7, value: 0.95 }, { sparsity: 0.3, value: 0.95 }, { sparsity: 0.5, value: 0.8 }], ok), 0.3);
@@ -99,12 +111,7 @@ test('holdsUpTo: the largest sparsity with the property at it and at every lower
 test('findings follow from the stored accuracies (P1 sparsity, best score, P2 counts, target, controls, collapse)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tapir-results-'));
   try {
-    const s = new StudyStore(join(dir, 'syn.sqlite'));
-    fill(s, CONFIG);
-    const d = readReport(s);
-    s.close();
-    d.cells = d.cells.filter((c) => c.key !== 'foreign-cell');
-    d.acc = d.acc.filter((a) => a.cell !== 'foreign-cell');
+    const d = syntheticReport(dir, CONFIG);
     const f = computeFindings(d, DEFAULT_THRESHOLDS);
     assert.deepEqual(f.map((x) => x.id), ['dense', 'p1', 'p2', 'controls', 'collapse', 'target']);
     // Dense 0.5 vs pixels 0.25 on src and cifar-b; clipart 0.25 vs 0.25 is not ahead.
@@ -140,12 +147,7 @@ test('an ablation axis gets its best value per sparsity; the config label carrie
   const dir = mkdtempSync(join(tmpdir(), 'tapir-results-axis-'));
   try {
     const yaml = CONFIG.replace('controls: {shuffled_mask: {scores: [magnitude], sparsities: [0.5]}}', 'prune: {bn: [none, match-dense]}').replace('sparsities: [0.3, 0.5, 0.7]', 'sparsities: [0.5, 0.7]');
-    const s = new StudyStore(join(dir, 'syn.sqlite'));
-    fill(s, yaml);
-    const d = readReport(s);
-    s.close();
-    d.cells = d.cells.filter((c) => c.key !== 'foreign-cell');
-    d.acc = d.acc.filter((a) => a.cell !== 'foreign-cell');
+    const d = syntheticReport(dir, yaml);
     const f = computeFindings(d, DEFAULT_THRESHOLDS);
     const ax = byId(f, 'axis-bn');
     // Mean over the two scores, dense head: 50%: none (91.5 + 60.5) / 2 = 76%, match-dense 81%; 70%: (81.5 + 30.5) / 2 = 56% / 61%.
@@ -161,12 +163,7 @@ test('a held-out task used as calibration data is left out of every held-out mea
   const dir = mkdtempSync(join(tmpdir(), 'tapir-results-calib-'));
   try {
     const yaml = CONFIG.replace('controls: {shuffled_mask: {scores: [magnitude], sparsities: [0.5]}}', 'calib_data: [source, cifar-b]').replace('sparsities: [0.3, 0.5, 0.7]', 'sparsities: [0.5, 0.7]');
-    const s = new StudyStore(join(dir, 'syn.sqlite'));
-    fill(s, yaml);
-    const d = readReport(s);
-    s.close();
-    d.cells = d.cells.filter((c) => c.key !== 'foreign-cell');
-    d.acc = d.acc.filter((a) => a.cell !== 'foreign-cell');
+    const d = syntheticReport(dir, yaml);
     const f = computeFindings(d, DEFAULT_THRESHOLDS);
     assert.equal(f[0]!.id, 'excluded');
     assert.match(f[0]!.sentences[0]!, /^cifar-b is the calibration data of some cells/);
