@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { DEMO_STUDY, demoConfig, expandGrid, parseStudy, protocolHash, StudyConfigError } from '../../src/study/index.js';
 
 const base = `
@@ -82,4 +82,15 @@ test('the embedded demo study is studies/demo.yaml and is valid', () => {
   assert.deepEqual(c.scores.map((s) => s.name), ['magnitude', 'diag-hessian', 'block-hessian', 'random']);
   assert.ok(c.sparsities.length >= 3 && Math.min(...c.sparsities) === 0.5 && Math.max(...c.sparsities) === 0.9);
   assert.ok(c.controls.randomInit);
+});
+
+test('every committed study config under studies/ parses, is named after its file and has a non-empty grid', () => {
+  const dir = new URL('../../../studies/', import.meta.url);
+  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+  assert.ok(files.length >= 8, `expected the issue-8 studies, found ${files.join(', ')}`);
+  for (const f of files) {
+    const c = parseStudy(readFileSync(new URL(f, dir), 'utf8'), `studies/${f}`);
+    assert.equal(c.name ?? f.replace(/\.yaml$/, ''), f.replace(/\.yaml$/, ''), `studies/${f}: name must match the file name`);
+    assert.ok(expandGrid(c).length > 0, `studies/${f}: empty grid`);
+  }
 });
