@@ -65,9 +65,11 @@ function sortAxisValues(vs: string[]): string[] {
   return vs.every((v) => v !== '' && Number.isFinite(Number(v))) ? vs.sort((a, b) => Number(a) - Number(b)) : vs;
 }
 
-/** Score plus the varying axis values, e.g. `magnitude, bn=match-dense`. */
+/** Score plus the varying axis values in brackets, e.g. `magnitude [bn=match-dense]` (brackets, so that a list of
+ * configurations joined with commas stays readable). */
 export function configLabel(c: CellRow, axes: readonly Axis[]): string {
-  return [c.score, ...axes.map((a) => `${AXIS_NAMES[a]}=${taskName(String(axisValue(c, a)))}`)].join(', ');
+  const vs = axes.map((a) => `${AXIS_NAMES[a]}=${taskName(String(axisValue(c, a)))}`);
+  return vs.length === 0 ? c.score : `${c.score} [${vs.join(', ')}]`;
 }
 
 /** Mean over the cell's held-out rows of `field` for one phase and head (null when there is none). */

@@ -153,7 +153,7 @@ test('an ablation axis gets its best value per sparsity; the config label carrie
     // Mean over the two scores, dense head: 50%: none (91.5 + 60.5) / 2 = 76%, match-dense 81%; 70%: (81.5 + 30.5) / 2 = 56% / 61%.
     assert.equal(ax.sentences[0], 'Best bn by held-out zero-shot retained accuracy (dense head, mean over scores) at each sparsity: 50%: match-dense (81.0%; then none 76.0%); 70%: match-dense (61.0%; then none 56.0%).');
     assert.deepEqual(ax.table!.rows.map((r) => r.slice(0, 2)), [['none', 'dense'], ['none', 'refit'], ['match-dense', 'dense'], ['match-dense', 'refit']]);
-    assert.ok(byId(f, 'p1').table!.rows.some((r) => r[0] === 'magnitude, bn=match-dense'));
+    assert.ok(byId(f, 'p1').table!.rows.some((r) => r[0] === 'magnitude [bn=match-dense]'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
