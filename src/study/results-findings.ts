@@ -248,10 +248,29 @@ export function denseFinding(d: ReportData): Finding | null {
     const gaps = tasks.map((task) => ({ task, g: acc(pre, task) !== null && acc(rnd, task) !== null ? acc(pre, task)! - acc(rnd, task)! : null })).filter((x): x is { task: string; g: number } => x.g !== null);
     sentences.push(`Pre-trained vs random-init dense features (${rnd}): ahead on ${gaps.filter((x) => x.g > 0).length} of ${gaps.length} tasks, by ${pts(mean(gaps.map((x) => x.g))!)} points on average.`);
   }
+  // Sampling noise of the small test sets: one binomial standard error of the dense accuracy, in accuracy points
+  // and as a share of dense (the unit of "retained"). Pruned and dense are scored on the same images, so a
+  // difference between them is less noisy than this, but differences between tasks or studies are not.
+  const ref = (task: string) => d.dense.find((x) => x.model === pre && x.task === task);
+  const se = (task: string): number | null => {
+    const r = ref(task);
+    return r && r.nTest > 0 ? Math.sqrt(r.accuracy * (1 - r.accuracy) / r.nTest) : null;
+  };
+  const ses = tasks.map((task) => ({ task, se: se(task), rel: se(task) !== null && ref(task)!.accuracy > 0 ? se(task)! / ref(task)!.accuracy : null }))
+    .filter((x): x is { task: string; se: number; rel: number } => x.se !== null && x.rel !== null);
+  if (ses.length) {
+    const nt = tasks.map((task) => ref(task)?.nTest).filter((n): n is number => n !== undefined);
+    const lo = ses.reduce((a, b) => (a.rel <= b.rel ? a : b));
+    const hi = ses.reduce((a, b) => (a.rel >= b.rel ? a : b));
+    const [n0, n1] = [Math.min(...nt), Math.max(...nt)];
+    sentences.push(`The test sets are small (${n0 === n1 ? n0 : `${n0}–${n1}`} images per task): one binomial standard error of the dense accuracy is ` +
+      `${pct(lo.rel)} of dense (${taskName(lo.task)}) to ${pct(hi.rel)} (${taskName(hi.task)}) in retained terms, so retained accuracies a few points above 100% ` +
+      `and differences of a few points between configurations are within sampling noise.`);
+  }
   return {
     id: 'dense', title: 'Dense reference: what pre-training buys on each task', sentences,
-    table: { title: 'Dense accuracy (ridge head on standardised features) and the raw-pixel baseline', header: ['task', ...models, 'raw pixels'],
-      rows: tasks.map((task) => [taskName(task), ...models.map((m) => pct(acc(m, task))), pct(pix(task))]) },
+    table: { title: 'Dense accuracy (ridge head on standardised features) and the raw-pixel baseline; test images and one standard error as a share of dense', header: ['task', ...models, 'raw pixels', 'test images', '1 s.e. / dense'],
+      rows: tasks.map((task) => [taskName(task), ...models.map((m) => pct(acc(m, task))), pct(pix(task)), String(ref(task)?.nTest ?? '–'), pct(ses.find((x) => x.task === task)?.rel ?? null)]) },
   };
 }
 

@@ -115,6 +115,9 @@ test('findings follow from the stored accuracies (P1 sparsity, best score, P2 co
     const f = computeFindings(d, DEFAULT_THRESHOLDS);
     assert.deepEqual(f.map((x) => x.id), ['dense', 'p1', 'p2', 'controls', 'collapse', 'target']);
     // Dense 0.5 vs pixels 0.25 on src and cifar-b; clipart 0.25 vs 0.25 is not ahead.
+    // One binomial s.e. over dense: src sqrt(.5·.5/4)/.5 = 50%, clipart sqrt(.25·.75/4)/.25 = 86.6%.
+    assert.equal(byId(f, 'dense').sentences[1], 'The test sets are small (4 images per task): one binomial standard error of the dense accuracy is 50.0% of dense (src) to 86.6% (clipart) in retained terms, so retained accuracies a few points above 100% and differences of a few points between configurations are within sampling noise.');
+    assert.deepEqual(byId(f, 'dense').table!.rows.find((r) => r[0] === 'clipart')!.slice(-2), ['4', '86.6%']);
     assert.equal(byId(f, 'dense').sentences[0], 'The dense pre-trained features (m) beat the raw-pixel ridge baseline on 2 of 3 tasks; they are within 5 points of the pixels (or below) on clipart (25.0% vs 25.0%), where the task says little about pre-training.');
     const p1 = byId(f, 'p1');
     // magnitude: mean retained 95% / 91.5% / 81.5% → holds up to 50%; random: 82.5% at 30% → never.
