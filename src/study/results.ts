@@ -158,6 +158,25 @@ export async function studySection(configPath: string, o: Required<Omit<ResultsO
   return { md: md.join('\n'), result };
 }
 
+/** The issue's questions, each answered by the matching findings of every study (sentences only; the tables that
+ * back them are in the study sections, linked). Finding ids: results-findings.ts and results-diagnostics.ts. */
+export const QUESTIONS: readonly { q: string; ids: (id: string) => boolean }[] = [
+  { q: 'Does P1 hold (zero-shot transfer after pruning), for which scores and up to which sparsity; which score preserves transfer best?', ids: (id) => id === 'p1' },
+  { q: 'Does P2 hold (masked fine-tuning on the source recovers the held-out tasks)?', ids: (id) => id === 'p2' },
+  { q: 'What BN repair, allocation, calibration size and calibration data change', ids: (id) => id.startsWith('axis-') },
+  { q: 'Controls: random init, shuffled masks, raw pixels', ids: (id) => id === 'controls' },
+  { q: 'Is curvature more aligned across tasks for the pre-trained model than for random init; does the second-order model predict the loss change?', ids: (id) => id === 'alignment' || id === 'taylor' },
+];
+
+function questionsMd(studies: readonly StudyResult[]): string[] {
+  const out = ['## The questions, answered across studies', '', 'Each line is a finding of the linked study, repeated from its section (where the table behind it is).', ''];
+  for (const { q, ids } of QUESTIONS) {
+    const lines = studies.flatMap((s) => s.findings.filter((f) => ids(f.id)).flatMap((f) => f.sentences.map((x) => `- [${s.name}](#${slug(s.name)}): ${x}`)));
+    out.push(`### ${q}`, '', ...(lines.length ? lines : ['- No study that answers this has run yet.']), '');
+  }
+  return out;
+}
+
 /** Generates the whole document and writes it atomically. */
 export async function writeResults(o: ResultsOptions): Promise<ResultsSummary> {
   if (o.configs.length === 0) throw new TapirError('E_ARG', 'tapir results: no study config given', { fix: 'pass one or more configs, e.g. tapir results studies/*.yaml' });
@@ -200,6 +219,7 @@ export async function writeResults(o: ResultsOptions): Promise<ResultsSummary> {
       return lines.length ? lines : ['- No study with cells on held-out target tasks has run yet.'];
     })(),
     '',
+    ...questionsMd(studies),
     ...sections,
   ].join('\n');
   writeAtomic(opts.out, doc.replace(/\n{3,}/g, '\n\n').replace(/\n*$/, '\n'));

@@ -228,6 +228,11 @@ test('tapir results: reproduce command, computed findings, SVG plots, not-run-ye
     // 6 main cells + 1 control, 30 s each; the foreign cell is not counted.
     assert.match(md, /Status: complete: 7 of 7 cells\. Wall time: 3\.5 min, the sum of the stored per-cell wall times/);
     assert.match(md, /- P1 \(dense head: .*\) holds for magnitude up to 50% sparsity; it fails already at 30% for random\./);
+    // The questions section repeats each study's finding sentences with a link; one with no answering study says so.
+    const qs = md.slice(md.indexOf('## The questions, answered across studies'), md.indexOf('\n## syn'));
+    assert.match(qs, /### Does P1 hold[^\n]*\n\n- \[syn\]\(#syn\): P1 \(dense head: .*\) holds for magnitude up to 50% sparsity; it fails already at 30% for random\./);
+    assert.match(qs, /### Does P2 hold[^\n]*\n\n- \[syn\]\(#syn\): P2 \(dense head/);
+    assert.match(qs, /### Is curvature more aligned[^\n]*\n\n- No study that answers this has run yet\./);
     assert.match(md, /\*\*Not run yet:\*\* `bin\/tapir study \S*later\.yaml --db \S*results\/later\.sqlite`/);
     assert.match(md, /> A synthetic study \(test fixture\)\./);
     assert.match(md, /\| \[syn\]\(#syn\) \| .* \| complete \| 7 \/ 7 \| 3\.5 min \|/);
