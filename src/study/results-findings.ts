@@ -274,32 +274,55 @@ export function denseFinding(d: ReportData): Finding | null {
   };
 }
 
-/** Controls: shuffled masks vs the score's own masks; pruned random-init vs pruned pre-trained (absolute accuracy). */
+/** Controls: shuffled masks vs the score's own masks; pruned random-init vs pruned pre-trained (absolute accuracy).
+ * Per head (dense, refit). A pair where both accuracies are within `CHANCE_BAND` of chance (mean over the held-out
+ * tasks of 1 / classes) compares constant features and is reported as uninformative, not as evidence. */
+const CHANCE_BAND = 0.02;
 export function controlsFinding(d: ReportData): Finding | null {
   const controls = [...new Set(d.cells.map((c) => c.control))].filter((c) => c !== 'none');
   if (controls.length === 0) return null;
-  const head = 'dense';
+  const heads = ['dense', 'refit'].filter((h) => d.acc.some((a) => a.head === h && a.phase === 'zero-shot'));
   const sentences: string[] = [];
   const main = d.cells.filter((c) => c.control === 'none');
   const twin = (c: CellRow) => main.filter((m) => m.score === c.score && m.sparsity === c.sparsity && m.source === c.source && m.seed === c.seed);
+  const classesOf = new Map(d.dense.map((x) => [x.task, x.classes.length]));
+  const chance = (cell: string): number | null => mean(d.acc.filter((a) => a.cell === cell && a.heldout && a.phase === 'zero-shot' && a.head === heads[0])
+    .map((a) => classesOf.get(a.task)).filter((k): k is number => k !== undefined && k > 0).map((k) => 1 / k));
   const rows: string[][] = [];
   for (const control of controls) {
-    const pairs = d.cells.filter((c) => c.control === control).map((c) => {
-      const own = twin(c);
-      return { c, x: heldMean(d, c.key, 'zero-shot', head, 'accuracy'), r: heldMean(d, c.key, 'zero-shot', head), own: mean(own.map((m) => heldMean(d, m.key, 'zero-shot', head, 'accuracy')).filter((v): v is number => v !== null)) };
-    }).filter((p) => p.x !== null);
-    for (const p of pairs) rows.push([control, p.c.score, pct(p.c.sparsity, 0), pct(p.x), pct(p.r), pct(p.own)]);
-    const cmp = pairs.filter((p) => p.own !== null);
-    if (cmp.length === 0) continue;
-    const lower = cmp.filter((p) => p.x! < p.own!);
-    const diff = mean(cmp.map((p) => p.x! - p.own!))!;
-    const what = control === 'shuffled-mask' ? 'Layer-wise shuffled masks (same density per tensor, random positions)' : control === 'random-init' ? 'The pruned random-init model' : `Control ${control}`;
-    sentences.push(`${what}: held-out zero-shot accuracy (${head} head) below the pruned pre-trained model with the score's own mask in ${lower.length} of ${cmp.length} cells, by ${pts(diff)} points on average` +
-      (control === 'shuffled-mask' ? (diff < -0.01 ? ': which weights the score keeps matters, not only how many per layer.' : ': the per-layer densities, not the positions, carry the effect here.') : '.'));
+    for (const head of heads) {
+      const pairs = d.cells.filter((c) => c.control === control).map((c) => {
+        const own = twin(c);
+        return { c, x: heldMean(d, c.key, 'zero-shot', head, 'accuracy'), r: heldMean(d, c.key, 'zero-shot', head), chance: chance(c.key),
+          own: mean(own.map((m) => heldMean(d, m.key, 'zero-shot', head, 'accuracy')).filter((v): v is number => v !== null)) };
+      }).filter((p) => p.x !== null);
+      for (const p of pairs) rows.push([control, head, p.c.score, pct(p.c.sparsity, 0), pct(p.x), pct(p.r), pct(p.own), pct(p.chance)]);
+      const cmp = pairs.filter((p) => p.own !== null);
+      if (cmp.length === 0) continue;
+      const atChance = (v: number, ch: number | null) => ch !== null && Math.abs(v - ch) <= CHANCE_BAND;
+      const flat = cmp.filter((p) => atChance(p.x!, p.chance) && atChance(p.own!, p.chance));
+      const info = cmp.filter((p) => !flat.includes(p));
+      const what = control === 'shuffled-mask' ? 'Layer-wise shuffled masks (same density per tensor, random positions)' : control === 'random-init' ? 'The pruned random-init model' : `Control ${control}`;
+      let sentence = `${what}, ${head} head: held-out zero-shot accuracy vs the pre-trained model pruned with the score's own mask`;
+      if (info.length === 0) {
+        sentence += `: both within ${(100 * CHANCE_BAND).toFixed(0)} points of chance in all ${cmp.length} cells (constant features), so the control cannot tell here.`;
+      } else {
+        const diff = mean(info.map((p) => p.x! - p.own!))!;
+        const lower = info.filter((p) => p.x! < p.own! - 1e-9).length;
+        const higher = info.filter((p) => p.x! > p.own! + 1e-9).length;
+        sentence += `: lower in ${lower} and higher in ${higher} of ${info.length} cells, mean difference ${pts(diff)} points (control − own mask)` +
+          (flat.length ? `; ${flat.length} more cell(s) have both within ${(100 * CHANCE_BAND).toFixed(0)} points of chance and are left out` : '');
+        sentence += control !== 'shuffled-mask' ? '.'
+          : diff < -0.01 ? ': which weights the score keeps matters, not only how many per layer.'
+          : diff > 0.01 ? `: random positions at the same densities do better, the score's choice of weights hurts here.`
+          : ': the per-layer densities, not the positions, carry the effect here.';
+      }
+      sentences.push(sentence);
+    }
   }
   return {
     id: 'controls', title: 'Controls', sentences,
-    table: { title: `Controls: mean held-out zero-shot accuracy (${head} head)`, header: ['control', 'score', 'sparsity', 'held-out accuracy', 'retained (own dense)', 'pre-trained, own mask'], rows },
+    table: { title: 'Controls: mean held-out zero-shot accuracy', header: ['control', 'head', 'score', 'sparsity', 'held-out accuracy', 'retained (own dense)', 'pre-trained, own mask', 'chance'], rows },
   };
 }
 

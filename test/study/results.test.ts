@@ -10,9 +10,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expandGrid, packBits, parseStudy, readReport, StudyStore, type CellSpec } from '../../src/study/index.js';
-import { computeFindings, DEFAULT_THRESHOLDS, holdsUpTo, taskName, type Finding } from '../../src/study/results-findings.js';
+import { computeFindings, controlsFinding, DEFAULT_THRESHOLDS, holdsUpTo, taskName, type Finding } from '../../src/study/results-findings.js';
 import { diagnosticsFindings, diagSummaryOf } from '../../src/study/results-diagnostics.js';
-import type { ReportData } from '../../src/study/report-data.js';
+import type { AccRow, CellRow, ReportData } from '../../src/study/report-data.js';
 import { writeResults } from '../../src/study/results.js';
 import { makeProgram } from '../../src/cli/program.js';
 
@@ -135,7 +135,9 @@ test('findings follow from the stored accuracies (P1 sparsity, best score, P2 co
     assert.equal(target.sentences[1], 'Target (held-out zero-shot accuracy ≥ 90% of dense at 50% and ≥ 80% of dense at 70% sparsity on every held-out target task: cifar-b, clipart), refit head: reached by magnitude.');
     assert.match(target.sentences[2]!, /^With a refitted head the target is reached but not with the dense head/);
     // Shuffled mask at 50%: 0.4 retained → accuracies 0.2 / 0.1 vs magnitude's 0.46 / 0.2275: −19.4 points on average.
-    assert.equal(byId(f, 'controls').sentences[0], 'Layer-wise shuffled masks (same density per tensor, random positions): held-out zero-shot accuracy (dense head) below the pruned pre-trained model with the score\'s own mask in 1 of 1 cells, by −19.4 points on average: which weights the score keeps matters, not only how many per layer.');
+    // Shuffled: retained 0.4 on both tasks → (0.2 + 0.1) / 2 = 15%; own magnitude mask at 50%: dense (0.46 + 0.2275) / 2.
+    assert.equal(byId(f, 'controls').sentences[0], 'Layer-wise shuffled masks (same density per tensor, random positions), dense head: held-out zero-shot accuracy vs the pre-trained model pruned with the score\'s own mask: lower in 1 and higher in 0 of 1 cells, mean difference −19.4 points (control − own mask): which weights the score keeps matters, not only how many per layer.');
+    assert.match(byId(f, 'controls').sentences[1]!, /^Layer-wise shuffled masks \(.*\), refit head: .*lower in 1 and higher in 0 of 1 cells/);
     assert.equal(byId(f, 'collapse').sentences[0]!.split('.')[0], 'Pruning empties tensors (< 1% of weights kept) in 1 configuration × sparsity cell(s); first at 70% (magnitude)');
     assert.deepEqual(byId(f, 'collapse').table!.rows, [['magnitude', '70%', 'w1 (0.00%)']]);
     // A stricter P1 threshold moves the sentence: at 95% magnitude holds only at 30%.
@@ -259,4 +261,25 @@ test('tapir results: bad input is a clear error', async () => {
   await assert.rejects(writeResults({ configs: ['/nonexistent/x.yaml'] }), /study config \/nonexistent\/x\.yaml does not exist/);
   const prog = makeProgram({ out: () => {}, err: () => {} });
   await assert.rejects(prog.parseAsync(['node', 'tapir', 'results', 'studies/smoke.yaml', '--target', '0.5-0.9']), /--target: '0\.5-0\.9' is not sparsity:retained/);
+});
+
+test('controls: pairs where control and own mask both sit at chance are left out, not read as evidence', () => {
+  // Two held-out tasks with 4 and 10 classes: chance = (1/4 + 1/10) / 2 = 17.5%.
+  const cell = (key: string, control: string, sparsity: number): CellRow =>
+    ({ key, study: 's', protocol: 'p', model: 'm', control, score: 'magnitude', sparsity, source: 'src', seed: 0, achieved: sparsity, wallS: 1, info: {} } as unknown as CellRow);
+  const acc = (c: CellRow, a: number, b: number): AccRow[] => [['t4', a], ['t10', b]].map(([task, accuracy]) =>
+    ({ cell: c.key, model: 'm', control: c.control, score: c.score, sparsity: c.sparsity, source: 'src', seed: 0, task, heldout: true, phase: 'zero-shot', head: 'dense', accuracy, dense: 0.5, retained: (accuracy as number) / 0.5, pixels: null } as unknown as AccRow));
+  const cells = [cell('o5', 'none', 0.5), cell('s5', 'shuffled-mask', 0.5), cell('o9', 'none', 0.9), cell('s9', 'shuffled-mask', 0.9)];
+  const d = {
+    cells,
+    // 50%: own 40%/30% (35%), shuffled 20%/16% (18%, at chance); 90%: both at chance (own 18%/17% = 17.5%, shuffled 16.5%).
+    acc: [...acc(cells[0]!, 0.4, 0.3), ...acc(cells[1]!, 0.2, 0.16), ...acc(cells[2]!, 0.18, 0.17), ...acc(cells[3]!, 0.18, 0.15)],
+    dense: [{ model: 'm', task: 't4', accuracy: 0.5, nTrain: 1, nTest: 1, classes: ['a', 'b', 'c', 'd'] }, { model: 'm', task: 't10', accuracy: 0.5, nTrain: 1, nTest: 1, classes: [...'abcdefghij'] }],
+  } as unknown as ReportData;
+  const f = controlsFinding(d)!;
+  assert.deepEqual(f.sentences, ['Layer-wise shuffled masks (same density per tensor, random positions), dense head: held-out zero-shot accuracy vs the pre-trained model pruned with the score\'s own mask: lower in 1 and higher in 0 of 1 cells, mean difference −17.0 points (control − own mask); 1 more cell(s) have both within 2 points of chance and are left out: which weights the score keeps matters, not only how many per layer.']);
+  assert.deepEqual(f.table!.rows.map((r) => r.at(-1)), ['17.5%', '17.5%']);
+  // Only the at-chance pair: the control cannot tell.
+  const g = controlsFinding({ ...d, cells: [cells[2]!, cells[3]!] })!;
+  assert.match(g.sentences[0]!, /both within 2 points of chance in all 1 cells \(constant features\), so the control cannot tell here\.$/);
 });
