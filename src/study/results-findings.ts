@@ -31,7 +31,11 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
   collapse: 0.01,
 };
 
-export interface Finding { id: string; title: string; sentences: string[]; table: Table | null }
+export interface Finding {
+  id: string; title: string; sentences: string[]; table: Table | null;
+  /** Target findings only: per head, the configuration with the largest worst-case margin over the target points. */
+  closest?: { head: string; label: string; margin: number; reached: boolean; worst: string }[];
+}
 
 /** Ablation axes a cell may carry (H2's grid axes); absent ones read as null. */
 export const AXES = ['bn', 'allocation', 'calibration', 'calibData'] as const;
@@ -149,8 +153,9 @@ export function p1Finding(d: ReportData, t: Thresholds): Finding | null {
 }
 
 /** The paper's claim on ResNet: magnitude and block-Hessian ahead of diagonal Hessian (means over sparsities). */
-function paperOrder(labels: readonly string[], avg: (l: string) => number | null): string | null {
-  const fam = (prefix: string) => labels.filter((l) => l === prefix || l.startsWith(`${prefix}(`) || l.startsWith(`${prefix},`));
+export function paperOrder(labels: readonly string[], avg: (l: string) => number | null): string | null {
+  // A label is the score (`magnitude`, `block-hessian(16,fisher)`) plus, in ablations, ` [axis=value, …]`.
+  const fam = (prefix: string) => labels.filter((l) => l === prefix || l.startsWith(`${prefix}(`) || l.startsWith(`${prefix} [`));
   const bestOf = (ls: string[]) => ls.map((l) => ({ l, v: avg(l) })).filter((x): x is { l: string; v: number } => x.v !== null).sort((a, b) => b.v - a.v)[0] ?? null;
   const mag = bestOf(fam('magnitude'));
   const blk = bestOf(fam('block-hessian'));
@@ -158,7 +163,8 @@ function paperOrder(labels: readonly string[], avg: (l: string) => number | null
   if (!diag || (!mag && !blk)) return null;
   const ahead = [mag, blk].filter((x): x is { l: string; v: number } => x !== null);
   const holds = ahead.every((x) => x.v > diag.v);
-  return `The paper's order (magnitude and block-Hessian ahead of diagonal Hessian) ${holds ? 'holds' : 'does not hold'} here: mean retained over the grid's sparsities ` +
+  const best = labels.some((l) => l.includes(' [')) ? ', each score family at its best configuration' : '';
+  return `The paper's order (magnitude and block-Hessian ahead of diagonal Hessian) ${holds ? 'holds' : 'does not hold'} here: mean retained over the grid's sparsities${best}: ` +
     `${ahead.map((x) => `${x.l} ${pct(x.v)}`).join(', ')} vs ${diag.l} ${pct(diag.v)}.`;
 }
 
@@ -394,8 +400,13 @@ export function targetFinding(d: ReportData, t: Thresholds): Finding | null {
   if (heads.includes('dense') && heads.includes('refit') && reachedBy('dense').length === 0 && reachedBy('refit').length > 0) {
     sentences.push('With a refitted head the target is reached but not with the dense head: the pruned features still separate these classes but no longer match the features the dense head was fitted on, a drift that stale BN statistics can cause (../shared/FACTS.md; the ablation-bn study measures BN repair).');
   }
+  const worstText = (r: (typeof res)[number]) => r.w.map((y) => `${y.w ? `${pct(y.w.v)} (${taskName(y.w.task)})` : '–'} at ${pct(y.x.sparsity, 0)}`).join(', ');
+  const closest = heads.flatMap((head) => {
+    const r = res.filter((x) => x.head === head).sort((a, b) => b.margin - a.margin)[0];
+    return r ? [{ head, label: r.label, margin: r.margin, reached: r.reached, worst: `worst target task ${worstText(r)}` }] : [];
+  });
   return {
-    id: 'target', title: 'The issue\'s target', sentences,
+    id: 'target', title: 'The issue\'s target', sentences, closest,
     table: { title: `Worst held-out target task: zero-shot retained accuracy (${tasks.map(taskName).join(', ')})`, header: ['configuration', 'head', ...t.target.map((x) => `${pct(x.sparsity, 0)} (need ${pct(x.retained, 0)})`), 'reached'],
       rows: res.map((r) => [r.label, r.head, ...r.w.map((y) => (y.w ? `${pct(y.w.v)} (${taskName(y.w.task)})` : '–')), r.reached ? 'yes' : 'no']) },
   };

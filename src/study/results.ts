@@ -158,6 +158,30 @@ export async function studySection(configPath: string, o: Required<Omit<ResultsO
   return { md: md.join('\n'), result };
 }
 
+/**
+ * The target across studies: one line per distinct sentence (the studies that share it named together), studies
+ * that cannot check it left out, then per head the configuration closest to the target over every study.
+ */
+function targetMd(studies: readonly StudyResult[]): string[] {
+  const found = studies.flatMap((s) => s.findings.filter((f) => f.id === 'target').map((f) => ({ s, f })));
+  const checkable = found.filter(({ f }) => f.closest !== undefined);
+  if (checkable.length === 0) return ['- No study with cells at the target sparsities on held-out target tasks has run yet.'];
+  const bySentence = new Map<string, string[]>();
+  for (const { s, f } of checkable) for (const x of f.sentences) bySentence.set(x, [...(bySentence.get(x) ?? []), s.name]);
+  const lines = [...bySentence].map(([x, names]) => `- ${names.map((n) => `[${n}](#${slug(n)})`).join(', ')}: ${x}`);
+  const heads = [...new Set(checkable.flatMap(({ f }) => f.closest!.map((c) => c.head)))];
+  for (const head of heads) {
+    const all = checkable.flatMap(({ s, f }) => f.closest!.filter((c) => c.head === head).map((c) => ({ s, c })));
+    const best = all.sort((a, b) => b.c.margin - a.c.margin)[0]!;
+    const reached = all.filter((x) => x.c.reached).map((x) => x.s.name);
+    lines.push(`- Across studies, ${head} head: ${reached.length ? `reached in ${reached.length} of ${all.length} studies (${reached.join(', ')}); ` : `reached in none of ${all.length} studies; `}` +
+      `largest worst-case margin: ${best.c.label} in [${best.s.name}](#${slug(best.s.name)}) (${best.c.worst}; each study's own target tasks).`);
+  }
+  const skipped = found.filter(({ f }) => f.closest === undefined).map(({ s }) => s.name);
+  if (skipped.length) lines.push(`- Not checked (no cell at a target sparsity): ${skipped.join(', ')}.`);
+  return lines;
+}
+
 /** The issue's questions, each answered by the matching findings of every study (sentences only; the tables that
  * back them are in the study sections, linked). Finding ids: results-findings.ts and results-diagnostics.ts. */
 export const QUESTIONS: readonly { q: string; ids: (id: string) => boolean }[] = [
@@ -214,10 +238,7 @@ export async function writeResults(o: ResultsOptions): Promise<ResultsSummary> {
     '',
     '## The target across studies',
     '',
-    ...(() => {
-      const lines = studies.flatMap((s) => s.findings.filter((f) => f.id === 'target').flatMap((f) => f.sentences.map((x) => `- ${s.name}: ${x}`)));
-      return lines.length ? lines : ['- No study with cells on held-out target tasks has run yet.'];
-    })(),
+    ...targetMd(studies),
     '',
     ...questionsMd(studies),
     ...sections,

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expandGrid, packBits, parseStudy, readReport, StudyStore, type CellSpec } from '../../src/study/index.js';
-import { computeFindings, controlsFinding, DEFAULT_THRESHOLDS, holdsUpTo, taskName, type Finding } from '../../src/study/results-findings.js';
+import { computeFindings, controlsFinding, DEFAULT_THRESHOLDS, paperOrder, holdsUpTo, taskName, type Finding } from '../../src/study/results-findings.js';
 import { diagnosticsFindings, diagSummaryOf } from '../../src/study/results-diagnostics.js';
 import type { AccRow, CellRow, ReportData } from '../../src/study/report-data.js';
 import { writeResults } from '../../src/study/results.js';
@@ -230,6 +230,10 @@ test('tapir results: reproduce command, computed findings, SVG plots, not-run-ye
     // 6 main cells + 1 control, 30 s each; the foreign cell is not counted.
     assert.match(md, /Status: complete: 7 of 7 cells\. Wall time: 3\.5 min, the sum of the stored per-cell wall times/);
     assert.match(md, /- P1 \(dense head: .*\) holds for magnitude up to 50% sparsity; it fails already at 30% for random\./);
+    // The target across studies: each sentence once with its studies, then the closest configuration per head.
+    assert.match(md, /\n- \[syn\]\(#syn\): Target \(.*\), dense head: not reached by any configuration of this study/);
+    assert.match(md, /\n- Across studies, dense head: reached in none of 1 studies; largest worst-case margin: magnitude in \[syn\]\(#syn\) \(worst target task 91\.0% \(clipart\) at 50%, 78\.0% \(clipart\) at 70%; each study's own target tasks\)\./);
+    assert.match(md, /\n- Across studies, refit head: reached in 1 of 1 studies \(syn\); largest worst-case margin: magnitude in \[syn\]/);
     // The questions section repeats each study's finding sentences with a link; one with no answering study says so.
     const qs = md.slice(md.indexOf('## The questions, answered across studies'), md.indexOf('\n## syn'));
     assert.match(qs, /### Does P1 hold[^\n]*\n\n- \[syn\]\(#syn\): P1 \(dense head: .*\) holds for magnitude up to 50% sparsity; it fails already at 30% for random\./);
@@ -282,4 +286,14 @@ test('controls: pairs where control and own mask both sit at chance are left out
   // Only the at-chance pair: the control cannot tell.
   const g = controlsFinding({ ...d, cells: [cells[2]!, cells[3]!] })!;
   assert.match(g.sentences[0]!, /both within 2 points of chance in all 1 cells \(constant features\), so the control cannot tell here\.$/);
+});
+
+test("the paper's order: best configuration per score family, plain and ablation labels alike", () => {
+  const v: Record<string, number> = { magnitude: 0.5, 'block-hessian(16,fisher)': 0.4, 'diag-hessian(fisher)': 0.45 };
+  assert.equal(paperOrder(Object.keys(v), (l) => v[l] ?? null),
+    "The paper's order (magnitude and block-Hessian ahead of diagonal Hessian) does not hold here: mean retained over the grid's sparsities: magnitude 50.0%, block-hessian(16,fisher) 40.0% vs diag-hessian(fisher) 45.0%.");
+  const a: Record<string, number> = { 'magnitude [bn=none]': 0.3, 'magnitude [bn=match-dense]': 0.6, 'block-hessian(16,fisher) [bn=none]': 0.5, 'diag-hessian(fisher) [bn=none]': 0.2, 'diag-hessian(fisher) [bn=match-dense]': 0.4 };
+  assert.equal(paperOrder(Object.keys(a), (l) => a[l] ?? null),
+    "The paper's order (magnitude and block-Hessian ahead of diagonal Hessian) holds here: mean retained over the grid's sparsities, each score family at its best configuration: magnitude [bn=match-dense] 60.0%, block-hessian(16,fisher) [bn=none] 50.0% vs diag-hessian(fisher) [bn=match-dense] 40.0%.");
+  assert.equal(paperOrder(['magnitude', 'snip'], () => 0.5), null);
 });
