@@ -172,7 +172,7 @@ function targetMd(studies: readonly StudyResult[]): string[] {
   const heads = [...new Set(checkable.flatMap(({ f }) => f.closest!.map((c) => c.head)))];
   for (const head of heads) {
     const all = checkable.flatMap(({ s, f }) => f.closest!.filter((c) => c.head === head).map((c) => ({ s, c })));
-    const best = all.sort((a, b) => b.c.margin - a.c.margin)[0]!;
+    const best = [...all].sort((a, b) => b.c.margin - a.c.margin)[0]!;
     const reached = all.filter((x) => x.c.reached).map((x) => x.s.name);
     lines.push(`- Across studies, ${head} head: ${reached.length ? `reached in ${reached.length} of ${all.length} studies (${reached.join(', ')}); ` : `reached in none of ${all.length} studies; `}` +
       `largest worst-case margin: ${best.c.label} in [${best.s.name}](#${slug(best.s.name)}) (${best.c.worst}; each study's own target tasks).`);
