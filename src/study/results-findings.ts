@@ -258,12 +258,10 @@ export function denseFinding(d: ReportData): Finding | null {
   // and as a share of dense (the unit of "retained"). Pruned and dense are scored on the same images, so a
   // difference between them is less noisy than this, but differences between tasks or studies are not.
   const ref = (task: string) => d.dense.find((x) => x.model === pre && x.task === task);
-  const se = (task: string): number | null => {
+  const ses = tasks.flatMap((task) => {
     const r = ref(task);
-    return r && r.nTest > 0 ? Math.sqrt(r.accuracy * (1 - r.accuracy) / r.nTest) : null;
-  };
-  const ses = tasks.map((task) => ({ task, se: se(task), rel: se(task) !== null && ref(task)!.accuracy > 0 ? se(task)! / ref(task)!.accuracy : null }))
-    .filter((x): x is { task: string; se: number; rel: number } => x.se !== null && x.rel !== null);
+    return r && r.nTest > 0 && r.accuracy > 0 ? [{ task, rel: Math.sqrt(r.accuracy * (1 - r.accuracy) / r.nTest) / r.accuracy }] : [];
+  });
   if (ses.length) {
     const nt = tasks.map((task) => ref(task)?.nTest).filter((n): n is number => n !== undefined);
     const lo = ses.reduce((a, b) => (a.rel <= b.rel ? a : b));
@@ -388,23 +386,23 @@ export function targetFinding(d: ReportData, t: Thresholds): Finding | null {
   }));
   const sentences: string[] = [];
   const reachedBy = (head: string) => res.filter((r) => r.head === head && r.reached).map((r) => r.label);
+  const worstText = (r: (typeof res)[number]) => r.w.map((y) => `${y.w ? `${pct(y.w.v)} (${taskName(y.w.task)})` : '–'} at ${pct(y.x.sparsity, 0)}`).join(', ');
+  /** Per head, the configuration with the largest worst-case margin (reached or not). */
+  const closest = heads.flatMap((head) => {
+    const r = res.filter((x) => x.head === head).sort((a, b) => b.margin - a.margin)[0];
+    return r ? [{ head, label: r.label, margin: r.margin, reached: r.reached, worst: `worst target task ${worstText(r)}` }] : [];
+  });
   for (const head of heads) {
     const ok = reachedBy(head);
     if (ok.length) sentences.push(`${what}, ${head} head: reached by ${listing(ok)}.`);
     else {
-      const close = res.filter((r) => r.head === head).sort((a, b) => b.margin - a.margin)[0];
-      sentences.push(`${what}, ${head} head: not reached by any configuration of this study` +
-        (close ? `; closest: ${close.label} (worst target task ${close.w.map((y) => `${y.w ? `${pct(y.w.v)} (${taskName(y.w.task)})` : '–'} at ${pct(y.x.sparsity, 0)}`).join(', ')})` : '') + '.');
+      const close = closest.find((c) => c.head === head);
+      sentences.push(`${what}, ${head} head: not reached by any configuration of this study` + (close ? `; closest: ${close.label} (${close.worst})` : '') + '.');
     }
   }
   if (heads.includes('dense') && heads.includes('refit') && reachedBy('dense').length === 0 && reachedBy('refit').length > 0) {
     sentences.push('With a refitted head the target is reached but not with the dense head: the pruned features still separate these classes but no longer match the features the dense head was fitted on, a drift that stale BN statistics can cause (../shared/FACTS.md; the ablation-bn study measures BN repair).');
   }
-  const worstText = (r: (typeof res)[number]) => r.w.map((y) => `${y.w ? `${pct(y.w.v)} (${taskName(y.w.task)})` : '–'} at ${pct(y.x.sparsity, 0)}`).join(', ');
-  const closest = heads.flatMap((head) => {
-    const r = res.filter((x) => x.head === head).sort((a, b) => b.margin - a.margin)[0];
-    return r ? [{ head, label: r.label, margin: r.margin, reached: r.reached, worst: `worst target task ${worstText(r)}` }] : [];
-  });
   return {
     id: 'target', title: 'The issue\'s target', sentences, closest,
     table: { title: `Worst held-out target task: zero-shot retained accuracy (${tasks.map(taskName).join(', ')})`, header: ['configuration', 'head', ...t.target.map((x) => `${pct(x.sparsity, 0)} (need ${pct(x.retained, 0)})`), 'reached'],
