@@ -10,5 +10,5 @@ export * from './zoo/index.js';
 export * from './mask-file.js';
 export * from './onnx/index.js';
 export * from './safetensors.js';
-export * from './safetensors.js';
-export * from './onnx/index.js';
+export * from './task-head.js';
+export * from './preprocess.js';

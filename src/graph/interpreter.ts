@@ -30,8 +30,8 @@ interface Plan {
   lastUse: Map<string, number>;
 }
 
-/** The nodes needed for `wanted`, in graph order, and each value's last use among them. */
-function plan(g: Graph, wanted: ReadonlySet<string>): Plan {
+/** The nodes needed for `wanted` (given the values in `known`), in graph order, and each value's last use among them. */
+function plan(g: Graph, wanted: ReadonlySet<string>, known: ReadonlySet<string> = new Set()): Plan {
   const producer = new Map<string, number>();
   g.nodes.forEach((n, i) => n.outputs.forEach((o) => producer.set(o, i)));
   const need = new Set<number>();
@@ -39,7 +39,7 @@ function plan(g: Graph, wanted: ReadonlySet<string>): Plan {
   const seen = new Set<string>();
   while (stack.length > 0) {
     const v = stack.pop()!;
-    if (seen.has(v)) continue;
+    if (seen.has(v) || known.has(v)) continue;
     seen.add(v);
     const i = producer.get(v);
     if (i === undefined || need.has(i)) continue;
@@ -79,16 +79,25 @@ function bindInputs(g: Graph, x: GraphInput): Map<string, Tensor> {
  * caller is inside noGrad). Returned tensors belong to the caller.
  */
 export function forward(g: Graph, x: GraphInput, o: ForwardOptions): ForwardResult {
-  const run = () => scope(() => forwardInScope(g, x, o));
+  const run = () => scope(() => forwardInScope(g, bindInputs(g, x), o));
   return o.mode === 'eval' ? noGrad(run) : run();
 }
 
-function forwardInScope(g: Graph, x: GraphInput, o: ForwardOptions): ForwardResult {
+/**
+ * Runs the part of the graph between known values and the requested ones: `values` maps value names (graph inputs
+ * or any node outputs) to tensors, and only the nodes needed to get from them to `o.outputs` / `o.taps` run. Used to
+ * advance a set of live activations through one segment of the graph (layer-wise reconstruction).
+ */
+export function forwardFrom(g: Graph, values: ReadonlyMap<string, Tensor>, o: ForwardOptions): ForwardResult {
+  const run = () => scope(() => forwardInScope(g, values, o));
+  return o.mode === 'eval' ? noGrad(run) : run();
+}
+
+function forwardInScope(g: Graph, inputs: ReadonlyMap<string, Tensor>, o: ForwardOptions): ForwardResult {
   const outNames = o.outputs ?? g.outputs;
   const tapNames = o.taps ?? [];
   const wanted = new Set([...outNames, ...tapNames]);
-  const { nodes, lastUse } = plan(g, wanted);
-  const inputs = bindInputs(g, x);
+  const { nodes, lastUse } = plan(g, wanted, new Set(inputs.keys()));
 
   const fixed = new Set<Tensor>([...inputs.values(), ...[...g.params.values()].map((p) => p.tensor), ...g.constants.values()]);
   const values = new Map<string, Tensor>();

@@ -31,11 +31,13 @@ export class MaskFileError extends TapirError {
   }
 }
 
+/** Packs a 0/1 array into bits, LSB first (the mask file's and the study store's layout). */
 export function packBits(v: ArrayLike<number>): Uint8Array {
   const out = new Uint8Array(Math.ceil(v.length / 8));
   for (let i = 0; i < v.length; i++) if (v[i]! !== 0) out[i >> 3]! |= 1 << (i & 7);
   return out;
 }
+/** The first `n` bits of `b` as 0/1 floats. */
 export function unpackBits(b: Uint8Array, n: number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = (b[i >> 3]! >> (i & 7)) & 1;

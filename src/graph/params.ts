@@ -1,12 +1,12 @@
 /**
  * Parameter helpers over the IR: the default prunable rule, listings, masks, dtype conversion, disposal.
  */
-import { keep, noGrad, ShapeError, type DType, type Tensor } from '../engine/index.js';
+import { keep, noGrad, scope, ShapeError, type DType, type Tensor } from '../engine/index.js';
 import { GraphError } from './errors.js';
 import type { Graph, Param, ParamRole } from './ir.js';
 
 /**
- * DESIGN §1: conv / linear / attention-projection weights of the backbone are prunable; biases, norms,
+ * The paper's rule: conv / linear / attention-projection weights of the backbone are prunable; biases, norms,
  * buffers, embeddings (class token, position table) and the task head are not.
  */
 export function defaultPrunable(role: ParamRole): boolean {
@@ -68,10 +68,41 @@ export function setMask(g: Graph, name: string, mask: Tensor): void {
   const ps = p.tensor.shape;
   if (mask.ndim !== ps.length || mask.shape.some((d, i) => d !== ps[i]))
     throw new ShapeError(`mask for '${name}' has shape [${mask.shape.join(', ')}], the parameter is [${ps.join(', ')}]`, { context: { param: name } });
-  // One new tensor: to() copies (clone() when the dtype already matches); the graph owns it.
-  const m = keep(noGrad(() => (mask.dtype === p.tensor.dtype ? mask.clone() : mask.to(p.tensor.dtype))));
+  // One new tensor: to() copies (clone() when the dtype already matches); the graph owns it. The scope frees any
+  // intermediate of the conversion, keep() lifts the copy out of every enclosing scope.
+  const m = keep(scope(() => noGrad(() => (mask.dtype === p.tensor.dtype ? mask.clone() : mask.to(p.tensor.dtype)))));
   g.masks.get(name)?.dispose();
   g.masks.set(name, m);
+}
+
+/**
+ * Overwrites `work`'s parameter values and constants with `source`'s and drops its masks, so a graph that was
+ * pruned (and repaired: BN repair may have given a BatchNorm a private γ/β wired into its node) is the `source`
+ * model again. `source` is an unpruned load of the same model (same node names, same parameter names): nodes whose
+ * inputs differ are rewired to `source`'s inputs, and parameters `source` does not have are freed.
+ */
+export function restoreFrom(work: Graph, source: Graph): void {
+  clearMasks(work);
+  source.nodes.forEach((d, i) => {
+    const w = work.nodes[i];
+    if (w && w.name === d.name && w.inputs.join('\0') !== d.inputs.join('\0')) work.nodes[i] = { ...w, inputs: [...d.inputs] };
+  });
+  for (const [name, p] of [...work.params]) {
+    if (source.params.has(name)) continue;
+    p.tensor.dispose();
+    work.params.delete(name);
+  }
+  noGrad(() => {
+    for (const [name, p] of source.params) {
+      const w = work.params.get(name);
+      if (!w) throw new GraphError(`restore: graph '${work.name}' has no parameter '${name}' of '${source.name}'`, { context: { param: name }, fix: 'restore from a load of the same model' });
+      w.tensor.copy_(p.tensor);
+    }
+    for (const [name, t] of source.constants) {
+      const w = work.constants.get(name);
+      if (w && w !== t) w.copy_(t);
+    }
+  });
 }
 
 export function clearMasks(g: Graph): void {

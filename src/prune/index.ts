@@ -8,5 +8,7 @@ export { PER_SAMPLE_RULES, findSites, factorPass } from './per-sample.js';
 export { ESTIMATORS, ESTIMATOR_NAMES, type CurvatureEstimator, type CurvatureResult, type EstimatorName, type EstimatorOptions } from './estimators/index.js';
 export { blockStats, inverseBlocks, type BlockOptions, type BlockStats } from './estimators/block.js';
 export { SCORES, SCORE_NAMES, compensateBlocks, type Score, type ScoreContext, type ScoreName, type ScoreResult } from './scores/index.js';
-export { prune, type PruneOptions, type PruneReport, type TensorReport } from './pruner.js';
+export { prune, resolveScore, type PruneOptions, type PruneReport, type TensorReport } from './pruner.js';
+export { shuffleMasks, maskSummary, type TensorDensity } from './masks.js';
+export { calibrationSet, labelByModel, disposeCalibSet, parseCalibData, calibDataLabel, type CalibData, type CalibSet, type CalibSetOptions } from './calib-set.js';
 export { reestimateBatchNorm, repairBatchNorm, denseCopy, BN_REPAIRS, type BnRepair, type BnRepairResult } from './bn.js';

@@ -1,18 +1,24 @@
 /**
- * The pruner: score → allocation → masks, once (`oneshot`) or over R rounds (`iterative`, density k^(r/R),
- * re-scoring with the current mask each round). It receives a `Score` value and never branches on its name.
- * Masks are set on the graph (W ⊙ c in the forward pass); weights change only with OBS compensation.
- * Sparsity counts mask entries over the prunable parameters; weights that are already 0 but kept are reported
+ * The pruner, the one pruning entry of tapir (the CLI, studies and diagnostics all call it): score → allocation →
+ * masks, once (`oneshot`) or over R rounds (`iterative`, density k^(r/R), re-scoring with the current mask each
+ * round), then the optional shuffled-mask control and BN repair. It receives a `Score` value and never branches on
+ * its name. Masks are set on the graph (W ⊙ c in the forward pass) and pruned weights are zeroed at the end; other
+ * weights change only when the score offers an update (OBS compensation).
+ *
+ * A data-driven score reads the loss through `head`, a linear task head on the feature tap (the model's own
+ * classifier predicts other classes); the head is not pruned and stays the caller's.
+ * Sparsity counts mask entries over the scored parameters; weights that are already 0 but kept are reported
  * (`alreadyZero`), not counted as pruned.
  */
-import { keep, noGrad, scope, type Tensor } from '../engine/index.js';
-import { prunableParams, setMask, type Graph, type Mode } from '../graph/index.js';
+import { noGrad, scope, type Tensor } from '../engine/index.js';
+import { applyMasksInPlace, disposeGraph, prunableParams, setMask, withTaskHead, type Graph, type LinearHead, type Mode } from '../graph/index.js';
 import { allocate, AllocationError, checkSparsity, type Allocation, type ParamMap } from './allocation.js';
 import { calibrationHash, checkCalibration, checkWeights, countImages } from './calib.js';
-import { reestimateBatchNorm } from './bn.js';
+import { BN_REPAIRS, denseCopy, repairBatchNorm, type BnRepair, type BnRepairResult } from './bn.js';
 import { PruneError } from './errors.js';
 import type { EstimatorName } from './estimators/index.js';
 import type { CalibBatch, LossName } from './loss.js';
+import { shuffleMasks } from './masks.js';
 import { roundDensities, type Schedule } from './schedule.js';
 import { SCORES, type Score, type ScoreName } from './scores/index.js';
 
@@ -35,8 +41,16 @@ export interface PruneOptions {
   block?: { curvature?: 'fisher' | 'ggn'; blockSize?: number; damping?: number; compensate?: boolean };
   mode?: Mode;
   allowTrainMode?: boolean;
-  /** Recompute BN running statistics on the calibration images after masking. */
-  bn?: 'none' | 'reestimate';
+  /** Linear task head on the feature tap that the loss is read through (default: the graph's own output). */
+  head?: LinearHead;
+  /** Parameters to score and mask (default: every prunable one). */
+  params?: readonly string[];
+  /** The shuffled-mask control: permute each final mask within its tensor (seeded by `seed`) before BN repair. */
+  shuffle?: boolean;
+  /** BN repair after masking, on the calibration images (default 'none'). */
+  bn?: BnRepair;
+  /** The unpruned model `match-dense` reads (same nodes, own tensors); default: a copy of `g` taken before pruning. */
+  dense?: Graph;
   onProgress?: (phase: string, done: number, total: number) => void;
 }
 
@@ -68,14 +82,17 @@ export interface PruneReport {
   collapsed: string[];
   warnings: string[];
   calibration: { images: number; hash: string | null };
-  bn: 'none' | 'reestimate';
-  batchNormsReestimated: number;
+  /** Parameters scored and masked. */
+  scoredTensors: number;
+  shuffled: boolean;
+  bn: BnRepairResult;
   compensated: boolean;
   /** Milliseconds per phase, summed over rounds. */
   timings: Record<string, number>;
 }
 
-function resolveScore(s: ScoreName | Score): Score {
+/** The score registry's entry for a name (a Score value passes through). */
+export function resolveScore(s: ScoreName | Score): Score {
   if (typeof s !== 'string') return s;
   if (!Object.prototype.hasOwnProperty.call(SCORES, s))
     throw new PruneError(`unknown score '${s}'`, { context: { score: s }, fix: `use one of: ${Object.keys(SCORES).join(', ')}` });
@@ -99,25 +116,29 @@ function demotePruned(g: Graph, scores: Map<string, Tensor>): Map<string, Tensor
   });
 }
 
-/**
- * setMask, with its temporaries freed: graph/params.ts setMask leaks the intermediate of `mask.to(dtype)` (one
- * tensor per call); a scope frees it and keep() rescues the mask the graph now owns.
- */
-function installMask(g: Graph, name: string, m: Tensor): void {
-  scope(() => {
-    setMask(g, name, m);
-    keep(g.masks.get(name)!);
-  });
-}
-
 export function prune(g: Graph, o: PruneOptions): PruneReport {
   const score = resolveScore(o.score);
   checkSparsity(o.sparsity);
-  const params = prunableParams(g).map((p) => p.name);
+  const bn = o.bn ?? 'none';
+  if (!BN_REPAIRS.includes(bn)) throw new PruneError(`unknown BN repair '${String(bn)}'`, { context: { bn }, fix: `use one of: ${BN_REPAIRS.join(', ')} (--bn)` });
+  const params = o.params ? [...o.params] : prunableParams(g).map((p) => p.name);
   if (params.length === 0) throw new AllocationError(`graph '${g.name}' has no prunable parameters`, { graph: g.name }, 'mark conv/linear weights prunable (role "weight")');
+  for (const n of params)
+    if (!g.params.get(n)?.prunable) throw new PruneError(`'${n}' is not a prunable parameter of '${g.name}'`, { context: { param: n }, fix: 'list prunable tensors with `tapir info <model>`' });
   checkWeights(g);
   const batches = o.batches ?? [];
-  if (!score.dataFree || o.bn === 'reestimate' || o.calib !== undefined) checkCalibration(batches, { need: o.calib });
+  if (!score.dataFree || bn !== 'none' || o.calib !== undefined) checkCalibration(batches, { need: o.calib });
+  // match-dense compares with the unpruned model: take it before any mask or weight update.
+  const dense = bn === 'match-dense' && !o.dense ? denseCopy(g) : null;
+  try {
+    return pruneWith(g, score, params, batches, bn, o.dense ?? dense ?? g, o);
+  } finally {
+    if (dense) disposeGraph(dense);
+  }
+}
+
+function pruneWith(g: Graph, score: Score, params: string[], batches: readonly CalibBatch[], bn: BnRepair, dense: Graph, o: PruneOptions): PruneReport {
+  const sg = o.head ? withTaskHead(g, o.head) : g;
   const schedule = o.schedule ?? { kind: 'oneshot' };
   const allocation = o.allocation ?? { kind: 'global' };
   const seed = o.seed ?? 0;
@@ -136,7 +157,7 @@ export function prune(g: Graph, o: PruneOptions): PruneReport {
     o.onProgress?.('score', r, densities.length);
     // A scope frees whatever a score leaves behind; its result's tensors survive (OBS keeps its blocks itself).
     const res = time('score', () => scope(() => score.score({
-      graph: g, batches, params, loss, seed: seed + r, mode: o.mode, allowTrainMode: o.allowTrainMode, estimator: o.estimator, probes: o.probes, ggn: o.ggn, block: o.block,
+      graph: sg, batches, params, loss, seed: seed + r, mode: o.mode, allowTrainMode: o.allowTrainMode, estimator: o.estimator, probes: o.probes, ggn: o.ggn, block: o.block,
       onProgress: (d, t) => o.onProgress?.(`score ${r + 1}/${densities.length}`, d, t),
     })));
     scoreInfo = res.info;
@@ -155,24 +176,26 @@ export function prune(g: Graph, o: PruneOptions): PruneReport {
     } finally {
       res.dispose?.();
     }
-    for (const [n, m] of last.masks) installMask(g, n, m);
+    for (const [n, m] of last.masks) setMask(g, n, m);
     rounds.push({ density, achievedSparsity: last.achievedSparsity });
   });
   const final = last!;
-  let bnCount = 0;
-  if (o.bn === 'reestimate') bnCount = time('bn', () => reestimateBatchNorm(g, batches));
+  if (o.shuffle) shuffleMasks(g, seed);
   const tensors: TensorReport[] = params.map((n) => {
     const size = g.params.get(n)!.tensor.numel;
     const kept = final.kept.get(n)!;
     return { name: n, shape: [...g.params.get(n)!.tensor.shape], size, kept, density: kept / size };
   });
   const alreadyZero = params.reduce((a, n) => a + scope(() => noGrad(() => g.params.get(n)!.tensor.eq(0).logicalAnd(g.masks.get(n)!.ne(0)).sum().item())), 0);
+  applyMasksInPlace(g);
+  // BN repair after the final masks (and any weight update), on the same calibration images.
+  const bnResult = time('bn', () => repairBatchNorm(g, dense, batches, bn));
   const warnings = final.collapsed.map((n) => `tensor '${n}' is fully pruned (layer collapse): every output of it is constant; raise --min-density or lower --sparsity`);
   final.masks.forEach((m) => m.dispose());
   return {
     graph: g.name, score: score.name, scoreInfo, loss, seed, sparsity: o.sparsity, achievedSparsity: final.achievedSparsity, allocation,
     minDensity: o.minDensity ?? 0, schedule, rounds, prunableParameters: final.total, keptParameters: final.totalKept, alreadyZero, tensors,
     collapsed: final.collapsed, warnings, calibration: { images: countImages(batches), hash: batches.length > 0 ? calibrationHash(batches) : null },
-    bn: o.bn ?? 'none', batchNormsReestimated: bnCount, compensated, timings,
+    scoredTensors: params.length, shuffled: !!o.shuffle, bn: bnResult, compensated, timings,
   };
 }

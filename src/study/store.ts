@@ -176,13 +176,6 @@ export class StudyStore {
   }
 }
 
-/** Packs a 0/1 array into bits, LSB first (the mask file's layout). */
-export function packBits(m: ArrayLike<number>): Uint8Array {
-  const out = new Uint8Array(Math.ceil(m.length / 8));
-  for (let i = 0; i < m.length; i++) if (m[i] !== 0) out[i >> 3]! |= 1 << (i & 7);
-  return out;
-}
-
 /** Intersection-over-union of two packed masks of the same length (1 when both are empty). */
 export function maskIoU(a: Uint8Array, b: Uint8Array): { inter: number; union: number } {
   if (a.length !== b.length) throw new TapirError('E_DB', `mask overlap: packed masks differ in length (${a.length} vs ${b.length} bytes)`, { fix: 'compare masks of the same model' });

@@ -8,14 +8,8 @@
  */
 import { createHash } from 'node:crypto';
 import { cat, noGrad, scope, TapirError, type Tensor } from '../engine/index.js';
-import { forward, type Graph } from '../graph/index.js';
+import { forward, preprocessOf, type Graph } from '../graph/index.js';
 import { batches, loadSplit, openTask, type ImageSet, type Preprocess, type SplitName, type Task, type TaskOptions } from '../data/index.js';
-
-/** The data layer's preprocessing spec for a graph's recorded preprocessing. */
-export function preprocessOf(g: Graph): Preprocess {
-  const p = g.preprocessing;
-  return { size: [p.size[0], p.size[1]], range: [p.range[0], p.range[1]], ...(p.mean ? { mean: p.mean } : {}), ...(p.std ? { std: p.std } : {}), channels: 3 };
-}
 
 /** SHA-256 (hex, 16 chars) of everything that decides a graph's features: weights, masks, tap, preprocessing. */
 export function modelFingerprint(g: Graph, tap: string = g.featureTap): string {

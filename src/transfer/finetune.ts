@@ -7,13 +7,15 @@
  * and seed, ends at the same weights as an uninterrupted run (data order, augmentation and dropout are seeded
  * per epoch).
  */
-import { applyMasksInPlace, forward, type Graph, type Mode } from '../graph/index.js';
 import { gradStrict, manualSeed, nn, noGrad, scope, tensor, TapirError, type Tensor } from '../engine/index.js';
 import { batches, loadSplit, type ImageSet, type TaskOptions } from '../data/index.js';
 import { augmentBatch, seededRandom, type AugmentOptions } from './augment.js';
 import { checkpointPath, readCheckpoint, writeCheckpoint, type Progress } from './checkpoint.js';
-import { FeatureCache, modelFingerprint, preprocessOf } from './features.js';
-import { disposeTaskHead, paramsUsedBy, ridgeToLinear, taskHeadOf, withTaskHead, zeroHead, TASK_HEAD_WEIGHT, type LinearHead } from './head.js';
+import { FeatureCache, modelFingerprint } from './features.js';
+import {
+  applyMasksInPlace, disposeTaskHead, forward, paramsUsedBy, preprocessOf, taskHeadOf, withTaskHead, TASK_HEAD_WEIGHT, type Graph, type LinearHead, type Mode,
+} from '../graph/index.js';
+import { ridgeToLinear, zeroHead } from './head.js';
 import { assertMaskedZero, lrAt, MaskedOptimizer, type LrSchedule, type OptimizerName, type Slot } from './optim.js';
 import { disposeHead, featureStats, fitRidgeHead, selectAlpha } from './ridge.js';
 

@@ -1,10 +1,13 @@
 /** Transfer: ridge heads, zero-shot evaluation, masked fine-tuning (DESIGN §1). See docs/TRANSFER.md. */
 export { featureStats, standardise, fitRidgeHead, headLogits, headAccuracy, disposeHead, selectAlpha, ALPHA_GRID, type FeatureStats, type RidgeHead, type RidgeOptions } from './ridge.js';
-export { preprocessOf, modelFingerprint, extractFeatures, FeatureCache, type ExtractOptions, type SplitFeatures, type FeatureRequest } from './features.js';
+export { modelFingerprint, extractFeatures, FeatureCache, type ExtractOptions, type SplitFeatures, type FeatureRequest } from './features.js';
 export { zeroShot, pixelBaseline, HEAD_MODES, type HeadMode, type ZeroShotOptions, type ZeroShotRow, type PixelBaselineOptions } from './zero-shot.js';
-export { withTaskHead, taskHeadOf, disposeTaskHead, ridgeToLinear, zeroHead, paramsUsedBy, TASK_HEAD_WEIGHT, TASK_HEAD_BIAS, type LinearHead } from './head.js';
+export { ridgeToLinear, zeroHead } from './head.js';
+export { preprocessOf } from '../graph/index.js';
+export { withTaskHead, taskHeadOf, disposeTaskHead, paramsUsedBy, TASK_HEAD_WEIGHT, TASK_HEAD_BIAS, type LinearHead } from '../graph/index.js';
 export { MaskedOptimizer, lrAt, assertMaskedZero, OPTIMIZER_NAMES, type OptimizerName, type OptimizerOptions, type Slot, type LrSchedule } from './optim.js';
 export { augmentBatch, seededRandom, type AugmentOptions } from './augment.js';
 export { finetune, evaluateSplit, assertGraphMasked, type FinetuneOptions, type FinetuneResult, type FinetuneLoss, type BnPolicy, type HeadInit, type EpochRecord } from './finetune.js';
-export { checkpointPath, readCheckpoint, writeCheckpoint, removeCheckpoint, CHECKPOINT_FORMAT, type Progress } from './checkpoint.js';
+export { checkpointPath, readCheckpoint, writeCheckpoint, removeCheckpoint, writeJsonAtomic, readJson, CHECKPOINT_FORMAT, type Progress } from './checkpoint.js';
 export { openModel, applyMaskDir, saveFinetuned, loadFinetuned, FINETUNE_FORMAT, MASK_FILE, type OpenedModel, type FinetuneInfo } from './model.js';
+export { pruneOnTask, scoringHead, backboneParams, type PruneOnTaskOptions, type PruneOnTaskResult, type ScoringHeadInfo } from './prune-on-task.js';

@@ -17,7 +17,7 @@ import { loadStateDict, readSafetensors, writeSafetensors } from '../graph/safet
 import { loadModel } from '../graph/zoo/index.js';
 import { readJson, writeJsonAtomic } from './checkpoint.js';
 import type { FinetuneResult } from './finetune.js';
-import { TASK_HEAD_BIAS, TASK_HEAD_WEIGHT, type LinearHead } from './head.js';
+import { TASK_HEAD_BIAS, TASK_HEAD_WEIGHT, type LinearHead } from '../graph/index.js';
 
 export const FINETUNE_FORMAT = 'tapir-finetune/1';
 export const MASK_FILE = 'mask.safetensors';

@@ -77,11 +77,11 @@ test('tapir prune --bn match-dense: repaired BN affine written to model.onnx, ru
   const out = join(WORK, 'bn-match');
   const args = ['prune', '--model', MODEL, '--score', 'magnitude', '--sparsity', '0.6', '--source', TASK, '--cap', '20', '--calib', '5', '--batch-size', '2', '--no-progress'];
   const { out: stdout } = await run([...args, '--bn', 'match-dense', '--out', out, '--json']);
-  const doc = JSON.parse(stdout) as { bn: { mode: string; layers: number; degenerate: number }; batchNormsReestimated: number; timings: Record<string, number> };
+  const doc = JSON.parse(stdout) as { bn: { mode: string; layers: number; images: number; degenerate: number }; timings: Record<string, number> };
   assert.equal(doc.bn.mode, 'match-dense');
   assert.equal(doc.bn.layers, 2);
   assert.ok(Number.isInteger(doc.bn.degenerate) && doc.bn.degenerate >= 0);
-  assert.equal(doc.batchNormsReestimated, 0);
+  assert.equal(doc.bn.images, 5);
   assert.ok(doc.timings.bn! >= 0);
   const dense = await importOnnx(MODEL);
   const m = await importOnnx(join(out, 'model.onnx'));
@@ -92,8 +92,8 @@ test('tapir prune --bn match-dense: repaired BN affine written to model.onnx, ru
   disposeGraph(m);
   disposeGraph(dense);
   const none = JSON.parse((await run([...args, '--out', join(WORK, 'bn-none'), '--json'])).out) as { bn: unknown };
-  assert.deepEqual(none.bn, { mode: 'none', layers: 0, degenerate: 0 });
+  assert.deepEqual(none.bn, { mode: 'none', layers: 0, images: 0, degenerate: 0 });
   const base = ['prune', '--model', MODEL, '--score', 'magnitude', '--sparsity', '0.5', '--out', join(WORK, 'bn-bad'), '--no-progress'];
-  await assert.rejects(run([...base, '--bn', 'match-dense']), /--score magnitude with --bn match-dense needs calibration images: pass --source/);
+  await assert.rejects(run([...base, '--bn', 'match-dense']), /score 'magnitude' with BN repair 'match-dense' needs calibration images: pass --source/);
   await assert.rejects(run([...base, '--bn', 'dense']), /--bn must be one of/);
 });

@@ -12,10 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { noGrad, ones, randn, scope, tensor, zeros, type Tensor } from '../../src/engine/index.js';
 import { applyMasksInPlace, disposeGraph, forward, GraphBuilder, setMask } from '../../src/graph/index.js';
-import { repairBatchNorm } from '../../src/prune/index.js';
+import { calibrationSet, labelByModel, repairBatchNorm, disposeCalibSet } from '../../src/prune/index.js';
 import { imagesToTensor, loadSplit, openTask } from '../../src/data/index.js';
-import { disposeHead, extractFeatures, FeatureCache, fitRidgeHead, headLogits, preprocessOf } from '../../src/transfer/index.js';
-import { calibrationSet, htmlReport, markdownReport, parseStudy, pruneStep, readReport, restoreFrom, runStudy, StudyStore, type StudyConfig } from '../../src/study/index.js';
+import { disposeHead, extractFeatures, FeatureCache, fitRidgeHead, headLogits, preprocessOf, scoringHead } from '../../src/transfer/index.js';
+import { restoreFrom } from '../../src/graph/index.js';
+import { cellCalibData, htmlReport, markdownReport, parseStudy, readReport, runStudy, StudyStore, taskOptionsFor, type StudyConfig } from '../../src/study/index.js';
 import { ablationPlot, ablationTable, renderSvg } from '../../src/study/index.js';
 import { ablations, type Ablation } from '../../src/study/report-data.js';
 import { makeFolderTask, tinyNet, useTempCache } from '../transfer/fixtures.js';
@@ -42,6 +43,18 @@ alpha: 1
 finetune: false
 ${extra}`, 'ablation.yaml');
 
+/** A cell's calibration set as the study builds it (transfer's pruneOnTask): mix/noise labelled by the source head. */
+async function studyCalib(g: ReturnType<typeof tinyNet>, c: StudyConfig, seed: number, cache: FeatureCache, n: number, data = 'source') {
+  const set = await calibrationSet(g, cellCalibData(c, data), { source: S, n, seed, taskOptions: (t) => taskOptionsFor(c, t), open: (id, o) => cache.task(id, o) });
+  if (set.needsLabels) {
+    const h = await scoringHead(g, set.task, { taskOptions: taskOptionsFor(c, set.task), alpha: c.alpha, cache });
+    labelByModel(set, g, h.head);
+    h.head.weight.dispose();
+    h.head.bias.dispose();
+  }
+  return set;
+}
+
 const rows = (t: Tensor) => {
   const n = t.shape[0]!;
   const a = Array.from(t.contiguous().data() as Float32Array);
@@ -54,8 +67,8 @@ test('noise calibration: seeded uniform pixels through the preprocessing, labell
   const cache = new FeatureCache();
   try {
     const c = config();
-    const calib = await calibrationSet(g, c, S, 3, cache, { n: 20, data: 'noise' });
-    assert.equal(calib.data, 'noise');
+    const calib = await studyCalib(g, c, 3, cache, 20, 'noise');
+    assert.equal(calib.data.kind, 'noise');
     assert.equal(calib.numClasses, 3);
     assert.deepEqual(calib.batches.map((b) => b.x.shape[0]), [20]);
     const x = calib.batches[0]!.x;
@@ -77,11 +90,11 @@ test('noise calibration: seeded uniform pixels through the preprocessing, labell
     assert.deepEqual(Array.from(calib.batches[0]!.y.data() as BigInt64Array, Number), want);
     assert.ok(new Set(want).size > 1, `noise labels use more than one class (${want.join(',')})`);
     // Seeded: the same seed gives the same images, another seed others.
-    const again = await calibrationSet(g, c, S, 3, cache, { n: 20, data: 'noise' });
-    const other = await calibrationSet(g, c, S, 4, cache, { n: 20, data: 'noise' });
+    const again = await studyCalib(g, c, 3, cache, 20, 'noise');
+    const other = await studyCalib(g, c, 4, cache, 20, 'noise');
     assert.deepEqual(rows(again.batches[0]!.x), rows(x));
     assert.notDeepEqual(rows(other.batches[0]!.x), rows(x));
-    for (const s of [calib, again, other]) for (const b of s.batches) { b.x.dispose(); b.y.dispose(); }
+    for (const s of [calib, again, other]) disposeCalibSet(s);
   } finally {
     cache.dispose();
     disposeGraph(g);
@@ -93,9 +106,9 @@ test('task-id calibration: the first n images of that task\'s train split with t
   const cache = new FeatureCache();
   try {
     const c = config(`calib_data: [source, '${T}']\n`, `{cap: 12, caps: {'${T}': 10}}`);
-    const calib = await calibrationSet(g, c, S, 0, cache, { n: 16, data: T });
+    const calib = await studyCalib(g, c, 0, cache, 16, T);
     assert.equal(calib.task, T);
-    assert.deepEqual(calib.taskOptions, { seed: 0, cap: 10 });
+    assert.equal(calib.needsLabels, false);
     assert.deepEqual(calib.batches.map((b) => b.x.shape[0]), [16]);
     const set = await loadSplit(await openTask(T, { seed: 0, cap: 10 }), 'train', [16, 16]);
     const all = imagesToTensor(set, Int32Array.from({ length: set.n }, (_, i) => i), preprocessOf(g));
@@ -105,10 +118,10 @@ test('task-id calibration: the first n images of that task\'s train split with t
     assert.ok(got.every((i) => i !== undefined), 'every calibration image is an image of T\'s train split');
     assert.equal(new Set(got).size, 16, 'no image twice');
     assert.deepEqual(Array.from(calib.batches[0]!.y.data() as BigInt64Array, Number), got.map((i) => set.labels[i!]));
-    const src = await calibrationSet(g, c, S, 0, cache, { n: 16 });
+    const src = await studyCalib(g, c, 0, cache, 16);
     assert.equal(src.task, S);
     assert.notDeepEqual(rows(src.batches[0]!.x), rows(calib.batches[0]!.x));
-    for (const s of [calib, src]) for (const b of s.batches) { b.x.dispose(); b.y.dispose(); }
+    for (const s of [calib, src]) disposeCalibSet(s);
   } finally {
     cache.dispose();
     disposeGraph(g);
@@ -116,7 +129,7 @@ test('task-id calibration: the first n images of that task\'s train split with t
 });
 
 type Row = Record<string, unknown>;
-const steps = { loadModel: async () => tinyNet(0, 16), prune: pruneStep };
+const steps = { loadModel: async () => tinyNet(0, 16) };
 
 test('a study with 2+ values on every axis: cells, recorded axes and BN repair, no leak between cells, ablation tables', { timeout: 600_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tapir-ablation-'));

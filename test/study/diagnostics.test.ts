@@ -12,7 +12,7 @@ import { hessianOperator, runDiagnostics, type DiagnosticsReport } from '../../s
 import { openTask, loadSample } from '../../src/data/index.js';
 import { disposeTaskHead, extractFeatures, fitRidgeHead, ridgeToLinear, disposeHead, openModel, withTaskHead } from '../../src/transfer/index.js';
 import { makeProgram } from '../../src/cli/program.js';
-import { expandGrid, htmlReport, markdownReport, parseStudy, protocolHash, pruneStep, readReport, runStudy, StudyConfigError, StudyStore, type StudySteps } from '../../src/study/index.js';
+import { expandGrid, htmlReport, markdownReport, parseStudy, protocolHash, readReport, runStudy, StudyConfigError, StudyStore, type StudySteps } from '../../src/study/index.js';
 import { buildTaskInputs, DIAGNOSTICS_ALPHA_GRID, type HeadAlpha, type HeadInfo } from '../../src/study/diagnostics-inputs.js';
 import { planDiagnostics, cellMask } from '../../src/study/diagnostics.js';
 import { makeFolderTask, tempDir, tinyNet, useTempCache } from '../transfer/fixtures.js';
@@ -203,7 +203,6 @@ diagnostics: {images: 6, head_images: 5, probes: 3, k: 2, steps: 6, sparsities: 
       if (spec.startsWith('random:')) noGrad(() => { for (const n of ['bn2.weight', 'bn2.bias']) g.params.get(n)!.tensor.mul_(1e-6); });
       return g;
     },
-    prune: pruneStep,
   };
   const plans = planDiagnostics(cfg, expandGrid(cfg));
   assert.deepEqual(plans.map((p) => [p.model, p.random, p.maskCells.map((m) => `${m.score} ${m.sparsity}`)]),

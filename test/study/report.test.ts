@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
-import { htmlReport, markdownReport, packBits, readReport, StudyStore, writeAtomic } from '../../src/study/index.js';
+import { htmlReport, markdownReport, readReport, StudyStore, writeAtomic } from '../../src/study/index.js';
+import { packBits } from '../../src/graph/index.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const EVIL = 'evil<script>alert(1)</script>&"x"';

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randn } from '../../src/engine/index.js';
 import { GraphBuilder } from '../../src/graph/index.js';
-import { efficiency, layerTable, maskIoU, packBits, StudyStore, type CellRecord } from '../../src/study/index.js';
+import { efficiency, layerTable, maskIoU, StudyStore, type CellRecord } from '../../src/study/index.js';
+import { packBits } from '../../src/graph/index.js';
 
 const cell = (key: string): CellRecord => ({
   key, study: 's', protocol: 'p', model: 'm', control: 'none', score: 'magnitude', scoreSpec: { name: 'magnitude' }, sparsity: 0.5, source: 'a', seed: 0,

@@ -34,6 +34,11 @@ export function parseNumber(opt: string, s: string, o: { int?: boolean; min?: nu
   return n;
 }
 
+/** `auto` or a ridge penalty > 0 (0 makes the ridge system singular on rank-deficient features). */
+export function parseAlpha(s: string, opt = '--alpha'): number | 'auto' {
+  return s === 'auto' ? 'auto' : parseNumber(opt, s, { positive: true });
+}
+
 export function oneOf<T extends string>(opt: string, s: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(s)) throw new TapirError('E_ARG', `${opt} must be one of ${allowed.join(', ')}, got '${s}'`, { context: { option: opt }, fix: `e.g. ${opt} ${allowed[0]}` });
   return s as T;
@@ -62,7 +67,7 @@ export function evalCommand(io: Io): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .action(async (o: EvalFlags) => {
       const head = oneOf<HeadMode>('--head', o.head, HEAD_MODES);
-      const alpha = o.alpha === 'auto' ? 'auto' as const : parseNumber('--alpha', o.alpha, { min: 0 });
+      const alpha = parseAlpha(o.alpha);
       const taskOptions = { seed: parseNumber('--seed', o.seed, { int: true, min: 0 }), ...(o.cap !== undefined ? { cap: parseNumber('--cap', o.cap, { int: true, min: 3 }) } : {}) };
       const batchSize = parseNumber('--batch-size', o.batchSize, { int: true, min: 1 });
       const tasks = o.tasks.split(',').map((s) => s.trim()).filter((s) => s.length > 0);

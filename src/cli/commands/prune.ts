@@ -1,50 +1,24 @@
 /**
- * `tapir prune`: score a model's prunable weights on one task's calibration images (or data-free), allocate a
- * mask, write `<out>/mask.safetensors`, `<out>/model.onnx` (masked weights zeroed) and `<out>/prune.json`.
- * Data-dependent scores read the loss through a task head: a class-balanced ridge head fitted on the dense
- * model's features of the same calibration images (the model's own classifier predicts other classes); the head
- * is never pruned.
+ * `tapir prune`: score a model's prunable backbone weights (data-free or on one task's calibration images),
+ * allocate a mask, write `<out>/mask.safetensors`, `<out>/model.onnx` (masked weights zeroed) and `<out>/prune.json`.
+ * It runs transfer's `pruneOnTask`, the same path as a study cell: same settings, same mask.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { noGrad, scope, TapirError, tensor } from '../../engine/index.js';
 import { disposeGraph, exportOnnx, writeMaskFile } from '../../graph/index.js';
-import { batches as makeBatches, loadSplit, openTask } from '../../data/index.js';
-import { ALLOCATIONS, BN_REPAIRS, denseCopy, ESTIMATOR_NAMES, LOSS_NAMES, prune, repairBatchNorm, SCHEDULES, SCORE_NAMES, SCORES, type Allocation, type CalibBatch, type EstimatorName, type LossName, type Schedule, type ScoreName } from '../../prune/index.js';
-import { disposeHead, extractFeatures, fitRidgeHead, openModel, preprocessOf, ridgeToLinear, withTaskHead, disposeTaskHead } from '../../transfer/index.js';
+import {
+  ALLOCATIONS, BN_REPAIRS, ESTIMATOR_NAMES, LOSS_NAMES, parseCalibData, SCHEDULES, SCORE_NAMES, SCORES, type Allocation, type EstimatorName, type LossName, type Schedule, type ScoreName,
+} from '../../prune/index.js';
+import { openModel, pruneOnTask, writeJsonAtomic } from '../../transfer/index.js';
 import { VERSION } from '../program.js';
 import { emit, table, type Io } from '../output.js';
-import { lazyBar, oneOf, parseNumber } from './eval.js';
+import { lazyBar, oneOf, parseAlpha, parseNumber } from './eval.js';
 
 interface PruneFlags {
-  model: string; score: string; estimator: string; probes: string; ggn: string; sparsity: string; source?: string; calib: string; cap?: string;
-  loss: string; allocation: string; minDensity: string; schedule: string; rounds: string; seed: string; blockSize: string; damping: string;
+  model: string; score: string; estimator: string; probes: string; ggn: string; sparsity: string; source?: string; calib: string; calibData: string; cap?: string;
+  loss: string; allocation: string; minDensity: string; schedule: string; rounds: string; seed: string; dataSeed: string; alpha: string; blockSize: string; damping: string;
   curvature: string; compensate?: boolean; bn: string; batchSize: string; out: string; progress: boolean; json?: boolean; onnx: boolean;
-}
-
-async function writeAtomic(path: string, data: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
-}
-
-/** The first `n` images of the shuffled calibration split, as batches (fewer if the split is smaller). */
-function calibBatches(set: Parameters<typeof makeBatches>[0], pre: Parameters<typeof makeBatches>[1], n: number, batchSize: number, seed: number): CalibBatch[] {
-  const out: CalibBatch[] = [];
-  let have = 0;
-  for (const b of makeBatches(set, pre, { batchSize, shuffle: true, seed })) {
-    if (have >= n) { b.x.dispose(); b.y.dispose(); continue; }
-    const k = Math.min(b.x.shape[0]!, n - have);
-    if (k === b.x.shape[0]) out.push({ x: b.x, y: b.y });
-    else {
-      out.push(scope(() => ({ x: b.x.narrow(0, 0, k).contiguous(), y: b.y.narrow(0, 0, k).contiguous() })));
-      b.x.dispose();
-      b.y.dispose();
-    }
-    have += k;
-  }
-  return out;
 }
 
 export function pruneCommand(io: Io): Command {
@@ -57,7 +31,9 @@ export function pruneCommand(io: Io): Command {
     .option('--ggn <variant>', 'ggn: exact (C backward passes) | mc (1 sample)', 'exact')
     .requiredOption('--sparsity <q>', 'fraction of prunable weights to remove, in [0, 1)')
     .option('--source <task>', 'task whose calibration split the score sees (required unless the score is data-free)')
-    .option('--calib <n>', 'calibration images', '128')
+    .option('--calib <n>', 'calibration images (from the train split)', '128')
+    .option('--calib-data <what>', "calibration images: source | noise | <task id> | mix:<task>+<task>…", 'source')
+    .option('--alpha <a>', "ridge penalty of the scoring head on standardised dense features, or auto", 'auto')
     .option('--cap <n>', 'at most this many images per class when splitting the task')
     .option('--loss <name>', `${LOSS_NAMES.join(' | ')} (mse: to one-hot, the authors' harness)`, 'mse')
     .option('--allocation <kind>', ALLOCATIONS.join(' | '), 'global')
@@ -71,6 +47,7 @@ export function pruneCommand(io: Io): Command {
     .option('--bn <repair>', 'BN repair after masking: none | reestimate (recompute running statistics on the calibration images) | match-dense (shift/scale each BN output to the dense model\'s per-channel mean/variance on them)', 'none')
     .option('--batch-size <n>', 'calibration batch size', '32')
     .option('--seed <n>', 'seed of probes, sampling, random scores and the calibration draw', '0')
+    .option('--data-seed <n>', 'seed of the task\'s train/calib/test split', '0')
     .option('--no-onnx', 'do not write model.onnx')
     .requiredOption('--out <dir>', 'output directory')
     .option('--no-progress', 'no progress bar')
@@ -83,56 +60,31 @@ export function pruneCommand(io: Io): Command {
       const loss = oneOf<LossName>('--loss', o.loss, LOSS_NAMES);
       const sparsity = parseNumber('--sparsity', o.sparsity);
       const seed = parseNumber('--seed', o.seed, { int: true, min: 0 });
+      const dataSeed = parseNumber('--data-seed', o.dataSeed, { int: true, min: 0 });
       const calib = parseNumber('--calib', o.calib, { int: true, min: 1 });
       const allocation = { kind: oneOf('--allocation', o.allocation, ALLOCATIONS) } as Allocation;
       const scheduleKind = oneOf('--schedule', o.schedule, SCHEDULES);
       const schedule: Schedule = scheduleKind === 'iterative' ? { kind: 'iterative', rounds: parseNumber('--rounds', o.rounds, { int: true, min: 1 }) } : { kind: 'oneshot' };
       const bn = oneOf('--bn', o.bn, BN_REPAIRS);
+      const cap = o.cap !== undefined ? parseNumber('--cap', o.cap, { int: true, min: 3 }) : undefined;
       const block = {
         blockSize: parseNumber('--block-size', o.blockSize, { int: true, min: 1 }), damping: parseNumber('--damping', o.damping, { positive: true }),
         curvature: oneOf('--curvature', o.curvature, ['fisher', 'ggn'] as const), compensate: !!o.compensate,
       };
-      const needData = !score.dataFree || bn !== 'none';
-      if (needData && !o.source) throw new TapirError('E_ARG', `--score ${scoreName}${score.dataFree ? ` with --bn ${bn}` : ''} needs calibration images: pass --source <task>`, { context: { option: '--source' }, fix: '--source fashion-mnist[0-4] (or a data-free score: magnitude, synflow, random)' });
       const t0 = performance.now();
       const m = await openModel(o.model, { seed });
       const g = m.graph;
       const bar = lazyBar(o.progress && !o.json, 'prune', 500);
-      let batches: CalibBatch[] = [];
-      let hg = g;
-      // match-dense needs the unpruned model as the reference: an own copy of its tensors, taken before masking.
-      let dense: typeof g | null = null;
-      const loadMs = { model: performance.now() - t0, data: 0, head: 0 };
+      const loadModelMs = performance.now() - t0;
       try {
-        if (o.source) {
-          const t1 = performance.now();
-          const task = await openTask(o.source, { seed, ...(o.cap !== undefined ? { cap: parseNumber('--cap', o.cap, { int: true, min: 3 }) } : {}) });
-          const pre = preprocessOf(g);
-          const set = await loadSplit(task, 'calib', pre.size);
-          batches = calibBatches(set, pre, calib, parseNumber('--batch-size', o.batchSize, { int: true, min: 1 }), seed);
-          loadMs.data = performance.now() - t1;
-          if (!score.dataFree) {
-            const t2 = performance.now();
-            const x = scope(() => noGrad(() => extractFeatures(g, set, { batchSize: 64 })));
-            const yAll = tensor(BigInt64Array.from(set.labels, (v) => BigInt(v)), [set.n]);
-            const head = fitRidgeHead(x, yAll, { numClasses: task.classes.length });
-            hg = withTaskHead(g, ridgeToLinear(head, g.params.values().next().value!.tensor.dtype));
-            disposeHead(head);
-            x.dispose();
-            yAll.dispose();
-            loadMs.head = performance.now() - t2;
-          }
-        }
-        if (bn === 'match-dense') dense = denseCopy(g);
-        const report = prune(hg, {
-          score, sparsity, allocation, minDensity: parseNumber('--min-density', o.minDensity, { min: 0 }), schedule, batches, calib: o.source ? calib : undefined, loss, seed,
-          estimator, probes: parseNumber('--probes', o.probes, { int: true, min: 1 }), ggn: oneOf('--ggn', o.ggn, ['exact', 'mc'] as const), block, bn: 'none',
-          onProgress: (phase, d, t) => bar.update(d, t, phase),
+        const res = await pruneOnTask(g, {
+          score, sparsity, allocation, minDensity: parseNumber('--min-density', o.minDensity, { min: 0 }), schedule, loss, seed,
+          estimator, probes: parseNumber('--probes', o.probes, { int: true, min: 1 }), ggn: oneOf('--ggn', o.ggn, ['exact', 'mc'] as const), block, bn,
+          ...(o.source ? { source: o.source, calibration: { n: calib, data: parseCalibData(o.calibData), exact: true, batchSize: parseNumber('--batch-size', o.batchSize, { int: true, min: 1 }) } } : {}),
+          taskOptions: () => ({ seed: dataSeed, ...(cap !== undefined ? { cap } : {}) }), alpha: parseAlpha(o.alpha),
+          onProgress: (phase, d, t) => bar.update(d, t, phase), onStep: (step) => bar.update(0, 1, step),
         });
-        // BN repair after the masks (and any OBS compensation), before anything is written.
-        const tb = performance.now();
-        const repair = repairBatchNorm(g, dense ?? g, batches, bn);
-        report.timings.bn = performance.now() - tb;
+        const report = res.report;
         bar.stop();
         await mkdir(o.out, { recursive: true });
         const t3 = performance.now();
@@ -142,21 +94,17 @@ export function pruneCommand(io: Io): Command {
         });
         if (o.onnx) await exportOnnx(g, join(o.out, 'model.onnx'));
         const doc = {
-          format: 'tapir-prune/1', tapirVersion: VERSION, model: o.model, source: o.source ?? null, ...report,
-          bn: { mode: repair.mode, layers: repair.layers, degenerate: repair.degenerate }, batchNormsReestimated: bn === 'reestimate' ? repair.layers : 0,
-          timings: { ...report.timings, loadModel: loadMs.model, loadData: loadMs.data, taskHead: loadMs.head, write: performance.now() - t3 },
-          taskHead: hg !== g ? 'ridge head on the dense model\'s features of the calibration split (not pruned)' : null,
+          format: 'tapir-prune/1', tapirVersion: VERSION, model: o.model, source: o.source ?? null, dataSeed, ...report,
+          calibrationSet: res.calibration, taskHead: res.head,
+          timings: { ...report.timings, loadModel: loadModelMs, loadData: res.timings.data, taskHead: res.timings.head, write: performance.now() - t3 },
           files: { mask: 'mask.safetensors', model: o.onnx ? 'model.onnx' : null },
         };
-        await writeAtomic(join(o.out, 'prune.json'), JSON.stringify(doc, null, 2) + '\n');
+        await writeJsonAtomic(join(o.out, 'prune.json'), doc);
         for (const w of report.warnings) io.err(`tapir: warning: ${w}`);
         emit(io, !!o.json, doc, () => table(['tensor', 'shape', 'kept', 'density'], report.tensors.map((t) => [t.name, t.shape.join('x'), t.kept, t.density]))
           + `\nscore ${scoreName}${score.needs === 'diag' ? ` (${estimator})` : ''}; sparsity ${report.sparsity} → achieved ${report.achievedSparsity.toFixed(6)}; ${report.calibration.images} calibration images; wrote ${o.out}`);
       } finally {
         bar.stop();
-        for (const b of batches) { b.x.dispose(); b.y.dispose(); }
-        if (hg !== g) disposeTaskHead(hg);
-        if (dense) disposeGraph(dense);
         disposeGraph(g);
       }
     });

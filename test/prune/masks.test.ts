@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { liveTensors, randn, tensor } from '../../src/engine/index.js';
-import { GraphBuilder, setMask, type Graph } from '../../src/graph/index.js';
-import { maskSummary, restoreFrom, shuffleMasks } from '../../src/study/index.js';
+import { GraphBuilder, restoreFrom, setMask, type Graph } from '../../src/graph/index.js';
+import { maskSummary, shuffleMasks } from '../../src/prune/index.js';
 
 function tiny(): Graph {
   const b = new GraphBuilder();
