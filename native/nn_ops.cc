@@ -12,6 +12,10 @@ static Napi::Value conv2d(const Napi::CallbackInfo& info) {
                  IsNil(info, 6) ? 1 : I(info, 6)));
 }
 static Napi::Value linear(const Napi::CallbackInfo& info) { RET(at::linear(T(info, 0), T(info, 1), OT(info, 2))); }
+static Napi::Value unfold(const Napi::CallbackInfo& info) {
+  // unfold(x, kernel, dilation, padding, stride): im2col, [N, C, H, W] -> [N, C*kh*kw, L]
+  RET(at::im2col(T(info, 0), IL(info, 1), IL(info, 2), IL(info, 3), IL(info, 4)));
+}
 
 static Napi::Value maxPool2d(const Napi::CallbackInfo& info) {
   // maxPool2d(x, kernel, stride, padding, dilation, ceilMode)
@@ -93,7 +97,7 @@ static Napi::Value interpolateNearest(const Napi::CallbackInfo& info) {
 
 #define E(name) TAPIR_OP(name)
 static const OpDef kNNOps[] = {
-    E(conv2d), E(linear), E(maxPool2d), E(avgPool2d), E(adaptiveAvgPool2d), E(batchNorm), E(layerNorm),
+    E(conv2d), E(linear), E(unfold), E(maxPool2d), E(avgPool2d), E(adaptiveAvgPool2d), E(batchNorm), E(layerNorm),
     E(relu), E(relu6), E(silu), E(sigmoid), E(tanh), E(hardtanh), E(leakyRelu), E(gelu), E(softmax), E(logSoftmax),
     E(crossEntropy), E(mseLoss), E(nllLoss), E(dropout), E(oneHot), E(pad), E(interpolateBilinear), E(interpolateNearest),
 };

@@ -112,6 +112,7 @@ export interface NativeOps {
   copyInplace(a: H, src: H): H; fillInplace(a: H, v: number | boolean): H; zeroInplace(a: H): H;
 
   conv2d(x: H, w: H, b: H | Nil, stride?: Ints | Nil, padding?: Ints | Nil, dilation?: Ints | Nil, groups?: N | Nil): H;
+  unfold(x: H, kernel: Ints, dilation: Ints, padding: Ints, stride: Ints): H;
   linear(x: H, w: H, b?: H | Nil): H;
   maxPool2d(x: H, k: Ints, stride?: Ints | Nil, padding?: Ints | Nil, dilation?: Ints | Nil, ceilMode?: boolean | Nil): H;
   avgPool2d(x: H, k: Ints, stride?: Ints | Nil, padding?: Ints | Nil, ceilMode?: boolean | Nil, countIncludePad?: boolean | Nil): H;

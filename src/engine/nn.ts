@@ -26,6 +26,16 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o:
   return new Tensor(native.conv2d(x.handle, weight.handle, bias?.handle, two(o.stride ?? 1), two(o.padding ?? 0), two(o.dilation ?? 1), groups));
 }
 
+/**
+ * im2col (torch `F.unfold`): x [N, C, H, W] → [N, C·kh·kw, L], one column per output position (L = Ho·Wo), rows in
+ * (channel, kernel row, kernel column) order, the order of a conv weight [out, C, kh, kw] flattened per output.
+ * So `W.reshape([out, -1]).matmul(unfold(x, …))` is the convolution.
+ */
+export function unfold(x: Tensor, kernel: Pair, o: { stride?: Pair; padding?: Pair; dilation?: Pair } = {}): Tensor {
+  if (x.ndim !== 4) throw new ShapeError(`unfold: 'input' must be 4-D [N, C, H, W], got [${x.shape.join(', ')}]`);
+  return new Tensor(native.unfold(x.handle, two(kernel), two(o.dilation ?? 1), two(o.padding ?? 0), two(o.stride ?? 1)));
+}
+
 /** y = x Wᵀ + b. x [..., in], weight [out, in]. */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
   if (weight.ndim !== 2) throw new ShapeError(`linear: 'weight' must be 2-D [out, in], got [${weight.shape.join(', ')}]`);

@@ -9,6 +9,10 @@ import { awayFromZero, int64, leaf, positive } from './util.js';
 
 const t = (name: string, fn: () => void) => test(name, () => scope(fn));
 
+t('unfold (im2col)', () => {
+  gradgradcheck((a) => nn.unfold(a, 2, { stride: 2, padding: 1 }).square(), [leaf([1, 2, 4, 4], 43)]);
+});
+
 t('conv2d (bias, stride, padding, dilation, groups)', () => {
   const x = leaf([1, 2, 4, 4], 1);
   gradgradcheck((a, w, b) => nn.conv2d(a, w, b, { padding: 1 }).square(), [x, leaf([2, 2, 3, 3], 2), leaf([2], 3)]);

@@ -200,6 +200,7 @@ export const OP_TESTS: Readonly<Record<string, readonly string[]>> = {
   fillInplace: [inplace],
   zeroInplace: [inplace],
   // neural-network ops
+  unfold: [at(N, 'unfold (im2col): W·unfold(x) is the convolution; gradient'), at(D, 'unfold (im2col)')],
   conv2d: [at(N, 'conv2d: bias, stride, padding, dilation'), at(N, 'conv2d: groups = 2 and depthwise (groups = channels)'), at(D, 'conv2d (bias, stride, padding, dilation, groups)')],
   maxPool2d: [at(N, 'maxPool2d: kernel, stride, padding, dilation, ceil mode'), at(D, 'maxPool2d (alone and after a parameterised conv)')],
   avgPool2d: [at(N, 'avgPool2d: padding with and without counting it, ceil mode'), at(D, 'avgPool2d and adaptiveAvgPool2d')],

@@ -31,6 +31,20 @@ t('conv2d: groups = 2 and depthwise (groups = channels)', () => {
   expectClose(dw, [0, 1, 2, 3, 8, 10, 12, 14]);
 });
 
+t('unfold (im2col): W·unfold(x) is the convolution; gradient', () => {
+  const x = leaf([2, 3, 5, 6], 41);
+  const w = leaf([4, 3, 3, 2], 42);
+  for (const o of [{}, { stride: 2, padding: 1 }, { stride: [1, 2] as const, padding: [2, 1] as const, dilation: 2 }]) {
+    const cols = nn.unfold(x, [3, 2], o);
+    const y = nn.conv2d(x, w, null, o);
+    assert.deepEqual(cols.shape, [2, 3 * 3 * 2, y.shape[2]! * y.shape[3]!]);
+    expectClose(w.reshape([4, -1]).matmul(cols).reshape(y.shape), y, { rtol: 1e-12, atol: 1e-12 });
+    gradcheck((a) => nn.unfold(a, [3, 2], o), [x]);
+  }
+  // One channel, 2×2 kernel over [[0,1,2],[3,4,5]]: columns are the windows, rows the kernel positions.
+  expectClose(nn.unfold(iota(6, [1, 1, 2, 3]), 2), [0, 1, 1, 2, 3, 4, 4, 5]);
+});
+
 t('maxPool2d: kernel, stride, padding, dilation, ceil mode', () => {
   const x = leaf([1, 2, 6, 6], 9);
   gradcheck((a) => nn.maxPool2d(a, 2), [x]);
