@@ -1,7 +1,7 @@
 /** The graph layer's public surface: the one model IR, its interpreter, importers, exporters and the zoo. */
 export * from './ir.js';
 export * from './errors.js';
-export { OPS, OP_NAMES, opDef, type OpDef, type OpContext, type OpName, type Attrs } from './ops.js';
+export { OPS, OP_NAMES, opDef, convGeometry, type OpDef, type OpContext, type OpName, type Attrs } from './ops.js';
 export * from './interpreter.js';
 export * from './params.js';
 export { GraphBuilder } from './builder.js';

@@ -107,11 +107,17 @@ function pool(x: Tensor, a: Attrs, kind: 'max' | 'avg'): Tensor {
   return y;
 }
 
+/** A conv2d node's geometry for input `x` and weight shape `w`: stride, dilation, groups and [top, left, bottom, right] padding. */
+export function convGeometry(x: Tensor, a: Attrs, w: readonly number[]): { stride: [number, number]; dilation: [number, number]; groups: number; pads: [number, number, number, number] } {
+  const stride = pair(a, 'stride', 1);
+  const dilation = pair(a, 'dilation', 1);
+  return { stride, dilation, groups: num(a, 'groups', 1), pads: windowPads(x, a, [w[2]!, w[3]!], stride, dilation) };
+}
+
 function conv(xs: readonly (Tensor | null)[], a: Attrs): Tensor {
   const x = need(xs, 0, 'x');
   const w = need(xs, 1, 'weight');
-  const o = { stride: pair(a, 'stride', 1), dilation: pair(a, 'dilation', 1), groups: num(a, 'groups', 1) };
-  const p = windowPads(x, a, [w.shape[2]!, w.shape[3]!], o.stride, o.dilation);
+  const { pads: p, ...o } = convGeometry(x, a, w.shape);
   if (symmetric(p)) return nn.conv2d(x, w, xs[2] ?? null, { ...o, padding: [p[0], p[1]] });
   const xp = nn.pad(x, [p[1], p[3], p[0], p[2]]);
   const y = nn.conv2d(xp, w, xs[2] ?? null, o);

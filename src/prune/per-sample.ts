@@ -9,7 +9,7 @@
  * `UnsupportedOpError` naming the estimator.
  */
 import { grad, nn, noGrad, scope, stack, zeros, type Tensor } from '../engine/index.js';
-import { forward, UnsupportedOpError, type Attrs, type Graph, type Mode, type Node } from '../graph/index.js';
+import { convGeometry, forward, UnsupportedOpError, type Attrs, type Graph, type Mode, type Node } from '../graph/index.js';
 import { checkLogits, lossDef, type CalibBatch, type LossName } from './loss.js';
 
 export interface PerSampleRule {
@@ -19,45 +19,15 @@ export interface PerSampleRule {
   sumSquares(x: Tensor, d: Tensor, attrs: Attrs, w: readonly number[]): Tensor;
 }
 
-const pairOf = (v: unknown, dflt: number): [number, number] => {
-  if (v === undefined) return [dflt, dflt];
-  if (typeof v === 'number') return [v, v];
-  const a = v as readonly number[];
-  return a.length === 1 ? [a[0]!, a[0]!] : [a[0]!, a[1]!];
-};
-
-/** [top, left, bottom, right], the same arithmetic as the conv2d row of the op table (incl. TF "same"). */
-function convPads(x: Tensor, a: Attrs, k: readonly [number, number], s: readonly [number, number], dl: readonly [number, number]): [number, number, number, number] {
-  const auto = a.autoPad;
-  if (auto === 'valid') return [0, 0, 0, 0];
-  if (auto === undefined || auto === 'notset') {
-    const v = a.padding === undefined ? [0] : typeof a.padding === 'number' ? [a.padding] : (a.padding as readonly number[]);
-    if (v.length === 1) return [v[0]!, v[0]!, v[0]!, v[0]!];
-    if (v.length === 2) return [v[0]!, v[1]!, v[0]!, v[1]!];
-    return [v[0]!, v[1]!, v[2]!, v[3]!];
-  }
-  const p: number[] = [];
-  for (const d of [0, 1]) {
-    const n = x.shape[2 + d]!;
-    const kk = (k[d]! - 1) * dl[d]! + 1;
-    const total = Math.max((Math.ceil(n / s[d]!) - 1) * s[d]! + kk - n, 0);
-    p.push(auto === 'same_lower' ? Math.ceil(total / 2) : Math.floor(total / 2), total);
-  }
-  return [p[0]!, p[2]!, p[1]! - p[0]!, p[3]! - p[2]!];
-}
-
 /**
  * Per kernel offset (i, j): the input pixels that offset multiplies, [N, Cin, Ho, Wo], against δ [N, Cout, Ho, Wo];
  * per group, Σ_pixels δ xᵀ gives [N, Cout, Cin/G]. `reduce` turns that into what the caller keeps.
  */
 function convOffsets(x: Tensor, d: Tensor, a: Attrs, w: readonly number[], reduce: (r: Tensor) => Tensor): Tensor[] {
   const [cout, cinG, kh, kw] = [w[0]!, w[1]!, w[2]!, w[3]!];
-  const s = pairOf(a.stride, 1);
-  const dl = pairOf(a.dilation, 1);
-  const groups = typeof a.groups === 'number' ? a.groups : 1;
+  const { stride: s, dilation: dl, groups, pads: p } = convGeometry(x, a, w);
   const coutG = cout / groups;
   const [n, ho, wo] = [d.shape[0]!, d.shape[2]!, d.shape[3]!];
-  const p = convPads(x, a, [kh, kw], s, dl);
   const xp = p.some((v) => v !== 0) ? nn.pad(x, [p[1], p[3], p[0], p[2]]) : x;
   const dd = cinG === 1 && coutG === 1 ? d : d.reshape([n, groups, coutG, ho * wo]);
   const out: Tensor[] = [];
@@ -85,10 +55,8 @@ function convOffsets(x: Tensor, d: Tensor, a: Attrs, w: readonly number[], reduc
  */
 function depthwisePerSample(x: Tensor, d: Tensor, a: Attrs, w: readonly number[]): Tensor {
   const [c, kh, kw] = [w[0]!, w[2]!, w[3]!];
-  const s = pairOf(a.stride, 1);
-  const dl = pairOf(a.dilation, 1);
+  const { stride: s, dilation: dl, pads: p } = convGeometry(x, a, w);
   const [n, ho, wo] = [d.shape[0]!, d.shape[2]!, d.shape[3]!];
-  const p = convPads(x, a, [kh, kw], s, dl);
   const xp = p.some((v) => v !== 0) ? nn.pad(x, [p[1], p[3], p[0], p[2]]) : x;
   const r = nn.conv2d(xp.reshape([1, n * c, xp.shape[2]!, xp.shape[3]!]), d.reshape([n * c, 1, ho, wo]), null, { stride: [dl[0], dl[1]], dilation: [s[0], s[1]], groups: n * c });
   return r.narrow(2, 0, kh).narrow(3, 0, kw).reshape([n, c, 1, kh, kw]);
