@@ -29,12 +29,12 @@ function peerEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Checks that the interpreter exists and imports torch; returns torch's version. */
-export function checkTorch(): string {
+/** Checks that the interpreter exists and imports `modules` (torch first); returns torch's version. */
+export function checkTorch(modules: readonly string[] = ['torch', 'numpy']): string {
   const fix = 'install the PyTorch peer with `apt-get install python3-torch` (Debian; run as root), or point TAPIR_PYTHON at a python with torch';
   if (!existsSync(PYTHON)) throw new PeerError(`PyTorch peer: interpreter ${PYTHON} not found`, fix, { python: PYTHON });
-  const r = spawnSync(PYTHON, ['-c', 'import torch, numpy; print(torch.__version__)'], { encoding: 'utf8', env: peerEnv() });
-  if (r.status !== 0) throw new PeerError(`PyTorch peer: ${PYTHON} cannot import torch/numpy: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}`, fix, { python: PYTHON });
+  const r = spawnSync(PYTHON, ['-c', `import ${modules.join(', ')}; print(torch.__version__)`], { encoding: 'utf8', env: peerEnv() });
+  if (r.status !== 0) throw new PeerError(`PyTorch peer: ${PYTHON} cannot import ${modules.join('/')}: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}`, fix, { python: PYTHON });
   return r.stdout.trim();
 }
 

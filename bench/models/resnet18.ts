@@ -5,7 +5,7 @@
  * BatchNorm runs in train mode (batch statistics; running buffers updated in place), as in fine-tuning.
  * Parameter names follow torchvision, so bench/peers/engine.py can mirror the model line by line.
  */
-import { nn, ones, zeros, type Tensor } from '../../src/engine/index.js';
+import { nn, ones, zeros, type Device, type Tensor } from '../../src/engine/index.js';
 import { consume, constant, he, normal, param, type ParamSpec, type Params } from './params.js';
 import type { BenchModel } from './model.js';
 
@@ -43,14 +43,15 @@ function specs(): ParamSpec[] {
   return s;
 }
 
-export function resnet18(): BenchModel {
+export function resnet18(device: Device = 'cpu'): BenchModel {
   const paramSpecs = specs();
-  // Running statistics per BN layer: buffers, not parameters (no gradient), as in torch.
+  // Running statistics per BN layer: buffers, not parameters (no gradient), as in torch; on the inputs' device,
+  // since batch norm updates them in place.
   const buffers = new Map<string, { mean: Tensor; var: Tensor }>();
   for (const sp of paramSpecs)
     if (sp.name.endsWith('.bias') && sp.name !== 'fc.bias') {
       const c = sp.shape[0]!;
-      buffers.set(sp.name.slice(0, -'.bias'.length), { mean: zeros([c]), var: ones([c]) });
+      buffers.set(sp.name.slice(0, -'.bias'.length), { mean: zeros([c], { device }), var: ones([c], { device }) });
     }
 
   const forward = (p: Params, x: Tensor): Tensor => {

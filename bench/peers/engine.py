@@ -2,12 +2,14 @@
 bench/models/*.ts with plain torch.nn.functional, timed the same way (warm-up, then medians).
 
 Weights, inputs, labels and HVP vectors come from the files bench/engine.ts writes (--data DIR), so both
-sides run the same numbers; the shapes declared here are checked against them. Progress goes to stderr.
-Batch mode prints one JSON object as the last stdout line: {"torch", "threads", "cases": [{model, case,
+sides run the same numbers; the shapes declared here are checked against them. --device cuda moves them to
+the GPU and synchronises it around every timed run, like the tapir side. Progress goes to stderr.
+Batch mode prints one JSON object as the last stdout line: {"torch", "threads", "device", "cases": [{model, case,
 median_ms, samples_ms, checks}]}. --serve mode runs one step per request, so engine.ts can alternate
 tapir and torch runs (see serve()).
 
 Run with Debian's /usr/bin/python3 (python3-torch) and LD_PRELOAD=libtcmalloc_minimal.so.4, like tapir.
+Needs torch only (no numpy: CUDA PyTorch installs do not always bring it).
 """
 import argparse
 import json
@@ -17,7 +19,6 @@ import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -146,7 +147,13 @@ MODELS = {
 
 # ---- fixtures, cases, timing ---------------------------------------------------------------------
 
-def load_fixture(data_dir, model):
+def read_raw(path, dtype):
+    """The file's bytes as a 1-D tensor of `dtype` (what numpy.fromfile gives, without numpy)."""
+    with open(path, "rb") as fh:
+        return torch.frombuffer(bytearray(fh.read()), dtype=dtype)
+
+
+def load_fixture(data_dir, model, device):
     with open(os.path.join(data_dir, f"{model}.json")) as fh:
         manifest = json.load(fh)
     shapes_fn, buffers_fn, forward = MODELS[model]
@@ -155,20 +162,21 @@ def load_fixture(data_dir, model):
     if theirs != shapes:
         diff = next((f"{a} vs {b}" for a, b in zip(theirs, shapes) if a != b), f"{len(theirs)} vs {len(shapes)} tensors")
         raise SystemExit(f"engine.py: {model}: tapir's parameters differ from the peer's model ({diff}); fix bench/models or this file")
-    flat = np.fromfile(os.path.join(data_dir, f"{model}.f32"), dtype=np.float32)
+    flat = read_raw(os.path.join(data_dir, f"{model}.f32"), torch.float32)
     sizes = [math.prod(sh) for _, sh in shapes]
     in_shape = tuple(manifest["input"])
     expect = 2 * sum(sizes) + math.prod(in_shape)
-    if flat.size != expect:
-        raise SystemExit(f"engine.py: {model}.f32 holds {flat.size} floats, expected {expect}")
-    t = torch.from_numpy(flat)
-    chunks = list(torch.split(t, sizes + sizes + [math.prod(in_shape)]))
-    params = [c.reshape(sh).clone().requires_grad_(True) for c, (_, sh) in zip(chunks[: len(sizes)], shapes)]
-    vecs = [c.reshape(sh).clone() for c, (_, sh) in zip(chunks[len(sizes): 2 * len(sizes)], shapes)]
-    x = chunks[-1].reshape(in_shape).clone()
-    labels = torch.from_numpy(np.fromfile(os.path.join(data_dir, f"{model}.i64"), dtype=np.int64)).clone()
+    if flat.numel() != expect:
+        raise SystemExit(f"engine.py: {model}.f32 holds {flat.numel()} floats, expected {expect}")
+    chunks = list(torch.split(flat, sizes + sizes + [math.prod(in_shape)]))
+    # Moved before requires_grad_, so the parameters are leaves on the device (as on the tapir side).
+    params = [c.reshape(sh).clone().to(device).requires_grad_(True) for c, (_, sh) in zip(chunks[: len(sizes)], shapes)]
+    vecs = [c.reshape(sh).clone().to(device) for c, (_, sh) in zip(chunks[len(sizes): 2 * len(sizes)], shapes)]
+    x = chunks[-1].reshape(in_shape).clone().to(device)
+    labels = read_raw(os.path.join(data_dir, f"{model}.i64"), torch.int64).clone().to(device)
     names = [n for n, _ in shapes]
-    return names, params, vecs, x, labels, buffers_fn(shapes), forward
+    buffers = {k: tuple(b.to(device) for b in mv) for k, mv in buffers_fn(shapes).items()}
+    return names, params, vecs, x, labels, buffers, forward
 
 
 def make_step(names, params, vecs, x, labels, buffers, forward, case):
@@ -187,14 +195,14 @@ def make_step(names, params, vecs, x, labels, buffers, forward, case):
         def step(check):
             loss = loss_of(params)
             g = torch.autograd.grad(loss, params)
-            return {"loss": float(loss), "grad_norm": math.sqrt(sq(g))} if check else {}
+            return {"loss": float(loss.detach()), "grad_norm": math.sqrt(sq(g))} if check else {}
     else:
         def step(check):
             loss = loss_of(params)
             g = torch.autograd.grad(loss, params, create_graph=True)
             dot = sum((gi * vi).sum() for gi, vi in zip(g, vecs))
             hv = torch.autograd.grad(dot, params)
-            return {"loss": float(loss), "hv_norm": math.sqrt(sq(hv))} if check else {}
+            return {"loss": float(loss.detach()), "hv_norm": math.sqrt(sq(hv))} if check else {}
     return step
 
 
@@ -202,7 +210,7 @@ def run_batch(a):
     """Runs every case (check run, warm-up, timed runs) and returns one result per case."""
     out = []
     for model in [m for m in a.models.split(",") if m]:
-        fixture = load_fixture(a.data, check_model(model))
+        fixture = load_fixture(a.data, check_model(model), a.device)
         for case in [c for c in a.cases.split(",") if c]:
             step = make_step(*fixture, check_case(case))
             checks = step(True)
@@ -210,7 +218,7 @@ def run_batch(a):
                 step(False)
             samples = []
             for i in range(a.runs):
-                ms = timed(step)
+                ms = timed(step, a.device)
                 samples.append(ms)
                 print(f"  torch {model} {case} run {i + 1}/{a.runs}: {ms:.1f} ms", file=sys.stderr, flush=True)
             out.append({"model": model, "case": case, "median_ms": statistics.median(samples), "samples_ms": samples, "checks": checks})
@@ -229,22 +237,30 @@ def serve(a):
             model = check_model(req["model"])
             if model not in fixtures:
                 fixtures.clear()  # one model's weights and graphs at a time, like the tapir side
-                fixtures[model] = load_fixture(a.data, model)
+                fixtures[model] = load_fixture(a.data, model, a.device)
             step = make_step(*fixtures[model], check_case(req["case"]))
             reply = {"checks": step(True)}
         elif req["cmd"] == "run":
             if step is None:
                 raise SystemExit("engine.py: 'run' before 'case'")
-            reply = {"ms": timed(step)}
+            reply = {"ms": timed(step, a.device)}
         else:
             raise SystemExit(f"engine.py: unknown command {req['cmd']!r}")
         print(json.dumps(reply), flush=True)
 
 
-def timed(step):
+def timed(step, device):
+    settle(device)
     t0 = time.perf_counter()
     step(False)
+    settle(device)
     return (time.perf_counter() - t0) * 1000
+
+
+def settle(device):
+    """cuda queues kernels and returns: wait for them before reading the clock, or a run times its launches only."""
+    if device != "cpu":
+        torch.cuda.synchronize()
 
 
 def check_model(model):
@@ -263,6 +279,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True, help="folder written by bench/engine.ts")
     ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--serve", action="store_true", help="answer requests on stdin instead of running every case")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
@@ -270,10 +287,12 @@ def main():
     ap.add_argument("--cases", default=",".join(CASES))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"engine.py: --device cuda, but torch {torch.__version__} finds no CUDA device (torch.version.cuda = {torch.version.cuda})")
     if a.serve:
         serve(a)
     else:
-        print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "cases": run_batch(a)}))
+        print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "device": a.device, "cases": run_batch(a)}))
 
 
 if __name__ == "__main__":
