@@ -58,6 +58,31 @@ bench-engine: setup
 size:
 	@node scripts/size.mjs
 
+# CUDA build of the addon (docs/ENGINE.md, Devices): g++ against python3's torch, when that torch sees a GPU. Neither
+# setup nor test depends on it; a later `npm ci` (changed package-lock) rebuilds the CPU addon over it: rerun it then.
+NODE_INCLUDE := $(abspath $(dir $(shell command -v node))../include/node)
+GPU_INCLUDE := .gpu/include
+.PHONY: setup-cuda cuda-torch gpu-pack
+setup-cuda: cuda-torch node_modules/.package-lock.json dist/.built $(GPU_INCLUDE)/napi.h
+	scripts/gpu/build-addon.sh $(GPU_INCLUDE)
+
+# Fails first, naming what is missing: a torch for python3, a CUDA build of it, or a GPU it can use.
+cuda-torch:
+	@python3 -c 'import torch' 2>/dev/null || { echo "setup-cuda: python3 ($$(command -v python3)) cannot import torch: install a CUDA build of PyTorch for it (pip install torch)" >&2; exit 1; }
+	@python3 -c 'import sys, torch; v = torch.version.cuda; sys.exit(None if torch.cuda.is_available() else f"setup-cuda: torch {torch.__version__} in python3 " + ("is a CPU-only build: install a CUDA build of PyTorch (pip install torch)" if v is None else f"(CUDA {v}) finds no GPU: check nvidia-smi and the NVIDIA driver"))'
+
+# N-API and node-addon-api headers in one folder, for g++ builds of the addon without node-gyp (setup-cuda, GPU machines).
+$(GPU_INCLUDE)/napi.h: node_modules/.package-lock.json
+	@mkdir -p $(GPU_INCLUDE)
+	cp $(NODE_INCLUDE)/{node_api.h,node_api_types.h,js_native_api.h,js_native_api_types.h} \
+	  node_modules/node-addon-api/{napi.h,napi-inl.h,napi-inl.deprecated.h} $(GPU_INCLUDE)/
+
+# What travels to a lent GPU machine, which has no Node (scripts/gpu/*.sh): the node binary, the headers, dist/.
+gpu-pack: .gpu/node.xz $(GPU_INCLUDE)/napi.h dist/.built
+.gpu/node.xz: $(shell command -v node)
+	@mkdir -p .gpu
+	xz -T2 -9 -c $< > $@.tmp && mv $@.tmp $@
+
 # Issue 8 studies (studies/*.yaml, each <= 60 min on 2 cores) and docs/RESULTS.md generated from their databases
 # (results/<name>.sqlite, not committed). Studies resume: re-running skips finished cells. `make study-<name>` runs one.
 RESULT_STUDIES := paper-cifar paper-clipart ablation-bn ablation-allocation ablation-calibration controls explanation target
