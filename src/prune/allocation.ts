@@ -6,18 +6,42 @@
  * - `layerwise`: the same density in every tensor.
  * - `erk`: Erdős–Rényi-kernel densities (Evci et al. 2020, RigL): density_l ∝ (Σ dims_l) / (Π dims_l), scaled so the
  *   total hits the target; tensors whose density would exceed 1 are kept dense and the rest re-scaled.
+ * - `rowwise`: the same density in every output row (first dimension) of every tensor (Wanda's comparison group).
+ * - `N:M` (`{kind: 'nm', n, m}`): exactly N weights kept in every M consecutive weights of a row (the row flattened
+ *   in the weight's own order: for a conv [out, in, kh, kw], kernel positions then input channels); a row whose
+ *   length is not a multiple of M ends with a shorter group that keeps min(N, its length). The sparsity must be
+ *   1 − N/M (2:4 → 0.5).
  *
  * Ties are broken deterministically: among equal scores, the weight that comes first (tensor order, then flat index)
  * is kept. A per-tensor minimum density (`minDensity`) reserves each tensor's best weights before the ranking, which
  * guards against layer collapse; tensors that still end up empty are reported in `collapsed`.
  */
-import { cat, noGrad, scope, TapirError, zeros, type Tensor } from '../engine/index.js';
+import { arange, cat, noGrad, scope, tensor, TapirError, zeros, type Tensor } from '../engine/index.js';
 
 /** Parameter name → tensor of that parameter's shape. */
 export type ParamMap = ReadonlyMap<string, Tensor>;
 
-export type Allocation = { kind: 'global' } | { kind: 'layerwise' } | { kind: 'erk'; power?: number };
-export const ALLOCATIONS = ['global', 'layerwise', 'erk'] as const;
+export type Allocation = { kind: 'global' } | { kind: 'layerwise' } | { kind: 'erk'; power?: number } | { kind: 'rowwise' } | { kind: 'nm'; n: number; m: number };
+/** The named allocations; N:M is written `N:M`, e.g. `2:4`. */
+export const ALLOCATIONS = ['global', 'layerwise', 'erk', 'rowwise'] as const;
+
+/** Parses an allocation's string form: a name of ALLOCATIONS or `N:M`. */
+export function parseAllocation(s: string): Allocation {
+  const nm = /^(\d+):(\d+)$/.exec(s.trim());
+  if (nm) {
+    const n = Number(nm[1]);
+    const m = Number(nm[2]);
+    if (!(m >= 1 && n < m)) throw new AllocationError(`allocation '${s}': N:M needs 0 <= N < M`, { allocation: s }, 'e.g. 2:4 (keep 2 of every 4)');
+    return { kind: 'nm', n, m };
+  }
+  if ((ALLOCATIONS as readonly string[]).includes(s.trim())) return { kind: s.trim() } as Allocation;
+  throw new AllocationError(`unknown allocation '${s}'`, { allocation: s }, `use one of: ${ALLOCATIONS.join(', ')}, or N:M such as 2:4`);
+}
+
+/** The string form of an allocation (inverse of parseAllocation). */
+export function allocationLabel(a: Allocation): string {
+  return a.kind === 'nm' ? `${a.n}:${a.m}` : a.kind;
+}
 
 export interface AllocateOptions {
   /** Fraction of prunable weights to remove, in [0, 1). */
@@ -67,6 +91,7 @@ export function allocate(scores: ParamMap, o: AllocateOptions): AllocationResult
       'check the weights and calibration data for NaN/Inf (tapir info, tapir data show) or use another estimator');
   }
   const alloc = o.allocation ?? { kind: 'global' };
+  if (alloc.kind === 'nm') return allocateNM(scores, names, alloc, o.sparsity);
   const reserve = sizes.map((s) => Math.min(s, Math.ceil(minDensity * s)));
   let perTensor: number[];
   switch (alloc.kind) {
@@ -79,13 +104,16 @@ export function allocate(scores: ParamMap, o: AllocateOptions): AllocationResult
     case 'erk':
       perTensor = spreadRounding(erkDensities(scores, names, target, total, alloc.power ?? 1).map((d, i) => d * sizes[i]!), sizes, target);
       break;
+    case 'rowwise':
+      perTensor = spreadRounding(sizes.map((s) => s * (1 - o.sparsity)), sizes, target);
+      break;
   }
   perTensor = perTensor.map((k, i) => Math.max(k, reserve[i]!));
   const masks = new Map<string, Tensor>();
   const kept = new Map<string, number>();
   const collapsed: string[] = [];
   names.forEach((n, i) => {
-    masks.set(n, topkMask(scores.get(n)!, perTensor[i]!));
+    masks.set(n, alloc.kind === 'rowwise' ? rowwiseMask(scores.get(n)!, perTensor[i]!) : topkMask(scores.get(n)!, perTensor[i]!));
     kept.set(n, perTensor[i]!);
     if (perTensor[i] === 0) collapsed.push(n);
   });
@@ -121,6 +149,52 @@ function topkMask(score: Tensor, k: number): Tensor {
     const out = k > 0 ? mask.scatter(0, flat.sort(0, true, true).indices.narrow(0, 0, k), 1) : mask;
     return out.reshape(score.shape);
   }));
+}
+
+/** Keeps `k` weights of one tensor, the same share in every row (largest remainders), each row its highest scores. */
+function rowwiseMask(score: Tensor, k: number): Tensor {
+  const rows = score.shape[0] ?? 1;
+  const cols = score.numel / rows;
+  const per = spreadRounding(new Array<number>(rows).fill(k / rows), new Array<number>(rows).fill(cols), k);
+  return scope(() => noGrad(() => {
+    const s = score.detach().reshape([rows, cols]).to('float64');
+    // Rank within each row (stable: earlier column first among ties), keep ranks below the row's count.
+    const rank = zeros([rows, cols], { dtype: 'float64' }).scatter(1, s.sort(1, true, true).indices, arange(0, cols, 1, { dtype: 'float64' }).expand([rows, cols]).contiguous());
+    return rank.lt(tensor(Float64Array.from(per), [rows, 1])).to('float32').reshape(score.shape);
+  }));
+}
+
+/** N:M masks: in each group of M consecutive weights of a row, the N highest scores. */
+function allocateNM(scores: ParamMap, names: string[], a: { n: number; m: number }, sparsity: number): AllocationResult {
+  if (Math.abs(sparsity - (1 - a.n / a.m)) > 1e-9)
+    throw new AllocationError(`allocation ${a.n}:${a.m} prunes ${1 - a.n / a.m} of the weights, not ${sparsity}`, { allocation: `${a.n}:${a.m}`, sparsity },
+      `set the sparsity to ${1 - a.n / a.m} (1 − N/M)`);
+  const masks = new Map<string, Tensor>();
+  const kept = new Map<string, number>();
+  let total = 0;
+  let totalKept = 0;
+  for (const n of names) {
+    const sc = scores.get(n)!;
+    const rows = sc.shape[0] ?? 1;
+    const cols = sc.numel / rows;
+    const mask = scope(() => noGrad(() => {
+      const s = sc.detach().reshape([rows, cols]).to('float64');
+      const parts: Tensor[] = [];
+      for (let c = 0; c < cols; c += a.m) {
+        const w = Math.min(a.m, cols - c);
+        const g = s.narrow(1, c, w);
+        const rank = zeros([rows, w], { dtype: 'float64' }).scatter(1, g.sort(1, true, true).indices, arange(0, w, 1, { dtype: 'float64' }).expand([rows, w]).contiguous());
+        parts.push(rank.lt(Math.min(a.n, w)).to('float32'));
+      }
+      return cat(parts, 1).reshape(sc.shape);
+    }));
+    const k = scope(() => mask.sum().item());
+    masks.set(n, mask);
+    kept.set(n, k);
+    total += sc.numel;
+    totalKept += k;
+  }
+  return { masks, kept, totalKept, total, achievedSparsity: 1 - totalKept / total, collapsed: names.filter((n) => kept.get(n) === 0) };
 }
 
 /** ERK densities per tensor, capped at 1, scaled so Σ density × size = target. */

@@ -1,5 +1,5 @@
 /** The pruning layer: losses, curvature estimators, scores, allocation, schedules, the pruner, BN re-estimation. */
-export { allocate, checkSparsity, AllocationError, ALLOCATIONS, type Allocation, type AllocateOptions, type AllocationResult, type ParamMap } from './allocation.js';
+export { allocate, checkSparsity, parseAllocation, allocationLabel, AllocationError, ALLOCATIONS, type Allocation, type AllocateOptions, type AllocationResult, type ParamMap } from './allocation.js';
 export { roundDensities, SCHEDULES, type Schedule } from './schedule.js';
 export { LOSSES, LOSS_NAMES, lossDef, lossFn, type LossName, type LossDef, type CalibBatch } from './loss.js';
 export { PruneError, NondeterministicGraphError } from './errors.js';
@@ -12,3 +12,6 @@ export { prune, resolveScore, type PruneOptions, type PruneReport, type TensorRe
 export { shuffleMasks, maskSummary, type TensorDensity } from './masks.js';
 export { calibrationSet, labelByModel, disposeCalibSet, parseCalibData, calibDataLabel, type CalibData, type CalibSet, type CalibSetOptions } from './calib-set.js';
 export { reestimateBatchNorm, repairBatchNorm, denseCopy, BN_REPAIRS, type BnRepair, type BnRepairResult } from './bn.js';
+export { RECONSTRUCT_TARGETS, reconstructSweep, layerErrors, forEachLayerInput, Frontier, type ReconstructTarget, type LayerError, type LayerRecord } from './reconstruct/sweep.js';
+export { solveLayer, type KeepRule, type SolveOptions, type SolveResult } from './reconstruct/solver.js';
+export { layersOf, LAYER_RULES, type Layer, type LayerRule } from './reconstruct/layers.js';

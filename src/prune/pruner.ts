@@ -19,6 +19,8 @@ import { PruneError } from './errors.js';
 import type { EstimatorName } from './estimators/index.js';
 import type { CalibBatch, LossName } from './loss.js';
 import { shuffleMasks } from './masks.js';
+import { layersOf } from './reconstruct/layers.js';
+import { layerErrors, type LayerError, type ReconstructTarget } from './reconstruct/sweep.js';
 import { roundDensities, type Schedule } from './schedule.js';
 import { SCORES, type Score, type ScoreName } from './scores/index.js';
 
@@ -49,8 +51,10 @@ export interface PruneOptions {
   shuffle?: boolean;
   /** BN repair after masking, on the calibration images (default 'none'). */
   bn?: BnRepair;
-  /** The unpruned model `match-dense` reads (same nodes, own tensors); default: a copy of `g` taken before pruning. */
+  /** The unpruned model (same nodes, own tensors) for BN repair, reconstruction and layer errors; default: a copy of `g` taken before pruning. */
   dense?: Graph;
+  /** Reconstruction pruners (sparsegpt): target, columns per block, relative damping. */
+  reconstruct?: { target?: ReconstructTarget; blockSize?: number; damping?: number };
   onProgress?: (phase: string, done: number, total: number) => void;
 }
 
@@ -84,6 +88,10 @@ export interface PruneReport {
   calibration: { images: number; hash: string | null };
   /** Parameters scored and masked. */
   scoredTensors: number;
+  /** Reconstruction pruners: per-layer records of the sweep (λ, reverted rows, the layer's own error before/after). */
+  reconstruction: Record<string, unknown> | null;
+  /** ‖f_dense − f_pruned‖² / ‖f_dense‖² at each pruned layer's output on the calibration images (null without images). */
+  layerErrors: LayerError[] | null;
   shuffled: boolean;
   bn: BnRepairResult;
   compensated: boolean;
@@ -128,8 +136,9 @@ export function prune(g: Graph, o: PruneOptions): PruneReport {
   checkWeights(g);
   const batches = o.batches ?? [];
   if (!score.dataFree || bn !== 'none' || o.calib !== undefined) checkCalibration(batches, { need: o.calib });
-  // match-dense compares with the unpruned model: take it before any mask or weight update.
-  const dense = bn === 'match-dense' && !o.dense ? denseCopy(g) : null;
+  // match-dense, reconstruction and the per-layer errors compare with the unpruned model: take it before any mask or
+  // weight update (a copy of the parameters; the nodes are shared).
+  const dense = batches.length > 0 && !o.dense ? denseCopy(g) : null;
   try {
     return pruneWith(g, score, params, batches, bn, o.dense ?? dense ?? g, o);
   } finally {
@@ -143,7 +152,7 @@ function pruneWith(g: Graph, score: Score, params: string[], batches: readonly C
   const allocation = o.allocation ?? { kind: 'global' };
   const seed = o.seed ?? 0;
   const loss = o.loss ?? 'mse';
-  const timings: Record<string, number> = { score: 0, allocate: 0, compensate: 0, bn: 0 };
+  const timings: Record<string, number> = { score: 0, allocate: 0, compensate: 0, reconstruct: 0, bn: 0, layerErrors: 0 };
   const time = <T>(phase: string, f: () => T): T => {
     const t0 = performance.now();
     try { return f(); } finally { timings[phase] = (timings[phase] ?? 0) + performance.now() - t0; }
@@ -153,11 +162,12 @@ function pruneWith(g: Graph, score: Score, params: string[], batches: readonly C
   let scoreInfo: Record<string, unknown> = {};
   let last: ReturnType<typeof allocate> | null = null;
   let compensated = false;
+  let reconstruction: Record<string, unknown> | null = null;
   densities.forEach((density, r) => {
     o.onProgress?.('score', r, densities.length);
     // A scope frees whatever a score leaves behind; its result's tensors survive (OBS keeps its blocks itself).
     const res = time('score', () => scope(() => score.score({
-      graph: sg, batches, params, loss, seed: seed + r, mode: o.mode, allowTrainMode: o.allowTrainMode, estimator: o.estimator, probes: o.probes, ggn: o.ggn, block: o.block,
+      graph: sg, batches, params, loss, seed: seed + r, mode: o.mode, allowTrainMode: o.allowTrainMode, estimator: o.estimator, probes: o.probes, ggn: o.ggn, block: o.block, allocation, ...(o.reconstruct ? { reconstruct: o.reconstruct } : {}),
       onProgress: (d, t) => o.onProgress?.(`score ${r + 1}/${densities.length}`, d, t),
     })));
     scoreInfo = res.info;
@@ -166,6 +176,12 @@ function pruneWith(g: Graph, score: Score, params: string[], batches: readonly C
       last?.masks.forEach((m) => m.dispose());
       last = time('allocate', () => allocate(scores, { sparsity: 1 - density, allocation, minDensity: o.minDensity }));
       for (const s of scores.values()) s.dispose();
+      if (res.reconstruct) {
+        const r = time('reconstruct', () => res.reconstruct!({ allocation, kept: last!.kept, dense }));
+        last!.masks.forEach((m) => m.dispose());
+        last!.masks = r.masks;
+        reconstruction = r.info;
+      }
       if (res.compensate) {
         time('compensate', () => {
           const next = res.compensate!(last!.masks as ParamMap);
@@ -190,12 +206,14 @@ function pruneWith(g: Graph, score: Score, params: string[], batches: readonly C
   applyMasksInPlace(g);
   // BN repair after the final masks (and any weight update), on the same calibration images.
   const bnResult = time('bn', () => repairBatchNorm(g, dense, batches, bn));
+  // Where the pruned network's output drifts from the dense one, layer by layer (after BN repair), on the same images.
+  const errors = batches.length > 0 && dense !== g && g.inputs.length === 1 ? time('layerErrors', () => layerErrors(g, dense, batches, layersOf(g, params, 'layer errors', { skipUnsupported: true }))) : null;
   const warnings = final.collapsed.map((n) => `tensor '${n}' is fully pruned (layer collapse): every output of it is constant; raise --min-density or lower --sparsity`);
   final.masks.forEach((m) => m.dispose());
   return {
     graph: g.name, score: score.name, scoreInfo, loss, seed, sparsity: o.sparsity, achievedSparsity: final.achievedSparsity, allocation,
     minDensity: o.minDensity ?? 0, schedule, rounds, prunableParameters: final.total, keptParameters: final.totalKept, alreadyZero, tensors,
     collapsed: final.collapsed, warnings, calibration: { images: countImages(batches), hash: batches.length > 0 ? calibrationHash(batches) : null },
-    scoredTensors: params.length, shuffled: !!o.shuffle, bn: bnResult, compensated, timings,
+    scoredTensors: params.length, shuffled: !!o.shuffle, bn: bnResult, compensated, reconstruction, layerErrors: errors, timings,
   };
 }

@@ -116,8 +116,9 @@ export async function pruneOnTask(g: Graph, o: PruneOnTaskOptions): Promise<Prun
   let head: { head: LinearHead; info: ScoringHeadInfo } | null = null;
   try {
     o.onStep?.('head');
-    // A data-driven score reads the loss through the head; mix/noise images get their labels from it.
-    if (!score.dataFree) {
+    // A score that reads a loss (gradient, curvature) reads it through the head; mix/noise images get their labels
+    // from it. Layer-input scores (wanda, sparsegpt) need neither.
+    if (score.needs !== 'none' && score.needs !== 'inputs') {
       head = await scoringHead(g, set.task, { taskOptions: o.taskOptions(set.task), alpha: o.alpha, cache });
       if (set.needsLabels) labelByModel(set, g, head.head);
     }

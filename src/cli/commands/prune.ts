@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { disposeGraph, exportOnnx, writeMaskFile } from '../../graph/index.js';
 import {
-  ALLOCATIONS, BN_REPAIRS, ESTIMATOR_NAMES, LOSS_NAMES, parseCalibData, SCHEDULES, SCORE_NAMES, SCORES, type Allocation, type EstimatorName, type LossName, type Schedule, type ScoreName,
+  ALLOCATIONS, BN_REPAIRS, ESTIMATOR_NAMES, LOSS_NAMES, allocationLabel, parseAllocation, parseCalibData, RECONSTRUCT_TARGETS, SCHEDULES, SCORE_NAMES, SCORES, type EstimatorName, type LossName, type Schedule, type ScoreName,
 } from '../../prune/index.js';
 import { openModel, pruneOnTask, writeJsonAtomic } from '../../transfer/index.js';
 import { VERSION } from '../program.js';
@@ -17,7 +17,7 @@ import { lazyBar, oneOf, parseAlpha, parseNumber } from './eval.js';
 
 interface PruneFlags {
   model: string; score: string; estimator: string; probes: string; ggn: string; sparsity: string; source?: string; calib: string; calibData: string; cap?: string;
-  loss: string; allocation: string; minDensity: string; schedule: string; rounds: string; seed: string; dataSeed: string; alpha: string; blockSize: string; damping: string;
+  loss: string; allocation: string; minDensity: string; schedule: string; rounds: string; seed: string; dataSeed: string; alpha: string; blockSize?: string; damping?: string; target: string;
   curvature: string; compensate?: boolean; bn: string; batchSize: string; out: string; progress: boolean; json?: boolean; onnx: boolean;
 }
 
@@ -36,12 +36,13 @@ export function pruneCommand(io: Io): Command {
     .option('--alpha <a>', "ridge penalty of the scoring head on standardised dense features, or auto", 'auto')
     .option('--cap <n>', 'at most this many images per class when splitting the task')
     .option('--loss <name>', `${LOSS_NAMES.join(' | ')} (mse: to one-hot, the authors' harness)`, 'mse')
-    .option('--allocation <kind>', ALLOCATIONS.join(' | '), 'global')
+    .option('--allocation <kind>', `${ALLOCATIONS.join(' | ')} | N:M (e.g. 2:4, with --sparsity 1 − N/M)`, 'global')
     .option('--min-density <d>', 'every tensor keeps at least this fraction (collapse guard)', '0')
     .option('--schedule <kind>', SCHEDULES.join(' | '), 'oneshot')
     .option('--rounds <R>', 'iterative: rounds', '5')
-    .option('--block-size <n>', 'block-hessian: weights per block', '64')
-    .option('--damping <d>', 'block-hessian: relative damping λ / mean diag', '0.01')
+    .option('--block-size <n>', 'block-hessian: weights per block (default 64); sparsegpt: columns per block (default 32)')
+    .option('--damping <d>', 'block-hessian / sparsegpt: relative damping λ / mean diag (default 0.01)')
+    .option('--target <t>', `sparsegpt: what each layer is reconstructed toward: ${RECONSTRUCT_TARGETS.join(' | ')}`, 'dense-weights')
     .option('--curvature <kind>', 'block-hessian: fisher | ggn blocks', 'fisher')
     .option('--compensate', 'block-hessian: apply the OBS update to surviving weights')
     .option('--bn <repair>', 'BN repair after masking: none | reestimate (recompute running statistics on the calibration images) | match-dense (shift/scale each BN output to the dense model\'s per-channel mean/variance on them)', 'none')
@@ -62,14 +63,19 @@ export function pruneCommand(io: Io): Command {
       const seed = parseNumber('--seed', o.seed, { int: true, min: 0 });
       const dataSeed = parseNumber('--data-seed', o.dataSeed, { int: true, min: 0 });
       const calib = parseNumber('--calib', o.calib, { int: true, min: 1 });
-      const allocation = { kind: oneOf('--allocation', o.allocation, ALLOCATIONS) } as Allocation;
+      const allocation = parseAllocation(o.allocation);
       const scheduleKind = oneOf('--schedule', o.schedule, SCHEDULES);
       const schedule: Schedule = scheduleKind === 'iterative' ? { kind: 'iterative', rounds: parseNumber('--rounds', o.rounds, { int: true, min: 1 }) } : { kind: 'oneshot' };
       const bn = oneOf('--bn', o.bn, BN_REPAIRS);
       const cap = o.cap !== undefined ? parseNumber('--cap', o.cap, { int: true, min: 3 }) : undefined;
+      const blockSize = o.blockSize !== undefined ? parseNumber('--block-size', o.blockSize, { int: true, min: 1 }) : undefined;
+      const damping = o.damping !== undefined ? parseNumber('--damping', o.damping, { positive: true }) : undefined;
       const block = {
-        blockSize: parseNumber('--block-size', o.blockSize, { int: true, min: 1 }), damping: parseNumber('--damping', o.damping, { positive: true }),
+        ...(blockSize !== undefined ? { blockSize } : {}), ...(damping !== undefined ? { damping } : {}),
         curvature: oneOf('--curvature', o.curvature, ['fisher', 'ggn'] as const), compensate: !!o.compensate,
+      };
+      const reconstruct = {
+        target: oneOf('--target', o.target, RECONSTRUCT_TARGETS), ...(blockSize !== undefined ? { blockSize } : {}), ...(damping !== undefined ? { damping } : {}),
       };
       const t0 = performance.now();
       const m = await openModel(o.model, { seed });
@@ -79,7 +85,7 @@ export function pruneCommand(io: Io): Command {
       try {
         const res = await pruneOnTask(g, {
           score, sparsity, allocation, minDensity: parseNumber('--min-density', o.minDensity, { min: 0 }), schedule, loss, seed,
-          estimator, probes: parseNumber('--probes', o.probes, { int: true, min: 1 }), ggn: oneOf('--ggn', o.ggn, ['exact', 'mc'] as const), block, bn,
+          estimator, probes: parseNumber('--probes', o.probes, { int: true, min: 1 }), ggn: oneOf('--ggn', o.ggn, ['exact', 'mc'] as const), block, reconstruct, bn,
           ...(o.source ? { source: o.source, calibration: { n: calib, data: parseCalibData(o.calibData), exact: true, batchSize: parseNumber('--batch-size', o.batchSize, { int: true, min: 1 }) } } : {}),
           taskOptions: () => ({ seed: dataSeed, ...(cap !== undefined ? { cap } : {}) }), alpha: parseAlpha(o.alpha),
           onProgress: (phase, d, t) => bar.update(d, t, phase), onStep: (step) => bar.update(0, 1, step),
@@ -89,7 +95,7 @@ export function pruneCommand(io: Io): Command {
         await mkdir(o.out, { recursive: true });
         const t3 = performance.now();
         await writeMaskFile(join(o.out, 'mask.safetensors'), g, {
-          score: scoreName, estimator: score.needs === 'diag' ? estimator : undefined, loss, allocation: allocation.kind, schedule: JSON.stringify(schedule),
+          score: scoreName, estimator: score.needs === 'diag' ? estimator : undefined, loss, allocation: allocationLabel(allocation), schedule: JSON.stringify(schedule),
           sourceTask: o.source, calibrationCount: report.calibration.images, seed, tapirVersion: VERSION,
         });
         if (o.onnx) await exportOnnx(g, join(o.out, 'model.onnx'));

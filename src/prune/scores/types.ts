@@ -4,11 +4,12 @@
  */
 import type { Tensor } from '../../engine/index.js';
 import type { Graph, Mode } from '../../graph/index.js';
-import type { ParamMap } from '../allocation.js';
+import type { Allocation, ParamMap } from '../allocation.js';
+import type { ReconstructTarget } from '../reconstruct/sweep.js';
 import type { EstimatorName } from '../estimators/index.js';
 import type { CalibBatch, LossName } from '../loss.js';
 
-export type ScoreName = 'magnitude' | 'diag-hessian' | 'block-hessian' | 'snip' | 'grasp' | 'synflow' | 'random';
+export type ScoreName = 'magnitude' | 'diag-hessian' | 'block-hessian' | 'snip' | 'grasp' | 'synflow' | 'random' | 'wanda' | 'sparsegpt';
 
 export interface ScoreContext {
   graph: Graph;
@@ -27,6 +28,10 @@ export interface ScoreContext {
   ggn?: 'exact' | 'mc';
   /** block-hessian: factors, block size, relative damping, whether to return the OBS weight update. */
   block?: { curvature?: 'fisher' | 'ggn'; blockSize?: number; damping?: number; compensate?: boolean };
+  /** Reconstruction pruners: the target, columns per block and relative damping. */
+  reconstruct?: { target?: ReconstructTarget; blockSize?: number; damping?: number };
+  /** The allocation the scores will feed (a reconstruction pruner ranks globally only when it is `global`). */
+  allocation?: Allocation;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -40,13 +45,22 @@ export interface ScoreResult {
    * Owns curvature blocks until `dispose`.
    */
   compensate?: (masks: ParamMap) => Map<string, Tensor>;
+  /**
+   * Reconstruction pruners: given the allocation's kept count per tensor, choose the masks layer by layer and update
+   * the weights, writing both into the graph as they go (each layer sees the already-pruned layers before it).
+   * `dense` is the unpruned model (same nodes). Returns the masks (the caller owns them) and report info.
+   */
+  reconstruct?: (a: { allocation: Allocation; kept: ReadonlyMap<string, number>; dense: Graph }) => { masks: Map<string, Tensor>; info: Record<string, unknown> };
   dispose?: () => void;
 }
 
 export interface Score {
   readonly name: ScoreName;
-  /** What it reads: nothing, the gradient, a curvature diagonal, or curvature blocks. */
-  readonly needs: 'none' | 'grad' | 'diag' | 'block';
+  /**
+   * What it reads: nothing, the gradient, a curvature diagonal or curvature blocks (all through a loss, so they need
+   * labels and a head), or only the layers' inputs on calibration images (`inputs`: no labels, no head).
+   */
+  readonly needs: 'none' | 'grad' | 'diag' | 'block' | 'inputs';
   readonly dataFree: boolean;
   readonly description: string;
   score(ctx: ScoreContext): ScoreResult;

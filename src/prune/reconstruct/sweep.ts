@@ -1,0 +1,284 @@
+/**
+ * Layer by layer through a graph, holding only the live activations: a `Frontier` keeps, per calibration batch, the
+ * values computed so far that later nodes still read, and advances them one segment (from one prunable layer to the
+ * next) at a time through the interpreter (`forwardFrom`). So the pruned network's input to layer l+1 is computed
+ * after layer l was pruned and updated, at the cost of one forward pass in all.
+ *
+ * `reconstructSweep` prunes each layer in graph order with the reconstruction solver; `layerErrors` measures the
+ * relative output error of every layer against the dense network, ‖f_dense − f_pruned‖² / ‖f_dense‖², on the same
+ * images. Both run in eval mode (BatchNorm with running statistics).
+ */
+import { eye, linalg, noGrad, scope, type Tensor } from '../../engine/index.js';
+import { forwardFrom, setMask, type Graph } from '../../graph/index.js';
+import { PruneError } from '../errors.js';
+import type { CalibBatch } from '../loss.js';
+import type { Layer } from './layers.js';
+import { toRows } from './layers.js';
+import { solveLayer, type KeepRule } from './solver.js';
+
+/** Indices of the nodes the value `tap` depends on. */
+function neededNodes(g: Graph, tap: string): number[] {
+  const producer = new Map<string, number>();
+  g.nodes.forEach((n, i) => n.outputs.forEach((o) => producer.set(o, i)));
+  const need = new Set<number>();
+  const stack = [tap];
+  const seen = new Set<string>();
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    if (seen.has(v)) continue;
+    seen.add(v);
+    const i = producer.get(v);
+    if (i === undefined || need.has(i)) continue;
+    need.add(i);
+    for (const inp of g.nodes[i]!.inputs) if (inp !== '') stack.push(inp);
+  }
+  return [...need].sort((a, b) => a - b);
+}
+
+/** The activations of a graph at a point of its node order, one map per batch. */
+export class Frontier {
+  readonly #g: Graph;
+  readonly #nodes: number[];
+  readonly #produced = new Map<string, number>();
+  #values: Map<string, Tensor>[];
+  #at = -1;
+
+  constructor(g: Graph, batches: readonly CalibBatch[], tap: string = g.featureTap) {
+    if (g.inputs.length !== 1) throw new PruneError(`graph '${g.name}' has ${g.inputs.length} inputs; layer-wise passes need one image input`);
+    this.#g = g;
+    this.#nodes = neededNodes(g, tap);
+    for (const i of this.#nodes) for (const o of g.nodes[i]!.outputs) this.#produced.set(o, i);
+    this.#values = batches.map((b) => new Map([[g.inputs[0]!.name, b.x]]));
+  }
+
+  /** Node indices (graph order) the tap depends on. */
+  get nodes(): readonly number[] {
+    return this.#nodes;
+  }
+
+  /** Values produced before node `index` (or graph inputs) that a needed node at or after `index` reads. */
+  #liveAt(index: number): string[] {
+    const live = new Set<string>();
+    for (const i of this.#nodes) {
+      if (i < index) continue;
+      for (const v of this.#g.nodes[i]!.inputs) {
+        if (v === '') continue;
+        const p = this.#produced.get(v);
+        if ((p !== undefined && p < index) || (p === undefined && this.#g.inputs.some((x) => x.name === v))) live.add(v);
+      }
+    }
+    return [...live];
+  }
+
+  /**
+   * Advances every batch to just before node `index` (Infinity: the end) and returns, per batch, the `taps` computed
+   * on the way (owned by the caller). Inputs (batch images) are never disposed here.
+   */
+  advance(index: number, taps: readonly string[] = []): Map<string, Tensor>[] {
+    if (index === this.#at && taps.length === 0) return [];
+    if (index <= this.#at) throw new PruneError(`frontier: cannot go back from node ${this.#at} to ${index}`);
+    const live = index === Infinity ? [] : this.#liveAt(index);
+    const out: Map<string, Tensor>[] = [];
+    this.#values = this.#values.map((vals, b) => {
+      const r = forwardFrom(this.#g, vals, { mode: 'eval', outputs: live, taps });
+      const next = new Map(live.map((v, i) => [v, r.outputs[i]!]));
+      out.push(r.taps);
+      const kept = new Set([...next.values(), ...r.taps.values()]);
+      for (const [name, t] of vals) if (!kept.has(t) && name !== this.#g.inputs[0]!.name) t.dispose();
+      return next;
+    });
+    this.#at = index;
+    return out;
+  }
+
+  /** Frees tap tensors returned by `advance` that the frontier does not hold. */
+  release(taps: readonly Map<string, Tensor>[]): void {
+    taps.forEach((m, b) => {
+      const held = new Set(this.#values[b]?.values() ?? []);
+      for (const t of new Set(m.values())) if (!held.has(t)) t.dispose();
+    });
+  }
+
+  /** The current value `name` of batch `b`. */
+  value(b: number, name: string): Tensor {
+    const t = this.#values[b]!.get(name);
+    if (!t) throw new PruneError(`frontier: value '${name}' is not live at node ${this.#at}`);
+    return t;
+  }
+
+  get batches(): number {
+    return this.#values.length;
+  }
+
+  dispose(): void {
+    const input = this.#g.inputs[0]!.name;
+    for (const vals of this.#values) for (const [name, t] of vals) if (name !== input) t.dispose();
+    this.#values = [];
+  }
+}
+
+/** Σ over batches of ‖a − b‖² and ‖a‖² for one value. */
+function accumulateError(dense: readonly Map<string, Tensor>[], pruned: readonly Map<string, Tensor>[], name: string): number {
+  let num = 0;
+  let den = 0;
+  dense.forEach((d, b) => scope(() => noGrad(() => {
+    const a = d.get(name)!.to('float64');
+    num += a.sub(pruned[b]!.get(name)!.to('float64')).square().sum().item();
+    den += a.square().sum().item();
+  })));
+  return den > 0 ? num / den : num > 0 ? Infinity : 0;
+}
+
+export interface LayerError {
+  /** The layer's weight. */
+  tensor: string;
+  node: string;
+  /** ‖f_dense − f_pruned‖² / ‖f_dense‖² at the layer's output, over the calibration images. */
+  relError: number;
+}
+
+/** Relative output error of every layer of `layers` in `g` against `dense` on the batches. */
+export function layerErrors(g: Graph, dense: Graph, batches: readonly CalibBatch[], layers: readonly Layer[]): LayerError[] {
+  const fp = new Frontier(g, batches);
+  const fd = new Frontier(dense, batches);
+  try {
+    return layers.map((l, k) => {
+      const next = layers[k + 1]?.index ?? Infinity;
+      const out = l.node.outputs[0]!;
+      fp.advance(l.index);
+      fd.advance(l.index);
+      const p = fp.advance(next === Infinity ? l.index + 1 : next, [out]);
+      const d = fd.advance(next === Infinity ? l.index + 1 : next, [out]);
+      try {
+        return { tensor: l.param, node: l.node.name, relError: accumulateError(d, p, out) };
+      } finally {
+        fp.release(p);
+        fd.release(d);
+      }
+    });
+  } finally {
+    fp.dispose();
+    fd.dispose();
+  }
+}
+
+/**
+ * Calls `visit(layer, inputs)` for every layer in graph order with its input activations (one tensor per batch,
+ * owned by the walk), without changing the graph: one forward pass in all.
+ */
+export function forEachLayerInput(g: Graph, batches: readonly CalibBatch[], layers: readonly Layer[], visit: (l: Layer, xs: readonly Tensor[]) => void): void {
+  const f = new Frontier(g, batches);
+  try {
+    for (const l of layers) {
+      f.advance(l.index);
+      visit(l, Array.from({ length: f.batches }, (_, b) => f.value(b, l.node.inputs[0]!)));
+    }
+  } finally {
+    f.dispose();
+  }
+}
+
+export type ReconstructTarget = 'dense-weights' | 'dense-output';
+export const RECONSTRUCT_TARGETS: readonly ReconstructTarget[] = ['dense-weights', 'dense-output'];
+
+export interface SweepOptions {
+  target: ReconstructTarget;
+  blockSize: number;
+  damping: number;
+  /** The keep rule of each layer (from the allocation). */
+  keep: (layer: Layer) => KeepRule;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface LayerRecord extends LayerError {
+  /** λ (mean over groups) and rows that fell back to masking alone. */
+  lambda: number;
+  reverted: number;
+  /** The layer's own squared output error (on its pruned inputs) after masking alone and after reconstruction. */
+  maskedError: number;
+  reconstructedError: number;
+}
+
+/** Elements per column chunk: images are unfolded a few at a time so [G, d, S] stays near this size. */
+const CHUNK = 16_000_000;
+
+/** Σ cols(a) cols(b)ᵀ over every batch, [G, d, d] in float64 (`b` absent: a with itself). */
+export function covariance(l: Layer, xs: readonly Tensor[], ys?: readonly Tensor[]): Tensor {
+  let acc: Tensor | null = null;
+  xs.forEach((x, b) => {
+    const per = Math.max(1, x.numel / x.shape[0]!) * (l.node.op === 'conv2d' ? l.shape[2]! * l.shape[3]! : 1);
+    const step = Math.max(1, Math.floor(CHUNK / per));
+    for (let i = 0; i < x.shape[0]!; i += step) {
+      const n = Math.min(step, x.shape[0]! - i);
+      const part = scope(() => noGrad(() => {
+        const cp = l.rule.columns(x.narrow(0, i, n), l.node, l.shape);
+        const cq = ys ? l.rule.columns(ys[b]!.narrow(0, i, n), l.node, l.shape) : cp;
+        return cq.matmul(cp.transpose(1, 2)).to('float64');
+      }));
+      if (acc) { acc.add_(part); part.dispose(); } else acc = part;
+    }
+  });
+  return acc!;
+}
+
+/**
+ * Prunes `layers` of `g` one after the other (graph order), each with the reconstruction solver on its inputs from
+ * the already-pruned network: `dense-weights` keeps W X_p (W: the layer's current weights; SparseGPT's usual target),
+ * `dense-output` keeps the dense network's own layer output W_d X_d, i.e. runs the solver on the least-squares target
+ * W* = W_d (X_d X_pᵀ + λI)(X_p X_pᵀ + λI)⁻¹ (the ridge pulls unseen directions towards W_d). Weights and masks are
+ * written into `g` as it goes; returns the masks (caller owns) and one record per layer.
+ */
+export function reconstructSweep(g: Graph, dense: Graph, batches: readonly CalibBatch[], layers: readonly Layer[], o: SweepOptions): { masks: Map<string, Tensor>; records: LayerRecord[] } {
+  const fp = new Frontier(g, batches);
+  const fd = new Frontier(dense, batches);
+  const masks = new Map<string, Tensor>();
+  const records: LayerRecord[] = [];
+  try {
+    layers.forEach((l, k) => {
+      o.onProgress?.(k, layers.length);
+      if (!fp.nodes.includes(l.index)) throw new PruneError(`layer '${l.param}' (node '${l.node.name}') does not feed the feature tap '${g.featureTap}'`, { fix: 'prune only the backbone (the parameters the feature tap depends on)' });
+      fp.advance(l.index);
+      fd.advance(l.index);
+      const input = l.node.inputs[0]!;
+      const xp = Array.from({ length: fp.batches }, (_, b) => fp.value(b, input));
+      const xd = Array.from({ length: fd.batches }, (_, b) => fd.value(b, input));
+      const H = covariance(l, xp);
+      const wCur = g.params.get(l.param)!.tensor;
+      const mCur = g.masks.get(l.param);
+      const res = scope(() => noGrad(() => {
+        const current = toRows(mCur ? wCur.mul(mCur) : wCur, l.groups).to('float64');
+        let target = current;
+        if (o.target === 'dense-output') {
+          const C = covariance(l, xp, xd);
+          const wd = toRows(dense.params.get(l.param)!.tensor, l.groups).to('float64');
+          const lam = H.diagonal(0, 1, 2).mean([1]).mul(o.damping).add(1e-12).reshape([l.groups, 1, 1]);
+          const I = eye(H.shape[1]!, { dtype: 'float64' }).unsqueeze(0).mul(lam);
+          // W* (H + λI) = W_d (C + λI) with C = X_d X_pᵀ; H + λI is symmetric, so W*ᵀ = (H + λI)⁻¹ (W_d (C + λI))ᵀ.
+          target = linalg.solve(H.add(I), wd.matmul(C.add(I)).transpose(1, 2)).transpose(1, 2).contiguous();
+        }
+        const r = solveLayer(target, H, { blockSize: o.blockSize, damping: o.damping, keep: o.keep(l), base: current });
+        return { w: r.weights.reshape(l.shape).to(wCur.dtype), m: r.mask.reshape(l.shape).to('float32'), lambda: r.lambda.reduce((a, b) => a + b, 0) / r.lambda.length, reverted: r.reverted, error: r.error };
+      }));
+      H.dispose();
+      noGrad(() => wCur.copy_(res.w));
+      setMask(g, l.param, res.m);
+      res.w.dispose();
+      masks.set(l.param, res.m);
+      const next = layers[k + 1]?.index ?? l.index + 1;
+      const out = l.node.outputs[0]!;
+      const tp = fp.advance(next, [out]);
+      const td = fd.advance(next, [out]);
+      records.push({ tensor: l.param, node: l.node.name, relError: accumulateError(td, tp, out), lambda: res.lambda, reverted: res.reverted, maskedError: res.error.masked, reconstructedError: res.error.reconstructed });
+      fp.release(tp);
+      fd.release(td);
+    });
+    o.onProgress?.(layers.length, layers.length);
+    return { masks, records };
+  } catch (e) {
+    for (const m of masks.values()) m.dispose();
+    throw e;
+  } finally {
+    fp.dispose();
+    fd.dispose();
+  }
+}
