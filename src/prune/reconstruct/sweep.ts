@@ -16,12 +16,12 @@ import type { Layer } from './layers.js';
 import { toRows } from './layers.js';
 import { solveLayer, type KeepRule } from './solver.js';
 
-/** Indices of the nodes the value `tap` depends on. */
-function neededNodes(g: Graph, tap: string): number[] {
+/** Indices of the nodes the values `wanted` depend on. */
+function neededNodes(g: Graph, wanted: readonly string[]): number[] {
   const producer = new Map<string, number>();
   g.nodes.forEach((n, i) => n.outputs.forEach((o) => producer.set(o, i)));
   const need = new Set<number>();
-  const stack = [tap];
+  const stack = [...wanted];
   const seen = new Set<string>();
   while (stack.length > 0) {
     const v = stack.pop()!;
@@ -43,15 +43,16 @@ export class Frontier {
   #values: Map<string, Tensor>[];
   #at = -1;
 
-  constructor(g: Graph, batches: readonly CalibBatch[], tap: string = g.featureTap) {
+  /** `wanted`: the values the walk must reach (e.g. every layer's output). */
+  constructor(g: Graph, batches: readonly CalibBatch[], wanted: readonly string[]) {
     if (g.inputs.length !== 1) throw new PruneError(`graph '${g.name}' has ${g.inputs.length} inputs; layer-wise passes need one image input`);
     this.#g = g;
-    this.#nodes = neededNodes(g, tap);
+    this.#nodes = neededNodes(g, wanted);
     for (const i of this.#nodes) for (const o of g.nodes[i]!.outputs) this.#produced.set(o, i);
     this.#values = batches.map((b) => new Map([[g.inputs[0]!.name, b.x]]));
   }
 
-  /** Node indices (graph order) the tap depends on. */
+  /** Node indices (graph order) the wanted values depend on. */
   get nodes(): readonly number[] {
     return this.#nodes;
   }
@@ -117,6 +118,8 @@ export class Frontier {
   }
 }
 
+const outputsOf = (layers: readonly Layer[]): string[] => layers.map((l) => l.node.outputs[0]!);
+
 /** Σ over batches of ‖a − b‖² and ‖a‖² for one value. */
 function accumulateError(dense: readonly Map<string, Tensor>[], pruned: readonly Map<string, Tensor>[], name: string): number {
   let num = 0;
@@ -139,8 +142,8 @@ export interface LayerError {
 
 /** Relative output error of every layer of `layers` in `g` against `dense` on the batches. */
 export function layerErrors(g: Graph, dense: Graph, batches: readonly CalibBatch[], layers: readonly Layer[]): LayerError[] {
-  const fp = new Frontier(g, batches);
-  const fd = new Frontier(dense, batches);
+  const fp = new Frontier(g, batches, outputsOf(layers));
+  const fd = new Frontier(dense, batches, outputsOf(layers));
   try {
     return layers.map((l, k) => {
       const next = layers[k + 1]?.index ?? Infinity;
@@ -167,7 +170,7 @@ export function layerErrors(g: Graph, dense: Graph, batches: readonly CalibBatch
  * owned by the walk), without changing the graph: one forward pass in all.
  */
 export function forEachLayerInput(g: Graph, batches: readonly CalibBatch[], layers: readonly Layer[], visit: (l: Layer, xs: readonly Tensor[]) => void): void {
-  const f = new Frontier(g, batches);
+  const f = new Frontier(g, batches, outputsOf(layers));
   try {
     for (const l of layers) {
       f.advance(l.index);
@@ -229,14 +232,13 @@ export function covariance(l: Layer, xs: readonly Tensor[], ys?: readonly Tensor
  * written into `g` as it goes; returns the masks (caller owns) and one record per layer.
  */
 export function reconstructSweep(g: Graph, dense: Graph, batches: readonly CalibBatch[], layers: readonly Layer[], o: SweepOptions): { masks: Map<string, Tensor>; records: LayerRecord[] } {
-  const fp = new Frontier(g, batches);
-  const fd = new Frontier(dense, batches);
+  const fp = new Frontier(g, batches, outputsOf(layers));
+  const fd = new Frontier(dense, batches, outputsOf(layers));
   const masks = new Map<string, Tensor>();
   const records: LayerRecord[] = [];
   try {
     layers.forEach((l, k) => {
       o.onProgress?.(k, layers.length);
-      if (!fp.nodes.includes(l.index)) throw new PruneError(`layer '${l.param}' (node '${l.node.name}') does not feed the feature tap '${g.featureTap}'`, { fix: 'prune only the backbone (the parameters the feature tap depends on)' });
       fp.advance(l.index);
       fd.advance(l.index);
       const input = l.node.inputs[0]!;
