@@ -8,17 +8,23 @@ import { readFileSync, existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseDocument } from 'yaml';
 import { TapirError } from '../engine/index.js';
+import {
+  ALLOCATIONS, BN_REPAIRS, ESTIMATOR_NAMES, parseAllocation, parseCalibData, RECONSTRUCT_TARGETS, SCORE_NAMES as PRUNE_SCORE_NAMES,
+  type BnRepair as PruneBnRepair, type ReconstructTarget, type ScoreName as PruneScoreName,
+} from '../prune/index.js';
 
-export const SCORE_NAMES = ['magnitude', 'diag-hessian', 'block-hessian', 'random', 'snip', 'grasp', 'synflow'] as const;
-export type ScoreName = (typeof SCORE_NAMES)[number];
-export const ESTIMATOR_CHOICES = ['hutchinson', 'ggn', 'fisher'] as const;
-export const ALLOCATION_CHOICES = ['global', 'layerwise', 'erk'] as const;
-export type AllocationName = (typeof ALLOCATION_CHOICES)[number];
+/** The score, estimator, allocation and BN-repair names are the pruning registries' own. */
+export const SCORE_NAMES: readonly PruneScoreName[] = PRUNE_SCORE_NAMES;
+export type ScoreName = PruneScoreName;
+export const ESTIMATOR_CHOICES = ESTIMATOR_NAMES;
+/** Named allocations; `N:M` strings (e.g. '2:4') are allocations too. */
+export const ALLOCATION_CHOICES = ALLOCATIONS;
+export type AllocationName = (typeof ALLOCATIONS)[number] | `${number}:${number}`;
 /** BN repair after masking (src/prune `repairBatchNorm`): none, re-estimate on the calibration images, match the dense statistics. */
-export const BN_REPAIR_CHOICES = ['none', 'reestimate', 'match-dense'] as const;
-export type BnRepair = (typeof BN_REPAIR_CHOICES)[number];
-/** Calibration data: the source's images, uniform noise, or a task id (that task's images and labels). */
-export type CalibData = 'source' | 'noise' | (string & {});
+export const BN_REPAIR_CHOICES = BN_REPAIRS;
+export type BnRepair = PruneBnRepair;
+/** Calibration data: 'source', 'noise', 'all' (every study task), 'mix:A+B' or a task id (that task's images and labels). */
+export type CalibData = 'source' | 'noise' | 'all' | (string & {});
 
 /** A score and its options (estimator, probes, block size, damping, OBS compensation). */
 export interface ScoreSpec {
@@ -32,6 +38,8 @@ export interface ScoreSpec {
   curvature?: 'fisher' | 'ggn';
   damping?: number;
   compensate?: boolean;
+  /** sparsegpt: what each layer is reconstructed toward. */
+  target?: ReconstructTarget;
 }
 
 export interface FinetuneRecipe {
@@ -172,7 +180,7 @@ class Reader {
 function score(r: Reader, v: unknown, path: string): ScoreSpec {
   if (typeof v === 'string') return { name: r.oneOf(v, path, SCORE_NAMES) };
   if (!isObj(v)) r.fail(path, `must be a score name or {name: …, options}, got ${show(v)}`);
-  r.keys(v, path, ['name', 'estimator', 'probes', 'ggn', 'block_size', 'curvature', 'damping', 'compensate']);
+  r.keys(v, path, ['name', 'estimator', 'probes', 'ggn', 'block_size', 'curvature', 'damping', 'compensate', 'target']);
   const s: ScoreSpec = { name: r.oneOf(v.name, `${path}.name`, SCORE_NAMES) };
   if (v.estimator !== undefined) {
     if (s.name !== 'diag-hessian') r.fail(`${path}.estimator`, `only diag-hessian takes an estimator (score is '${s.name}')`, 'block-hessian takes curvature: fisher|ggn');
@@ -180,11 +188,12 @@ function score(r: Reader, v: unknown, path: string): ScoreSpec {
   }
   if (v.probes !== undefined) s.probes = r.num(v.probes, `${path}.probes`, { int: true, min: 1 });
   if (v.ggn !== undefined) s.ggn = r.oneOf(v.ggn, `${path}.ggn`, ['exact', 'mc'] as const);
-  const blockOnly = (k: string) => { if (s.name !== 'block-hessian') r.fail(`${path}.${k}`, `only block-hessian takes ${k} (score is '${s.name}')`); };
-  if (v.block_size !== undefined) { blockOnly('block_size'); s.blockSize = r.num(v.block_size, `${path}.block_size`, { int: true, min: 1 }); }
-  if (v.curvature !== undefined) { blockOnly('curvature'); s.curvature = r.oneOf(v.curvature, `${path}.curvature`, ['fisher', 'ggn'] as const); }
-  if (v.damping !== undefined) s.damping = r.num(v.damping, `${path}.damping`, { positive: true });
-  if (v.compensate !== undefined) s.compensate = r.bool(v.compensate, `${path}.compensate`);
+  const only = (k: string, names: readonly string[]) => { if (!names.includes(s.name)) r.fail(`${path}.${k}`, `only ${names.join(' and ')} take${names.length > 1 ? '' : 's'} ${k} (score is '${s.name}')`); };
+  if (v.block_size !== undefined) { only('block_size', ['block-hessian', 'sparsegpt']); s.blockSize = r.num(v.block_size, `${path}.block_size`, { int: true, min: 1 }); }
+  if (v.curvature !== undefined) { only('curvature', ['block-hessian']); s.curvature = r.oneOf(v.curvature, `${path}.curvature`, ['fisher', 'ggn'] as const); }
+  if (v.damping !== undefined) { only('damping', ['block-hessian', 'sparsegpt']); s.damping = r.num(v.damping, `${path}.damping`, { positive: true }); }
+  if (v.compensate !== undefined) { only('compensate', ['block-hessian']); s.compensate = r.bool(v.compensate, `${path}.compensate`); }
+  if (v.target !== undefined) { only('target', ['sparsegpt']); s.target = r.oneOf(v.target, `${path}.target`, RECONSTRUCT_TARGETS); }
   return s;
 }
 
@@ -260,6 +269,14 @@ function control(r: Reader, v: unknown, path: string, scores: ScoreSpec[], spars
 
 const TOP = ['name', 'models', 'scores', 'sparsities', 'sources', 'heldout', 'seeds', 'calibration', 'calib_data', 'resolution', 'data', 'heads', 'alpha', 'prune', 'finetune', 'controls', 'diagnostics'] as const;
 
+function parseAllocationAt(r: Reader, x: string, path: string) {
+  try {
+    return parseAllocation(x);
+  } catch (e) {
+    return r.fail(path, (e as Error).message, 'e.g. 2:4 (keep 2 of every 4 weights)');
+  }
+}
+
 /** Validates a parsed YAML/JSON value; `file` names the source in errors. */
 export function validateStudy(raw: unknown, file = 'study'): StudyConfig {
   const r: Reader = new Reader(file);
@@ -285,13 +302,26 @@ export function validateStudy(raw: unknown, file = 'study'): StudyConfig {
   const heldout = r.list(raw.heldout, 'heldout', (x, p) => taskId(r, x, p), { nonEmpty: false });
   heldout.forEach((t, i) => { if (sources.includes(t)) r.fail(`heldout[${i}]`, `'${t}' is also a source task`, 'a held-out task must not be a source; sources are evaluated anyway'); });
   const calibData = raw.calib_data === undefined ? ['source'] : r.list(raw.calib_data, 'calib_data', (x, p) => {
-    if (x === 'source' || x === 'noise') return x;
-    if (typeof x !== 'string') r.fail(p, `must be 'source', 'noise' or a task id, got ${show(x)}`);
+    if (x === 'source' || x === 'noise' || x === 'all') return x;
+    if (typeof x !== 'string') r.fail(p, `must be 'source', 'noise', 'all', 'mix:A+B' or a task id, got ${show(x)}`);
+    if (x.startsWith('mix:')) {
+      const d = parseCalibData(x);
+      if (d.kind === 'mix') d.tasks.forEach((t, i) => taskId(r, t, `${p}.mix[${i}]`));
+      return x.trim();
+    }
     return taskId(r, x, p);
   });
   for (const k of Object.keys(caps)) if (!sources.includes(k) && !heldout.includes(k) && !calibData.includes(k)) r.fail(`data.caps.${k}`, `'${k}' is neither a source nor a held-out task`, 'cap only tasks listed in sources, heldout or calib_data');
   const calibrations = raw.calibration === undefined ? [64] : r.list(raw.calibration, 'calibration', (x, p) => r.num(x, p, { int: true, min: 1 }));
-  const allocations = prune.allocation === undefined ? ['global' as const] : r.list(prune.allocation, 'prune.allocation', (x, p) => r.oneOf(x, p, ALLOCATION_CHOICES));
+  const allocations = prune.allocation === undefined ? ['global' as const] : r.list(prune.allocation, 'prune.allocation', (x, p): AllocationName => {
+    if (typeof x === 'string' && /^\d+:\d+$/.test(x.trim())) {
+      const a = parseAllocationAt(r, x, p);
+      if (a.kind === 'nm' && !sparsities.some((q) => Math.abs(q - (1 - a.n / a.m)) < 1e-9))
+        r.fail(p, `allocation ${x} prunes ${1 - a.n / a.m}, which is not one of the sparsities`, `add ${1 - a.n / a.m} to sparsities (N:M cells run only at sparsity 1 − N/M)`);
+      return x.trim() as AllocationName;
+    }
+    return r.oneOf(x, p, ALLOCATION_CHOICES);
+  });
   return {
     name: raw.name === undefined ? basename(file).replace(/\.(ya?ml|json)$/i, '') : r.str(raw.name, 'name'),
     models: r.list(raw.models, 'models', (x, p) => r.str(x, p)),

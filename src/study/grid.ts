@@ -106,6 +106,9 @@ export function expandGrid(c: StudyConfig): CellSpec[] {
     for (const source of c.sources) for (const seed of c.seeds)
       for (const calibData of calibDatas) for (const calibration of calibrations) for (const allocation of allocations) for (const bn of bns)
         for (const score of scores) for (const sparsity of sparsities) {
+          // An N:M allocation fixes the sparsity at 1 − N/M: other sparsities have no such cell.
+          const nm = /^(\d+):(\d+)$/.exec(allocation);
+          if (nm && Math.abs(sparsity - (1 - Number(nm[1]) / Number(nm[2]))) > 1e-9) continue;
           const axes = { allocation, bn, calibration, calibData };
           const key = hash({ protocol, model, control, score, sparsity, source, seed, ...cellKeyAxes(c, axes) });
           cells.push({ key, protocol, model, control, score, scoreLabel: scoreLabel(score), sparsity, source, seed, ...axes });

@@ -4,7 +4,7 @@
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { ablations, AXIS_FIELDS, type Ablation, type ReportData } from './report-data.js';
+import { ablations, AXIS_FIELDS, type Ablation, type LayerErr, type ReportData } from './report-data.js';
 
 /** Renders one vega-lite spec to an SVG string. */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
@@ -89,6 +89,27 @@ export function reportPlots(d: ReportData): Plot[] {
       },
     });
   }
+  const errs = d.layerErrors.filter((e) => e.control === 'none' && e.relError !== null && e.relError > 0);
+  if (errs.length > 0) {
+    plots.push({
+      title: 'Where the pruned network drifts from the dense one, layer by layer',
+      caption: 'Relative output error ‖f_dense − f_pruned‖² / ‖f_dense‖² at each pruned layer\'s output, on the cell\'s calibration images after BN repair (log scale; rows: target sparsity; one line per score and ablation setting).',
+      spec: {
+        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+        data: { values: errs.map((e) => ({ config: configLabel(e), sparsity: e.sparsity, layer: e.ord, tensor: e.tensor, error: e.relError, source: e.source })) },
+        facet: { row: { field: 'sparsity', type: 'ordinal', header: { format: '.0%' } } },
+        spec: {
+          width: 720, height: 130,
+          mark: { type: 'line', point: { size: 10 } },
+          encoding: {
+            x: { field: 'layer', type: 'quantitative', title: 'pruned layer (model order)' },
+            y: { field: 'error', type: 'quantitative', scale: { type: 'log' }, title: 'relative output error' },
+            color: { field: 'config', type: 'nominal', title: null }, detail: { field: 'source', type: 'nominal' },
+          },
+        },
+      },
+    });
+  }
   const ov = d.overlaps.filter((o) => o.control === 'none');
   if (ov.length > 0) {
     plots.push({
@@ -111,6 +132,12 @@ export function reportPlots(d: ReportData): Plot[] {
   }
   plots.push(...ablations(d).map(ablationPlot));
   return plots;
+}
+
+/** A score with the ablation settings that differ from the defaults, e.g. `sparsegpt [global, match-dense]`. */
+function configLabel(e: LayerErr): string {
+  const extra = [e.allocation && e.allocation !== 'global' ? e.allocation : '', e.bn !== 'none' ? e.bn : '', e.calibData !== 'source' ? e.calibData.replace(/^folder:.*\//, '') : ''].filter((x) => x !== '');
+  return extra.length ? `${e.score} [${extra.join(', ')}]` : e.score;
 }
 
 /**

@@ -21,6 +21,8 @@ export interface AccRow extends CellAxes {
 }
 export interface DenseRef { model: string; task: string; accuracy: number; nTrain: number; nTest: number; classes: string[] }
 export interface LayerDensity { cell: string; score: string; control: string; sparsity: number; source: string; tensor: string; ord: number; density: number }
+/** A layer's relative output error against the dense network (on the cell's calibration images, after BN repair). */
+export interface LayerErr extends CellAxes { cell: string; score: string; control: string; sparsity: number; source: string; tensor: string; ord: number; relError: number | null }
 export interface Overlap { model: string; control: string; sparsity: number; seed: number; a: string; b: string; iou: number }
 export interface EffRow extends Efficiency { cell: string; model: string; control: string; score: string; sparsity: number; source: string }
 
@@ -31,6 +33,8 @@ export interface ReportData {
   dense: DenseRef[];
   pixels: DenseRef[];
   layers: LayerDensity[];
+  /** Per-layer relative output errors (empty for databases written before they were stored). */
+  layerErrors: LayerErr[];
   overlaps: Overlap[];
   efficiency: EffRow[];
   /** What was capped (per task: images per class, train/test counts). */
@@ -91,7 +95,12 @@ export function readReport(store: StudyStore): ReportData {
     const cfg = s.config as { cap?: number | null; caps?: Record<string, number> };
     for (const d of dense.concat(pixels)) if (!caps.has(d.task)) caps.set(d.task, { task: d.task, cap: cfg.caps?.[d.task] ?? cfg.cap ?? null, nTrain: d.nTrain, nTest: d.nTest });
   }
-  return { studies, cells, acc, dense, pixels, layers, overlaps: overlaps(store, cells), efficiency: efficiencyRows, caps: [...caps.values()], diagnostics: readDiagnostics(store) };
+  const hasErrors = store.all<{ n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'layer_errors'")[0]!.n > 0;
+  const layerErrors: LayerErr[] = hasErrors ? store.all<{ cell: string; tensor: string; ord: number; rel_error: number | null }>('SELECT cell, tensor, ord, rel_error FROM layer_errors ORDER BY cell, ord').map((e) => {
+    const c = byKey.get(e.cell)!;
+    return { cell: e.cell, score: c.score, control: c.control, sparsity: c.sparsity, source: c.source, allocation: c.allocation, bn: c.bn, calibration: c.calibration, calibData: c.calibData, tensor: e.tensor, ord: e.ord, relError: e.rel_error };
+  }) : [];
+  return { studies, cells, acc, dense, pixels, layers, layerErrors, overlaps: overlaps(store, cells), efficiency: efficiencyRows, caps: [...caps.values()], diagnostics: readDiagnostics(store) };
 }
 
 /** IoU of the masks of every pair of cells that differ only in score (or source), over all tensors. */

@@ -7,7 +7,7 @@
  */
 import { disposeGraph, restoreFrom, type Graph } from '../graph/index.js';
 import type { TaskOptions } from '../data/index.js';
-import { maskSummary, parseCalibData, type CalibData } from '../prune/index.js';
+import { maskSummary, parseAllocation, parseCalibData, type CalibData } from '../prune/index.js';
 import { FeatureCache, finetune, openModel, pixelBaseline, pruneOnTask, zeroShot, type HeadMode } from '../transfer/index.js';
 import type { ScoreSpec, StudyConfig } from './config.js';
 import { layerTable } from './efficiency.js';
@@ -137,6 +137,7 @@ export function scoreOptions(s: ScoreSpec) {
     score: s.name,
     ...(s.estimator ? { estimator: s.estimator } : {}), ...(s.probes ? { probes: s.probes } : {}), ...(s.ggn ? { ggn: s.ggn } : {}),
     block: { ...(s.blockSize ? { blockSize: s.blockSize } : {}), ...(s.curvature ? { curvature: s.curvature } : {}), ...(s.damping ? { damping: s.damping } : {}), ...(s.compensate ? { compensate: true } : {}) },
+    reconstruct: { ...(s.target ? { target: s.target } : {}), ...(s.blockSize ? { blockSize: s.blockSize } : {}), ...(s.damping ? { damping: s.damping } : {}) },
   };
 }
 
@@ -146,12 +147,12 @@ async function runCell(cell: CellSpec, c: StudyConfig, tasks: readonly string[],
   restoreFrom(work, dense);
   progress(0, 'prune');
   const pruned = await pruneOnTask(work, {
-    ...scoreOptions(cell.score), sparsity: cell.sparsity, seed: cell.seed, loss: c.prune.loss, allocation: { kind: cell.allocation }, minDensity: c.prune.minDensity,
+    ...scoreOptions(cell.score), sparsity: cell.sparsity, seed: cell.seed, loss: c.prune.loss, allocation: parseAllocation(cell.allocation), minDensity: c.prune.minDensity,
     bn: cell.bn, dense, shuffle: cell.control === 'shuffled-mask', source: cell.source, calibration: { n: cell.calibration, data: cellCalibData(c, cell.calibData) },
     taskOptions: (t) => taskOptionsFor(c, t), alpha: c.alpha, cache,
   });
   const r = pruned.report;
-  const pruneInfo = { ...r.scoreInfo, achievedSparsity: r.achievedSparsity, collapsed: r.collapsed, calibImages: r.calibration.images, scoredTensors: r.scoredTensors };
+  const pruneInfo = { ...r.scoreInfo, achievedSparsity: r.achievedSparsity, collapsed: r.collapsed, calibImages: r.calibration.images, scoredTensors: r.scoredTensors, ...(r.reconstruction ? { reconstruction: r.reconstruction } : {}) };
   const calibInfo = pruned.calibration ? { ...pruned.calibration, data: cell.calibData } : null;
   const bnInfo = r.bn;
   const { densities, packed, achieved } = maskSummary(work);
@@ -177,7 +178,7 @@ async function runCell(cell: CellSpec, c: StudyConfig, tasks: readonly string[],
     key: cell.key, study: c.name, protocol: cell.protocol, model: cell.model, control: cell.control, score: cell.scoreLabel, scoreSpec: cell.score,
     sparsity: cell.sparsity, source: cell.source, seed: cell.seed, achievedSparsity: achieved, info: { prune: pruneInfo, finetune: ft, calib: calibInfo, bn: bnInfo },
     wallS: (Date.now() - t0) / 1000, allocation: cell.allocation, bn: cell.bn, calibration: cell.calibration, calibData: cell.calibData,
-  }, results, densities, packed);
+  }, results, densities, packed, (r.layerErrors ?? []).map((e) => ({ tensor: e.tensor, relError: e.relError })));
 }
 
 /** The default model loader: zoo specs and paths, as every command accepts them. */

@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS densities (
   cell TEXT NOT NULL REFERENCES cells(key), tensor TEXT NOT NULL, ord INTEGER NOT NULL, numel INTEGER NOT NULL, kept INTEGER NOT NULL,
   PRIMARY KEY (cell, tensor));
 CREATE TABLE IF NOT EXISTS masks (cell TEXT NOT NULL REFERENCES cells(key), tensor TEXT NOT NULL, bits BLOB NOT NULL, PRIMARY KEY (cell, tensor));
+CREATE TABLE IF NOT EXISTS layer_errors (
+  cell TEXT NOT NULL REFERENCES cells(key), tensor TEXT NOT NULL, ord INTEGER NOT NULL, rel_error REAL, PRIMARY KEY (cell, tensor));
 CREATE TABLE IF NOT EXISTS dense (
   model TEXT NOT NULL, protocol TEXT NOT NULL, task TEXT NOT NULL, head TEXT NOT NULL, accuracy REAL NOT NULL,
   n_train INTEGER NOT NULL, n_test INTEGER NOT NULL, classes TEXT NOT NULL, PRIMARY KEY (model, protocol, task, head));
@@ -80,6 +82,8 @@ export interface CellRecord {
 }
 export interface ResultRow { task: string; phase: string; head: string; accuracy: number; nTrain: number; nTest: number }
 export interface DensityRow { tensor: string; numel: number; kept: number }
+/** ‖f_dense − f_pruned‖² / ‖f_dense‖² at a pruned layer's output on the cell's calibration images (after BN repair). */
+export interface LayerErrorRow { tensor: string; relError: number }
 export interface DenseRow { task: string; head: string; accuracy: number; nTrain: number; nTest: number; classes: readonly string[] }
 export interface LayerRow { tensor: string; op: string; shape: readonly number[]; numel: number; macs: number; prunable: boolean }
 
@@ -136,18 +140,20 @@ export class StudyStore {
   }
 
   /** Everything a cell produced, committed at once (see the file comment). */
-  writeCell(c: CellRecord, results: readonly ResultRow[], densities: readonly DensityRow[], masks: ReadonlyMap<string, Uint8Array>): void {
+  writeCell(c: CellRecord, results: readonly ResultRow[], densities: readonly DensityRow[], masks: ReadonlyMap<string, Uint8Array>, layerErrors: readonly LayerErrorRow[] = []): void {
     const insCell = this.#db.prepare(`INSERT INTO cells (key, study, protocol, model, control, score, score_spec, sparsity, source, seed, achieved_sparsity, info, wall_s, finished_at,
       allocation, bn, calibration, calib_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const insRes = this.#db.prepare('INSERT INTO results (cell, task, phase, head, accuracy, n_train, n_test) VALUES (?, ?, ?, ?, ?, ?, ?)');
     const insDen = this.#db.prepare('INSERT INTO densities (cell, tensor, ord, numel, kept) VALUES (?, ?, ?, ?, ?)');
     const insMask = this.#db.prepare('INSERT INTO masks (cell, tensor, bits) VALUES (?, ?, ?)');
+    const insErr = this.#db.prepare('INSERT INTO layer_errors (cell, tensor, ord, rel_error) VALUES (?, ?, ?, ?)');
     this.#db.transaction(() => {
       insCell.run(c.key, c.study, c.protocol, c.model, c.control, c.score, JSON.stringify(c.scoreSpec), c.sparsity, c.source, c.seed, c.achievedSparsity,
         JSON.stringify(c.info), c.wallS, new Date().toISOString(), c.allocation ?? null, c.bn ?? 'none', c.calibration ?? null, c.calibData ?? 'source');
       for (const r of results) insRes.run(c.key, r.task, r.phase, r.head, r.accuracy, r.nTrain, r.nTest);
       densities.forEach((d, i) => insDen.run(c.key, d.tensor, i, d.numel, d.kept));
       for (const [t, bits] of masks) insMask.run(c.key, t, Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength));
+      layerErrors.forEach((e, i) => insErr.run(c.key, e.tensor, i, Number.isFinite(e.relError) ? e.relError : null));
     })();
   }
 

@@ -192,9 +192,10 @@ test('a study with 2+ values on every axis: cells, recorded axes and BN repair, 
     assert.ok(md.includes(`| match-dense | snip | held-out zs retained (refit head) | ${pc(pt.heldRefit!)} |`));
     assert.ok(md.includes(`| match-dense | snip | source zs accuracy | ${pc(pt.sourceAcc!)} |`));
     const { html, plots } = await htmlReport(d);
-    // accuracy, retained, densities, overlaps + one plot per ablation axis.
-    assert.equal(plots, 4 + 4);
-    assert.equal((html.match(/<svg/g) ?? []).length, 8);
+    // accuracy, retained, densities, per-layer errors, overlaps + one plot per ablation axis.
+    assert.equal(plots, 5 + 4);
+    assert.equal((html.match(/<svg/g) ?? []).length, 9);
+    assert.ok(html.includes('Where the pruned network drifts from the dense one, layer by layer'));
     assert.ok(html.includes('Ablation: prune.bn, held-out retained fraction'));
     for (const svg of html.match(/<svg[\s\S]*?<\/svg>/g)!) assert.match(svg, /role-mark/);
   } finally {

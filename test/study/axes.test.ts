@@ -105,10 +105,10 @@ test('axis fields: bad values give errors that name the field path', () => {
   fails(base.replace('calibration: 32', 'calibration: 2.5'), 'studies.yaml: calibration[0]: must be an integer, got 2.5');
   fails(base.replace('calibration: 32', 'calibration: [16, 16]'), 'studies.yaml: calibration[1]: duplicates calibration[0] (16)');
   fails(base.replace('calibration: 32', 'calibration: []'), 'studies.yaml: calibration: must list at least one value');
-  fails(base.replace('allocation: global}', 'allocation: [global, uniform]}'), 'studies.yaml: prune.allocation[1]: must be one of global, layerwise, erk, got \'uniform\'');
+  fails(base.replace('allocation: global}', 'allocation: [global, uniform]}'), 'studies.yaml: prune.allocation[1]: must be one of global, layerwise, erk, rowwise, got \'uniform\'');
   fails(base.replace('allocation: global}', 'allocation: global, bn: [none, recalibrate]}'), 'studies.yaml: prune.bn[1]: must be one of none, reestimate, match-dense, got \'recalibrate\'');
   fails(base.replace('allocation: global}', 'allocation: global, bn: [none, none]}'), 'studies.yaml: prune.bn[1]: duplicates prune.bn[0] ("none")');
-  fails(`${base}calib_data: [source, 3]\n`, 'studies.yaml: calib_data[1]: must be \'source\', \'noise\' or a task id, got 3');
+  fails(`${base}calib_data: [source, 3]\n`, 'studies.yaml: calib_data[1]: must be \'source\', \'noise\', \'all\', \'mix:A+B\' or a task id, got 3');
   fails(`${base}calib_data: [source, "no such task!"]\n`, 'studies.yaml: calib_data[1]: \'no such task!\' is not a task id');
   fails(`${base}calib_data: [noise, noise]\n`, 'studies.yaml: calib_data[1]: duplicates calib_data[0] ("noise")');
   fails(`${base}calib_data: []\n`, 'studies.yaml: calib_data: must list at least one value');
@@ -121,4 +121,22 @@ test('a calib_data task may be capped; other unknown cap keys are still refused'
   assert.deepEqual(c.calibData, ['source', 'fashion-mnist[0-2]']);
   assert.equal(c.caps['fashion-mnist[0-2]'], 6);
   fails(`${base}data: {caps: {'fashion-mnist[0-2]': 6}}\n`, 'studies.yaml: data.caps.fashion-mnist[0-2]: \'fashion-mnist[0-2]\' is neither a source nor a held-out task');
+});
+
+test('reconstruction pruners, N:M and rowwise allocations, all/mix calibration data in a study config', () => {
+  const y = base.replace('scores: [magnitude, random]', 'scores: [wanda, {name: sparsegpt, target: dense-output, block_size: 16, damping: 0.05}]')
+    .replace('allocation: global}', 'allocation: [global, rowwise, "2:4"]}') + 'calib_data: [source, all, "mix:mnist+emoji"]\n';
+  const c = parseStudy(y, 'studies.yaml');
+  assert.deepEqual(c.scores[1], { name: 'sparsegpt', target: 'dense-output', blockSize: 16, damping: 0.05 });
+  assert.deepEqual(c.prune.allocations, ['global', 'rowwise', '2:4']);
+  assert.deepEqual(c.calibData, ['source', 'all', 'mix:mnist+emoji']);
+  const cells = expandGrid(c);
+  // 3 calib_data × (global, rowwise at 2 sparsities + 2:4 at 0.5 only) × 2 scores.
+  assert.equal(cells.length, 3 * (2 + 2 + 1) * 2);
+  assert.ok(cells.filter((x) => x.allocation === '2:4').every((x) => x.sparsity === 0.5));
+  fails(y.replace('sparsities: [0.5, 0.9]', 'sparsities: [0.7, 0.9]'), 'studies.yaml: prune.allocation[2]: allocation 2:4 prunes 0.5, which is not one of the sparsities');
+  fails(y.replace('"2:4"', '"4:2"'), 'studies.yaml: prune.allocation[2]: allocation \'4:2\': N:M needs 0 <= N < M');
+  fails(base.replace('scores: [magnitude, random]', 'scores: [{name: magnitude, target: dense-output}]'), 'studies.yaml: scores[0].target: only sparsegpt takes target (score is \'magnitude\')');
+  fails(base.replace('scores: [magnitude, random]', 'scores: [{name: sparsegpt, target: dense}]'), 'studies.yaml: scores[0].target: must be one of dense-weights, dense-output, got \'dense\'');
+  fails(`${base}calib_data: ["mix:mnist+bad id!"]\n`, 'studies.yaml: calib_data[0].mix[1]: \'bad id!\' is not a task id');
 });

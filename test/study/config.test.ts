@@ -43,8 +43,8 @@ test('the protocol hash changes with anything that changes the numbers, not with
 test('bad values give field-level errors', () => {
   fails(base.replace('[0.5, 0.9]', '[0.5, 0.7, 1.2]'), 'studies.yaml: sparsities[2]: must be in [0, 1), got 1.2');
   fails(base.replace('[0.5, 0.9]', '[0.5, "x"]'), 'studies.yaml: sparsities[1]: must be a number, got \'x\'');
-  fails(base.replace('estimator: fisher', 'estimator: lbfgs'), 'studies.yaml: scores[1].estimator: must be one of hutchinson, ggn, fisher, got \'lbfgs\'');
-  fails(base.replace('[magnitude,', '[magnitud,'), 'studies.yaml: scores[0]: must be one of magnitude, diag-hessian, block-hessian, random, snip, grasp, synflow, got \'magnitud\'');
+  fails(base.replace('estimator: fisher', 'estimator: lbfgs'), 'studies.yaml: scores[1].estimator: must be one of fisher, ggn, hutchinson, got \'lbfgs\'');
+  fails(base.replace('[magnitude,', '[magnitud,'), 'studies.yaml: scores[0]: must be one of magnitude, diag-hessian, block-hessian, snip, grasp, synflow, random, wanda, sparsegpt, got \'magnitud\'');
   fails(base.replace('{name: diag-hessian, estimator: fisher}', '{name: magnitude, estimator: fisher}'), 'studies.yaml: scores[1].estimator: only diag-hessian takes an estimator (score is \'magnitude\')');
   fails(`${base}finetune: {epochs: 0}\n`, 'studies.yaml: finetune.epochs: must be >= 1, got 0');
   fails(`${base}finetune: {lr: -1}\n`, 'studies.yaml: finetune.lr: must be > 0, got -1');

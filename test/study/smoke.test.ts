@@ -53,7 +53,8 @@ test('studies/smoke.yaml runs end to end and tapir results writes its findings, 
     assert.deepEqual(findings.map((f) => f.id), ['dense', 'p1', 'p2', 'collapse'], 'no controls, no CIFAR/clip-art target task');
     for (const f of findings) for (const sentence of f.sentences) assert.ok(md.includes(`- ${sentence}`), `RESULTS.md states: ${sentence}`);
     const svgs = readdirSync(join(dir, 'results', 'smoke'));
-    assert.equal(svgs.length, 4);
+    // accuracy, retained, densities, per-layer errors (smoke has no second score, so no overlap plot).
+    assert.equal(svgs.length, 4 + 1);
     for (const f of svgs) assert.ok(md.includes(`](results/smoke/${f})`));
     assert.match(md, /#### Summary: source accuracy and retained fraction/);
   } finally {
