@@ -5,9 +5,9 @@
  * moment leaves either the previous checkpoint or the new one, never a mix. `progress.json` beside it is a
  * human-readable copy and is never read back.
  */
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdir, mkdtemp, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { noGrad, scope, ShapeError, TapirError, type Tensor } from '../engine/index.js';
 import type { Param } from '../graph/index.js';
 import { readSafetensors, writeSafetensors, type SafetensorsFile } from '../graph/safetensors.js';
@@ -26,6 +26,34 @@ export interface Progress {
 
 export function checkpointPath(dir: string): string {
   return join(dir, 'checkpoint.safetensors');
+}
+
+/**
+ * Writes a directory as a unit: `fill(tmp)` writes every file into a fresh sibling temp directory, which then takes
+ * the place of `dir` (an earlier `dir` is moved aside first and removed after), so a reader never sees new files
+ * mixed with old ones, and a killed run leaves the earlier directory or the new one, never a mix.
+ */
+export async function writeDirAtomic(dir: string, fill: (tmp: string) => Promise<void>): Promise<void> {
+  const parent = dirname(resolve(dir));
+  await mkdir(parent, { recursive: true });
+  const tmp = await mkdtemp(join(parent, `.${basename(dir)}.tmp-`));
+  try {
+    await fill(tmp);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  let old: string | null = null;
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) {
+      await rm(tmp, { recursive: true, force: true });
+      throw new TapirError('E_FILE', `${dir} exists and is not a directory`, { context: { out: dir }, fix: 'pass a directory path for --out' });
+    }
+    old = `${tmp}.old`;
+    await rename(dir, old);
+  }
+  await rename(tmp, dir);
+  if (old) await rm(old, { recursive: true, force: true });
 }
 
 /** Writes JSON atomically (temp file, then rename). */

@@ -8,6 +8,6 @@ export { withTaskHead, taskHeadOf, disposeTaskHead, paramsUsedBy, TASK_HEAD_WEIG
 export { MaskedOptimizer, lrAt, assertMaskedZero, OPTIMIZER_NAMES, type OptimizerName, type OptimizerOptions, type Slot, type LrSchedule } from './optim.js';
 export { augmentBatch, seededRandom, type AugmentOptions } from './augment.js';
 export { finetune, evaluateSplit, assertGraphMasked, type FinetuneOptions, type FinetuneResult, type FinetuneLoss, type BnPolicy, type HeadInit, type EpochRecord } from './finetune.js';
-export { checkpointPath, readCheckpoint, writeCheckpoint, removeCheckpoint, writeJsonAtomic, readJson, CHECKPOINT_FORMAT, type Progress } from './checkpoint.js';
-export { openModel, applyMaskDir, saveFinetuned, loadFinetuned, FINETUNE_FORMAT, MASK_FILE, type OpenedModel, type FinetuneInfo } from './model.js';
+export { checkpointPath, readCheckpoint, writeCheckpoint, removeCheckpoint, writeJsonAtomic, writeDirAtomic, readJson, CHECKPOINT_FORMAT, type Progress } from './checkpoint.js';
+export { openModel, applyMaskDir, saveFinetuned, loadFinetuned, savePruned, loadPruned, FINETUNE_FORMAT, PRUNE_FORMAT, MASK_FILE, type OpenedModel, type FinetuneInfo, type PrunedInfo } from './model.js';
 export { pruneOnTask, scoringHead, backboneParams, type PruneOnTaskOptions, type PruneOnTaskResult, type ScoringHeadInfo } from './prune-on-task.js';

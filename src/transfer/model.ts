@@ -1,32 +1,36 @@
 /**
  * Opening the models that transfer commands accept, and the fine-tuned model directory.
  *
- * `--model` is a zoo spec (`mobilenet_v2@96`, `random:resnet18`), an `.onnx` file, a directory holding `model.onnx`
- * (as `tapir prune` writes), or a directory written by `tapir finetune` (`finetune.json` + `model.safetensors` +
- * `mask.safetensors`). The dense reference of a fine-tuned directory is its base model, without mask; of anything
- * else, the same model without mask.
+ * `--model` is a zoo spec (`mobilenet_v2@96`, `random:resnet18`), an `.onnx` file, a directory written by
+ * `tapir prune` (`prune.json` + `model.safetensors` + `mask.safetensors`, + `model.onnx` for other runtimes), a
+ * directory written by `tapir finetune` (`finetune.json` + `model.safetensors` + `mask.safetensors`), or any directory
+ * holding a `model.onnx`. The dense reference of a pruned or fine-tuned directory is its base model, without mask;
+ * of anything else, the same model without mask.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { TapirError } from '../engine/index.js';
 import type { Graph } from '../graph/index.js';
 import { loadMaskFile, writeMaskFile } from '../graph/mask-file.js';
 import { importOnnx } from '../graph/onnx/index.js';
 import { loadStateDict, readSafetensors, writeSafetensors } from '../graph/safetensors.js';
 import { loadModel } from '../graph/zoo/index.js';
-import { readJson, writeJsonAtomic } from './checkpoint.js';
+import { readJson, writeDirAtomic, writeJsonAtomic } from './checkpoint.js';
+import { exportOnnx } from '../graph/onnx/index.js';
 import type { FinetuneResult } from './finetune.js';
 import { TASK_HEAD_BIAS, TASK_HEAD_WEIGHT, type LinearHead } from '../graph/index.js';
 
 export const FINETUNE_FORMAT = 'tapir-finetune/1';
+export const PRUNE_FORMAT = 'tapir-prune/1';
 export const MASK_FILE = 'mask.safetensors';
 
 export interface OpenedModel {
   graph: Graph;
   /** What was asked for. */
   spec: string;
-  kind: 'zoo' | 'onnx' | 'finetuned';
+  kind: 'zoo' | 'onnx' | 'pruned' | 'finetuned';
   /** Spec of the dense reference model. */
   base: string;
   /** For a fine-tuned directory: its finetune.json and the trained task head (caller owns it). */
@@ -46,6 +50,7 @@ const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 /** Opens a model by zoo spec or path (see the file comment). */
 export async function openModel(spec: string, o: { seed?: number } = {}): Promise<OpenedModel> {
   if (isDir(spec) && existsSync(join(spec, 'finetune.json'))) return loadFinetuned(spec, o);
+  if (isDir(spec) && existsSync(join(spec, 'prune.json'))) return loadPruned(spec, o);
   if (isDir(spec) && existsSync(join(spec, 'model.onnx'))) return { graph: await importOnnx(join(spec, 'model.onnx')), spec, kind: 'onnx', base: join(spec, 'model.onnx') };
   if (/\.onnx$/i.test(spec)) {
     if (!existsSync(spec)) throw new TapirError('E_FILE', `ONNX file ${spec} does not exist`, { context: { model: spec }, fix: 'check the path' });
@@ -55,9 +60,64 @@ export async function openModel(spec: string, o: { seed?: number } = {}): Promis
   return { graph: await loadModel(spec, { cache: true, ...(o.seed !== undefined ? { seed: o.seed } : {}) }), spec, kind: 'zoo', base: spec };
 }
 
+/** What a pruned-model directory's prune.json must hold to be opened (the rest is the pruning report). */
+export interface PrunedInfo {
+  format: string;
+  /** The base model spec (zoo id, or an absolute path). */
+  model: string;
+  /** Identifies the run: model.safetensors and mask.safetensors carry the same id in their metadata. */
+  runId: string;
+  files: { weights: string; mask: string; model: string | null };
+}
+
+/**
+ * Writes a pruned model as one directory, replaced as a unit: `model.safetensors` (every parameter, after any weight
+ * update, pruned weights 0), `mask.safetensors`, `model.onnx` (unless `onnx: false`) and `prune.json` (`doc` plus the
+ * base model and a run id that the two safetensors files carry too, so a reader can refuse a mixed directory).
+ */
+export async function savePruned(dir: string, g: Graph, doc: Record<string, unknown>, o: { model: string; onnx: boolean; maskInfo: Parameters<typeof writeMaskFile>[2] }): Promise<PrunedInfo & Record<string, unknown>> {
+  const runId = randomBytes(8).toString('hex');
+  const model = isDir(o.model) || /\.onnx$/i.test(o.model) ? resolve(o.model) : o.model;
+  const info = { format: PRUNE_FORMAT, ...doc, model, runId, files: { weights: 'model.safetensors', mask: MASK_FILE, model: o.onnx ? 'model.onnx' : null } };
+  await writeDirAtomic(dir, async (tmp) => {
+    await writeSafetensors(join(tmp, 'model.safetensors'), new Map([...g.params].map(([n, p]) => [n, p.tensor])), { format: PRUNE_FORMAT, model, runId });
+    await writeMaskFile(join(tmp, MASK_FILE), g, { ...o.maskInfo, runId });
+    if (o.onnx) await exportOnnx(g, join(tmp, 'model.onnx'));
+    await writeJsonAtomic(join(tmp, 'prune.json'), info);
+  });
+  return info;
+}
+
+/** Opens a directory written by `savePruned`: the base model with the pruned weights and the mask; refuses a mixed directory. */
+export async function loadPruned(dir: string, o: { seed?: number } = {}): Promise<OpenedModel> {
+  const info = await readJson<PrunedInfo>(join(dir, 'prune.json'));
+  const bad = (what: string) => new TapirError('E_FILE', `${dir} is not a complete pruned-model directory: ${what}`, {
+    context: { model: dir }, fix: 're-run `tapir prune --out <dir>` (its outputs are written as a unit), or pass the base model with --mask',
+  });
+  if (info.format !== PRUNE_FORMAT || typeof info.model !== 'string' || typeof info.runId !== 'string' || !info.files) throw bad(`prune.json is not ${PRUNE_FORMAT} with model, runId and files`);
+  const base = await openModel(info.model, o);
+  const g = base.graph;
+  const st = await readSafetensors(join(dir, info.files.weights));
+  if (st.metadata.runId !== info.runId) throw bad(`${info.files.weights} belongs to run ${st.metadata.runId ?? '(none)'}, prune.json to ${info.runId}`);
+  const r = await loadStateDict(g, st, { strict: true });
+  if (r.missing.length > 0) throw bad(`${info.files.weights} lacks ${r.missing.length} parameters of '${info.model}'`);
+  const mask = await loadMaskFile(g, join(dir, info.files.mask));
+  if (mask.metadata.runId !== info.runId) throw bad(`${info.files.mask} belongs to run ${mask.metadata.runId ?? '(none)'}, prune.json to ${info.runId}`);
+  return { graph: g, spec: dir, kind: 'pruned', base: info.model };
+}
+
 /** Sets the masks of `g` from `<dir>/mask.safetensors` (or a mask file path). */
 export async function applyMaskDir(g: Graph, dirOrFile: string): Promise<{ file: string; count: number; metadata: Record<string, string> }> {
   const file = isDir(dirOrFile) ? join(dirOrFile, MASK_FILE) : dirOrFile;
+  // A pruning that changed weights (reconstruction, OBS compensation) is a model, not a mask: its mask alone would
+  // silently give other weights.
+  const pj = isDir(dirOrFile) ? join(dirOrFile, 'prune.json') : null;
+  if (pj && existsSync(pj)) {
+    const doc = await readJson<{ weightsChanged?: boolean }>(pj);
+    if (doc.weightsChanged) throw new TapirError('E_ARG', `${dirOrFile} changed weights when pruning (reconstruction or OBS compensation): its mask alone is not the pruned model`, {
+      context: { mask: dirOrFile }, fix: `pass the directory as the model: --model ${dirOrFile}`,
+    });
+  }
   if (!existsSync(file)) throw new TapirError('E_FILE', `no mask file at ${file}`, { context: { mask: dirOrFile }, fix: 'pass the --out directory of `tapir prune` (it holds mask.safetensors)' });
   return { file, ...(await loadMaskFile(g, file)) };
 }

@@ -1,11 +1,12 @@
 /** `tapir prune` in-process through makeProgram, on a tiny ONNX conv net and a generated folder: task. */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { disposeGraph, loadMaskFile, prunableParams } from '../../src/graph/index.js';
+import { disposeGraph, loadMaskFile, prunableParams, readSafetensors } from '../../src/graph/index.js';
 import { exportOnnx, importOnnx } from '../../src/graph/onnx/index.js';
 import { makeProgram } from '../../src/cli/program.js';
+import { openModel } from '../../src/transfer/index.js';
 import { makeFolderTask, tempDir, tinyNet, useTempCache } from '../transfer/fixtures.js';
 
 useTempCache();
@@ -61,8 +62,9 @@ test('tapir prune: data-free scores need no task; table output; same seed ⇒ sa
   assert.match(out, /achieved 0\.5/);
   await run(['prune', '--model', MODEL, '--score', 'random', '--sparsity', '0.5', '--seed', '3', '--out', b, '--no-progress', '--no-onnx']);
   assert.ok(!existsSync(join(a, 'model.onnx')));
-  const strip = (f: string) => readFileSync(f);
-  assert.deepEqual(strip(join(a, 'mask.safetensors')), strip(join(b, 'mask.safetensors')));
+  // Same masks bit for bit (the files differ only in their run ids).
+  const bits = async (d: string) => { const st = await readSafetensors(join(d, 'mask.safetensors')); return [...st.entries.keys()].sort().map((k) => Buffer.from(st.bytes(k)).toString('hex')); };
+  assert.deepEqual(await bits(a), await bits(b));
 });
 
 test('tapir prune: bad input is a clear error', async () => {
@@ -96,4 +98,32 @@ test('tapir prune --bn match-dense: repaired BN affine written to model.onnx, ru
   const base = ['prune', '--model', MODEL, '--score', 'magnitude', '--sparsity', '0.5', '--out', join(WORK, 'bn-bad'), '--no-progress'];
   await assert.rejects(run([...base, '--bn', 'match-dense']), /score 'magnitude' with BN repair 'match-dense' needs calibration images: pass --source/);
   await assert.rejects(run([...base, '--bn', 'dense']), /--bn must be one of/);
+});
+
+test('a pruned-model directory: written as a unit, opened as base model + pruned weights + mask, evaluated against its base; a mixed directory is refused', async () => {
+  const out = join(WORK, 'sgpt');
+  await run(['prune', '--model', MODEL, '--score', 'sparsegpt', '--target', 'dense-output', '--sparsity', '0.5', '--source', TASK, '--cap', '20', '--calib', '8', '--no-progress', '--out', out]);
+  const doc = JSON.parse(readFileSync(join(out, 'prune.json'), 'utf8')) as { model: string; runId: string; weightsChanged: boolean; layerErrors: { relError: number }[]; reconstruction: { layers: unknown[] } };
+  assert.equal(doc.model, MODEL);
+  assert.equal(doc.weightsChanged, true);
+  assert.equal(doc.reconstruction.layers.length, doc.layerErrors.length);
+  const m = await openModel(out);
+  assert.equal(m.kind, 'pruned');
+  assert.equal(m.base, MODEL);
+  const onnx = await importOnnx(join(out, 'model.onnx'));
+  for (const [n, p] of m.graph.params) assert.deepEqual(p.tensor.mul(m.graph.masks.get(n) ?? 1).toArray(), onnx.params.get(n)!.tensor.toArray(), `${n}: safetensors ⊙ mask = model.onnx`);
+  // Evaluated against the base model by default (not against itself).
+  const { out: ev } = await run(['eval', '--model', out, '--tasks', TASK, '--cap', '20', '--alpha', '1', '--no-progress', '--json']);
+  assert.equal((JSON.parse(ev) as { reference: string }).reference, MODEL);
+  // Its mask alone is not the pruned model.
+  await assert.rejects(run(['eval', '--model', MODEL, '--mask', out, '--tasks', TASK, '--cap', '20', '--no-progress']), /changed weights when pruning \(reconstruction or OBS compensation\): its mask alone is not the pruned model/);
+  // A second run into the same directory replaces it whole; a mask from another run makes it unreadable.
+  const other = join(WORK, 'sgpt-other');
+  await run(['prune', '--model', MODEL, '--score', 'magnitude', '--sparsity', '0.3', '--no-progress', '--out', other]);
+  copyFileSync(join(other, 'mask.safetensors'), join(out, 'mask.safetensors'));
+  await assert.rejects(openModel(out), /not a complete pruned-model directory: mask.safetensors belongs to run/);
+  await run(['prune', '--model', MODEL, '--score', 'magnitude', '--sparsity', '0.3', '--no-progress', '--out', out]);
+  assert.equal((await openModel(out)).kind, 'pruned');
+  assert.deepEqual(readdirSync(WORK).filter((f) => f.includes('.tmp-')), [], 'no temp directory left behind');
+  for (const g of [m.graph, onnx]) disposeGraph(g);
 });

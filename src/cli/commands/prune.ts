@@ -3,14 +3,12 @@
  * allocate a mask, write `<out>/mask.safetensors`, `<out>/model.onnx` (masked weights zeroed) and `<out>/prune.json`.
  * It runs transfer's `pruneOnTask`, the same path as a study cell: same settings, same mask.
  */
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Command } from 'commander';
-import { disposeGraph, exportOnnx, writeMaskFile } from '../../graph/index.js';
+import { disposeGraph } from '../../graph/index.js';
 import {
   ALLOCATIONS, BN_REPAIRS, ESTIMATOR_NAMES, LOSS_NAMES, allocationLabel, parseAllocation, parseCalibData, RECONSTRUCT_TARGETS, SCHEDULES, SCORE_NAMES, SCORES, type EstimatorName, type LossName, type Schedule, type ScoreName,
 } from '../../prune/index.js';
-import { openModel, pruneOnTask, writeJsonAtomic } from '../../transfer/index.js';
+import { openModel, pruneOnTask, savePruned } from '../../transfer/index.js';
 import { VERSION } from '../program.js';
 import { emit, table, type Io } from '../output.js';
 import { lazyBar, oneOf, parseAlpha, parseNumber } from './eval.js';
@@ -92,20 +90,17 @@ export function pruneCommand(io: Io): Command {
         });
         const report = res.report;
         bar.stop();
-        await mkdir(o.out, { recursive: true });
-        const t3 = performance.now();
-        await writeMaskFile(join(o.out, 'mask.safetensors'), g, {
-          score: scoreName, estimator: score.needs === 'diag' ? estimator : undefined, loss, allocation: allocationLabel(allocation), schedule: JSON.stringify(schedule),
-          sourceTask: o.source, calibrationCount: report.calibration.images, seed, tapirVersion: VERSION,
-        });
-        if (o.onnx) await exportOnnx(g, join(o.out, 'model.onnx'));
-        const doc = {
-          format: 'tapir-prune/1', tapirVersion: VERSION, model: o.model, source: o.source ?? null, dataSeed, ...report,
+        const doc = await savePruned(o.out, g, {
+          tapirVersion: VERSION, source: o.source ?? null, dataSeed, ...report, weightsChanged: report.compensated || report.reconstruction !== null,
           calibrationSet: res.calibration, taskHead: res.head,
-          timings: { ...report.timings, loadModel: loadModelMs, loadData: res.timings.data, taskHead: res.timings.head, write: performance.now() - t3 },
-          files: { mask: 'mask.safetensors', model: o.onnx ? 'model.onnx' : null },
-        };
-        await writeJsonAtomic(join(o.out, 'prune.json'), doc);
+          timings: { ...report.timings, loadModel: loadModelMs, loadData: res.timings.data, taskHead: res.timings.head },
+        }, {
+          model: o.model, onnx: o.onnx,
+          maskInfo: {
+            score: scoreName, estimator: score.needs === 'diag' ? estimator : undefined, loss, allocation: allocationLabel(allocation), schedule: JSON.stringify(schedule),
+            sourceTask: o.source, calibrationCount: report.calibration.images, seed, tapirVersion: VERSION,
+          },
+        });
         for (const w of report.warnings) io.err(`tapir: warning: ${w}`);
         emit(io, !!o.json, doc, () => table(['tensor', 'shape', 'kept', 'density'], report.tensors.map((t) => [t.name, t.shape.join('x'), t.kept, t.density]))
           + `\nscore ${scoreName}${score.needs === 'diag' ? ` (${estimator})` : ''}; sparsity ${report.sparsity} → achieved ${report.achievedSparsity.toFixed(6)}; ${report.calibration.images} calibration images; wrote ${o.out}`);
