@@ -5,7 +5,8 @@
  * or by two nodes, raises `UnsupportedOpError` naming the pruner.
  *
  * Layout: a weight [out, ...] is viewed as [G, out/G, d] (G groups, d = inputs per output: conv in/G·kh·kw in the
- * order of the flattened weight, linear in). Columns are [G, d, S], S = images × output positions (or tokens).
+ * order of the flattened weight, linear in). Columns are [N, G, d, L]: per image, group and input, the L output
+ * positions (or tokens) it is read at; H_g = Σ_n X_ng X_ngᵀ.
  */
 import { nn, scope, type Tensor } from '../../engine/index.js';
 import { convGeometry, UnsupportedOpError, type Graph, type Node } from '../../graph/index.js';
@@ -13,7 +14,7 @@ import { PruneError } from '../errors.js';
 
 export interface LayerRule {
   groups(node: Node, w: readonly number[]): number;
-  /** Columns of one batch of inputs `x`: [G, d, S]. */
+  /** Columns of one batch of inputs `x`: [N, G, d, L]. */
   columns(x: Tensor, node: Node, w: readonly number[]): Tensor;
 }
 
@@ -25,15 +26,14 @@ const conv2d: LayerRule = {
       const xp = p.some((v) => v !== 0) ? nn.pad(x, [p[1], p[3], p[0], p[2]]) : x;
       const cols = nn.unfold(xp, [w[2]!, w[3]!], { stride, dilation });
       const [n, , l] = cols.shape as [number, number, number];
-      const d = cols.shape[1]! / groups;
-      return cols.reshape([n, groups, d, l]).permute([1, 2, 0, 3]).reshape([groups, d, n * l]);
+      return cols.reshape([n, groups, cols.shape[1]! / groups, l]);
     });
   },
 };
 
 const linear: LayerRule = {
   groups: () => 1,
-  columns: (x, _node, w) => scope(() => x.reshape([-1, w[1]!]).t().unsqueeze(0)),
+  columns: (x, _node, w) => scope(() => x.reshape([x.shape[0]!, -1, w[1]!]).transpose(1, 2).unsqueeze(1)),
 };
 
 export const LAYER_RULES: Readonly<Record<string, LayerRule>> = { conv2d, linear };

@@ -120,14 +120,14 @@ export class Frontier {
 
 const outputsOf = (layers: readonly Layer[]): string[] => layers.map((l) => l.node.outputs[0]!);
 
-/** Σ over batches of ‖a − b‖² and ‖a‖² for one value. */
+/** Σ over batches of ‖a − b‖² over Σ ‖a‖² for one value (norms in the value's dtype, sums of squares in float64). */
 function accumulateError(dense: readonly Map<string, Tensor>[], pruned: readonly Map<string, Tensor>[], name: string): number {
   let num = 0;
   let den = 0;
   dense.forEach((d, b) => scope(() => noGrad(() => {
-    const a = d.get(name)!.to('float64');
-    num += a.sub(pruned[b]!.get(name)!.to('float64')).square().sum().item();
-    den += a.square().sum().item();
+    const a = d.get(name)!;
+    num += a.sub(pruned[b]!.get(name)!).norm().item() ** 2;
+    den += a.norm().item() ** 2;
   })));
   return den > 0 ? num / den : num > 0 ? Infinity : 0;
 }
@@ -205,7 +205,7 @@ export interface LayerRecord extends LayerError {
 /** Elements per column chunk: images are unfolded a few at a time so [G, d, S] stays near this size. */
 const CHUNK = 16_000_000;
 
-/** Σ cols(a) cols(b)ᵀ over every batch, [G, d, d] in float64 (`b` absent: a with itself). */
+/** Σ cols(y) cols(x)ᵀ over every batch, [G, d, d] in float64 (`ys` absent: x with itself). */
 export function covariance(l: Layer, xs: readonly Tensor[], ys?: readonly Tensor[]): Tensor {
   let acc: Tensor | null = null;
   xs.forEach((x, b) => {
@@ -214,9 +214,10 @@ export function covariance(l: Layer, xs: readonly Tensor[], ys?: readonly Tensor
     for (let i = 0; i < x.shape[0]!; i += step) {
       const n = Math.min(step, x.shape[0]! - i);
       const part = scope(() => noGrad(() => {
+        // [N, G, d, L] → per image and group X Xᵀ [N, G, d, d], summed over images (no transposed copy of X).
         const cp = l.rule.columns(x.narrow(0, i, n), l.node, l.shape);
         const cq = ys ? l.rule.columns(ys[b]!.narrow(0, i, n), l.node, l.shape) : cp;
-        return cq.matmul(cp.transpose(1, 2)).to('float64');
+        return cq.matmul(cp.transpose(2, 3)).sum([0]).to('float64');
       }));
       if (acc) { acc.add_(part); part.dispose(); } else acc = part;
     }
@@ -231,27 +232,33 @@ export function covariance(l: Layer, xs: readonly Tensor[], ys?: readonly Tensor
  * W* = W_d (X_d X_pᵀ + λI)(X_p X_pᵀ + λI)⁻¹ (the ridge pulls unseen directions towards W_d). Weights and masks are
  * written into `g` as it goes; returns the masks (caller owns) and one record per layer.
  */
-export function reconstructSweep(g: Graph, dense: Graph, batches: readonly CalibBatch[], layers: readonly Layer[], o: SweepOptions): { masks: Map<string, Tensor>; records: LayerRecord[] } {
+export function reconstructSweep(g: Graph, dense: Graph, batches: readonly CalibBatch[], layers: readonly Layer[], o: SweepOptions):
+  { masks: Map<string, Tensor>; records: LayerRecord[]; timings: Record<string, number> } {
   const fp = new Frontier(g, batches, outputsOf(layers));
   const fd = new Frontier(dense, batches, outputsOf(layers));
   const masks = new Map<string, Tensor>();
   const records: LayerRecord[] = [];
+  // Milliseconds per phase over all layers: where the sweep's time goes.
+  const timings: Record<string, number> = { forward: 0, covariance: 0, solve: 0, error: 0 };
+  const time = <T>(phase: string, f: () => T): T => {
+    const t0 = performance.now();
+    try { return f(); } finally { timings[phase]! += performance.now() - t0; }
+  };
   try {
     layers.forEach((l, k) => {
       o.onProgress?.(k, layers.length);
-      fp.advance(l.index);
-      fd.advance(l.index);
+      time('forward', () => { fp.advance(l.index); fd.advance(l.index); });
       const input = l.node.inputs[0]!;
       const xp = Array.from({ length: fp.batches }, (_, b) => fp.value(b, input));
       const xd = Array.from({ length: fd.batches }, (_, b) => fd.value(b, input));
-      const H = covariance(l, xp);
+      const H = time('covariance', () => covariance(l, xp));
       const wCur = g.params.get(l.param)!.tensor;
       const mCur = g.masks.get(l.param);
-      const res = scope(() => noGrad(() => {
+      const res = time('solve', () => scope(() => noGrad(() => {
         const current = toRows(mCur ? wCur.mul(mCur) : wCur, l.groups).to('float64');
         let target = current;
         if (o.target === 'dense-output') {
-          const C = covariance(l, xp, xd);
+          const C = time('covariance', () => covariance(l, xp, xd));
           const wd = toRows(dense.params.get(l.param)!.tensor, l.groups).to('float64');
           const lam = H.diagonal(0, 1, 2).mean([1]).mul(o.damping).add(1e-12).reshape([l.groups, 1, 1]);
           const I = eye(H.shape[1]!, { dtype: 'float64' }).unsqueeze(0).mul(lam);
@@ -260,7 +267,7 @@ export function reconstructSweep(g: Graph, dense: Graph, batches: readonly Calib
         }
         const r = solveLayer(target, H, { blockSize: o.blockSize, damping: o.damping, keep: o.keep(l), base: current });
         return { w: r.weights.reshape(l.shape).to(wCur.dtype), m: r.mask.reshape(l.shape).to('float32'), lambda: r.lambda.reduce((a, b) => a + b, 0) / r.lambda.length, reverted: r.reverted, error: r.error };
-      }));
+      })));
       H.dispose();
       noGrad(() => wCur.copy_(res.w));
       setMask(g, l.param, res.m);
@@ -268,14 +275,13 @@ export function reconstructSweep(g: Graph, dense: Graph, batches: readonly Calib
       masks.set(l.param, res.m);
       const next = layers[k + 1]?.index ?? l.index + 1;
       const out = l.node.outputs[0]!;
-      const tp = fp.advance(next, [out]);
-      const td = fd.advance(next, [out]);
-      records.push({ tensor: l.param, node: l.node.name, relError: accumulateError(td, tp, out), lambda: res.lambda, reverted: res.reverted, maskedError: res.error.masked, reconstructedError: res.error.reconstructed });
+      const [tp, td] = time('forward', () => [fp.advance(next, [out]), fd.advance(next, [out])]);
+      records.push({ tensor: l.param, node: l.node.name, relError: time('error', () => accumulateError(td, tp, out)), lambda: res.lambda, reverted: res.reverted, maskedError: res.error.masked, reconstructedError: res.error.reconstructed });
       fp.release(tp);
       fd.release(td);
     });
     o.onProgress?.(layers.length, layers.length);
-    return { masks, records };
+    return { masks, records, timings };
   } catch (e) {
     for (const m of masks.values()) m.dispose();
     throw e;

@@ -63,7 +63,7 @@ export const sparsegpt: Score = {
           return allocation.kind === 'rowwise' ? { kind: 'rowwise', prune } : { kind: 'count', prune };
         };
         const r = reconstructSweep(ctx.graph, dense, ctx.batches, layers, { target, blockSize, damping, keep, ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}) });
-        return { masks: r.masks, info: { layers: r.records, reverted: r.records.reduce((a, x) => a + x.reverted, 0) } };
+        return { masks: r.masks, info: { layers: r.records, reverted: r.records.reduce((a, x) => a + x.reverted, 0), timings: r.timings } };
       },
     };
   },

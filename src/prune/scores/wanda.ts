@@ -25,7 +25,7 @@ export const wanda: Score = {
       const colSq = scope(() => noGrad(() => {
         let acc: Tensor | null = null;
         for (const x of xs) {
-          const c = scope(() => l.rule.columns(x, l.node, l.shape).to('float64').square().sum([2]));
+          const c = scope(() => l.rule.columns(x, l.node, l.shape).square().sum([0, 3]).to('float64'));
           if (acc) { acc.add_(c); c.dispose(); } else acc = c;
         }
         return acc!;
