@@ -17,10 +17,13 @@ TS_SRC := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json
 SETUP_EXTRA :=
 -include mk/*.mk
 
-setup: $(STAMPS)/apt node_modules/.package-lock.json build/Release/tapir_native.node dist/.built $(SETUP_EXTRA)
+# The apt stamp is named after the package list, so editing the Makefile elsewhere re-runs nothing.
+APT_STAMP := $(STAMPS)/apt-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-8)
+
+setup: $(APT_STAMP) node_modules/.package-lock.json build/Release/tapir_native.node dist/.built $(SETUP_EXTRA)
 
 # Debian packages: installed only when one is missing (apt-get needs root, as on CI and dev machines).
-$(STAMPS)/apt: Makefile
+$(APT_STAMP):
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
@@ -29,7 +32,7 @@ $(STAMPS)/apt: Makefile
 	@mkdir -p $(STAMPS) && touch $@
 
 # npm ci also builds the addon through the package's install script.
-node_modules/.package-lock.json: package-lock.json package.json $(STAMPS)/apt
+node_modules/.package-lock.json: package-lock.json $(APT_STAMP)
 	ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 	@touch $@
 
@@ -85,7 +88,7 @@ gpu-pack: .gpu/node.xz $(GPU_INCLUDE)/napi.h dist/.built
 
 # Issue 8 studies (studies/*.yaml, each <= 60 min on 2 cores) and docs/RESULTS.md generated from their databases
 # (results/<name>.sqlite, not committed). Studies resume: re-running skips finished cells. `make study-<name>` runs one.
-RESULT_STUDIES := paper-cifar paper-clipart ablation-bn ablation-allocation ablation-calibration controls explanation target
+RESULT_STUDIES := paper-cifar paper-clipart ablation-bn ablation-allocation ablation-calibration controls explanation target reconstruct reconstruct-allocation
 .PHONY: results results-doc
 results: setup
 	@mkdir -p results

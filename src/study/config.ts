@@ -115,6 +115,8 @@ export interface StudyConfig {
   finetune: FinetuneRecipe | null;
   controls: { randomInit: ControlSpec | null; shuffledMask: ControlSpec | null };
   diagnostics: DiagnosticsSpec | null;
+  /** Held-out tasks the results page checks the target on (a regular expression over task ids); null: the default. */
+  targetTasks: string | null;
 }
 
 export class StudyConfigError extends TapirError {
@@ -267,7 +269,17 @@ function control(r: Reader, v: unknown, path: string, scores: ScoreSpec[], spars
   };
 }
 
-const TOP = ['name', 'models', 'scores', 'sparsities', 'sources', 'heldout', 'seeds', 'calibration', 'calib_data', 'resolution', 'data', 'heads', 'alpha', 'prune', 'finetune', 'controls', 'diagnostics'] as const;
+const TOP = ['name', 'models', 'scores', 'sparsities', 'sources', 'heldout', 'seeds', 'calibration', 'calib_data', 'resolution', 'data', 'heads', 'alpha', 'prune', 'finetune', 'controls', 'diagnostics', 'target_tasks'] as const;
+
+function regexField(r: Reader, v: unknown, path: string): string {
+  const s = r.str(v, path);
+  try {
+    new RegExp(s, 'i');
+  } catch (e) {
+    r.fail(path, `is not a regular expression: ${(e as Error).message}`, "e.g. 'cifar|clipart', or '.' for every held-out task");
+  }
+  return s;
+}
 
 function parseAllocationAt(r: Reader, x: string, path: string) {
   try {
@@ -351,6 +363,7 @@ export function validateStudy(raw: unknown, file = 'study'): StudyConfig {
       randomInit: control(r, controls.random_init, 'controls.random_init', scores, sparsities),
       shuffledMask: control(r, controls.shuffled_mask, 'controls.shuffled_mask', scores, sparsities),
     },
+    targetTasks: raw.target_tasks === undefined ? null : regexField(r, raw.target_tasks, 'target_tasks'),
     // After `prune` above: prune.loss is validated by then.
     diagnostics: diagnosticsSection(r, raw.diagnostics, { tasks: [...new Set([...sources, ...heldout])], sparsities, loss: (prune.loss as 'mse' | 'ce' | undefined) ?? 'mse' }),
   };

@@ -140,7 +140,8 @@ export async function studySection(configPath: string, o: Required<Omit<ResultsO
   if (d.cells.length === 0) {
     return { md: [...head, `${status}. **Not run yet:** \`${runCmd}\``, ''].join('\n'), result };
   }
-  result.findings = [...computeFindings(d, o.thresholds), ...diagnosticsFindings(diag)];
+  const thresholds = config.targetTasks ? { ...o.thresholds, targetTasks: new RegExp(config.targetTasks, 'i') } : o.thresholds;
+  result.findings = [...computeFindings(d, thresholds), ...diagnosticsFindings(diag)];
   const plotDir = join(o.plots, config.name);
   const plots = await writePlots(d, plotDir);
   result.plots = plots.map((p) => p.file);
@@ -223,7 +224,7 @@ export async function writeResults(o: ResultsOptions): Promise<ResultsSummary> {
       'Do not edit by hand: every number below is computed from the databases, and every sentence under "Findings" is generated from the table below it.',
     '',
     `Thresholds: P1 holds where held-out zero-shot accuracy is ≥ ${pct(t.p1, 0)} of dense; P2 counts a rise of ≥ ${(100 * t.p2Gain).toFixed(1)} points of retained accuracy; ` +
-      `target: ${t.target.map((x) => `≥ ${pct(x.retained, 0)} of dense at ${pct(x.sparsity, 0)}`).join(' and ')} on held-out tasks matching /${t.targetTasks.source}/; a tensor counts as emptied below ${pct(t.collapse, 0)} density.`,
+      `target: ${t.target.map((x) => `≥ ${pct(x.retained, 0)} of dense at ${pct(x.sparsity, 0)}`).join(' and ')} on held-out tasks matching /${t.targetTasks.source}/ (a study's \`target_tasks\` replaces that); a tensor counts as emptied below ${pct(t.collapse, 0)} density.`,
     '',
     'How to read it:',
     '',
