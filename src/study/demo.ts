@@ -15,6 +15,8 @@ scores:
   - {name: diag-hessian, estimator: fisher}
   - {name: block-hessian, curvature: fisher, block_size: 16}
   - random
+  # Layer-wise reconstruction toward the dense network's layer outputs (no labels, weights updated).
+  - {name: sparsegpt, target: dense-output}
 sparsities: [0.5, 0.7, 0.9]
 sources: [clipart]
 heldout: [fashion-mnist, mnist, emoji, digits]

@@ -79,7 +79,7 @@ test('the embedded demo study is studies/demo.yaml and is valid', () => {
   assert.equal(DEMO_STUDY, readFileSync(new URL('../../../studies/demo.yaml', import.meta.url), 'utf8'));
   const c = demoConfig();
   assert.deepEqual(c.heldout, ['fashion-mnist', 'mnist', 'emoji', 'digits']);
-  assert.deepEqual(c.scores.map((s) => s.name), ['magnitude', 'diag-hessian', 'block-hessian', 'random']);
+  assert.deepEqual(c.scores.map((s) => s.name), ['magnitude', 'diag-hessian', 'block-hessian', 'random', 'sparsegpt']);
   assert.ok(c.sparsities.length >= 3 && Math.min(...c.sparsities) === 0.5 && Math.max(...c.sparsities) === 0.9);
   assert.ok(c.controls.randomInit);
 });
