@@ -1,5 +1,5 @@
 /**
- * Second-order diagnostics over several tasks (issue 7): per task, the Hutchinson trace of H (whole model and
+ * Second-order diagnostics over several tasks: per task, the Hutchinson trace of H (whole model and
  * per layer, with standard errors) and its top eigenvalues (Lanczos); for every pair of tasks, the alignment
  * of their curvature (cosine and Spearman ρ of the Hessian diagonals, overlap of the top-k eigenvector
  * subspaces, IoU of the OBD masks each task's data gives); and for a mask (the first task's OBD mask, or the

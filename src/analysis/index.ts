@@ -1,4 +1,4 @@
-/** Second-order diagnostics (DESIGN §2, STYLE §4): one LinearOperator, estimators as free functions over it. */
+/** Second-order diagnostics: one LinearOperator, estimators as free functions over it. */
 export * from './errors.js';
 export { denseOperator, materialize, makeLayout, flatten, unflatten, type LinearOperator, type FlatLayout } from './operator.js';
 export { LOSS_NAMES, batchLoss, type LossName, type LabelledBatch } from './loss.js';

@@ -1,5 +1,5 @@
 /**
- * Predicted vs measured loss change of a mask (DESIGN §1): removing the weights a mask c drops is the step
+ * Predicted vs measured loss change of a mask (docs/ANALYSIS.md): removing the weights a mask c drops is the step
  * δ = −θ ⊙ (1 − c). Around θ,
  *   first order:  ΔL ≈ gᵀδ
  *   second order: ΔL ≈ gᵀδ + ½ δᵀHδ   (one Hessian-vector product in the direction δ)

@@ -1,5 +1,5 @@
 /**
- * One linear-operator abstraction for every curvature matrix (STYLE §4, curvlinops): an operator is a
+ * One linear-operator abstraction for every curvature matrix: an operator is a
  * dimension, a self-adjointness flag and a matrix-vector product over flat 1-D vectors. Trace, Lanczos,
  * spectral density and alignment are free functions over it, so a dense 10×10 matrix tests them all.
  *

@@ -1,7 +1,7 @@
 /**
  * The typed Tensor over a libtorch handle, and memory scopes.
  *
- * Memory rule (DESIGN §3): a tensor is freed by `dispose()` or by the scope it was created in.
+ * Memory rule (docs/ENGINE.md): a tensor is freed by `dispose()` or by the scope it was created in.
  * `scope(fn)` frees everything created inside except what `fn` returns or `keep()`s; returned
  * tensors move to the enclosing scope. GC finalizers in the addon are only a safety net.
  */

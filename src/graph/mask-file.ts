@@ -1,5 +1,5 @@
 /**
- * The mask file (DESIGN §5): safetensors with one bit-packed uint8 tensor per masked parameter (named like the
+ * The mask file (docs/GRAPH.md): safetensors with one bit-packed uint8 tensor per masked parameter (named like the
  * parameter; bit i of the row-major flattened mask is bit i % 8, LSB first, of byte ⌊i / 8⌋, as numpy's
  * packbits(bitorder='little')), and `__metadata__` with the pruning run's settings, the parameter shapes and the
  * achieved sparsity. Loading checks every name and shape against the model before setting any mask.
@@ -11,7 +11,7 @@ import { readSafetensors, writeSafetensors } from './safetensors.js';
 
 export const MASK_FORMAT = 'tapir-mask/1';
 
-/** What produced the mask (DESIGN §5); free-form values are stored as JSON strings. */
+/** What produced the mask (docs/GRAPH.md); free-form values are stored as JSON strings. */
 export interface MaskRunInfo {
   score?: string;
   estimator?: string;

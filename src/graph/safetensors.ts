@@ -5,7 +5,7 @@
  * The reader trusts nothing in the file: the header length must fit in the file and stay under a sane cap (checked
  * before anything is allocated), every dtype must be known, every byte span must lie inside the data region and
  * hold exactly shape × dtype-size bytes. Writes go to a temp file that is renamed into place.
- * Used by the mask file (DESIGN §5) and by `loadStateDict` (timm/torchvision-named weights into zoo models).
+ * Used by the mask file (docs/GRAPH.md) and by `loadStateDict` (timm/torchvision-named weights into zoo models).
  */
 import { open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { noGrad, tensor, TapirError, ShapeError, Tensor, type DType } from '../engine/index.js';

@@ -1,5 +1,5 @@
 /**
- * BatchNorm repair after masking (DESIGN §1), one entry point `repairBatchNorm(g, dense, batches, mode)`:
+ * BatchNorm repair after masking (docs/PRUNE.md), one entry point `repairBatchNorm(g, dense, batches, mode)`:
  *
  * - `none`: nothing changes.
  * - `reestimate`: every BN's running statistics are recomputed on the calibration images (torch

@@ -1,5 +1,5 @@
 /**
- * Study configs (DESIGN §1 protocol as a grid): models × scores × sparsities × sources × seeds, evaluated on the
+ * Study configs (the paper's protocol as a grid, docs/STUDY.md): models × scores × sparsities × sources × seeds, evaluated on the
  * sources and held-out tasks, with controls. Parsed from YAML and validated field by field: every error names the
  * file and the field path (`studies.yaml: sparsities[2]: must be in [0, 1), got 1.2`), so a typo fails before any
  * model is loaded.

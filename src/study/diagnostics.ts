@@ -1,5 +1,5 @@
 /**
- * The study's `diagnostics` section (issue 7): after the cells of a model, second-order diagnostics of the DENSE
+ * The study's `diagnostics` section: after the cells of a model, second-order diagnostics of the DENSE
  * model on the study's tasks (src/analysis runDiagnostics over the shared task inputs of diagnostics-inputs.ts),
  * once per model — the pre-trained one and, with `control`, its `random:` init — into the study's SQLite file:
  * spectra per task, pairwise curvature alignment, and predicted vs measured loss change of the OBD masks of the

@@ -1,4 +1,4 @@
-/** Studies (DESIGN §1 protocol as a grid): configs, the resumable runner, the SQLite store, the report. See docs/STUDY.md. */
+/** Studies (the paper's protocol as a grid): configs, the resumable runner, the SQLite store, the report. See docs/STUDY.md. */
 export { parseStudy, loadStudy, validateStudy, scoreLabel, StudyConfigError, SCORE_NAMES as STUDY_SCORE_NAMES, type StudyConfig, type ScoreSpec, type FinetuneRecipe, type ControlSpec, type DiagnosticsSpec, ALLOCATION_CHOICES, BN_REPAIR_CHOICES, type AllocationName, type BnRepair, type CalibData } from './config.js';
 export { expandGrid, protocolHash, studyTasks, effectiveModel, capOf, axisValues, cellKeyAxes, ABLATION_AXES, type AblationAxis, type CellSpec, type Control } from './grid.js';
 export { StudyStore, maskIoU, STORE_VERSION, type CellRecord, type ResultRow, type DensityRow, type LayerErrorRow, type DenseRow, type LayerRow } from './store.js';

@@ -401,7 +401,7 @@ export function targetFinding(d: ReportData, t: Thresholds): Finding | null {
     }
   }
   if (heads.includes('dense') && heads.includes('refit') && reachedBy('dense').length === 0 && reachedBy('refit').length > 0) {
-    sentences.push('With a refitted head the target is reached but not with the dense head: the pruned features still separate these classes but no longer match the features the dense head was fitted on, a drift that stale BN statistics can cause (../shared/FACTS.md; the ablation-bn study measures BN repair).');
+    sentences.push('With a refitted head the target is reached but not with the dense head: the pruned features still separate these classes but no longer match the features the dense head was fitted on, a drift that stale BN statistics can cause (docs/PRUNE.md, BN repair; the ablation-bn study measures it).');
   }
   return {
     id: 'target', title: 'The issue\'s target', sentences, closest,

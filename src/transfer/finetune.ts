@@ -1,5 +1,5 @@
 /**
- * Masked fine-tuning on the source task (DESIGN §1). The backbone reads the task through a task head
+ * Masked fine-tuning on the source task (docs/TRANSFER.md). The backbone reads the task through a task head
  * (`head.ts`) initialised from a ridge head (default: fitted on the reference = dense model's features, the same
  * head the zero-shot protocol uses; `refit`: on the pruned model's own features; `zero`) and trained jointly.
  * Masked weights stay exactly zero (see optim.ts); a check at the end throws if any is not. Checkpoints are

@@ -1,4 +1,4 @@
-/** Transfer: ridge heads, zero-shot evaluation, masked fine-tuning (DESIGN §1). See docs/TRANSFER.md. */
+/** Transfer: ridge heads, zero-shot evaluation, masked fine-tuning (docs/TRANSFER.md). See docs/TRANSFER.md. */
 export { featureStats, standardise, fitRidgeHead, headLogits, headAccuracy, disposeHead, selectAlpha, ALPHA_GRID, type FeatureStats, type RidgeHead, type RidgeOptions } from './ridge.js';
 export { modelFingerprint, extractFeatures, FeatureCache, type ExtractOptions, type SplitFeatures, type FeatureRequest } from './features.js';
 export { zeroShot, pixelBaseline, HEAD_MODES, type HeadMode, type ZeroShotOptions, type ZeroShotRow, type PixelBaselineOptions } from './zero-shot.js';

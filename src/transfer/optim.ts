@@ -1,7 +1,7 @@
 /**
  * Masked optimizers and learning-rate schedules for fine-tuning a pruned model.
  *
- * Invariant (DESIGN §1): a masked weight stays EXACTLY zero. Each step (1) multiplies the gradient by the mask,
+ * Invariant (docs/TRANSFER.md): a masked weight stays EXACTLY zero. Each step (1) multiplies the gradient by the mask,
  * (2) updates, (3) zeroes the optimizer state of masked entries and (4) re-masks the weight. Step (1) alone is not
  * enough: decoupled weight decay and a momentum buffer filled before the mask was set would move masked entries.
  * Update rules follow torch.optim.SGD (dampening 0, coupled weight decay) and torch.optim.AdamW (decoupled decay).

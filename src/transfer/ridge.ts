@@ -1,5 +1,5 @@
 /**
- * Closed-form, class-balanced ridge heads on frozen features (the zero-shot transfer probe, DESIGN §1).
+ * Closed-form, class-balanced ridge heads on frozen features (the zero-shot transfer probe, docs/TRANSFER.md).
  *
  * Features are standardised with given statistics (by default their own; for the paper's zero-shot protocol, the
  * DENSE model's statistics on the task's training split, so `alpha` means the same for every model and a head fitted on

@@ -1,5 +1,5 @@
 /**
- * Zero-shot transfer (DESIGN §1): a ridge head per task fitted on frozen features, accuracy on the task's test split.
+ * Zero-shot transfer (docs/TRANSFER.md): a ridge head per task fitted on frozen features, accuracy on the task's test split.
  *
  * - `dense` (the paper's zero-shot): the head is fitted on the REFERENCE (unpruned) model's train features and
  *   standardised with their statistics, then applied to the evaluated backbone's test features. It measures how
@@ -133,7 +133,7 @@ export interface PixelBaselineOptions {
 }
 
 /**
- * The raw-pixel row every report needs (FACTS: on MNIST-like tasks a ridge head on pooled pixels comes within a
+ * The raw-pixel row every report needs (measured here: on MNIST-like tasks a ridge head on pooled pixels comes within a
  * few points of pre-trained features): images in [0, 1], average-pooled, standardised, ridge head, test accuracy.
  */
 export async function pixelBaseline(taskId: string, o: PixelBaselineOptions = {}): Promise<ZeroShotRow> {

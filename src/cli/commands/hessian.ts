@@ -1,5 +1,5 @@
 /**
- * `tapir hessian`: second-order diagnostics of a model on several tasks (issue 7). Each task reads the
+ * `tapir hessian`: second-order diagnostics of a model on several tasks. Each task reads the
  * backbone's features through its own scale-free ridge head (fitted on the DENSE model's features of the task's
  * training images), so every task's loss is a function of the same backbone weights; the analysis then runs on
  * the prunable backbone weights only (heads fixed). Library work: study (the task inputs, shared with the study's

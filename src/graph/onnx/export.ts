@@ -1,6 +1,6 @@
 /**
  * IR → ONNX (opset 13–17), for onnxruntime and any other ONNX consumer. Masked parameters are written as
- * W ⊙ c (DESIGN §5: the pruned model is an ONNX file with the pruned weights zeroed). Every initializer keeps
+ * W ⊙ c (the pruned model is an ONNX file with the pruned weights zeroed). Every initializer keeps
  * its IR parameter name and layout; linear weights stay [out, in] and are transposed by a Transpose node that
  * runtimes fold at load. Training-only behaviour (dropout, BN batch statistics) is exported as inference.
  */

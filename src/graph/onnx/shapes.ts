@@ -3,7 +3,7 @@
  * Reshape chains, ConstantOfShape/Equal/Where for `expand(-1)`...). A dimension is a number or a symbol: the
  * name of a free input dimension (`batch`) or an expression over symbols (`(batch*3)`). Shape tensors are
  * small integer vectors whose entries may be symbols; they are evaluated here, once, so the IR only sees
- * attributes (DESIGN §2: one IR, no shape ops at run time).
+ * attributes (one IR, no shape ops at run time).
  */
 import { ModelFormatError } from '../errors.js';
 

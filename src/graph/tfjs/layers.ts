@@ -216,7 +216,7 @@ export function importTfjsLayers(a: TfjsArtifacts): Graph {
   const outputs = outLayers.map((n) => vals.get(String(n))?.name ?? '');
   if (outputs.some((o) => o === '')) throw bad(`output layer(s) ${JSON.stringify(outLayers)} not found`);
   if (lastDense) {
-    // The final linear layer is the classification head (DESIGN §1: not prunable).
+    // The final linear layer is the classification head (not prunable).
     const p = b.params.get(lastDense.kernel)!;
     b.params.set(p.name, { ...p, role: 'head', prunable: false });
   }

@@ -1,4 +1,4 @@
-/** The curvature estimators, by name (STYLE §7.5); the CLI's --estimator choices come from these keys. */
+/** The curvature estimators, by name; the CLI's --estimator choices come from these keys. */
 import { fisher } from './fisher.js';
 import { ggn } from './ggn.js';
 import { hutchinson } from './hutchinson.js';

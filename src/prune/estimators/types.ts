@@ -1,5 +1,5 @@
 /**
- * One interface for every curvature estimator (STYLE §3, §7.5): a diagonal over the prunable parameters of a
+ * One interface for every curvature estimator: a diagonal over the prunable parameters of a
  * graph, for a loss and a calibration set, as a ParamMap (parameter name → tensor of that parameter's shape).
  * Every estimate is of the curvature of the mean loss L = (1/N) Σₙ ℓₙ over the calibration images.
  */

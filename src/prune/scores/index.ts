@@ -1,4 +1,4 @@
-/** The scores, by name (STYLE §7.6): the CLI's --score choices and help come from these keys. */
+/** The scores, by name: the CLI's --score choices and help come from these keys. */
 import { magnitude } from './magnitude.js';
 import { blockHessian } from './obs.js';
 import { diagHessian } from './obd.js';

@@ -1,4 +1,4 @@
-/** Magnitude θ²: the OBD score under H ≈ λI (DESIGN §1), data-free. */
+/** Magnitude θ²: the OBD score under H ≈ λI (docs/PRUNE.md), data-free. */
 import { noGrad } from '../../engine/index.js';
 import { effective } from './common.js';
 import type { Score } from './types.js';

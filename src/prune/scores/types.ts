@@ -1,5 +1,5 @@
 /**
- * One `Score` interface (STYLE §2, §7.6): per-parameter tensors, higher = keep. Scores are pure: everything
+ * One `Score` interface: per-parameter tensors, higher = keep. Scores are pure: everything
  * they read comes in the context, nothing is kept between calls. The pruner never branches on a score's name.
  */
 import type { Tensor } from '../../engine/index.js';
