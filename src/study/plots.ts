@@ -104,7 +104,7 @@ export function reportPlots(d: ReportData): Plot[] {
           encoding: {
             x: { field: 'layer', type: 'quantitative', title: 'pruned layer (model order)' },
             y: { field: 'error', type: 'quantitative', scale: { type: 'log' }, title: 'relative output error' },
-            color: { field: 'config', type: 'nominal', title: null }, detail: { field: 'source', type: 'nominal' },
+            color: { field: 'config', type: 'nominal', title: null, legend: { labelLimit: 420 } }, detail: { field: 'source', type: 'nominal' },
           },
         },
       },

@@ -15,6 +15,7 @@ import { reportPlots, renderSvg } from './plots.js';
 import { readReport, type ReportData } from './report-data.js';
 import { markdownTable, reportTables, writeAtomic } from './report.js';
 import { computeFindings, DEFAULT_THRESHOLDS, pct, type Finding, type Thresholds } from './results-findings.js';
+import { layerErrorFindings } from './results-layers.js';
 import { diagnosticsFindings, diagSummaryOf, type DiagSummary } from './results-diagnostics.js';
 import { StudyStore } from './store.js';
 
@@ -57,6 +58,7 @@ export function restrictToConfig(d: ReportData, config: StudyConfig): ReportData
     cells,
     acc: d.acc.filter((a) => keys.has(a.cell)),
     layers: d.layers.filter((l) => keys.has(l.cell)),
+    layerErrors: d.layerErrors.filter((l) => keys.has(l.cell)),
     efficiency: d.efficiency.filter((e) => keys.has(e.cell)),
   };
 }
@@ -141,7 +143,7 @@ export async function studySection(configPath: string, o: Required<Omit<ResultsO
     return { md: [...head, `${status}. **Not run yet:** \`${runCmd}\``, ''].join('\n'), result };
   }
   const thresholds = config.targetTasks ? { ...o.thresholds, targetTasks: new RegExp(config.targetTasks, 'i') } : o.thresholds;
-  result.findings = [...computeFindings(d, thresholds), ...diagnosticsFindings(diag)];
+  result.findings = [...computeFindings(d, thresholds), ...layerErrorFindings(d), ...diagnosticsFindings(diag)];
   const plotDir = join(o.plots, config.name);
   const plots = await writePlots(d, plotDir);
   result.plots = plots.map((p) => p.file);
