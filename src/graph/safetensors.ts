@@ -157,7 +157,8 @@ function bf16ToFloat(h: number): number {
   u32[0] = h << 16;
   return f32[0]!;
 }
-function halfToFloat(h: number): number {
+/** An IEEE 754 half-precision bit pattern as a number (ONNX and safetensors F16). */
+export function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
   const m = h & 0x3ff;

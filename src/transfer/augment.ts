@@ -4,6 +4,7 @@
  * only on (seed, epoch, batch) and a resumed run draws exactly what the uninterrupted run drew.
  */
 import { cat, nn, scope, type Tensor } from '../engine/index.js';
+import { mulberry32 } from '../data/rng.js';
 
 export interface AugmentOptions {
   /** Zero padding on each side before the random crop back to the input size (0: no crop). */
@@ -16,14 +17,7 @@ export interface AugmentOptions {
 export function seededRandom(...keys: number[]): () => number {
   let a = 0x9e3779b9;
   for (const k of keys) a = Math.imul(a ^ (k >>> 0), 0x85ebca6b) ^ (a >>> 13);
-  a >>>= 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(a >>> 0);
 }
 
 /** A new augmented batch (the input is not modified). */

@@ -5,6 +5,7 @@
  */
 import onnxProto from 'onnx-proto';
 import { ModelFormatError } from '../errors.js';
+import { halfToFloat } from '../safetensors.js';
 
 export const onnx = onnxProto.onnx;
 export type ModelProto = onnxProto.onnx.ModelProto;
@@ -113,11 +114,3 @@ export function readTensor(t: TensorProto, what: string, file: string): TensorVa
   }
 }
 
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
