@@ -6,13 +6,14 @@
  * (n images of [3, h, w] uint8, in header order). A file whose checksum, magic or header does not match is
  * reported corrupt and rebuilt, never trusted. Writes go to a temp file that is renamed into place.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import type { Size } from './decode.js';
 import type { Dataset, SkippedFile } from './dataset.js';
 import { cacheRoot } from './paths.js';
 import { hashString } from './rng.js';
+import { writeFileAtomic } from '../engine/index.js';
 
 /** Bump when decoding or resizing changes, so old cache files are not reused. */
 export const PREP_VERSION = 1;
@@ -101,15 +102,7 @@ export async function writeClassFile(path: string, meta: { dataset: string; cls:
   file.set(hbuf, HEAD);
   keys.forEach((k, i) => file.set(entry.images.get(k)!, HEAD + hbuf.length + i * per));
   file.set(u8(createHash('sha256').update(file.subarray(HEAD)).digest()), 12);
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, file);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await writeFileAtomic(path, file);
 }
 
 function hex(b: Uint8Array): string {

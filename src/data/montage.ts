@@ -3,11 +3,10 @@
  * `perClass` images of that class in split order.
  */
 import sharp from 'sharp';
-import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { DataError } from './errors.js';
 import type { ImageSet } from './load.js';
+import { writeFileAtomic } from '../engine/index.js';
 
 export interface MontageOptions {
   /** Images per class row (default 8). */
@@ -61,14 +60,6 @@ export async function writeMontage(set: ImageSet, out: string, o: MontageOptions
     image = image.composite([{ input: Buffer.from(svg), top: 0, left: 0 }]);
   }
   const path = resolve(out);
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await image.png().toFile(tmp);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await writeFileAtomic(path, async (tmp) => { await image.png().toFile(tmp); });
   return { width: W, height: H, shown };
 }

@@ -6,3 +6,4 @@ export * as linalg from './linalg.js';
 export * from './autograd.js';
 export * from './runtime.js';
 export { NATIVE_OP_NAMES } from './native.js';
+export { writeFileAtomic, writeFileAtomicSync } from './atomic.js';

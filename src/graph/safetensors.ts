@@ -7,8 +7,8 @@
  * hold exactly shape × dtype-size bytes. Writes go to a temp file that is renamed into place.
  * Used by the mask file (docs/GRAPH.md) and by `loadStateDict` (timm/torchvision-named weights into zoo models).
  */
-import { open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { noGrad, tensor, TapirError, ShapeError, Tensor, type DType } from '../engine/index.js';
+import { open, readFile } from 'node:fs/promises';
+import { writeFileAtomic, noGrad, tensor, TapirError, ShapeError, Tensor, type DType } from '../engine/index.js';
 import type { Graph } from './ir.js';
 
 /** Element sizes of the safetensors dtypes tapir can read. */
@@ -219,14 +219,7 @@ function rawOf(name: string, t: SafetensorsInput): { dtype: SafetensorsDType; sh
 
 /** Writes atomically: a temp file beside `path`, then rename. */
 export async function writeSafetensors(path: string, tensors: ReadonlyMap<string, SafetensorsInput> | Readonly<Record<string, SafetensorsInput>>, metadata: Readonly<Record<string, string>> = {}): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    await writeFile(tmp, encodeSafetensors(tensors, metadata));
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
+  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
 export interface LoadStateDictResult {

@@ -3,11 +3,10 @@
  * no CDN, no network). Every name that comes from data (tasks, classes, scores, models) is HTML-escaped; the file
  * is written atomically.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { reportPlots, renderSvg } from './plots.js';
 import { diagnosticsPlots, diagnosticsTables } from './diagnostics-report.js';
 import { ablations, AXIS_FIELDS, summaryRows, type Ablation, type ReportData } from './report-data.js';
+import { writeFileAtomicSync } from '../engine/index.js';
 
 export { readReport, summaryRows, ablations, type ReportData, type Ablation } from './report-data.js';
 
@@ -140,8 +139,5 @@ export async function htmlReport(d: ReportData, o: { title?: string } = {}): Pro
 
 /** Writes `text` to `file` atomically (temp file in the same folder, then rename). */
 export function writeAtomic(file: string, text: string): void {
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
+  writeFileAtomicSync(file, text);
 }

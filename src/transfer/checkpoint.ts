@@ -5,10 +5,10 @@
  * moment leaves either the previous checkpoint or the new one, never a mix. `progress.json` beside it is a
  * human-readable copy and is never read back.
  */
-import { mkdir, mkdtemp, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { noGrad, scope, ShapeError, TapirError, type Tensor } from '../engine/index.js';
+import { writeFileAtomic, noGrad, scope, ShapeError, TapirError, type Tensor } from '../engine/index.js';
 import type { Param } from '../graph/index.js';
 import { readSafetensors, writeSafetensors, type SafetensorsFile } from '../graph/safetensors.js';
 import type { MaskedOptimizer } from './optim.js';
@@ -58,14 +58,7 @@ export async function writeDirAtomic(dir: string, fill: (tmp: string) => Promise
 
 /** Writes JSON atomically (temp file, then rename). */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    await writeFile(tmp, JSON.stringify(value, null, 2) + '\n');
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
+  await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
 }
 
 export async function writeCheckpoint(path: string, recipe: Record<string, unknown>, progress: Progress, params: readonly Param[], opt: MaskedOptimizer): Promise<void> {

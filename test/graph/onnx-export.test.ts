@@ -178,8 +178,11 @@ test('onnx export: unknown ops and bad opsets are clear errors; files are writte
     const h = await importOnnx(join(dir, 'm.onnx'));
     assert.equal(h.nodes.filter((n) => n.op === 'conv2d').length, 2);
     disposeGraph(h);
-    await assert.rejects(exportOnnx(g, join(dir, 'no', 'such', 'dir.onnx')), /ENOENT/);
+    // Missing folders are created; a path below a file cannot be, and nothing is left behind.
+    await assert.rejects(exportOnnx(g, join(dir, 'm.onnx', 'x.onnx')), /ENOTDIR|EEXIST/);
     assert.deepEqual(await readdir(dir), ['m.onnx'], 'no temp file left behind');
+    await exportOnnx(g, join(dir, 'sub', 'dir', 'n.onnx'));
+    assert.deepEqual(await readdir(join(dir, 'sub', 'dir')), ['n.onnx']);
   } finally {
     await rm(dir, { recursive: true });
   }

@@ -4,8 +4,7 @@
  * its IR parameter name and layout; linear weights stay [out, in] and are transposed by a Transpose node that
  * runtimes fold at load. Training-only behaviour (dropout, BN batch statistics) is exported as inference.
  */
-import { rename, unlink, writeFile } from 'node:fs/promises';
-import { noGrad, TapirError, type Tensor } from '../../engine/index.js';
+import { writeFileAtomic, noGrad, TapirError, type Tensor } from '../../engine/index.js';
 import { UnsupportedOpError } from '../errors.js';
 import type { AttrValue, Graph, Node } from '../ir.js';
 import type onnxProto from 'onnx-proto';
@@ -125,14 +124,7 @@ export function exportOnnxBytes(g: Graph, o: ExportOnnxOptions = {}): Uint8Array
 /** Writes the ONNX file atomically (temp file, then rename). */
 export async function exportOnnx(g: Graph, path: string, o: ExportOnnxOptions = {}): Promise<void> {
   const bytes = exportOnnxBytes(g, o);
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
+  await writeFileAtomic(path, bytes);
 }
 
 export type ExportRule = (n: Node, e: Emitter) => void;
