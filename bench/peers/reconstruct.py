@@ -49,7 +49,7 @@ def solve_layer(W, H, prune, B, damping):
     I = torch.eye(d, dtype=torch.float64).unsqueeze(0)
     hd = H + I * dead.unsqueeze(2) + I * lam.reshape(G, 1, 1)
     w = target * (1 - dead).unsqueeze(1)
-    hr = torch.linalg.inv(hd)
+    hr = torch.cholesky_inverse(torch.linalg.cholesky(hd))
     widths = [min(B, d - i) for i in range(0, d, B)]
     # The layer's pruned count spread over the blocks by width (largest remainders, earlier block first on ties).
     want = [prune * b / d for b in widths]

@@ -117,7 +117,8 @@ export function solveLayer(W: Tensor, H: Tensor, o: SolveOptions): SolveResult {
     const I = eye(d, { dtype: 'float64' }).unsqueeze(0);
     const hd = h.add(I.mul(dead.unsqueeze(2))).add(I.mul(lamT.reshape([G, 1, 1])));
     let w = target.mul(dead.neg().add(1).unsqueeze(1));
-    let hr = linalg.inv(hd);
+    // H + λI is symmetric positive definite: its inverse from the Cholesky factor.
+    let hr = linalg.choleskyInverse(linalg.cholesky(hd));
     const blocks: number[] = [];
     for (let i = 0; i < d; i += B) blocks.push(Math.min(B, d - i));
     const caps = blocks.map((b) => G * R * b);

@@ -43,7 +43,7 @@ export const sparsegpt: Score = {
           const lam = diag.mean([1]).mul(damping).add(1e-12).reshape([l.groups, 1, 1]);
           const I = eye(d, { dtype: 'float64' }).unsqueeze(0);
           const dead = diag.eq(0).to('float64');
-          const hinv = linalg.inv(H.add(I.mul(dead.unsqueeze(2))).add(I.mul(lam)));
+          const hinv = linalg.choleskyInverse(linalg.cholesky(H.add(I.mul(dead.unsqueeze(2))).add(I.mul(lam))));
           // A weight whose input is always 0, or in a row whose output is always 0, costs nothing to remove.
           const obs = w.square().mul(dead.neg().add(1).unsqueeze(1)).div(hinv.diagonal(0, 1, 2).unsqueeze(1));
           const energy = w.matmul(H).mul(w).sum([2]).unsqueeze(2);
