@@ -13,8 +13,8 @@ import { disposeGraph, makeParam, type Graph, type Node } from '../../src/graph/
 import { exportOnnx, importOnnx } from '../../src/graph/onnx/index.js';
 import { writeMaskFile } from '../../src/graph/mask-file.js';
 import { setMask } from '../../src/graph/index.js';
-import { makeProgram } from '../../src/cli/program.js';
 import type { DiagnosticsReport } from '../../src/analysis/index.js';
+import { runCli } from '../helpers/cli.js';
 
 setNumThreads(1);
 const root = mkdtempSync(join(tmpdir(), 'tapir-hessian-cli-'));
@@ -61,12 +61,7 @@ async function folderTask(name: string, shift: number): Promise<string> {
   return `folder:${dir}`;
 }
 
-async function run(args: string[]): Promise<{ out: string; err: string }> {
-  let out = '';
-  let err = '';
-  await makeProgram({ out: (s) => (out += s), err: (s) => (err += s) }).parseAsync(['node', 'tapir', ...args]);
-  return { out, err };
-}
+const run = runCli;
 
 test('tapir hessian --json: spectra, alignment and loss-change tables for two tasks', async () => {
   const g = tinyRgbNet();

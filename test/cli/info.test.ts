@@ -1,14 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeProgram } from '../../src/cli/program.js';
 import type { ModelInfo } from '../../src/cli/commands/info.js';
+import { runCli } from '../helpers/cli.js';
 
-async function run(args: string[]): Promise<string> {
-  let out = '';
-  const p = makeProgram({ out: (s) => { out += s; }, err: () => undefined });
-  await p.parseAsync(['node', 'tapir', ...args]);
-  return out;
-}
+const run = async (args: string[]): Promise<string> => (await runCli(args)).out;
 
 test('tapir info mobilenet_v2 --json: parameters, prunable tensors with shapes, totals, input size', async () => {
   const r = JSON.parse(await run(['info', 'mobilenet_v2', '--json'])) as ModelInfo;

@@ -1,13 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeProgram } from '../../src/cli/program.js';
+import { runCli } from '../helpers/cli.js';
 
-async function run(args: string[]): Promise<string> {
-  let out = '';
-  const p = makeProgram({ out: (s) => { out += s; }, err: () => undefined });
-  await p.parseAsync(['node', 'tapir', ...args]);
-  return out;
-}
+const run = async (args: string[]): Promise<string> => (await runCli(args)).out;
 
 test('tapir models --json lists the zoo by id with sizes and the default', async () => {
   const r = JSON.parse(await run(['models', '--json'])) as { models: { id: string; default: boolean; inputSize: number; anyResolution: boolean }[] };

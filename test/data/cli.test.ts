@@ -4,18 +4,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { makeProgram } from '../../src/cli/program.js';
 import { tempDir, u8, useTempCache } from './env.js';
+import { runCli } from '../helpers/cli.js';
 
 useTempCache();
 
-async function run(args: string[]): Promise<{ out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const p = makeProgram({ out: (s) => (out += s), err: (s) => (err += s) });
-  await p.parseAsync(['node', 'tapir', ...args]);
-  return { out, err };
-}
+const run = runCli;
 
 test('tapir data list --json: each dataset, present, classes and counts', async () => {
   const { out } = await run(['data', 'list', '--json']);

@@ -5,9 +5,9 @@ import { copyFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { disposeGraph, loadMaskFile, prunableParams, readSafetensors } from '../../src/graph/index.js';
 import { exportOnnx, importOnnx } from '../../src/graph/onnx/index.js';
-import { makeProgram } from '../../src/cli/program.js';
 import { openModel } from '../../src/transfer/index.js';
 import { makeFolderTask, tempDir, tinyNet, useTempCache } from '../transfer/fixtures.js';
+import { runCli } from '../helpers/cli.js';
 
 useTempCache();
 const WORK = tempDir('tapir-prune-cli-');
@@ -21,13 +21,7 @@ before(async () => {
   disposeGraph(g);
 });
 
-async function run(args: string[]): Promise<{ out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const p = makeProgram({ out: (s) => (out += s), err: (s) => (err += s) });
-  await p.parseAsync(['node', 'tapir', ...args]);
-  return { out, err };
-}
+const run = runCli;
 
 interface PruneDoc { achievedSparsity: number; keptParameters: number; prunableParameters: number; score: string; calibration: { images: number; hash: string }; tensors: { name: string; kept: number }[]; timings: Record<string, number>; scoreInfo: Record<string, unknown> }
 

@@ -9,9 +9,9 @@ import { noGrad, randn, scope } from '../../src/engine/index.js';
 import { disposeGraph, prunableParams, setMask, writeMaskFile } from '../../src/graph/index.js';
 import { exportOnnx, importOnnx } from '../../src/graph/onnx/index.js';
 import { readSafetensors } from '../../src/graph/safetensors.js';
-import { makeProgram } from '../../src/cli/program.js';
 import { assertGraphMasked, loadFinetuned, type FinetuneInfo, type ZeroShotRow } from '../../src/transfer/index.js';
 import { makeFolderTask, tempDir, tinyNet, useTempCache } from './fixtures.js';
+import { runCli } from '../helpers/cli.js';
 
 useTempCache();
 const WORK = tempDir('tapir-transfer-cli-');
@@ -39,13 +39,7 @@ before(async () => {
   disposeGraph(m);
 });
 
-async function run(args: string[]): Promise<{ out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const p = makeProgram({ out: (s) => (out += s), err: (s) => (err += s) });
-  await p.parseAsync(['node', 'tapir', ...args]);
-  return { out, err };
-}
+const run = runCli;
 type EvalDoc = { rows: ZeroShotRow[]; head: string; reference: string; mask: string | null };
 
 test('tapir eval: dense and refit agree on the unpruned model; a mask changes the evaluated state; pixel row', async () => {
