@@ -11,7 +11,7 @@ STAMPS := .stamps
 NATIVE_SRC := $(wildcard native/*.cc native/*.h) binding.gyp
 TS_SRC := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: setup test demo bench bench-engine size clean apt
+.PHONY: setup test test-fast demo bench bench-engine size clean apt
 
 # Layer-specific set-up steps live in mk/*.mk and add their targets to SETUP_EXTRA.
 SETUP_EXTRA :=
@@ -47,6 +47,13 @@ dist/.built: $(TS_SRC) node_modules/.package-lock.json
 test: setup
 	@files=$$(find dist/test -name '*.test.js' | sort); \
 	if [ -z "$$files" ]; then echo "no test files under dist/test" >&2; exit 1; fi; \
+	LD_PRELOAD=$(TCMALLOC) node --test --test-concurrency=1 $$files
+
+# The quick loop while editing (< 2 min): every test file except the end-to-end studies, the zoo/TF.js parity
+# checks against real pre-trained weights, the dataset decoders and the headless-browser report.
+FAST_SKIP := /study/(resume|smoke|ablation|diagnostics|same-path|report)\.|/graph/(zoo|tfjs)/|/data/sources/|/analysis/cli\.
+test-fast: setup
+	@files=$$(find dist/test -name '*.test.js' | sort | grep -Ev '$(FAST_SKIP)'); \
 	LD_PRELOAD=$(TCMALLOC) node --test --test-concurrency=1 $$files
 
 demo: setup
