@@ -167,8 +167,8 @@ function rowwiseMask(score: Tensor, k: number): Tensor {
 /** N:M masks: in each group of M consecutive weights of a row, the N highest scores. */
 function allocateNM(scores: ParamMap, names: string[], a: { n: number; m: number }, sparsity: number): AllocationResult {
   if (Math.abs(sparsity - (1 - a.n / a.m)) > 1e-9)
-    throw new AllocationError(`allocation ${a.n}:${a.m} prunes ${1 - a.n / a.m} of the weights, not ${sparsity}`, { allocation: `${a.n}:${a.m}`, sparsity },
-      `set the sparsity to ${1 - a.n / a.m} (1 − N/M)`);
+    throw new AllocationError(`allocation ${a.n}:${a.m} prunes ${+(1 - a.n / a.m).toFixed(6)} of the weights, not ${sparsity}`, { allocation: `${a.n}:${a.m}`, sparsity },
+      `set the sparsity to ${+(1 - a.n / a.m).toFixed(6)} (1 − N/M)`);
   const masks = new Map<string, Tensor>();
   const kept = new Map<string, number>();
   let total = 0;

@@ -40,6 +40,11 @@ export interface ScoreSpec {
   compensate?: boolean;
   /** sparsegpt: what each layer is reconstructed toward. */
   target?: ReconstructTarget;
+  /**
+   * Ablation-axis values this score always runs with (its recipe), replacing the study's axis values for its cells,
+   * e.g. a reconstruction pruner with its own allocation and calibration data next to baselines on the study's.
+   */
+  pin?: { allocation?: AllocationName; calibData?: CalibData; calibration?: number; bn?: BnRepair };
 }
 
 export interface FinetuneRecipe {
@@ -179,10 +184,10 @@ class Reader {
   }
 }
 
-function score(r: Reader, v: unknown, path: string): ScoreSpec {
+function score(r: Reader, v: unknown, path: string, sparsities: readonly number[]): ScoreSpec {
   if (typeof v === 'string') return { name: r.oneOf(v, path, SCORE_NAMES) };
   if (!isObj(v)) r.fail(path, `must be a score name or {name: …, options}, got ${show(v)}`);
-  r.keys(v, path, ['name', 'estimator', 'probes', 'ggn', 'block_size', 'curvature', 'damping', 'compensate', 'target']);
+  r.keys(v, path, ['name', 'estimator', 'probes', 'ggn', 'block_size', 'curvature', 'damping', 'compensate', 'target', 'allocation', 'calib_data', 'calibration', 'bn']);
   const s: ScoreSpec = { name: r.oneOf(v.name, `${path}.name`, SCORE_NAMES) };
   if (v.estimator !== undefined) {
     if (s.name !== 'diag-hessian') r.fail(`${path}.estimator`, `only diag-hessian takes an estimator (score is '${s.name}')`, 'block-hessian takes curvature: fisher|ggn');
@@ -196,13 +201,44 @@ function score(r: Reader, v: unknown, path: string): ScoreSpec {
   if (v.damping !== undefined) { only('damping', ['block-hessian', 'sparsegpt']); s.damping = r.num(v.damping, `${path}.damping`, { positive: true }); }
   if (v.compensate !== undefined) { only('compensate', ['block-hessian']); s.compensate = r.bool(v.compensate, `${path}.compensate`); }
   if (v.target !== undefined) { only('target', ['sparsegpt']); s.target = r.oneOf(v.target, `${path}.target`, RECONSTRUCT_TARGETS); }
+  const pin: NonNullable<ScoreSpec['pin']> = {};
+  if (v.allocation !== undefined) pin.allocation = allocationItem(r, v.allocation, `${path}.allocation`, sparsities);
+  if (v.calib_data !== undefined) pin.calibData = calibDataItem(r, v.calib_data, `${path}.calib_data`);
+  if (v.calibration !== undefined) pin.calibration = r.num(v.calibration, `${path}.calibration`, { int: true, min: 1 });
+  if (v.bn !== undefined) pin.bn = r.oneOf(v.bn, `${path}.bn`, BN_REPAIR_CHOICES);
+  if (Object.keys(pin).length > 0) s.pin = pin;
   return s;
 }
 
-/** A short stable label for a score spec, e.g. `diag-hessian(fisher)`. */
+/** A short stable label for a score spec, e.g. `diag-hessian(fisher)`, `sparsegpt(dense-output; allocation=erk)`. */
 export function scoreLabel(s: ScoreSpec): string {
-  const opts = Object.entries(s).filter(([k]) => k !== 'name').map(([, v]) => String(v));
-  return opts.length ? `${s.name}(${opts.join(',')})` : s.name;
+  const opts = Object.entries(s).filter(([k]) => k !== 'name' && k !== 'pin').map(([, v]) => String(v));
+  const pins = Object.entries(s.pin ?? {}).map(([k, v]) => `${k === 'calibData' ? 'calib_data' : k}=${String(v).replace(/^folder:(.*[\\/])?/, '')}`);
+  const inner = [opts.join(','), pins.join(', ')].filter((x) => x !== '').join('; ');
+  return inner ? `${s.name}(${inner})` : s.name;
+}
+
+/** One `calib_data` value: 'source', 'noise', 'all', 'mix:A+B' or a task id. */
+function calibDataItem(r: Reader, x: unknown, p: string): CalibData {
+  if (x === 'source' || x === 'noise' || x === 'all') return x;
+  if (typeof x !== 'string') r.fail(p, `must be 'source', 'noise', 'all', 'mix:A+B' or a task id, got ${show(x)}`);
+  if (x.startsWith('mix:')) {
+    const d = parseCalibData(x);
+    if (d.kind === 'mix') d.tasks.forEach((t, i) => taskId(r, t, `${p}.mix[${i}]`));
+    return x.trim();
+  }
+  return taskId(r, x, p);
+}
+
+/** One allocation: a name or `N:M` (whose sparsity 1 − N/M must be one of the study's). */
+function allocationItem(r: Reader, x: unknown, p: string, sparsities: readonly number[]): AllocationName {
+  if (typeof x === 'string' && /^\d+:\d+$/.test(x.trim())) {
+    const a = parseAllocationAt(r, x, p);
+    if (a.kind === 'nm' && !sparsities.some((q) => Math.abs(q - (1 - a.n / a.m)) < 1e-9))
+      { const q = +(1 - a.n / a.m).toFixed(6); r.fail(p, `allocation ${x} prunes ${q}, which is not one of the sparsities`, `add ${q} to sparsities (N:M cells run only at sparsity 1 − N/M)`); }
+    return x.trim() as AllocationName;
+  }
+  return r.oneOf(x, p, ALLOCATION_CHOICES);
 }
 
 function taskId(r: Reader, v: unknown, path: string): string {
@@ -264,7 +300,7 @@ function control(r: Reader, v: unknown, path: string, scores: ScoreSpec[], spars
   if (!isObj(v)) r.fail(path, `must be true, false or {scores: […], sparsities: […]}, got ${show(v)}`);
   r.keys(v, path, ['scores', 'sparsities']);
   return {
-    scores: v.scores === undefined ? scores : r.list(v.scores, `${path}.scores`, (x, p) => score(r, x, p)),
+    scores: v.scores === undefined ? scores : r.list(v.scores, `${path}.scores`, (x, p) => score(r, x, p, sparsities)),
     sparsities: v.sparsities === undefined ? sparsities : r.list(v.sparsities, `${path}.sparsities`, (x, p) => r.num(x, p, { min: 0, maxOpen: 1 })),
   };
 }
@@ -294,7 +330,8 @@ export function validateStudy(raw: unknown, file = 'study'): StudyConfig {
   const r: Reader = new Reader(file);
   if (!isObj(raw)) r.fail('', `the top level must be a mapping with fields ${TOP.join(', ')}`);
   r.keys(raw, '', TOP);
-  const scores = r.list(raw.scores, 'scores', (x, p) => score(r, x, p));
+  const sparsities = r.list(raw.sparsities, 'sparsities', (x, p) => r.num(x, p, { min: 0, maxOpen: 1 }));
+  const scores = r.list(raw.scores, 'scores', (x, p) => score(r, x, p, sparsities));
   const data = raw.data === undefined ? {} : raw.data;
   if (!isObj(data)) r.fail('data', `must be a mapping, got ${show(data)}`);
   r.keys(data, 'data', ['cap', 'caps', 'seed']);
@@ -309,31 +346,14 @@ export function validateStudy(raw: unknown, file = 'study'): StudyConfig {
   const controls = raw.controls === undefined ? {} : raw.controls;
   if (!isObj(controls)) r.fail('controls', `must be a mapping, got ${show(controls)}`);
   r.keys(controls, 'controls', ['random_init', 'shuffled_mask']);
-  const sparsities = r.list(raw.sparsities, 'sparsities', (x, p) => r.num(x, p, { min: 0, maxOpen: 1 }));
   const sources = r.list(raw.sources, 'sources', (x, p) => taskId(r, x, p));
   const heldout = r.list(raw.heldout, 'heldout', (x, p) => taskId(r, x, p), { nonEmpty: false });
   heldout.forEach((t, i) => { if (sources.includes(t)) r.fail(`heldout[${i}]`, `'${t}' is also a source task`, 'a held-out task must not be a source; sources are evaluated anyway'); });
-  const calibData = raw.calib_data === undefined ? ['source'] : r.list(raw.calib_data, 'calib_data', (x, p) => {
-    if (x === 'source' || x === 'noise' || x === 'all') return x;
-    if (typeof x !== 'string') r.fail(p, `must be 'source', 'noise', 'all', 'mix:A+B' or a task id, got ${show(x)}`);
-    if (x.startsWith('mix:')) {
-      const d = parseCalibData(x);
-      if (d.kind === 'mix') d.tasks.forEach((t, i) => taskId(r, t, `${p}.mix[${i}]`));
-      return x.trim();
-    }
-    return taskId(r, x, p);
-  });
-  for (const k of Object.keys(caps)) if (!sources.includes(k) && !heldout.includes(k) && !calibData.includes(k)) r.fail(`data.caps.${k}`, `'${k}' is neither a source nor a held-out task`, 'cap only tasks listed in sources, heldout or calib_data');
+  const calibData = raw.calib_data === undefined ? ['source'] : r.list(raw.calib_data, 'calib_data', (x, p) => calibDataItem(r, x, p));
+  const pinnedData = scores.map((x) => x.pin?.calibData).filter((x): x is string => x !== undefined);
+  for (const k of Object.keys(caps)) if (!sources.includes(k) && !heldout.includes(k) && !calibData.includes(k) && !pinnedData.includes(k)) r.fail(`data.caps.${k}`, `'${k}' is neither a source nor a held-out task`, 'cap only tasks listed in sources, heldout or calib_data');
   const calibrations = raw.calibration === undefined ? [64] : r.list(raw.calibration, 'calibration', (x, p) => r.num(x, p, { int: true, min: 1 }));
-  const allocations = prune.allocation === undefined ? ['global' as const] : r.list(prune.allocation, 'prune.allocation', (x, p): AllocationName => {
-    if (typeof x === 'string' && /^\d+:\d+$/.test(x.trim())) {
-      const a = parseAllocationAt(r, x, p);
-      if (a.kind === 'nm' && !sparsities.some((q) => Math.abs(q - (1 - a.n / a.m)) < 1e-9))
-        r.fail(p, `allocation ${x} prunes ${1 - a.n / a.m}, which is not one of the sparsities`, `add ${1 - a.n / a.m} to sparsities (N:M cells run only at sparsity 1 − N/M)`);
-      return x.trim() as AllocationName;
-    }
-    return r.oneOf(x, p, ALLOCATION_CHOICES);
-  });
+  const allocations = prune.allocation === undefined ? ['global' as const] : r.list(prune.allocation, 'prune.allocation', (x, p) => allocationItem(r, x, p, sparsities));
   return {
     name: raw.name === undefined ? basename(file).replace(/\.(ya?ml|json)$/i, '') : r.str(raw.name, 'name'),
     models: r.list(raw.models, 'models', (x, p) => r.str(x, p)),

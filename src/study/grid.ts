@@ -99,6 +99,7 @@ export function effectiveModel(base: string, c: StudyConfig, random: boolean): s
 export function expandGrid(c: StudyConfig): CellSpec[] {
   const protocol = protocolHash(c);
   const cells: CellSpec[] = [];
+  const seen = new Set<string>();
   const ax = axisValues(c);
   const add = (model: string, control: Control, scores: readonly ScoreSpec[], sparsities: readonly number[]) => {
     const pick = <T>(xs: T[]) => (control === 'none' ? xs : xs.slice(0, 1));
@@ -106,11 +107,15 @@ export function expandGrid(c: StudyConfig): CellSpec[] {
     for (const source of c.sources) for (const seed of c.seeds)
       for (const calibData of calibDatas) for (const calibration of calibrations) for (const allocation of allocations) for (const bn of bns)
         for (const score of scores) for (const sparsity of sparsities) {
+          // A score's pins replace the axis values (its cells then repeat across that axis: kept once).
+          const pin = score.pin ?? {};
+          const axes = { allocation: pin.allocation ?? allocation, bn: pin.bn ?? bn, calibration: pin.calibration ?? calibration, calibData: pin.calibData ?? calibData };
           // An N:M allocation fixes the sparsity at 1 − N/M: other sparsities have no such cell.
-          const nm = /^(\d+):(\d+)$/.exec(allocation);
+          const nm = /^(\d+):(\d+)$/.exec(axes.allocation);
           if (nm && Math.abs(sparsity - (1 - Number(nm[1]) / Number(nm[2]))) > 1e-9) continue;
-          const axes = { allocation, bn, calibration, calibData };
           const key = hash({ protocol, model, control, score, sparsity, source, seed, ...cellKeyAxes(c, axes) });
+          if (seen.has(key)) continue;
+          seen.add(key);
           cells.push({ key, protocol, model, control, score, scoreLabel: scoreLabel(score), sparsity, source, seed, ...axes });
         }
   };

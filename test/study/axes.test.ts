@@ -142,3 +142,20 @@ test('reconstruction pruners, N:M and rowwise allocations, all/mix calibration d
   fails(base.replace('scores: [magnitude, random]', 'scores: [{name: sparsegpt, target: dense}]'), 'studies.yaml: scores[0].target: must be one of dense-weights, dense-output, got \'dense\'');
   fails(`${base}calib_data: ["mix:mnist+bad id!"]\n`, 'studies.yaml: calib_data[0].mix[1]: \'bad id!\' is not a task id');
 });
+
+test('a score may pin axis values (its recipe): its cells use them once, the other scores the study axes', () => {
+  const y = base.replace('scores: [magnitude, random]', 'scores: [magnitude, {name: sparsegpt, target: dense-output, allocation: erk, calib_data: all, calibration: 128, bn: match-dense}]')
+    .replace('allocation: global}', 'allocation: [global, layerwise]}') + 'calib_data: [source, noise]\n';
+  const c = parseStudy(y, 'studies.yaml');
+  assert.deepEqual(c.scores[1]!.pin, { allocation: 'erk', calibData: 'all', calibration: 128, bn: 'match-dense' });
+  const cells = expandGrid(c);
+  const sg = cells.filter((x) => x.score.name === 'sparsegpt');
+  assert.equal(sg.length, 2, 'one cell per sparsity, not one per axis combination');
+  assert.ok(sg.every((x) => x.allocation === 'erk' && x.calibData === 'all' && x.calibration === 128 && x.bn === 'match-dense'));
+  assert.equal(cells.filter((x) => x.score.name === 'magnitude').length, 2 * 2 * 2);
+  assert.equal(sg[0]!.scoreLabel, 'sparsegpt(dense-output; allocation=erk, calib_data=all, calibration=128, bn=match-dense)');
+  // Keys of the other scores are those of the same study without the pinned score.
+  const plain = expandGrid(parseStudy(y.replace(', {name: sparsegpt, target: dense-output, allocation: erk, calib_data: all, calibration: 128, bn: match-dense}', ''), 'studies.yaml'));
+  assert.deepEqual(cells.filter((x) => x.score.name === 'magnitude').map((x) => x.key), plain.map((x) => x.key));
+  fails(base.replace('scores: [magnitude, random]', 'scores: [{name: wanda, allocation: "4:5"}]'), 'studies.yaml: scores[0].allocation: allocation 4:5 prunes 0.2, which is not one of the sparsities');
+});
