@@ -63,7 +63,6 @@ export function backboneParams(g: Graph): string[] {
 export interface PruneOnTaskOptions extends Omit<PruneOptions, 'batches' | 'head' | 'calib' | 'params'> {
   /** The source task (needed by data-driven scores, BN repair and any calibration set). */
   source?: string;
-  /** Calibration images and what they are (default 128 of the source). */
   /** Calibration images and what they are (default 128 of the source); `exact`: fewer images is an error, not a warning. */
   calibration?: { n: number; data?: CalibData; batchSize?: number; exact?: boolean };
   /** Split seed and cap of each task. */
