@@ -60,10 +60,14 @@ demo: setup
 	bin/tapir doctor
 	bin/tapir demo
 
-bench: bench-engine
+bench: bench-engine bench-reconstruct
 
 bench-engine: setup
 	$(RUN) dist/bench/engine.js
+
+.PHONY: bench-reconstruct
+bench-reconstruct: setup
+	$(RUN) dist/bench/reconstruct.js
 
 size:
 	@node scripts/size.mjs
