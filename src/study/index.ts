@@ -4,7 +4,7 @@ export { expandGrid, protocolHash, studyTasks, effectiveModel, capOf, axisValues
 export { StudyStore, maskIoU, STORE_VERSION, type CellRecord, type ResultRow, type DensityRow, type LayerErrorRow, type DenseRow, type LayerRow } from './store.js';
 export { runStudy, loadStudyModel, defaultSteps, cellCalibData, scoreOptions, taskOptionsFor, type StudySteps, type RunOptions, type RunSummary, type StudyProgress } from './runner.js';
 export { layerTable, efficiency, type Efficiency } from './efficiency.js';
-export { readReport, summaryRows, ablations, configAxes, AXIS_FIELDS, type ReportData, type Ablation, type AblationPoint } from './report-data.js';
+export { readReport, summaryRows, phaseProfile, ablations, configAxes, AXIS_FIELDS, type ReportData, type Ablation, type AblationPoint } from './report-data.js';
 export { reportTables, markdownReport, markdownTable, htmlReport, escapeHtml, writeAtomic, ablationTable, type Table } from './report.js';
 export { renderSvg, reportPlots, ablationPlot, type Plot } from './plots.js';
 export { DEMO_STUDY, demoConfig } from './demo.js';

@@ -132,6 +132,20 @@ function overlaps(store: StudyStore, cells: readonly CellRow[]): Overlap[] {
   return out;
 }
 
+/**
+ * Where a study's time goes: the stored seconds per phase of every cell (data loading, scoring head, each pruning
+ * phase, zero-shot evaluation, fine-tuning, evaluation after it), summed, with their share and mean per cell.
+ * Cells written before phases were stored have none and are left out (`cells` counts those that have them).
+ */
+export function phaseProfile(d: ReportData): { cells: number; rows: { phase: string; seconds: number; share: number; perCell: number }[] } {
+  const withPhases = d.cells.map((c) => (c.info as { phases?: Record<string, number> }).phases).filter((x): x is Record<string, number> => !!x);
+  const total = new Map<string, number>();
+  for (const ph of withPhases) for (const [k, v] of Object.entries(ph)) total.set(k, (total.get(k) ?? 0) + v);
+  const all = [...total.values()].reduce((a, b) => a + b, 0);
+  const rows = [...total].map(([phase, seconds]) => ({ phase, seconds, share: all > 0 ? seconds / all : 0, perCell: seconds / withPhases.length })).sort((a, b) => b.seconds - a.seconds);
+  return { cells: withPhases.length, rows };
+}
+
 /** Mean of the retained fraction over held-out tasks, per cell and phase (dense head): the headline numbers. */
 export function summaryRows(d: ReportData): { model: string; control: string; score: string; sparsity: number; source: string; achieved: number;
   sourceZs: number | null; sourceFt: number | null; heldZs: number | null; heldFt: number | null; heldRefitZs: number | null; heldRefitFt: number | null }[] {

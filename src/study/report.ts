@@ -5,7 +5,7 @@
  */
 import { reportPlots, renderSvg } from './plots.js';
 import { diagnosticsPlots, diagnosticsTables } from './diagnostics-report.js';
-import { ablations, AXIS_FIELDS, summaryRows, type Ablation, type ReportData } from './report-data.js';
+import { ablations, AXIS_FIELDS, phaseProfile, summaryRows, type Ablation, type ReportData } from './report-data.js';
 import { writeFileAtomicSync } from '../engine/index.js';
 
 export { readReport, summaryRows, ablations, type ReportData, type Ablation } from './report-data.js';
@@ -52,6 +52,13 @@ export function reportTables(d: ReportData): Table[] {
       })])),
   });
   t.push(...ablations(d).map(ablationTable));
+  const prof = phaseProfile(d);
+  if (prof.cells > 0)
+    t.push({
+      title: `Time per phase (${prof.cells} cells)`, header: ['phase', 'seconds', 'share', 'per cell (s)'],
+      rows: prof.rows.map((r) => [r.phase, r.seconds.toFixed(1), p(r.share), r.perCell.toFixed(1)]),
+      note: 'prune.* are the pruner\'s own phases (score, allocate, reconstruct, bn, layerErrors); prune is the rest of the pruning call.',
+    });
   const e = d.efficiency;
   if (e.length > 0) {
     t.push({

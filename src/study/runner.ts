@@ -144,6 +144,10 @@ export function scoreOptions(s: ScoreSpec) {
 async function runCell(cell: CellSpec, c: StudyConfig, tasks: readonly string[], dense: Graph, work: Graph, store: StudyStore, o: RunOptions, cache: FeatureCache,
   progress: (frac: number, what: string) => void): Promise<void> {
   const t0 = Date.now();
+  // Seconds per phase of the cell (stored in its info, summed by `tapir study --profile`).
+  const phases: Record<string, number> = {};
+  let mark = performance.now();
+  const lap = (phase: string) => { const now = performance.now(); phases[phase] = (phases[phase] ?? 0) + (now - mark) / 1000; mark = now; };
   restoreFrom(work, dense);
   progress(0, 'prune');
   const pruned = await pruneOnTask(work, {
@@ -152,12 +156,18 @@ async function runCell(cell: CellSpec, c: StudyConfig, tasks: readonly string[],
     taskOptions: (t) => taskOptionsFor(c, t), alpha: c.alpha, cache,
   });
   const r = pruned.report;
+  phases.data = pruned.timings.data / 1000;
+  phases.head = pruned.timings.head / 1000;
+  for (const [k, v] of Object.entries(r.timings)) if (v > 0) phases[`prune.${k}`] = v / 1000;
+  lap('prune');
+  phases.prune = Math.max(0, phases.prune! - phases.data - phases.head - Object.entries(phases).filter(([k]) => k.startsWith('prune.')).reduce((a, [, v]) => a + v, 0));
   const pruneInfo = { ...r.scoreInfo, achievedSparsity: r.achievedSparsity, collapsed: r.collapsed, calibImages: r.calibration.images, scoredTensors: r.scoredTensors, ...(r.reconstruction ? { reconstruction: r.reconstruction } : {}) };
   const calibInfo = pruned.calibration ? { ...pruned.calibration, data: cell.calibData } : null;
   const bnInfo = r.bn;
   const { densities, packed, achieved } = maskSummary(work);
   progress(0.25, 'zero-shot eval');
   const results = await evalAll(work, dense, c, tasks, 'zero-shot', cache);
+  lap('zeroShot');
   let ft: Record<string, unknown> | null = null;
   if (c.finetune) {
     progress(0.5, 'fine-tune');
@@ -169,14 +179,16 @@ async function runCell(cell: CellSpec, c: StudyConfig, tasks: readonly string[],
     });
     res.head.weight.dispose();
     res.head.bias.dispose();
+    lap('finetune');
     ft = { steps: res.steps, before: res.before, after: res.after, testAccuracy: res.testAccuracy, maskedEntries: res.maskedEntries };
     results.push({ task: cell.source, phase: 'finetuned', head: 'trained', accuracy: res.testAccuracy, nTrain: Number(res.recipe.trainImages ?? 0), nTest: 0 });
     progress(0.75, 'eval after fine-tune');
     results.push(...await evalAll(work, dense, c, tasks, 'finetuned', cache));
+    lap('finetunedEval');
   }
   store.writeCell({
     key: cell.key, study: c.name, protocol: cell.protocol, model: cell.model, control: cell.control, score: cell.scoreLabel, scoreSpec: cell.score,
-    sparsity: cell.sparsity, source: cell.source, seed: cell.seed, achievedSparsity: achieved, info: { prune: pruneInfo, finetune: ft, calib: calibInfo, bn: bnInfo },
+    sparsity: cell.sparsity, source: cell.source, seed: cell.seed, achievedSparsity: achieved, info: { prune: pruneInfo, finetune: ft, calib: calibInfo, bn: bnInfo, phases },
     wallS: (Date.now() - t0) / 1000, allocation: cell.allocation, bn: cell.bn, calibration: cell.calibration, calibData: cell.calibData,
   }, results, densities, packed, (r.layerErrors ?? []).map((e) => ({ tensor: e.tensor, relError: e.relError })));
 }

@@ -16,7 +16,7 @@ import { calibrationSet, labelByModel, repairBatchNorm, disposeCalibSet } from '
 import { imagesToTensor, loadSplit, openTask } from '../../src/data/index.js';
 import { disposeHead, extractFeatures, FeatureCache, fitRidgeHead, headLogits, preprocessOf, scoringHead } from '../../src/transfer/index.js';
 import { restoreFrom } from '../../src/graph/index.js';
-import { cellCalibData, htmlReport, markdownReport, parseStudy, readReport, runStudy, StudyStore, taskOptionsFor, type StudyConfig } from '../../src/study/index.js';
+import { cellCalibData, htmlReport, markdownReport, parseStudy, phaseProfile, readReport, runStudy, StudyStore, taskOptionsFor, type StudyConfig } from '../../src/study/index.js';
 import { ablationPlot, ablationTable, renderSvg } from '../../src/study/index.js';
 import { ablations, type Ablation } from '../../src/study/report-data.js';
 import { makeFolderTask, tinyNet, useTempCache } from '../transfer/fixtures.js';
@@ -172,6 +172,11 @@ test('a study with 2+ values on every axis: cells, recorded axes and BN repair, 
 
     const d = readReport(s);
     s.close();
+    // Every cell stores its seconds per phase; the profile sums them (shares add up to 1).
+    const prof = phaseProfile(d);
+    assert.equal(prof.cells, 24);
+    for (const ph of ['data', 'prune', 'prune.score', 'prune.allocate', 'zeroShot']) assert.ok(prof.rows.some((r) => r.phase === ph && r.seconds > 0), ph);
+    assert.ok(Math.abs(prof.rows.reduce((a, r) => a + r.share, 0) - 1) < 1e-9);
     const ab = ablations(d);
     assert.deepEqual(ab.map((a) => [a.axis, a.values]), [['calibData', ['source', 'noise', T]], ['calibration', ['8', '16']], ['allocation', ['global', 'layerwise']], ['bn', ['none', 'match-dense']]]);
     assert.ok(ab.every((a) => a.excluded.length === 1 && a.excluded[0] === T));

@@ -1,7 +1,7 @@
 /** `tapir study <config.yaml>`: runs a study grid into a SQLite file (resumable), then prints its summary table. */
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { defaultSteps, loadStudy, markdownTable, readReport, reportTables, runStudy, StudyStore, type RunSummary, type StudyConfig, type StudyProgress } from '../../study/index.js';
+import { defaultSteps, loadStudy, markdownTable, phaseProfile, readReport, reportTables, runStudy, StudyStore, type RunSummary, type StudyConfig, type StudyProgress } from '../../study/index.js';
 import { emit, type Io } from '../output.js';
 
 /**
@@ -57,17 +57,21 @@ export function studyCommand(io: Io): Command {
     .option('--db <file>', 'results database', 'results.sqlite')
     .option('--max-cells <n>', 'stop after this many new cells')
     .option('--no-progress', 'no progress bar')
+    .option('--profile', 'also print where the time went: seconds per phase over the study\'s cells')
     .option('--json', 'print one JSON document')
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
-    .action(async (file: string, o: { db: string; maxCells?: string; progress: boolean; json?: boolean }) => {
+    .action(async (file: string, o: { db: string; maxCells?: string; progress: boolean; profile?: boolean; json?: boolean }) => {
       const config = loadStudy(file);
       const maxCells = o.maxCells === undefined ? undefined : Number(o.maxCells);
       const { run, store } = await runWithProgress(config, o.db, { progress: o.progress && !o.json, ...(maxCells ? { maxCells } : {}) });
       try {
         const data = readReport(store);
         const summary = reportTables(data)[0]!;
-        emit(io, !!o.json, { db: o.db, run, summary: { header: summary.header, rows: summary.rows } },
-          () => `${markdownTable(summary)}\n\n${run.ran} cells run, ${run.skipped} already done, ${run.wallS.toFixed(1)} s; results in ${o.db}`);
+        const prof = o.profile ? phaseProfile(data) : null;
+        const profText = prof ? `\n\n${markdownTable({ title: `Time per phase (${prof.cells} cells)`, header: ['phase', 'seconds', 'share', 'per cell (s)'],
+          rows: prof.rows.map((r) => [r.phase, r.seconds.toFixed(1), `${(100 * r.share).toFixed(1)}%`, r.perCell.toFixed(1)]) })}` : '';
+        emit(io, !!o.json, { db: o.db, run, summary: { header: summary.header, rows: summary.rows }, ...(prof ? { profile: prof } : {}) },
+          () => `${markdownTable(summary)}${profText}\n\n${run.ran} cells run, ${run.skipped} already done, ${run.wallS.toFixed(1)} s; results in ${o.db}`);
       } finally {
         store.close();
       }
