@@ -3,7 +3,14 @@
  * densities, packed masks, fine-tuning summary) are written in ONE transaction together with the cell's `done`
  * marker, so a process killed at any point leaves either the whole cell or none of it: re-running recomputes
  * exactly the missing cells, and UNIQUE keys make a duplicate row impossible rather than merely unlikely.
+ *
+ * Identity before any write: the file's SQLite `application_id` is 'tapr' and its `user_version` the store version.
+ * A file that is another program's database (another application id, or tables of its own without tapir's), or a
+ * newer tapir's, is refused untouched. One writer at a time: a writable open takes the `writer` row (pid, host,
+ * since); a second process gets "held by pid N since …" while that process lives, and takes over a stale row.
  */
+import { existsSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { createRequire } from 'node:module';
 import { TapirError } from '../engine/index.js';
 import { DIAGNOSTICS_SCHEMA, type DiagnosticsRecord } from './diagnostics-store.js';
@@ -24,6 +31,8 @@ interface Db {
 const Database = createRequire(import.meta.url)('better-sqlite3') as new (file: string, o?: { readonly?: boolean; fileMustExist?: boolean }) => Db;
 
 export const STORE_VERSION = 1;
+/** SQLite application_id of a tapir study database: 'tapr' in ASCII. */
+export const APPLICATION_ID = 0x74617072;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -89,16 +98,24 @@ export interface LayerRow { tensor: string; op: string; shape: readonly number[]
 
 export class StudyStore {
   readonly #db: Db;
+  /** Whether this store holds the writer row (see the file comment). */
+  #writer = false;
   readonly file: string;
 
   constructor(file: string, o: { readonly?: boolean } = {}) {
     this.file = file;
+    if (o.readonly && !existsSync(file))
+      throw new TapirError('E_DB', `results database ${file} does not exist`, { context: { db: file }, fix: 'run `tapir study <config.yaml> --db <file>` first, or pass the right --db' });
+    if (existsSync(file) && statSync(file).isDirectory())
+      throw new TapirError('E_DB', `${file} is a directory, not a results database`, { context: { db: file }, fix: 'pass a file path, e.g. --db results.sqlite' });
     try {
       this.#db = new Database(file, o.readonly ? { readonly: true, fileMustExist: true } : {});
     } catch (e) {
       throw new TapirError('E_DB', `cannot open results database ${file}: ${(e as Error).message}`, { context: { db: file }, fix: o.readonly ? 'run `tapir study` first, or pass the right --db' : 'check the path and permissions' });
     }
+    this.#checkIdentity(o.readonly ?? false);
     if (o.readonly) return;
+    this.#takeWriter();
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = NORMAL');
     this.#db.pragma('foreign_keys = ON');
@@ -111,7 +128,65 @@ export class StudyStore {
     this.#db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('store_version', String(STORE_VERSION));
   }
 
+  /** Tables of the file (throws a clear error when the file is not a SQLite database at all). */
+  #tables(): string[] {
+    try {
+      return (this.#db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name);
+    } catch (e) {
+      this.#db.close();
+      throw new TapirError('E_DB', `${this.file} is not a SQLite database (${(e as Error).message})`, { context: { db: this.file }, fix: 'pass the results database `tapir study` wrote (--db), or a new file name' });
+    }
+  }
+
+  /** Refuses, before anything is written, a file that is not a tapir store of a version this tapir reads. */
+  #checkIdentity(readonly: boolean): void {
+    const tables = this.#tables();
+    const appId = Number(this.#db.pragma('application_id', { simple: true }));
+    const version = Number(this.#db.pragma('user_version', { simple: true }));
+    const fail = (why: string, fix: string) => {
+      this.#db.close();
+      throw new TapirError('E_DB', `${this.file} ${why}; it was left untouched`, { context: { db: this.file }, fix });
+    };
+    // Written by tapir before the identity existed: tapir's own tables and a store_version row.
+    const legacy = appId === 0 && tables.includes('meta') && tables.includes('cells') && tables.includes('studies');
+    if (appId !== APPLICATION_ID && !legacy) {
+      if (appId !== 0) fail(`is another program's database (SQLite application id 0x${appId.toString(16)}, tapir's is 0x${APPLICATION_ID.toString(16)})`, 'pass a new file name with --db');
+      if (tables.length > 0) fail(`is another program's database (tables ${tables.slice(0, 5).join(', ')}${tables.length > 5 ? ', …' : ''}, not a tapir study store)`, 'pass a new file name with --db');
+      if (readonly) fail('holds no study yet (an empty database)', 'run `tapir study <config.yaml> --db <file>` first');
+    }
+    if (version > STORE_VERSION) fail(`was written by a newer tapir (store version ${version}, this tapir reads up to ${STORE_VERSION})`, 'update tapir, or write to a new --db file');
+    if (readonly) return;
+    this.#db.pragma(`application_id = ${APPLICATION_ID}`);
+    this.#db.pragma(`user_version = ${STORE_VERSION}`);
+  }
+
+  /** One writer at a time (see the file comment); the row goes when the store is closed. */
+  #takeWriter(): void {
+    this.#db.exec('CREATE TABLE IF NOT EXISTS writer (id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL, since TEXT NOT NULL)');
+    const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; } };
+    const take = this.#db.transaction(() => {
+      const w = this.#db.prepare('SELECT pid, host, since FROM writer WHERE id = 1').get() as { pid: number; host: string; since: string } | undefined;
+      if (w && w.pid !== process.pid && (w.host !== hostname() || alive(w.pid)))
+        throw new TapirError('E_DB_BUSY', `${this.file} is held by pid ${w.pid} on ${w.host} since ${w.since}: another tapir study is writing to it`, {
+          context: { db: this.file, pid: w.pid, host: w.host, since: w.since },
+          fix: `wait for that run to finish (it resumes the same cells), or stop it (kill ${w.pid}); for a parallel run pass another --db`,
+        });
+      this.#db.prepare('INSERT OR REPLACE INTO writer (id, pid, host, since) VALUES (1, ?, ?, ?)').run(process.pid, hostname(), new Date().toISOString());
+    });
+    try {
+      take();
+    } catch (e) {
+      this.#db.close();
+      throw e;
+    }
+    this.#writer = true;
+  }
+
   close(): void {
+    if (this.#writer) {
+      try { this.#db.prepare('DELETE FROM writer WHERE id = 1 AND pid = ?').run(process.pid); } catch { /* closing anyway */ }
+      this.#writer = false;
+    }
     this.#db.close();
   }
 

@@ -35,7 +35,7 @@ test('a cell is committed in one transaction: a failing write leaves nothing beh
 });
 
 test('a missing database is a clear error in read-only mode', () => {
-  assert.throws(() => new StudyStore('/nonexistent/dir/r.sqlite', { readonly: true }), /cannot open results database/);
+  assert.throws(() => new StudyStore('/nonexistent/dir/r.sqlite', { readonly: true }), /results database \/nonexistent\/dir\/r.sqlite does not exist/);
 });
 
 test('packed masks and IoU agree with brute force', () => {
