@@ -4,7 +4,8 @@
  */
 import { TapirError } from '../engine/index.js';
 import { efficiency, type Efficiency } from './efficiency.js';
-import { ABLATION_AXES, type AblationAxis } from './grid.js';
+import { ABLATION_AXES, expandGrid, type AblationAxis } from './grid.js';
+import type { StudyConfig } from './config.js';
 import { maskIoU, type LayerRow, type StudyStore } from './store.js';
 import { readDiagnostics, type DiagnosticsData } from './diagnostics-report.js';
 
@@ -163,6 +164,39 @@ export function summaryRows(d: ReportData): { model: string; control: string; sc
       heldRefitFt: mean(pick('finetuned', 'refit', true).map((a) => a.retained)),
     };
   });
+}
+
+/**
+ * Finished vs grid cells per stored study protocol (a report on a partial database says what is missing). A stored
+ * config this tapir cannot expand counts as unknown (null).
+ */
+export function gridStatus(d: ReportData): { study: string; protocol: string; done: number; grid: number | null }[] {
+  return d.studies.map((s) => {
+    let grid: number | null = null;
+    try {
+      grid = expandGrid(s.config as unknown as StudyConfig).filter((c) => c.protocol === s.protocol).length;
+    } catch {
+      grid = null;
+    }
+    return { study: s.name, protocol: s.protocol, done: d.cells.filter((c) => c.protocol === s.protocol).length, grid };
+  });
+}
+
+/**
+ * A label per protocol when a database holds cells of more than one (the same study run with other settings): the
+ * config fields whose values differ, e.g. `alpha=1` vs `alpha=1000`. Empty when there is one protocol.
+ */
+export function protocolLabels(d: ReportData): Map<string, string> {
+  const protocols = [...new Set(d.cells.map((c) => c.protocol))];
+  if (protocols.length < 2) return new Map();
+  const flat = (v: unknown, prefix: string, out: Map<string, string>): Map<string, string> => {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) flat(x, prefix ? `${prefix}.${k}` : k, out);
+    else out.set(prefix, JSON.stringify(v));
+    return out;
+  };
+  const cfgs = protocols.map((p) => flat(d.studies.find((s) => s.protocol === p)?.config ?? {}, '', new Map()));
+  const keys = [...new Set(cfgs.flatMap((c) => [...c.keys()]))].filter((k) => new Set(cfgs.map((c) => c.get(k))).size > 1 && k !== 'name');
+  return new Map(protocols.map((p, i) => [p, keys.length ? keys.map((k) => `${k}=${cfgs[i]!.get(k) ?? '–'}`).join(', ') : `protocol ${p.slice(0, 8)}`]));
 }
 
 /** Axis values of a stored study config (a StudyConfig as JSON; configs from before the axes: their scalars). */

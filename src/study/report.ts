@@ -5,7 +5,7 @@
  */
 import { reportPlots, renderSvg } from './plots.js';
 import { diagnosticsPlots, diagnosticsTables } from './diagnostics-report.js';
-import { ablations, AXIS_FIELDS, phaseProfile, summaryRows, type Ablation, type ReportData } from './report-data.js';
+import { ablations, AXIS_FIELDS, gridStatus, phaseProfile, protocolLabels, summaryRows, type Ablation, type ReportData } from './report-data.js';
 import { writeFileAtomicSync } from '../engine/index.js';
 
 export { readReport, summaryRows, ablations, type ReportData, type Ablation } from './report-data.js';
@@ -26,11 +26,16 @@ export interface Table { title: string; header: string[]; rows: string[][]; note
 export function reportTables(d: ReportData): Table[] {
   const t: Table[] = [];
   const sum = summaryRows(d);
+  // A database holding the same study run with other settings: a column says which settings each row ran with.
+  const proto = protocolLabels(d);
+  const pcol = (i: number) => (proto.size ? [proto.get(d.cells[i]!.protocol) ?? '–'] : []);
   t.push({
     title: 'Summary: source accuracy and retained fraction of dense accuracy on held-out tasks',
-    header: ['model', 'control', 'score', 'sparsity', 'achieved', 'source zs', 'source ft', 'held-out zs', 'held-out ft', 'held-out zs (refit)', 'held-out ft (refit)'],
-    rows: sum.map((s) => [s.model, s.control, s.score, p(s.sparsity, 0), p(s.achieved), p(s.sourceZs), p(s.sourceFt), p(s.heldZs), p(s.heldFt), p(s.heldRefitZs), p(s.heldRefitFt)]),
-    note: 'zs = zero-shot after pruning (dense head); ft = after masked fine-tuning on the source (source: the trained task head on the source test split; held-out: dense head). Held-out columns: mean of accuracy / dense accuracy.',
+    header: [...(proto.size ? ['settings'] : []), 'model', 'control', 'score', 'sparsity', 'achieved', 'source zs', 'source ft', 'held-out zs', 'held-out ft', 'held-out zs (refit)', 'held-out ft (refit)'],
+    rows: sum.map((s, i) => [...pcol(i), s.model, s.control, s.score, p(s.sparsity, 0), p(s.achieved), p(s.sourceZs), p(s.sourceFt), p(s.heldZs), p(s.heldFt), p(s.heldRefitZs), p(s.heldRefitFt)]),
+    note: 'zs = zero-shot after pruning (dense head); ft = after masked fine-tuning on the source (source: the trained task head on the source test split; held-out: dense head). Held-out columns: mean of accuracy / dense accuracy.' +
+      (proto.size ? ` This database holds ${proto.size} runs of the study with different settings; "settings" says which each row ran with.` : '') +
+      gridStatus(d).filter((g) => g.grid !== null && g.done < g.grid).map((g) => ` INCOMPLETE: ${g.done} of ${g.grid} cells of study ${g.study} are finished; re-run \`tapir study\` on its config to finish (it resumes).`).join(''),
   });
   const tasks = [...new Set(d.acc.map((a) => a.task))];
   t.push({

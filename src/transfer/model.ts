@@ -54,7 +54,10 @@ export async function openModel(spec: string, o: { seed?: number } = {}): Promis
   if (isDir(spec) && existsSync(join(spec, 'model.onnx'))) return { graph: await importOnnx(join(spec, 'model.onnx')), spec, kind: 'onnx', base: join(spec, 'model.onnx') };
   if (/\.onnx$/i.test(spec)) {
     if (!existsSync(spec)) throw new TapirError('E_FILE', `ONNX file ${spec} does not exist`, { context: { model: spec }, fix: 'check the path' });
-    return { graph: await importOnnx(spec), spec, kind: 'onnx', base: spec };
+    const graph = await importOnnx(spec);
+    // A file `tapir prune` wrote names the model it was pruned from: that is its dense reference, not itself.
+    const base = typeof graph.meta.baseModel === 'string' ? graph.meta.baseModel : spec;
+    return { graph, spec, kind: 'onnx', base };
   }
   if (isDir(spec)) throw new TapirError('E_FILE', `${spec} is a directory without finetune.json or model.onnx`, { context: { model: spec }, fix: 'pass a zoo id (e.g. mobilenet_v2@96), an .onnx file, or a directory written by `tapir finetune`' });
   return { graph: await loadModel(spec, { cache: true, ...(o.seed !== undefined ? { seed: o.seed } : {}) }), spec, kind: 'zoo', base: spec };
@@ -82,7 +85,7 @@ export async function savePruned(dir: string, g: Graph, doc: Record<string, unkn
   await writeDirAtomic(dir, async (tmp) => {
     await writeSafetensors(join(tmp, 'model.safetensors'), new Map([...g.params].map(([n, p]) => [n, p.tensor])), { format: PRUNE_FORMAT, model, runId });
     await writeMaskFile(join(tmp, MASK_FILE), g, { ...o.maskInfo, runId });
-    if (o.onnx) await exportOnnx(g, join(tmp, 'model.onnx'));
+    if (o.onnx) await exportOnnx(g, join(tmp, 'model.onnx'), { baseModel: model });
     await writeJsonAtomic(join(tmp, 'prune.json'), info);
   });
   return info;

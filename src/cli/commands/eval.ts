@@ -76,7 +76,7 @@ export function evalCommand(io: Io): Command {
       const mask = o.mask ? await applyMaskDir(m.graph, o.mask) : null;
       // The dense reference (its head gives the `dense` column in both modes): loaded only when the evaluated state
       // differs from the base model.
-      const needRef = o.reference !== undefined || mask !== null || m.kind === 'finetuned' || m.graph.masks.size > 0;
+      const needRef = o.reference !== undefined || mask !== null || m.kind === 'finetuned' || m.graph.masks.size > 0 || m.base !== o.model;
       const ref = needRef ? (await openModel(o.reference ?? m.base)).graph : null;
       if (ref) for (const msk of ref.masks.values()) msk.dispose();
       ref?.masks.clear();

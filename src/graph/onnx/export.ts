@@ -17,6 +17,8 @@ export interface ExportOnnxOptions {
   opset?: number;
   /** Recorded as the model's doc string. */
   docString?: string;
+  /** The unpruned model this one was pruned from (a zoo spec or path): readers evaluate against it by default. */
+  baseModel?: string;
 }
 
 type OnnxAttr = onnxProto.onnx.IAttributeProto;
@@ -108,7 +110,7 @@ export function exportOnnxBytes(g: Graph, o: ExportOnnxOptions = {}): Uint8Array
     producerName: 'tapir',
     producerVersion: '0.1.0',
     docString: o.docString ?? '',
-    metadataProps: [{ key: TAPIR_METADATA_KEY, value: JSON.stringify(tapirMetadata(g)) }],
+    metadataProps: [{ key: TAPIR_METADATA_KEY, value: JSON.stringify({ ...tapirMetadata(g), ...(o.baseModel ? { baseModel: o.baseModel } : {}) }) }],
     opsetImport: [{ domain: '', version: opset }],
     graph: {
       name: g.name,

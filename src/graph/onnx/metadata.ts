@@ -10,6 +10,8 @@ export interface TapirMetadata {
   featureTap: string;
   preprocessing: Graph['preprocessing'];
   params: Record<string, { role: string; prunable: boolean; trainable: boolean }>;
+  /** Set by `tapir prune`: the unpruned model the file was pruned from. */
+  baseModel?: string;
 }
 export function tapirMetadata(g: Graph): TapirMetadata {
   const params: TapirMetadata['params'] = {};
@@ -36,6 +38,6 @@ export function applyTapirMetadata(g: Graph, json: string, o: { preprocessing?: 
     g.params.set(name, { ...p, role: v.role as ParamRole, prunable: !!v.prunable, trainable: !!v.trainable });
     if (!v.trainable && p.tensor.requiresGrad) p.tensor.requiresGrad_(false);
   }
-  g.meta = { ...g.meta, exportedByTapir: true, preprocessingAssumed: false };
+  g.meta = { ...g.meta, exportedByTapir: true, preprocessingAssumed: false, ...(typeof md.baseModel === 'string' ? { baseModel: md.baseModel } : {}) };
   return g;
 }
