@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Size } from './decode.js';
+import { DataError } from './errors.js';
 import type { Dataset, SkippedFile } from './dataset.js';
 import { cacheRoot } from './paths.js';
 import { hashString } from './rng.js';
@@ -102,7 +103,16 @@ export async function writeClassFile(path: string, meta: { dataset: string; cls:
   file.set(hbuf, HEAD);
   keys.forEach((k, i) => file.set(entry.images.get(k)!, HEAD + hbuf.length + i * per));
   file.set(u8(createHash('sha256').update(file.subarray(HEAD)).digest()), 12);
-  await writeFileAtomic(path, file);
+  try {
+    await writeFileAtomic(path, file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'EEXIST' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS')
+      throw new DataError(`cannot write the image cache under ${cacheRoot()} (${code}: ${code === 'ENOTDIR' || code === 'EEXIST' ? 'a path component is a file' : 'not writable'})`, {
+        context: { cache: cacheRoot(), TAPIR_CACHE: process.env.TAPIR_CACHE ?? null }, fix: 'set TAPIR_CACHE to a writable directory (default ~/.cache/tapir)',
+      });
+    throw e;
+  }
 }
 
 function hex(b: Uint8Array): string {

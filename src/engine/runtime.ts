@@ -1,5 +1,6 @@
 /** Process-wide engine settings: threads, seeding, devices. */
 import { availableParallelism } from 'node:os';
+import { TapirError } from './errors.js';
 import { native } from './native.js';
 import type { Device } from './tensor.js';
 
@@ -29,5 +30,14 @@ export function buildInfo(): { torchVersion: string; config: string; parallel: s
   return native.buildInfo();
 }
 
-const envThreads = Number(process.env.TAPIR_THREADS);
-setNumThreads(Number.isInteger(envThreads) && envThreads > 0 ? envThreads : availableParallelism());
+const rawThreads = process.env.TAPIR_THREADS;
+const envThreads = Number(rawThreads);
+const threadsOk = rawThreads === undefined || rawThreads.trim() === '' || (/^\d+$/.test(rawThreads.trim()) && envThreads > 0);
+setNumThreads(threadsOk && envThreads > 0 ? envThreads : availableParallelism());
+
+/** A bad TAPIR_THREADS (the engine then uses every core): the CLI refuses to start with it. */
+export function environmentError(): TapirError | null {
+  return threadsOk ? null : new TapirError('E_ENV', `TAPIR_THREADS must be a positive integer, got '${rawThreads}'`, {
+    context: { TAPIR_THREADS: rawThreads }, fix: 'unset it (every core is used) or set e.g. TAPIR_THREADS=2',
+  });
+}

@@ -84,6 +84,11 @@ export async function loadMaskFile(g: Graph, path: string): Promise<{ metadata: 
   } catch {
     throw new MaskFileError(path, "the metadata entry 'shapes' is missing or not JSON");
   }
+  // The metadata lists every masked tensor: a file missing one would silently leave that tensor dense.
+  const absent = Object.keys(shapes).filter((n) => !st.entries.has(n));
+  if (absent.length > 0)
+    throw new MaskFileError(path, `the file lists ${Object.keys(shapes).length} masked tensors but lacks ${absent.length} of them (${absent.slice(0, 3).join(', ')}${absent.length > 3 ? ', …' : ''}): it is truncated or was edited`, { missing: absent },
+      're-run the pruning that wrote it');
   const planned: [string, Float32Array, number[]][] = [];
   for (const [name, e] of st.entries) {
     const p = g.params.get(name);

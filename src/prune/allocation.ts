@@ -93,6 +93,10 @@ export function allocate(scores: ParamMap, o: AllocateOptions): AllocationResult
   const alloc = o.allocation ?? { kind: 'global' };
   if (alloc.kind === 'nm') return allocateNM(scores, names, alloc, o.sparsity);
   const reserve = sizes.map((s) => Math.min(s, Math.ceil(minDensity * s)));
+  const reserved = reserve.reduce((a, b) => a + b, 0);
+  if (reserved > target)
+    throw new AllocationError(`minDensity ${minDensity} keeps at least ${reserved} weights (${(100 * reserved / total).toFixed(1)} %), more than the ${target} (${(100 * target / total).toFixed(1)} %) that sparsity ${o.sparsity} keeps`,
+      { minDensity, sparsity: o.sparsity }, `lower --min-density below ${+(1 - o.sparsity).toFixed(6)} (1 − sparsity), or lower --sparsity`);
   let perTensor: number[];
   switch (alloc.kind) {
     case 'global':

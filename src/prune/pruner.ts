@@ -209,6 +209,9 @@ function pruneWith(g: Graph, score: Score, params: string[], batches: readonly C
   // Where the pruned network's output drifts from the dense one, layer by layer (after BN repair), on the same images.
   const errors = batches.length > 0 && dense !== g && g.inputs.length === 1 ? time('layerErrors', () => layerErrors(g, dense, batches, layersOf(g, params, 'layer errors', { skipUnsupported: true }))) : null;
   const warnings = final.collapsed.map((n) => `tensor '${n}' is fully pruned (layer collapse): every output of it is constant; raise --min-density or lower --sparsity`);
+  // Exact counts make the achieved sparsity the asked one up to one weight; anything else must be said.
+  if (Math.abs(final.achievedSparsity - o.sparsity) > 1 / final.total)
+    warnings.push(`achieved sparsity ${final.achievedSparsity.toFixed(6)} differs from the requested ${o.sparsity} (the allocation's per-tensor limits); check --min-density and --allocation`);
   final.masks.forEach((m) => m.dispose());
   return {
     graph: g.name, score: score.name, scoreInfo, loss, seed, sparsity: o.sparsity, achievedSparsity: final.achievedSparsity, allocation,

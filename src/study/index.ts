@@ -8,3 +8,4 @@ export { readReport, summaryRows, phaseProfile, ablations, configAxes, AXIS_FIEL
 export { reportTables, markdownReport, markdownTable, htmlReport, escapeHtml, writeAtomic, ablationTable, type Table } from './report.js';
 export { renderSvg, reportPlots, ablationPlot, type Plot } from './plots.js';
 export { DEMO_STUDY, demoConfig } from './demo.js';
+export { resolveStudy } from './resolve.js';

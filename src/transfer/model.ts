@@ -59,6 +59,8 @@ export async function openModel(spec: string, o: { seed?: number } = {}): Promis
     const base = typeof graph.meta.baseModel === 'string' ? graph.meta.baseModel : spec;
     return { graph, spec, kind: 'onnx', base };
   }
+  if (!existsSync(spec) && /[\\/]|^\./.test(spec))
+    throw new TapirError('E_FILE', `no file or directory at ${spec}`, { context: { model: spec }, fix: 'check the path, or pass a zoo id (tapir models lists them, e.g. mobilenet_v2@96)' });
   if (isDir(spec)) throw new TapirError('E_FILE', `${spec} is a directory without finetune.json or model.onnx`, { context: { model: spec }, fix: 'pass a zoo id (e.g. mobilenet_v2@96), an .onnx file, or a directory written by `tapir finetune`' });
   return { graph: await loadModel(spec, { cache: true, ...(o.seed !== undefined ? { seed: o.seed } : {}) }), spec, kind: 'zoo', base: spec };
 }

@@ -27,10 +27,15 @@ export function lazyBar(enabled: boolean, label: string, delayMs = 2000): { upda
   };
 }
 
-export function parseNumber(opt: string, s: string, o: { int?: boolean; min?: number; positive?: boolean } = {}): number {
+/** A decimal number (no hex, no empty string, no 'Infinity'), as a user writes one on the command line. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+export function parseNumber(opt: string, s: string, o: { int?: boolean; min?: number; max?: number; maxOpen?: number; positive?: boolean } = {}): number {
   const n = Number(s);
-  const ok = s.trim() !== '' && Number.isFinite(n) && (!o.int || Number.isInteger(n)) && (o.min === undefined || n >= o.min) && (!o.positive || n > 0);
-  if (!ok) throw new TapirError('E_ARG', `${opt} must be ${o.int ? 'an integer' : 'a number'}${o.min !== undefined ? ` >= ${o.min}` : ''}${o.positive ? ' > 0' : ''}, got '${s}'`, { context: { option: opt } });
+  const ok = DECIMAL.test(s.trim()) && Number.isFinite(n) && (!o.int || Number.isInteger(n)) && (o.min === undefined || n >= o.min) && (!o.positive || n > 0) &&
+    (o.max === undefined || n <= o.max) && (o.maxOpen === undefined || n < o.maxOpen);
+  const range = [o.min !== undefined ? `>= ${o.min}` : '', o.positive ? '> 0' : '', o.max !== undefined ? `<= ${o.max}` : '', o.maxOpen !== undefined ? `< ${o.maxOpen}` : ''].filter((x) => x).join(' and ');
+  if (!ok) throw new TapirError('E_ARG', `${opt} must be ${o.int ? 'an integer' : 'a decimal number'}${range ? ` ${range}` : ''}, got '${s}'`, { context: { option: opt }, fix: `e.g. ${opt} ${o.min ?? (o.positive ? 1 : 0)}` });
   return n;
 }
 

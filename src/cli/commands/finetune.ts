@@ -8,7 +8,7 @@ import {
   type BnPolicy, type FinetuneLoss, type HeadInit, type LrSchedule, type OptimizerName,
 } from '../../transfer/index.js';
 import { emit, table, type Io } from '../output.js';
-import { lazyBar, oneOf, parseNumber } from './eval.js';
+import { lazyBar, oneOf, parseAlpha, parseNumber } from './eval.js';
 
 interface FinetuneFlags {
   model: string; mask?: string; task: string; epochs?: string; steps?: string; batchSize: string; lr?: string;
@@ -69,11 +69,11 @@ export function finetuneCommand(io: Io): Command {
           ...(o.steps !== undefined ? { steps: parseNumber('--steps', o.steps, { int: true, min: 1 }) } : {}),
           batchSize: parseNumber('--batch-size', o.batchSize, { int: true, min: 1 }),
           ...(o.lr !== undefined ? { lr: parseNumber('--lr', o.lr, { positive: true }) } : {}),
-          optimizer, momentum: parseNumber('--momentum', o.momentum, { min: 0 }), nesterov: !!o.nesterov,
+          optimizer, momentum: parseNumber('--momentum', o.momentum, { min: 0, maxOpen: 1 }), nesterov: !!o.nesterov,
           ...(o.weightDecay !== undefined ? { weightDecay: parseNumber('--weight-decay', o.weightDecay, { min: 0 }) } : {}),
           schedule, loss: oneOf<FinetuneLoss>('--loss', o.loss, ['ce', 'mse']), bn: oneOf<BnPolicy>('--bn', o.bn, ['frozen', 'train']),
           augment: o.augment ? { pad: parseNumber('--pad', o.pad, { int: true, min: 0 }), flip: true } : false,
-          headInit, ...(ref ? { reference: ref } : {}), alpha: o.alpha === 'auto' ? 'auto' : parseNumber('--alpha', o.alpha, { min: 0 }), seed,
+          headInit, ...(ref ? { reference: ref } : {}), alpha: parseAlpha(o.alpha), seed,
           checkpointDir: o.out, resume: !!o.resume,
           onProgress: (p) => bar.update(p.step, p.totalSteps, `epoch ${p.epoch + 1}/${p.epochs} loss ${p.loss.toFixed(4)} lr ${p.lr.toExponential(2)}`),
         });

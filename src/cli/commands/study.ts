@@ -1,8 +1,10 @@
 /** `tapir study <config.yaml>`: runs a study grid into a SQLite file (resumable), then prints its summary table. */
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { defaultSteps, loadStudy, markdownTable, phaseProfile, readReport, reportTables, runStudy, StudyStore, type RunSummary, type StudyConfig, type StudyProgress } from '../../study/index.js';
+import { TapirError } from '../../engine/index.js';
+import { defaultSteps, expandGrid, loadStudy, markdownTable, phaseProfile, readReport, reportTables, resolveStudy, runStudy, StudyStore, type RunSummary, type StudyConfig, type StudyProgress } from '../../study/index.js';
 import { emit, type Io } from '../output.js';
+import { parseNumber } from './eval.js';
 
 /**
  * Progress with ETA on stderr (units: cells; the running cell advances by its stages): a bar on a terminal, one
@@ -35,6 +37,10 @@ export function studyBar(enabled: boolean, stream: NodeJS.WriteStream = process.
   };
 }
 
+/** Grids larger than this need --yes; the estimate uses a rough per-cell time (MobileNetV2 at 96 px, no fine-tuning). */
+const BIG_GRID = 1000;
+const SECONDS_PER_CELL = 60;
+
 /** Runs `config` into `db` with a progress bar; returns the run summary and the summary table rows. */
 export async function runWithProgress(config: StudyConfig, db: string, o: { progress: boolean; maxCells?: number }): Promise<{ run: RunSummary; store: StudyStore }> {
   const store = new StudyStore(db);
@@ -58,11 +64,19 @@ export function studyCommand(io: Io): Command {
     .option('--max-cells <n>', 'stop after this many new cells')
     .option('--no-progress', 'no progress bar')
     .option('--profile', 'also print where the time went: seconds per phase over the study\'s cells')
+    .option('--yes', `start a grid of more than ${BIG_GRID} cells (without it, tapir prints the grid's size and estimated time and stops)`)
     .option('--json', 'print one JSON document')
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
-    .action(async (file: string, o: { db: string; maxCells?: string; progress: boolean; profile?: boolean; json?: boolean }) => {
+    .action(async (file: string, o: { db: string; maxCells?: string; progress: boolean; profile?: boolean; yes?: boolean; json?: boolean }) => {
       const config = loadStudy(file);
-      const maxCells = o.maxCells === undefined ? undefined : Number(o.maxCells);
+      const maxCells = o.maxCells === undefined ? undefined : parseNumber('--max-cells', o.maxCells, { int: true, min: 1 });
+      // Everything the grid needs must resolve before the database is created or touched.
+      await resolveStudy(config, file);
+      const cells = expandGrid(config).length;
+      if (cells > BIG_GRID && !o.yes)
+        throw new TapirError('E_BIG_GRID', `${file} expands to ${cells} cells, about ${(cells * SECONDS_PER_CELL / 3600).toFixed(1)} h at ~${SECONDS_PER_CELL} s a cell on 2 cores`, {
+          context: { cells }, fix: 'pass --yes to start it (it resumes if stopped), or shrink the grid (fewer scores, sparsities, sources, seeds or axis values)',
+        });
       const { run, store } = await runWithProgress(config, o.db, { progress: o.progress && !o.json, ...(maxCells ? { maxCells } : {}) });
       try {
         const data = readReport(store);
