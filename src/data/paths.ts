@@ -3,15 +3,21 @@
  * variable, so tests can point a dataset at a bogus path and check the missing-asset error.
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { DataError } from './errors.js';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
 const require = createRequire(import.meta.url);
 
-/** Root of tapir's on-disk cache: `$TAPIR_CACHE`, default `~/.cache/tapir`. */
+/** Root of tapir's on-disk cache: `$TAPIR_CACHE`, default `~/.cache/tapir`. A path that is a file is refused. */
 export function cacheRoot(): string {
-  return resolve(process.env.TAPIR_CACHE || join(homedir(), '.cache', 'tapir'));
+  const root = resolve(process.env.TAPIR_CACHE || join(homedir(), '.cache', 'tapir'));
+  if (existsSync(root) && !statSync(root).isDirectory())
+    throw new DataError(`the cache root ${root} is a file, not a directory${process.env.TAPIR_CACHE ? ' (TAPIR_CACHE)' : ''}`, {
+      context: { cache: root }, fix: 'set TAPIR_CACHE to a directory (it is created if missing), or unset it for ~/.cache/tapir',
+    });
+  return root;
 }
 
 /** Extracted third-party files (the sklearn digits CSV): `$TAPIR_ASSETS`, default `<cache>/assets`. */

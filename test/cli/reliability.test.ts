@@ -5,7 +5,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { disposeGraph, exportOnnx, readSafetensors, writeSafetensors } from '../../src/graph/index.js';
 import { runCli } from '../helpers/cli.js';
@@ -102,4 +102,23 @@ test('case 7: a bad TAPIR_THREADS stops the CLI; usage errors under --json print
   const doc = JSON.parse(usage.stdout) as { error: { code: string; message: string } };
   assert.equal(doc.error.code, 'E_USAGE');
   assert.match(doc.error.message, /unknown option '--bogus'|required option/);
+});
+
+test('case 7: TAPIR_CACHE on a file or a read-only directory names TAPIR_CACHE and the fix', async () => {
+  const saved = process.env.TAPIR_CACHE;
+  try {
+    const file = join(WORK, 'a-file');
+    writeFileSync(file, 'x');
+    process.env.TAPIR_CACHE = file;
+    await assert.rejects(runCli(['data', 'prepare', 'digits', '--no-progress']), /the cache root .*a-file is a file, not a directory \(TAPIR_CACHE\)/);
+    const ro = join(WORK, 'ro');
+    mkdirSync(ro);
+    chmodSync(ro, 0o500);
+    process.env.TAPIR_CACHE = ro;
+    // root ignores permissions: only check where they apply.
+    if (process.getuid?.() !== 0) await assert.rejects(runCli(['data', 'prepare', TASK, '--no-progress']), /cannot write the image cache under .*ro \(EACCES: not writable\)/);
+  } finally {
+    if (saved === undefined) delete process.env.TAPIR_CACHE;
+    else process.env.TAPIR_CACHE = saved;
+  }
 });
