@@ -9,7 +9,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { TapirError } from '../engine/index.js';
 import type { Graph } from '../graph/index.js';
@@ -43,6 +42,8 @@ export interface FinetuneInfo extends Omit<FinetuneResult, 'head'> {
   model: string;
   mask: string | null;
   weights: string;
+  /** Shared with the weights and mask files of the same run (absent in directories written before run ids). */
+  runId?: string;
 }
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
@@ -128,16 +129,22 @@ export async function applyMaskDir(g: Graph, dirOrFile: string): Promise<{ file:
 }
 
 /** Writes a fine-tuned model: weights (backbone + task head), mask and finetune.json, each atomically. */
+/**
+ * Writes a fine-tuned model as one directory, replaced as a unit (the run's checkpoint inside it goes with the old
+ * directory): weights (backbone + task head), mask and finetune.json, all three carrying the same run id.
+ */
 export async function saveFinetuned(dir: string, g: Graph, r: FinetuneResult, o: { model: string; mask: string | null }): Promise<FinetuneInfo> {
-  await mkdir(dir, { recursive: true });
+  const runId = randomBytes(8).toString('hex');
   const tensors = new Map([...g.params].map(([n, p]) => [n, p.tensor]));
   tensors.set(TASK_HEAD_WEIGHT, r.head.weight);
   tensors.set(TASK_HEAD_BIAS, r.head.bias);
-  await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: FINETUNE_FORMAT, model: o.model, task: r.task });
-  if (g.masks.size > 0) await writeMaskFile(join(dir, MASK_FILE), g, { sourceTask: r.task, finetuned: true });
   const { head: _head, ...rest } = r;
-  const info: FinetuneInfo = { format: FINETUNE_FORMAT, model: o.model, mask: o.mask, weights: 'model.safetensors', ...rest };
-  await writeJsonAtomic(join(dir, 'finetune.json'), info);
+  const info: FinetuneInfo = { format: FINETUNE_FORMAT, model: o.model, mask: o.mask, weights: 'model.safetensors', runId, ...rest };
+  await writeDirAtomic(dir, async (tmp) => {
+    await writeSafetensors(join(tmp, 'model.safetensors'), tensors, { format: FINETUNE_FORMAT, model: o.model, task: r.task, runId });
+    if (g.masks.size > 0) await writeMaskFile(join(tmp, MASK_FILE), g, { sourceTask: r.task, finetuned: true, runId });
+    await writeJsonAtomic(join(tmp, 'finetune.json'), info);
+  });
   return info;
 }
 
@@ -148,10 +155,17 @@ export async function loadFinetuned(dir: string, o: { seed?: number } = {}): Pro
   const base = await openModel(info.model, o);
   const g = base.graph;
   const st = await readSafetensors(join(dir, info.weights));
+  // Directories written before run ids existed have none: nothing to compare then.
+  if (info.runId && st.metadata.runId !== info.runId)
+    throw new TapirError('E_FILE', `${dir} is not a complete fine-tuned directory: ${info.weights} belongs to run ${st.metadata.runId ?? '(none)'}, finetune.json to ${info.runId}`, { fix: 're-run `tapir finetune --out <dir>`' });
   const r = await loadStateDict(g, st, { strict: false });
   if (r.missing.length > 0)
     throw new TapirError('E_STATE_DICT', `${dir}/${info.weights} lacks ${r.missing.length} parameters of '${info.model}' (e.g. ${r.missing.slice(0, 3).join(', ')})`, { fix: 'the directory was written for another model; re-run `tapir finetune`' });
-  if (existsSync(join(dir, MASK_FILE))) await loadMaskFile(g, join(dir, MASK_FILE));
+  if (existsSync(join(dir, MASK_FILE))) {
+    const mf = await loadMaskFile(g, join(dir, MASK_FILE));
+    if (info.runId && mf.metadata.runId !== info.runId)
+      throw new TapirError('E_FILE', `${dir} is not a complete fine-tuned directory: ${MASK_FILE} belongs to run ${mf.metadata.runId ?? '(none)'}, finetune.json to ${info.runId}`, { fix: 're-run `tapir finetune --out <dir>`' });
+  }
   const head = st.entries.has(TASK_HEAD_WEIGHT) ? { weight: st.tensor(TASK_HEAD_WEIGHT), bias: st.tensor(TASK_HEAD_BIAS) } : undefined;
   return { graph: g, spec: dir, kind: 'finetuned', base: base.base, finetune: info, ...(head ? { head } : {}) };
 }
