@@ -30,8 +30,8 @@ interface Plan {
   lastUse: Map<string, number>;
 }
 
-/** The nodes needed for `wanted` (given the values in `known`), in graph order, and each value's last use among them. */
-function plan(g: Graph, wanted: ReadonlySet<string>, known: ReadonlySet<string> = new Set()): Plan {
+/** Indices (graph order) of the nodes the values `wanted` depend on, stopping at values in `known`. */
+export function neededNodes(g: Graph, wanted: Iterable<string>, known: ReadonlySet<string> = new Set()): number[] {
   const producer = new Map<string, number>();
   g.nodes.forEach((n, i) => n.outputs.forEach((o) => producer.set(o, i)));
   const need = new Set<number>();
@@ -46,7 +46,12 @@ function plan(g: Graph, wanted: ReadonlySet<string>, known: ReadonlySet<string> 
     need.add(i);
     for (const inp of g.nodes[i]!.inputs) if (inp !== '') stack.push(inp);
   }
-  const nodes = g.nodes.filter((_, i) => need.has(i));
+  return [...need].sort((a, b) => a - b);
+}
+
+/** The nodes needed for `wanted` (given the values in `known`), in graph order, and each value's last use among them. */
+function plan(g: Graph, wanted: ReadonlySet<string>, known: ReadonlySet<string> = new Set()): Plan {
+  const nodes = neededNodes(g, wanted, known).map((i) => g.nodes[i]!);
   const lastUse = new Map<string, number>();
   nodes.forEach((n, i) => n.inputs.forEach((v) => lastUse.set(v, i)));
   return { nodes, lastUse };

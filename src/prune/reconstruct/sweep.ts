@@ -9,31 +9,12 @@
  * images. Both run in eval mode (BatchNorm with running statistics).
  */
 import { eye, linalg, noGrad, scope, type Tensor } from '../../engine/index.js';
-import { forwardFrom, setMask, type Graph } from '../../graph/index.js';
+import { forwardFrom, neededNodes, setMask, type Graph } from '../../graph/index.js';
 import { PruneError } from '../errors.js';
 import type { CalibBatch } from '../loss.js';
 import type { Layer } from './layers.js';
 import { toRows } from './layers.js';
 import { solveLayer, type KeepRule } from './solver.js';
-
-/** Indices of the nodes the values `wanted` depend on. */
-function neededNodes(g: Graph, wanted: readonly string[]): number[] {
-  const producer = new Map<string, number>();
-  g.nodes.forEach((n, i) => n.outputs.forEach((o) => producer.set(o, i)));
-  const need = new Set<number>();
-  const stack = [...wanted];
-  const seen = new Set<string>();
-  while (stack.length > 0) {
-    const v = stack.pop()!;
-    if (seen.has(v)) continue;
-    seen.add(v);
-    const i = producer.get(v);
-    if (i === undefined || need.has(i)) continue;
-    need.add(i);
-    for (const inp of g.nodes[i]!.inputs) if (inp !== '') stack.push(inp);
-  }
-  return [...need].sort((a, b) => a - b);
-}
 
 /** The activations of a graph at a point of its node order, one map per batch. */
 export class Frontier {
