@@ -226,7 +226,7 @@ export async function writeResults(o: ResultsOptions): Promise<ResultsSummary> {
       'Do not edit by hand: every number below is computed from the databases, and every sentence under "Findings" is generated from the table below it.',
     '',
     `Thresholds: P1 holds where held-out zero-shot accuracy is ≥ ${pct(t.p1, 0)} of dense; P2 counts a rise of ≥ ${(100 * t.p2Gain).toFixed(1)} points of retained accuracy; ` +
-      `target: ${t.target.map((x) => `≥ ${pct(x.retained, 0)} of dense at ${pct(x.sparsity, 0)}`).join(' and ')} on held-out tasks matching /${t.targetTasks.source}/ (a study's \`target_tasks\` replaces that); a tensor counts as emptied below ${pct(t.collapse, 0)} density.`,
+      `target: ${t.target.map((x) => `≥ ${pct(x.retained, 0)} of dense at ${pct(x.sparsity, 0)}`).join(' and ')} on every held-out task (a study's \`target_tasks\` narrows that; each study section says which tasks); a tensor counts as emptied below ${pct(t.collapse, 0)} density.`,
     '',
     'How to read it:',
     '',

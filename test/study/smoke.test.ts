@@ -50,7 +50,7 @@ test('studies/smoke.yaml runs end to end and tapir results writes its findings, 
     assert.match(md, /Status: complete: 4 of 4 cells\./);
     assert.ok(md.includes(`Reproduce: \`bin/tapir study ${relative(process.cwd(), CONFIG)} --db ${db}\``), 'the reproduce command');
     const findings = computeFindings(data, DEFAULT_THRESHOLDS);
-    assert.deepEqual(findings.map((f) => f.id), ['dense', 'p1', 'p2', 'collapse'], 'no controls, no CIFAR/clip-art target task');
+    assert.deepEqual(findings.map((f) => f.id), ['dense', 'p1', 'p2', 'collapse', 'target'], 'no controls; the target is checked on every held-out task');
     for (const f of findings) for (const sentence of f.sentences) assert.ok(md.includes(`- ${sentence}`), `RESULTS.md states: ${sentence}`);
     const svgs = readdirSync(join(dir, 'results', 'smoke'));
     // accuracy, retained, densities, per-layer errors (smoke has no second score, so no overlap plot).
