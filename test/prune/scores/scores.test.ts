@@ -244,7 +244,15 @@ test('same seed ⇒ identical scores for every stochastic score; data-free score
       const a = flat(SCORES['diag-hessian'].score(ctxOf(c, { ...extra, seed: 11 })).scores, ns);
       assert.deepEqual(a, flat(SCORES['diag-hessian'].score(ctxOf(c, { ...extra, seed: 11 })).scores, ns));
     }
-    for (const s of Object.values(SCORES).filter((x) => x.dataFree)) assert.doesNotThrow(() => s.score({ ...ctxOf(c), batches: [] }));
+    // Data-free scores need no batch: each still gives a finite score of every parameter's shape.
+    for (const s of Object.values(SCORES).filter((x) => x.dataFree)) {
+      const r = s.score({ ...ctxOf(c), batches: [] });
+      for (const n of ns) {
+        const t = r.scores.get(n)!;
+        assert.deepEqual(t.shape, c.graph.params.get(n)!.tensor.shape, `${s.name}: ${n}`);
+        assert.ok((t.toArray() as number[]).every(Number.isFinite), `${s.name}: ${n} finite`);
+      }
+    }
     const y = randint(0, 3, [1]);
     disposeAll(y);
     ones([1]).dispose();
