@@ -24,9 +24,8 @@ export interface DiagnosticsData { models: DiagModel[]; spectra: DiagSpectrum[];
 
 /** The latest diagnostics run of every model, or null when the database has none (or predates the tables). */
 export function readDiagnostics(store: StudyStore): DiagnosticsData | null {
-  if (store.all("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'diag_done'").length === 0) return null;
   const latest = new Map<string, { model: string; settings: string; info: string; wall_s: number }>();
-  for (const r of store.all<{ model: string; settings: string; info: string; wall_s: number }>('SELECT model, settings, info, wall_s FROM diag_done ORDER BY finished_at, rowid')) latest.set(r.model, r);
+  for (const r of store.diagnosticsRuns()) latest.set(r.model, r);
   if (latest.size === 0) return null;
   const models: DiagModel[] = [...latest.values()].map((r) => ({ model: r.model, settings: r.settings, random: r.model.startsWith('random:'), info: JSON.parse(r.info) as Record<string, unknown>, wallS: r.wall_s }))
     .sort((a, b) => Number(a.random) - Number(b.random) || a.model.localeCompare(b.model));
@@ -34,17 +33,14 @@ export function readDiagnostics(store: StudyStore): DiagnosticsData | null {
   const pairs: DiagPair[] = [];
   const lossChange: DiagLoss[] = [];
   for (const m of models) {
-    for (const s of store.all<{ task: string; images: number; loss: number | null; trace: number | null; trace_stderr: number | null; weighted_trace: number | null; weighted_stderr: number | null; eigenvalues: string; head: string }>(
-      'SELECT * FROM diag_spectra WHERE model = ? AND settings = ? ORDER BY ord', m.model, m.settings)) {
+    for (const s of store.diagnosticsSpectra(m.model, m.settings)) {
       spectra.push({ model: m.model, task: s.task, images: s.images, loss: s.loss, trace: s.trace, traceStderr: s.trace_stderr, weightedTrace: s.weighted_trace,
         weightedStderr: s.weighted_stderr, eigenvalues: JSON.parse(s.eigenvalues) as (number | null)[], head: JSON.parse(s.head) as DiagSpectrum['head'] });
     }
-    for (const p of store.all<{ a: string; b: string; cosine: number | null; spearman: number | null; overlap: number | null; iou: string }>(
-      'SELECT * FROM diag_pairs WHERE model = ? AND settings = ? ORDER BY rowid', m.model, m.settings)) {
+    for (const p of store.diagnosticsPairs(m.model, m.settings)) {
       pairs.push({ model: m.model, a: p.a, b: p.b, cosine: p.cosine, spearman: p.spearman, overlap: p.overlap, iou: JSON.parse(p.iou) as DiagPair['iou'] });
     }
-    for (const l of store.all<{ mask_kind: 'obd' | 'cell'; mask_from: string; score: string; target: number | null; task: string; sparsity: number | null; first: number | null; second: number | null; measured: number | null }>(
-      'SELECT * FROM diag_loss_change WHERE model = ? AND settings = ? ORDER BY rowid', m.model, m.settings)) {
+    for (const l of store.diagnosticsLossChange(m.model, m.settings)) {
       lossChange.push({ model: m.model, kind: l.mask_kind, from: l.mask_from, score: l.score, target: l.target, task: l.task, sparsity: l.sparsity, first: l.first, second: l.second, measured: l.measured });
     }
   }

@@ -49,7 +49,7 @@ export function planDiagnostics(c: StudyConfig, cells: readonly CellSpec[]): Dia
 /** A stored cell mask as name → 0/1 float32 tensors of the graph's parameter shapes (names the graph lacks are skipped). */
 export function cellMask(store: StudyStore, cell: string, g: Graph): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
-  for (const { tensor: name, bits } of store.all<{ tensor: string; bits: Buffer }>('SELECT tensor, bits FROM masks WHERE cell = ? ORDER BY tensor', cell)) {
+  for (const [name, bits] of store.masksOf(cell)) {
     const p = g.params.get(name);
     if (!p || !p.prunable) continue;
     const n = p.tensor.numel;

@@ -45,14 +45,12 @@ export interface ReportData {
 }
 
 export function readReport(store: StudyStore): ReportData {
-  const studies = store.all<{ name: string; protocol: string; config: string }>('SELECT name, protocol, config FROM studies ORDER BY created_at')
+  const studies = store.studyRows()
     .map((s) => ({ name: s.name, protocol: s.protocol, config: JSON.parse(s.config) as Record<string, unknown> }));
   if (studies.length === 0) throw new TapirError('E_DB', `${store.file} holds no study`, { fix: 'run `tapir study <config.yaml> --db <file>` first' });
   const baseOf = new Map(studies.map((s) => [s.protocol, configAxes(s.config)]));
   // SELECT *: a read-only store on a database written before the axis columns existed has none of them.
-  const cells = store.all<{ key: string; study: string; protocol: string; model: string; control: string; score: string; sparsity: number; source: string; seed: number; achieved_sparsity: number; wall_s: number; info: string;
-    allocation?: string | null; bn?: string | null; calibration?: number | null; calib_data?: string | null }>(
-    'SELECT * FROM cells ORDER BY rowid').map((c) => {
+  const cells = store.cellRows().map((c) => {
     const base = baseOf.get(c.protocol);
     return {
       key: c.key, study: c.study, protocol: c.protocol, model: c.model, control: c.control, score: c.score, sparsity: c.sparsity, source: c.source, seed: c.seed,
@@ -60,14 +58,14 @@ export function readReport(store: StudyStore): ReportData {
       allocation: c.allocation ?? base?.allocation[0] ?? null, bn: c.bn ?? 'none', calibration: c.calibration ?? base?.calibration[0] ?? null, calibData: c.calib_data ?? 'source',
     };
   });
-  const denseRaw = store.all<{ model: string; protocol: string; task: string; head: string; accuracy: number; n_train: number; n_test: number; classes: string }>('SELECT * FROM dense');
+  const denseRaw = store.denseRows();
   const toRef = (d: (typeof denseRaw)[number]): DenseRef => ({ model: d.model, task: d.task, accuracy: d.accuracy, nTrain: d.n_train, nTest: d.n_test, classes: JSON.parse(d.classes) as string[] });
   const dense = denseRaw.filter((d) => d.model !== 'pixels').map(toRef);
   const pixels = denseRaw.filter((d) => d.model === 'pixels').map(toRef);
   const denseOf = new Map(denseRaw.map((d) => [`${d.model}\0${d.protocol}\0${d.task}`, d.accuracy]));
   const byKey = new Map(cells.map((c) => [c.key, c]));
   const heldoutOf = new Map(studies.map((s) => [s.protocol, new Set((s.config.heldout as string[] | undefined) ?? [])]));
-  const acc: AccRow[] = store.all<{ cell: string; task: string; phase: string; head: string; accuracy: number }>('SELECT cell, task, phase, head, accuracy FROM results ORDER BY rowid').map((r) => {
+  const acc: AccRow[] = store.resultRows().map((r) => {
     const c = byKey.get(r.cell)!;
     const d = denseOf.get(`${c.model}\0${c.protocol}\0${r.task}`) ?? null;
     return {
@@ -78,11 +76,11 @@ export function readReport(store: StudyStore): ReportData {
     };
   });
   const layerRows = new Map<string, LayerRow[]>();
-  for (const l of store.all<{ model: string; tensor: string; op: string; shape: string; numel: number; macs: number; prunable: number }>('SELECT * FROM layers ORDER BY model, ord')) {
+  for (const l of store.layerRows()) {
     if (!layerRows.has(l.model)) layerRows.set(l.model, []);
     layerRows.get(l.model)!.push({ tensor: l.tensor, op: l.op, shape: JSON.parse(l.shape) as number[], numel: l.numel, macs: l.macs, prunable: l.prunable === 1 });
   }
-  const densRaw = store.all<{ cell: string; tensor: string; ord: number; numel: number; kept: number }>('SELECT cell, tensor, ord, numel, kept FROM densities ORDER BY cell, ord');
+  const densRaw = store.densityRows();
   const layers: LayerDensity[] = densRaw.map((d) => {
     const c = byKey.get(d.cell)!;
     return { cell: d.cell, score: c.score, control: c.control, sparsity: c.sparsity, source: c.source, tensor: d.tensor, ord: d.ord, density: d.numel ? d.kept / d.numel : 1 };
@@ -96,11 +94,10 @@ export function readReport(store: StudyStore): ReportData {
     const cfg = s.config as { cap?: number | null; caps?: Record<string, number> };
     for (const d of dense.concat(pixels)) if (!caps.has(d.task)) caps.set(d.task, { task: d.task, cap: cfg.caps?.[d.task] ?? cfg.cap ?? null, nTrain: d.nTrain, nTest: d.nTest });
   }
-  const hasErrors = store.all<{ n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'layer_errors'")[0]!.n > 0;
-  const layerErrors: LayerErr[] = hasErrors ? store.all<{ cell: string; tensor: string; ord: number; rel_error: number | null }>('SELECT cell, tensor, ord, rel_error FROM layer_errors ORDER BY cell, ord').map((e) => {
+  const layerErrors: LayerErr[] = store.layerErrorRows().map((e) => {
     const c = byKey.get(e.cell)!;
     return { cell: e.cell, score: c.score, control: c.control, sparsity: c.sparsity, source: c.source, allocation: c.allocation, bn: c.bn, calibration: c.calibration, calibData: c.calibData, tensor: e.tensor, ord: e.ord, relError: e.rel_error };
-  }) : [];
+  });
   return { studies, cells, acc, dense, pixels, layers, layerErrors, overlaps: overlaps(store, cells), efficiency: efficiencyRows, caps: [...caps.values()], diagnostics: readDiagnostics(store) };
 }
 
@@ -113,7 +110,7 @@ function overlaps(store: StudyStore, cells: readonly CellRow[]): Overlap[] {
     groups.get(k)!.push(c);
   }
   const out: Overlap[] = [];
-  const masksOf = (key: string) => new Map(store.all<{ tensor: string; bits: Buffer }>('SELECT tensor, bits FROM masks WHERE cell = ?', key).map((m) => [m.tensor, new Uint8Array(m.bits)]));
+  const masksOf = (key: string) => store.masksOf(key);
   for (const g of groups.values()) {
     const ms = g.map((c) => masksOf(c.key));
     const label = (c: CellRow) => (g.some((o) => o.source !== c.source) ? `${c.score} @ ${c.source}` : c.score);

@@ -126,7 +126,7 @@ export async function studySection(configPath: string, o: Required<Omit<ResultsO
     }
     d = restrictToConfig(raw, config);
     diag = diagSummaryOf(d);
-    const infos = store.all<{ info: string }>('SELECT info FROM dense_done').map((r) => JSON.parse(r.info) as Record<string, unknown>);
+    const infos = store.denseInfos();
     const walls = infos.map((i) => i.wallS ?? i.wall_s).filter((x): x is number => typeof x === 'number');
     if (walls.length) denseWall = walls.reduce((a, b) => a + b, 0);
   } finally {

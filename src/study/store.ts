@@ -251,10 +251,84 @@ export class StudyStore {
     })();
   }
 
-  /** Raw SELECT for the report (read-only use). */
+  // ---- typed reads: the only SQL outside this file is in tests ----------------------------------------------
+
+  #hasTable(name: string): boolean {
+    return this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
+  }
+
+  /** Every stored study protocol, oldest first (config as JSON text). */
+  studyRows(): { name: string; protocol: string; config: string }[] {
+    return this.#db.prepare('SELECT name, protocol, config FROM studies ORDER BY created_at').all() as { name: string; protocol: string; config: string }[];
+  }
+
+  /** Every finished cell in write order; axis columns absent in databases written before they existed. */
+  cellRows(): StoredCell[] {
+    return this.#db.prepare('SELECT * FROM cells ORDER BY rowid').all() as StoredCell[];
+  }
+
+  /** Dense reference and pixel-baseline rows (model 'pixels'). */
+  denseRows(): { model: string; protocol: string; task: string; head: string; accuracy: number; n_train: number; n_test: number; classes: string }[] {
+    return this.#db.prepare('SELECT * FROM dense').all() as ReturnType<StudyStore['denseRows']>;
+  }
+
+  /** The info JSON of every dense reference run. */
+  denseInfos(): Record<string, unknown>[] {
+    return (this.#db.prepare('SELECT info FROM dense_done').all() as { info: string }[]).map((r) => JSON.parse(r.info) as Record<string, unknown>);
+  }
+
+  resultRows(): { cell: string; task: string; phase: string; head: string; accuracy: number }[] {
+    return this.#db.prepare('SELECT cell, task, phase, head, accuracy FROM results ORDER BY rowid').all() as ReturnType<StudyStore['resultRows']>;
+  }
+
+  layerRows(): { model: string; tensor: string; op: string; shape: string; numel: number; macs: number; prunable: number }[] {
+    return this.#db.prepare('SELECT * FROM layers ORDER BY model, ord').all() as ReturnType<StudyStore['layerRows']>;
+  }
+
+  densityRows(): { cell: string; tensor: string; ord: number; numel: number; kept: number }[] {
+    return this.#db.prepare('SELECT cell, tensor, ord, numel, kept FROM densities ORDER BY cell, ord').all() as ReturnType<StudyStore['densityRows']>;
+  }
+
+  /** Per-layer relative errors (none in databases written before they were stored). */
+  layerErrorRows(): { cell: string; tensor: string; ord: number; rel_error: number | null }[] {
+    if (!this.#hasTable('layer_errors')) return [];
+    return this.#db.prepare('SELECT cell, tensor, ord, rel_error FROM layer_errors ORDER BY cell, ord').all() as ReturnType<StudyStore['layerErrorRows']>;
+  }
+
+  /** The packed masks of one cell, by tensor name. */
+  masksOf(cell: string): Map<string, Uint8Array> {
+    return new Map((this.#db.prepare('SELECT tensor, bits FROM masks WHERE cell = ? ORDER BY tensor').all(cell) as { tensor: string; bits: Buffer }[])
+      .map((m) => [m.tensor, new Uint8Array(m.bits)]));
+  }
+
+  /** Diagnostics runs in order (none when the database predates their tables). */
+  diagnosticsRuns(): { model: string; settings: string; info: string; wall_s: number }[] {
+    if (!this.#hasTable('diag_done')) return [];
+    return this.#db.prepare('SELECT model, settings, info, wall_s FROM diag_done ORDER BY finished_at, rowid').all() as ReturnType<StudyStore['diagnosticsRuns']>;
+  }
+
+  diagnosticsSpectra(model: string, settings: string): { task: string; images: number; loss: number | null; trace: number | null; trace_stderr: number | null; weighted_trace: number | null; weighted_stderr: number | null; eigenvalues: string; head: string }[] {
+    return this.#db.prepare('SELECT * FROM diag_spectra WHERE model = ? AND settings = ? ORDER BY ord').all(model, settings) as ReturnType<StudyStore['diagnosticsSpectra']>;
+  }
+
+  diagnosticsPairs(model: string, settings: string): { a: string; b: string; cosine: number | null; spearman: number | null; overlap: number | null; iou: string }[] {
+    return this.#db.prepare('SELECT * FROM diag_pairs WHERE model = ? AND settings = ? ORDER BY rowid').all(model, settings) as ReturnType<StudyStore['diagnosticsPairs']>;
+  }
+
+  diagnosticsLossChange(model: string, settings: string): { mask_kind: 'obd' | 'cell'; mask_from: string; score: string; target: number | null; task: string; sparsity: number | null; first: number | null; second: number | null; measured: number | null }[] {
+    return this.#db.prepare('SELECT * FROM diag_loss_change WHERE model = ? AND settings = ? ORDER BY rowid').all(model, settings) as ReturnType<StudyStore['diagnosticsLossChange']>;
+  }
+
+  /** Raw SELECT, for tests that look at the stored rows directly. @internal */
   all<T>(sql: string, ...params: unknown[]): T[] {
     return this.#db.prepare(sql).all(...params) as T[];
   }
+}
+
+/** A stored `cells` row (axis columns NULL or absent for cells written before the axes existed). */
+export interface StoredCell {
+  key: string; study: string; protocol: string; model: string; control: string; score: string; sparsity: number; source: string; seed: number;
+  achieved_sparsity: number; wall_s: number; info: string; allocation?: string | null; bn?: string | null; calibration?: number | null; calib_data?: string | null;
 }
 
 /** Intersection-over-union of two packed masks of the same length (1 when both are empty). */
