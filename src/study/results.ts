@@ -191,6 +191,7 @@ export const QUESTIONS: readonly { q: string; ids: (id: string) => boolean }[] =
   { q: 'Does P1 hold (zero-shot transfer after pruning), for which scores and up to which sparsity; which score preserves transfer best?', ids: (id) => id === 'p1' },
   { q: 'Does P2 hold (masked fine-tuning on the source recovers the held-out tasks)?', ids: (id) => id === 'p2' },
   { q: 'What BN repair, allocation, calibration size and calibration data change', ids: (id) => id.startsWith('axis-') },
+  { q: 'Where does the pruned network drift from the dense one, layer by layer (and how much does reconstruction remove)?', ids: (id) => id === 'layer-errors' },
   { q: 'Controls: random init, shuffled masks, raw pixels', ids: (id) => id === 'controls' },
   { q: 'Is curvature more aligned across tasks for the pre-trained model than for random init; does the second-order model predict the loss change?', ids: (id) => id === 'alignment' || id === 'taylor' },
 ];

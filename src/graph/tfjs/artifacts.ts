@@ -22,10 +22,19 @@ export interface TfjsArtifacts {
   specs: WeightSpec[];
   /** All shards concatenated in manifest order. */
   weightData: Uint8Array;
+  /**
+   * The `metadata.json` beside a `model.json`, when there is one (Teachable Machine writes it: labels, image
+   * size, its library's name). TF.js itself never reads it; tapir reads the input convention from it.
+   */
+  metadata?: { file: string; json: { [k: string]: JsValue } };
 }
 export interface DecodedWeight {
   shape: number[];
   values: Float32Array;
+}
+/** A decoded weight with its stored name; a manifest may store one name several times (nested models). */
+export interface NamedWeight extends DecodedWeight {
+  name: string;
 }
 
 const fmtErr = (file: string, msg: string, fix = 'the model files are truncated or not a TF.js model; re-export them (tensorflowjs_converter) or reinstall the package') =>
@@ -76,7 +85,21 @@ export async function readTfjsArtifacts(path: string): Promise<TfjsArtifacts> {
     weightData.set(s, off);
     off += s.byteLength;
   }
-  return { file, json, specs, weightData };
+  const metadata = isJs ? undefined : await readMetadata(join(dirname(file), 'metadata.json'));
+  return { file, json, specs, weightData, ...(metadata ? { metadata } : {}) };
+}
+
+async function readMetadata(file: string): Promise<TfjsArtifacts['metadata']> {
+  const text = await readFile(file, 'utf8').catch(() => null);
+  if (text === null) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw fmtErr(file, `not valid JSON (${(e as Error).message})`, 'the metadata.json beside model.json sets the input convention: repair it (re-export the model) or remove it');
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw fmtErr(file, 'metadata.json is not a JSON object', 'repair or remove the metadata.json beside model.json');
+  return { file, json: v as { [k: string]: JsValue } };
 }
 
 async function readShard(file: string, isJs: boolean): Promise<Uint8Array> {
@@ -108,11 +131,17 @@ function float16ToFloat32(h: number): number {
   return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
-/**
- * Decodes every weight spec. Quantised values are `q · scale + min` (tfjs-core io/io_utils), computed in
- * double and stored as float32 exactly as TF.js does, so parity is bit-for-bit at the weights.
- */
+/** Every weight spec decoded, by name; a name stored twice keeps its last value (use `decodeWeightList` then). */
 export function decodeWeights(a: Pick<TfjsArtifacts, 'file' | 'specs' | 'weightData'>): Map<string, DecodedWeight> {
+  return new Map(decodeWeightList(a).map(({ name, shape, values }) => [name, { shape, values }]));
+}
+
+/**
+ * Decodes every weight spec, in manifest order, duplicates kept. Quantised values are `q · scale + min`
+ * (tfjs-core io/io_utils), computed in double and stored as float32 exactly as TF.js does, so parity is
+ * bit-for-bit at the weights.
+ */
+export function decodeWeightList(a: Pick<TfjsArtifacts, 'file' | 'specs' | 'weightData'>): NamedWeight[] {
   let need = 0;
   for (const s of a.specs) {
     const storage = s.quantization?.dtype ?? s.dtype;
@@ -123,7 +152,7 @@ export function decodeWeights(a: Pick<TfjsArtifacts, 'file' | 'specs' | 'weightD
   if (need !== a.weightData.byteLength)
     throw fmtErr(a.file, `the weight shards hold ${a.weightData.byteLength} bytes but the manifest describes ${need}`,
       'a shard is truncated or from another model; re-download or re-export the model');
-  const out = new Map<string, DecodedWeight>();
+  const out: NamedWeight[] = [];
   const dv = new DataView(a.weightData.buffer, a.weightData.byteOffset, a.weightData.byteLength);
   let off = 0;
   for (const s of a.specs) {
@@ -139,7 +168,7 @@ export function decodeWeights(a: Pick<TfjsArtifacts, 'file' | 'specs' | 'weightD
     else if (storage === 'int32') for (let i = 0; i < n; i++) v[i] = dv.getInt32(off + 4 * i, true);
     else for (let i = 0; i < n; i++) v[i] = dv.getUint8(off + i);
     off += n * BYTES[storage]!;
-    out.set(s.name, { shape: s.shape, values: v });
+    out.push({ name: s.name, shape: s.shape, values: v });
   }
   return out;
 }
