@@ -47,8 +47,8 @@ const pts = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(1
 const mean = (xs: readonly number[]): number | null => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 const listing = (xs: readonly string[]) => (xs.length <= 1 ? xs.join('') : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`);
 
-/** A task id for sentences and tables: a folder task by its folder name (`folder:../data/cifar10[0-4]` → `cifar10[0-4]`). */
-export const taskName = (t: string): string => t.replace(/^folder:(.*[\\/])?/, '');
+/** A task id for sentences and tables: a folder task by its folder name (`folder:../data/cifar10[0-4]` → `cifar10[0-4]`), each task of a `mix:` too. */
+export const taskName = (t: string): string => (t.startsWith('mix:') ? `mix:${t.slice(4).split('+').map(taskName).join('+')}` : t.replace(/^folder:(.*[\\/])?/, ''));
 
 /** The value of an ablation axis on a cell: a field of the cell row, else of its info JSON (or info.prune). */
 export function axisValue(c: CellRow, axis: Axis): string | null {

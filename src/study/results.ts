@@ -16,6 +16,7 @@ import { readReport, type ReportData } from './report-data.js';
 import { markdownTable, reportTables, writeAtomic } from './report.js';
 import { computeFindings, DEFAULT_THRESHOLDS, pct, type Finding, type Thresholds } from './results-findings.js';
 import { layerErrorFindings } from './results-layers.js';
+import { calibrationNote } from './results-calibration.js';
 import { diagnosticsFindings, diagSummaryOf, type DiagSummary } from './results-diagnostics.js';
 import { StudyStore } from './store.js';
 
@@ -143,7 +144,8 @@ export async function studySection(configPath: string, o: Required<Omit<ResultsO
     return { md: [...head, `${status}. **Not run yet:** \`${runCmd}\``, ''].join('\n'), result };
   }
   const thresholds = config.targetTasks ? { ...o.thresholds, targetTasks: new RegExp(config.targetTasks, 'i') } : o.thresholds;
-  result.findings = [...computeFindings(d, thresholds), ...layerErrorFindings(d), ...diagnosticsFindings(diag)];
+  const note = calibrationNote(d);
+  result.findings = [...(note ? [note] : []), ...computeFindings(d, thresholds), ...layerErrorFindings(d), ...diagnosticsFindings(diag)];
   const plotDir = join(o.plots, config.name);
   const plots = await writePlots(d, plotDir);
   result.plots = plots.map((p) => p.file);

@@ -10,6 +10,7 @@ import { ModelFormatError, UnsupportedOpError } from '../errors.js';
 import type { AttrValue, Graph } from '../ir.js';
 import type { JsValue } from './js-literal.js';
 import { decodeWeights, modelNameOf, type TfjsArtifacts } from './artifacts.js';
+import { inputRangeOf } from './input-range.js';
 import { convKernel, denseKernel, depthwiseKernel, nhwcAxis, weightTensor, WeightIndex } from './convert.js';
 
 export const SUPPORTED_TF_OPS = [
@@ -214,8 +215,10 @@ export function importTfjsGraph(a: TfjsArtifacts): Graph {
     const p = b.params.get(lastLinear.kernel)!;
     b.params.set(p.name, { ...p, role: 'head', prunable: false });
   }
+  const r = inputRangeOf(a);
+  meta.inputRangeSource = r.source;
   return b.build({
     name: modelNameOf(file), inputs: [{ name: input.name, shape: input.shape }], outputs,
-    featureTap: lastLinear?.input ?? outputs[0]!, preprocessing: { size: input.hw, range: [0, 1] }, meta,
+    featureTap: lastLinear?.input ?? outputs[0]!, preprocessing: { size: input.hw, range: r.range }, meta,
   });
 }

@@ -4,10 +4,12 @@ import { readTfjsArtifacts, type TfjsArtifacts } from './artifacts.js';
 import { importTfjsLayers } from './layers.js';
 import { importTfjsGraph } from './graph-model.js';
 
-export { readTfjsArtifacts, decodeWeights, type TfjsArtifacts, type WeightSpec, type DecodedWeight } from './artifacts.js';
+export { readTfjsArtifacts, decodeWeights, decodeWeightList, type TfjsArtifacts, type WeightSpec, type DecodedWeight, type NamedWeight } from './artifacts.js';
 export { importTfjsLayers, SUPPORTED_LAYERS } from './layers.js';
 export { importTfjsGraph, SUPPORTED_TF_OPS } from './graph-model.js';
 export { readExportedLiteral } from './js-literal.js';
+export { inputRangeOf, type InputRange } from './input-range.js';
+export { findClassifierHead, type ClassifierHead } from './classifier-head.js';
 
 /** Imports already-read artifacts, choosing the layers or graph importer by `format` / topology shape. */
 export function importTfjs(a: TfjsArtifacts): Graph {
