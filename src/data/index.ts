@@ -5,7 +5,7 @@ export { classCounts } from './dataset.js';
 export { openDataset, datasetNames } from './registry.js';
 export { ASSETS, cacheRoot, assetsRoot } from './paths.js';
 export { ensureDigits } from './assets.js';
-export { parseTaskId, resolveClasses } from './task-id.js';
+export { parseTaskId, resolveClasses, splitTaskList } from './task-id.js';
 export { openTask, SPLIT_NAMES, DEFAULT_FRACTIONS, type Task, type TaskOptions, type Split, type SplitName } from './task.js';
 export { decodeImage, type Size } from './decode.js';
 export { loadSample, loadSplit, loadSplits, type ImageSet, type LoadOptions, type LoadStats } from './load.js';

@@ -46,3 +46,22 @@ export function resolveClasses(id: string, selection: readonly string[] | null, 
   if (dup !== undefined) throw bad(String(dup), `class '${classes[dup]}' (index ${dup}) is selected twice`);
   return out;
 }
+
+/**
+ * Splits a comma-separated list of task ids, keeping commas inside brackets: `clipart[people,food],mnist[0,2]` is two
+ * ids. Unbalanced brackets are an error naming the list.
+ */
+export function splitTaskList(list: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let cur = '';
+  for (const ch of list) {
+    if (ch === '[') depth++;
+    if (ch === ']') depth--;
+    if (depth < 0) break;
+    if (ch === ',' && depth === 0) { out.push(cur); cur = ''; } else cur += ch;
+  }
+  if (depth !== 0) throw new DataError(`task list '${list}' has unbalanced brackets`, { context: { tasks: list }, fix: "close each class selection, e.g. 'clipart[people,food],mnist'" });
+  out.push(cur);
+  return out.map((s) => s.trim()).filter((s) => s.length > 0);
+}

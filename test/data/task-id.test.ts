@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseTaskId, resolveClasses } from '../../src/data/task-id.js';
+import { parseTaskId, resolveClasses, splitTaskList } from '../../src/data/task-id.js';
 import { DataError } from '../../src/data/errors.js';
 
 const TEN = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
@@ -23,4 +23,12 @@ test('resolveClasses: indices, ranges and names in the order given; errors name 
   assert.throws(() => resolveClasses('mnist[10]', ['10'], TEN), /class index 10 is out of range/);
   assert.throws(() => resolveClasses('mnist[1,0-2]', ['1', '0-2'], TEN), /class '1' \(index 1\) is selected twice/);
   assert.throws(() => resolveClasses('x[cat]', ['cat'], ['dog', 'fish']), (e: unknown) => e instanceof DataError && /'cat' is neither/.test(e.message) && /dog, fish/.test(e.fix ?? ''));
+});
+
+test('splitTaskList: commas inside brackets stay in the task id; unbalanced brackets are an error', () => {
+  assert.deepEqual(splitTaskList('clipart[computer,shapes],mnist'), ['clipart[computer,shapes]', 'mnist']);
+  assert.deepEqual(splitTaskList(' clipart[people,food] , mnist[0,2], folder:/a/b[1-3] '), ['clipart[people,food]', 'mnist[0,2]', 'folder:/a/b[1-3]']);
+  assert.deepEqual(splitTaskList('mnist,,digits'), ['mnist', 'digits']);
+  assert.throws(() => splitTaskList('clipart[people,food'), /task list 'clipart\[people,food' has unbalanced brackets/);
+  assert.throws(() => splitTaskList('mnist]'), /unbalanced brackets/);
 });

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { TapirError } from '../../engine/index.js';
 import { disposeGraph } from '../../graph/index.js';
+import { splitTaskList } from '../../data/index.js';
 import { applyMaskDir, FeatureCache, HEAD_MODES, openModel, pixelBaseline, zeroShot, type HeadMode, type ZeroShotRow } from '../../transfer/index.js';
 import { emit, table, type Io } from '../output.js';
 
@@ -75,7 +76,7 @@ export function evalCommand(io: Io): Command {
       const alpha = parseAlpha(o.alpha);
       const taskOptions = { seed: parseNumber('--seed', o.seed, { int: true, min: 0 }), ...(o.cap !== undefined ? { cap: parseNumber('--cap', o.cap, { int: true, min: 3 }) } : {}) };
       const batchSize = parseNumber('--batch-size', o.batchSize, { int: true, min: 1 });
-      const tasks = o.tasks.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+      const tasks = splitTaskList(o.tasks);
       if (tasks.length === 0) throw new TapirError('E_ARG', '--tasks is empty', { fix: 'e.g. --tasks mnist,fashion-mnist' });
       const m = await openModel(o.model);
       const mask = o.mask ? await applyMaskDir(m.graph, o.mask) : null;

@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { TapirError, type Tensor } from '../../engine/index.js';
 import { disposeGraph } from '../../graph/index.js';
+import { splitTaskList } from '../../data/index.js';
 import { applyMaskDir, openModel } from '../../transfer/index.js';
 import { LOSS_NAMES, runDiagnostics, type DiagnosticsReport, type LossName } from '../../analysis/index.js';
 import { buildTaskInputs, type HeadInfo, type TaskInputs } from '../../study/diagnostics-inputs.js';
@@ -58,7 +59,7 @@ export function hessianCommand(io: Io): Command {
       const alpha = o.alpha.trim() === 'auto' || o.alpha.trim() === 'images' ? o.alpha.trim() as 'auto' | 'images' : parseNumber('--alpha', o.alpha, { min: 0 });
       const sparsities = o.sparsity.split(',').map((s) => parseNumber('--sparsity', s, { min: 0 }));
       for (const q of sparsities) if (q >= 1) throw new TapirError('E_ARG', `--sparsity values must be in [0, 1), got ${q}`, { fix: 'e.g. --sparsity 0.5,0.9' });
-      const ids = o.tasks.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+      const ids = splitTaskList(o.tasks);
       if (ids.length === 0) throw new TapirError('E_ARG', '--tasks is empty', { fix: 'e.g. --tasks clipart,emoji' });
       const spec = /^(random:)?[A-Za-z0-9_]+$/.test(o.model.trim()) && !existsSync(o.model) ? `${o.model.trim()}@${int('--size', o.size, 16)}` : o.model;
 
