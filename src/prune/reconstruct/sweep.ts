@@ -233,13 +233,14 @@ export function reconstructSweep(g: Graph, dense: Graph, batches: readonly Calib
       const xp = Array.from({ length: fp.batches }, (_, b) => fp.value(b, input));
       const xd = Array.from({ length: fd.batches }, (_, b) => fd.value(b, input));
       const H = time('covariance', () => covariance(l, xp));
+      // dense-output also needs the cross covariance C = X_d X_pᵀ (computed here, outside the solve's timing).
+      const C = o.target === 'dense-output' ? time('covariance', () => covariance(l, xp, xd)) : null;
       const wCur = g.params.get(l.param)!.tensor;
       const mCur = g.masks.get(l.param);
       const res = time('solve', () => scope(() => noGrad(() => {
         const current = toRows(mCur ? wCur.mul(mCur) : wCur, l.groups).to('float64');
         let target = current;
-        if (o.target === 'dense-output') {
-          const C = time('covariance', () => covariance(l, xp, xd));
+        if (C) {
           const wd = toRows(dense.params.get(l.param)!.tensor, l.groups).to('float64');
           const lam = H.diagonal(0, 1, 2).mean([1]).mul(o.damping).add(1e-12).reshape([l.groups, 1, 1]);
           const I = eye(H.shape[1]!, { dtype: 'float64' }).unsqueeze(0).mul(lam);
@@ -250,6 +251,7 @@ export function reconstructSweep(g: Graph, dense: Graph, batches: readonly Calib
         return { w: r.weights.reshape(l.shape).to(wCur.dtype), m: r.mask.reshape(l.shape).to('float32'), lambda: r.lambda.reduce((a, b) => a + b, 0) / r.lambda.length, reverted: r.reverted, error: r.error };
       })));
       H.dispose();
+      C?.dispose();
       noGrad(() => wCur.copy_(res.w));
       setMask(g, l.param, res.m);
       res.w.dispose();
