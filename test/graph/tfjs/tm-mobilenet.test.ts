@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -15,6 +16,7 @@ import { manualSeed, rand, scope, tensor } from '../../../src/engine/index.js';
 import { valueTables } from '../../../src/data/preprocess.js';
 import { forward } from '../../../src/graph/interpreter.js';
 import { preprocessOf } from '../../../src/graph/preprocess.js';
+import { exportOnnx, importOnnx } from '../../../src/graph/onnx/index.js';
 import { importTfjs, readTfjsArtifacts } from '../../../src/graph/tfjs/index.js';
 import { disposeGraph, prunableParams } from '../../../src/graph/params.js';
 
@@ -82,6 +84,17 @@ test('Teachable Machine MobileNetV2: [-1, 1] input, pooled 1280-d tap, dense hea
   assert.deepEqual(prunable[0]!.name, 'Conv1.weight');
   assert.deepEqual(prunable.at(-1)!.tensor.shape, [1280, 112, 1, 1], 'Conv_1 is the last prunable tensor');
   assert.ok(prunable.every((p) => !p.name.startsWith('dense_')));
+  // The documented way to use it where `--model` takes no TF.js path: export to ONNX once; range, tap and roles travel.
+  const tmp = mkdtempSync(join(tmpdir(), 'tapir-tm-'));
+  await exportOnnx(g, join(tmp, 'tm.onnx'));
+  const back = await importOnnx(join(tmp, 'tm.onnx'));
+  assert.deepEqual([back.preprocessing, back.featureTap, prunableParams(back).length], [g.preprocessing, g.featureTap, 52]);
+  scope(() => {
+    const x = rand([1, 3, 96, 96]);
+    assert.deepEqual(forward(back, x, { mode: 'eval' }).outputs[0]!.toArray(), forward(g, x, { mode: 'eval' }).outputs[0]!.toArray());
+  });
+  disposeGraph(back);
+  rmSync(tmp, { recursive: true });
   disposeGraph(g);
 });
 
