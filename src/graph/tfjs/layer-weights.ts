@@ -15,6 +15,7 @@ export type ShapeWant = readonly (number | null)[];
 const fits = (shape: readonly number[], want: ShapeWant) => shape.length === want.length && want.every((d, i) => d === null || d === shape[i]);
 const fmt = (s: ShapeWant) => `[${s.map((d) => d ?? '?').join(', ')}]`;
 
+/** A manifest's weights, each handed to exactly one layer (`take`); see the file comment for the lookup order. */
 export class LayerWeights {
   /** Stored name (without ':0') → its copies in manifest order. */
   private readonly byName = new Map<string, NamedWeight[]>();

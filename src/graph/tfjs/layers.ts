@@ -53,6 +53,10 @@ const pair = (v: JsValue | undefined, d: number): [number, number] =>
 const isNested = (l: Layer) => (NESTED_MODELS as readonly string[]).includes(l.class_name);
 const layerName = (l: Layer) => String((Array.isArray(l.config) ? undefined : l.config.name) ?? l.name ?? l.class_name);
 
+/**
+ * A TF.js layers model (flat or nested) as an IR graph: logits out, head and feature tap set, input range decided
+ * (input-range.ts). Example: `importTfjsLayers(await readTfjsArtifacts('tm-model/'))`.
+ */
 export function importTfjsLayers(a: TfjsArtifacts): Graph {
   return new LayersImport(a).run();
 }
