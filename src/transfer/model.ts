@@ -1,7 +1,7 @@
 /**
  * Opening the models that transfer commands accept, and the fine-tuned model directory.
  *
- * `--model` is a zoo spec (`mobilenet_v2@96`, `random:resnet18`), an `.onnx` file, a directory written by
+ * `--model` is a zoo spec (`mobilenet_v2@96`, `random:resnet18`), an `.onnx` file, a TF.js model.json (or its folder), a directory written by
  * `tapir prune` (`prune.json` + `model.safetensors` + `mask.safetensors`, + `model.onnx` for other runtimes), a
  * directory written by `tapir finetune` (`finetune.json` + `model.safetensors` + `mask.safetensors`), or any directory
  * holding a `model.onnx`. The dense reference of a pruned or fine-tuned directory is its base model, without mask;
@@ -16,6 +16,7 @@ import { loadMaskFile, writeMaskFile } from '../graph/mask-file.js';
 import { importOnnx } from '../graph/onnx/index.js';
 import { loadStateDict, readSafetensors, writeSafetensors } from '../graph/safetensors.js';
 import { loadModel } from '../graph/zoo/index.js';
+import { loadTfjsModel } from '../graph/tfjs/index.js';
 import { readJson, writeDirAtomic, writeJsonAtomic } from './checkpoint.js';
 import { exportOnnx } from '../graph/onnx/index.js';
 import type { FinetuneResult } from './finetune.js';
@@ -29,7 +30,7 @@ export interface OpenedModel {
   graph: Graph;
   /** What was asked for. */
   spec: string;
-  kind: 'zoo' | 'onnx' | 'pruned' | 'finetuned';
+  kind: 'zoo' | 'onnx' | 'tfjs' | 'pruned' | 'finetuned';
   /** Spec of the dense reference model. */
   base: string;
   /** For a fine-tuned directory: its finetune.json and the trained task head (caller owns it). */
@@ -52,6 +53,12 @@ const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 export async function openModel(spec: string, o: { seed?: number } = {}): Promise<OpenedModel> {
   if (isDir(spec) && existsSync(join(spec, 'finetune.json'))) return loadFinetuned(spec, o);
   if (isDir(spec) && existsSync(join(spec, 'prune.json'))) return loadPruned(spec, o);
+  // A TF.js layers / graph model: its model.json (or the folder holding it, as Teachable Machine exports are shaped).
+  const tfjs = /\.json$/i.test(spec) ? spec : isDir(spec) && existsSync(join(spec, 'model.json')) && !existsSync(join(spec, 'model.onnx')) ? join(spec, 'model.json') : null;
+  if (tfjs) {
+    if (!existsSync(tfjs)) throw new TapirError('E_FILE', `TF.js model file ${tfjs} does not exist`, { context: { model: spec }, fix: 'check the path (the folder of a TF.js export holds model.json and its weight shards)' });
+    return { graph: await loadTfjsModel(tfjs), spec, kind: 'tfjs', base: spec };
+  }
   if (isDir(spec) && existsSync(join(spec, 'model.onnx'))) return { graph: await importOnnx(join(spec, 'model.onnx')), spec, kind: 'onnx', base: join(spec, 'model.onnx') };
   if (/\.onnx$/i.test(spec)) {
     if (!existsSync(spec)) throw new TapirError('E_FILE', `ONNX file ${spec} does not exist`, { context: { model: spec }, fix: 'check the path' });
