@@ -77,21 +77,11 @@ export function setMask(g: Graph, name: string, mask: Tensor): void {
 
 /**
  * Overwrites `work`'s parameter values and constants with `source`'s and drops its masks, so a graph that was
- * pruned (and repaired: BN repair may have given a BatchNorm a private γ/β wired into its node) is the `source`
- * model again. `source` is an unpruned load of the same model (same node names, same parameter names): nodes whose
- * inputs differ are rewired to `source`'s inputs, and parameters `source` does not have are freed.
+ * pruned (weights updated, BatchNorms repaired: values only, never the graph) is the `source` model again. `source`
+ * is an unpruned load of the same model: same parameter names and shapes.
  */
 export function restoreFrom(work: Graph, source: Graph): void {
   clearMasks(work);
-  source.nodes.forEach((d, i) => {
-    const w = work.nodes[i];
-    if (w && w.name === d.name && w.inputs.join('\0') !== d.inputs.join('\0')) work.nodes[i] = { ...w, inputs: [...d.inputs] };
-  });
-  for (const [name, p] of [...work.params]) {
-    if (source.params.has(name)) continue;
-    p.tensor.dispose();
-    work.params.delete(name);
-  }
   noGrad(() => {
     for (const [name, p] of source.params) {
       const w = work.params.get(name);
@@ -103,6 +93,8 @@ export function restoreFrom(work: Graph, source: Graph): void {
       if (w && w !== t) w.copy_(t);
     }
   });
+  if (work.params.size !== source.params.size)
+    throw new GraphError(`restore: graph '${work.name}' has ${work.params.size} parameters, '${source.name}' ${source.params.size}`, { fix: 'restore from a load of the same model' });
 }
 
 export function clearMasks(g: Graph): void {

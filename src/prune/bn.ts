@@ -15,13 +15,12 @@
  *   inputs (sequential exactness). The dense model is only read: its BN-output statistics come from one pass per
  *   batch, and the zero-shot head fitted on its features stays valid. Channels with v_p ≤ 1e-12·v_d (or v_p = 0),
  *   i.e. a (nearly) constant pruned output, keep s = 1 and are only shifted; they are counted as `degenerate`.
- *   A BN with no γ or β in the IR (TF.js `scale: false` / `center: false`) gets a new parameter `<node>.weight` /
- *   `<node>.bias` (role norm, ones / zeros) wired into the node: folding the scale into the running variance
- *   instead, (rv + eps)/s² − eps, turns negative for large s. A γ/β that other nodes read too gets a private copy
- *   the same way; γ/β held as constants are adjusted in place like parameters.
+ *   The repair changes γ/β values in place and never the graph: a BN without γ or β, or one whose γ/β another node
+ *   reads, is refused (importers give every BN its own γ and β; folding the scale into the running variance instead,
+ *   (rv + eps)/s² − eps, turns negative for large s). γ/β held as constants are adjusted in place like parameters.
  */
-import { keep, noGrad, ones, scope, tensor, zeros, type Tensor } from '../engine/index.js';
-import { forward, makeParam, type Graph, type Node } from '../graph/index.js';
+import { keep, noGrad, scope, tensor, type Tensor } from '../engine/index.js';
+import { forward, type Graph, type Node } from '../graph/index.js';
 import { checkCalibration, countImages } from './calib.js';
 import { PruneError } from './errors.js';
 import type { CalibBatch } from './loss.js';
@@ -181,27 +180,24 @@ function checkPair(g: Graph, dense: Graph, bns: readonly Node[]): void {
 }
 
 /**
- * The tensor of a BN's γ (slot 1) or β (slot 2) that may be changed for this BN alone. A missing one becomes a
- * new parameter (ones / zeros), one that other nodes read too becomes a private copy; the node is rewired.
+ * The tensor of a BN's γ (slot 1) or β (slot 2), changed in place by the repair. The repair never edits the graph:
+ * a BN without γ/β, or whose γ/β another node reads too, cannot be repaired alone and is refused (the importers give
+ * every BatchNorm its own γ and β, ones and zeros where the source model had none).
  */
-function ownAffine(g: Graph, node: Node, slot: 1 | 2, channels: number, like: Tensor): { node: Node; t: Tensor } {
+function affineOf(g: Graph, node: Node, slot: 1 | 2): Tensor {
+  const what = slot === 1 ? 'γ (weight)' : 'β (bias)';
   const v = node.inputs[slot] ?? '';
-  const cur = v === '' ? undefined : tensorOf(g, v);
-  const readers = v === '' ? 0 : g.nodes.filter((n) => n.inputs.includes(v)).length;
-  if (cur && readers <= 1) return { node, t: cur };
-  const base = `${node.name}.${slot === 1 ? 'weight' : 'bias'}`;
-  let name = base;
-  const taken = (s: string) => g.params.has(s) || g.constants.has(s) || g.nodes.some((n) => n.outputs.includes(s)) || g.inputs.some((i) => i.name === s);
-  for (let i = 1; taken(name); i++) name = `${base}_${i}`;
-  const o = { dtype: like.dtype, device: like.device };
-  const t = noGrad(() => (cur ? cur.clone() : slot === 1 ? ones([channels], o) : zeros([channels], o)));
-  g.params.set(name, makeParam(name, t, 'norm', { prunable: false }));
-  const inputs = [...node.inputs];
-  while (inputs.length < 5) inputs.push('');
-  inputs[slot] = name;
-  const next: Node = { ...node, inputs };
-  g.nodes[g.nodes.indexOf(node)] = next;
-  return { node: next, t };
+  const t = v === '' ? undefined : tensorOf(g, v);
+  if (!t)
+    throw new PruneError(`BN repair match-dense: batchnorm '${node.name}' has no ${what} to rescale through`, {
+      context: { node: node.name }, fix: 'give each BatchNorm its own weight and bias (ones and zeros where it had none), as tapir\'s importers do',
+    });
+  const readers = g.nodes.filter((n) => n.inputs.includes(v)).length;
+  if (readers > 1)
+    throw new PruneError(`BN repair match-dense: the ${what} '${v}' of batchnorm '${node.name}' is read by ${readers} nodes; repairing it would change the others`, {
+      context: { node: node.name, value: v }, fix: 'give each BatchNorm its own weight and bias',
+    });
+  return t;
 }
 
 function matchDenseBatchNorm(g: Graph, dense: Graph, batches: readonly CalibBatch[]): Omit<BnRepairResult, 'mode'> {
@@ -214,7 +210,6 @@ function matchDenseBatchNorm(g: Graph, dense: Graph, batches: readonly CalibBatc
   const maxLevel = Math.max(...levels.values());
   let degenerate = 0;
   for (let level = 1; level <= maxLevel; level++) {
-    // Read the nodes afresh: ownAffine may have rewired some.
     const group = g.nodes.filter((n) => n.op === 'batchnorm' && levels.get(n.name) === level);
     const pruned = measure(g, group, batches);
     group.forEach((bn, i) => {
@@ -230,10 +225,8 @@ function matchDenseBatchNorm(g: Graph, dense: Graph, batches: readonly CalibBatc
         if (flat) degenerate++;
         s[k] = flat ? 1 : Math.sqrt(vd[k]! / vp[k]!);
       }
-      const like = [3, 4, 1, 2].map((j) => tensorOf(g, bn.inputs[j] ?? '')).find((t) => t !== undefined) ?? batches[0]!.x;
-      const w = ownAffine(g, bn, 1, c, like);
-      const gamma = w.t;
-      const beta = ownAffine(g, w.node, 2, c, like).t;
+      const gamma = affineOf(g, bn, 1);
+      const beta = affineOf(g, bn, 2);
       // γ' = s·γ, β' = s·(β − m_p) + m_d, computed in float64.
       scope(() => noGrad(() => {
         const dev = gamma.device;

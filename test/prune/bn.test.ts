@@ -1,7 +1,7 @@
 /** BN repair after masking: none / reestimate / match-dense on tiny float64 conv+BN nets. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cat, liveTensors, manualSeed, ones, rand, randint, randn, scope, tensor, type Tensor } from '../../src/engine/index.js';
+import { cat, liveTensors, manualSeed, ones, rand, randint, randn, scope, tensor, zeros, type Tensor } from '../../src/engine/index.js';
 import { disposeGraph, forward, GraphBuilder, setMask, type Graph } from '../../src/graph/index.js';
 import { denseCopy, reestimateBatchNorm, repairBatchNorm, type BnRepair } from '../../src/prune/bn.js';
 import { PruneError } from '../../src/prune/errors.js';
@@ -31,6 +31,9 @@ function net(): Graph {
   };
   bnParams('bn1', 3);
   bnParams('bn2', 4);
+  // bn3 had no learned γ/β in its source model (TF.js scale: false, center: false): fixed ones / zeros, as importers give it.
+  b.param('bn3.weight', ones([4], f64), 'norm', { trainable: false });
+  b.param('bn3.bias', zeros([4], f64), 'norm', { trainable: false });
   b.param('bn3.running_mean', r([4], 0.1), 'buffer');
   b.param('bn3.running_var', rand([4], f64).add(0.5), 'buffer');
   const g4 = b.constant('bn4.gamma', ones([4], f64).mul(1.5));
@@ -40,7 +43,7 @@ function net(): Graph {
   let h = b.op('conv2d', ['x', 'conv1.weight'], { padding: 1 }, 'conv1');
   h = b.op('relu', [b.op('batchnorm', [h, 'bn1.weight', 'bn1.bias', 'bn1.running_mean', 'bn1.running_var'], { eps: 1e-5 }, 'bn1')]);
   const a = b.op('batchnorm', [b.op('conv2d', [h, 'conv2.weight'], { padding: 1 }, 'conv2'), 'bn2.weight', 'bn2.bias', 'bn2.running_mean', 'bn2.running_var'], { eps: 1e-5 }, 'bn2');
-  const s = b.op('batchnorm', [b.op('conv2d', [h, 'conv3.weight'], {}, 'conv3'), '', '', 'bn3.running_mean', 'bn3.running_var'], { eps: 1e-3 }, 'bn3');
+  const s = b.op('batchnorm', [b.op('conv2d', [h, 'conv3.weight'], {}, 'conv3'), 'bn3.weight', 'bn3.bias', 'bn3.running_mean', 'bn3.running_var'], { eps: 1e-3 }, 'bn3');
   h = b.op('relu', [b.op('add', [a, s])]);
   const f = b.op('flatten', [b.op('globalavgpool', [h])]);
   const n4 = b.op('batchnorm', [f, g4, 'bn4.bias', 'bn4.running_mean', 'bn4.running_var'], { eps: 1e-5 }, 'bn4');
@@ -101,14 +104,12 @@ test('match-dense: every BN output of the masked model gets the dense per-channe
       expectClose(v.slice(1), vd.slice(1), { rtol: 1e-9, atol: 1e-9 }, 'bn2 var');
     } else expectClose(v, vd, { rtol: 1e-9, atol: 1e-9 }, `${n} var`);
   }
-  // bn3 had no γ/β: both were added as parameters and wired in; bn4's constant γ was scaled in place.
-  assert.deepEqual(g.nodes.find((n) => n.name === 'bn3')!.inputs.slice(1, 3), ['bn3.weight', 'bn3.bias']);
-  assert.equal(g.params.get('bn3.weight')!.role, 'norm');
-  assert.equal(g.params.get('bn3.weight')!.prunable, false);
+  // The graph is not edited: same nodes and parameters; bn3's fixed γ/β and bn4's constant γ were changed in place.
+  assert.equal(JSON.stringify(g.nodes), JSON.stringify(dense.nodes));
+  assert.deepEqual([...g.params.keys()], [...dense.params.keys()]);
+  assert.notDeepEqual(g.params.get('bn3.weight')!.tensor.toArray(), [1, 1, 1, 1]);
   assert.notDeepEqual(g.constants.get('bn4.gamma')!.toArray(), [1.5, 1.5, 1.5, 1.5]);
   for (const [n, v] of denseBefore) assert.deepEqual(v, (dense.params.get(n)?.tensor ?? dense.constants.get(n)!).toArray(), `dense ${n} unchanged`);
-  assert.ok(!dense.params.has('bn3.weight'));
-  assert.deepEqual(dense.nodes.find((n) => n.name === 'bn3')!.inputs.slice(1, 3), ['', '']);
   // Running statistics are not touched.
   for (const n of ['bn1', 'bn2', 'bn4']) assert.deepEqual(g.params.get(`${n}.running_var`)!.tensor.toArray(), denseBefore.get(`${n}.running_var`));
   teardown(g, dense);
@@ -179,6 +180,20 @@ test('BN repair: bad input is a clear error; no BN is a no-op; no tensor leaks',
     assert.throws(() => repairBatchNorm(g, dense, bad, 'match-dense'), /calibration batch 1 has \d+ NaN\/Inf/);
   });
   assert.throws(() => repairBatchNorm(g, dense, [], 'match-dense'), /calibration set is empty/);
+  // A BN without γ, or whose β another node reads too, cannot be repaired alone: refused, the graph untouched.
+  for (const [edit, msg] of [
+    [(n: Graph) => { n.nodes = n.nodes.map((x) => (x.name === 'bn3' ? { ...x, inputs: [x.inputs[0]!, '', ...x.inputs.slice(2)] } : x)); }, /batchnorm 'bn3' has no γ \(weight\) to rescale through/],
+    [(n: Graph) => { n.nodes = n.nodes.map((x) => (x.name === 'bn3' ? { ...x, inputs: [x.inputs[0]!, x.inputs[1]!, 'bn2.bias', ...x.inputs.slice(3)] } : x)); }, /the β \(bias\) 'bn2.bias' of batchnorm 'bn2' is read by 2 nodes/],
+  ] as const) {
+    const { dense: d2, g: g2, batches: b2 } = setup(3);
+    edit(g2);
+    edit(d2);
+    const before = JSON.stringify(g2.nodes);
+    assert.throws(() => repairBatchNorm(g2, d2, b2, 'match-dense'), msg);
+    assert.equal(JSON.stringify(g2.nodes), before);
+    teardown(g2, d2);
+    for (const b of b2) { b.x.dispose(); b.y.dispose(); }
+  }
   repairBatchNorm(g, dense, batches, 'match-dense');
   const live = liveTensors();
   repairBatchNorm(g, dense, batches, 'match-dense');

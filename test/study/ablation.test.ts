@@ -208,16 +208,18 @@ test('a study with 2+ values on every axis: cells, recorded axes and BN repair, 
   }
 });
 
-test('restoreFrom undoes a match-dense repair that gave a BatchNorm new γ/β parameters (rewired node)', () => {
-  // conv → BN without γ and β (TF.js scale: false, center: false) → pool: match-dense adds `bn.weight`/`bn.bias`.
+test('restoreFrom undoes a match-dense repair (γ/β changed in place, the graph never edited)', () => {
+  // conv → BN with fixed γ = 1, β = 0 (a TF.js BN with scale: false, center: false, as the importer gives it) → pool.
   const build = () => scope(() => {
     const b = new GraphBuilder();
     b.param('c.weight', randn([4, 3, 3, 3]), 'weight');
+    b.param('bn.weight', ones([4]), 'norm', { trainable: false });
+    b.param('bn.bias', zeros([4]), 'norm', { trainable: false });
     b.param('bn.running_mean', zeros([4]), 'buffer', { trainable: false });
     b.param('bn.running_var', ones([4]), 'buffer', { trainable: false });
-    const x = b.op('batchnorm', [b.op('conv2d', ['x', 'c.weight'], { padding: 1 }, 'c'), '', '', 'bn.running_mean', 'bn.running_var'], { eps: 1e-5 }, 'bn');
+    const x = b.op('batchnorm', [b.op('conv2d', ['x', 'c.weight'], { padding: 1 }, 'c'), 'bn.weight', 'bn.bias', 'bn.running_mean', 'bn.running_var'], { eps: 1e-5 }, 'bn');
     const f = b.op('flatten', [b.op('globalavgpool', [x])]);
-    return b.build({ name: 'nobeta', inputs: [{ name: 'x', shape: [null, 3, 8, 8] }], outputs: [f], featureTap: f, preprocessing: { size: [8, 8], range: [0, 1] } });
+    return b.build({ name: 'fixed-affine', inputs: [{ name: 'x', shape: [null, 3, 8, 8] }], outputs: [f], featureTap: f, preprocessing: { size: [8, 8], range: [0, 1] } });
   });
   const dense = build();
   const work = build();
@@ -230,11 +232,11 @@ test('restoreFrom undoes a match-dense repair that gave a BatchNorm new γ/β pa
   const x = scope(() => randn([6, 3, 8, 8]).mul(2));
   const r = repairBatchNorm(work, dense, [{ x, y: tensor(BigInt64Array.from([0n, 1n, 0n, 1n, 0n, 1n]), [6]) }], 'match-dense');
   assert.equal(r.layers, 1);
-  assert.ok(work.params.has('bn.weight') && work.params.has('bn.bias'), 'the repair added γ and β');
-  assert.notEqual(JSON.stringify(work.nodes), before.nodes);
+  assert.notDeepEqual(work.params.get('bn.weight')!.tensor.toArray(), [1, 1, 1, 1], 'γ repaired in place');
+  assert.equal(JSON.stringify(work.nodes), before.nodes, 'no node edited');
+  assert.deepEqual([...work.params.keys()], before.params, 'no parameter added');
   restoreFrom(work, dense);
-  assert.equal(JSON.stringify(work.nodes), before.nodes);
-  assert.deepEqual([...work.params.keys()], before.params);
+  assert.deepEqual(work.params.get('bn.weight')!.tensor.toArray(), [1, 1, 1, 1]);
   const out = (g: typeof work) => scope(() => Array.from(forward(g, x, { mode: 'eval' }).outputs[0]!.data() as Float32Array));
   assert.deepEqual(out(work), out(dense));
   x.dispose();

@@ -11,7 +11,7 @@
  * (`block.conv.weight` beside the outer `conv.weight`); a name that occurs once keeps its bare Keras name, so flat
  * models (nsfwjs) and Teachable Machine's backbone (`Conv1.weight`) read as usual.
  */
-import { noGrad, type Tensor } from '../../engine/index.js';
+import { noGrad, zeros, type Tensor } from '../../engine/index.js';
 import { GraphBuilder } from '../builder.js';
 import { ModelFormatError, UnsupportedOpError } from '../errors.js';
 import type { AttrValue, Graph } from '../ir.js';
@@ -275,8 +275,15 @@ class LayersImport {
         const axis = typeof c.axis === 'number' ? c.axis : Array.isArray(c.axis) && c.axis.length === 1 ? Number(c.axis[0]) : -1;
         if (nhwcAxis(axis, x.rank) !== 1) throw this.bad(`layer '${name}': BatchNormalization over axis ${axis} is not supported (channels only)`);
         const vec = (key: string) => () => weightTensor(wt(key, [x.channels]));
-        const gamma = c.scale !== false ? param(`${name}.weight`, vec('gamma'), 'norm') : '';
-        const beta = c.center !== false ? param(`${name}.bias`, vec('beta'), 'norm') : '';
+        // A BN without learned scale/shift (scale: false / center: false) gets fixed ones / zeros, not trained, so every
+        // BN has its own γ and β (BN repair rescales through them without editing the graph).
+        const fixed = (pname: string, v: number) => {
+          if (x.channels === null) throw this.bad(`layer '${name}': BatchNormalization without scale/center needs a known channel count`);
+          const ch = x.channels;
+          return b.param(pname, noGrad(() => zeros([ch]).add(v)), 'norm', { trainable: false });
+        };
+        const gamma = c.scale !== false ? param(`${name}.weight`, vec('gamma'), 'norm') : fixed(`${name}.weight`, 1);
+        const beta = c.center !== false ? param(`${name}.bias`, vec('beta'), 'norm') : fixed(`${name}.bias`, 0);
         const mean = param(`${name}.running_mean`, vec('moving_mean'), 'buffer');
         const vr = param(`${name}.running_var`, vec('moving_variance'), 'buffer');
         // Keras momentum weighs the old statistic; torch's weighs the new batch.

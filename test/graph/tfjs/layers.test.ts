@@ -23,6 +23,7 @@ function buildTfModel(): tf.LayersModel {
   x = tf.layers.batchNormalization({ name: 'bn' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.reLU({ maxValue: 6, name: 'r6' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, useBias: true, name: 'dw' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.batchNormalization({ scale: false, center: false, name: 'bn_fixed' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.zeroPadding2d({ padding: [[1, 0], [0, 1]], name: 'zp' }).apply(x) as tf.SymbolicTensor;
   const m = tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'mp' }).apply(x) as tf.SymbolicTensor;
   const a = tf.layers.averagePooling2d({ poolSize: 2, strides: 2, padding: 'same', name: 'ap' }).apply(x) as tf.SymbolicTensor;
@@ -119,6 +120,11 @@ for (const storage of ['float32', 'float16', 'uint8'] as const) {
     for (let i = 0; i < 6; i++) assert.ok(Math.abs(got[i]! - want[i]!) <= 1e-5 + 1e-4 * Math.abs(want[i]!), `${i}: ${got[i]} vs ${want[i]}`);
     assert.equal(g.params.get('d3.weight')!.role, 'head', 'the last Dense is the head');
     assert.equal(g.params.get('d2.weight')!.role, 'weight');
+    // A BN without scale/center gets its own fixed γ = 1, β = 0, not trained (BN repair rescales through them).
+    assert.deepEqual(g.nodes.find((n) => n.name === 'bn_fixed')!.inputs.slice(1, 3), ['bn_fixed.weight', 'bn_fixed.bias']);
+    assert.ok((g.params.get('bn_fixed.weight')!.tensor.toArray() as number[]).every((v) => v === 1));
+    assert.ok((g.params.get('bn_fixed.bias')!.tensor.toArray() as number[]).every((v) => v === 0));
+    assert.equal(g.params.get('bn_fixed.weight')!.trainable, false);
     ref.dispose();
     disposeGraph(g);
     rmSync(dir, { recursive: true });
