@@ -30,10 +30,17 @@ def columns(mod, x):
 
 
 def covariance(mod, xs):
+    """Sum of X X^T over the batches, [G, d, d] float64, with tapir's choice between one gemm per image (L > 4d) and
+    one gemm per group over [G, d, N*L]."""
     h = None
     for x in xs:
         c = columns(mod, x)
-        p = (c @ c.transpose(2, 3)).sum(0).double()
+        n, g, d, l = c.shape
+        if l > 4 * d:
+            p = (c @ c.transpose(2, 3)).sum(0).double()
+        else:
+            f = c.permute(1, 2, 0, 3).reshape(g, d, n * l)
+            p = (f @ f.transpose(1, 2)).double()
         h = p if h is None else h + p
     return h
 
