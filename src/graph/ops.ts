@@ -7,7 +7,9 @@
  * Layouts follow ir.ts: NCHW activations, OIHW conv weights, [out, in] linear weights.
  * Inputs listed `x?` are optional (an empty input name gives null).
  */
-import { cat, nn, ShapeError, Tensor, tensor } from '../engine/index.js';
+import { cat, nn, scope, ShapeError, Tensor, tensor } from '../engine/index.js';
+import { einsum } from './ops-einsum.js';
+import { COORD_MODES, NEAREST_MODES, resize } from './ops-resize.js';
 import type { AttrValue, Mode } from './ir.js';
 
 export type Attrs = Readonly<Record<string, AttrValue>>;
@@ -132,6 +134,36 @@ function targetShape(x: Tensor, shape: readonly number[], allowZero: boolean): n
 
 const unary = (f: (x: Tensor) => Tensor): OpDef => ({ run: (xs) => [f(need(xs, 0, 'x'))] });
 const binary = (f: (a: Tensor, b: Tensor) => Tensor): OpDef => ({ run: (xs) => [f(need(xs, 0, 'a'), need(xs, 1, 'b'))] });
+
+// ---- compositions of engine ops (no native kernel needed) -----------------------------------------
+
+const SELU_ALPHA = 1.67326319217681884765625;
+const SELU_GAMMA = 1.05070102214813232421875;
+/** relu(x) + α (e^{min(x, 0)} − 1) */
+const elu = (x: Tensor, alpha: number): Tensor => nn.relu(x).add(nn.relu(x.neg()).neg().exp().sub(1).mul(alpha));
+/** (x + |x|) / 2 + ln(1 + e^{−|x|}): no overflow, and the derivative at 0 is 1/2 (relu(x) would give 0 there). */
+const softplus = (x: Tensor): Tensor => { const ax = x.abs(); return x.add(ax).mul(0.5).add(ax.neg().exp().add(1).log()); };
+function fold(xs: readonly (Tensor | null)[], f: (a: Tensor, b: Tensor) => Tensor): Tensor {
+  const ts = xs.filter((t): t is Tensor => t !== null);
+  if (ts.length === 0) throw new ShapeError('op needs at least one input');
+  if (ts.length === 1) return ts[0]!;
+  return scope(() => ts.slice(1).reduce((p, t) => f(p, t), ts[0]!));
+}
+function reduce(xs: readonly (Tensor | null)[], a: Attrs, f: (x: Tensor, dims: number[], keep: boolean) => Tensor): Tensor {
+  const x = need(xs, 0, 'x');
+  const axes = a.axes === undefined ? x.shape.map((_, i) => i) : nums(a, 'axes').map((d) => axisOf(d, x.ndim));
+  return f(x, axes, bool(a, 'keepdims', true));
+}
+function str(a: Attrs, k: string): string {
+  const v = a[k];
+  if (typeof v !== 'string') throw new ShapeError(`op attribute '${k}' must be a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+function oneOf<T extends string>(a: Attrs, k: string, allowed: readonly T[], dflt: T): T {
+  const v = a[k] ?? dflt;
+  if (!allowed.includes(v as T)) throw new ShapeError(`op attribute '${k}' must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+  return v as T;
+}
 
 // ---- the table ------------------------------------------------------------------------------------
 
@@ -307,6 +339,51 @@ const TABLE = {
       return [need(xs, 0, 'x').expand(nums(a, 'shape').map((d, i) => (rd[i]! >= 0 ? ref.shape[rd[i]!]! : d)))];
     },
   },
+  /** (x) {alpha = 0.2, beta = 0.5} → clamp(αx + β, 0, 1) (MobileNetV3's hard sigmoid is α = 1/6) */
+  hardsigmoid: { run: (xs, a) => [scope(() => need(xs, 0, 'x').mul(num(a, 'alpha', 0.2)).add(num(a, 'beta', 0.5)).clamp(0, 1))] },
+  /** (x) → x · relu6(x + 3) / 6 */
+  hardswish: unary((x) => scope(() => nn.relu6(x.add(3)).mul(x).div(6))),
+  /** (x) {alpha = 0.01} */
+  leakyrelu: { run: (xs, a) => [nn.leakyRelu(need(xs, 0, 'x'), num(a, 'alpha', 0.01))] },
+  /** (x, slope broadcast to x) → x ≥ 0 ? x : slope · x, as relu(x) − slope · relu(−x) so the slope gets its gradient */
+  prelu: { run: (xs) => [scope(() => { const x = need(xs, 0, 'x'); return nn.relu(x).sub(need(xs, 1, 'slope').mul(nn.relu(x.neg()))); })] },
+  /** (x) {alpha = 1} → x > 0 ? x : α (eˣ − 1) */
+  elu: { run: (xs, a) => [scope(() => elu(need(xs, 0, 'x'), num(a, 'alpha', 1)))] },
+  /** (x) {alpha, gamma} (ONNX defaults: the self-normalising constants) → γ elu_α(x) */
+  selu: { run: (xs, a) => [scope(() => elu(need(xs, 0, 'x'), num(a, 'alpha', SELU_ALPHA)).mul(num(a, 'gamma', SELU_GAMMA)))] },
+  /** (x) → ln(1 + eˣ), overflow-free */
+  softplus: unary((x) => scope(() => softplus(x))),
+  /** (x) → x · tanh(softplus(x)) */
+  mish: unary((x) => scope(() => nn.tanh(softplus(x)).mul(x))),
+  exp: unary((x) => x.exp()),
+  log: unary((x) => x.log()),
+  abs: unary((x) => x.abs()),
+  /** (...xs) → elementwise max, broadcasting (ONNX Max) */
+  maximum: { run: (xs) => [fold(xs, (p, q) => p.maximum(q))] },
+  /** (...xs) → elementwise min, broadcasting (ONNX Min) */
+  minimum: { run: (xs) => [fold(xs, (p, q) => p.minimum(q))] },
+  /** (x) {axes (default all), keepdims = true} */
+  reducesum: { run: (xs, a) => [reduce(xs, a, (x, d, k) => x.sum(d, k))] },
+  /** (x) {axes (default all), keepdims = true} */
+  reducemax: { run: (xs, a) => [reduce(xs, a, (x, d, k) => x.max(d, k))] },
+  /** (x) {axes (default all), keepdims = true} */
+  reducemin: { run: (xs, a) => [reduce(xs, a, (x, d, k) => x.min(d, k))] },
+  /** (x) {axes (default all), keepdims = true} → √Σx² */
+  reducel2: { run: (xs, a) => [reduce(xs, a, (x, d, k) => scope(() => x.square().sum(d, k).sqrt()))] },
+  /**
+   * (x [N, C, H, W]) {mode: 'nearest' | 'linear', coord: ONNX coordinate_transformation_mode, nearest: ONNX nearest_mode,
+   * sizes: [H', W'] | scales: [sh, sw]}: ONNX Resize over the last two axes (ops-resize.ts)
+   */
+  resize: {
+    run: (xs, a) => [resize(need(xs, 0, 'x'), {
+      mode: a.mode === 'linear' ? 'linear' : 'nearest',
+      coord: oneOf(a, 'coord', COORD_MODES, 'half_pixel'),
+      nearest: oneOf(a, 'nearest', NEAREST_MODES, 'round_prefer_floor'),
+      ...(a.sizes !== undefined ? { sizes: nums(a, 'sizes') } : { scales: nums(a, 'scales') }),
+    })],
+  },
+  /** (...xs) {equation}: letter-only einsum ('bhqd,bhkd->bhqk'), as batched matmuls (ops-einsum.ts) */
+  einsum: { run: (xs, a) => [einsum(str(a, 'equation'), xs.map((t, i) => need(xs, i, `operand ${i}`)) as Tensor[])] },
 } satisfies Record<string, OpDef>;
 
 export type OpName = keyof typeof TABLE;

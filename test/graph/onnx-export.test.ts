@@ -47,8 +47,10 @@ function allOpsGraph(): Graph {
   p('qkv.bias', [12], 'bias');
   p('head.weight', [3, 4], 'head');
   p('head.bias', [3], 'head');
+  p('pr.slope', [4, 1, 1], 'norm');
   constants.set('half', tensor([0.5]));
   constants.set('idx', tensor([0, 2], null, { dtype: 'int64' }));
+  constants.set('mix', scope(() => randn([4, 4]).mul(0.5)));
   const N = (name: string, op: string, inputs: string[], attrs: Node['attrs'] = {}, outputs = [name]): Node => ({ name, op, inputs, outputs, attrs });
   const nodes: Node[] = [
     N('c1', 'conv2d', ['x', 'c1.weight', 'c1.bias'], { stride: 1, padding: [1, 0, 2, 1] }),
@@ -100,7 +102,32 @@ function allOpsGraph(): Graph {
     N('rm2', 'reducemean', ['a2'], { axes: [1], keepdims: true }),
     N('sq2', 'squeeze', ['rm2'], { axes: [1] }),
     N('f1', 'add', ['rm', 'sel']),
-    N('f2', 'add', ['f1', 'sq2']),
+    N('f2a', 'add', ['f1', 'sq2']),
+    // activations, elementwise max/min, resize, einsum and reductions on the depthwise conv's map
+    N('hsg', 'hardsigmoid', ['dw'], { alpha: 0.2, beta: 0.5 }),
+    N('hsw', 'hardswish', ['dw']),
+    N('lr', 'leakyrelu', ['hsw'], { alpha: 0.1 }),
+    N('pr', 'prelu', ['lr', 'pr.slope']),
+    N('el', 'elu', ['pr'], { alpha: 0.7 }),
+    N('se', 'selu', ['el']),
+    N('spl', 'softplus', ['se']),
+    N('mi', 'mish', ['se']),
+    N('mx', 'maximum', ['spl', 'mi', 'hsg']),
+    N('mn', 'minimum', ['mx', 'pr', 'half']),
+    N('ab', 'abs', ['mn']),
+    N('ab1', 'add', ['ab', 'half']),
+    N('lg', 'log', ['ab1']),
+    N('xp', 'exp', ['lg']),
+    N('up', 'resize', ['xp'], { mode: 'nearest', coord: 'asymmetric', nearest: 'floor', scales: [2, 2] }),
+    N('upl', 'resize', ['up'], { mode: 'linear', coord: 'pytorch_half_pixel', sizes: [3, 5] }),
+    N('es', 'einsum', ['upl', 'mix'], { equation: 'nchw,dc->ndhw' }),
+    N('rs1', 'reducesum', ['es'], { axes: [2], keepdims: false }),
+    N('rx', 'reducemax', ['rs1'], { axes: [2], keepdims: false }),
+    N('rn', 'reducemin', ['es'], { axes: [2, 3], keepdims: false }),
+    N('r2', 'reducel2', ['es'], { axes: [-1, -2], keepdims: false }),
+    N('f3', 'add', ['rx', 'rn']),
+    N('f4', 'add', ['f3', 'r2']),
+    N('f2', 'add', ['f2a', 'f4']),
     N('head', 'linear', ['f2', 'head.weight', 'head.bias']),
   ];
   return {

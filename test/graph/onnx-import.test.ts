@@ -190,7 +190,7 @@ test('onnx import: an unsupported op names the op, the node and the supported op
   const m = onnx.ModelProto.create({
     irVersion: 8, opsetImport: [{ domain: '', version: 14 }],
     graph: {
-      name: 'g', node: [{ opType: 'Relu', input: ['x'], output: ['a'], name: 'r' }, { opType: 'HardSwish', input: ['a'], output: ['y'], name: 'my_hswish' }],
+      name: 'g', node: [{ opType: 'Relu', input: ['x'], output: ['a'], name: 'r' }, { opType: 'LRN', input: ['a'], output: ['y'], name: 'my_lrn' }],
       input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }, { dimValue: 4 }] } } } }],
       output: [{ name: 'y', type: { tensorType: { elemType: 1 } } }],
     },
@@ -198,7 +198,7 @@ test('onnx import: an unsupported op names the op, the node and the supported op
   const b = onnx.ModelProto.encode(m).finish();
   assert.throws(() => importOnnxBytes(b, { file: 'h.onnx' }), (e: unknown) => {
     assert.ok(e instanceof UnsupportedOpError);
-    assert.match(e.message, /unsupported op 'HardSwish' in node 'my_hswish'/);
+    assert.match(e.message, /unsupported op 'LRN' in node 'my_lrn'/);
     for (const op of ['Conv', 'Gemm', 'LayerNormalization', 'Shape']) assert.ok(e.message.includes(op), op);
     assert.deepEqual((e.context as { supported: string[] }).supported, [...ONNX_SUPPORTED_OPS]);
     return true;

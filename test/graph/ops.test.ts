@@ -18,6 +18,8 @@ interface Case {
   out?: number;
   /** Draw inputs from |N(0,1)| + 0.5 (ops defined on positives). */
   positive?: boolean;
+  /** Multiply the N(0,1) inputs (to reach both sides of a kink or the tails). */
+  scale?: number;
 }
 const f64 = { dtype: 'float64' as const };
 const CASES: Record<string, Case[]> = {
@@ -71,6 +73,36 @@ const CASES: Record<string, Case[]> = {
   expand: [{ shapes: [[1, 3]], attrs: { shape: [4, -1] } }],
   prependtoken: [{ shapes: [[2, 3, 4], [1, 1, 4]] }],
   expanddyn: [{ shapes: [[1, 1, 4]], attrs: { shape: [0, -1, -1], refDims: [0, -1, -1] }, extra: () => [zeros([3, 5], f64)] }],
+  hardsigmoid: [{ shapes: [[3, 4]], attrs: { alpha: 1 / 6, beta: 0.5 } }, { shapes: [[2, 5]] }],
+  hardswish: [{ shapes: [[3, 4]], scale: 3 }],
+  leakyrelu: [{ shapes: [[3, 4]], attrs: { alpha: 0.1 } }],
+  prelu: [{ shapes: [[2, 3, 2, 2], [3, 1, 1]] }],
+  elu: [{ shapes: [[3, 4]], attrs: { alpha: 0.7 } }],
+  selu: [{ shapes: [[3, 4]] }],
+  softplus: [{ shapes: [[3, 4]], scale: 5 }],
+  mish: [{ shapes: [[3, 4]], scale: 3 }],
+  exp: [{ shapes: [[3, 4]] }],
+  log: [{ shapes: [[3, 4]], positive: true }],
+  abs: [{ shapes: [[3, 4]] }],
+  maximum: [{ shapes: [[2, 3], [3], [2, 1]] }],
+  minimum: [{ shapes: [[2, 3], [2, 3]] }],
+  reducesum: [{ shapes: [[2, 3, 4]], attrs: { axes: [0, -1], keepdims: false } }, { shapes: [[2, 3]] }],
+  reducemax: [{ shapes: [[2, 3, 4]], attrs: { axes: [1] } }],
+  reducemin: [{ shapes: [[2, 3, 4]], attrs: { axes: [2], keepdims: false } }],
+  reducel2: [{ shapes: [[2, 3, 4]], attrs: { axes: [1, 2], keepdims: false } }],
+  resize: [
+    { shapes: [[1, 2, 3, 3]], attrs: { mode: 'nearest', coord: 'asymmetric', nearest: 'floor', scales: [2, 2] } },
+    { shapes: [[1, 2, 3, 4]], attrs: { mode: 'linear', coord: 'pytorch_half_pixel', sizes: [5, 7] } },
+    { shapes: [[1, 1, 4, 3]], attrs: { mode: 'linear', coord: 'align_corners', sizes: [3, 5] } },
+    { shapes: [[2, 1, 5, 5]], attrs: { mode: 'nearest', coord: 'half_pixel', nearest: 'round_prefer_ceil', scales: [0.6, 1.5] } },
+  ],
+  einsum: [
+    { shapes: [[2, 3, 4], [2, 4, 5]], attrs: { equation: 'bij,bjk->bik' } },
+    { shapes: [[2, 3, 6], [4, 3]], attrs: { equation: 'ncl,dc->ndl' } },
+    { shapes: [[2, 3, 4], [3, 4]], attrs: { equation: 'ijk,jk' } },
+    { shapes: [[2, 3], [3, 4], [4, 2]], attrs: { equation: 'ab,bc,cd->da' } },
+    { shapes: [[3, 4, 2]], attrs: { equation: 'ijk->ki' } },
+  ],
 };
 
 test('every op in the table has a gradient test case', () => {
@@ -82,7 +114,7 @@ for (const [op, cases] of Object.entries(CASES)) {
     cases.forEach((c, k) => {
       scope(() => {
         const raw = inputs(c.shapes, 7 + k);
-        const xs = c.positive ? raw.map((t) => t.detach().abs().add(0.5).requiresGrad_(true)) : raw;
+        const xs = c.positive ? raw.map((t) => t.detach().abs().add(0.5).requiresGrad_(true)) : c.scale ? raw.map((t) => t.detach().mul(c.scale!).requiresGrad_(true)) : raw;
         const extra = c.extra?.() ?? [];
         const run = (...a: Tensor[]) => (OPS as Record<string, OpDef>)[op]!.run([...a, ...extra], c.attrs ?? {}, { mode: c.mode ?? 'eval-bn' })[c.out ?? 0]!;
         gradcheck(run, xs, { rtol: 1e-4, atol: 1e-6 });
@@ -142,5 +174,43 @@ test('shape ops follow ONNX semantics', () => {
     const dt = OPS.dropout.run([d], { p: 0.5 }, { mode: 'train' })[0]!;
     const zerosFrac = dt.eq(0).float().mean().item();
     assert.ok(zerosFrac > 0.3 && zerosFrac < 0.7, `train dropout zeroes about half: ${zerosFrac}`);
+  });
+});
+
+test('composed activations match their closed forms, without overflow in the tails', () => {
+  scope(() => {
+    const v = [-100, -3.5, -1, -0.25, 0, 0.25, 1, 3.5, 100];
+    const x = tensor(v, null, f64);
+    const run = (op: string, attrs: Attrs = {}) => (OPS as Record<string, OpDef>)[op]!.run([x], attrs, { mode: 'eval' })[0]!;
+    const sp = (t: number) => Math.max(t, 0) + Math.log1p(Math.exp(-Math.abs(t)));
+    const elu = (t: number, a: number) => (t > 0 ? t : a * Math.expm1(t));
+    expectClose(run('softplus'), v.map(sp), { rtol: 1e-12, atol: 1e-15 });
+    expectClose(run('mish'), v.map((t) => t * Math.tanh(sp(t))), { rtol: 1e-12, atol: 1e-15 });
+    expectClose(run('elu', { alpha: 0.7 }), v.map((t) => elu(t, 0.7)), { rtol: 1e-12 });
+    expectClose(run('selu'), v.map((t) => 1.0507009873554805 * elu(t, 1.6732632423543772)), { rtol: 1e-7 });
+    expectClose(run('hardswish'), v.map((t) => (t * Math.min(Math.max(t + 3, 0), 6)) / 6), { rtol: 1e-12 });
+    expectClose(run('hardsigmoid', { alpha: 1 / 6, beta: 0.5 }), v.map((t) => Math.min(Math.max(t / 6 + 0.5, 0), 1)), { rtol: 1e-12 });
+    expectClose(run('leakyrelu', { alpha: 0.2 }), v.map((t) => (t < 0 ? 0.2 * t : t)), { rtol: 1e-12 });
+    const slope = tensor([0.3], null, f64);
+    expectClose(OPS.prelu.run([x, slope], {}, { mode: 'eval' })[0]!, v.map((t) => (t < 0 ? 0.3 * t : t)), { rtol: 1e-12 });
+  });
+});
+
+test('resize reproduces the ONNX coordinate modes; einsum equals explicit matmuls and sums', () => {
+  scope(() => {
+    const x = tensor([[[[1, 2], [3, 4]]]], null, f64);
+    const r = (attrs: Attrs) => OPS.resize.run([x], attrs, { mode: 'eval' })[0]!.toArray();
+    assert.deepEqual(r({ mode: 'nearest', coord: 'asymmetric', nearest: 'floor', scales: [2, 1] }), [1, 2, 1, 2, 3, 4, 3, 4]);
+    // half_pixel, out 4 from 2: x = (o + 0.5) / 2 − 0.5 = −0.25, 0.25, 0.75, 1.25, clamped to [0, 1]
+    expectClose(r({ mode: 'linear', coord: 'half_pixel', sizes: [2, 4] }).slice(0, 4), [1, 1.25, 1.75, 2], { rtol: 1e-12 });
+    expectClose(r({ mode: 'linear', coord: 'align_corners', sizes: [3, 3] }), [1, 1.5, 2, 2, 2.5, 3, 3, 3.5, 4], { rtol: 1e-12 });
+    assert.throws(() => r({ mode: 'linear', coord: 'tf_crop_and_resize', sizes: [3, 3] }), /coord.*must be one of/);
+    const a = randn([2, 3, 4], f64);
+    const b = randn([2, 4, 5], f64);
+    expectClose(OPS.einsum.run([a, b], { equation: 'bij,bjk->bik' }, { mode: 'eval' })[0]!, a.matmul(b), { rtol: 1e-12 });
+    expectClose(OPS.einsum.run([a, b], { equation: 'bij,bjk->kb' }, { mode: 'eval' })[0]!, a.matmul(b).sum(1).t(), { rtol: 1e-12 });
+    expectClose(OPS.einsum.run([a], { equation: 'bij->j' }, { mode: 'eval' })[0]!, a.sum([0, 1]), { rtol: 1e-12 });
+    assert.throws(() => OPS.einsum.run([a], { equation: '...ij->ij' }, { mode: 'eval' }), /ellipsis/);
+    assert.throws(() => OPS.einsum.run([a], { equation: 'iij->j' }, { mode: 'eval' }), /diagonal/);
   });
 });

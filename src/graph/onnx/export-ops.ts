@@ -207,4 +207,60 @@ export const EXPORT_RULES: Record<string, ExportRule> = {
     e.node('Expand', [tok, dynShape(n, e, x, [-1, 1, 1], [0, -1, -1])], [tokens]);
     e.node('Concat', [tokens, x], n.outputs, [attr.int('axis', 1)], n.name);
   },
+  hardsigmoid: simple('HardSigmoid', (n) => [attr.float('alpha', num(n, 'alpha', 0.2)), attr.float('beta', num(n, 'beta', 0.5))]),
+  hardswish: (n, e) => {
+    if (e.opset >= 14) return e.node('HardSwish', [n.inputs[0]!], n.outputs, [], n.name);
+    const h = e.tmp(n, 'hardsigmoid');
+    e.node('HardSigmoid', [n.inputs[0]!], [h], [attr.float('alpha', 1 / 6), attr.float('beta', 0.5)]);
+    e.node('Mul', [n.inputs[0]!, h], n.outputs, [], n.name);
+  },
+  leakyrelu: simple('LeakyRelu', (n) => [attr.float('alpha', num(n, 'alpha', 0.01))]),
+  prelu: simple('PRelu'),
+  elu: simple('Elu', (n) => [attr.float('alpha', num(n, 'alpha', 1))]),
+  selu: simple('Selu', (n) => [
+    ...(n.attrs.alpha === undefined ? [] : [attr.float('alpha', num(n, 'alpha'))]),
+    ...(n.attrs.gamma === undefined ? [] : [attr.float('gamma', num(n, 'gamma'))]),
+  ]),
+  softplus: simple('Softplus'),
+  // Mish is an ONNX op from opset 18 only
+  mish: (n, e) => {
+    const [sp, th] = [e.tmp(n, 'softplus'), e.tmp(n, 'tanh')];
+    e.node('Softplus', [n.inputs[0]!], [sp]);
+    e.node('Tanh', [sp], [th]);
+    e.node('Mul', [n.inputs[0]!, th], n.outputs, [], n.name);
+  },
+  exp: simple('Exp'),
+  log: simple('Log'),
+  abs: simple('Abs'),
+  maximum: (n, e) => e.node('Max', n.inputs.filter((x) => x !== ''), n.outputs, [], n.name),
+  minimum: (n, e) => e.node('Min', n.inputs.filter((x) => x !== ''), n.outputs, [], n.name),
+  // ReduceSum takes its axes as an input from opset 13, the other reductions from opset 18
+  reducesum: (n, e) => {
+    const ins = [n.inputs[0]!];
+    if (n.attrs.axes !== undefined) ins.push(e.i64(n, 'axes', nums(n, 'axes')));
+    e.node('ReduceSum', ins, n.outputs, [attr.int('keepdims', flag(n, 'keepdims', true) ? 1 : 0)], n.name);
+  },
+  reducemax: reduceRule('ReduceMax'),
+  reducemin: reduceRule('ReduceMin'),
+  reducel2: reduceRule('ReduceL2'),
+  resize: (n, e) => {
+    const x = n.inputs[0]!;
+    const a = [attr.str('mode', String(n.attrs.mode ?? 'nearest')), attr.str('coordinate_transformation_mode', String(n.attrs.coord ?? 'half_pixel')),
+      attr.str('nearest_mode', String(n.attrs.nearest ?? 'round_prefer_floor'))];
+    if (n.attrs.sizes !== undefined) {
+      // ONNX sizes cover every axis of the (NCHW) input: batch and channels are read from it at run time
+      const [h, w] = nums(n, 'sizes');
+      return e.node('Resize', [x, '', '', dynShape(n, e, x, [-1, -1, h!, w!], [0, 1, -1, -1])], n.outputs, a, n.name);
+    }
+    e.node('Resize', [x, '', e.f32(n, 'scales', [1, 1, ...nums(n, 'scales')])], n.outputs, a, n.name);
+  },
+  einsum: (n, e) => e.node('Einsum', n.inputs.filter((x) => x !== ''), n.outputs, [attr.str('equation', String(n.attrs.equation))], n.name),
 };
+
+function reduceRule(opType: string): ExportRule {
+  return (n, e) => {
+    const a = [attr.int('keepdims', flag(n, 'keepdims', true) ? 1 : 0)];
+    if (n.attrs.axes !== undefined) a.push(attr.ints('axes', nums(n, 'axes')));
+    e.node(opType, [n.inputs[0]!], n.outputs, a, n.name);
+  };
+}

@@ -29,11 +29,14 @@ export function transpose2d(v: FloatValue): FloatValue {
   return { kind: 'float', dims: [k, r], data: out };
 }
 
+/** Shape vectors only (equal dims, or one side a single value): anything else is left to import-const.ts. */
+const vectorLike = (vs: readonly IntValue[]) => vs.every((v) => v.dims.length <= 1) && new Set(vs.filter((v) => v.data.length !== 1).map((v) => v.data.length)).size <= 1;
+
 function binaryFold(f: (a: Dim, b: Dim) => Dim): Fold {
   return (c) => {
     const a = asInt(c, 0);
     const b = asInt(c, 1);
-    return a && b ? [intBinary(a, b, f)] : null;
+    return a && b && vectorLike([a, b]) ? [intBinary(a, b, f)] : null;
   };
 }
 
@@ -91,7 +94,7 @@ export const FOLD: Record<string, Fold> = {
   },
   Concat: (c) => {
     const vs = c.inputs.filter((x) => x !== '').map((_, i) => asInt(c, i));
-    return vs.every((v) => v !== null) ? [intConcat(vs as IntValue[])] : null;
+    return vs.every((v) => v !== null && v.dims.length === 1) ? [intConcat(vs as IntValue[])] : null;
   },
   Unsqueeze: (c) => {
     const d = asInt(c, 0);
@@ -132,7 +135,7 @@ export const FOLD: Record<string, Fold> = {
   Equal: binaryFold(dimEq),
   Where: (c) => {
     const [cond, a, b] = [asInt(c, 0), asInt(c, 1), asInt(c, 2)];
-    if (!cond || !a || !b) return null;
+    if (!cond || !a || !b || !vectorLike([cond, a, b])) return null;
     const n = Math.max(cond.data.length, a.data.length, b.data.length);
     const at = (v: IntValue, i: number) => v.data[v.data.length === 1 ? 0 : i]!;
     const data = Array.from({ length: n }, (_, i) => (at(cond, i) ? at(a, i) : at(b, i)));

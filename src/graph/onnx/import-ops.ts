@@ -5,6 +5,8 @@
 import type { Ctx, FloatValue } from './import.js';
 import { axesOf, transpose2d } from './import-fold.js';
 import { broadcast, dimAdd, dimDiv, dimProd, isNum, reshapeOut, windowOut, type Dim } from './shapes.js';
+import { parseEinsum } from '../ops-einsum.js';
+import { COORD_MODES, NEAREST_MODES } from '../ops-resize.js';
 
 export { FOLD } from './import-fold.js';
 type Run = (c: Ctx) => void;
@@ -184,6 +186,79 @@ function split(c: Ctx): void {
   c.im.emit(c.n, 'split', [c.in(0)], sizes ? { axis, split: sizes } : { axis, parts: nOut }, shapes);
 }
 
+/**
+ * ReduceSum/Mean/Max/Min/L2: axes from the input (ReduceSum from opset 13, all from opset 18) or the attribute;
+ * no axes reduces all of them unless noop_with_empty_axes makes the node an identity.
+ */
+function reduce(op: string): Run {
+  return (c) => {
+    const x = c.sh(0);
+    const given = axesOf(c, 1);
+    if ((given === undefined || given.length === 0) && c.num('noop_with_empty_axes', 0) === 1) return same(c, 'identity');
+    const axes = (given && given.length > 0 ? given : x.map((_, i) => i)).map((a) => norm(a, x.length));
+    const keep = c.num('keepdims', 1) === 1;
+    const out = keep ? x.map((d, i) => (axes.includes(i) ? 1 : d)) : x.filter((_, i) => !axes.includes(i));
+    c.im.emit(c.n, op, [c.in(0)], { axes, keepdims: keep }, [out]);
+  };
+}
+
+function variadic(op: string): Run {
+  return (c) => {
+    const ins = c.inputs.map((_, i) => i).filter((i) => c.has(i));
+    c.im.emit(c.n, op, ins.map((i) => c.in(i)), {}, [broadcast(ins.map((i) => c.sh(i)), c.n.name ?? '')]);
+  };
+}
+
+/** Resize (opset 11–19) of the two spatial axes of an NCHW tensor, nearest or linear; see ops-resize.ts. */
+function resizeRule(c: Ctx): void {
+  const x = c.sh(0);
+  const mode = c.str('mode', 'nearest');
+  const coord = c.str('coordinate_transformation_mode', 'half_pixel');
+  const nearest = c.str('nearest_mode', 'round_prefer_floor');
+  const fix = 'export with mode nearest or linear (bilinear) and a torch-style coordinate mode, or report the pattern';
+  if (x.length !== 4) c.im.fail(c.n, `only 4-D (NCHW) inputs are resized, got rank ${x.length}`, fix);
+  if (mode !== 'nearest' && mode !== 'linear') c.im.fail(c.n, `Resize mode '${mode}' is not supported (nearest, linear)`, fix);
+  if (!(COORD_MODES as readonly string[]).includes(coord)) c.im.fail(c.n, `coordinate_transformation_mode '${coord}' is not supported (${COORD_MODES.join(', ')})`, fix);
+  if (!(NEAREST_MODES as readonly string[]).includes(nearest)) c.im.fail(c.n, `nearest_mode '${nearest}' is not supported`, fix);
+  if (c.num('antialias', 0) !== 0) c.im.fail(c.n, 'antialiased Resize is not supported', fix);
+  if (c.str('keep_aspect_ratio_policy', 'stretch') !== 'stretch') c.im.fail(c.n, 'keep_aspect_ratio_policy other than stretch is not supported', fix);
+  const axes = c.list('axes')?.map((a) => norm(a, 4));
+  if (axes && axes.join() !== '2,3') c.im.fail(c.n, `Resize over axes [${axes.join(', ')}] is not supported (only H and W)`, fix);
+  const k = axes ? 0 : 2;
+  const a: Record<string, string | number[]> = { mode, coord, ...(mode === 'nearest' ? { nearest } : {}) };
+  let out: Dim[];
+  const sizesIn = c.has(3) ? c.ints(3, 'sizes') : undefined;
+  if (sizesIn && sizesIn.length > 0) {
+    const hw = sizesIn.slice(k);
+    if (!axes && (sizesIn[0] !== x[0] || sizesIn[1] !== x[1])) c.im.fail(c.n, `Resize sizes [${sizesIn.join(', ')}] change the batch or channel axis`, fix);
+    if (!hw.every(isNum)) c.im.fail(c.n, `Resize sizes [${sizesIn.join(', ')}] are not known at import`, fix);
+    a.sizes = hw as number[];
+    out = [x[0]!, x[1]!, hw[0]!, hw[1]!];
+  } else {
+    const kv = c.k(2);
+    if (!kv || kv.kind !== 'float') c.im.fail(c.n, "Resize 'scales' must be a constant", fix);
+    const sc = Array.from(kv.data);
+    if (!axes && (sc[0] !== 1 || sc[1] !== 1)) c.im.fail(c.n, `Resize scales [${sc.join(', ')}] change the batch or channel axis`, fix);
+    a.scales = sc.slice(k);
+    out = [x[0]!, x[1]!, ...[0, 1].map((i) => (isNum(x[2 + i]!) ? Math.floor((x[2 + i] as number) * sc[k + i]!) : `resize(${x[2 + i]},${sc[k + i]})`))];
+  }
+  c.im.emit(c.n, 'resize', [c.in(0)], a, [out]);
+}
+
+function einsumRule(c: Ctx): void {
+  const equation = c.str('equation', '');
+  const ins = c.inputs.map((_, i) => i).filter((i) => c.has(i));
+  let parsed: ReturnType<typeof parseEinsum>;
+  try {
+    parsed = parseEinsum(equation, ins.length);
+  } catch (e) {
+    return c.im.fail(c.n, (e as Error).message, 'rewrite the einsum without ... and without repeated letters in one operand');
+  }
+  const size = new Map<string, Dim>();
+  parsed.inputs.forEach((term, j) => [...term].forEach((ch, i) => { const d = c.sh(ins[j]!)[i]; if (d !== undefined && (!size.has(ch) || size.get(ch) === 1)) size.set(ch, d); }));
+  c.im.emit(c.n, 'einsum', ins.map((i) => c.in(i)), { equation }, [[...parsed.output].map((ch) => size.get(ch)!)]);
+}
+
 export const RUNTIME: Record<string, Run> = {
   Conv: (c) => {
     const w = c.k(1);
@@ -296,13 +371,7 @@ export const RUNTIME: Record<string, Run> = {
     if (c.im.opset < 13 && axis !== x.length - 1) c.im.fail(c.n, 'opset < 13 Softmax over several trailing axes is not supported', 'export with opset ≥ 13');
     same(c, 'softmax', { axis });
   },
-  ReduceMean: (c) => {
-    const x = c.sh(0);
-    const axes = (axesOf(c, 1) ?? x.map((_, i) => i)).map((a) => norm(a, x.length));
-    const keep = c.num('keepdims', 1) === 1;
-    const out = keep ? x.map((d, i) => (axes.includes(i) ? 1 : d)) : x.filter((_, i) => !axes.includes(i));
-    c.im.emit(c.n, 'reducemean', [c.in(0)], { axes, keepdims: keep }, [out]);
-  },
+  ReduceMean: reduce('reducemean'),
   Expand: expand,
   Pad: (c) => {
     const x = c.sh(0);
@@ -313,4 +382,29 @@ export const RUNTIME: Record<string, Run> = {
     same(c, 'pad', { pads, value, mode: mode === 'edge' ? 'replicate' : mode });
     c.im.shapes.set(c.n.output![0]!, out);
   },
+  HardSigmoid: (c) => same(c, 'hardsigmoid', { alpha: c.num('alpha', 0.2), beta: c.num('beta', 0.5) }),
+  HardSwish: (c) => same(c, 'hardswish'),
+  LeakyRelu: (c) => same(c, 'leakyrelu', { alpha: c.num('alpha', 0.01) }),
+  // the slope is a trained parameter (torch nn.PReLU), not prunable: role 'norm'
+  PRelu: (c) => c.im.emit(c.n, 'prelu', [c.in(0), c.in(1, c.im.fromInit.has(c.name(1)) ? 'norm' : undefined)], {}, [c.sh(0)]),
+  Elu: (c) => same(c, 'elu', { alpha: c.num('alpha', 1) }),
+  Selu: (c) => same(c, 'selu', { alpha: c.num('alpha', 1.67326319217681884765625), gamma: c.num('gamma', 1.05070102214813232421875) }),
+  Gelu: (c) => {
+    const approximate = c.str('approximate', 'none');
+    if (approximate !== 'none' && approximate !== 'tanh') c.im.fail(c.n, `Gelu approximate '${approximate}' is not supported (none, tanh)`);
+    same(c, 'gelu', approximate === 'tanh' ? { approximate } : {});
+  },
+  Softplus: (c) => same(c, 'softplus'),
+  Mish: (c) => same(c, 'mish'),
+  Exp: (c) => same(c, 'exp'),
+  Log: (c) => same(c, 'log'),
+  Abs: (c) => same(c, 'abs'),
+  Max: variadic('maximum'),
+  Min: variadic('minimum'),
+  ReduceSum: reduce('reducesum'),
+  ReduceMax: reduce('reducemax'),
+  ReduceMin: reduce('reducemin'),
+  ReduceL2: reduce('reducel2'),
+  Resize: resizeRule,
+  Einsum: einsumRule,
 };

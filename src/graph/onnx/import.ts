@@ -19,6 +19,7 @@ import { makeParam } from '../params.js';
 import { attrs, decodeModel, readTensor, toNum, type NodeProto, type TensorValue } from './proto.js';
 import { isNum, type Dim, type IntValue } from './shapes.js';
 import { FOLD, RUNTIME } from './import-ops.js';
+import { CONST_EVAL, fromArr, toArr, type Arr } from './import-const.js';
 import { applyTapirMetadata, TAPIR_METADATA_KEY } from './metadata.js';
 
 export interface FloatValue {
@@ -37,8 +38,11 @@ export interface ImportOnnxOptions {
   preprocessing?: Preprocessing;
 }
 
+/** Newest opset read: 18 moved every reduction's axes to an input, 20 added Gelu; nothing the importer reads changed after. */
+const MAX_OPSET = 20;
+
 /** Every ONNX op the importer understands (folded shape ops and compute ops). */
-export const ONNX_SUPPORTED_OPS: readonly string[] = [...new Set([...Object.keys(FOLD), ...Object.keys(RUNTIME)])].sort();
+export const ONNX_SUPPORTED_OPS: readonly string[] = [...new Set([...Object.keys(FOLD), ...Object.keys(RUNTIME), ...Object.keys(CONST_EVAL)])].sort();
 
 export async function importOnnx(path: string, o: ImportOnnxOptions = {}): Promise<Graph> {
   let b: Buffer;
@@ -188,8 +192,9 @@ export function importOnnxBytes(bytes: Uint8Array, o: ImportOnnxOptions = {}): G
   const im = new Importer(file);
   const ai = (m.opsetImport ?? []).find((s) => !s.domain || s.domain === 'ai.onnx');
   im.opset = ai ? toNum(ai.version as number) : 13;
-  if (im.opset < 11 || im.opset > 18)
-    throw new ModelFormatError(`${file}: opset ${im.opset} is not supported (supported: 11–18, tested 13–17)`, { context: { file }, fix: 'export with opset_version between 13 and 17' });
+  if (im.opset < 11 || im.opset > MAX_OPSET)
+    throw new ModelFormatError(`${file}: opset ${im.opset} is not supported (supported: 11–${MAX_OPSET}; torch exports tested at 13–17, opset 18 reductions and opset 20 Gelu by hand-built files)`,
+      { context: { file }, fix: 'export with opset_version between 13 and 17' });
 
   for (const t of gp.initializer ?? []) {
     const name = t.name ?? '';
@@ -216,13 +221,15 @@ export function importOnnxBytes(bytes: Uint8Array, o: ImportOnnxOptions = {}): G
     const c = new Ctx(im, n);
     const present = c.inputs.filter((x) => x !== '');
     const fold = FOLD[op];
-    if (fold && (op === 'Shape' || op === 'Constant' || (present.length > 0 && present.every((x) => im.known.has(x))))) {
-      let vals: Known[] | null;
+    const allKnown = present.length > 0 && present.every((x) => im.known.has(x));
+    let foldError: string | undefined;
+    if (fold && (op === 'Shape' || op === 'Constant' || allKnown)) {
+      let vals: Known[] | null = null;
       try {
         vals = fold(c);
       } catch (e) {
         if (e instanceof TapirError) throw e;
-        return im.fail(n, `shape arithmetic could not be folded: ${(e as Error).message}`);
+        foldError = (e as Error).message;
       }
       if (vals) {
         vals.forEach((v, i) => { if (n.output?.[i]) im.known.set(n.output[i]!, v); });
@@ -230,9 +237,15 @@ export function importOnnxBytes(bytes: Uint8Array, o: ImportOnnxOptions = {}): G
         continue;
       }
     }
+    const evaluated = allKnown ? evalConst(im, c, op) : null;
+    if (evaluated) {
+      evaluated.forEach((v, i) => { if (n.output?.[i]) im.known.set(n.output[i]!, v); });
+      continue;
+    }
+    if (foldError !== undefined) im.fail(n, `shape arithmetic could not be folded: ${foldError}`);
     const run = RUNTIME[op];
     if (!run) {
-      if (fold) im.fail(n, `'${op}' on a tensor computed at run time is not supported (only shape arithmetic is folded)`);
+      if (fold || CONST_EVAL[op]) im.fail(n, `'${op}' on a tensor computed at run time is not supported (only shape arithmetic and constants are folded)`);
       throw new UnsupportedOpError(op, n.name ?? '', ONNX_SUPPORTED_OPS, `ONNX import of ${file}`);
     }
     try {
@@ -245,6 +258,31 @@ export function importOnnxBytes(bytes: Uint8Array, o: ImportOnnxOptions = {}): G
   const g = finish(im, (gp.output ?? []).map((v) => v.name ?? ''), inputs, o, file);
   const md = (m.metadataProps ?? []).find((p) => p.key === TAPIR_METADATA_KEY)?.value;
   return md ? applyTapirMetadata(g, md, o) : g;
+}
+
+/**
+ * Evaluates a node over known, fully numeric inputs (import-const.ts), or returns null: when an input holds a free
+ * dimension, when an input is a trainable initializer (folding it would turn a parameter into a constant), or when the
+ * op has no constant rule.
+ */
+function evalConst(im: Importer, c: Ctx, op: string): Known[] | null {
+  const rule = CONST_EVAL[op];
+  if (!rule) return null;
+  const ins: (Arr | null)[] = [];
+  for (let i = 0; i < c.inputs.length; i++) {
+    if (!c.has(i)) { ins.push(null); continue; }
+    const k = im.known.get(c.name(i))!;
+    if (k.kind === 'float' && im.fromInit.has(c.name(i)) && k.data.length > 1) return null;
+    const a = toArr(k);
+    if (!a) return null;
+    ins.push(a);
+  }
+  try {
+    return rule(ins, c).map(fromArr);
+  } catch (e) {
+    if (e instanceof TapirError) throw e;
+    return im.fail(c.n, `constant could not be evaluated at import: ${(e as Error).message}`);
+  }
 }
 
 function finish(im: Importer, outputs: string[], inputs: Graph['inputs'], o: ImportOnnxOptions, file: string): Graph {
