@@ -240,8 +240,10 @@ const TABLE = {
       if (p.length !== 2 * x.ndim) throw new ShapeError(`pad: 'pads' needs ${2 * x.ndim} entries for input [${x.shape.join(', ')}], got ${p.length}`);
       const torchPads: number[] = [];
       for (let d = x.ndim - 1; d >= 0; d--) torchPads.push(p[d]!, p[d + x.ndim]!);
-      while (torchPads.length > 2 && torchPads[torchPads.length - 1] === 0 && torchPads[torchPads.length - 2] === 0) torchPads.length -= 2;
       const mode = (a.mode ?? 'constant') as 'constant' | 'reflect' | 'replicate';
+      // reflect / replicate kernels pad exactly the dims after (N, C): keep that many pairs
+      const keep = mode === 'constant' ? 2 : 2 * Math.max(x.ndim - 2, 1);
+      while (torchPads.length > keep && torchPads[torchPads.length - 1] === 0 && torchPads[torchPads.length - 2] === 0) torchPads.length -= 2;
       return [nn.pad(x, torchPads, mode, num(a, 'value', 0))];
     },
   },

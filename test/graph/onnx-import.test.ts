@@ -11,7 +11,7 @@ import { liveTensors, manualSeed, nn, randn, randint, scope, TapirError, type Te
 import { forward } from '../../src/graph/interpreter.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { disposeGraph, prunableParams, trainableParams } from '../../src/graph/params.js';
-import { importOnnx, importOnnxBytes, ONNX_SUPPORTED_OPS } from '../../src/graph/onnx/index.js';
+import { exportOnnxBytes, importOnnx, importOnnxBytes, ONNX_SUPPORTED_OPS } from '../../src/graph/onnx/index.js';
 import { ModelFormatError, UnsupportedOpError } from '../../src/graph/errors.js';
 import { onnx } from '../../src/graph/onnx/proto.js';
 import { maxRelError, onnxFixtures, readF32, torchMissing, type Fixtures } from './onnx-fixtures.js';
@@ -290,4 +290,107 @@ test('onnx import: Gemm (transB=0, alpha, beta), Dropout, Clip, bias-free MatMul
   assert.equal(liveTensors(), live);
   assert.ok(r.after < r.before, `loss ${r.before} → ${r.after}`);
   disposeGraph(g);
+});
+
+/** Runs an in-memory ONNX model in onnxruntime; every output by name. */
+async function ortAll(bytes: Uint8Array, x: Tensor): Promise<Record<string, Float32Array>> {
+  const s = await ort.InferenceSession.create(bytes);
+  const r = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', x.data<'float32'>(), [...x.shape]) });
+  return Object.fromEntries(s.outputNames.map((n) => [n, r[n]!.data as Float32Array]));
+}
+const vi = (name: string, dims?: (number | string)[]) => ({
+  name, type: { tensorType: { elemType: 1, ...(dims ? { shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } : {}) } },
+});
+const i64t = (name: string, v: number[]) => ({ name, dims: [v.length], dataType: 7, rawData: new Uint8Array(BigInt64Array.from(v, BigInt).buffer) });
+const f32t = (name: string, v: number[]) => ({ name, dims: [v.length], dataType: 1, rawData: new Uint8Array(Float32Array.from(v).buffer) });
+const sattr = (name: string, v: string) => ({ name, type: 3, s: new TextEncoder().encode(v) });
+const iattr = (name: string, i: number) => ({ name, type: 2, i });
+const isattr = (name: string, ints: number[]) => ({ name, type: 7, ints });
+
+test('onnx import: opset 20 Gelu, opset 18 Mish, reductions with axes inputs and Pad with axes, opset 19 Resize with axes match onnxruntime', async () => {
+  const outs = ['gelu', 'gelu_tanh', 'mish', 'rsum', 'rmax', 'rmin', 'rl2', 'rmean', 'rall', 'noop', 'pad', 'resize'];
+  const m = onnx.ModelProto.create({
+    irVersion: 9, opsetImport: [{ domain: '', version: 20 }],
+    graph: {
+      name: 'opset20',
+      initializer: [i64t('ax2', [2]), i64t('axlast', [-1]), i64t('ax23', [2, 3]), i64t('pads', [1, 2]), i64t('ax3', [3]), f32t('scales', [2, 0.5])],
+      node: [
+        { opType: 'Gelu', input: ['x'], output: ['gelu'], name: 'gelu' },
+        { opType: 'Gelu', input: ['x'], output: ['gelu_tanh'], name: 'gelu_tanh', attribute: [sattr('approximate', 'tanh')] },
+        { opType: 'Mish', input: ['x'], output: ['mish'], name: 'mish' },
+        { opType: 'ReduceSum', input: ['mish', 'ax2'], output: ['rsum'], name: 'rsum', attribute: [iattr('keepdims', 0)] },
+        { opType: 'ReduceMax', input: ['x', 'axlast'], output: ['rmax'], name: 'rmax' },
+        { opType: 'ReduceMin', input: ['x', 'ax23'], output: ['rmin'], name: 'rmin', attribute: [iattr('keepdims', 0)] },
+        { opType: 'ReduceL2', input: ['x', 'ax23'], output: ['rl2'], name: 'rl2' },
+        { opType: 'ReduceMean', input: ['gelu', 'ax2'], output: ['rmean'], name: 'rmean' },
+        { opType: 'ReduceSum', input: ['x'], output: ['rall'], name: 'rall', attribute: [iattr('keepdims', 0)] },
+        { opType: 'ReduceMax', input: ['x'], output: ['noop'], name: 'noop', attribute: [iattr('noop_with_empty_axes', 1)] },
+        { opType: 'Pad', input: ['x', 'pads', '', 'ax3'], output: ['pad'], name: 'pad', attribute: [sattr('mode', 'reflect')] },
+        { opType: 'Resize', input: ['x', '', 'scales'], output: ['resize'], name: 'resize',
+          attribute: [sattr('mode', 'linear'), isattr('axes', [2, 3]), sattr('coordinate_transformation_mode', 'half_pixel')] },
+      ],
+      input: [vi('x', ['N', 4, 5, 6])],
+      output: outs.map((o) => vi(o)),
+    },
+  });
+  const bytes = onnx.ModelProto.encode(m).finish();
+  const g = importOnnxBytes(bytes, { file: 'opset20.onnx' });
+  assert.equal(g.meta.opset, 20);
+  manualSeed(8);
+  const x = randn([2, 4, 5, 6]);
+  const ys = forward(g, x, { mode: 'eval' }).outputs;
+  const ref = await ortAll(bytes, x);
+  outs.forEach((o, i) => {
+    const err = maxRelError(ys[i]!.data<'float32'>(), ref[o]!);
+    assert.ok(err <= 1e-5, `${o}: max rel. error ${err}`);
+  });
+  assert.equal(g.nodes.find((n) => n.name === 'noop')!.op, 'identity', 'noop_with_empty_axes without axes is an identity');
+  disposeGraph(g);
+  const bad = onnx.ModelProto.encode(onnx.ModelProto.create({ ...m, opsetImport: [{ domain: '', version: 21 }] })).finish();
+  assert.throws(() => importOnnxBytes(bad, { file: 'o21.onnx' }), /opset 21 is not supported \(supported: 11–20/);
+});
+
+test('onnx import → export: Resize in every nearest / linear coordinate mode, by scales and by sizes, matches onnxruntime both ways', async () => {
+  const cases: { mode: string; coord: string; nearest?: string; scales?: number[]; sizes?: number[] }[] = [
+    { mode: 'nearest', coord: 'asymmetric', nearest: 'floor', scales: [2, 3] },
+    { mode: 'nearest', coord: 'half_pixel', nearest: 'round_prefer_floor', sizes: [7, 4] },
+    { mode: 'nearest', coord: 'half_pixel', nearest: 'round_prefer_ceil', scales: [0.5, 1.5] },
+    { mode: 'nearest', coord: 'align_corners', nearest: 'round_prefer_floor', sizes: [3, 9] },
+    { mode: 'nearest', coord: 'pytorch_half_pixel', nearest: 'ceil', sizes: [1, 5] },
+    { mode: 'linear', coord: 'half_pixel', scales: [1.5, 0.5] },
+    { mode: 'linear', coord: 'pytorch_half_pixel', sizes: [8, 3] },
+    { mode: 'linear', coord: 'align_corners', sizes: [9, 11] },
+    { mode: 'linear', coord: 'asymmetric', scales: [2, 2] },
+  ];
+  manualSeed(12);
+  const x = randn([2, 3, 5, 6]);
+  for (const k of cases) {
+    const what = JSON.stringify(k);
+    const m = onnx.ModelProto.create({
+      irVersion: 8, opsetImport: [{ domain: '', version: 13 }],
+      graph: {
+        name: 'resize',
+        initializer: k.scales ? [f32t('scales', [1, 1, ...k.scales])] : [i64t('sizes', [2, 3, ...k.sizes!])],
+        node: [{ opType: 'Resize', input: k.scales ? ['x', '', 'scales'] : ['x', '', '', 'sizes'], output: ['y'], name: 'resize',
+          attribute: [sattr('mode', k.mode), sattr('coordinate_transformation_mode', k.coord), ...(k.nearest ? [sattr('nearest_mode', k.nearest)] : [])] }],
+        input: [vi('x', [2, 3, 5, 6])],
+        output: [vi('y')],
+      },
+    });
+    const bytes = onnx.ModelProto.encode(m).finish();
+    const g = importOnnxBytes(bytes, { file: 'resize.onnx' });
+    const y = forward(g, x, { mode: 'eval' }).outputs[0]!;
+    const ref = (await ortAll(bytes, x)).y!;
+    assert.equal(y.numel, ref.length, `${what}: output size`);
+    assert.ok(maxRelError(y.data<'float32'>(), ref) <= 1e-6, `${what}: tapir vs onnxruntime ${maxRelError(y.data<'float32'>(), ref)}`);
+    const back = (await ortAll(exportOnnxBytes(g, { opset: 13 }), x)).y!;
+    assert.ok(maxRelError(back, ref) <= 1e-6, `${what}: exported file in onnxruntime`);
+    disposeGraph(g);
+  }
+  const cubic = onnx.ModelProto.create({
+    irVersion: 8, opsetImport: [{ domain: '', version: 13 }],
+    graph: { name: 'r', initializer: [f32t('scales', [1, 1, 2, 2])], node: [{ opType: 'Resize', input: ['x', '', 'scales'], output: ['y'], name: 'up', attribute: [sattr('mode', 'cubic')] }],
+      input: [vi('x', [1, 1, 4, 4])], output: [vi('y')] },
+  });
+  assert.throws(() => importOnnxBytes(onnx.ModelProto.encode(cubic).finish(), { file: 'cubic.onnx' }), /node 'up' \(Resize\): Resize mode 'cubic' is not supported/);
 });

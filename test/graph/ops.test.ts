@@ -60,7 +60,7 @@ const CASES: Record<string, Case[]> = {
   reshape: [{ shapes: [[2, 6]], attrs: { shape: [0, 3, -1] } }],
   transpose: [{ shapes: [[2, 3, 4]], attrs: { perm: [2, 0, 1] } }],
   concat: [{ shapes: [[2, 3], [2, 2]], attrs: { axis: 1 } }],
-  pad: [{ shapes: [[1, 2, 3, 3]], attrs: { pads: [0, 0, 1, 0, 0, 0, 0, 2], value: 0.5 } }],
+  pad: [{ shapes: [[1, 2, 3, 3]], attrs: { pads: [0, 0, 1, 0, 0, 0, 0, 2], value: 0.5 } }, { shapes: [[1, 2, 3, 4]], attrs: { pads: [0, 0, 0, 1, 0, 0, 0, 2], mode: 'reflect' } }],
   dropout: [{ shapes: [[3, 4]], attrs: { p: 0.3 }, mode: 'eval-bn' }],
   identity: [{ shapes: [[3, 4]] }],
   reducemean: [{ shapes: [[2, 3, 4]], attrs: { axes: [1, 2], keepdims: false } }],

@@ -375,8 +375,16 @@ export const RUNTIME: Record<string, Run> = {
   Expand: expand,
   Pad: (c) => {
     const x = c.sh(0);
-    const pads = c.has(1) ? c.nums(1, 'pads') : c.list('pads') ?? [];
+    let pads = c.has(1) ? c.nums(1, 'pads') : c.list('pads') ?? [];
+    if (c.has(3)) {
+      // opset 18: pads for the listed axes only
+      const axes = c.nums(3, 'axes').map((a) => norm(a, x.length));
+      const full = new Array<number>(2 * x.length).fill(0);
+      axes.forEach((a, i) => { full[a] = pads[i]!; full[a + x.length] = pads[i + axes.length]!; });
+      pads = full;
+    }
     const mode = c.str('mode', 'constant');
+    if (!['constant', 'reflect', 'edge'].includes(mode)) c.im.fail(c.n, `Pad mode '${mode}' is not supported (constant, reflect, edge)`);
     const value = c.has(2) ? c.scalar(2, 'constant_value') : c.num('value', 0);
     const out = x.map((d, i) => dimAdd(d, pads[i]! + pads[i + x.length]!));
     same(c, 'pad', { pads, value, mode: mode === 'edge' ? 'replicate' : mode });
