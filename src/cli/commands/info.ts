@@ -1,7 +1,7 @@
 /** `tapir info <model|path>`: parameters, prunable tensors and input of a zoo model or a model file. */
 import { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { countParams, disposeGraph, importOnnx, loadModel, loadTfjsModel, type Graph } from '../../graph/index.js';
+import { countParams, disposeGraph, importOnnx, loadModel, loadTfjsModel, UnsupportedOpError, type Graph } from '../../graph/index.js';
 import { emit, table, type Io } from '../output.js';
 
 export interface ModelInfo {
@@ -42,7 +42,15 @@ export function infoCommand(io: Io): Command {
     .option('--weights <file>', 'safetensors state dict for a built-in architecture')
     .option('--json', 'print one JSON document')
     .action(async (spec: string, o: { json?: boolean; weights?: string }) => {
-      const g = await openModel(spec, o.weights ? { weights: o.weights } : {});
+      let g: Graph;
+      try {
+        g = await openModel(spec, o.weights ? { weights: o.weights } : {});
+      } catch (e) {
+        // every unsupported op of the model at once (the ONNX importer scans the whole file), then the usual error
+        if (e instanceof UnsupportedOpError && !o.json)
+          io.out(table(['unsupported op', 'nodes', 'first node'], e.unsupported.map((u) => [u.op, u.nodes.length, u.nodes[0]!])));
+        throw e;
+      }
       const r = modelInfo(g, spec);
       disposeGraph(g);
       emit(io, !!o.json, r, () => [

@@ -13,7 +13,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { tensor, TapirError, type Tensor } from '../../engine/index.js';
-import { ModelFormatError, UnsupportedOpError } from '../errors.js';
+import { ModelFormatError, UnsupportedOpError, type UnsupportedOp } from '../errors.js';
 import type { AttrValue, Graph, Node, ParamRole, Preprocessing } from '../ir.js';
 import { makeParam } from '../params.js';
 import { attrs, decodeModel, readTensor, toNum, type NodeProto, type TensorValue } from './proto.js';
@@ -213,6 +213,8 @@ export function importOnnxBytes(bytes: Uint8Array, o: ImportOnnxOptions = {}): G
   }
   if (inputs.length === 0) throw new ModelFormatError(`${file}: the ONNX graph has no data input`, { context: { file } });
   for (const n of gp.node ?? []) for (const i of n.input ?? []) if (i) im.consumers.set(i, [...(im.consumers.get(i) ?? []), n]);
+  const unknown = unsupportedOnnxOps(gp.node ?? []);
+  if (unknown.length > 0) throw new UnsupportedOpError(unknown[0]!.op, unknown[0]!.nodes[0]!, ONNX_SUPPORTED_OPS, `ONNX import of ${file}`, unknown);
 
   for (const n of gp.node ?? []) {
     if (im.skip.has(n)) continue;
@@ -258,6 +260,18 @@ export function importOnnxBytes(bytes: Uint8Array, o: ImportOnnxOptions = {}): G
   const g = finish(im, (gp.output ?? []).map((v) => v.name ?? ''), inputs, o, file);
   const md = (m.metadataProps ?? []).find((p) => p.key === TAPIR_METADATA_KEY)?.value;
   return md ? applyTapirMetadata(g, md, o) : g;
+}
+
+/** Every op type of `nodes` the importer has no rule for (other domains included), with the nodes using it, in graph order. */
+export function unsupportedOnnxOps(nodes: readonly NodeProto[]): UnsupportedOp[] {
+  const found = new Map<string, string[]>();
+  nodes.forEach((n, i) => {
+    const op = n.opType ?? '';
+    const name = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${op}` : op;
+    if (name === op && (FOLD[op] || RUNTIME[op] || CONST_EVAL[op])) return;
+    found.set(name, [...(found.get(name) ?? []), n.name || `${op}_${i}`]);
+  });
+  return [...found].map(([op, ns]) => ({ op, nodes: ns }));
 }
 
 /**
