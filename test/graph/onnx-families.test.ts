@@ -129,6 +129,23 @@ for (const name of families) {
   });
 }
 
+test('onnx families: parameter names and roles follow torchvision (MultiheadAttention, PReLU, layer scale)', { skip: skip || !['vit', 'convnext', 'ops'].every((f) => families.includes(f)) }, async () => {
+  const open = (f: string) => importOnnx(join(DIR, (fx as Manifest).families[f]!.onnx['17']!));
+  const vit = await open('vit');
+  const attn = 'encoder.layers.encoder_layer_0.self_attention';
+  assert.equal(vit.params.get(`${attn}.in_proj_weight`)?.role, 'weight', 'in_proj_weight named after in_proj_bias');
+  assert.equal(vit.params.get(`${attn}.out_proj.weight`)?.prunable, true);
+  assert.equal(vit.params.get('class_token')?.role, 'embedding');
+  disposeGraph(vit);
+  const cn = await open('convnext');
+  assert.equal(cn.params.get('features.1.0.layer_scale')?.role, 'norm');
+  disposeGraph(cn);
+  const ops = await open('ops');
+  assert.equal(ops.params.get('prelu.weight')?.role, 'norm', 'the PReLU slope, named after its module');
+  assert.equal(ops.params.get('prelu.weight')?.trainable, true);
+  disposeGraph(ops);
+});
+
 /** "≤ 1e-6": the power of ten above the error, so the generated table does not change with run-to-run rounding noise. */
 function bucket(err: number): string {
   if (err === 0) return '0 (bitwise)';

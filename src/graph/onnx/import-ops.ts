@@ -96,7 +96,8 @@ function matmul(c: Ctx): void {
     im.emit(c.n, 'linear', [c.in(0), im.use(src, 'weight'), bias ? im.use(bias, 'bias') : ''], {}, [[...x.slice(0, -1), outF]], [outName]);
     return;
   }
-  const wName = bias.endsWith('.bias') ? `${bias.slice(0, -5)}.weight`
+  // torch's names: <module>.bias → <module>.weight; nn.MultiheadAttention's in_proj_bias → in_proj_weight
+  const wName = bias.endsWith('.bias') ? `${bias.slice(0, -5)}.weight` : bias.endsWith('_bias') ? `${bias.slice(0, -5)}_weight`
     : !c.name(1).includes('::') ? c.name(1) : `${modulePath(c.n.name ?? '') || c.name(1)}.weight`;
   const wt = im.addKnown(wName, transpose2d(w), 'weight');
   im.emit(c.n, 'linear', [c.in(0), wt, bias ? im.use(bias, 'bias') : ''], {}, [[...x.slice(0, -1), outF]], [outName]);
@@ -394,7 +395,13 @@ export const RUNTIME: Record<string, Run> = {
   HardSwish: (c) => same(c, 'hardswish'),
   LeakyRelu: (c) => same(c, 'leakyrelu', { alpha: c.num('alpha', 0.01) }),
   // the slope is a trained parameter (torch nn.PReLU), not prunable: role 'norm'
-  PRelu: (c) => c.im.emit(c.n, 'prelu', [c.in(0), c.in(1, c.im.fromInit.has(c.name(1)) ? 'norm' : undefined)], {}, [c.sh(0)]),
+  PRelu: (c) => {
+    const slope = c.k(1);
+    // torch folds nn.PReLU's unsqueezed weight into an anonymous initializer ('onnx::PRelu_7'): name it after the module
+    const name = slope && c.im.fromInit.has(c.name(1)) && c.name(1).includes('::') && modulePath(c.n.name ?? '')
+      ? c.im.addKnown(`${modulePath(c.n.name ?? '')}.weight`, slope, 'norm') : c.in(1, c.im.fromInit.has(c.name(1)) ? 'norm' : undefined);
+    c.im.emit(c.n, 'prelu', [c.in(0), name], {}, [c.sh(0)]);
+  },
   Elu: (c) => same(c, 'elu', { alpha: c.num('alpha', 1) }),
   Selu: (c) => same(c, 'selu', { alpha: c.num('alpha', 1.67326319217681884765625), gamma: c.num('gamma', 1.05070102214813232421875) }),
   Gelu: (c) => {

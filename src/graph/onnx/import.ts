@@ -175,6 +175,8 @@ export class Ctx {
 }
 
 function guessRole(name: string, dims: readonly number[]): ParamRole {
+  // per-channel scales (ConvNeXt's layer_scale [C, 1, 1], CaiT/timm's ls.gamma) are norm-like, not embeddings
+  if (/(^|[._])(layer_scale|gamma)$/i.test(name) && dims.filter((d) => d > 1).length <= 1) return 'norm';
   if (dims.length >= 2) return 'embedding';
   if (/(^|[._/])(norm|ln|bn|layernorm|batchnorm)/i.test(name)) return 'norm';
   return /bias$/i.test(name) ? 'bias' : 'norm';
