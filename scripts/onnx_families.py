@@ -5,6 +5,8 @@ python3-torchvision 0.14, offline; `make onnx-families` runs it when the output 
 
 Usage: /usr/bin/python3 scripts/onnx_families.py OUT_DIR [--only a,b] [--opsets 13,17] [--batch 2]
 
+--only writes a folder holding just those families: use it with another OUT_DIR (the test takes whatever the manifest
+in .cache/onnx-families lists, and writes the docs table from it).
 Writes into a temp folder beside OUT_DIR, then renames it over OUT_DIR (an interrupted run leaves the old one):
   <family>_opset{k}.onnx   batch dim symbolic ('batch'), TrainingMode.PRESERVE (BN stays a node, as in
                            scripts/export_onnx.py), constant folding on
