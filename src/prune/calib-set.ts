@@ -60,8 +60,11 @@ export interface CalibSetOptions {
 export interface CalibSet {
   /** NCHW images and int64 labels; owned by the caller (`disposeCalibSet`). */
   batches: CalibBatch[];
-  /** The task whose head the loss is read through, and its class count. */
+  /** The task whose head the loss is read through (its resolved id), and its class count. */
   task: string;
+  /** That task as it was asked for (the spec the caller's per-task options are keyed by) and the options it was opened with. */
+  taskSpec: string;
+  taskOptions: TaskOptions;
   numClasses: number;
   data: CalibData;
   /** True when the labels must come from the model (`labelByModel`): mix and noise. */
@@ -99,16 +102,20 @@ export async function calibrationSet(g: Graph, data: CalibData, o: CalibSetOptio
   const open = o.open ?? ((id: string, opts: TaskOptions) => openTask(id, opts));
   const pre: Preprocess = preprocessOf(g);
   const bs = o.batchSize ?? 32;
-  const source = await open(o.source, o.taskOptions(o.source));
+  const sourceOptions = o.taskOptions(o.source);
+  const source = await open(o.source, sourceOptions);
   const size = g.preprocessing.size;
-  const done = (batches: CalibBatch[], task: Task, needsLabels: boolean): CalibSet =>
-    ({ batches, task: task.id, numClasses: task.classes.length, data, needsLabels, images: batches.reduce((k, b) => k + b.x.shape[0]!, 0) });
+  const done = (batches: CalibBatch[], task: Task, spec: string, taskOptions: TaskOptions, needsLabels: boolean): CalibSet => ({
+    batches, task: task.id, taskSpec: spec, taskOptions, numClasses: task.classes.length, data, needsLabels,
+    images: batches.reduce((k, b) => k + b.x.shape[0]!, 0),
+  });
   switch (data.kind) {
     case 'source':
-      return done(firstImages(await loadSplit(source, 'train', size), pre, o.n, o.seed, bs), source, false);
+      return done(firstImages(await loadSplit(source, 'train', size), pre, o.n, o.seed, bs), source, o.source, sourceOptions, false);
     case 'task': {
-      const t = await open(data.task, o.taskOptions(data.task));
-      return done(firstImages(await loadSplit(t, 'train', size), pre, o.n, o.seed, bs), t, false);
+      const options = o.taskOptions(data.task);
+      const t = await open(data.task, options);
+      return done(firstImages(await loadSplit(t, 'train', size), pre, o.n, o.seed, bs), t, data.task, options, false);
     }
     case 'mix': {
       const out: CalibBatch[] = [];
@@ -124,7 +131,7 @@ export async function calibrationSet(g: Graph, data: CalibData, o: CalibSetOptio
         disposeCalibSet({ batches: out });
         throw e;
       }
-      return done(out, source, true);
+      return done(out, source, o.source, sourceOptions, true);
     }
     case 'noise': {
       const [h, w] = size;
@@ -139,7 +146,7 @@ export async function calibrationSet(g: Graph, data: CalibData, o: CalibSetOptio
         const x = imagesToTensor(set, idx, pre);
         out.push({ x, y: zeros([idx.length], { dtype: 'int64' }) });
       }
-      return done(out, source, true);
+      return done(out, source, o.source, sourceOptions, true);
     }
   }
 }

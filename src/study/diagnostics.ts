@@ -13,7 +13,7 @@ import { runDiagnostics } from '../analysis/index.js';
 import type { StudyConfig } from './config.js';
 import { buildTaskInputs } from './diagnostics-inputs.js';
 import type { DiagLossRow } from './diagnostics-store.js';
-import { capOf, effectiveModel, protocolHash, type CellSpec } from './grid.js';
+import { effectiveModel, taskOptionsFor, protocolHash, type CellSpec } from './grid.js';
 import type { StudyStore } from './store.js';
 
 /** One diagnostics run: a model, the cells whose masks it evaluates, and the hash that identifies its results. */
@@ -70,7 +70,7 @@ export async function runModelDiagnostics(plan: DiagnosticsPlan, c: StudyConfig,
   try {
     const built = await buildTaskInputs(g, d.tasks, {
       images: d.images, headImages: d.headImages, alpha: d.alpha, batchSize: 32,
-      taskOptions: (t) => { const cap = capOf(c, t); return { seed: c.dataSeed, ...(cap !== undefined ? { cap } : {}) }; },
+      taskOptions: (t) => taskOptionsFor(c, t),
       onProgress: (what) => onProgress?.(what, 0),
     });
     try {

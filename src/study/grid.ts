@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { AllocationName, BnRepair, CalibData, ScoreSpec, StudyConfig } from './config.js';
 import { scoreLabel } from './config.js';
+import type { TaskOptions } from '../data/index.js';
 
 export type Control = 'none' | 'random-init' | 'shuffled-mask';
 
@@ -130,4 +131,10 @@ export function expandGrid(c: StudyConfig): CellSpec[] {
 /** Per-task cap: the task's own entry, else the study default. */
 export function capOf(c: StudyConfig, task: string): number | undefined {
   return c.caps[task] ?? c.cap ?? undefined;
+}
+
+/** Split seed and cap of a task as the config names it (caps are keyed by the config's spelling, not the resolved id). */
+export function taskOptionsFor(c: StudyConfig, task: string): TaskOptions {
+  const cap = capOf(c, task);
+  return { seed: c.dataSeed, ...(cap !== undefined ? { cap } : {}) };
 }

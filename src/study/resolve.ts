@@ -10,7 +10,7 @@ import { parseCalibData } from '../prune/index.js';
 import { openModel } from '../transfer/index.js';
 import { StudyConfigError, type StudyConfig } from './config.js';
 import { effectiveModel } from './grid.js';
-import { taskOptionsFor } from './runner.js';
+import { taskOptionsFor } from './grid.js';
 
 const why = (e: unknown) => (e instanceof TapirError ? `${e.message}${e.fix ? ` (${e.fix})` : ''}` : (e as Error).message);
 

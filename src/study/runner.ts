@@ -6,12 +6,11 @@
  * cell it was in. The runner only sequences these steps and the storage.
  */
 import { disposeGraph, restoreFrom, type Graph } from '../graph/index.js';
-import type { TaskOptions } from '../data/index.js';
 import { maskSummary, parseAllocation, parseCalibData, type CalibData } from '../prune/index.js';
 import { FeatureCache, finetune, openModel, pixelBaseline, pruneOnTask, zeroShot, type HeadMode } from '../transfer/index.js';
 import type { ScoreSpec, StudyConfig } from './config.js';
 import { layerTable } from './efficiency.js';
-import { capOf, expandGrid, protocolHash, studyTasks, type CellSpec } from './grid.js';
+import { expandGrid, protocolHash, studyTasks, taskOptionsFor, type CellSpec } from './grid.js';
 import type { ResultRow, StudyStore } from './store.js';
 import { planDiagnostics, runModelDiagnostics } from './diagnostics.js';
 
@@ -43,11 +42,6 @@ export interface RunSummary {
   /** Diagnostics runs (one per model, `diagnostics` section) done by this call. */
   diagnostics: number;
   wallS: number;
-}
-
-export function taskOptionsFor(c: StudyConfig, task: string): TaskOptions {
-  const cap = capOf(c, task);
-  return { seed: c.dataSeed, ...(cap !== undefined ? { cap } : {}) };
 }
 
 async function evalAll(g: Graph, dense: Graph, c: StudyConfig, tasks: readonly string[], phase: string, cache: FeatureCache): Promise<ResultRow[]> {

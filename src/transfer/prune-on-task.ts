@@ -118,7 +118,7 @@ export async function pruneOnTask(g: Graph, o: PruneOnTaskOptions): Promise<Prun
     // A score that reads a loss (gradient, curvature) reads it through the head; mix/noise images get their labels
     // from it. Layer-input scores (wanda, sparsegpt) need neither.
     if (score.needs !== 'none' && score.needs !== 'inputs') {
-      head = await scoringHead(g, set.task, { taskOptions: o.taskOptions(set.task), alpha: o.alpha, cache });
+      head = await scoringHead(g, set.taskSpec, { taskOptions: set.taskOptions, alpha: o.alpha, cache });
       if (set.needsLabels) labelByModel(set, g, head.head);
     }
     const t2 = performance.now();

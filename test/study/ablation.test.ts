@@ -47,7 +47,7 @@ ${extra}`, 'ablation.yaml');
 async function studyCalib(g: ReturnType<typeof tinyNet>, c: StudyConfig, seed: number, cache: FeatureCache, n: number, data = 'source') {
   const set = await calibrationSet(g, cellCalibData(c, data), { source: S, n, seed, taskOptions: (t) => taskOptionsFor(c, t), open: (id, o) => cache.task(id, o) });
   if (set.needsLabels) {
-    const h = await scoringHead(g, set.task, { taskOptions: taskOptionsFor(c, set.task), alpha: c.alpha, cache });
+    const h = await scoringHead(g, set.taskSpec, { taskOptions: set.taskOptions, alpha: c.alpha, cache });
     labelByModel(set, g, h.head);
     h.head.weight.dispose();
     h.head.bias.dispose();

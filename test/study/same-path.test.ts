@@ -6,7 +6,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { disposeGraph, exportOnnx, readSafetensors } from '../../src/graph/index.js';
 import { mulberry32 } from '../../src/data/rng.js';
 import { makeProgram } from '../../src/cli/program.js';
@@ -71,5 +71,27 @@ test('tapir prune and a one-cell study give the same mask bit for bit (8 random 
     } finally {
       store.close();
     }
+  }
+});
+
+// Per-task caps are keyed by the config's spelling of a task; the scoring head must be fitted on the source as capped
+// there, not on the source's resolved id (which no cap names). Regression: a relative folder path with its own cap.
+test('a study cell fits the scoring head on the source as its per-task cap says (relative spelling)', { timeout: 300_000 }, async () => {
+  const spec = `folder:${relative(process.cwd(), TASK.slice('folder:'.length))}`;
+  assert.notEqual(spec, TASK);
+  const out = join(WORK, 'cli-caps');
+  await makeProgram({ out: () => undefined, err: () => undefined }).parseAsync(['node', 'tapir', 'prune', '--model', MODEL, '--score', 'snip',
+    '--sparsity', '0.5', '--source', spec, '--cap', '6', '--calib', '6', '--alpha', '1', '--loss', 'mse', '--out', out, '--no-progress', '--no-onnx']);
+  const file = join(WORK, 'study-caps.yaml');
+  writeFileSync(file, `name: same-caps\nmodels: ['${MODEL}']\nscores: [snip]\nsparsities: [0.5]\nsources: ['${spec}']\nheldout: []\nseeds: [0]\n`
+    + `calibration: 6\ndata: {cap: 20, caps: {'${spec}': 6}}\nheads: [dense]\nalpha: 1\nprune: {loss: mse}\nfinetune: false\n`);
+  const store = new StudyStore(join(WORK, 'study-caps.sqlite'));
+  try {
+    assert.equal((await runStudy(loadStudy(file), store, { steps: defaultSteps })).ran, 1);
+    const studyMasks = new Map(store.all<{ tensor: string; bits: Uint8Array }>('SELECT tensor, bits FROM masks').map((r) => [r.tensor, Buffer.from(r.bits).toString('hex')]));
+    const st = await readSafetensors(join(out, 'mask.safetensors'));
+    for (const name of st.entries.keys()) assert.equal(Buffer.from(st.bytes(name)).toString('hex'), studyMasks.get(name), `mask of ${name} differs`);
+  } finally {
+    store.close();
   }
 });
