@@ -55,6 +55,31 @@ test('bad values give field-level errors', () => {
   fails(`${base}controls: {random_init: {sparsities: [2]}}\n`, 'studies.yaml: controls.random_init.sparsities[0]: must be in [0, 1), got 2');
 });
 
+test('errors deep in the config name the nested field path', () => {
+  // A score option, its pinned allocation (in a control's scores too) and an unknown score option.
+  fails(base.replace('estimator: fisher}', 'estimator: fisher, probes: 0}'), 'studies.yaml: scores[1].probes: must be >= 1, got 0');
+  fails(base.replace('{name: diag-hessian, estimator: fisher}', '{name: block-hessian, block_size: 2.5}'), 'studies.yaml: scores[1].block_size: must be an integer, got 2.5');
+  fails(base.replace('{name: diag-hessian, estimator: fisher}', '{name: magnitude, estimator: lbfgs}'), 'studies.yaml: scores[1].estimator: only diag-hessian takes an estimator (score is \'magnitude\')');
+  fails(`${base}controls: {random_init: {scores: [{name: wanda, allocation: "1:4"}]}}\n`, 'studies.yaml: controls.random_init.scores[0].allocation: allocation 1:4 prunes 0.75, which is not one of the sparsities');
+  fails(`${base}controls: {shuffled_mask: 3}\n`, 'studies.yaml: controls.shuffled_mask: must be true, false or {scores: […], sparsities: […]}, got 3');
+  assert.throws(() => parseStudy(base.replace('estimator: fisher}', 'estimator: fisher, blocksize: 8}'), 'studies.yaml'), (e: unknown) => {
+    assert.ok(e instanceof StudyConfigError);
+    assert.equal(e.message, 'studies.yaml: scores[1].blocksize: unknown field');
+    assert.equal(e.fix, "did you mean 'block_size'?");
+    return true;
+  });
+  // A fine-tuning field.
+  fails(`${base}finetune: {momentum: 1}\n`, 'studies.yaml: finetune.momentum: must be in [0, 1), got 1');
+  fails(`${base}finetune: {optimizer: adam}\n`, 'studies.yaml: finetune.optimizer: must be one of sgd, adamw, got \'adam\'');
+  fails(`${base}finetune: {batch_size: "32"}\n`, 'studies.yaml: finetune.batch_size: must be a number, got \'32\'');
+  fails(`${base}finetune: fast\n`, 'studies.yaml: finetune: must be a mapping or false, got \'fast\'');
+  // A caps entry, and a mix that names no task (a config error with its path, not a pruning error).
+  fails(`${base}data: {caps: {mnist: 2}}\n`, 'studies.yaml: data.caps.mnist: must be >= 3, got 2');
+  fails(`${base}data: {caps: {mnist: 3.5}}\n`, 'studies.yaml: data.caps.mnist: must be an integer, got 3.5');
+  fails(`${base}data: {caps: [mnist]}\n`, 'studies.yaml: data.caps: must map task ids to caps, got ["mnist"]');
+  fails(`${base}calib_data: [source, "mix:"]\n`, 'studies.yaml: calib_data[1]: calibration data \'mix:\' names no task');
+});
+
 test('unknown fields are named, with a suggestion', () => {
   assert.throws(() => parseStudy(`${base}sparsity: [0.5]\n`, 'studies.yaml'), (e: unknown) => {
     assert.ok(e instanceof StudyConfigError);
