@@ -3,6 +3,7 @@
  * `decode` that turns one example into pixels. Opening a dataset never decodes an image, so counting
  * and splitting are cheap; pixels come through the cache (load.ts).
  */
+import { basename } from 'node:path';
 import type { Size } from './decode.js';
 
 /** The source's own train/test partition; datasets without one put everything in `train`. */
@@ -37,6 +38,15 @@ export interface Dataset {
   readonly skipped: readonly SkippedFile[];
   /** Decodes one example to `[3, h, w]` uint8. Rejects for unreadable files. */
   decode(ex: Example, size: Size): Promise<Uint8Array>;
+}
+
+/**
+ * What a task's split draw hashes: a built-in dataset's name, a folder's base name. Never the absolute path, so the
+ * same folder gives the same train/calib/test split from any checkout, data root or machine (a study resumed elsewhere
+ * or spread over workers would otherwise mix draws under one cell key).
+ */
+export function drawKey(ds: Dataset): string {
+  return ds.name.startsWith('folder:') ? `folder:${basename(ds.root)}` : ds.name;
 }
 
 /** Per-class example counts by pool. */

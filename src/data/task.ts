@@ -4,7 +4,7 @@
  * task that selects it (class-split tasks of one dataset are therefore disjoint), and only the seed changes them.
  */
 import { DataError } from './errors.js';
-import type { Dataset, Example } from './dataset.js';
+import { drawKey, type Dataset, type Example } from './dataset.js';
 import { openDataset } from './registry.js';
 import { hashString, mulberry32, shuffled } from './rng.js';
 import { parseTaskId, resolveClasses } from './task-id.js';
@@ -69,7 +69,7 @@ export async function openTask(id: string, o: TaskOptions = {}): Promise<Task> {
     const name = ds.classes[c]!;
     const all = byClass.get(c)!;
     if (all.length === 0) throw new DataError(`task '${id}': class '${name}' is empty`, { context: { task: id, class: name }, fix: 'drop the class from the task or add images to it' });
-    const rand = mulberry32(hashString(`${ds.name}\0${name}\0${seed}`));
+    const rand = mulberry32(hashString(`${drawKey(ds)}\0${name}\0${seed}`));
     const s = ds.officialTest ? splitOfficial(all, rand, f, o.cap) : splitPooled(all, rand, f, o.cap);
     for (const k of SPLIT_NAMES) {
       if (s[k].length === 0 && f[k] > 0) {

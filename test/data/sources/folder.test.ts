@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import sharp from 'sharp';
 import { openFolder } from '../../../src/data/sources/folder.js';
 import { classCounts } from '../../../src/data/dataset.js';
@@ -109,4 +109,24 @@ test('folder: the CIFAR-10 photo subset, when present', async (t) => {
   assert.equal(sets.test!.n, 3);
   assert.equal(sets.test!.images.length, 3 * 3 * 32 * 32);
   assert.ok(readFileSync(join(dir, task.splits.test.examples[0]!.key)).length > 0);
+});
+
+test('folder: the split draw depends on the folder, not on where it lives (same base name elsewhere: same split)', async () => {
+  const a = await makeFolder();
+  const b = join(tempDir('tapir-moved-'), basename(a));
+  cpSync(a, b, { recursive: true });
+  const ta = await openTask(`folder:${a}`);
+  const tb = await openTask(`folder:${b}`);
+  assert.notEqual(ta.id, tb.id);
+  for (const k of ['train', 'calib', 'test'] as const) {
+    assert.deepEqual(tb.splits[k].examples.map((e) => e.key), ta.splits[k].examples.map((e) => e.key), `${k} split moved with the folder`);
+  }
+  // The draw does depend on the folder's name (a renamed copy is another dataset) and on the seed.
+  const c = join(tempDir('tapir-renamed-'), 'other-name');
+  cpSync(a, c, { recursive: true });
+  const tc = await openTask(`folder:${c}`);
+  const td = await openTask(`folder:${a}`, { seed: 1 });
+  const keys = (t: typeof ta) => ['train', 'calib', 'test'].flatMap((k) => t.splits[k as 'train'].examples.map((e) => e.key)).join();
+  assert.notEqual(keys(tc), keys(ta));
+  assert.notEqual(keys(td), keys(ta));
 });
