@@ -18,17 +18,13 @@
  *     towards the LARGER alpha: on features that do not separate the hold-out, e.g. a random init's, it takes
  *     the largest, a head that predicts the class prior, whose loss hardly depends on the backbone.)
  */
-import { noGrad, scope, tensor, TapirError, type Tensor } from '../engine/index.js';
+import { noGrad, scope, TapirError, type Tensor } from '../engine/index.js';
 import type { Graph } from '../graph/index.js';
 import { batches as makeBatches, loadSample, openTask, type Batch, type TaskOptions } from '../data/index.js';
 import type { TaskInput } from '../analysis/index.js';
-import {
-  disposeHead, disposeTaskHead, extractFeatures, fitRidgeHead, headLogits, preprocessOf, ridgeToLinear, selectAlpha, withTaskHead,
-  type FeatureStats, type LinearHead,
-} from '../transfer/index.js';
+import { disposeTaskHead, extractFeatures, fitLinearHead, preprocessOf, withTaskHead, type HeadAlpha, type LinearHead } from '../transfer/index.js';
 
-/** A head's ridge penalty: a number, 'images' (= the number of head training images) or 'auto'. */
-export type HeadAlpha = number | 'images' | 'auto';
+export type { HeadAlpha };
 
 /** The alpha grid of `alpha: auto` for diagnostics heads. */
 export const DIAGNOSTICS_ALPHA_GRID: readonly number[] = [100, 1000, 10000];
@@ -69,40 +65,15 @@ export interface TaskInputs {
   dispose(): void;
 }
 
-/** Per-feature mean and std of [N, D] features, std floored at RELATIVE_STD_FLOOR × the mean std (scale-equivariant). */
-export function scaleFreeStats(features: Tensor): FeatureStats {
-  return scope(() => noGrad(() => {
-    const f = features.detach().to('float64');
-    const mean = f.mean(0);
-    const std = f.var(0, false, 0).sqrt();
-    const avg = std.mean().item();
-    if (!(avg > 0) || !Number.isFinite(avg))
-      throw new TapirError('E_FEATURES', `every feature is constant over the head's training images (mean std ${avg}); the task head would be a constant`, { fix: 'check the model (an all-zero mask?) and the task images' });
-    return { mean, std: std.clamp(RELATIVE_STD_FLOOR * avg) };
-  }));
-}
-
-/** A scale-free ridge head on `features` [N, D] with int labels, as a linear layer in `dtype`. The caller owns the head. */
+/**
+ * The diagnostics head of one task: transfer's head recipe (fitLinearHead), scale-free (std floored at
+ * RELATIVE_STD_FLOOR × the mean std, no absolute floor), plus the raw features' RMS for the report. The caller owns the head.
+ */
 export function fitDiagnosticsHead(features: Tensor, labels: Int32Array, numClasses: number, alpha: HeadAlpha, dtype: 'float32' | 'float64'):
   { head: LinearHead; alpha: number; trainAccuracy: number; featureRms: number } {
-  const y = tensor(BigInt64Array.from(labels, (v) => BigInt(v)), [labels.length]);
-  const stats = scaleFreeStats(features);
-  try {
-    const a = alpha === 'auto' ? selectAlpha(features, y, { numClasses, grid: DIAGNOSTICS_ALPHA_GRID, stats }).alpha : alpha === 'images' ? labels.length : alpha;
-    const ridge = fitRidgeHead(features, y, { numClasses, alpha: a, stats });
-    try {
-      const pred = scope(() => headLogits(ridge, features).argmax(1).toArray());
-      const trainAccuracy = pred.filter((p, i) => p === labels[i]).length / labels.length;
-      const featureRms = scope(() => noGrad(() => Math.sqrt(features.to('float64').square().mean().item())));
-      return { head: ridgeToLinear(ridge, dtype), alpha: a, trainAccuracy, featureRms };
-    } finally {
-      disposeHead(ridge);
-    }
-  } finally {
-    y.dispose();
-    stats.mean.dispose();
-    stats.std.dispose();
-  }
+  const fit = fitLinearHead(features, labels, { numClasses, alpha, grid: DIAGNOSTICS_ALPHA_GRID, floor: { relative: RELATIVE_STD_FLOOR, absolute: 0 }, dtype });
+  const featureRms = scope(() => noGrad(() => Math.sqrt(features.to('float64').square().mean().item())));
+  return { head: fit.head, alpha: fit.alpha, trainAccuracy: fit.trainAccuracy, featureRms };
 }
 
 /**

@@ -7,7 +7,7 @@
  * and seed, ends at the same weights as an uninterrupted run (data order, augmentation and dropout are seeded
  * per epoch).
  */
-import { gradStrict, manualSeed, nn, noGrad, scope, tensor, TapirError, type Tensor } from '../engine/index.js';
+import { gradStrict, manualSeed, nn, noGrad, scope, TapirError, type Tensor } from '../engine/index.js';
 import { batches, loadSplit, type ImageSet, type TaskOptions } from '../data/index.js';
 import { augmentBatch, seededRandom, type AugmentOptions } from './augment.js';
 import { checkpointPath, readCheckpoint, writeCheckpoint, type Progress } from './checkpoint.js';
@@ -15,9 +15,8 @@ import { FeatureCache, modelFingerprint } from './features.js';
 import {
   applyMasksInPlace, disposeTaskHead, forward, paramsUsedBy, preprocessOf, taskHeadOf, withTaskHead, TASK_HEAD_WEIGHT, type Graph, type LinearHead, type Mode,
 } from '../graph/index.js';
-import { ridgeToLinear, zeroHead } from './head.js';
+import { fitLinearHead, zeroHead } from './head.js';
 import { assertMaskedZero, lrAt, MaskedOptimizer, type LrSchedule, type OptimizerName, type Slot } from './optim.js';
-import { disposeHead, featureStats, fitRidgeHead, selectAlpha } from './ridge.js';
 
 export type FinetuneLoss = 'mse' | 'ce';
 export type BnPolicy = 'frozen' | 'train';
@@ -161,16 +160,10 @@ export async function finetune(g: Graph, o: FinetuneOptions): Promise<FinetuneRe
     head = zeroHead(task.classes.length, f.features.shape[1]!);
   } else {
     const f = await cache.get(headInit === 'dense' ? o.reference! : g, { task, split: 'train' });
-    const y = tensor(BigInt64Array.from(f.labels, (v) => BigInt(v)), [f.labels.length]);
     // Relative std floor: W_raw = W / std must stay bounded for a head that keeps training (see featureStats).
-    const stats = featureStats(f.features, { relativeFloor: 0.1 });
-    const alpha = recipe.alpha === 'auto' ? selectAlpha(f.features, y, { numClasses: task.classes.length, stats }).alpha : recipe.alpha;
-    const ridge = fitRidgeHead(f.features, y, { numClasses: task.classes.length, alpha, stats });
-    y.dispose();
-    stats.mean.dispose();
-    stats.std.dispose();
-    head = ridgeToLinear(ridge, f.features.dtype === 'float64' ? 'float64' : 'float32');
-    disposeHead(ridge);
+    head = fitLinearHead(f.features, f.labels, {
+      numClasses: task.classes.length, alpha: recipe.alpha, floor: { relative: 0.1 }, dtype: f.features.dtype === 'float64' ? 'float64' : 'float32',
+    }).head;
   }
   const hg = withTaskHead(g, head);
   const used = paramsUsedBy(hg, hg.outputs);

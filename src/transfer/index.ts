@@ -2,7 +2,7 @@
 export { featureStats, standardise, fitRidgeHead, headLogits, headAccuracy, disposeHead, selectAlpha, ALPHA_GRID, type FeatureStats, type RidgeHead, type RidgeOptions } from './ridge.js';
 export { modelFingerprint, extractFeatures, FeatureCache, type ExtractOptions, type SplitFeatures, type FeatureRequest } from './features.js';
 export { zeroShot, pixelBaseline, HEAD_MODES, type HeadMode, type ZeroShotOptions, type ZeroShotRow, type PixelBaselineOptions } from './zero-shot.js';
-export { ridgeToLinear, zeroHead } from './head.js';
+export { ridgeToLinear, zeroHead, fitLinearHead, type HeadAlpha, type LinearHeadOptions, type LinearHeadFit } from './head.js';
 export { preprocessOf } from '../graph/index.js';
 export { withTaskHead, taskHeadOf, disposeTaskHead, paramsUsedBy, TASK_HEAD_WEIGHT, TASK_HEAD_BIAS, type LinearHead } from '../graph/index.js';
 export { MaskedOptimizer, lrAt, assertMaskedZero, OPTIMIZER_NAMES, type OptimizerName, type OptimizerOptions, type Slot, type LrSchedule } from './optim.js';

@@ -10,15 +10,13 @@
  * protocol attaches, folded into a linear layer on the feature tap. Its alpha is the caller's (a study's `alpha`,
  * `tapir prune --alpha`), or chosen by `selectAlpha` on the train split (`auto`).
  */
-import { tensor } from '../engine/index.js';
 import { paramsUsedBy, type Graph, type LinearHead } from '../graph/index.js';
 import type { TaskOptions } from '../data/index.js';
 import {
   calibDataLabel, calibrationSet, disposeCalibSet, labelByModel, prune, PruneError, resolveScore, type CalibData, type PruneOptions, type PruneReport,
 } from '../prune/index.js';
 import { FeatureCache } from './features.js';
-import { ridgeToLinear } from './head.js';
-import { disposeHead, fitRidgeHead, selectAlpha } from './ridge.js';
+import { fitLinearHead } from './head.js';
 
 /** How the scoring head was made, for the report. */
 export interface ScoringHeadInfo {
@@ -26,6 +24,8 @@ export interface ScoringHeadInfo {
   split: 'train';
   images: number;
   alpha: number;
+  /** Accuracy of the head on its own training images (chance = 1 / classes): how much task the score's loss can see. */
+  trainAccuracy: number;
   fit: 'ridge on dense features (standardised), folded into a linear layer on the feature tap';
 }
 
@@ -38,17 +38,12 @@ export async function scoringHead(reference: Graph, taskId: string, o: { taskOpt
   try {
     const task = await cache.task(taskId, o.taskOptions);
     const f = await cache.get(reference, { task, split: 'train' });
-    const y = tensor(BigInt64Array.from(f.labels, (v) => BigInt(v)), [f.labels.length]);
-    try {
-      const alpha = o.alpha === 'auto' ? selectAlpha(f.features, y, { numClasses: task.classes.length }).alpha : o.alpha;
-      const ridge = fitRidgeHead(f.features, y, { numClasses: task.classes.length, alpha });
-      const dtype = [...reference.params.values()].some((p) => p.tensor.dtype === 'float64') ? 'float64' : 'float32';
-      const head = ridgeToLinear(ridge, dtype);
-      disposeHead(ridge);
-      return { head, info: { task: task.id, split: 'train', images: f.labels.length, alpha, fit: 'ridge on dense features (standardised), folded into a linear layer on the feature tap' } };
-    } finally {
-      y.dispose();
-    }
+    const dtype = [...reference.params.values()].some((p) => p.tensor.dtype === 'float64') ? 'float64' : 'float32';
+    const fit = fitLinearHead(f.features, f.labels, { numClasses: task.classes.length, alpha: o.alpha, dtype });
+    return {
+      head: fit.head,
+      info: { task: task.id, split: 'train', images: fit.images, alpha: fit.alpha, trainAccuracy: fit.trainAccuracy, fit: 'ridge on dense features (standardised), folded into a linear layer on the feature tap' },
+    };
   } finally {
     if (!o.cache) cache.dispose();
   }

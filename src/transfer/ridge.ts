@@ -39,16 +39,22 @@ export interface RidgeOptions {
 const STD_FLOOR = 1e-8;
 
 /**
- * Per-feature mean and standard deviation (population) of [N, D] features, in float64. `relativeFloor` r raises
- * every std to at least r · (mean std): a nearly constant feature then is not blown up to unit variance, which
- * keeps the head's weights on raw features (W / std) bounded, as a head that is trained further needs.
+ * Per-feature mean and standard deviation (population) of [N, D] features, in float64. Each std is raised to at least
+ * max(`absoluteFloor`, `relativeFloor` · mean std). `relativeFloor` r keeps a nearly constant feature from being blown
+ * up to unit variance, which keeps the head's weights on raw features (W / std) bounded, as a head that is trained
+ * further needs. `absoluteFloor` (default 1e-8) guards constant features; with 0 and r > 0 the floor is relative only,
+ * so the statistics scale with the features (scale-free heads, docs/ANALYSIS.md): features that are all constant are
+ * then refused, since no floor is left.
  */
-export function featureStats(features: Tensor, o: { relativeFloor?: number } = {}): FeatureStats {
+export function featureStats(features: Tensor, o: { relativeFloor?: number; absoluteFloor?: number } = {}): FeatureStats {
   return scope(() => noGrad(() => {
     const f = features.detach().to('float64');
     const mean = f.mean(0);
     let std = f.var(0, false, 0).sqrt();
-    const floor = Math.max(STD_FLOOR, (o.relativeFloor ?? 0) * std.mean().item());
+    const avg = std.mean().item();
+    const floor = Math.max(o.absoluteFloor ?? STD_FLOOR, (o.relativeFloor ?? 0) * avg);
+    if (!(floor > 0) || !Number.isFinite(floor))
+      throw new TapirError('E_FEATURES', `every feature is constant over the head's training images (mean std ${avg}); the task head would be a constant`, { fix: 'check the model (an all-zero mask?) and the task images' });
     std = std.clamp(floor);
     return { mean, std };
   }));

@@ -84,9 +84,13 @@ async function run(o: Partial<FinetuneOptions>, seed = 7): Promise<{ g: Graph; r
   return { g, r };
 }
 
-for (const [label, o] of [
-  ['SGD momentum 0.9 + weight decay, BN frozen', { optimizer: 'sgd', lr: 0.005, momentum: 0.9, weightDecay: 0.05, epochs: 4, loss: 'ce' }],
-  ['AdamW + decoupled weight decay, BN frozen', { optimizer: 'adamw', lr: 0.003, weightDecay: 0.1, epochs: 4, loss: 'ce' }],
+// SGD runs full-batch: this fixture's features are uncentred ReLU outputs, and mini-batch SGD on them is dominated by
+// batch noise (measured over 6 fixture draws: the train loss ROSE at lr 0.005-0.1 with batches of 8, BN frozen or not),
+// while full-batch momentum SGD at a small lr is a descent method (it lowered the loss on 6 of 6 draws). AdamW's
+// per-weight step sizes do not see the feature scale: batches of 8 lowered the loss on 6 of 6 draws.
+for (const [label, o, stepsPerEpoch] of [
+  ['SGD momentum 0.9 + weight decay, full batch, BN frozen', { optimizer: 'sgd', lr: 0.003, momentum: 0.9, weightDecay: 0.05, epochs: 4, loss: 'ce', batchSize: 64 }, 1],
+  ['AdamW + decoupled weight decay, BN frozen', { optimizer: 'adamw', lr: 0.003, weightDecay: 0.1, epochs: 4, loss: 'ce' }, 6],
 ] as const) {
   test(`fine-tuning lowers the source loss and keeps masked weights exactly 0: ${label}`, async () => {
     const live = liveTensors();
@@ -96,7 +100,7 @@ for (const [label, o] of [
     assert.ok(zeros.length > 100);
     assert.ok(zeros.every((v) => v === 0), 'every masked weight is exactly 0');
     assert.equal(r.maskedEntries, zeros.length);
-    assert.equal(r.steps, 4 * 6);
+    assert.equal(r.steps, 4 * stepsPerEpoch);
     assert.equal(r.history.length, 4);
     r.head.weight.dispose();
     r.head.bias.dispose();

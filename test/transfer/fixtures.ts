@@ -69,8 +69,8 @@ function maskHalfIn(g: Graph): void {
  * with random colours, phase and noise (learnable, not trivially separable by mean colour).
  */
 export async function makeFolderTask(name: string, perClass = 20, size = 16): Promise<string> {
-  // A fixed path: a folder task's splits are seeded by its dataset name, which includes the path, so a random temp
-  // dir would give every run different splits (and loss curves). Built in a temp dir and renamed into place.
+  // A fixed folder name: a folder task's splits are seeded by its base name (data/dataset.ts drawKey), so a random temp
+  // dir name would give every run different splits (and loss curves). Built in a temp dir and renamed into place.
   const root = join(tmpdir(), `tapir-transfer-fixture-${name}-${perClass}-${size}-v1`);
   if (!existsSync(root)) {
     const tmp = mkdtempSync(`${root}.tmp-`);

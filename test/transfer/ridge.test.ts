@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { liveTensors, manualSeed, randn, scope, tensor } from '../../src/engine/index.js';
-import { disposeHead, featureStats, fitRidgeHead, headAccuracy } from '../../src/transfer/ridge.js';
+import { disposeHead, featureStats, fitRidgeHead, headAccuracy, headLogits } from '../../src/transfer/ridge.js';
+import { fitLinearHead } from '../../src/transfer/head.js';
 import { expectClose } from '../helpers/check.js';
 
 /** Reference: plain-JS float64 normal equations with Gaussian elimination (partial pivoting). */
@@ -79,3 +80,29 @@ test('ridge head: bad input is a clear error, no leak', () => {
   });
   assert.equal(liveTensors(), before);
 });
+
+test('fitLinearHead: the folded head gives the ridge head logits; scale-free floors give the same logits for f and s·f', () => scope(() => {
+  manualSeed(3);
+  const f = randn([60, 5], { dtype: 'float64' }).abs();
+  const labels = Int32Array.from({ length: 60 }, (_, i) => i % 3);
+  const y = tensor(BigInt64Array.from(labels, (v) => BigInt(v)), [60]);
+  const ridge = fitRidgeHead(f, y, { numClasses: 3, alpha: 2 });
+  const fit = fitLinearHead(f, labels, { numClasses: 3, alpha: 2, dtype: 'float64' });
+  expectClose(f.matmul(fit.head.weight.t()).add(fit.head.bias), headLogits(ridge, f).toArray(), { rtol: 1e-10, atol: 1e-12 }, 'folded logits');
+  assert.equal(fit.images, 60);
+  assert.equal(fitLinearHead(f, labels, { numClasses: 3, alpha: 'images' }).alpha, 60);
+  disposeHead(ridge);
+  // Scale-free: tiny features (a random init's ~1e-12) give the same logits as unit-scale ones; the default absolute
+  // floor (1e-8) does not, which is why diagnostics use {relative, absolute: 0}.
+  const logits = (x: typeof f, floor?: { relative?: number; absolute?: number }) => {
+    const h = fitLinearHead(x, labels, { numClasses: 3, alpha: 1, dtype: 'float64', ...(floor ? { floor } : {}) }).head;
+    return x.matmul(h.weight.t()).add(h.bias).toArray();
+  };
+  const tiny = f.mul(1e-12);
+  expectClose(tensor(logits(tiny, { relative: 0.1, absolute: 0 }), [60, 3], { dtype: 'float64' }), logits(f, { relative: 0.1, absolute: 0 }), { rtol: 1e-8, atol: 1e-10 }, 'scale-free logits');
+  const a = logits(tiny);
+  const b = logits(f);
+  assert.ok(a.some((v, i) => Math.abs(v - b[i]!) > 1e-3), 'the absolute floor is not scale-free');
+  // No floor left: constant features are refused, naming the fix.
+  assert.throws(() => featureStats(tensor(new Array(12).fill(2), [4, 3], { dtype: 'float64' }), { relativeFloor: 0.1, absoluteFloor: 0 }), /every feature is constant/);
+}));
