@@ -356,6 +356,21 @@ export function collapseFinding(d: ReportData, t: Thresholds): Finding | null {
   };
 }
 
+/**
+ * A 95 % interval for a retained fraction a / d, where a (pruned) and d (dense) are accuracies on the same n test
+ * images, averaged over m cells (sources/seeds): the delta method on log(a / d), with a and d treated as independent
+ * binomials, which is conservative (the same images make them positively correlated), and each shrunk by half an
+ * image, (k + ½) / (n + 1), so 0 % and 100 % keep a finite interval.
+ */
+export function retainedInterval(a: number, d: number, n: number, m = 1): [number, number] {
+  const shrink = (p: number) => (p * n + 0.5) / (n + 1);
+  const as = shrink(a);
+  const ds = shrink(d);
+  const se = Math.sqrt(((1 - as) / (n * as) + (1 - ds) / (n * ds)) / m);
+  const r = as / ds;
+  return [r * Math.exp(-1.96 * se), r * Math.exp(1.96 * se)];
+}
+
 /** The issue's target: held-out zero-shot ≥ 90% of dense at 50% and ≥ 80% at 70%, on every CIFAR-10 / clip-art held-out task. */
 export function targetFinding(d: ReportData, t: Thresholds): Finding | null {
   const cells = d.cells.filter((c) => c.control === 'none');
@@ -372,21 +387,31 @@ export function targetFinding(d: ReportData, t: Thresholds): Finding | null {
   if (missing.length) {
     return { id: 'target', title: 'The issue\'s target', sentences: [`${what}: cannot be checked, no finished cell at ${missing.map((x) => pct(x.sparsity, 0)).join(' or ')} sparsity.`], table: null };
   }
-  /** Worst target task (mean over sources/seeds per task) at a sparsity. */
+  /** Worst target task (mean over sources/seeds per task) at a sparsity, with its 95 % interval (retainedInterval). */
   const worst = (label: string, sp: number, head: string) => {
     const g = groups.find((x) => x.label === label && Math.abs(x.sparsity - sp) < 1e-9);
     if (!g) return null;
-    const per = tasks.map((task) => ({ task, v: mean(d.acc.filter((a) => g.cells.some((c) => c.key === a.cell) && a.task === task && a.phase === 'zero-shot' && a.head === head && a.retained !== null).map((a) => a.retained!)) }))
-      .filter((x): x is { task: string; v: number } => x.v !== null).sort((a, b) => a.v - b.v);
+    const per = tasks.flatMap((task) => {
+      const rows = d.acc.filter((a) => g.cells.some((c) => c.key === a.cell) && a.task === task && a.phase === 'zero-shot' && a.head === head && a.retained !== null && a.dense !== null);
+      const v = mean(rows.map((a) => a.retained!));
+      const n = d.dense.find((r) => r.model === rows[0]?.model && r.task === task)?.nTest;
+      if (v === null) return [];
+      const ci = n ? retainedInterval(mean(rows.map((a) => a.accuracy))!, mean(rows.map((a) => a.dense!))!, n, rows.length) : null;
+      return [{ task, v, ci }];
+    }).sort((a, b) => a.v - b.v);
     return per[0] ?? null;
   };
+  const withCi = (w: { task: string; v: number; ci: [number, number] | null }) => `${pct(w.v)}${w.ci ? ` [${pct(w.ci[0], 0)}–${pct(w.ci[1], 0)}]` : ''} (${taskName(w.task)})`;
+  /** The target points whose threshold lies inside the worst task's 95 % interval: the test sets cannot decide them. */
+  const undecided = (w: { x: { sparsity: number; retained: number }; w: { ci: [number, number] | null } | null }[]) =>
+    w.filter((y) => y.w?.ci && y.w.ci[0] < y.x.retained && y.x.retained < y.w.ci[1]).map((y) => pct(y.x.sparsity, 0));
   const res = heads.flatMap((head) => labels.map((label) => {
     const w = t.target.map((x) => ({ x, w: worst(label, x.sparsity, head) }));
     return { head, label, w, reached: w.every((y) => y.w !== null && y.w.v >= y.x.retained), margin: Math.min(...w.map((y) => (y.w ? y.w.v - y.x.retained : -Infinity))) };
   }));
   const sentences: string[] = [];
   const reachedBy = (head: string) => res.filter((r) => r.head === head && r.reached).map((r) => r.label);
-  const worstText = (r: (typeof res)[number]) => r.w.map((y) => `${y.w ? `${pct(y.w.v)} (${taskName(y.w.task)})` : '–'} at ${pct(y.x.sparsity, 0)}`).join(', ');
+  const worstText = (r: (typeof res)[number]) => r.w.map((y) => `${y.w ? withCi(y.w) : '–'} at ${pct(y.x.sparsity, 0)}`).join(', ');
   /** Per head, the configuration with the largest worst-case margin (reached or not). */
   const closest = heads.flatMap((head) => {
     const r = res.filter((x) => x.head === head).sort((a, b) => b.margin - a.margin)[0];
@@ -399,14 +424,20 @@ export function targetFinding(d: ReportData, t: Thresholds): Finding | null {
       const close = closest.find((c) => c.head === head);
       sentences.push(`${what}, ${head} head: not reached by any configuration of this study` + (close ? `; closest: ${close.label} (${close.worst})` : '') + '.');
     }
+    // Reached or missed by less than the test sets can resolve: say so (brackets: 95 % intervals, retainedInterval).
+    const unsure = res.filter((r) => r.head === head && (r.reached || r.label === closest.find((c) => c.head === head)?.label)).flatMap((r) => {
+      const at = undecided(r.w);
+      return at.length ? [`${r.label} (${at.join(', ')})`] : [];
+    });
+    if (unsure.length) sentences.push(`${head} head: the threshold lies inside the worst task's 95 % interval for ${listing(unsure)}, so at these test-set sizes reached and missed cannot be told apart there.`);
   }
   if (heads.includes('dense') && heads.includes('refit') && reachedBy('dense').length === 0 && reachedBy('refit').length > 0) {
     sentences.push('With a refitted head the target is reached but not with the dense head: the pruned features still separate these classes but no longer match the features the dense head was fitted on, a drift that stale BN statistics can cause (docs/PRUNE.md, BN repair; the ablation-bn study measures it).');
   }
   return {
     id: 'target', title: 'The issue\'s target', sentences, closest,
-    table: { title: `Worst held-out target task: zero-shot retained accuracy (${tasks.map(taskName).join(', ')})`, header: ['configuration', 'head', ...t.target.map((x) => `${pct(x.sparsity, 0)} (need ${pct(x.retained, 0)})`), 'reached'],
-      rows: res.map((r) => [r.label, r.head, ...r.w.map((y) => (y.w ? `${pct(y.w.v)} (${taskName(y.w.task)})` : '–')), r.reached ? 'yes' : 'no']) },
+    table: { title: `Worst held-out target task: zero-shot retained accuracy, [95 % interval] (${tasks.map(taskName).join(', ')})`, header: ['configuration', 'head', ...t.target.map((x) => `${pct(x.sparsity, 0)} (need ${pct(x.retained, 0)})`), 'reached'],
+      rows: res.map((r) => [r.label, r.head, ...r.w.map((y) => (y.w ? withCi(y.w) : '–')), r.reached ? 'yes' : 'no']) },
   };
 }
 

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expandGrid, parseStudy, readReport, StudyStore, type CellSpec } from '../../src/study/index.js';
 import { packBits } from '../../src/graph/index.js';
-import { computeFindings, controlsFinding, DEFAULT_THRESHOLDS, paperOrder, holdsUpTo, taskName, type Finding } from '../../src/study/results-findings.js';
+import { computeFindings, controlsFinding, DEFAULT_THRESHOLDS, paperOrder, holdsUpTo, retainedInterval, taskName, type Finding } from '../../src/study/results-findings.js';
+import { mulberry32 } from '../../src/data/rng.js';
 import { diagnosticsFindings, diagSummaryOf } from '../../src/study/results-diagnostics.js';
 import type { AccRow, CellRow, ReportData } from '../../src/study/report-data.js';
 import { writeResults } from '../../src/study/results.js';
@@ -99,6 +100,27 @@ function syntheticReport(dir: string, yaml: string): ReturnType<typeof readRepor
   return d;
 }
 
+test('retainedInterval: the delta-method value by hand, and about 95 % coverage of a / d over simulated test sets', () => {
+  // a = d = 0.5 on n = 100: shrunk to 50.5 / 101 = 0.5 each; se(log ratio) = sqrt(2 · 0.5 / 50) = sqrt(0.02).
+  const [lo, hi] = retainedInterval(0.5, 0.5, 100);
+  assert.ok(Math.abs(lo - Math.exp(-1.96 * Math.sqrt(0.02))) < 1e-12 && Math.abs(hi - Math.exp(1.96 * Math.sqrt(0.02))) < 1e-12);
+  // m cells divide the variance by m; 0 % and 100 % keep a finite, non-empty interval.
+  const [lo4, hi4] = retainedInterval(0.5, 0.5, 100, 4);
+  assert.ok(Math.abs(Math.log(hi4) - Math.log(hi) / 2) < 1e-12 && lo4 > lo);
+  const [z0, z1] = retainedInterval(0, 0.8, 50);
+  assert.ok(z0 > 0 && z1 > z0 && Number.isFinite(z1));
+  // Coverage: independent binomial test sets (the case the interval assumes), true ratio 0.45 / 0.6 = 0.75.
+  const rand = mulberry32(7);
+  const draw = (p: number, n: number) => { let k = 0; for (let i = 0; i < n; i++) if (rand() < p) k++; return k / n; };
+  let covered = 0;
+  const sims = 2000;
+  for (let i = 0; i < sims; i++) {
+    const [a, b] = retainedInterval(draw(0.45, 200), draw(0.6, 200), 200);
+    if (a <= 0.75 && 0.75 <= b) covered++;
+  }
+  assert.ok(covered / sims > 0.93 && covered / sims < 0.975, `coverage ${covered / sims}`);
+});
+
 test('holdsUpTo: the largest sparsity with the property at it and at every lower one', () => {
   const ok = (v: number) => v >= 0.9;
   assert.equal(holdsUpTo([{ sparsity: 0.7, value: 0.95 }, { sparsity: 0.3, value: 0.95 }, { sparsity: 0.5, value: 0.8 }], ok), 0.3);
@@ -132,9 +154,13 @@ test('findings follow from the stored accuracies (P1 sparsity, best score, P2 co
     assert.equal(byId(f, 'p2').sentences[0], 'P2 (dense head: fine-tuning on the source raised held-out retained accuracy by ≥ 1.0 points) holds for 3 of 6 configuration × sparsity cells; it lowered it by as much in 3; mean change −0.2 points; fine-tuning brought 1 cell(s) from below 90% back to ≥ 90% (magnitude at 70%).');
     // Target: dense head misses it (clipart 78% < 80% at 70%); the refit head reaches it (96% and 86%).
     const target = byId(f, 'target');
-    assert.equal(target.sentences[0], 'Target (held-out zero-shot accuracy ≥ 90% of dense at 50% and ≥ 80% of dense at 70% sparsity on every held-out target task: cifar-b, clipart), dense head: not reached by any configuration of this study; closest: magnitude (worst target task 91.0% (clipart) at 50%, 78.0% (clipart) at 70%).');
-    assert.equal(target.sentences[1], 'Target (held-out zero-shot accuracy ≥ 90% of dense at 50% and ≥ 80% of dense at 70% sparsity on every held-out target task: cifar-b, clipart), refit head: reached by magnitude.');
-    assert.match(target.sentences[2]!, /^With a refitted head the target is reached but not with the dense head/);
+    // Each worst value carries its 95 % interval (4 test images: wide, so every threshold lies inside it).
+    const ci = (r: number) => retainedInterval(r * 0.25, 0.25, 4).map((x) => `${(100 * x).toFixed(0)}%`).join('–');
+    assert.equal(target.sentences[0], `Target (held-out zero-shot accuracy ≥ 90% of dense at 50% and ≥ 80% of dense at 70% sparsity on every held-out target task: cifar-b, clipart), dense head: not reached by any configuration of this study; closest: magnitude (worst target task 91.0% [${ci(0.91)}] (clipart) at 50%, 78.0% [${ci(0.78)}] (clipart) at 70%).`);
+    assert.equal(target.sentences[1], 'dense head: the threshold lies inside the worst task\'s 95 % interval for magnitude (50%, 70%), so at these test-set sizes reached and missed cannot be told apart there.');
+    assert.equal(target.sentences[2], 'Target (held-out zero-shot accuracy ≥ 90% of dense at 50% and ≥ 80% of dense at 70% sparsity on every held-out target task: cifar-b, clipart), refit head: reached by magnitude.');
+    assert.match(target.sentences[3]!, /^refit head: the threshold lies inside the worst task's 95 % interval for magnitude \(50%, 70%\)/);
+    assert.match(target.sentences[4]!, /^With a refitted head the target is reached but not with the dense head/);
     // Shuffled mask at 50%: 0.4 retained → accuracies 0.2 / 0.1 vs magnitude's 0.46 / 0.2275: −19.4 points on average.
     // Shuffled: retained 0.4 on both tasks → (0.2 + 0.1) / 2 = 15%; own magnitude mask at 50%: dense (0.46 + 0.2275) / 2.
     assert.equal(byId(f, 'controls').sentences[0], 'Layer-wise shuffled masks (same density per tensor, random positions), dense head: held-out zero-shot accuracy vs the pre-trained model pruned with the score\'s own mask: lower in 1 and higher in 0 of 1 cells, mean difference −19.4 points (control − own mask): which weights the score keeps matters, not only how many per layer.');
@@ -233,7 +259,7 @@ test('tapir results: reproduce command, computed findings, SVG plots, not-run-ye
     assert.match(md, /- P1 \(dense head: .*\) holds for magnitude up to 50% sparsity; it fails already at 30% for random\./);
     // The target across studies: each sentence once with its studies, then the closest configuration per head.
     assert.match(md, /\n- \[syn\]\(#syn\): Target \(.*\), dense head: not reached by any configuration of this study/);
-    assert.match(md, /\n- Across studies, dense head: reached in none of 1 studies; largest worst-case margin: magnitude in \[syn\]\(#syn\) \(worst target task 91\.0% \(clipart\) at 50%, 78\.0% \(clipart\) at 70%; each study's own target tasks\)\./);
+    assert.match(md, /\n- Across studies, dense head: reached in none of 1 studies; largest worst-case margin: magnitude in \[syn\]\(#syn\) \(worst target task 91\.0% \[\d+%–\d+%\] \(clipart\) at 50%, 78\.0% \[\d+%–\d+%\] \(clipart\) at 70%; each study's own target tasks\)\./);
     assert.match(md, /\n- Across studies, refit head: reached in 1 of 1 studies \(syn\); largest worst-case margin: magnitude in \[syn\]/);
     // The questions section repeats each study's finding sentences with a link; one with no answering study says so.
     const qs = md.slice(md.indexOf('## The questions, answered across studies'), md.indexOf('\n## syn'));
