@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 APT_PACKAGES := libtorch-dev libopenblas0-openmp libtcmalloc-minimal4 python3-torch python3-torchvision g++ make python3 \
-                dataset-fashion-mnist openclipart-png chromium
+                dataset-fashion-mnist openclipart-png chromium redis-server
 TCMALLOC := /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 # The engine matches PyTorch speed only with tcmalloc preloaded (see docs/ENGINE.md).
 RUN := LD_PRELOAD=$(TCMALLOC) node

@@ -9,3 +9,6 @@ export { reportTables, markdownReport, markdownTable, htmlReport, escapeHtml, wr
 export { renderSvg, reportPlots, ablationPlot, type Plot } from './plots.js';
 export { DEMO_STUDY, demoConfig } from './demo.js';
 export { resolveStudy } from './resolve.js';
+export { runStudyOnQueue, checkPortable, type QueueRunOptions, type QueueRunSummary } from './queue/coordinator.js';
+export { runWorker, type WorkerOptions, type WorkerSummary } from './queue/worker.js';
+export { DEFAULT_QUEUE, buildStamp, dataFingerprint, jobId, manifestKey, type Manifest } from './queue/manifest.js';
