@@ -12,3 +12,4 @@ export { resolveStudy } from './resolve.js';
 export { runStudyOnQueue, checkPortable, type QueueRunOptions, type QueueRunSummary } from './queue/coordinator.js';
 export { runWorker, type WorkerOptions, type WorkerSummary } from './queue/worker.js';
 export { DEFAULT_QUEUE, buildStamp, dataFingerprint, jobId, manifestKey, type Manifest } from './queue/manifest.js';
+export { connectRedis } from './queue/redis.js';

@@ -262,3 +262,20 @@ test('workers refuse a study whose build or data differ from the coordinator\'s,
   killGroup(good.child, 'SIGTERM');
   await good.exited;
 });
+
+test('the coordinator refuses absolute data paths and an unreachable Redis before creating the database', { timeout: 120_000 }, () => {
+  const cfg = join(WORK, 'abs.yaml');
+  writeFileSync(cfg, config('queue-abs', 'scores: [magnitude]\nsparsities: [0.5]\nfinetune: false\n').replace("heldout: ['folder:qother']", `heldout: ['folder:${join(ROOT, 'qother')}']`));
+  const db = join(WORK, 'abs.sqlite');
+  const r = spawnSync(process.execPath, [MAIN, 'study', cfg, '--db', db, '--redis', URL_], { env: ENV, encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /abs\.yaml: heldout\[0\]: 'folder:\/.*qother' is an absolute path/);
+  assert.match(r.stderr, /fix: write it relative to TAPIR_DATA/);
+  const cfg2 = join(WORK, 'rel.yaml');
+  writeFileSync(cfg2, config('queue-rel', 'scores: [magnitude]\nsparsities: [0.5]\nfinetune: false\n'));
+  const r2 = spawnSync(process.execPath, [MAIN, 'study', cfg2, '--db', db, '--redis', 'redis://127.0.0.1:1'], { env: ENV, encoding: 'utf8' });
+  assert.equal(r2.status, 1, r2.stderr);
+  assert.match(r2.stderr, /cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
+  assert.match(r2.stderr, /fix: start redis-server/);
+  assert.equal(existsSync(db), false, 'no database was created');
+});

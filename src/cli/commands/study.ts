@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { TapirError } from '../../engine/index.js';
-import { checkPortable, defaultSteps, expandGrid, runStudyOnQueue, type QueueRunSummary, loadStudy, markdownTable, phaseProfile, readReport, reportTables, resolveStudy, runStudy, StudyStore, type RunSummary, type StudyConfig, type StudyProgress } from '../../study/index.js';
+import { checkPortable, connectRedis, defaultSteps, expandGrid, runStudyOnQueue, type QueueRunSummary, loadStudy, markdownTable, phaseProfile, readReport, reportTables, resolveStudy, runStudy, StudyStore, type RunSummary, type StudyConfig, type StudyProgress } from '../../study/index.js';
 import { emit, type Io } from '../output.js';
 import { parseNumber } from './eval.js';
 import { parseQueueName } from './worker.js';
@@ -104,6 +104,8 @@ export function studyCommand(io: Io): Command {
 
 /** `tapir study --redis`: the coordinator (src/study/queue/coordinator.ts), then the same summary table. */
 async function runOnQueue(io: Io, config: StudyConfig, file: string, o: { db: string; redis: string; queue: string; retryFailed: boolean; progress: boolean; json: boolean }): Promise<void> {
+  // An unreachable Redis fails before the database is created.
+  (await connectRedis(o.redis)).disconnect();
   const store = new StudyStore(o.db);
   const bar = studyBar(o.progress);
   let run: QueueRunSummary;
