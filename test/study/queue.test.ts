@@ -263,7 +263,7 @@ test('workers refuse a study whose build or data differ from the coordinator\'s,
   await good.exited;
 });
 
-test('the coordinator refuses absolute data paths and an unreachable Redis before creating the database', { timeout: 120_000 }, () => {
+test('the coordinator refuses absolute data paths and an unreachable Redis before creating the database; a bad TAPIR_DATA is refused', { timeout: 120_000 }, () => {
   const cfg = join(WORK, 'abs.yaml');
   writeFileSync(cfg, config('queue-abs', 'scores: [magnitude]\nsparsities: [0.5]\nfinetune: false\n').replace("heldout: ['folder:qother']", `heldout: ['folder:${join(ROOT, 'qother')}']`));
   const db = join(WORK, 'abs.sqlite');
@@ -278,4 +278,7 @@ test('the coordinator refuses absolute data paths and an unreachable Redis befor
   assert.match(r2.stderr, /cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
   assert.match(r2.stderr, /fix: start redis-server/);
   assert.equal(existsSync(db), false, 'no database was created');
+  const r3 = spawnSync(process.execPath, [MAIN, 'worker', '--redis', URL_], { env: { ...ENV, TAPIR_DATA: join(WORK, 'no-such-dir') }, encoding: 'utf8' });
+  assert.equal(r3.status, 1, r3.stderr);
+  assert.match(r3.stderr, /TAPIR_DATA=.*no-such-dir is not a directory \(it does not exist\)/);
 });
