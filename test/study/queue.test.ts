@@ -117,7 +117,7 @@ function dump(db: string): Record<string, Row[]> {
 
 test('2 workers, one SIGKILLed mid-cell, the coordinator SIGKILLed once: the database equals a single-process run', { timeout: 600_000 }, async () => {
   const cfg = join(WORK, 'grid.yaml');
-  writeFileSync(cfg, config('queue-grid', 'scores: [magnitude, random, snip]\nsparsities: [0.3, 0.6]\nseeds: [0, 1]\nfinetune: {steps: 30, batch_size: 8}\n'));
+  writeFileSync(cfg, config('queue-grid', 'scores: [magnitude, random, snip]\nsparsities: [0.3, 0.6]\nseeds: [0, 1]\nfinetune: {steps: 300, batch_size: 8}\n'));
   const ref = tapir(['study', cfg, '--db', join(WORK, 'ref.sqlite'), '--no-progress']);
   assert.equal((await ref.exited).code, 0, ref.err);
   const want = dump(join(WORK, 'ref.sqlite'));
