@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 APT_PACKAGES := libtorch-dev libopenblas0-openmp libtcmalloc-minimal4 python3-torch python3-torchvision g++ make python3 \
-                dataset-fashion-mnist openclipart-png chromium
+                dataset-fashion-mnist openclipart-png chromium redis-server
 TCMALLOC := /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 # The engine matches PyTorch speed only with tcmalloc preloaded (see docs/ENGINE.md).
 RUN := LD_PRELOAD=$(TCMALLOC) node
@@ -49,9 +49,9 @@ test: setup
 	if [ -z "$$files" ]; then echo "no test files under dist/test" >&2; exit 1; fi; \
 	LD_PRELOAD=$(TCMALLOC) node --test --test-concurrency=1 $$files
 
-# The quick loop while editing (< 2 min): every test file except the end-to-end studies, the zoo/TF.js parity
+# The quick loop while editing (< 2 min): every test file except the end-to-end studies (queue included), the zoo/TF.js parity
 # checks against real pre-trained weights, the dataset decoders and the headless-browser report.
-FAST_SKIP := /study/(resume|smoke|ablation|diagnostics|same-path|report)\.|/graph/(zoo|tfjs)/|/data/sources/|/analysis/cli\.
+FAST_SKIP := /study/(resume|smoke|ablation|diagnostics|same-path|report|queue)\.|/graph/(zoo|tfjs)/|/data/sources/|/analysis/cli\.
 test-fast: setup
 	@files=$$(find dist/test -name '*.test.js' | sort | grep -Ev '$(FAST_SKIP)'); \
 	LD_PRELOAD=$(TCMALLOC) node --test --test-concurrency=1 $$files

@@ -3,10 +3,11 @@ import { CommanderError } from 'commander';
 import { makeProgram } from './program.js';
 import { processIo, renderError } from './output.js';
 import { environmentError, TapirError } from '../engine/index.js';
+import { dataRootError } from '../data/index.js';
 
 const json = process.argv.includes('--json');
 try {
-  const bad = environmentError();
+  const bad = environmentError() ?? dataRootError();
   if (bad) throw bad;
   await makeProgram(json ? { ...processIo, err: () => undefined } : processIo).parseAsync(process.argv);
 } catch (e) {

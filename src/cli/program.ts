@@ -10,6 +10,7 @@ import { finetuneCommand } from './commands/finetune.js';
 import { pruneCommand } from './commands/prune.js';
 import { hessianCommand } from './commands/hessian.js';
 import { studyCommand } from './commands/study.js';
+import { workerCommand } from './commands/worker.js';
 import { reportCommand } from './commands/report.js';
 import { demoCommand } from './commands/demo.js';
 import { resultsCommand } from './commands/results.js';
@@ -28,6 +29,6 @@ export function makeProgram(io: Io = processIo): Command {
   for (const c of [evalCommand(io), finetuneCommand(io)]) program.addCommand(c.exitOverride());
   program.addCommand(hessianCommand(io).exitOverride());
   program.addCommand(pruneCommand(io).exitOverride());
-  for (const c of [studyCommand(io), reportCommand(io), resultsCommand(io), demoCommand(io)]) program.addCommand(c.exitOverride());
+  for (const c of [studyCommand(io), workerCommand(io), reportCommand(io), resultsCommand(io), demoCommand(io)]) program.addCommand(c.exitOverride());
   return program;
 }

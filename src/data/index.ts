@@ -1,9 +1,9 @@
 /** The data layer: datasets, tasks (class subsets, train/calib/test splits), preprocessing, the on-disk cache. */
 export { AssetMissingError, DataError } from './errors.js';
 export type { Dataset, Example, PoolName, SkippedFile } from './dataset.js';
-export { classCounts } from './dataset.js';
+export { classCounts, drawKey } from './dataset.js';
 export { openDataset, datasetNames } from './registry.js';
-export { ASSETS, cacheRoot, assetsRoot } from './paths.js';
+export { ASSETS, cacheRoot, assetsRoot, dataRoot, dataPath, dataRootError } from './paths.js';
 export { ensureDigits } from './assets.js';
 export { parseTaskId, resolveClasses, splitTaskList } from './task-id.js';
 export { openTask, SPLIT_NAMES, DEFAULT_FRACTIONS, type Task, type TaskOptions, type Split, type SplitName } from './task.js';

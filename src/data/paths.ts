@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { existsSync, statSync } from 'node:fs';
 import { DataError } from './errors.js';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 
 const require = createRequire(import.meta.url);
 
@@ -18,6 +18,31 @@ export function cacheRoot(): string {
       context: { cache: root }, fix: 'set TAPIR_CACHE to a directory (it is created if missing), or unset it for ~/.cache/tapir',
     });
   return root;
+}
+
+/**
+ * The data root: relative dataset (`folder:x`) and model paths resolve against `$TAPIR_DATA`, default the current
+ * directory. A study spread over machines (docs/SCALING.md) names its data relative to this root, so every worker finds
+ * it under its own TAPIR_DATA, never at the coordinator's absolute paths.
+ */
+export function dataRoot(): string {
+  return resolve(process.env.TAPIR_DATA || process.cwd());
+}
+
+/** `p` resolved against the data root (an absolute path stays as it is). */
+export function dataPath(p: string): string {
+  return isAbsolute(p) ? p : resolve(dataRoot(), p);
+}
+
+/** A TAPIR_DATA that is not a directory (the CLI refuses to start with it). */
+export function dataRootError(): DataError | null {
+  const raw = process.env.TAPIR_DATA;
+  if (!raw) return null;
+  const root = resolve(raw);
+  if (existsSync(root) && statSync(root).isDirectory()) return null;
+  return new DataError(`TAPIR_DATA=${raw} is not a directory${existsSync(root) ? '' : ' (it does not exist)'}`, {
+    context: { TAPIR_DATA: raw }, fix: 'set TAPIR_DATA to the folder that relative dataset and model paths live under, or unset it for the current directory',
+  });
 }
 
 /** Extracted third-party files (the sklearn digits CSV): `$TAPIR_ASSETS`, default `<cache>/assets`. */

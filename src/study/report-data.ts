@@ -6,7 +6,7 @@ import { TapirError } from '../engine/index.js';
 import { efficiency, type Efficiency } from './efficiency.js';
 import { ABLATION_AXES, expandGrid, type AblationAxis } from './grid.js';
 import type { StudyConfig } from './config.js';
-import { maskIoU, type LayerRow, type StudyStore } from './store.js';
+import { maskIoU, type CellErrorRow, type LayerRow, type StudyStore } from './store.js';
 import { readDiagnostics, type DiagnosticsData } from './diagnostics-report.js';
 
 /** A cell's ablation-axis values (cells written before the axes existed: the study config's values). */
@@ -42,6 +42,8 @@ export interface ReportData {
   caps: { task: string; cap: number | null; nTrain: number; nTest: number }[];
   /** Second-order diagnostics (the study's `diagnostics` section), null when the database has none. */
   diagnostics?: DiagnosticsData | null;
+  /** Cells that failed on a worker (`tapir study --redis`) and are not stored; absent or empty when none. */
+  failed?: CellErrorRow[];
 }
 
 export function readReport(store: StudyStore): ReportData {
@@ -98,7 +100,7 @@ export function readReport(store: StudyStore): ReportData {
     const c = byKey.get(e.cell)!;
     return { cell: e.cell, score: c.score, control: c.control, sparsity: c.sparsity, source: c.source, allocation: c.allocation, bn: c.bn, calibration: c.calibration, calibData: c.calibData, tensor: e.tensor, ord: e.ord, relError: e.rel_error };
   });
-  return { studies, cells, acc, dense, pixels, layers, layerErrors, overlaps: overlaps(store, cells), efficiency: efficiencyRows, caps: [...caps.values()], diagnostics: readDiagnostics(store) };
+  return { studies, cells, acc, dense, pixels, layers, layerErrors, overlaps: overlaps(store, cells), efficiency: efficiencyRows, caps: [...caps.values()], diagnostics: readDiagnostics(store), failed: store.cellErrors() };
 }
 
 /** IoU of the masks of every pair of cells that differ only in score (or source), over all tensors. */

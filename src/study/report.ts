@@ -80,6 +80,14 @@ export function reportTables(d: ReportData): Table[] {
       rows: d.caps.map((c) => [c.task, c.cap === null ? 'none' : String(c.cap), String(c.nTrain), String(c.nTest)]),
     });
   }
+  if (d.failed && d.failed.length > 0) {
+    t.push({
+      title: 'Failed cells',
+      header: ['model', 'control', 'score', 'sparsity', 'source', 'seed', 'worker', 'attempts', 'error'],
+      rows: d.failed.map((f) => [f.model, f.control, f.score, p(f.sparsity, 0), f.source, String(f.seed), f.worker ?? '–', String(f.attempts), f.error.replace(/\s+/g, ' ')]),
+      note: 'These cells have no results. Fix what the error names, then rerun `tapir study <config> --redis URL --retry-failed`.',
+    });
+  }
   return t;
 }
 

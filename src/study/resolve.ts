@@ -22,9 +22,7 @@ export async function resolveStudy(c: StudyConfig, file: string): Promise<void> 
       throw new StudyConfigError(file, `models[${i}]`, `'${m}' does not open: ${why(e)}`, 'a zoo id (tapir models) or a path to a model file or directory');
     }
   }
-  const calibTasks = [...c.calibData, ...c.scores.map((s) => s.pin?.calibData).filter((x): x is string => x !== undefined)]
-    .filter((d) => d !== 'source' && d !== 'noise' && d !== 'all')
-    .flatMap((d) => { const p = parseCalibData(d); return p.kind === 'task' ? [p.task] : p.kind === 'mix' ? p.tasks : []; });
+  const calibTasks = calibTaskIds(c);
   const fields: [string, string[]][] = [['sources', c.sources], ['heldout', c.heldout], ['calib_data', calibTasks]];
   for (const [field, ids] of fields)
     for (const [i, id] of ids.entries()) {
@@ -34,4 +32,11 @@ export async function resolveStudy(c: StudyConfig, file: string): Promise<void> 
         throw new StudyConfigError(file, `${field}[${i}]`, `task '${id}' cannot be opened: ${why(e)}`, 'check the task id (tapir data list) and its cap in data.caps');
       }
     }
+}
+
+/** Task ids that calibration data names (calib_data entries and score pins), besides the study's own tasks. */
+export function calibTaskIds(c: StudyConfig): string[] {
+  return [...c.calibData, ...c.scores.map((s) => s.pin?.calibData).filter((x): x is string => x !== undefined)]
+    .filter((d) => d !== 'source' && d !== 'noise' && d !== 'all')
+    .flatMap((d) => { const p = parseCalibData(d); return p.kind === 'task' ? [p.task] : p.kind === 'mix' ? p.tasks : []; });
 }

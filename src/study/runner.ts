@@ -11,7 +11,7 @@ import { FeatureCache, finetune, openModel, pixelBaseline, pruneOnTask, zeroShot
 import type { ScoreSpec, StudyConfig } from './config.js';
 import { layerTable } from './efficiency.js';
 import { expandGrid, protocolHash, studyTasks, taskOptionsFor, type CellSpec } from './grid.js';
-import type { ResultRow, StudyStore } from './store.js';
+import type { CellRecord, DensityRow, LayerErrorRow, ResultRow, StudyStore } from './store.js';
 import { planDiagnostics, runModelDiagnostics } from './diagnostics.js';
 
 export interface StudySteps {
@@ -55,6 +55,33 @@ async function evalAll(g: Graph, dense: Graph, c: StudyConfig, tasks: readonly s
   return rows;
 }
 
+/** The pixel baseline (model 'pixels'), once per protocol. */
+export async function runPixelBaseline(config: StudyConfig, store: StudyStore, progress: (frac: number, what: string) => void): Promise<void> {
+  const protocol = protocolHash(config);
+  if (store.denseDone('pixels', protocol)) return;
+  const size = config.resolution ?? 32;
+  const rows = [];
+  for (const t of studyTasks(config)) {
+    progress(0, `pixel baseline ${t}`);
+    const r = await pixelBaseline(t, { size, alpha: config.alpha, taskOptions: taskOptionsFor(config, t) });
+    rows.push({ task: t, head: 'pixels', accuracy: r.accuracy, nTrain: r.nTrain, nTest: r.nTest, classes: r.classes });
+  }
+  store.writeDense('pixels', protocol, rows, [], { size, pool: 8 });
+}
+
+/** A model's dense reference accuracies and layer table, once per protocol. */
+export async function runDenseReference(config: StudyConfig, store: StudyStore, model: string, dense: Graph, cache: FeatureCache, progress: (frac: number, what: string) => void): Promise<void> {
+  const protocol = protocolHash(config);
+  if (store.denseDone(model, protocol)) return;
+  const rows = [];
+  for (const t of studyTasks(config)) {
+    progress(0, `${model} dense ${t}`);
+    const [r] = await zeroShot(dense, [t], { head: 'dense', alpha: config.alpha, taskOptions: taskOptionsFor(config, t), cache });
+    rows.push({ task: t, head: 'dense', accuracy: r!.accuracy, nTrain: r!.nTrain, nTest: r!.nTest, classes: r!.classes });
+  }
+  store.writeDense(model, protocol, rows, layerTable(dense), { resolution: dense.preprocessing.size });
+}
+
 /** Runs every unfinished cell of `config` into `store`. */
 export async function runStudy(config: StudyConfig, store: StudyStore, o: RunOptions): Promise<RunSummary> {
   const t0 = Date.now();
@@ -74,32 +101,18 @@ export async function runStudy(config: StudyConfig, store: StudyStore, o: RunOpt
   const progress = (frac: number, what: string) => o.onProgress?.({ done: finished + frac, total, what });
   const cache = new FeatureCache({ maxEntries: 4 * tasks.length + 8 });
   try {
-    if (!store.denseDone('pixels', protocol)) {
-      const size = config.resolution ?? 32;
-      const rows = [];
-      for (const t of tasks) {
-        progress(0, `pixel baseline ${t}`);
-        const r = await pixelBaseline(t, { size, alpha: config.alpha, taskOptions: taskOptionsFor(config, t) });
-        rows.push({ task: t, head: 'pixels', accuracy: r.accuracy, nTrain: r.nTrain, nTest: r.nTest, classes: r.classes });
-      }
-      store.writeDense('pixels', protocol, rows, [], { size, pool: 8 });
-    }
+    await runPixelBaseline(config, store, progress);
     for (const model of models) {
       const dense = await o.steps.loadModel(model);
       const work = await o.steps.loadModel(model);
       try {
         if (!store.denseDone(model, protocol)) {
-          const rows = [];
-          for (const t of tasks) {
-            progress(0, `${model} dense ${t}`);
-            const [r] = await zeroShot(dense, [t], { head: 'dense', alpha: config.alpha, taskOptions: taskOptionsFor(config, t), cache });
-            rows.push({ task: t, head: 'dense', accuracy: r!.accuracy, nTrain: r!.nTrain, nTest: r!.nTest, classes: r!.classes });
-          }
-          store.writeDense(model, protocol, rows, layerTable(dense), { resolution: dense.preprocessing.size });
+          await runDenseReference(config, store, model, dense, cache, progress);
           finished++;
         }
         for (const cell of todo.filter((c) => c.model === model)) {
-          await runCell(cell, config, tasks, dense, work, store, o, cache, (f, w) => progress(f, `${cell.scoreLabel} ${Math.round(cell.sparsity * 100)}% ${cell.control === 'none' ? '' : cell.control} ${w}`));
+          const out = await runCell(cell, { config, tasks, dense, work, cache }, (f, w) => progress(f, cellWhat(cell, w)));
+          writeCellOutput(store, out);
           finished++;
           o.onCell?.(cell, finished);
         }
@@ -108,16 +121,53 @@ export async function runStudy(config: StudyConfig, store: StudyStore, o: RunOpt
         disposeGraph(work);
       }
     }
-    const finishedKeys = store.doneKeys();
-    for (const plan of diag.filter((p) => p.maskCells.every((m) => finishedKeys.has(m.key)))) {
-      await runModelDiagnostics(plan, config, store, o.steps.loadModel, (what, f) => progress(f, `diagnostics ${plan.model} ${what}`));
-      finished++;
-      diagRan++;
-    }
+    diagRan = await runReadyDiagnostics(config, store, diag, o.steps.loadModel, (what, f) => progress(f, what), () => finished++);
   } finally {
     cache.dispose();
   }
   return { cells: cells.length, skipped: cells.length - todo.length, ran: todo.length, diagnostics: diagRan, wallS: (Date.now() - t0) / 1000 };
+}
+
+/** Runs the diagnostics plans whose mask cells are all stored; returns how many ran. */
+export async function runReadyDiagnostics(config: StudyConfig, store: StudyStore, plans: ReturnType<typeof planDiagnostics>, loadModel: StudySteps['loadModel'],
+  progress: (what: string, frac: number) => void, onDone: () => void = () => undefined): Promise<number> {
+  const finishedKeys = store.doneKeys();
+  let ran = 0;
+  for (const plan of plans.filter((p) => p.maskCells.every((m) => finishedKeys.has(m.key)))) {
+    await runModelDiagnostics(plan, config, store, loadModel, (what, f) => progress(`diagnostics ${plan.model} ${what}`, f));
+    onDone();
+    ran++;
+  }
+  return ran;
+}
+
+/** The progress label of a cell's stage. */
+export function cellWhat(cell: CellSpec, stage: string): string {
+  return `${cell.scoreLabel} ${Math.round(cell.sparsity * 100)}% ${cell.control === 'none' ? '' : cell.control} ${stage}`;
+}
+
+/** Everything one cell produced: what `StudyStore.writeCell` commits in one transaction. */
+export interface CellOutput {
+  record: CellRecord;
+  results: ResultRow[];
+  densities: DensityRow[];
+  masks: Map<string, Uint8Array>;
+  layerErrors: LayerErrorRow[];
+}
+
+/** What a cell runs on: the study, its tasks, the model's dense graph and a working copy of it, the feature cache. */
+export interface CellContext {
+  config: StudyConfig;
+  tasks: readonly string[];
+  dense: Graph;
+  /** Overwritten by the cell (restored from `dense` first). */
+  work: Graph;
+  cache: FeatureCache;
+}
+
+/** Commits a cell's output (one transaction, see store.ts). */
+export function writeCellOutput(store: StudyStore, out: CellOutput): void {
+  store.writeCell(out.record, out.results, out.densities, out.masks, out.layerErrors);
 }
 
 /** The calibration data of a cell as prune reads it ('all': every study task, sources first). */
@@ -135,8 +185,12 @@ export function scoreOptions(s: ScoreSpec) {
   };
 }
 
-async function runCell(cell: CellSpec, c: StudyConfig, tasks: readonly string[], dense: Graph, work: Graph, store: StudyStore, o: RunOptions, cache: FeatureCache,
-  progress: (frac: number, what: string) => void): Promise<void> {
+/**
+ * Runs one cell and returns its rows; the single-machine loop and `tapir worker` both call this (one code path), and
+ * the caller commits the output. Deterministic for a fixed thread count: seeded splits, scores and fine-tuning.
+ */
+export async function runCell(cell: CellSpec, ctx: CellContext, progress: (frac: number, what: string) => void): Promise<CellOutput> {
+  const { config: c, tasks, dense, work, cache } = ctx;
   const t0 = Date.now();
   // Seconds per phase of the cell (stored in its info, summed by `tapir study --profile`).
   const phases: Record<string, number> = {};
@@ -180,11 +234,14 @@ async function runCell(cell: CellSpec, c: StudyConfig, tasks: readonly string[],
     results.push(...await evalAll(work, dense, c, tasks, 'finetuned', cache));
     lap('finetunedEval');
   }
-  store.writeCell({
+  return {
+    record: {
     key: cell.key, study: c.name, protocol: cell.protocol, model: cell.model, control: cell.control, score: cell.scoreLabel, scoreSpec: cell.score,
     sparsity: cell.sparsity, source: cell.source, seed: cell.seed, achievedSparsity: achieved, info: { prune: pruneInfo, finetune: ft, calib: calibInfo, bn: bnInfo, phases },
     wallS: (Date.now() - t0) / 1000, allocation: cell.allocation, bn: cell.bn, calibration: cell.calibration, calibData: cell.calibData,
-  }, results, densities, packed, (r.layerErrors ?? []).map((e) => ({ tensor: e.tensor, relError: e.relError })));
+    },
+    results, densities, masks: packed, layerErrors: (r.layerErrors ?? []).map((e) => ({ tensor: e.tensor, relError: e.relError })),
+  };
 }
 
 /** The default model loader: zoo specs and paths, as every command accepts them. */

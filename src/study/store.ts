@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS layers (
   model TEXT NOT NULL, tensor TEXT NOT NULL, ord INTEGER NOT NULL, op TEXT NOT NULL, shape TEXT NOT NULL, numel INTEGER NOT NULL,
   macs INTEGER NOT NULL, prunable INTEGER NOT NULL, PRIMARY KEY (model, tensor));
 CREATE TABLE IF NOT EXISTS dense_done (model TEXT NOT NULL, protocol TEXT NOT NULL, info TEXT NOT NULL, PRIMARY KEY (model, protocol));
+CREATE TABLE IF NOT EXISTS cell_errors (
+  key TEXT PRIMARY KEY, study TEXT NOT NULL, protocol TEXT NOT NULL, model TEXT NOT NULL, control TEXT NOT NULL, score TEXT NOT NULL,
+  sparsity REAL NOT NULL, source TEXT NOT NULL, seed INTEGER NOT NULL, error TEXT NOT NULL, worker TEXT, attempts INTEGER NOT NULL, failed_at TEXT NOT NULL);
 `;
 
 /**
@@ -88,6 +91,11 @@ export interface CellRecord {
   bn?: string;
   calibration?: number;
   calibData?: string;
+}
+/** A cell that failed on a worker (`tapir study --redis`): its spec, the error as the worker reported it, and who ran it. */
+export interface CellErrorRow {
+  key: string; study: string; protocol: string; model: string; control: string; score: string; sparsity: number; source: string; seed: number;
+  error: string; worker: string | null; attempts: number; failed_at?: string;
 }
 export interface ResultRow { task: string; phase: string; head: string; accuracy: number; nTrain: number; nTest: number }
 export interface DensityRow { tensor: string; numel: number; kept: number }
@@ -222,7 +230,9 @@ export class StudyStore {
     const insDen = this.#db.prepare('INSERT INTO densities (cell, tensor, ord, numel, kept) VALUES (?, ?, ?, ?, ?)');
     const insMask = this.#db.prepare('INSERT INTO masks (cell, tensor, bits) VALUES (?, ?, ?)');
     const insErr = this.#db.prepare('INSERT INTO layer_errors (cell, tensor, ord, rel_error) VALUES (?, ?, ?, ?)');
+    const clearError = this.#db.prepare('DELETE FROM cell_errors WHERE key = ?');
     this.#db.transaction(() => {
+      clearError.run(c.key);
       insCell.run(c.key, c.study, c.protocol, c.model, c.control, c.score, JSON.stringify(c.scoreSpec), c.sparsity, c.source, c.seed, c.achievedSparsity,
         JSON.stringify(c.info), c.wallS, new Date().toISOString(), c.allocation ?? null, c.bn ?? 'none', c.calibration ?? null, c.calibData ?? 'source');
       for (const r of results) insRes.run(c.key, r.task, r.phase, r.head, r.accuracy, r.nTrain, r.nTest);
@@ -230,6 +240,22 @@ export class StudyStore {
       for (const [t, bits] of masks) insMask.run(c.key, t, Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength));
       layerErrors.forEach((e, i) => insErr.run(c.key, e.tensor, i, Number.isFinite(e.relError) ? e.relError : null));
     })();
+  }
+
+  /** Records (or replaces) a cell's failure; a later successful write of the cell removes it. */
+  writeCellError(e: CellErrorRow): void {
+    this.#db.prepare(`INSERT OR REPLACE INTO cell_errors (key, study, protocol, model, control, score, sparsity, source, seed, error, worker, attempts, failed_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(e.key, e.study, e.protocol, e.model, e.control, e.score, e.sparsity, e.source, e.seed, e.error, e.worker, e.attempts, new Date().toISOString());
+  }
+
+  clearCellError(key: string): void {
+    this.#db.prepare('DELETE FROM cell_errors WHERE key = ?').run(key);
+  }
+
+  /** Failed cells, oldest first (none in databases that predate the table). */
+  cellErrors(): CellErrorRow[] {
+    if (!this.#hasTable('cell_errors')) return [];
+    return this.#db.prepare('SELECT * FROM cell_errors ORDER BY failed_at, rowid').all() as CellErrorRow[];
   }
 
   /** Whether the study diagnostics of `model` with this settings hash are stored (src/study/diagnostics.ts). */

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { TapirError } from '../engine/index.js';
+import { dataPath } from '../data/index.js';
 import type { Graph } from '../graph/index.js';
 import { loadMaskFile, writeMaskFile } from '../graph/mask-file.js';
 import { importOnnx } from '../graph/onnx/index.js';
@@ -51,6 +52,13 @@ const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
 /** Opens a model by zoo spec or path (see the file comment). */
 export async function openModel(spec: string, o: { seed?: number } = {}): Promise<OpenedModel> {
+  // Relative model paths live under the data root (TAPIR_DATA, default the current directory); zoo ids stay as given.
+  // Without TAPIR_DATA nothing changes: the path is used as given (relative to the current directory).
+  const rooted = process.env.TAPIR_DATA ? dataPath(spec) : spec;
+  return openModelAt(rooted !== spec && (existsSync(rooted) || /[\\/]|\.(onnx|json)$/i.test(spec)) ? rooted : spec, o);
+}
+
+async function openModelAt(spec: string, o: { seed?: number }): Promise<OpenedModel> {
   if (isDir(spec) && existsSync(join(spec, 'finetune.json'))) return loadFinetuned(spec, o);
   if (isDir(spec) && existsSync(join(spec, 'prune.json'))) return loadPruned(spec, o);
   // A TF.js layers / graph model: its model.json (or the folder holding it, as Teachable Machine exports are shaped).

@@ -6,8 +6,9 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { DataError } from '../errors.js';
+import { dataPath } from '../paths.js';
 import { hashString } from '../rng.js';
 import type { Dataset, PoolName, SkippedFile } from '../dataset.js';
 import { fileDataset, IMAGE_EXT, walk } from './files.js';
@@ -17,7 +18,7 @@ async function subdirs(dir: string): Promise<string[]> {
 }
 
 export async function openFolder(path: string): Promise<Dataset> {
-  const root = resolve(path);
+  const root = dataPath(path);
   const name = `folder:${root}`;
   if (!existsSync(root) || !statSync(root).isDirectory()) {
     throw new DataError(`dataset '${name}': no such directory`, { context: { dataset: name }, fix: 'give a directory with one sub-folder of images per class: folder:/path/to/dir' });
