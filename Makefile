@@ -44,7 +44,15 @@ dist/.built: $(TS_SRC) node_modules/.package-lock.json
 	npx tsc -p tsconfig.json
 	@touch $@
 
-test: setup
+# One formatter (prettier, .prettierrc.json: print width 120), checked before the tests; `make format` applies it.
+FORMAT_GLOBS := "src/**/*.ts" "test/**/*.ts" "bench/**/*.ts"
+.PHONY: format format-check
+format: node_modules/.package-lock.json
+	npx prettier --write --log-level warn $(FORMAT_GLOBS)
+format-check: node_modules/.package-lock.json
+	@npx prettier --check --log-level warn $(FORMAT_GLOBS) || { echo "some files are not formatted: run 'make format'" >&2; exit 1; }
+
+test: setup format-check
 	@files=$$(find dist/test -name '*.test.js' | sort); \
 	if [ -z "$$files" ]; then echo "no test files under dist/test" >&2; exit 1; fi; \
 	LD_PRELOAD=$(TCMALLOC) node --test --test-concurrency=1 $$files
@@ -52,7 +60,7 @@ test: setup
 # The quick loop while editing (< 2 min): every test file except the end-to-end studies (queue included), the zoo/TF.js parity
 # checks against real pre-trained weights, the dataset decoders and the headless-browser report.
 FAST_SKIP := /study/(resume|smoke|ablation|diagnostics|same-path|report|queue)\.|/graph/(zoo|tfjs)/|/data/sources/|/analysis/cli\.
-test-fast: setup
+test-fast: setup format-check
 	@files=$$(find dist/test -name '*.test.js' | sort | grep -Ev '$(FAST_SKIP)'); \
 	LD_PRELOAD=$(TCMALLOC) node --test --test-concurrency=1 $$files
 

@@ -19,14 +19,21 @@ import { getNumThreads, liveTensors, manualSeed, nn, randint, randn, type Tensor
 import { batches, loadSplits, openTask, SPLIT_NAMES, type Preprocess } from '../src/data/index.js';
 
 const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
+for (let i = 2; i < process.argv.length; i += 2)
+  args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
 const TASK = args.get('task') ?? 'fashion-mnist';
 const CAP = Number(args.get('cap') ?? 300);
 const RUNS = Number(args.get('runs') ?? 5);
 const CLIPART_CAP = Number(args.get('clipart-cap') ?? 4);
 const SIZE = [96, 96] as const;
 const BATCH = 32;
-const P: Preprocess = { size: SIZE, range: [0, 1], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], channels: 3 };
+const P: Preprocess = {
+  size: SIZE,
+  range: [0, 1],
+  mean: [0.485, 0.456, 0.406],
+  std: [0.229, 0.224, 0.225],
+  channels: 3,
+};
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const now = () => performance.now();
@@ -67,7 +74,11 @@ try {
 
   // 3. engine fwd+bwd on a small conv net at 96 px
   manualSeed(0);
-  const param = (shape: number[], scale: number) => { const p = randn(shape).mul(scale); p.requiresGrad_(true); return p; };
+  const param = (shape: number[], scale: number) => {
+    const p = randn(shape).mul(scale);
+    p.requiresGrad_(true);
+    return p;
+  };
   const W = [param([16, 3, 3, 3], 0.2), param([32, 16, 3, 3], 0.08), param([64, 32, 3, 3], 0.06), param([10, 64], 0.1)];
   const x = randn([BATCH, 3, SIZE[0], SIZE[1]]);
   const y = randint(0, 10, [BATCH]);
@@ -96,26 +107,56 @@ try {
   const trainIps = BATCH / median(train);
   const rows: [string, string, string][] = [
     [`cold prepare ${task.id} cap ${CAP} (${nCold} images)`, `${coldS.toFixed(2)} s`, `${coldIps.toFixed(0)} img/s`],
-    ...(clip ? [[`cold prepare clipart cap ${CLIPART_CAP} (${clip.n} images)`, `${clip.s.toFixed(2)} s`, `${(clip.n / clip.s).toFixed(1)} img/s`] as [string, string, string]] : []),
-    [`warm epoch train split (${nWarm} images, batch ${BATCH})`, `${(median(warm) * 1000).toFixed(0)} ms`, `${warmIps.toFixed(0)} img/s`],
-    [`engine fwd+bwd 3-conv net 96 px, batch ${BATCH}`, `${(median(train) * 1000).toFixed(0)} ms`, `${trainIps.toFixed(0)} img/s`],
+    ...(clip
+      ? [
+          [
+            `cold prepare clipart cap ${CLIPART_CAP} (${clip.n} images)`,
+            `${clip.s.toFixed(2)} s`,
+            `${(clip.n / clip.s).toFixed(1)} img/s`,
+          ] as [string, string, string],
+        ]
+      : []),
+    [
+      `warm epoch train split (${nWarm} images, batch ${BATCH})`,
+      `${(median(warm) * 1000).toFixed(0)} ms`,
+      `${warmIps.toFixed(0)} img/s`,
+    ],
+    [
+      `engine fwd+bwd 3-conv net 96 px, batch ${BATCH}`,
+      `${(median(train) * 1000).toFixed(0)} ms`,
+      `${trainIps.toFixed(0)} img/s`,
+    ],
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length));
   console.log(`threads ${getNumThreads()}, ${RUNS} runs, medians`);
   for (const r of rows) console.log(`${r[0].padEnd(w0)}  ${r[1].padStart(9)}  ${r[2].padStart(12)}`);
-  console.log(`warm epoch is ${(warmIps / trainIps).toFixed(1)}x faster than training on it; live tensors leaked by the warm epochs: ${leaked}`);
+  console.log(
+    `warm epoch is ${(warmIps / trainIps).toFixed(1)}x faster than training on it; live tensors leaked by the warm epochs: ${leaked}`,
+  );
   const ratio = warmIps / trainIps;
-  console.log(JSON.stringify({
-    bench: 'data', task: task.id, size: SIZE, batch: BATCH, threads: getNumThreads(), n: RUNS,
-    cold_images: nCold, cold_images_per_s: +coldIps.toFixed(1),
-    ...(clip ? { clipart_cold_images: clip.n, clipart_cold_images_per_s: +(clip.n / clip.s).toFixed(2) } : {}),
-    warm_images: nWarm, warm_images_per_s: +warmIps.toFixed(1), train_images_per_s: +trainIps.toFixed(1),
-    warm_over_train: +ratio.toFixed(2),
-    tapir_ms: +((1000 * median(warm)) / nWarm).toFixed(4), peer_ms: +((1000 * median(train)) / BATCH).toFixed(4),
-    ratio: +ratio.toFixed(2),
-    ratio_definition: 'training ms per image / warm-load ms per image (= warm_over_train); tapir_ms = warm load per image, peer_ms = fwd+bwd per image',
-    live_tensors_leaked: leaked,
-  }));
+  console.log(
+    JSON.stringify({
+      bench: 'data',
+      task: task.id,
+      size: SIZE,
+      batch: BATCH,
+      threads: getNumThreads(),
+      n: RUNS,
+      cold_images: nCold,
+      cold_images_per_s: +coldIps.toFixed(1),
+      ...(clip ? { clipart_cold_images: clip.n, clipart_cold_images_per_s: +(clip.n / clip.s).toFixed(2) } : {}),
+      warm_images: nWarm,
+      warm_images_per_s: +warmIps.toFixed(1),
+      train_images_per_s: +trainIps.toFixed(1),
+      warm_over_train: +ratio.toFixed(2),
+      tapir_ms: +((1000 * median(warm)) / nWarm).toFixed(4),
+      peer_ms: +((1000 * median(train)) / BATCH).toFixed(4),
+      ratio: +ratio.toFixed(2),
+      ratio_definition:
+        'training ms per image / warm-load ms per image (= warm_over_train); tapir_ms = warm load per image, peer_ms = fwd+bwd per image',
+      live_tensors_leaked: leaked,
+    }),
+  );
 } finally {
   rmSync(cache, { recursive: true, force: true });
 }

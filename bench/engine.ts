@@ -17,8 +17,20 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  cudaAvailable, getNumThreads, gradStrict, hvp, liveTensors, manualSeed, nn, noGrad, randint, randn, scope, synchronize,
-  type Device, type Tensor,
+  cudaAvailable,
+  getNumThreads,
+  gradStrict,
+  hvp,
+  liveTensors,
+  manualSeed,
+  nn,
+  noGrad,
+  randint,
+  randn,
+  scope,
+  synchronize,
+  type Device,
+  type Tensor,
 } from '../src/engine/index.js';
 import { BenchOptionError, choiceOption, intOption, listOption, parseFlags } from './lib/args.js';
 import { checkTorch, PeerError, PeerSession, runPeer, tcmallocPreloaded } from './lib/peer.js';
@@ -58,7 +70,9 @@ function makeFixture(id: ModelId, batch: number, seed: number, device: BenchDevi
   const v = list.map((p) => randn(p.shape));
   const x = randn([batch, ...model.inputShape]);
   const labels = randint(0, model.numClasses, [batch]);
-  progress(`${id}: ${numParams(model.specs).toLocaleString('en-US')} parameters in ${model.specs.length} tensors, input [${x.shape.join(', ')}]`);
+  progress(
+    `${id}: ${numParams(model.specs).toLocaleString('en-US')} parameters in ${model.specs.length} tensors, input [${x.shape.join(', ')}]`,
+  );
   return { model, params, list, v, x, labels, device };
 }
 
@@ -97,7 +111,11 @@ function writeFixture(dir: string, id: ModelId, f: Fixture): Fixture {
   }
   const l = f.labels.data<'int64'>();
   writeFileSync(join(dir, `${id}.i64`), new Uint8Array(l.buffer, l.byteOffset, l.byteLength));
-  const manifest = { model: id, input: f.x.shape, params: f.model.specs.map((s) => ({ name: s.name, shape: s.shape })) };
+  const manifest = {
+    model: id,
+    input: f.x.shape,
+    params: f.model.specs.map((s) => ({ name: s.name, shape: s.shape })),
+  };
   writeFileSync(join(dir, `${id}.json`), JSON.stringify(manifest));
   return f;
 }
@@ -167,7 +185,15 @@ interface Plan {
  * processes on a shared machine lands on both sides alike instead of on whichever ran second.
  */
 async function interleaved(plan: Plan): Promise<{ results: Result[]; torch: string }> {
-  const peer = new PeerSession(plan.script, ['--serve', '--data', plan.dir, '--threads', String(plan.threads), '--device', plan.device]);
+  const peer = new PeerSession(plan.script, [
+    '--serve',
+    '--data',
+    plan.dir,
+    '--threads',
+    String(plan.threads),
+    '--device',
+    plan.device,
+  ]);
   const results: Result[] = [];
   try {
     for (const id of plan.models) {
@@ -180,15 +206,26 @@ async function interleaved(plan: Plan): Promise<{ results: Result[]; torch: stri
           tapirRun(f, c);
           await peer.request({ cmd: 'run' });
         }
-        const r: Result = { model: id, case: c, tapirMs: [], peerMs: [], tapirChecks, peerChecks, liveDelta: liveTensors() - before };
+        const r: Result = {
+          model: id,
+          case: c,
+          tapirMs: [],
+          peerMs: [],
+          tapirChecks,
+          peerChecks,
+          liveDelta: liveTensors() - before,
+        };
         for (let i = 0; i < plan.runs; i++) {
-          const peerRun = async (): Promise<void> => void r.peerMs.push((await peer.request<{ ms: number }>({ cmd: 'run' })).ms);
+          const peerRun = async (): Promise<void> =>
+            void r.peerMs.push((await peer.request<{ ms: number }>({ cmd: 'run' })).ms);
           if (i % 2 === 1) await peerRun();
           r.tapirMs.push(tapirRun(f, c));
           const d = liveTensors() - before;
           if (Math.abs(d) > Math.abs(r.liveDelta)) r.liveDelta = d;
           if (i % 2 === 0) await peerRun();
-          progress(`  ${id} ${c} run ${i + 1}/${plan.runs}: tapir ${r.tapirMs[i]!.toFixed(1)} ms, torch ${r.peerMs[i]!.toFixed(1)} ms (live tensors ${liveTensors()})`);
+          progress(
+            `  ${id} ${c} run ${i + 1}/${plan.runs}: tapir ${r.tapirMs[i]!.toFixed(1)} ms, torch ${r.peerMs[i]!.toFixed(1)} ms (live tensors ${liveTensors()})`,
+          );
         }
         results.push(r);
       }
@@ -209,28 +246,53 @@ function sequential(plan: Plan): { results: Result[]; torch: string } {
       const before = liveTensors();
       const tapirChecks = scope(() => step(f, c, true));
       let liveDelta = liveTensors() - before;
-      const t = timeRuns(() => {
-        scope(() => void step(f, c, false));
-        settle(f.device);
-      }, {
-        warmup: plan.warmup,
-        runs: plan.runs,
-        after: (i, ms) => {
-          const d = liveTensors() - before;
-          if (Math.abs(d) > Math.abs(liveDelta)) liveDelta = d;
-          progress(`  tapir ${id} ${c} run ${i + 1}/${plan.runs}: ${ms.toFixed(1)} ms (live tensors ${before + d})`);
+      const t = timeRuns(
+        () => {
+          scope(() => void step(f, c, false));
+          settle(f.device);
         },
-      });
+        {
+          warmup: plan.warmup,
+          runs: plan.runs,
+          after: (i, ms) => {
+            const d = liveTensors() - before;
+            if (Math.abs(d) > Math.abs(liveDelta)) liveDelta = d;
+            progress(`  tapir ${id} ${c} run ${i + 1}/${plan.runs}: ${ms.toFixed(1)} ms (live tensors ${before + d})`);
+          },
+        },
+      );
       results.push({ model: id, case: c, tapirMs: t.samplesMs, peerMs: [], tapirChecks, peerChecks: {}, liveDelta });
     }
     disposeFixture(f);
   }
-  const peer = runPeer(plan.script, ['--data', plan.dir, '--threads', String(plan.threads), '--device', plan.device, '--runs', String(plan.runs),
-    '--warmup', String(plan.warmup), '--models', plan.models.join(','), '--cases', plan.cases.join(',')]) as PeerOut;
-  if (peer.threads !== plan.threads) throw new PeerError(`PyTorch peer ran with ${peer.threads} threads, tapir with ${plan.threads}`, 'pass the same thread count to both');
+  const peer = runPeer(plan.script, [
+    '--data',
+    plan.dir,
+    '--threads',
+    String(plan.threads),
+    '--device',
+    plan.device,
+    '--runs',
+    String(plan.runs),
+    '--warmup',
+    String(plan.warmup),
+    '--models',
+    plan.models.join(','),
+    '--cases',
+    plan.cases.join(','),
+  ]) as PeerOut;
+  if (peer.threads !== plan.threads)
+    throw new PeerError(
+      `PyTorch peer ran with ${peer.threads} threads, tapir with ${plan.threads}`,
+      'pass the same thread count to both',
+    );
   for (const r of results) {
     const p = peer.cases.find((q) => q.model === r.model && q.case === r.case);
-    if (!p) throw new PeerError(`PyTorch peer returned no result for ${r.model} ${r.case}`, 'check bench/peers/engine.py case names');
+    if (!p)
+      throw new PeerError(
+        `PyTorch peer returned no result for ${r.model} ${r.case}`,
+        'check bench/peers/engine.py case names',
+      );
     r.peerMs = p.samples_ms;
     r.peerChecks = p.checks;
   }
@@ -249,7 +311,16 @@ interface PeerOut {
 }
 
 async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2), ['runs', 'warmup', 'models', 'cases', 'batch', 'seed', 'schedule', 'device']);
+  const flags = parseFlags(process.argv.slice(2), [
+    'runs',
+    'warmup',
+    'models',
+    'cases',
+    'batch',
+    'seed',
+    'schedule',
+    'device',
+  ]);
   const runs = intOption(flags, 'runs', 5, 1);
   const warmup = intOption(flags, 'warmup', 1, 1);
   const batch = intOption(flags, 'batch', 32, 1);
@@ -259,16 +330,27 @@ async function main(): Promise<void> {
   const schedule = choiceOption(flags, 'schedule', ['interleaved', 'sequential']);
   const device = choiceOption(flags, 'device', DEVICES);
   if (device === 'cuda' && !cudaAvailable())
-    throw new BenchOptionError('--device cuda: the tapir addon sees no CUDA device (built against a CPU-only libtorch, or no GPU here)', 'device',
-      'on a machine with a GPU and a CUDA PyTorch for python3, run `make setup-cuda`, then rerun');
+    throw new BenchOptionError(
+      '--device cuda: the tapir addon sees no CUDA device (built against a CPU-only libtorch, or no GPU here)',
+      'device',
+      'on a machine with a GPU and a CUDA PyTorch for python3, run `make setup-cuda`, then rerun',
+    );
   const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'peers', 'engine.py');
-  if (!existsSync(script)) throw new PeerError(`PyTorch peer script not found at ${script}`, 'run from a tapir checkout built with `npx tsc -p .`');
+  if (!existsSync(script))
+    throw new PeerError(
+      `PyTorch peer script not found at ${script}`,
+      'run from a tapir checkout built with `npx tsc -p .`',
+    );
   const torchVersion = checkTorch(['torch']); // fail before spending minutes on the tapir side; the peer needs no numpy
   if (!tcmallocPreloaded())
-    progress('warning: tcmalloc is not preloaded into this process, but is for the PyTorch peer; run `npm run bench:engine` or `make bench-engine` for a fair comparison');
+    progress(
+      'warning: tcmalloc is not preloaded into this process, but is for the PyTorch peer; run `npm run bench:engine` or `make bench-engine` for a fair comparison',
+    );
   const threads = getNumThreads();
-  progress(`engine bench: ${models.join(', ')} × ${cases.join(', ')}; batch ${batch}, float32 on ${device}, ${threads} threads, ` +
-    `${warmup} warm-up + ${runs} timed runs, ${schedule}; torch ${torchVersion}`);
+  progress(
+    `engine bench: ${models.join(', ')} × ${cases.join(', ')}; batch ${batch}, float32 on ${device}, ${threads} threads, ` +
+      `${warmup} warm-up + ${runs} timed runs, ${schedule}; torch ${torchVersion}`,
+  );
   const dir = mkdtempSync(join(tmpdir(), 'tapir-bench-engine-'));
   // Ctrl-C would skip `finally`: the fixtures are ~100 MB of weights, so remove them on the way out.
   process.once('SIGINT', () => {
@@ -284,7 +366,10 @@ async function main(): Promise<void> {
   }
 }
 
-function report(results: readonly Result[], o: { threads: number; runs: number; batch: number; torch: string; schedule: string; device: BenchDevice }): void {
+function report(
+  results: readonly Result[],
+  o: { threads: number; runs: number; batch: number; torch: string; schedule: string; device: BenchDevice },
+): void {
   const rows = results.map((r) => {
     const keys = Object.keys(r.tapirChecks);
     const parity = Math.max(...keys.map((k) => relDiff(r.tapirChecks[k]!, r.peerChecks[k] ?? Number.NaN)));
@@ -292,15 +377,35 @@ function report(results: readonly Result[], o: { threads: number; runs: number; 
     const peer = median(r.peerMs);
     return { r, tapir, peer, ratio: tapir / peer, parity };
   });
-  console.log(renderTable(
-    ['model', 'case', 'tapir ms', '±', 'torch ms', '±', 'ratio', 'live Δ', 'parity'],
-    rows.map(({ r, tapir, peer, ratio, parity }) => [r.model, r.case, tapir, mad(r.tapirMs), peer, mad(r.peerMs), ratio, r.liveDelta, parity]),
-  ));
-  console.log(`medians of ${o.runs} runs (${o.schedule}); ± = median absolute deviation; batch ${o.batch}; float32 on ${o.device}; ${o.threads} threads; torch ${o.torch}.`);
-  console.log('live Δ: change in tapir live tensors across timed runs (0 = no leak); parity: worst relative difference of loss / norms between the two sides.');
+  console.log(
+    renderTable(
+      ['model', 'case', 'tapir ms', '±', 'torch ms', '±', 'ratio', 'live Δ', 'parity'],
+      rows.map(({ r, tapir, peer, ratio, parity }) => [
+        r.model,
+        r.case,
+        tapir,
+        mad(r.tapirMs),
+        peer,
+        mad(r.peerMs),
+        ratio,
+        r.liveDelta,
+        parity,
+      ]),
+    ),
+  );
+  console.log(
+    `medians of ${o.runs} runs (${o.schedule}); ± = median absolute deviation; batch ${o.batch}; float32 on ${o.device}; ${o.threads} threads; torch ${o.torch}.`,
+  );
+  console.log(
+    'live Δ: change in tapir live tensors across timed runs (0 = no leak); parity: worst relative difference of loss / norms between the two sides.',
+  );
   const bad = rows.filter((q) => !(q.parity <= PARITY_TOL));
-  for (const q of bad) console.log(`PARITY FAILURE: ${q.r.model} ${q.r.case}: tapir ${JSON.stringify(q.r.tapirChecks)} vs torch ${JSON.stringify(q.r.peerChecks)}`);
-  for (const q of rows.filter((x) => x.r.liveDelta !== 0)) console.log(`LEAK: ${q.r.model} ${q.r.case}: live tensors changed by ${q.r.liveDelta}`);
+  for (const q of bad)
+    console.log(
+      `PARITY FAILURE: ${q.r.model} ${q.r.case}: tapir ${JSON.stringify(q.r.tapirChecks)} vs torch ${JSON.stringify(q.r.peerChecks)}`,
+    );
+  for (const q of rows.filter((x) => x.r.liveDelta !== 0))
+    console.log(`LEAK: ${q.r.model} ${q.r.case}: live tensors changed by ${q.r.liveDelta}`);
   emitSummary({
     bench: 'engine',
     device: o.device,
@@ -308,8 +413,13 @@ function report(results: readonly Result[], o: { threads: number; runs: number; 
     n: o.runs,
     batch: o.batch,
     cases: rows.map(({ r, tapir, peer, ratio, parity }) => ({
-      model: r.model, case: r.case, tapir_ms: round(tapir, 1), peer_ms: round(peer, 1), ratio: round(ratio),
-      live_delta: r.liveDelta, parity: Number(parity.toPrecision(2)),
+      model: r.model,
+      case: r.case,
+      tapir_ms: round(tapir, 1),
+      peer_ms: round(peer, 1),
+      ratio: round(ratio),
+      live_delta: r.liveDelta,
+      parity: Number(parity.toPrecision(2)),
     })),
     ratio: round(Math.max(...rows.map((q) => q.ratio))),
   });

@@ -12,8 +12,26 @@ import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync, wr
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { enableGrad, getNumThreads, gradGraph, hvp, manualSeed, nn, randint, randn, type GradGraph, type Tensor } from '../src/engine/index.js';
-import { flatten, hutchinsonTrace, makeLayout, topEigen, unflatten, type LinearOperator } from '../src/analysis/index.js';
+import {
+  enableGrad,
+  getNumThreads,
+  gradGraph,
+  hvp,
+  manualSeed,
+  nn,
+  randint,
+  randn,
+  type GradGraph,
+  type Tensor,
+} from '../src/engine/index.js';
+import {
+  flatten,
+  hutchinsonTrace,
+  makeLayout,
+  topEigen,
+  unflatten,
+  type LinearOperator,
+} from '../src/analysis/index.js';
 import { choiceOption, intOption, parseFlags } from './lib/args.js';
 import { checkTorch, PeerError, runPeer, tcmallocPreloaded } from './lib/peer.js';
 import { emitSummary, progress, renderTable, round } from './lib/report.js';
@@ -22,7 +40,15 @@ import { initParams, MODELS, numParams, type ModelId } from './models/index.js';
 
 const PARITY_TOL = 1e-3;
 
-interface PeerResult { torch: string; threads: number; trace_ms: number[]; eig_ms: number[]; trace: number; samples: number[]; top: number }
+interface PeerResult {
+  torch: string;
+  threads: number;
+  trace_ms: number[];
+  eig_ms: number[];
+  trace: number;
+  samples: number[];
+  top: number;
+}
 
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2), ['model', 'batch', 'probes', 'steps', 'runs', 'seed']);
@@ -33,9 +59,16 @@ async function main(): Promise<void> {
   const runs = intOption(flags, 'runs', 2, 1);
   const seed = intOption(flags, 'seed', 0, 0);
   const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'peers', 'hessian.py');
-  if (!existsSync(script)) throw new PeerError(`PyTorch peer script not found at ${script}`, 'run from a tapir checkout built with `npx tsc -p .`');
+  if (!existsSync(script))
+    throw new PeerError(
+      `PyTorch peer script not found at ${script}`,
+      'run from a tapir checkout built with `npx tsc -p .`',
+    );
   const torchVersion = checkTorch();
-  if (!tcmallocPreloaded()) progress('warning: tcmalloc is not preloaded here but is for the peer; run with LD_PRELOAD=libtcmalloc_minimal.so.4');
+  if (!tcmallocPreloaded())
+    progress(
+      'warning: tcmalloc is not preloaded here but is for the peer; run with LD_PRELOAD=libtcmalloc_minimal.so.4',
+    );
   const threads = getNumThreads();
 
   const model = MODELS[id]();
@@ -44,7 +77,9 @@ async function main(): Promise<void> {
   const list = model.specs.map((s) => params.get(s.name)!);
   const x = randn([batch, ...model.inputShape]);
   const labels = randint(0, model.numClasses, [batch]);
-  progress(`hessian bench: ${id}, ${numParams(model.specs).toLocaleString('en-US')} parameters, batch ${batch}, ${probes} probes, ${steps} Lanczos steps, ${runs} runs, ${threads} threads; torch ${torchVersion}`);
+  progress(
+    `hessian bench: ${id}, ${numParams(model.specs).toLocaleString('en-US')} parameters, batch ${batch}, ${probes} probes, ${steps} Lanczos steps, ${runs} runs, ${threads} threads; torch ${torchVersion}`,
+  );
 
   const dir = mkdtempSync(join(tmpdir(), 'tapir-bench-hessian-'));
   try {
@@ -59,10 +94,28 @@ async function main(): Promise<void> {
     }
     const l = labels.data<'int64'>();
     writeFileSync(join(dir, `${id}.i64`), new Uint8Array(l.buffer, l.byteOffset, l.byteLength));
-    writeFileSync(join(dir, `${id}.json`), JSON.stringify({ model: id, input: x.shape, params: model.specs.map((s) => ({ name: s.name, shape: s.shape })) }));
+    writeFileSync(
+      join(dir, `${id}.json`),
+      JSON.stringify({ model: id, input: x.shape, params: model.specs.map((s) => ({ name: s.name, shape: s.shape })) }),
+    );
 
     // The peer runs first, so a broken peer fails before minutes of tapir work.
-    const peer = runPeer(script, ['--data', dir, '--model', id, '--probes', String(probes), '--steps', String(steps), '--seed', String(seed), '--runs', String(runs), '--threads', String(threads)]) as PeerResult;
+    const peer = runPeer(script, [
+      '--data',
+      dir,
+      '--model',
+      id,
+      '--probes',
+      String(probes),
+      '--steps',
+      String(steps),
+      '--seed',
+      String(seed),
+      '--runs',
+      String(runs),
+      '--threads',
+      String(threads),
+    ]) as PeerResult;
 
     const layout = makeLayout(model.specs.map((s) => ({ name: s.name, shape: s.shape })));
     // As src/analysis's HessianOperator: a matvec is a full HVP, except inside a session (trace, Lanczos), where the
@@ -70,7 +123,9 @@ async function main(): Promise<void> {
     const loss = () => nn.crossEntropy(model.forward(params, x), labels);
     let kept: GradGraph | null = null;
     const op: LinearOperator = {
-      dim: layout.dim, selfAdjoint: true, dtype: 'float32',
+      dim: layout.dim,
+      selfAdjoint: true,
+      dtype: 'float32',
       matvec: (v: Tensor) => {
         const vs = unflatten(layout, v);
         const hv = kept ? kept.hv(vs) : enableGrad(() => hvp(loss, list, vs).hv);
@@ -105,26 +160,56 @@ async function main(): Promise<void> {
       top = e.values[0]!;
       traceMs.push(t1 - t0);
       eigMs.push(t2 - t1);
-      progress(`  tapir run ${r + 1}/${runs}: trace ${(t1 - t0).toFixed(0)} ms, top eigenvalue ${(t2 - t1).toFixed(0)} ms`);
+      progress(
+        `  tapir run ${r + 1}/${runs}: trace ${(t1 - t0).toFixed(0)} ms, top eigenvalue ${(t2 - t1).toFixed(0)} ms`,
+      );
     }
 
     const traceDiff = relDiff(trace.estimate, peer.trace);
     const topDiff = relDiff(top, peer.top);
     const sampleDiff = Math.max(...trace.samples.map((s, i) => relDiff(s, peer.samples[i]!)));
     const rows = [
-      ['trace (Hutchinson)', round(median(traceMs), 0), round(median(peer.trace_ms), 0), round(median(traceMs) / median(peer.trace_ms)), `${trace.estimate.toPrecision(6)} vs ${peer.trace.toPrecision(6)}`],
-      ['top eigenvalue (Lanczos)', round(median(eigMs), 0), round(median(peer.eig_ms), 0), round(median(eigMs) / median(peer.eig_ms)), `${top.toPrecision(6)} vs ${peer.top.toPrecision(6)}`],
+      [
+        'trace (Hutchinson)',
+        round(median(traceMs), 0),
+        round(median(peer.trace_ms), 0),
+        round(median(traceMs) / median(peer.trace_ms)),
+        `${trace.estimate.toPrecision(6)} vs ${peer.trace.toPrecision(6)}`,
+      ],
+      [
+        'top eigenvalue (Lanczos)',
+        round(median(eigMs), 0),
+        round(median(peer.eig_ms), 0),
+        round(median(eigMs) / median(peer.eig_ms)),
+        `${top.toPrecision(6)} vs ${peer.top.toPrecision(6)}`,
+      ],
     ];
-    process.stdout.write(renderTable(['measure', 'tapir ms', 'torch ms', 'ratio', 'value tapir vs torch'], rows) + '\n');
+    process.stdout.write(
+      renderTable(['measure', 'tapir ms', 'torch ms', 'ratio', 'value tapir vs torch'], rows) + '\n',
+    );
     if (!(sampleDiff <= PARITY_TOL && topDiff <= PARITY_TOL))
-      throw new PeerError(`tapir and PyTorch disagree: trace samples differ by ${sampleDiff.toExponential(2)}, top eigenvalue by ${topDiff.toExponential(2)} (tolerance ${PARITY_TOL})`,
-        'the two sides no longer run the same model or probes; compare bench/models with bench/peers/engine.py and the probe generators');
+      throw new PeerError(
+        `tapir and PyTorch disagree: trace samples differ by ${sampleDiff.toExponential(2)}, top eigenvalue by ${topDiff.toExponential(2)} (tolerance ${PARITY_TOL})`,
+        'the two sides no longer run the same model or probes; compare bench/models with bench/peers/engine.py and the probe generators',
+      );
     const tapirMs = median(traceMs) + median(eigMs);
     const peerMs = median(peer.trace_ms) + median(peer.eig_ms);
     emitSummary({
-      bench: 'hessian', model: id, batch, probes, steps, tapir_ms: round(tapirMs, 1), peer_ms: round(peerMs, 1), ratio: round(tapirMs / peerMs),
-      trace_ratio: round(median(traceMs) / median(peer.trace_ms)), eig_ratio: round(median(eigMs) / median(peer.eig_ms)),
-      trace_rel_diff: traceDiff, top_rel_diff: topDiff, threads, n: runs, torch: peer.torch,
+      bench: 'hessian',
+      model: id,
+      batch,
+      probes,
+      steps,
+      tapir_ms: round(tapirMs, 1),
+      peer_ms: round(peerMs, 1),
+      ratio: round(tapirMs / peerMs),
+      trace_ratio: round(median(traceMs) / median(peer.trace_ms)),
+      eig_ratio: round(median(eigMs) / median(peer.eig_ms)),
+      trace_rel_diff: traceDiff,
+      top_rel_diff: topDiff,
+      threads,
+      n: runs,
+      torch: peer.torch,
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

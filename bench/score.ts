@@ -29,7 +29,7 @@ type CaseId = (typeof CASES)[number];
 
 function flag(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : process.env[`BENCH_${name.toUpperCase()}`] ?? dflt;
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : (process.env[`BENCH_${name.toUpperCase()}`] ?? dflt);
 }
 const runs = Number(flag('runs', '1'));
 const n = Number(flag('n', '128'));
@@ -42,21 +42,52 @@ setNumThreads(Number(flag('threads', String(cpus().length))));
 const threads = getNumThreads();
 
 function peer(mode: 'prepare' | 'run', dir: string): Record<string, unknown> {
-  const args = [PEER, mode, '--dir', dir, '--size', String(size), '--n', String(n), '--batch', String(batch), '--threads', String(threads),
-    '--probes', String(probes), '--block-size', String(blockSize), '--runs', String(runs), '--cases', cases.join(',')];
-  const r = spawnSync('/usr/bin/python3', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
-  if (r.status !== 0) throw new Error(`peer ${mode} failed (exit ${r.status}); is python3-torch installed? (/usr/bin/python3 -c 'import torch')`);
+  const args = [
+    PEER,
+    mode,
+    '--dir',
+    dir,
+    '--size',
+    String(size),
+    '--n',
+    String(n),
+    '--batch',
+    String(batch),
+    '--threads',
+    String(threads),
+    '--probes',
+    String(probes),
+    '--block-size',
+    String(blockSize),
+    '--runs',
+    String(runs),
+    '--cases',
+    cases.join(','),
+  ];
+  const r = spawnSync('/usr/bin/python3', args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+  });
+  if (r.status !== 0)
+    throw new Error(
+      `peer ${mode} failed (exit ${r.status}); is python3-torch installed? (/usr/bin/python3 -c 'import torch')`,
+    );
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
 }
 
-const sumOf = (m: ReadonlyMap<string, Tensor>): number => scope(() => [...m.values()].reduce((a, t) => a + t.to('float64').sum().item(), 0));
+const sumOf = (m: ReadonlyMap<string, Tensor>): number =>
+  scope(() => [...m.values()].reduce((a, t) => a + t.to('float64').sum().item(), 0));
 
 function tapirCase(c: CaseId, g: Graph, batches: CalibBatch[]): number | null {
   const o = { loss: 'mse' as const, seed: 0 };
   switch (c) {
     case 'fwd_bwd': {
       const ps = trainableParams(g).map((p) => p.tensor);
-      for (const b of batches) scope(() => { gradStrict(lossFn(g, b, { loss: 'mse' }).loss.mul(b.x.shape[0]! / n), ps); });
+      for (const b of batches)
+        scope(() => {
+          gradStrict(lossFn(g, b, { loss: 'mse' }).loss.mul(b.x.shape[0]! / n), ps);
+        });
       return null;
     }
     case 'fisher':
@@ -65,7 +96,18 @@ function tapirCase(c: CaseId, g: Graph, batches: CalibBatch[]): number | null {
     case 'hutchinson':
       return scope(() => sumOf(ESTIMATORS.hutchinson.diag(g, batches, { ...o, probes }).diag));
     case 'block_hessian':
-      return scope(() => sumOf(SCORES['block-hessian'].score({ graph: g, batches, params: prunableParams(g).map((p) => p.name), loss: 'mse', seed: 0, block: { blockSize } }).scores));
+      return scope(() =>
+        sumOf(
+          SCORES['block-hessian'].score({
+            graph: g,
+            batches,
+            params: prunableParams(g).map((p) => p.name),
+            loss: 'mse',
+            seed: 0,
+            block: { blockSize },
+          }).scores,
+        ),
+      );
   }
 }
 
@@ -74,13 +116,20 @@ try {
   process.stderr.write(`exporting torchvision MobileNetV2 at ${size} px (PyTorch peer)…\n`);
   peer('prepare', dir);
   const g = await importOnnx(join(dir, 'mnv2.onnx'));
-  const raw = (f: string) => { const b = readFileSync(join(dir, f)); return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength); };
+  const raw = (f: string) => {
+    const b = readFileSync(join(dir, f));
+    return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+  };
   const x = new Float32Array(raw('x.f32'));
   const y = new BigInt64Array(raw('y.i64'));
   const all = tensor(x, [n, 3, size, size]);
   const labels = tensor(y, [n]);
   const batches: CalibBatch[] = [];
-  for (let s = 0; s < n; s += batch) batches.push({ x: all.narrow(0, s, Math.min(batch, n - s)).contiguous(), y: labels.narrow(0, s, Math.min(batch, n - s)).contiguous() });
+  for (let s = 0; s < n; s += batch)
+    batches.push({
+      x: all.narrow(0, s, Math.min(batch, n - s)).contiguous(),
+      y: labels.narrow(0, s, Math.min(batch, n - s)).contiguous(),
+    });
   tapirCase('fwd_bwd', g, batches.slice(0, 1)); // warm-up, untimed
   const tapirMs: Record<string, number> = {};
   const tapirChecks: Record<string, number> = {};
@@ -98,26 +147,69 @@ try {
   }
   const prunable = prunableParams(g).reduce((a, p) => a + p.tensor.numel, 0);
   disposeGraph(g);
-  for (const b of batches) { b.x.dispose(); b.y.dispose(); }
+  for (const b of batches) {
+    b.x.dispose();
+    b.y.dispose();
+  }
   all.dispose();
   labels.dispose();
-  const p = peer('run', dir) as { times_ms: Record<string, number>; checks: Record<string, number>; prunable: number; threads: number };
-  if (p.prunable !== prunable) throw new Error(`peer scores ${p.prunable} weights, tapir ${prunable}: not the same prunable set`);
+  const p = peer('run', dir) as {
+    times_ms: Record<string, number>;
+    checks: Record<string, number>;
+    prunable: number;
+    threads: number;
+  };
+  if (p.prunable !== prunable)
+    throw new Error(`peer scores ${p.prunable} weights, tapir ${prunable}: not the same prunable set`);
   const rows = cases.map((c) => {
-    const rel = tapirChecks[c] !== undefined && p.checks[c] !== undefined ? Math.abs(tapirChecks[c]! - p.checks[c]!) / Math.abs(p.checks[c]!) : null;
-    return { case: c, tapir_ms: Math.round(tapirMs[c]!), peer_ms: Math.round(p.times_ms[c]!), ratio: tapirMs[c]! / p.times_ms[c]!, check_rel_diff: rel };
+    const rel =
+      tapirChecks[c] !== undefined && p.checks[c] !== undefined
+        ? Math.abs(tapirChecks[c]! - p.checks[c]!) / Math.abs(p.checks[c]!)
+        : null;
+    return {
+      case: c,
+      tapir_ms: Math.round(tapirMs[c]!),
+      peer_ms: Math.round(p.times_ms[c]!),
+      ratio: tapirMs[c]! / p.times_ms[c]!,
+      check_rel_diff: rel,
+    };
   });
   const w = [14, 10, 10, 7, 14];
   const line = (cells: (string | number)[]) => cells.map((v, i) => String(v).padStart(w[i]!)).join('  ');
   console.log(line(['case', 'tapir ms', 'torch ms', 'ratio', 'sum rel diff']));
-  for (const r of rows) console.log(line([r.case, r.tapir_ms, r.peer_ms, r.ratio.toFixed(2), r.check_rel_diff === null ? '-' : r.check_rel_diff.toExponential(1)]));
+  for (const r of rows)
+    console.log(
+      line([
+        r.case,
+        r.tapir_ms,
+        r.peer_ms,
+        r.ratio.toFixed(2),
+        r.check_rel_diff === null ? '-' : r.check_rel_diff.toExponential(1),
+      ]),
+    );
   const fob = tapirMs.fisher !== undefined && tapirMs.fwd_bwd !== undefined ? tapirMs.fisher / tapirMs.fwd_bwd : null;
-  const peerFob = p.times_ms.fisher !== undefined && p.times_ms.fwd_bwd !== undefined ? p.times_ms.fisher / p.times_ms.fwd_bwd : null;
-  console.log(JSON.stringify({
-    bench: 'score', model: 'torchvision mobilenet_v2 (random init, ONNX)', size, n, batch, probes, blockSize, threads, runs, prunable,
-    tapir_ms: tapirMs, peer_ms: p.times_ms, cases: rows, ratio: Math.max(...rows.filter((r) => r.case !== 'fwd_bwd').map((r) => r.ratio)),
-    fisher_over_backward: fob, peer_fisher_over_backward: peerFob,
-  }));
+  const peerFob =
+    p.times_ms.fisher !== undefined && p.times_ms.fwd_bwd !== undefined ? p.times_ms.fisher / p.times_ms.fwd_bwd : null;
+  console.log(
+    JSON.stringify({
+      bench: 'score',
+      model: 'torchvision mobilenet_v2 (random init, ONNX)',
+      size,
+      n,
+      batch,
+      probes,
+      blockSize,
+      threads,
+      runs,
+      prunable,
+      tapir_ms: tapirMs,
+      peer_ms: p.times_ms,
+      cases: rows,
+      ratio: Math.max(...rows.filter((r) => r.case !== 'fwd_bwd').map((r) => r.ratio)),
+      fisher_over_backward: fob,
+      peer_fisher_over_backward: peerFob,
+    }),
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

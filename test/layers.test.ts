@@ -32,9 +32,12 @@ test('every src/<layer> import points to the same layer or one below it', () => 
   for (const layer of Object.keys(BELOW)) {
     for (const file of files(join(root, 'src', layer))) {
       for (const m of readFileSync(file, 'utf8').matchAll(/from '(\.[^']+)'/g)) {
-        const target = normalize(join(dirname(file), m[1]!)).slice(join(root, 'src').length + 1).split('/')[0]!;
+        const target = normalize(join(dirname(file), m[1]!))
+          .slice(join(root, 'src').length + 1)
+          .split('/')[0]!;
         checked++;
-        if (target !== layer && !BELOW[layer]!.includes(target)) bad.push(`${file.slice(root.length + 1)} imports ${m[1]} (layer '${target}')`);
+        if (target !== layer && !BELOW[layer]!.includes(target))
+          bad.push(`${file.slice(root.length + 1)} imports ${m[1]} (layer '${target}')`);
       }
     }
   }

@@ -17,8 +17,10 @@ export interface Timing {
 
 /** Runs `fn` `warmup` times untimed, then `runs` times timed with a monotonic clock. `fn` must be synchronous. */
 export function timeRuns(fn: () => void, o: TimingOptions): Timing {
-  if (!Number.isInteger(o.runs) || o.runs < 1) throw new RangeError(`timeRuns: runs must be a positive integer, got ${o.runs}`);
-  if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new RangeError(`timeRuns: warmup must be a non-negative integer, got ${o.warmup}`);
+  if (!Number.isInteger(o.runs) || o.runs < 1)
+    throw new RangeError(`timeRuns: runs must be a positive integer, got ${o.runs}`);
+  if (!Number.isInteger(o.warmup) || o.warmup < 0)
+    throw new RangeError(`timeRuns: warmup must be a non-negative integer, got ${o.warmup}`);
   for (let i = 0; i < o.warmup; i++) fn();
   const samplesMs: number[] = [];
   for (let i = 0; i < o.runs; i++) {

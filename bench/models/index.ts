@@ -4,7 +4,10 @@ import type { BenchModel } from './model.js';
 import { resnet18 } from './resnet18.js';
 import { vitTiny } from './vit-tiny.js';
 
-export const MODELS = { resnet18, vit_tiny: vitTiny } as const satisfies Record<string, (device?: Device) => BenchModel>;
+export const MODELS = { resnet18, vit_tiny: vitTiny } as const satisfies Record<
+  string,
+  (device?: Device) => BenchModel
+>;
 export type ModelId = keyof typeof MODELS;
 export const MODEL_IDS = Object.keys(MODELS) as ModelId[];
 export type { BenchModel } from './model.js';

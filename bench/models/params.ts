@@ -5,7 +5,8 @@
 import { noGrad, randn, full, type Tensor } from '../../src/engine/index.js';
 import { ShapeError } from '../../src/engine/errors.js';
 
-export type Init = { readonly kind: 'normal'; readonly std: number } | { readonly kind: 'const'; readonly value: number };
+export type Init =
+  { readonly kind: 'normal'; readonly std: number } | { readonly kind: 'const'; readonly value: number };
 export interface ParamSpec {
   readonly name: string;
   readonly shape: readonly number[];
@@ -39,7 +40,11 @@ export function initParams(specs: readonly ParamSpec[]): Map<string, Tensor> {
 /** The parameter `name`, or an error naming it and the model. */
 export function param(params: Params, name: string, model: string): Tensor {
   const t = params.get(name);
-  if (t === undefined) throw new ShapeError(`${model}: parameter '${name}' missing (got ${params.size} parameters)`, { context: { name }, fix: 'build params with initParams(model.specs)' });
+  if (t === undefined)
+    throw new ShapeError(`${model}: parameter '${name}' missing (got ${params.size} parameters)`, {
+      context: { name },
+      fix: 'build params with initParams(model.specs)',
+    });
   return t;
 }
 

@@ -20,7 +20,10 @@ function specs(): ParamSpec[] {
     s.push({ name: `${name}.weight`, shape, init: he(shape) });
   };
   const bn = (name: string, c: number): void => {
-    s.push({ name: `${name}.weight`, shape: [c], init: constant(1) }, { name: `${name}.bias`, shape: [c], init: constant(0) });
+    s.push(
+      { name: `${name}.weight`, shape: [c], init: constant(1) },
+      { name: `${name}.bias`, shape: [c], init: constant(0) },
+    );
   };
   conv('conv1', 64, 3, 3);
   bn('bn1', 64);
@@ -39,7 +42,10 @@ function specs(): ParamSpec[] {
     }
     cin = c;
   });
-  s.push({ name: 'fc.weight', shape: [NUM_CLASSES, 512], init: normal(1 / Math.sqrt(512)) }, { name: 'fc.bias', shape: [NUM_CLASSES], init: constant(0) });
+  s.push(
+    { name: 'fc.weight', shape: [NUM_CLASSES, 512], init: normal(1 / Math.sqrt(512)) },
+    { name: 'fc.bias', shape: [NUM_CLASSES], init: constant(0) },
+  );
   return s;
 }
 
@@ -58,9 +64,16 @@ export function resnet18(device: Device = 'cpu'): BenchModel {
     const w = (name: string): Tensor => param(p, name, 'resnet18');
     const bn = (t: Tensor, name: string): Tensor => {
       const b = buffers.get(name)!;
-      return nn.batchNorm(t, { weight: w(`${name}.weight`), bias: w(`${name}.bias`), runningMean: b.mean, runningVar: b.var, training: true });
+      return nn.batchNorm(t, {
+        weight: w(`${name}.weight`),
+        bias: w(`${name}.bias`),
+        runningMean: b.mean,
+        runningVar: b.var,
+        training: true,
+      });
     };
-    const conv = (t: Tensor, name: string, stride: number, padding: number): Tensor => nn.conv2d(t, w(`${name}.weight`), null, { stride, padding });
+    const conv = (t: Tensor, name: string, stride: number, padding: number): Tensor =>
+      nn.conv2d(t, w(`${name}.weight`), null, { stride, padding });
 
     let h = nn.conv2d(x, w('conv1.weight'), null, { stride: 1, padding: 1 });
     h = consume(h, (t) => bn(t, 'bn1'));
@@ -76,7 +89,9 @@ export function resnet18(device: Device = 'cpu'): BenchModel {
         out = consume(out, (t) => conv(t, `${pre}.conv2`, 1, 1));
         out = consume(out, (t) => bn(t, `${pre}.bn2`));
         const down = b === 0 && (i > 0 || cin !== c);
-        const shortcut = down ? consume(conv(h, `${pre}.downsample.0`, stride, 0), (t) => bn(t, `${pre}.downsample.1`)) : h;
+        const shortcut = down
+          ? consume(conv(h, `${pre}.downsample.0`, stride, 0), (t) => bn(t, `${pre}.downsample.1`))
+          : h;
         const sum = out.add(shortcut);
         out.dispose();
         if (down) shortcut.dispose();

@@ -22,10 +22,16 @@ const TOKENS = (IMG / PATCH) ** 2 + 1;
 function specs(): ParamSpec[] {
   const s: ParamSpec[] = [];
   const lin = (name: string, out: number, inp: number): void => {
-    s.push({ name: `${name}.weight`, shape: [out, inp], init: normal(0.02) }, { name: `${name}.bias`, shape: [out], init: constant(0) });
+    s.push(
+      { name: `${name}.weight`, shape: [out, inp], init: normal(0.02) },
+      { name: `${name}.bias`, shape: [out], init: constant(0) },
+    );
   };
   const ln = (name: string): void => {
-    s.push({ name: `${name}.weight`, shape: [DIM], init: constant(1) }, { name: `${name}.bias`, shape: [DIM], init: constant(0) });
+    s.push(
+      { name: `${name}.weight`, shape: [DIM], init: constant(1) },
+      { name: `${name}.bias`, shape: [DIM], init: constant(0) },
+    );
   };
   s.push(
     { name: 'patch_embed.proj.weight', shape: [DIM, 3, PATCH, PATCH], init: normal(0.02) },
@@ -51,7 +57,8 @@ export function vitTiny(): BenchModel {
   const forward = (p: Params, x: Tensor): Tensor => {
     const w = (name: string): Tensor => param(p, name, 'vit_tiny');
     const n = x.shape[0]!;
-    const norm = (t: Tensor, name: string): Tensor => nn.layerNorm(t, [DIM], w(`${name}.weight`), w(`${name}.bias`), EPS);
+    const norm = (t: Tensor, name: string): Tensor =>
+      nn.layerNorm(t, [DIM], w(`${name}.weight`), w(`${name}.bias`), EPS);
     const linear = (t: Tensor, name: string): Tensor => nn.linear(t, w(`${name}.weight`), w(`${name}.bias`));
 
     const attention = (h: Tensor, pre: string): Tensor => {

@@ -95,7 +95,15 @@ export interface DiagnosticsReport {
   tasks: TaskSpectrum[];
   pairs: PairAlignment[];
   lossChange: LossChangeRow[];
-  settings: { loss: LossName; probes: number; k: number; steps: number; seed: number; sparsities: number[]; maskScore: string };
+  settings: {
+    loss: LossName;
+    probes: number;
+    k: number;
+    steps: number;
+    seed: number;
+    sparsities: number[];
+    maskScore: string;
+  };
 }
 
 interface PerTask {
@@ -107,9 +115,11 @@ interface PerTask {
 }
 
 export function runDiagnostics(tasks: readonly TaskInput[], o: DiagnosticsOptions): DiagnosticsReport {
-  if (tasks.length === 0) throw new AnalysisError('runDiagnostics: no tasks', { fix: 'pass at least one task (two or more for alignment)' });
+  if (tasks.length === 0)
+    throw new AnalysisError('runDiagnostics: no tasks', { fix: 'pass at least one task (two or more for alignment)' });
   const ids = new Set(tasks.map((t) => t.id));
-  if (ids.size !== tasks.length) throw new AnalysisError('runDiagnostics: task ids must be unique', { context: { tasks: tasks.map((t) => t.id) } });
+  if (ids.size !== tasks.length)
+    throw new AnalysisError('runDiagnostics: task ids must be unique', { context: { tasks: tasks.map((t) => t.id) } });
   const steps = o.steps ?? Math.max(2 * o.k + 10, 20);
   const progress = o.onProgress ?? (() => {});
   const per: PerTask[] = [];
@@ -118,11 +128,20 @@ export function runDiagnostics(tasks: readonly TaskInput[], o: DiagnosticsOption
     for (const [ti, t] of tasks.entries()) {
       const op = hessianOperator(t.graph, o.loss, t.batches);
       if (ti > 0) checkSameParams(per[0]!.op, op, t.id);
-      const blocks = op.layout.names.map((_, i) => ({ offset: op.layout.offsets[i]!, size: op.layout.shapes[i]!.reduce((a, b) => a * b, 1) }));
+      const blocks = op.layout.names.map((_, i) => ({
+        offset: op.layout.offsets[i]!,
+        size: op.layout.shapes[i]!.reduce((a, b) => a * b, 1),
+      }));
       const theta2 = noGrad(() => scope(() => op.flatParams().square()));
       let h: ReturnType<typeof hutchinson>;
       try {
-        h = hutchinson(op, { probes: o.probes, seed: o.seed, blocks: o.perLayer === false ? [] : blocks, weights: theta2, onProbe: (d, n) => progress(`${t.id}: trace`, d, n) });
+        h = hutchinson(op, {
+          probes: o.probes,
+          seed: o.seed,
+          blocks: o.perLayer === false ? [] : blocks,
+          weights: theta2,
+          onProbe: (d, n) => progress(`${t.id}: trace`, d, n),
+        });
       } finally {
         theta2.dispose();
       }
@@ -134,11 +153,19 @@ export function runDiagnostics(tasks: readonly TaskInput[], o: DiagnosticsOption
       for (const q of o.sparsities) masks.set(q, obdMask(op, diag, q));
       per.push({ op, diag, ranks: r, vectors: eig.vectors, masks });
       spectra.push({
-        task: t.id, images: t.batches.reduce((a, b) => a + b.x.shape[0]!, 0), loss: op.lossValue(),
+        task: t.id,
+        images: t.batches.reduce((a, b) => a + b.x.shape[0]!, 0),
+        loss: op.lossValue(),
         trace: { estimate: h.trace.estimate, stderr: h.trace.stderr, probes: o.probes },
         weightedTrace: pick2(h.weightedTrace!),
-        topEigenvalues: eig.values, residuals: eig.residuals, lanczosSteps: eig.steps,
-        ...(o.perLayer === false ? {} : { layers: op.layout.names.map((name, i) => ({ name, size: blocks[i]!.size, ...pick(h.blockTraces[i]!) })) }),
+        topEigenvalues: eig.values,
+        residuals: eig.residuals,
+        lanczosSteps: eig.steps,
+        ...(o.perLayer === false
+          ? {}
+          : {
+              layers: op.layout.names.map((name, i) => ({ name, size: blocks[i]!.size, ...pick(h.blockTraces[i]!) })),
+            }),
       });
     }
     const pairs: PairAlignment[] = [];
@@ -147,23 +174,36 @@ export function runDiagnostics(tasks: readonly TaskInput[], o: DiagnosticsOption
         const a = per[i]!;
         const b = per[j]!;
         pairs.push({
-          a: tasks[i]!.id, b: tasks[j]!.id,
-          diagCosine: cosine(a.diag, b.diag), diagSpearman: pearson(a.ranks, b.ranks), eigenOverlap: subspaceOverlap(a.vectors, b.vectors),
+          a: tasks[i]!.id,
+          b: tasks[j]!.id,
+          diagCosine: cosine(a.diag, b.diag),
+          diagSpearman: pearson(a.ranks, b.ranks),
+          eigenOverlap: subspaceOverlap(a.vectors, b.vectors),
           maskIoU: o.sparsities.map((q) => ({ sparsity: q, iou: maskIoU(a.masks.get(q)!, b.masks.get(q)!) })),
         });
       }
     const rows: LossChangeRow[] = [];
-    const maskSets: { from: string; sparsity: number; mask: ParamMap }[] = [...(o.mask
-      ? [{ from: 'given', sparsity: Number.NaN, mask: o.mask }]
-      : o.sparsities.map((q) => ({ from: tasks[0]!.id, sparsity: q, mask: per[0]!.masks.get(q)! }))),
-      ...(o.masks ?? []).map((m) => ({ from: m.from, sparsity: Number.NaN, mask: m.mask }))];
+    const maskSets: { from: string; sparsity: number; mask: ParamMap }[] = [
+      ...(o.mask
+        ? [{ from: 'given', sparsity: Number.NaN, mask: o.mask }]
+        : o.sparsities.map((q) => ({ from: tasks[0]!.id, sparsity: q, mask: per[0]!.masks.get(q)! }))),
+      ...(o.masks ?? []).map((m) => ({ from: m.from, sparsity: Number.NaN, mask: m.mask })),
+    ];
     for (const [ti, t] of tasks.entries()) {
       const op = per[ti]!.op;
       const base = op.lossAndGrad();
       try {
         maskSets.forEach((m, mi) => {
           const r = lossChange(op, m.mask, { base });
-          rows.push({ task: t.id, maskFrom: m.from, target: m.sparsity, sparsity: r.sparsity, firstOrder: r.firstOrder, secondOrder: r.secondOrder, measured: r.measured });
+          rows.push({
+            task: t.id,
+            maskFrom: m.from,
+            target: m.sparsity,
+            sparsity: r.sparsity,
+            firstOrder: r.firstOrder,
+            secondOrder: r.secondOrder,
+            measured: r.measured,
+          });
           progress(`${t.id}: loss change`, mi + 1, maskSets.length);
         });
       } finally {
@@ -173,8 +213,18 @@ export function runDiagnostics(tasks: readonly TaskInput[], o: DiagnosticsOption
     const first = per[0]!.op;
     return {
       params: { count: first.dim, tensors: first.layout.names.length },
-      tasks: spectra, pairs, lossChange: rows,
-      settings: { loss: o.loss, probes: o.probes, k: o.k, steps, seed: o.seed, sparsities: [...o.sparsities], maskScore: o.mask ? 'given' : 'obd (½ Hⱼⱼ θⱼ², Hutchinson diagonal), global allocation' },
+      tasks: spectra,
+      pairs,
+      lossChange: rows,
+      settings: {
+        loss: o.loss,
+        probes: o.probes,
+        k: o.k,
+        steps,
+        seed: o.seed,
+        sparsities: [...o.sparsities],
+        maskScore: o.mask ? 'given' : 'obd (½ Hⱼⱼ θⱼ², Hutchinson diagonal), global allocation',
+      },
     };
   } finally {
     for (const p of per) {
@@ -194,18 +244,28 @@ function pick2(e: ScalarEstimate): { estimate: number; stderr: number } {
 }
 
 function checkSameParams(a: HessianOperator, b: HessianOperator, id: string): void {
-  const same = a.layout.names.length === b.layout.names.length && a.layout.names.every((n, i) => n === b.layout.names[i] && a.layout.shapes[i]!.join() === b.layout.shapes[i]!.join());
-  if (!same) throw new AnalysisError(`task '${id}' exposes different parameters than the first task; curvature cannot be compared entry by entry`, { fix: 'analyse one backbone: give every task a view of the same graph (withTaskHead)' });
+  const same =
+    a.layout.names.length === b.layout.names.length &&
+    a.layout.names.every(
+      (n, i) => n === b.layout.names[i] && a.layout.shapes[i]!.join() === b.layout.shapes[i]!.join(),
+    );
+  if (!same)
+    throw new AnalysisError(
+      `task '${id}' exposes different parameters than the first task; curvature cannot be compared entry by entry`,
+      { fix: 'analyse one backbone: give every task a view of the same graph (withTaskHead)' },
+    );
 }
 
 /** OBD mask (score ½ Hⱼⱼ θⱼ², higher = keep) at sparsity q, by src/prune's global allocation. */
 export function obdMask(op: HessianOperator, diag: Tensor, q: number): Map<string, Tensor> {
-  const scores = noGrad(() => scope(() => {
-    const theta = op.flatParams();
-    const s = diag.mul(theta.square()).mul(0.5);
-    const parts = unflatten(op.layout, s);
-    return new Map(op.layout.names.map((n, i) => [n, parts[i]!.contiguous()] as const));
-  }));
+  const scores = noGrad(() =>
+    scope(() => {
+      const theta = op.flatParams();
+      const s = diag.mul(theta.square()).mul(0.5);
+      const parts = unflatten(op.layout, s);
+      return new Map(op.layout.names.map((n, i) => [n, parts[i]!.contiguous()] as const));
+    }),
+  );
   try {
     return allocate(scores, { sparsity: q, allocation: { kind: 'global' } }).masks;
   } finally {

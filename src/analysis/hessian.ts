@@ -50,7 +50,10 @@ export interface HessianOperator extends LinearOperator {
 }
 
 /** Names the node that makes the loss depend on more than the weights, or null. */
-export function nondeterministicNode(g: Graph, mode: 'eval-bn' | 'train' | 'eval'): { node: string; op: string } | null {
+export function nondeterministicNode(
+  g: Graph,
+  mode: 'eval-bn' | 'train' | 'eval',
+): { node: string; op: string } | null {
   if (mode !== 'train') return null;
   for (const n of g.nodes) {
     if (n.op === 'batchnorm') return { node: n.name, op: n.op };
@@ -59,14 +62,21 @@ export function nondeterministicNode(g: Graph, mode: 'eval-bn' | 'train' | 'eval
   return null;
 }
 
-export function hessianOperator(g: Graph, loss: LossName, batches: readonly LabelledBatch[], o: HessianOptions = {}): HessianOperator {
+export function hessianOperator(
+  g: Graph,
+  loss: LossName,
+  batches: readonly LabelledBatch[],
+  o: HessianOptions = {},
+): HessianOperator {
   checkLoss(loss);
   const mode = o.mode ?? 'eval-bn';
   const bad = nondeterministicNode(g, mode);
   if (bad)
     throw new NondeterministicGraphError(
       `hessianOperator: node '${bad.node}' (${bad.op}) makes the loss random or batch-dependent in mode '${mode}', so every Hessian-vector product would see a different matrix`,
-      { node: bad.node, op: bad.op, mode }, "use mode 'eval-bn' (batch norm with running statistics, dropout off)");
+      { node: bad.node, op: bad.op, mode },
+      "use mode 'eval-bn' (batch norm with running statistics, dropout off)",
+    );
   const params = pickParams(g, o.params);
   const n = countImages(batches);
   const layout = makeLayout(params.map((p) => ({ name: p.name, shape: p.tensor.shape })));
@@ -78,15 +88,27 @@ export function hessianOperator(g: Graph, loss: LossName, batches: readonly Labe
   let cache: (GradGraph | undefined)[] | null = null;
 
   const op: HessianOperator = {
-    dim: layout.dim, selfAdjoint: true, dtype, layout, graph: g, loss, batches,
-    get matvecs() { return matvecs; },
+    dim: layout.dim,
+    selfAdjoint: true,
+    dtype,
+    layout,
+    graph: g,
+    loss,
+    batches,
+    get matvecs() {
+      return matvecs;
+    },
     matvec(v: Tensor): Tensor {
       const vs = unflatten(layout, v.dtype === dtype ? v : v.to(dtype));
       try {
         let acc: Tensor | null = null;
         batches.forEach((b, i) => {
           const hv = scope(() => {
-            if (cache === null) return flatten(layout, enableGrad(() => hvp(() => batchLoss(g, loss, b, mode, 1 / n), tensors(), vs).hv));
+            if (cache === null)
+              return flatten(
+                layout,
+                enableGrad(() => hvp(() => batchLoss(g, loss, b, mode, 1 / n), tensors(), vs).hv),
+              );
             const gg = cache[i] ?? (cache[i] = gradGraph(() => batchLoss(g, loss, b, mode, 1 / n), tensors()));
             return flatten(layout, gg.hv(vs));
           });
@@ -120,11 +142,13 @@ export function hessianOperator(g: Graph, loss: LossName, batches: readonly Labe
       let total = 0;
       let acc: Tensor | null = null;
       for (const b of batches) {
-        const r = enableGrad(() => scope(() => {
-          const l = batchLoss(g, loss, b, mode, 1 / n);
-          const gs = grad(l, tensors()) as Tensor[];
-          return { l: l.item(), g: flatten(layout, gs) };
-        }));
+        const r = enableGrad(() =>
+          scope(() => {
+            const l = batchLoss(g, loss, b, mode, 1 / n);
+            const gs = grad(l, tensors()) as Tensor[];
+            return { l: l.item(), g: flatten(layout, gs) };
+          }),
+        );
         total += r.l;
         if (acc === null) acc = r.g;
         else {
@@ -136,8 +160,12 @@ export function hessianOperator(g: Graph, loss: LossName, batches: readonly Labe
     },
     flatParams: () => flatten(layout, tensors()),
     restrict: (names) => {
-      for (const nm of names) if (!layout.names.includes(nm))
-        throw new AnalysisError(`restrict: '${nm}' is not one of this operator's parameters`, { context: { param: nm }, fix: `pick from ${layout.names.slice(0, 5).join(', ')}${layout.names.length > 5 ? ', …' : ''}` });
+      for (const nm of names)
+        if (!layout.names.includes(nm))
+          throw new AnalysisError(`restrict: '${nm}' is not one of this operator's parameters`, {
+            context: { param: nm },
+            fix: `pick from ${layout.names.slice(0, 5).join(', ')}${layout.names.length > 5 ? ', …' : ''}`,
+          });
       return hessianOperator(g, loss, batches, { ...o, params: names, check: false });
     },
   };
@@ -145,17 +173,33 @@ export function hessianOperator(g: Graph, loss: LossName, batches: readonly Labe
 }
 
 function pickParams(g: Graph, names: readonly string[] | undefined): Param[] {
-  const ps = names === undefined ? prunableParams(g) : names.map((nm) => {
-    const p = g.params.get(nm);
-    if (!p) throw new AnalysisError(`hessianOperator: graph '${g.name}' has no parameter '${nm}'`, { context: { param: nm }, fix: 'list parameter names with `tapir info <model>`' });
-    return p;
-  });
-  if (ps.length === 0) throw new AnalysisError(`hessianOperator: graph '${g.name}' has no parameters to differentiate`, { fix: 'pass params, or mark some parameters prunable' });
+  const ps =
+    names === undefined
+      ? prunableParams(g)
+      : names.map((nm) => {
+          const p = g.params.get(nm);
+          if (!p)
+            throw new AnalysisError(`hessianOperator: graph '${g.name}' has no parameter '${nm}'`, {
+              context: { param: nm },
+              fix: 'list parameter names with `tapir info <model>`',
+            });
+          return p;
+        });
+  if (ps.length === 0)
+    throw new AnalysisError(`hessianOperator: graph '${g.name}' has no parameters to differentiate`, {
+      fix: 'pass params, or mark some parameters prunable',
+    });
   for (const p of ps) {
     if (!p.tensor.requiresGrad || !p.trainable)
-      throw new AnalysisError(`hessianOperator: parameter '${p.name}' is not trainable (role ${p.role}); its Hessian is undefined`, { context: { param: p.name }, fix: 'drop buffers (BN running statistics) from params' });
+      throw new AnalysisError(
+        `hessianOperator: parameter '${p.name}' is not trainable (role ${p.role}); its Hessian is undefined`,
+        { context: { param: p.name }, fix: 'drop buffers (BN running statistics) from params' },
+      );
     if (p.tensor.dtype !== ps[0]!.tensor.dtype)
-      throw new AnalysisError(`hessianOperator: parameters mix dtypes (${ps[0]!.name}: ${ps[0]!.tensor.dtype}, ${p.name}: ${p.tensor.dtype})`, { fix: 'convert the graph with toDType(graph, dtype)' });
+      throw new AnalysisError(
+        `hessianOperator: parameters mix dtypes (${ps[0]!.name}: ${ps[0]!.tensor.dtype}, ${p.name}: ${p.tensor.dtype})`,
+        { fix: 'convert the graph with toDType(graph, dtype)' },
+      );
   }
   return ps;
 }
@@ -166,6 +210,9 @@ function checkDeterministic(g: Graph, loss: LossName, b: LabelledBatch, mode: 'e
   const a = once();
   const c = once();
   if (!(Math.abs(a - c) <= 1e-6 * Math.max(Math.abs(a), 1e-30)))
-    throw new NondeterministicGraphError(`hessianOperator: two evaluations of the loss on the same batch differ (${a} vs ${c}); the graph is not deterministic in mode '${mode}'`,
-      { first: a, second: c, mode }, "use mode 'eval-bn' and remove random ops (dropout with p > 0 in eval-bn is off; check custom ops)");
+    throw new NondeterministicGraphError(
+      `hessianOperator: two evaluations of the loss on the same batch differ (${a} vs ${c}); the graph is not deterministic in mode '${mode}'`,
+      { first: a, second: c, mode },
+      "use mode 'eval-bn' and remove random ops (dropout with p > 0 in eval-bn is off; check custom ops)",
+    );
 }

@@ -39,10 +39,12 @@ export function hutchinsonTrace(op: LinearOperator, o: HutchinsonOptions): Scala
   const samples: number[] = [];
   inSession(op, () => {
     for (let i = 0; i < o.probes; i++) {
-      samples.push(scope(() => {
-        const v = rademacher(op.dim, rand, op.dtype);
-        return noGrad(() => v.dot(op.matvec(v)).item());
-      }));
+      samples.push(
+        scope(() => {
+          const v = rademacher(op.dim, rand, op.dtype);
+          return noGrad(() => v.dot(op.matvec(v)).item());
+        }),
+      );
       o.onProbe?.(i + 1, o.probes);
     }
   });
@@ -71,7 +73,10 @@ export interface HutchinsonResult {
  * One pass of Rademacher probes giving diag(A), tr(A) and the traces of diagonal blocks together (each probe
  * costs one matvec; the three estimates share it). Same seed, same probes as `hutchinsonTrace`.
  */
-export function hutchinson(op: LinearOperator, o: HutchinsonOptions & { blocks?: readonly { offset: number; size: number }[]; weights?: Tensor }): HutchinsonResult {
+export function hutchinson(
+  op: LinearOperator,
+  o: HutchinsonOptions & { blocks?: readonly { offset: number; size: number }[]; weights?: Tensor },
+): HutchinsonResult {
   checkCount(o.probes, 'probes', 'hutchinson');
   checkSeed(o.seed, 'hutchinson');
   const rand = mulberry32(o.seed);
@@ -81,25 +86,30 @@ export function hutchinson(op: LinearOperator, o: HutchinsonOptions & { blocks?:
   const traces: number[] = [];
   const blockSamples: number[][] = blocks.map(() => []);
   const weighted: number[] = [];
-  if (o.weights && o.weights.numel !== op.dim) throw new ShapeError(`hutchinson: weights have ${o.weights.numel} entries, the operator's dimension is ${op.dim}`, { fix: 'pass one weight per entry of the flat parameter vector' });
+  if (o.weights && o.weights.numel !== op.dim)
+    throw new ShapeError(`hutchinson: weights have ${o.weights.numel} entries, the operator's dimension is ${op.dim}`, {
+      fix: 'pass one weight per entry of the flat parameter vector',
+    });
   const w64 = o.weights ? noGrad(() => scope(() => o.weights!.reshape([-1]).to('float64').contiguous())) : null;
   try {
-    inSession(op, () => noGrad(() => {
-      for (let i = 0; i < o.probes; i++) {
-        scope(() => {
-          const v = rademacher(op.dim, rand, op.dtype);
-          const s = v.mul(op.matvec(v));
-          sum.add_(s);
-          sumSq.addcmul_(s, s);
-          // Sums in float64: a float32 sum over millions of entries loses digits.
-          const s64 = s.to('float64');
-          traces.push(s64.sum().item());
-          blocks.forEach((b, k) => blockSamples[k]!.push(s64.narrow(0, b.offset, b.size).sum().item()));
-          if (w64) weighted.push(s64.dot(w64).item());
-        });
-        o.onProbe?.(i + 1, o.probes);
-      }
-    }));
+    inSession(op, () =>
+      noGrad(() => {
+        for (let i = 0; i < o.probes; i++) {
+          scope(() => {
+            const v = rademacher(op.dim, rand, op.dtype);
+            const s = v.mul(op.matvec(v));
+            sum.add_(s);
+            sumSq.addcmul_(s, s);
+            // Sums in float64: a float32 sum over millions of entries loses digits.
+            const s64 = s.to('float64');
+            traces.push(s64.sum().item());
+            blocks.forEach((b, k) => blockSamples[k]!.push(s64.narrow(0, b.offset, b.size).sum().item()));
+            if (w64) weighted.push(s64.dot(w64).item());
+          });
+          o.onProbe?.(i + 1, o.probes);
+        }
+      }),
+    );
   } catch (e) {
     sum.dispose();
     sumSq.dispose();
@@ -108,11 +118,21 @@ export function hutchinson(op: LinearOperator, o: HutchinsonOptions & { blocks?:
     w64?.dispose();
   }
   const n = o.probes;
-  const diag = noGrad(() => scope(() => {
-    const mean = sum.div(n);
-    const stderr = n < 2 ? zeros([op.dim], { dtype: op.dtype }) : sumSq.sub(mean.square().mul(n)).div(n - 1).clamp(0, null).div(n).sqrt();
-    return { estimate: mean, stderr };
-  }));
+  const diag = noGrad(() =>
+    scope(() => {
+      const mean = sum.div(n);
+      const stderr =
+        n < 2
+          ? zeros([op.dim], { dtype: op.dtype })
+          : sumSq
+              .sub(mean.square().mul(n))
+              .div(n - 1)
+              .clamp(0, null)
+              .div(n)
+              .sqrt();
+      return { estimate: mean, stderr };
+    }),
+  );
   sum.dispose();
   sumSq.dispose();
   return {

@@ -29,7 +29,9 @@ export interface LanczosOptions {
 
 function requireSelfAdjoint(op: LinearOperator, where: string): void {
   if (!op.selfAdjoint)
-    throw new TapirError('E_CONFIG', `${where}: the operator is not self-adjoint; Lanczos needs a symmetric matrix`, { fix: 'pass a Hessian, GGN or Fisher operator (all symmetric)' });
+    throw new TapirError('E_CONFIG', `${where}: the operator is not self-adjoint; Lanczos needs a symmetric matrix`, {
+      fix: 'pass a Hessian, GGN or Fisher operator (all symmetric)',
+    });
 }
 
 /**
@@ -45,47 +47,56 @@ export function lanczos(op: LinearOperator, o: LanczosOptions): LanczosRun {
   const alphas: number[] = [];
   const betas: number[] = [];
   const basis: Tensor[] = [];
-  inSession(op, () => noGrad(() => {
-    let q = scope(() => {
-      const v = rademacher(op.dim, mulberry32(o.seed), op.dtype);
-      return v.div(v.norm().item());
-    });
-    let scale = 0;
-    try {
-      for (let j = 0; j < m; j++) {
-        basis.push(q);
-        const { alpha, beta, next } = scope(() => {
-          let w = op.matvec(q);
-          const alpha = w.dot(q).item();
-          // Two passes of classical Gram-Schmidt against the whole basis.
-          const Q = basis.length === 1 ? basis[0]!.reshape([1, -1]) : stack(basis, 0);
-          for (let pass = 0; pass < 2; pass++) w = w.sub(Q.t().matmul(Q.matmul(w)));
-          const beta = w.norm().item();
-          return { alpha, beta, next: beta > 0 ? w.div(beta) : w };
-        });
-        alphas.push(alpha);
-        betas.push(beta);
-        scale = Math.max(scale, Math.abs(alpha), beta);
-        o.onStep?.(j + 1, m);
-        if (!Number.isFinite(alpha) || !Number.isFinite(beta))
-          throw new TapirError('E_NUMERIC', `lanczos: step ${j} produced a non-finite value (α=${alpha}, β=${beta})`, { fix: 'check the model and loss for NaN/inf (e.g. the operator on a float16 model)' });
-        if (beta <= 1e-10 * scale || j === m - 1) {
-          next.dispose();
-          break;
+  inSession(op, () =>
+    noGrad(() => {
+      let q = scope(() => {
+        const v = rademacher(op.dim, mulberry32(o.seed), op.dtype);
+        return v.div(v.norm().item());
+      });
+      let scale = 0;
+      try {
+        for (let j = 0; j < m; j++) {
+          basis.push(q);
+          const { alpha, beta, next } = scope(() => {
+            let w = op.matvec(q);
+            const alpha = w.dot(q).item();
+            // Two passes of classical Gram-Schmidt against the whole basis.
+            const Q = basis.length === 1 ? basis[0]!.reshape([1, -1]) : stack(basis, 0);
+            for (let pass = 0; pass < 2; pass++) w = w.sub(Q.t().matmul(Q.matmul(w)));
+            const beta = w.norm().item();
+            return { alpha, beta, next: beta > 0 ? w.div(beta) : w };
+          });
+          alphas.push(alpha);
+          betas.push(beta);
+          scale = Math.max(scale, Math.abs(alpha), beta);
+          o.onStep?.(j + 1, m);
+          if (!Number.isFinite(alpha) || !Number.isFinite(beta))
+            throw new TapirError(
+              'E_NUMERIC',
+              `lanczos: step ${j} produced a non-finite value (α=${alpha}, β=${beta})`,
+              { fix: 'check the model and loss for NaN/inf (e.g. the operator on a float16 model)' },
+            );
+          if (beta <= 1e-10 * scale || j === m - 1) {
+            next.dispose();
+            break;
+          }
+          q = next;
         }
-        q = next;
+      } catch (e) {
+        for (const b of basis) b.dispose();
+        throw e;
       }
-    } catch (e) {
-      for (const b of basis) b.dispose();
-      throw e;
-    }
-  }));
+    }),
+  );
   if (!keepBasis) for (const b of basis.splice(0)) b.dispose();
   return { alphas, betas, basis };
 }
 
 /** Eigen-decomposition of the tridiagonal T in float64: ascending values, eigenvectors as rows of `s` (s[i] = i-th vector). */
-export function tridiagonalEigen(alphas: readonly number[], betas: readonly number[]): { values: number[]; vectors: number[][] } {
+export function tridiagonalEigen(
+  alphas: readonly number[],
+  betas: readonly number[],
+): { values: number[]; vectors: number[][] } {
   const m = alphas.length;
   return scope(() => {
     const a = new Float64Array(m * m);
@@ -124,9 +135,13 @@ export interface EigenResult {
 /** Top-k eigenpairs of a self-adjoint operator by Lanczos with full re-orthogonalisation. */
 export function topEigen(op: LinearOperator, o: EigenOptions): EigenResult {
   checkCount(o.k, 'k', 'topEigen');
-  if (o.k > op.dim) throw new TapirError('E_CONFIG', `topEigen: k = ${o.k} exceeds the operator dimension ${op.dim}`, { fix: `ask for at most ${op.dim} eigenpairs` });
+  if (o.k > op.dim)
+    throw new TapirError('E_CONFIG', `topEigen: k = ${o.k} exceeds the operator dimension ${op.dim}`, {
+      fix: `ask for at most ${op.dim} eigenpairs`,
+    });
   const steps = Math.min(op.dim, o.steps ?? Math.max(2 * o.k + 10, 20));
-  if (steps < o.k) throw new TapirError('E_CONFIG', `topEigen: steps (${steps}) must be >= k (${o.k})`, { fix: 'raise steps' });
+  if (steps < o.k)
+    throw new TapirError('E_CONFIG', `topEigen: steps (${steps}) must be >= k (${o.k})`, { fix: 'raise steps' });
   const run = lanczos(op, { steps, seed: o.seed, onStep: o.onStep });
   try {
     const m = run.alphas.length;
@@ -137,10 +152,12 @@ export function topEigen(op: LinearOperator, o: EigenOptions): EigenResult {
     const pick = order.slice(0, Math.min(o.k, m));
     const lastBeta = run.betas[m - 1]!;
     const S = tensor(Float64Array.from(pick.flatMap((i) => vectors[i]!)), [pick.length, m], { dtype: 'float64' });
-    const Y = noGrad(() => scope(() => {
-      const s = S.to(op.dtype);
-      return s.matmul(stack(run.basis, 0));
-    }));
+    const Y = noGrad(() =>
+      scope(() => {
+        const s = S.to(op.dtype);
+        return s.matmul(stack(run.basis, 0));
+      }),
+    );
     S.dispose();
     return {
       values: pick.map((i) => values[i]!),

@@ -21,7 +21,10 @@ export interface LabelledBatch {
 
 export function checkLoss(loss: LossName): void {
   if (!LOSS_NAMES.includes(loss))
-    throw new AnalysisError(`unknown loss '${String(loss)}'`, { context: { loss }, fix: `use one of ${LOSS_NAMES.join(', ')}` });
+    throw new AnalysisError(`unknown loss '${String(loss)}'`, {
+      context: { loss },
+      fix: `use one of ${LOSS_NAMES.join(', ')}`,
+    });
 }
 
 /**
@@ -34,9 +37,13 @@ export function batchLoss(g: Graph, loss: LossName, b: LabelledBatch, mode: Mode
     const x = b.x.dtype === dtype ? b.x : b.x.to(dtype);
     const logits = forward(g, x, { mode }).outputs[0]!;
     if (logits.ndim !== 2 || logits.shape[0] !== b.y.shape[0])
-      throw new AnalysisError(`graph '${g.name}' gives outputs [${logits.shape.join(', ')}]; the loss needs logits [${b.y.shape[0]}, classes]`, {
-        context: { output: g.outputs[0] }, fix: 'attach a task head (transfer.withTaskHead) so the output is the task logits',
-      });
+      throw new AnalysisError(
+        `graph '${g.name}' gives outputs [${logits.shape.join(', ')}]; the loss needs logits [${b.y.shape[0]}, classes]`,
+        {
+          context: { output: g.outputs[0] },
+          fix: 'attach a task head (transfer.withTaskHead) so the output is the task logits',
+        },
+      );
     const y = b.y.dtype === 'int64' ? b.y : b.y.to('int64');
     return lossDef(loss).perSample(logits, y).sum().mul(scale);
   });
@@ -50,6 +57,9 @@ export function graphDtype(g: Graph): 'float32' | 'float64' {
 
 export function countImages(batches: readonly LabelledBatch[]): number {
   const n = batches.reduce((a, b) => a + b.x.shape[0]!, 0);
-  if (n === 0) throw new AnalysisError('no images: the batch list is empty', { fix: 'pass at least one batch of calibration images' });
+  if (n === 0)
+    throw new AnalysisError('no images: the batch list is empty', {
+      fix: 'pass at least one batch of calibration images',
+    });
   return n;
 }

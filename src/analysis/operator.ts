@@ -44,17 +44,29 @@ export function makeLayout(entries: readonly { name: string; shape: readonly num
 
 /** Concatenates per-parameter tensors (in layout order) into one flat vector. */
 export function flatten(layout: FlatLayout, parts: readonly Tensor[] | ReadonlyMap<string, Tensor>): Tensor {
-  const list = parts instanceof Map ? layout.names.map((n) => {
-    const t = parts.get(n);
-    if (!t) throw new ShapeError(`flatten: no tensor for parameter '${n}'`, { context: { param: n } });
-    return t;
-  }) : (parts as readonly Tensor[]);
-  if (list.length !== layout.names.length) throw new ShapeError(`flatten: ${list.length} tensors for a layout of ${layout.names.length} parameters`);
-  return scope(() => cat(list.map((t, i) => {
-    if (t.numel !== layout.shapes[i]!.reduce((a, b) => a * b, 1))
-      throw new ShapeError(`flatten: '${layout.names[i]}' has shape [${t.shape.join(', ')}], the layout expects [${layout.shapes[i]!.join(', ')}]`, { context: { param: layout.names[i] } });
-    return t.detach().reshape([-1]);
-  }), 0));
+  const list =
+    parts instanceof Map
+      ? layout.names.map((n) => {
+          const t = parts.get(n);
+          if (!t) throw new ShapeError(`flatten: no tensor for parameter '${n}'`, { context: { param: n } });
+          return t;
+        })
+      : (parts as readonly Tensor[]);
+  if (list.length !== layout.names.length)
+    throw new ShapeError(`flatten: ${list.length} tensors for a layout of ${layout.names.length} parameters`);
+  return scope(() =>
+    cat(
+      list.map((t, i) => {
+        if (t.numel !== layout.shapes[i]!.reduce((a, b) => a * b, 1))
+          throw new ShapeError(
+            `flatten: '${layout.names[i]}' has shape [${t.shape.join(', ')}], the layout expects [${layout.shapes[i]!.join(', ')}]`,
+            { context: { param: layout.names[i] } },
+          );
+        return t.detach().reshape([-1]);
+      }),
+      0,
+    ),
+  );
 }
 
 /** Splits a flat `[dim]` vector into per-parameter tensors (views reshaped to each parameter's shape). */
@@ -79,9 +91,13 @@ export function denseOperator(matrix: Tensor, o: { selfAdjoint?: boolean } = {})
     throw new ShapeError(`denseOperator: matrix must be square [n, n], got [${matrix.shape.join(', ')}]`);
   const m = noGrad(() => matrix.detach().clone());
   const dim = m.shape[0]!;
-  const selfAdjoint = o.selfAdjoint ?? noGrad(() => scope(() => m.sub(m.t()).abs().max().item() <= 1e-12 * Math.max(1, m.abs().max().item())));
+  const selfAdjoint =
+    o.selfAdjoint ??
+    noGrad(() => scope(() => m.sub(m.t()).abs().max().item() <= 1e-12 * Math.max(1, m.abs().max().item())));
   return {
-    dim, selfAdjoint, dtype: m.dtype,
+    dim,
+    selfAdjoint,
+    dtype: m.dtype,
     matvec: (v) => {
       checkVector(dim, v, 'denseOperator.matvec');
       return noGrad(() => m.matmul(v));
@@ -92,7 +108,10 @@ export function denseOperator(matrix: Tensor, o: { selfAdjoint?: boolean } = {})
 
 /** The dense matrix of an operator, column by column (dim matvecs; for tests on tiny problems). */
 export function materialize(op: LinearOperator): Tensor {
-  if (op.dim > 20000) throw new TapirError('E_CONFIG', `materialize: dim ${op.dim} is too large for a dense matrix`, { fix: 'use the matrix-free estimators (trace, lanczos) instead' });
+  if (op.dim > 20000)
+    throw new TapirError('E_CONFIG', `materialize: dim ${op.dim} is too large for a dense matrix`, {
+      fix: 'use the matrix-free estimators (trace, lanczos) instead',
+    });
   return scope(() => {
     const cols: Tensor[] = [];
     for (let j = 0; j < op.dim; j++) {

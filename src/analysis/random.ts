@@ -9,12 +9,18 @@ export { mulberry32 } from '../data/rng.js';
 
 export function checkSeed(seed: number, where: string): void {
   if (!Number.isSafeInteger(seed) || seed < 0)
-    throw new TapirError('E_CONFIG', `${where}: seed must be a non-negative integer, got ${seed}`, { context: { seed }, fix: 'pass e.g. seed: 0' });
+    throw new TapirError('E_CONFIG', `${where}: seed must be a non-negative integer, got ${seed}`, {
+      context: { seed },
+      fix: 'pass e.g. seed: 0',
+    });
 }
 
 export function checkCount(n: number, name: string, where: string, min = 1): void {
   if (!Number.isInteger(n) || n < min)
-    throw new TapirError('E_CONFIG', `${where}: ${name} must be an integer >= ${min}, got ${n}`, { context: { [name]: n }, fix: `pass ${name} >= ${min}` });
+    throw new TapirError('E_CONFIG', `${where}: ${name} must be an integer >= ${min}, got ${n}`, {
+      context: { [name]: n },
+      fix: `pass ${name} >= ${min}`,
+    });
 }
 
 /** A Rademacher vector (entries ±1 with equal probability). */

@@ -50,7 +50,9 @@ export function densityOn(d: SpectralDensity, grid: readonly number[], sigma: nu
   const c = 1 / (Math.sqrt(2 * Math.PI) * sigma);
   return grid.map((t) => {
     let s = 0;
-    d.nodes.forEach((ns, r) => ns.forEach((x, i) => (s += d.weights[r]![i]! * c * Math.exp(-((t - x) ** 2) / (2 * sigma * sigma)))));
+    d.nodes.forEach((ns, r) =>
+      ns.forEach((x, i) => (s += d.weights[r]![i]! * c * Math.exp(-((t - x) ** 2) / (2 * sigma * sigma)))),
+    );
     return s / d.nodes.length;
   });
 }

@@ -14,7 +14,13 @@ try {
   // Usage errors (unknown option, missing argument): commander printed them, except under --json, where the one
   // JSON document on stdout says what was wrong.
   if (e instanceof CommanderError) {
-    if (json && e.exitCode !== 0) process.stdout.write(renderError(new TapirError('E_USAGE', e.message.replace(/^error: /, ''), { fix: 'see tapir <command> --help' }), true) + '\n');
+    if (json && e.exitCode !== 0)
+      process.stdout.write(
+        renderError(
+          new TapirError('E_USAGE', e.message.replace(/^error: /, ''), { fix: 'see tapir <command> --help' }),
+          true,
+        ) + '\n',
+      );
     process.exit(e.exitCode);
   }
   (json ? process.stdout : process.stderr).write(renderError(e, json) + '\n');

@@ -20,8 +20,15 @@ export function table(header: readonly string[], rows: readonly (readonly (strin
   const cells = [header, ...rows].map((r) => r.map((c) => (typeof c === 'number' ? fmt(c) : c)));
   const w = header.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
   const line = (r: readonly string[], raw: readonly (string | number)[]) =>
-    r.map((c, i) => (typeof raw[i] === 'number' ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd();
-  return [line(cells[0]!, header), w.map((n) => '-'.repeat(n)).join('  '), ...cells.slice(1).map((r, i) => line(r, rows[i]!))].join('\n');
+    r
+      .map((c, i) => (typeof raw[i] === 'number' ? c.padStart(w[i]!) : c.padEnd(w[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [
+    line(cells[0]!, header),
+    w.map((n) => '-'.repeat(n)).join('  '),
+    ...cells.slice(1).map((r, i) => line(r, rows[i]!)),
+  ].join('\n');
 }
 
 function fmt(x: number): string {
@@ -31,7 +38,10 @@ function fmt(x: number): string {
 
 /** Renders any thrown value for the user: message and fix, or `{"error": …}` under --json. */
 export function renderError(e: unknown, json: boolean): string {
-  const err = e instanceof TapirError ? e.toJSON() : { code: 'E_INTERNAL', name: (e as Error)?.name ?? 'Error', message: String((e as Error)?.message ?? e) };
+  const err =
+    e instanceof TapirError
+      ? e.toJSON()
+      : { code: 'E_INTERNAL', name: (e as Error)?.name ?? 'Error', message: String((e as Error)?.message ?? e) };
   if (json) return JSON.stringify({ error: err }, null, 2);
   return `tapir: error: ${err.message}` + ('fix' in err && err.fix ? `\n  fix: ${err.fix}` : '');
 }

@@ -29,6 +29,7 @@ export function makeProgram(io: Io = processIo): Command {
   for (const c of [evalCommand(io), finetuneCommand(io)]) program.addCommand(c.exitOverride());
   program.addCommand(hessianCommand(io).exitOverride());
   program.addCommand(pruneCommand(io).exitOverride());
-  for (const c of [studyCommand(io), workerCommand(io), reportCommand(io), resultsCommand(io), demoCommand(io)]) program.addCommand(c.exitOverride());
+  for (const c of [studyCommand(io), workerCommand(io), reportCommand(io), resultsCommand(io), demoCommand(io)])
+    program.addCommand(c.exitOverride());
   return program;
 }

@@ -55,7 +55,10 @@ export function classFile(ds: Dataset, size: Size, label: number): string {
 }
 
 /** Reads a class file: the entry, `missing`, or `corrupt` (bad magic, checksum, header or length). */
-export async function readClassFile(path: string, expect: { dataset: string; cls: string; size: Size }): Promise<ClassEntry | 'missing' | 'corrupt'> {
+export async function readClassFile(
+  path: string,
+  expect: { dataset: string; cls: string; size: Size },
+): Promise<ClassEntry | 'missing' | 'corrupt'> {
   let buf: Uint8Array;
   try {
     buf = u8(await readFile(path));
@@ -76,8 +79,16 @@ export async function readClassFile(path: string, expect: { dataset: string; cls
   }
   const [ih, iw] = expect.size;
   const per = 3 * ih * iw;
-  if (h.dataset !== expect.dataset || h.cls !== expect.cls || h.size?.[0] !== ih || h.size?.[1] !== iw || h.version !== PREP_VERSION
-    || !Array.isArray(h.keys) || buf.length !== HEAD + hlen + h.keys.length * per) return 'corrupt';
+  if (
+    h.dataset !== expect.dataset ||
+    h.cls !== expect.cls ||
+    h.size?.[0] !== ih ||
+    h.size?.[1] !== iw ||
+    h.version !== PREP_VERSION ||
+    !Array.isArray(h.keys) ||
+    buf.length !== HEAD + hlen + h.keys.length * per
+  )
+    return 'corrupt';
   const payload = buf.subarray(HEAD + hlen);
   const images = new Map<string, Uint8Array>();
   h.keys.forEach((k, i) => images.set(k, payload.subarray(i * per, (i + 1) * per)));
@@ -85,7 +96,11 @@ export async function readClassFile(path: string, expect: { dataset: string; cls
 }
 
 /** Writes a class file atomically (temp file in the same directory, then rename). */
-export async function writeClassFile(path: string, meta: { dataset: string; cls: string; size: Size }, entry: ClassEntry): Promise<void> {
+export async function writeClassFile(
+  path: string,
+  meta: { dataset: string; cls: string; size: Size },
+  entry: ClassEntry,
+): Promise<void> {
   const keys = [...entry.images.keys()].sort();
   const header: Header = {
     dataset: meta.dataset,
@@ -108,9 +123,13 @@ export async function writeClassFile(path: string, meta: { dataset: string; cls:
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOTDIR' || code === 'EEXIST' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS')
-      throw new DataError(`cannot write the image cache under ${cacheRoot()} (${code}: ${code === 'ENOTDIR' || code === 'EEXIST' ? 'a path component is a file' : 'not writable'})`, {
-        context: { cache: cacheRoot(), TAPIR_CACHE: process.env.TAPIR_CACHE ?? null }, fix: 'set TAPIR_CACHE to a writable directory (default ~/.cache/tapir)',
-      });
+      throw new DataError(
+        `cannot write the image cache under ${cacheRoot()} (${code}: ${code === 'ENOTDIR' || code === 'EEXIST' ? 'a path component is a file' : 'not writable'})`,
+        {
+          context: { cache: cacheRoot(), TAPIR_CACHE: process.env.TAPIR_CACHE ?? null },
+          fix: 'set TAPIR_CACHE to a writable directory (default ~/.cache/tapir)',
+        },
+      );
     throw e;
   }
 }

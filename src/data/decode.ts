@@ -24,9 +24,10 @@ const WHITE = { r: 255, g: 255, b: 255, alpha: 1 };
  */
 export async function decodeImage(src: string | GrayImage, size: Size): Promise<Uint8Array> {
   const [h, w] = size;
-  const img = typeof src === 'string'
-    ? sharp(src, { limitInputPixels: false, failOn: 'error' })
-    : sharp(src.data, { raw: { width: src.width, height: src.height, channels: 1 } });
+  const img =
+    typeof src === 'string'
+      ? sharp(src, { limitInputPixels: false, failOn: 'error' })
+      : sharp(src.data, { raw: { width: src.width, height: src.height, channels: 1 } });
   const { data, info } = await img
     .flatten({ background: WHITE })
     .resize({ width: w, height: h, fit: 'contain', background: WHITE })

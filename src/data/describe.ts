@@ -33,15 +33,27 @@ export async function describeDatasets(extra: readonly string[] = []): Promise<D
         skipped[r] = (skipped[r] ?? 0) + 1;
       }
       out.push({
-        name: ds.name, present: true, path: ds.root, install: builtin?.install ?? null, officialTest: ds.officialTest,
+        name: ds.name,
+        present: true,
+        path: ds.root,
+        install: builtin?.install ?? null,
+        officialTest: ds.officialTest,
         classes: ds.classes.map((n, i) => ({ name: n, train: c.train[i]!, test: c.test[i]! })),
-        total: ds.examples.length, skipped,
+        total: ds.examples.length,
+        skipped,
       });
     } catch (e) {
       if (!(e instanceof TapirError)) throw e;
       out.push({
-        name, present: false, path: builtin?.path() ?? name.replace(/^folder:/, ''), install: builtin?.install ?? null, officialTest: false,
-        classes: [], total: 0, skipped: {}, error: { code: e.code, message: e.message, ...(e.fix ? { fix: e.fix } : {}) },
+        name,
+        present: false,
+        path: builtin?.path() ?? name.replace(/^folder:/, ''),
+        install: builtin?.install ?? null,
+        officialTest: false,
+        classes: [],
+        total: 0,
+        skipped: {},
+        error: { code: e.code, message: e.message, ...(e.fix ? { fix: e.fix } : {}) },
       });
     }
   }

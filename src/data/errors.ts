@@ -4,7 +4,10 @@ import { TapirError } from '../engine/errors.js';
 /** A dataset's files are not installed; `fix` is the exact command that installs them. */
 export class AssetMissingError extends TapirError {
   constructor(dataset: string, path: string, install: string) {
-    super('E_ASSET_MISSING', `dataset '${dataset}': files not found at ${path}`, { context: { dataset, path }, fix: `install it with: ${install}` });
+    super('E_ASSET_MISSING', `dataset '${dataset}': files not found at ${path}`, {
+      context: { dataset, path },
+      fix: `install it with: ${install}`,
+    });
   }
 }
 

@@ -12,8 +12,15 @@ export interface IdxArray {
 
 /** Parses an IDX buffer holding unsigned bytes (type code 0x08). `name` is used in errors. */
 export function parseIdx(buf: Uint8Array, name: string): IdxArray {
-  if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0) throw new DataError(`${name}: not an IDX file (bad magic)`, { context: { file: name }, fix: 'reinstall the dataset package' });
-  if (buf[2] !== 0x08) throw new DataError(`${name}: IDX element type 0x${buf[2]!.toString(16)} is not uint8`, { context: { file: name } });
+  if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0)
+    throw new DataError(`${name}: not an IDX file (bad magic)`, {
+      context: { file: name },
+      fix: 'reinstall the dataset package',
+    });
+  if (buf[2] !== 0x08)
+    throw new DataError(`${name}: IDX element type 0x${buf[2]!.toString(16)} is not uint8`, {
+      context: { file: name },
+    });
   const nd = buf[3]!;
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const dims: number[] = [];
@@ -21,7 +28,10 @@ export function parseIdx(buf: Uint8Array, name: string): IdxArray {
   const off = 4 + 4 * nd;
   const n = dims.reduce((a, b) => a * b, 1);
   if (buf.length !== off + n) {
-    throw new DataError(`${name}: IDX header says ${n} bytes of data, file has ${buf.length - off}`, { context: { file: name, dims }, fix: 'the file is truncated or corrupt: reinstall the dataset package' });
+    throw new DataError(`${name}: IDX header says ${n} bytes of data, file has ${buf.length - off}`, {
+      context: { file: name, dims },
+      fix: 'the file is truncated or corrupt: reinstall the dataset package',
+    });
   }
   return { dims, data: buf.subarray(off) };
 }

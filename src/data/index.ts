@@ -6,10 +6,26 @@ export { openDataset, datasetNames } from './registry.js';
 export { ASSETS, cacheRoot, assetsRoot, dataRoot, dataPath, dataRootError } from './paths.js';
 export { ensureDigits } from './assets.js';
 export { parseTaskId, resolveClasses, splitTaskList } from './task-id.js';
-export { openTask, SPLIT_NAMES, DEFAULT_FRACTIONS, type Task, type TaskOptions, type Split, type SplitName } from './task.js';
+export {
+  openTask,
+  SPLIT_NAMES,
+  DEFAULT_FRACTIONS,
+  type Task,
+  type TaskOptions,
+  type Split,
+  type SplitName,
+} from './task.js';
 export { decodeImage, type Size } from './decode.js';
 export { loadSample, loadSplit, loadSplits, type ImageSet, type LoadOptions, type LoadStats } from './load.js';
 export { cacheDir, PREP_VERSION } from './cache.js';
-export { batches, imagesToTensor, checkPreprocess, valueTables, type Batch, type BatchOptions, type Preprocess } from './preprocess.js';
+export {
+  batches,
+  imagesToTensor,
+  checkPreprocess,
+  valueTables,
+  type Batch,
+  type BatchOptions,
+  type Preprocess,
+} from './preprocess.js';
 export { writeMontage, type MontageOptions } from './montage.js';
 export { describeDatasets, type DatasetInfo } from './describe.js';

@@ -43,14 +43,20 @@ export interface LoadOptions {
 }
 
 /** Loads several splits of `task` at `size` ([h, w]); each cache file is read once. */
-export async function loadSplits(task: Task, size: Size, splits: readonly SplitName[] = SPLIT_NAMES, o: LoadOptions = {}): Promise<{ sets: Partial<Record<SplitName, ImageSet>>; stats: LoadStats }> {
+export async function loadSplits(
+  task: Task,
+  size: Size,
+  splits: readonly SplitName[] = SPLIT_NAMES,
+  o: LoadOptions = {},
+): Promise<{ sets: Partial<Record<SplitName, ImageSet>>; stats: LoadStats }> {
   checkSize(size);
   const ds = task.dataset;
   const need = new Map<number, Example[]>();
-  for (const s of splits) for (const e of task.splits[s].examples) {
-    if (!need.has(e.label)) need.set(e.label, []);
-    need.get(e.label)!.push(e);
-  }
+  for (const s of splits)
+    for (const e of task.splits[s].examples) {
+      if (!need.has(e.label)) need.set(e.label, []);
+      need.get(e.label)!.push(e);
+    }
   const total = [...need.values()].reduce((a, xs) => a + xs.length, 0);
   const stats: LoadStats = { decoded: 0, cached: 0, rebuilt: [], skipped: [] };
   const entries = new Map<number, ClassEntry>();
@@ -77,7 +83,8 @@ export async function loadSplits(task: Task, size: Size, splits: readonly SplitN
     if (todo.length > 0 || read === 'corrupt') await writeClassFile(path, meta, entry);
     for (const e of exs) {
       const why = entry.bad.get(e.key);
-      if (why !== undefined && !stats.skipped.some((s) => s.file === e.key)) stats.skipped.push({ file: e.key, reason: why });
+      if (why !== undefined && !stats.skipped.some((s) => s.file === e.key))
+        stats.skipped.push({ file: e.key, reason: why });
     }
     entries.set(label, entry);
   }
@@ -115,12 +122,17 @@ function assemble(task: Task, split: SplitName, size: Size, entries: Map<number,
 
 function checkSize(size: Size): void {
   if (size.length !== 2 || !size.every((x) => Number.isInteger(x) && x >= 1 && x <= 4096)) {
-    throw new DataError(`image size [${size.join(', ')}] is not [height, width] in 1..4096 pixels`, { context: { size }, fix: 'pass the model input resolution, e.g. [96, 96]' });
+    throw new DataError(`image size [${size.join(', ')}] is not [height, width] in 1..4096 pixels`, {
+      context: { size },
+      fix: 'pass the model input resolution, e.g. [96, 96]',
+    });
   }
 }
 
 function firstLine(e: unknown): string {
-  return String((e as Error)?.message ?? e).split('\n')[0]!.slice(0, 200);
+  return String((e as Error)?.message ?? e)
+    .split('\n')[0]!
+    .slice(0, 200);
 }
 
 async function pool<T>(xs: readonly T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
@@ -132,7 +144,13 @@ async function pool<T>(xs: readonly T[], n: number, fn: (x: T) => Promise<void>)
 }
 
 /** The first `perClass` images of each class of one split (split order), e.g. for a montage. */
-export async function loadSample(task: Task, split: SplitName, size: Size, perClass: number, o: LoadOptions = {}): Promise<ImageSet> {
+export async function loadSample(
+  task: Task,
+  split: SplitName,
+  size: Size,
+  perClass: number,
+  o: LoadOptions = {},
+): Promise<ImageSet> {
   const sp = task.splits[split];
   const seen = new Map<number, number>();
   const keep: number[] = [];
@@ -141,7 +159,11 @@ export async function loadSample(task: Task, split: SplitName, size: Size, perCl
     if (k < perClass) keep.push(i);
     seen.set(l, k + 1);
   });
-  const sub = { name: split, examples: keep.map((i) => sp.examples[i]!), labels: Int32Array.from(keep, (i) => sp.labels[i]!) };
+  const sub = {
+    name: split,
+    examples: keep.map((i) => sp.examples[i]!),
+    labels: Int32Array.from(keep, (i) => sp.labels[i]!),
+  };
   const t: Task = { ...task, splits: { ...task.splits, [split]: sub } };
   return loadSplit(t, split, size, o);
 }

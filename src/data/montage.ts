@@ -16,10 +16,18 @@ export interface MontageOptions {
 }
 
 /** Writes a PNG montage of `set` to `out` atomically; returns its pixel size and the images shown. */
-export async function writeMontage(set: ImageSet, out: string, o: MontageOptions = {}): Promise<{ width: number; height: number; shown: number }> {
+export async function writeMontage(
+  set: ImageSet,
+  out: string,
+  o: MontageOptions = {},
+): Promise<{ width: number; height: number; shown: number }> {
   const per = o.perClass ?? 8;
-  if (!Number.isInteger(per) || per < 1) throw new DataError(`montage: perClass must be a positive integer, got ${per}`, { context: { perClass: per } });
-  if (set.n === 0) throw new DataError(`montage: ${set.task}/${set.split} has no images`, { context: { task: set.task, split: set.split } });
+  if (!Number.isInteger(per) || per < 1)
+    throw new DataError(`montage: perClass must be a positive integer, got ${per}`, { context: { perClass: per } });
+  if (set.n === 0)
+    throw new DataError(`montage: ${set.task}/${set.split} has no images`, {
+      context: { task: set.task, split: set.split },
+    });
   const [h, w] = set.size;
   const gap = 2;
   const rows = set.classes.length;
@@ -54,12 +62,16 @@ export async function writeMontage(set: ImageSet, out: string, o: MontageOptions
   let image = sharp(canvas, { raw: { width: W, height: H, channels: 3 } });
   if (lw > 0) {
     const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-    const texts = names.map((n, r) =>
-      `<text x="4" y="${gap + r * (h + gap) + h / 2 + fontPx / 3}" font-family="DejaVu Sans, sans-serif" font-size="${fontPx}">${esc(n)}</text>`);
+    const texts = names.map(
+      (n, r) =>
+        `<text x="4" y="${gap + r * (h + gap) + h / 2 + fontPx / 3}" font-family="DejaVu Sans, sans-serif" font-size="${fontPx}">${esc(n)}</text>`,
+    );
     const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">${texts.join('')}</svg>`;
     image = image.composite([{ input: Buffer.from(svg), top: 0, left: 0 }]);
   }
   const path = resolve(out);
-  await writeFileAtomic(path, async (tmp) => { await image.png().toFile(tmp); });
+  await writeFileAtomic(path, async (tmp) => {
+    await image.png().toFile(tmp);
+  });
   return { width: W, height: H, shown };
 }

@@ -14,9 +14,13 @@ const require = createRequire(import.meta.url);
 export function cacheRoot(): string {
   const root = resolve(process.env.TAPIR_CACHE || join(homedir(), '.cache', 'tapir'));
   if (existsSync(root) && !statSync(root).isDirectory())
-    throw new DataError(`the cache root ${root} is a file, not a directory${process.env.TAPIR_CACHE ? ' (TAPIR_CACHE)' : ''}`, {
-      context: { cache: root }, fix: 'set TAPIR_CACHE to a directory (it is created if missing), or unset it for ~/.cache/tapir',
-    });
+    throw new DataError(
+      `the cache root ${root} is a file, not a directory${process.env.TAPIR_CACHE ? ' (TAPIR_CACHE)' : ''}`,
+      {
+        context: { cache: root },
+        fix: 'set TAPIR_CACHE to a directory (it is created if missing), or unset it for ~/.cache/tapir',
+      },
+    );
   return root;
 }
 
@@ -41,7 +45,8 @@ export function dataRootError(): DataError | null {
   const root = resolve(raw);
   if (existsSync(root) && statSync(root).isDirectory()) return null;
   return new DataError(`TAPIR_DATA=${raw} is not a directory${existsSync(root) ? '' : ' (it does not exist)'}`, {
-    context: { TAPIR_DATA: raw }, fix: 'set TAPIR_DATA to the folder that relative dataset and model paths live under, or unset it for the current directory',
+    context: { TAPIR_DATA: raw },
+    fix: 'set TAPIR_DATA to the folder that relative dataset and model paths live under, or unset it for the current directory',
   });
 }
 

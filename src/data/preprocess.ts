@@ -23,12 +23,20 @@ export interface Preprocess {
 
 /** Throws a DataError naming the bad field. */
 export function checkPreprocess(p: Preprocess): void {
-  const bad = (field: string, why: string) => new DataError(`preprocess.${field} ${why}`, { context: { preprocess: p }, fix: 'use e.g. { size: [96, 96], range: [0, 1], channels: 3 }' });
-  if (!Array.isArray(p.size) || p.size.length !== 2 || !p.size.every((x) => Number.isInteger(x) && x >= 1 && x <= 4096)) throw bad('size', `must be [height, width] in 1..4096, got ${JSON.stringify(p.size)}`);
-  if (!Array.isArray(p.range) || p.range.length !== 2 || !p.range.every(Number.isFinite) || !(p.range[0] < p.range[1])) throw bad('range', `must be [lo, hi] with lo < hi, got ${JSON.stringify(p.range)}`);
+  const bad = (field: string, why: string) =>
+    new DataError(`preprocess.${field} ${why}`, {
+      context: { preprocess: p },
+      fix: 'use e.g. { size: [96, 96], range: [0, 1], channels: 3 }',
+    });
+  if (!Array.isArray(p.size) || p.size.length !== 2 || !p.size.every((x) => Number.isInteger(x) && x >= 1 && x <= 4096))
+    throw bad('size', `must be [height, width] in 1..4096, got ${JSON.stringify(p.size)}`);
+  if (!Array.isArray(p.range) || p.range.length !== 2 || !p.range.every(Number.isFinite) || !(p.range[0] < p.range[1]))
+    throw bad('range', `must be [lo, hi] with lo < hi, got ${JSON.stringify(p.range)}`);
   if (p.channels !== 3) throw bad('channels', `must be 3, got ${String(p.channels)}`);
-  if (p.mean !== undefined && (p.mean.length !== 3 || !p.mean.every(Number.isFinite))) throw bad('mean', `must hold 3 finite numbers, got ${JSON.stringify(p.mean)}`);
-  if (p.std !== undefined && (p.std.length !== 3 || !p.std.every((s) => Number.isFinite(s) && s > 0))) throw bad('std', `must hold 3 positive numbers, got ${JSON.stringify(p.std)}`);
+  if (p.mean !== undefined && (p.mean.length !== 3 || !p.mean.every(Number.isFinite)))
+    throw bad('mean', `must hold 3 finite numbers, got ${JSON.stringify(p.mean)}`);
+  if (p.std !== undefined && (p.std.length !== 3 || !p.std.every((s) => Number.isFinite(s) && s > 0)))
+    throw bad('std', `must hold 3 positive numbers, got ${JSON.stringify(p.std)}`);
 }
 
 /** Per-channel lookup tables: pixel value → model input value. */
@@ -44,14 +52,22 @@ export function valueTables(p: Preprocess): Float32Array[] {
 }
 
 /** The images at `indices` of `set` as one NCHW float32 tensor `[indices.length, 3, h, w]`. */
-export function imagesToTensor(set: ImageSet, indices: ArrayLike<number>, p: Preprocess, tables = valueTables(p)): Tensor {
+export function imagesToTensor(
+  set: ImageSet,
+  indices: ArrayLike<number>,
+  p: Preprocess,
+  tables = valueTables(p),
+): Tensor {
   checkFits(set, p);
   const hw = set.size[0] * set.size[1];
   const per = 3 * hw;
   const out = new Float32Array(indices.length * per);
   for (let j = 0; j < indices.length; j++) {
     const i = indices[j]!;
-    if (!(i >= 0 && i < set.n)) throw new DataError(`image index ${i} is out of range for ${set.task}/${set.split} (${set.n} images)`, { context: { index: i } });
+    if (!(i >= 0 && i < set.n))
+      throw new DataError(`image index ${i} is out of range for ${set.task}/${set.split} (${set.n} images)`, {
+        context: { index: i },
+      });
     const src = set.images.subarray(i * per, (i + 1) * per);
     for (let c = 0; c < 3; c++) {
       const t = tables[c]!;
@@ -88,23 +104,33 @@ export function* batches(set: ImageSet, p: Preprocess, o: BatchOptions = {}): Ge
   checkPreprocess(p);
   checkFits(set, p);
   const bs = o.batchSize ?? 32;
-  if (!Number.isInteger(bs) || bs < 1) throw new DataError(`batchSize must be a positive integer, got ${bs}`, { context: { batchSize: bs }, fix: 'pass e.g. batchSize: 32' });
+  if (!Number.isInteger(bs) || bs < 1)
+    throw new DataError(`batchSize must be a positive integer, got ${bs}`, {
+      context: { batchSize: bs },
+      fix: 'pass e.g. batchSize: 32',
+    });
   const order = Array.from({ length: set.n }, (_, i) => i);
   const idx = o.shuffle ? shuffled(order, mulberry32(o.seed ?? 0)) : order;
   const tables = valueTables(p);
   for (let s = 0; s < idx.length; s += bs) {
     if (o.dropLast && s + bs > idx.length) break;
     const indices = Int32Array.from(idx.slice(s, s + bs));
-    const y = tensor(BigInt64Array.from(indices, (i) => BigInt(set.labels[i]!)), [indices.length]);
+    const y = tensor(
+      BigInt64Array.from(indices, (i) => BigInt(set.labels[i]!)),
+      [indices.length],
+    );
     yield { x: imagesToTensor(set, indices, p, tables), y, indices };
   }
 }
 
 function checkFits(set: ImageSet, p: Preprocess): void {
   if (set.size[0] !== p.size[0] || set.size[1] !== p.size[1]) {
-    throw new DataError(`${set.task}/${set.split} was loaded at ${set.size.join('x')}, the model expects ${p.size.join('x')}`, {
-      context: { loaded: set.size, expected: p.size },
-      fix: 'load the split at the preprocess size: loadSplit(task, split, preprocess.size)',
-    });
+    throw new DataError(
+      `${set.task}/${set.split} was loaded at ${set.size.join('x')}, the model expects ${p.size.join('x')}`,
+      {
+        context: { loaded: set.size, expected: p.size },
+        fix: 'load the split at the preprocess size: loadSplit(task, split, preprocess.size)',
+      },
+    );
   }
 }

@@ -28,7 +28,8 @@ export function openDataset(name: string): Promise<Dataset> {
   let open: () => Promise<Dataset>;
   if (name.startsWith('folder:')) {
     const path = name.slice('folder:'.length);
-    if (!path) throw new DataError(`dataset '${name}': missing path after 'folder:'`, { fix: 'write folder:/path/to/dir' });
+    if (!path)
+      throw new DataError(`dataset '${name}': missing path after 'folder:'`, { fix: 'write folder:/path/to/dir' });
     // Folders are re-listed on every open: the user may be adding or fixing files between calls.
     return openFolder(path);
   } else if ((BUILTIN_NAMES as string[]).includes(name)) {
@@ -36,7 +37,10 @@ export function openDataset(name: string): Promise<Dataset> {
     key = `${b}\0${ASSETS[b].path()}`;
     open = OPENERS[b];
   } else {
-    throw new DataError(`unknown dataset '${name}'`, { context: { dataset: name }, fix: `use one of ${BUILTIN_NAMES.join(', ')} or folder:<path>` });
+    throw new DataError(`unknown dataset '${name}'`, {
+      context: { dataset: name },
+      fix: `use one of ${BUILTIN_NAMES.join(', ')} or folder:<path>`,
+    });
   }
   let p = opened.get(key);
   if (!p) {

@@ -13,12 +13,24 @@ export interface TaskIdParts {
 
 export function parseTaskId(id: string): TaskIdParts {
   const s = id.trim();
-  if (!s) throw new DataError('empty task id', { fix: 'write e.g. fashion-mnist[0-4], mnist, clipart or folder:/path' });
+  if (!s)
+    throw new DataError('empty task id', { fix: 'write e.g. fashion-mnist[0-4], mnist, clipart or folder:/path' });
   if (!s.endsWith(']')) return { dataset: s, selection: null };
   const open = s.lastIndexOf('[');
-  if (open <= 0) throw new DataError(`task '${id}': unbalanced ']'`, { context: { task: id }, fix: 'write <dataset>[<classes>], e.g. mnist[0-4]' });
-  const items = s.slice(open + 1, -1).split(',').map((x) => x.trim());
-  if (items.some((x) => x === '')) throw new DataError(`task '${id}': empty item in class list`, { context: { task: id }, fix: 'separate classes by single commas: mnist[0,2,5]' });
+  if (open <= 0)
+    throw new DataError(`task '${id}': unbalanced ']'`, {
+      context: { task: id },
+      fix: 'write <dataset>[<classes>], e.g. mnist[0-4]',
+    });
+  const items = s
+    .slice(open + 1, -1)
+    .split(',')
+    .map((x) => x.trim());
+  if (items.some((x) => x === ''))
+    throw new DataError(`task '${id}': empty item in class list`, {
+      context: { task: id },
+      fix: 'separate classes by single commas: mnist[0,2,5]',
+    });
   return { dataset: s.slice(0, open), selection: items };
 }
 
@@ -27,7 +39,10 @@ export function resolveClasses(id: string, selection: readonly string[] | null, 
   if (selection === null) return classes.map((_, i) => i);
   const out: number[] = [];
   const bad = (item: string, why: string) =>
-    new DataError(`task '${id}': ${why}`, { context: { task: id, item, classes }, fix: `pick indices 0-${classes.length - 1} or names: ${classes.join(', ')}` });
+    new DataError(`task '${id}': ${why}`, {
+      context: { task: id, item, classes },
+      fix: `pick indices 0-${classes.length - 1} or names: ${classes.join(', ')}`,
+    });
   for (const item of selection) {
     const byName = classes.indexOf(item);
     if (byName >= 0) {
@@ -39,7 +54,8 @@ export function resolveClasses(id: string, selection: readonly string[] | null, 
     const a = Number(m[1]);
     const b = m[2] === undefined ? a : Number(m[2]);
     if (b < a) throw bad(item, `range '${item}' is reversed`);
-    if (b >= classes.length) throw bad(item, `class index ${b} is out of range (the dataset has ${classes.length} classes)`);
+    if (b >= classes.length)
+      throw bad(item, `class index ${b} is out of range (the dataset has ${classes.length} classes)`);
     for (let i = a; i <= b; i++) out.push(i);
   }
   const dup = out.find((c, i) => out.indexOf(c) !== i);
@@ -59,9 +75,16 @@ export function splitTaskList(list: string): string[] {
     if (ch === '[') depth++;
     if (ch === ']') depth--;
     if (depth < 0) break;
-    if (ch === ',' && depth === 0) { out.push(cur); cur = ''; } else cur += ch;
+    if (ch === ',' && depth === 0) {
+      out.push(cur);
+      cur = '';
+    } else cur += ch;
   }
-  if (depth !== 0) throw new DataError(`task list '${list}' has unbalanced brackets`, { context: { tasks: list }, fix: "close each class selection, e.g. 'clipart[people,food],mnist'" });
+  if (depth !== 0)
+    throw new DataError(`task list '${list}' has unbalanced brackets`, {
+      context: { tasks: list },
+      fix: "close each class selection, e.g. 'clipart[people,food],mnist'",
+    });
   out.push(cur);
   return out.map((s) => s.trim()).filter((s) => s.length > 0);
 }

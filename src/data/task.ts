@@ -56,10 +56,13 @@ export async function openTask(id: string, o: TaskOptions = {}): Promise<Task> {
   checkOptions(id, seed, o.cap, f);
   const classIndices = resolveClasses(id, selection, ds.classes);
   if (classIndices.length < 2) {
-    throw new DataError(`task '${id}' has ${classIndices.length} class${classIndices.length === 1 ? ` ('${ds.classes[classIndices[0]!]}')` : 'es'}; a classification task needs at least 2`, {
-      context: { task: id, classes: classIndices.map((c) => ds.classes[c]) },
-      fix: `select two or more classes, e.g. ${dsName}[0-1]`,
-    });
+    throw new DataError(
+      `task '${id}' has ${classIndices.length} class${classIndices.length === 1 ? ` ('${ds.classes[classIndices[0]!]}')` : 'es'}; a classification task needs at least 2`,
+      {
+        context: { task: id, classes: classIndices.map((c) => ds.classes[c]) },
+        fix: `select two or more classes, e.g. ${dsName}[0-1]`,
+      },
+    );
   }
   const byClass = new Map<number, Example[]>(classIndices.map((c) => [c, []]));
   for (const e of ds.examples) byClass.get(e.label)?.push(e);
@@ -68,15 +71,22 @@ export async function openTask(id: string, o: TaskOptions = {}): Promise<Task> {
   for (const c of classIndices) {
     const name = ds.classes[c]!;
     const all = byClass.get(c)!;
-    if (all.length === 0) throw new DataError(`task '${id}': class '${name}' is empty`, { context: { task: id, class: name }, fix: 'drop the class from the task or add images to it' });
+    if (all.length === 0)
+      throw new DataError(`task '${id}': class '${name}' is empty`, {
+        context: { task: id, class: name },
+        fix: 'drop the class from the task or add images to it',
+      });
     const rand = mulberry32(hashString(`${drawKey(ds)}\0${name}\0${seed}`));
     const s = ds.officialTest ? splitOfficial(all, rand, f, o.cap) : splitPooled(all, rand, f, o.cap);
     for (const k of SPLIT_NAMES) {
       if (s[k].length === 0 && f[k] > 0) {
-        throw new DataError(`task '${id}': class '${name}' gets no ${k} images (${all.length} available${o.cap ? `, cap ${o.cap}` : ''})`, {
-          context: { task: id, class: name, available: all.length, cap: o.cap ?? null },
-          fix: 'raise the cap (at least 3 images per class) or drop the class',
-        });
+        throw new DataError(
+          `task '${id}': class '${name}' gets no ${k} images (${all.length} available${o.cap ? `, cap ${o.cap}` : ''})`,
+          {
+            context: { task: id, class: name, available: all.length, cap: o.cap ?? null },
+            fix: 'raise the cap (at least 3 images per class) or drop the class',
+          },
+        );
       }
       parts[k].push(s[k]);
     }
@@ -108,26 +118,52 @@ function splitPooled(all: Example[], rand: () => number, f: TaskOptions['fractio
   const nTest = f.test > 0 ? Math.max(1, Math.round(n * f.test)) : 0;
   const nCalib = f.calib > 0 ? Math.max(1, Math.round(n * f.calib)) : 0;
   const nTrain = Math.max(0, n - nTest - nCalib);
-  return { train: xs.slice(0, nTrain), calib: xs.slice(nTrain, nTrain + nCalib), test: xs.slice(nTrain + nCalib, nTrain + nCalib + nTest) };
+  return {
+    train: xs.slice(0, nTrain),
+    calib: xs.slice(nTrain, nTrain + nCalib),
+    test: xs.slice(nTrain + nCalib, nTrain + nCalib + nTest),
+  };
 }
 
 function splitOfficial(all: Example[], rand: () => number, f: TaskOptions['fractions'] & {}, cap?: number): Parts {
   const fit = f.train + f.calib;
   const capFit = cap === undefined ? undefined : Math.round(cap * fit);
-  const fitPool = shuffled(all.filter((e) => e.pool === 'train'), rand).slice(0, capFit);
-  const testPool = shuffled(all.filter((e) => e.pool === 'test'), rand);
+  const fitPool = shuffled(
+    all.filter((e) => e.pool === 'train'),
+    rand,
+  ).slice(0, capFit);
+  const testPool = shuffled(
+    all.filter((e) => e.pool === 'test'),
+    rand,
+  );
   const test = f.test > 0 ? testPool.slice(0, cap === undefined ? testPool.length : cap - capFit!) : [];
   const n = fitPool.length;
   const nCalib = f.calib > 0 ? Math.min(n - 1, Math.max(1, Math.round((n * f.calib) / fit))) : 0;
   return { train: fitPool.slice(nCalib), calib: fitPool.slice(0, nCalib), test };
 }
 
-function checkOptions(id: string, seed: number, cap: number | undefined, f: { train: number; calib: number; test: number }): void {
-  const bad = (opt: string, why: string, fix: string) => new DataError(`task '${id}': option ${opt} ${why}`, { context: { task: id, option: opt }, fix });
-  if (!Number.isSafeInteger(seed) || seed < 0) throw bad('seed', `must be a non-negative integer, got ${seed}`, 'pass e.g. --seed 0');
-  if (cap !== undefined && (!Number.isSafeInteger(cap) || cap < 3)) throw bad('cap', `must be an integer >= 3 (one image per split), got ${cap}`, 'pass e.g. --cap 100');
+function checkOptions(
+  id: string,
+  seed: number,
+  cap: number | undefined,
+  f: { train: number; calib: number; test: number },
+): void {
+  const bad = (opt: string, why: string, fix: string) =>
+    new DataError(`task '${id}': option ${opt} ${why}`, { context: { task: id, option: opt }, fix });
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw bad('seed', `must be a non-negative integer, got ${seed}`, 'pass e.g. --seed 0');
+  if (cap !== undefined && (!Number.isSafeInteger(cap) || cap < 3))
+    throw bad('cap', `must be an integer >= 3 (one image per split), got ${cap}`, 'pass e.g. --cap 100');
   const vals = [f.train, f.calib, f.test];
-  if (vals.some((v) => !Number.isFinite(v) || v < 0) || f.train <= 0 || Math.abs(vals.reduce((a, b) => a + b, 0) - 1) > 1e-9) {
-    throw bad('fractions', `must be non-negative with train > 0 and sum to 1, got ${vals.join('/')}`, 'use e.g. 0.7/0.1/0.2');
+  if (
+    vals.some((v) => !Number.isFinite(v) || v < 0) ||
+    f.train <= 0 ||
+    Math.abs(vals.reduce((a, b) => a + b, 0) - 1) > 1e-9
+  ) {
+    throw bad(
+      'fractions',
+      `must be non-negative with train > 0 and sum to 1, got ${vals.join('/')}`,
+      'use e.g. 0.7/0.1/0.2',
+    );
   }
 }

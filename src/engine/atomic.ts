@@ -12,10 +12,16 @@ import { TapirError } from './errors.js';
 const tempOf = (path: string) => `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
 
 function notADirectory(path: string): TapirError {
-  return new TapirError('E_FILE', `${path} is a directory, not a file`, { context: { path }, fix: 'pass a file path (e.g. out/report.html)' });
+  return new TapirError('E_FILE', `${path} is a directory, not a file`, {
+    context: { path },
+    fix: 'pass a file path (e.g. out/report.html)',
+  });
 }
 
-export async function writeFileAtomic(path: string, data: Uint8Array | string | ((tmp: string) => Promise<void>)): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array | string | ((tmp: string) => Promise<void>),
+): Promise<void> {
   if ((await stat(path).catch(() => null))?.isDirectory()) throw notADirectory(path);
   await mkdir(dirname(path), { recursive: true });
   const tmp = tempOf(path);
@@ -31,7 +37,11 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string | 
 
 export function writeFileAtomicSync(path: string, data: Uint8Array | string): void {
   let isDir = false;
-  try { isDir = statSync(path).isDirectory(); } catch { /* absent: fine */ }
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch {
+    /* absent: fine */
+  }
   if (isDir) throw notADirectory(path);
   mkdirSync(dirname(path), { recursive: true });
   const tmp = tempOf(path);

@@ -18,15 +18,29 @@ export interface GradOptions {
 }
 
 /** ∂(Σ outputs)/∂inputs, one tensor per input (null only with `allowUnused`). */
-export function grad(outputs: Tensor | readonly Tensor[], inputs: readonly Tensor[], o: GradOptions = {}): (Tensor | null)[] {
+export function grad(
+  outputs: Tensor | readonly Tensor[],
+  inputs: readonly Tensor[],
+  o: GradOptions = {},
+): (Tensor | null)[] {
   const outs = outputs instanceof Tensor ? [outputs] : outputs;
-  const hs = native.grad(outs.map((t) => t.handle), inputs.map((t) => t.handle), o.gradOutputs?.map((t) => t.handle),
-    o.retainGraph, o.createGraph ?? false, o.allowUnused ?? false);
+  const hs = native.grad(
+    outs.map((t) => t.handle),
+    inputs.map((t) => t.handle),
+    o.gradOutputs?.map((t) => t.handle),
+    o.retainGraph,
+    o.createGraph ?? false,
+    o.allowUnused ?? false,
+  );
   return hs.map((h) => (h === null ? null : new Tensor(h)));
 }
 
 /** Like `grad`, but every input must be used: returns Tensor[]. */
-export function gradStrict(outputs: Tensor | readonly Tensor[], inputs: readonly Tensor[], o: Omit<GradOptions, 'allowUnused'> = {}): Tensor[] {
+export function gradStrict(
+  outputs: Tensor | readonly Tensor[],
+  inputs: readonly Tensor[],
+  o: Omit<GradOptions, 'allowUnused'> = {},
+): Tensor[] {
   return grad(outputs, inputs, o) as Tensor[];
 }
 
@@ -57,7 +71,11 @@ export function isGradEnabled(): boolean {
  * `params` (which must require grad); `v` matches `params` shape by shape.
  * Returns the loss, its gradient and H v, all detached; intermediates are freed.
  */
-export function hvp(f: (params: readonly Tensor[]) => Tensor, params: readonly Tensor[], v: readonly Tensor[]): { loss: Tensor; grad: Tensor[]; hv: Tensor[] } {
+export function hvp(
+  f: (params: readonly Tensor[]) => Tensor,
+  params: readonly Tensor[],
+  v: readonly Tensor[],
+): { loss: Tensor; grad: Tensor[]; hv: Tensor[] } {
   if (v.length !== params.length) throw new ShapeError(`hvp: ${params.length} params but ${v.length} vectors`);
   params.forEach((p, i) => {
     const vs = v[i]!.shape;
@@ -101,7 +119,8 @@ export function gradGraph(f: (params: readonly Tensor[]) => Tensor, params: read
   return {
     grad: g,
     hv(v) {
-      if (v.length !== params.length) throw new ShapeError(`gradGraph.hv: ${params.length} params but ${v.length} vectors`);
+      if (v.length !== params.length)
+        throw new ShapeError(`gradGraph.hv: ${params.length} params but ${v.length} vectors`);
       return scope(() => {
         if (live.length === 0) return params.map((p) => zerosLike(p));
         const dot = enableGrad(() => live.map((i) => g[i]!.mul(v[i]!).sum()).reduce((a, b) => a.add(b)));

@@ -6,7 +6,11 @@ export class TapirError extends Error {
   readonly code: string;
   readonly context: Readonly<Record<string, unknown>>;
   readonly fix: string | undefined;
-  constructor(code: string, message: string, opts: { context?: Record<string, unknown>; fix?: string; cause?: unknown } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    opts: { context?: Record<string, unknown>; fix?: string; cause?: unknown } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
@@ -14,7 +18,13 @@ export class TapirError extends Error {
     this.fix = opts.fix;
   }
   toJSON(): { code: string; name: string; message: string; fix?: string; context: Readonly<Record<string, unknown>> } {
-    return { code: this.code, name: this.name, message: this.message, ...(this.fix ? { fix: this.fix } : {}), context: this.context };
+    return {
+      code: this.code,
+      name: this.name,
+      message: this.message,
+      ...(this.fix ? { fix: this.fix } : {}),
+      context: this.context,
+    };
   }
 }
 

@@ -2,14 +2,24 @@
 import { native } from './native.js';
 import { Tensor } from './tensor.js';
 
-export function matmul(a: Tensor, b: Tensor): Tensor { return a.matmul(b); }
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  return a.matmul(b);
+}
 /** Lower Cholesky factor L of a symmetric positive-definite A = L Lᵀ. */
-export function cholesky(a: Tensor): Tensor { return new Tensor(native.cholesky(a.handle)); }
+export function cholesky(a: Tensor): Tensor {
+  return new Tensor(native.cholesky(a.handle));
+}
 /** A⁻¹ from the lower Cholesky factor L of A. */
-export function choleskyInverse(l: Tensor): Tensor { return new Tensor(native.choleskyInverse(l.handle)); }
+export function choleskyInverse(l: Tensor): Tensor {
+  return new Tensor(native.choleskyInverse(l.handle));
+}
 /** Solves A X = B. */
-export function solve(a: Tensor, b: Tensor): Tensor { return new Tensor(native.solve(a.handle, b.handle)); }
-export function inv(a: Tensor): Tensor { return new Tensor(native.inv(a.handle)); }
+export function solve(a: Tensor, b: Tensor): Tensor {
+  return new Tensor(native.solve(a.handle, b.handle));
+}
+export function inv(a: Tensor): Tensor {
+  return new Tensor(native.inv(a.handle));
+}
 /** Eigen-decomposition of a symmetric matrix: ascending eigenvalues and column eigenvectors. */
 export function eigh(a: Tensor): { values: Tensor; vectors: Tensor } {
   const [v, q] = native.eigh(a.handle);

@@ -32,12 +32,16 @@ export function buildInfo(): { torchVersion: string; config: string; parallel: s
 
 const rawThreads = process.env.TAPIR_THREADS;
 const envThreads = Number(rawThreads);
-const threadsOk = rawThreads === undefined || rawThreads.trim() === '' || (/^\d+$/.test(rawThreads.trim()) && envThreads > 0);
+const threadsOk =
+  rawThreads === undefined || rawThreads.trim() === '' || (/^\d+$/.test(rawThreads.trim()) && envThreads > 0);
 setNumThreads(threadsOk && envThreads > 0 ? envThreads : availableParallelism());
 
 /** A bad TAPIR_THREADS (the engine then uses every core): the CLI refuses to start with it. */
 export function environmentError(): TapirError | null {
-  return threadsOk ? null : new TapirError('E_ENV', `TAPIR_THREADS must be a positive integer, got '${rawThreads}'`, {
-    context: { TAPIR_THREADS: rawThreads }, fix: 'unset it (every core is used) or set e.g. TAPIR_THREADS=2',
-  });
+  return threadsOk
+    ? null
+    : new TapirError('E_ENV', `TAPIR_THREADS must be a positive integer, got '${rawThreads}'`, {
+        context: { TAPIR_THREADS: rawThreads },
+        fix: 'unset it (every core is used) or set e.g. TAPIR_THREADS=2',
+      });
 }

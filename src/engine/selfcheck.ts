@@ -32,7 +32,14 @@ export function selfCheck(seed = 0, device: Device = 'cpu'): SelfCheck {
   const live0 = liveTensors();
   const r = scope(() => {
     const o = { dtype: 'float64' as const, device, requiresGrad: true };
-    const params = [randn([4, 3, 3, 3], o), randn([4], o), randn([4], o), randn([4], o), randn([3, 16], o), randn([3], o)];
+    const params = [
+      randn([4, 3, 3, 3], o),
+      randn([4], o),
+      randn([4], o),
+      randn([4], o),
+      randn([3, 16], o),
+      randn([3], o),
+    ];
     const x = randn([6, 3, 5, 5], { dtype: 'float64', device });
     const y = randint(0, 3, [6], { device });
     const loss = (ps: readonly Tensor[]) => nn.crossEntropy(tinyCnn(ps, x), y);
@@ -59,8 +66,18 @@ export function selfCheck(seed = 0, device: Device = 'cpu'): SelfCheck {
       });
     }
     const lossAfter = loss(params).item();
-    return { gradRelErr: Math.abs(gu - fd) / Math.max(1e-12, Math.abs(fd)), hvpRelErr: Math.abs(whu - fdH) / Math.max(1e-12, Math.abs(fdH)), lossBefore, lossAfter };
+    return {
+      gradRelErr: Math.abs(gu - fd) / Math.max(1e-12, Math.abs(fd)),
+      hvpRelErr: Math.abs(whu - fdH) / Math.max(1e-12, Math.abs(fdH)),
+      lossBefore,
+      lossAfter,
+    };
   });
   const liveTensorDrift = liveTensors() - live0;
-  return { ...r, liveTensorDrift, device, ok: r.gradRelErr < 1e-6 && r.hvpRelErr < 1e-5 && r.lossAfter < r.lossBefore && liveTensorDrift === 0 };
+  return {
+    ...r,
+    liveTensorDrift,
+    device,
+    ok: r.gradRelErr < 1e-6 && r.hvpRelErr < 1e-5 && r.lossAfter < r.lossBefore && liveTensorDrift === 0,
+  };
 }

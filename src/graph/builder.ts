@@ -27,7 +27,13 @@ export class GraphBuilder {
     return n;
   }
   /** Adds a node with several outputs (named `<node>:<i>`). */
-  opMulti(op: string, inputs: readonly string[], count: number, attrs: Record<string, AttrValue> = {}, name: string = op): string[] {
+  opMulti(
+    op: string,
+    inputs: readonly string[],
+    count: number,
+    attrs: Record<string, AttrValue> = {},
+    name: string = op,
+  ): string[] {
     const n = this.unique(name);
     const outs = Array.from({ length: count }, (_, i) => `${n}:${i}`);
     this.nodes.push({ name: n, op, inputs, outputs: outs, attrs });
@@ -44,10 +50,25 @@ export class GraphBuilder {
     return n;
   }
 
-  build(o: { name: string; inputs: ValueInfo[]; outputs: string[]; featureTap: string; preprocessing: Preprocessing; meta?: Record<string, unknown> }): Graph {
+  build(o: {
+    name: string;
+    inputs: ValueInfo[];
+    outputs: string[];
+    featureTap: string;
+    preprocessing: Preprocessing;
+    meta?: Record<string, unknown>;
+  }): Graph {
     return validateGraph({
-      name: o.name, inputs: o.inputs, outputs: o.outputs, nodes: this.nodes, params: this.params, constants: this.constants,
-      masks: new Map(), featureTap: o.featureTap, preprocessing: o.preprocessing, meta: o.meta ?? {},
+      name: o.name,
+      inputs: o.inputs,
+      outputs: o.outputs,
+      nodes: this.nodes,
+      params: this.params,
+      constants: this.constants,
+      masks: new Map(),
+      featureTap: o.featureTap,
+      preprocessing: o.preprocessing,
+      meta: o.meta ?? {},
     });
   }
 }

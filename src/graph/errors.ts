@@ -16,11 +16,19 @@ export class UnsupportedOpError extends TapirError {
   readonly unsupported: readonly UnsupportedOp[];
   constructor(op: string, node: string, supported: readonly string[], where = 'graph', all?: readonly UnsupportedOp[]) {
     const list = all && all.length > 0 ? all : [{ op, nodes: [node] }];
-    const nodesOf = (u: UnsupportedOp) => `'${u.nodes[0]}'${u.nodes.length > 1 ? ` (+${u.nodes.length - 1} more)` : ''}`;
-    const what = list.length === 1 && list[0]!.nodes.length === 1 ? `unsupported op '${op}' in node '${node}'`
-      : `${list.length} unsupported op${list.length > 1 ? 's' : ''}: ${list.map((u) => `'${u.op}' in node ${nodesOf(u)}`).join(', ')}`;
+    const nodesOf = (u: UnsupportedOp) =>
+      `'${u.nodes[0]}'${u.nodes.length > 1 ? ` (+${u.nodes.length - 1} more)` : ''}`;
+    const what =
+      list.length === 1 && list[0]!.nodes.length === 1
+        ? `unsupported op '${op}' in node '${node}'`
+        : `${list.length} unsupported op${list.length > 1 ? 's' : ''}: ${list.map((u) => `'${u.op}' in node ${nodesOf(u)}`).join(', ')}`;
     super('E_UNSUPPORTED_OP', `${where}: ${what}. Supported ops: ${supported.join(', ')}`, {
-      context: { op, node, supported: [...supported], unsupported: list.map((u) => ({ op: u.op, nodes: [...u.nodes] })) },
+      context: {
+        op,
+        node,
+        supported: [...supported],
+        unsupported: list.map((u) => ({ op: u.op, nodes: [...u.nodes] })),
+      },
       fix: 'export the model with supported ops only, or add a row for this op to the op table (src/graph/ops.ts)',
     });
     this.unsupported = list;

@@ -60,7 +60,10 @@ function plan(g: Graph, wanted: ReadonlySet<string>, known: ReadonlySet<string> 
 function bindInputs(g: Graph, x: GraphInput): Map<string, Tensor> {
   const bound = new Map<string, Tensor>();
   if (x instanceof Tensor) {
-    if (g.inputs.length !== 1) throw new GraphError(`forward: graph '${g.name}' has ${g.inputs.length} inputs; pass a Map from input name to tensor`);
+    if (g.inputs.length !== 1)
+      throw new GraphError(
+        `forward: graph '${g.name}' has ${g.inputs.length} inputs; pass a Map from input name to tensor`,
+      );
     bound.set(g.inputs[0]!.name, x);
   } else if (x instanceof Map) {
     for (const [k, v] of x) bound.set(k, v);
@@ -72,9 +75,13 @@ function bindInputs(g: Graph, x: GraphInput): Map<string, Tensor> {
     if (!t) throw new GraphError(`forward: missing graph input '${vi.name}'`, { context: { input: vi.name } });
     const bad = t.ndim !== vi.shape.length || vi.shape.some((d, i) => d !== null && d !== t.shape[i]);
     if (bad)
-      throw new ShapeError(`forward: input '${vi.name}' of graph '${g.name}' must be [${vi.shape.map((d) => d ?? '?').join(', ')}], got [${t.shape.join(', ')}]`, {
-        context: { input: vi.name }, fix: 'resize the images to the model input size (see `tapir info <model>`), NCHW layout',
-      });
+      throw new ShapeError(
+        `forward: input '${vi.name}' of graph '${g.name}' must be [${vi.shape.map((d) => d ?? '?').join(', ')}], got [${t.shape.join(', ')}]`,
+        {
+          context: { input: vi.name },
+          fix: 'resize the images to the model input size (see `tapir info <model>`), NCHW layout',
+        },
+      );
   }
   return bound;
 }
@@ -104,7 +111,11 @@ function forwardInScope(g: Graph, inputs: ReadonlyMap<string, Tensor>, o: Forwar
   const wanted = new Set([...outNames, ...tapNames]);
   const { nodes, lastUse } = plan(g, wanted, new Set(inputs.keys()));
 
-  const fixed = new Set<Tensor>([...inputs.values(), ...[...g.params.values()].map((p) => p.tensor), ...g.constants.values()]);
+  const fixed = new Set<Tensor>([
+    ...inputs.values(),
+    ...[...g.params.values()].map((p) => p.tensor),
+    ...g.constants.values(),
+  ]);
   const values = new Map<string, Tensor>();
   const refs = new Map<Tensor, number>();
   const hold = (name: string, t: Tensor) => {
@@ -134,9 +145,12 @@ function forwardInScope(g: Graph, inputs: ReadonlyMap<string, Tensor>, o: Forwar
       hold(name, masked);
       return masked;
     }
-    throw new GraphError(`forward: node '${node.name}' (${node.op}) reads '${name}', which no input, parameter, constant or earlier node provides`, {
-      context: { node: node.name, value: name },
-    });
+    throw new GraphError(
+      `forward: node '${node.name}' (${node.op}) reads '${name}', which no input, parameter, constant or earlier node provides`,
+      {
+        context: { node: node.name, value: name },
+      },
+    );
   };
 
   nodes.forEach((node, i) => {
@@ -151,10 +165,14 @@ function forwardInScope(g: Graph, inputs: ReadonlyMap<string, Tensor>, o: Forwar
         e.message = `node '${node.name}' (${node.op}): ${e.message}`;
         throw e;
       }
-      throw new GraphError(`node '${node.name}' (${node.op}) failed: ${(e as Error).message}`, { context: { node: node.name, op: node.op } });
+      throw new GraphError(`node '${node.name}' (${node.op}) failed: ${(e as Error).message}`, {
+        context: { node: node.name, op: node.op },
+      });
     }
     if (outs.length < node.outputs.length)
-      throw new GraphError(`node '${node.name}' (${node.op}) gave ${outs.length} outputs, the graph expects ${node.outputs.length}`);
+      throw new GraphError(
+        `node '${node.name}' (${node.op}) gave ${outs.length} outputs, the graph expects ${node.outputs.length}`,
+      );
     outs.forEach((t, k) => {
       const name = node.outputs[k];
       if (name === undefined || name === '' || (!lastUse.has(name) && !wanted.has(name))) {
@@ -166,7 +184,11 @@ function forwardInScope(g: Graph, inputs: ReadonlyMap<string, Tensor>, o: Forwar
 
   const get = (name: string): Tensor => {
     const t = values.get(name) ?? inputs.get(name) ?? g.constants.get(name) ?? g.params.get(name)?.tensor;
-    if (!t) throw new GraphError(`forward: graph '${g.name}' has no value '${name}'`, { context: { value: name }, fix: 'list value names with graph.nodes (node outputs) or `tapir info`' });
+    if (!t)
+      throw new GraphError(`forward: graph '${g.name}' has no value '${name}'`, {
+        context: { value: name },
+        fix: 'list value names with graph.nodes (node outputs) or `tapir info`',
+      });
     return t;
   };
   return { outputs: outNames.map(get), taps: new Map(tapNames.map((n) => [n, get(n)])) };

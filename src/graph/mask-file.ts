@@ -26,7 +26,12 @@ export interface MaskRunInfo {
 }
 
 export class MaskFileError extends TapirError {
-  constructor(file: string, message: string, context: Record<string, unknown> = {}, fix = 'use the mask file written for this model (same zoo id and input size), or re-run the pruning') {
+  constructor(
+    file: string,
+    message: string,
+    context: Record<string, unknown> = {},
+    fix = 'use the mask file written for this model (same zoo id and input size), or re-run the pruning',
+  ) {
     super('E_MASK_FILE', `${file}: ${message}`, { context: { file, ...context }, fix });
   }
 }
@@ -45,7 +50,11 @@ export function unpackBits(b: Uint8Array, n: number): Float32Array {
 }
 
 /** Writes `g.masks` (atomically: temp file, then rename). Returns the achieved sparsities. */
-export async function writeMaskFile(path: string, g: Graph, info: MaskRunInfo = {}): Promise<{ global: number; perTensor: Record<string, number> }> {
+export async function writeMaskFile(
+  path: string,
+  g: Graph,
+  info: MaskRunInfo = {},
+): Promise<{ global: number; perTensor: Record<string, number> }> {
   const tensors = new Map<string, { dtype: 'U8'; shape: number[]; data: Uint8Array }>();
   const shapes: Record<string, number[]> = {};
   const perTensor: Record<string, number> = {};
@@ -64,20 +73,32 @@ export async function writeMaskFile(path: string, g: Graph, info: MaskRunInfo = 
   }
   const global = total ? zeros / total : 0;
   const meta: Record<string, string> = {};
-  for (const [k, v] of Object.entries(info)) if (v !== undefined) meta[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  for (const [k, v] of Object.entries(info))
+    if (v !== undefined) meta[k] = typeof v === 'string' ? v : JSON.stringify(v);
   Object.assign(meta, {
-    format: MASK_FORMAT, model: g.name, bitorder: 'little', shapes: JSON.stringify(shapes),
-    sparsity: JSON.stringify(global), sparsityPerTensor: JSON.stringify(perTensor),
+    format: MASK_FORMAT,
+    model: g.name,
+    bitorder: 'little',
+    shapes: JSON.stringify(shapes),
+    sparsity: JSON.stringify(global),
+    sparsityPerTensor: JSON.stringify(perTensor),
   });
   await writeSafetensors(path, tensors, meta);
   return { global, perTensor };
 }
 
 /** Reads a mask file and sets the masks on `g` by parameter name, after checking every name and shape. */
-export async function loadMaskFile(g: Graph, path: string): Promise<{ metadata: Record<string, string>; count: number }> {
+export async function loadMaskFile(
+  g: Graph,
+  path: string,
+): Promise<{ metadata: Record<string, string>; count: number }> {
   const st = await readSafetensors(path);
   const md = st.metadata;
-  if (md.format !== MASK_FORMAT) throw new MaskFileError(path, `not a tapir mask file (metadata format '${md.format ?? 'missing'}', expected '${MASK_FORMAT}')`);
+  if (md.format !== MASK_FORMAT)
+    throw new MaskFileError(
+      path,
+      `not a tapir mask file (metadata format '${md.format ?? 'missing'}', expected '${MASK_FORMAT}')`,
+    );
   let shapes: Record<string, number[]>;
   try {
     shapes = JSON.parse(md.shapes ?? '') as Record<string, number[]>;
@@ -87,19 +108,36 @@ export async function loadMaskFile(g: Graph, path: string): Promise<{ metadata: 
   // The metadata lists every masked tensor: a file missing one would silently leave that tensor dense.
   const absent = Object.keys(shapes).filter((n) => !st.entries.has(n));
   if (absent.length > 0)
-    throw new MaskFileError(path, `the file lists ${Object.keys(shapes).length} masked tensors but lacks ${absent.length} of them (${absent.slice(0, 3).join(', ')}${absent.length > 3 ? ', …' : ''}): it is truncated or was edited`, { missing: absent },
-      're-run the pruning that wrote it');
+    throw new MaskFileError(
+      path,
+      `the file lists ${Object.keys(shapes).length} masked tensors but lacks ${absent.length} of them (${absent.slice(0, 3).join(', ')}${absent.length > 3 ? ', …' : ''}): it is truncated or was edited`,
+      { missing: absent },
+      're-run the pruning that wrote it',
+    );
   const planned: [string, Float32Array, number[]][] = [];
   for (const [name, e] of st.entries) {
     const p = g.params.get(name);
-    if (!p) throw new MaskFileError(path, `mask tensor '${name}' has no parameter of that name in model '${g.name}' (the file was written for '${md.model ?? '?'}')`, { tensor: name });
+    if (!p)
+      throw new MaskFileError(
+        path,
+        `mask tensor '${name}' has no parameter of that name in model '${g.name}' (the file was written for '${md.model ?? '?'}')`,
+        { tensor: name },
+      );
     const shape = shapes[name];
     const want = p.tensor.shape;
     if (!Array.isArray(shape) || shape.length !== want.length || shape.some((d, i) => d !== want[i]))
-      throw new MaskFileError(path, `mask tensor '${name}' is for shape [${(shape ?? []).join(', ')}] but model '${g.name}' has [${want.join(', ')}]`, { tensor: name });
+      throw new MaskFileError(
+        path,
+        `mask tensor '${name}' is for shape [${(shape ?? []).join(', ')}] but model '${g.name}' has [${want.join(', ')}]`,
+        { tensor: name },
+      );
     const n = want.reduce((a, d) => a * d, 1);
     if (e.dtype !== 'U8' || e.shape.length !== 1 || e.shape[0] !== Math.ceil(n / 8))
-      throw new MaskFileError(path, `mask tensor '${name}' must be U8 [${Math.ceil(n / 8)}] (bit-packed), got ${e.dtype} [${e.shape.join(', ')}]`, { tensor: name });
+      throw new MaskFileError(
+        path,
+        `mask tensor '${name}' must be U8 [${Math.ceil(n / 8)}] (bit-packed), got ${e.dtype} [${e.shape.join(', ')}]`,
+        { tensor: name },
+      );
     planned.push([name, unpackBits(st.bytes(name), n), [...want]]);
   }
   for (const [name, v, shape] of planned) {

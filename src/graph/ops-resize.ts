@@ -30,23 +30,36 @@ export interface ResizeSpec {
 
 function source(o: number, inN: number, outN: number, s: number, coord: CoordMode): number {
   switch (coord) {
-    case 'half_pixel': return (o + 0.5) / s - 0.5;
-    case 'pytorch_half_pixel': return outN > 1 ? (o + 0.5) / s - 0.5 : 0;
-    case 'align_corners': return outN > 1 ? (o * (inN - 1)) / (outN - 1) : 0;
-    case 'asymmetric': return o / s;
+    case 'half_pixel':
+      return (o + 0.5) / s - 0.5;
+    case 'pytorch_half_pixel':
+      return outN > 1 ? (o + 0.5) / s - 0.5 : 0;
+    case 'align_corners':
+      return outN > 1 ? (o * (inN - 1)) / (outN - 1) : 0;
+    case 'asymmetric':
+      return o / s;
   }
 }
 
 function roundNearest(x: number, m: NearestMode): number {
   switch (m) {
-    case 'floor': return Math.floor(x);
-    case 'ceil': return Math.ceil(x);
-    case 'round_prefer_floor': return Math.ceil(x - 0.5);
-    case 'round_prefer_ceil': return Math.floor(x + 0.5);
+    case 'floor':
+      return Math.floor(x);
+    case 'ceil':
+      return Math.ceil(x);
+    case 'round_prefer_floor':
+      return Math.ceil(x - 0.5);
+    case 'round_prefer_ceil':
+      return Math.floor(x + 0.5);
   }
 }
 
-const i64 = (v: readonly number[]) => tensor(BigInt64Array.from(v, (x) => BigInt(x)), [v.length], { dtype: 'int64' });
+const i64 = (v: readonly number[]) =>
+  tensor(
+    BigInt64Array.from(v, (x) => BigInt(x)),
+    [v.length],
+    { dtype: 'int64' },
+  );
 
 /** Resizes axis `axis` of x from its size to `outN`. */
 function resizeAxis(x: Tensor, axis: number, outN: number, scale: number, r: ResizeSpec): Tensor {
@@ -59,7 +72,11 @@ function resizeAxis(x: Tensor, axis: number, outN: number, scale: number, r: Res
   const lo = c.map(Math.floor);
   const hi = lo.map((i) => clampI(i + 1));
   const shape = x.shape.map((_, d) => (d === axis ? outN : 1));
-  const w = tensor(Float64Array.from(c, (v, k) => v - lo[k]!), shape, { dtype: x.dtype });
+  const w = tensor(
+    Float64Array.from(c, (v, k) => v - lo[k]!),
+    shape,
+    { dtype: x.dtype },
+  );
   const a = x.indexSelect(axis, i64(lo));
   const b = x.indexSelect(axis, i64(hi));
   return a.add(b.sub(a).mul(w));

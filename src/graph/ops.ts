@@ -60,7 +60,13 @@ const symmetric = (p: readonly number[]) => p[0] === p[2] && p[1] === p[3];
  * from the input size at run time, so a graph keeps working at any resolution: output = ceil(in / stride),
  * the odd pixel of padding goes to the bottom/right ('same_upper', TF) or top/left.
  */
-function windowPads(x: Tensor, a: Attrs, kernel: readonly [number, number], stride: readonly [number, number], dilation: readonly [number, number]): [number, number, number, number] {
+function windowPads(
+  x: Tensor,
+  a: Attrs,
+  kernel: readonly [number, number],
+  stride: readonly [number, number],
+  dilation: readonly [number, number],
+): [number, number, number, number] {
   const auto = a.autoPad;
   if (auto === undefined || auto === 'notset' || auto === 'valid') return auto === 'valid' ? [0, 0, 0, 0] : pads4(a);
   const p: number[] = [];
@@ -101,7 +107,9 @@ function pool(x: Tensor, a: Attrs, kind: 'max' | 'avg'): Tensor {
   const sum = nn.avgPool2d(xp, kernel, { stride, ceilMode, countIncludePad: true });
   xp.dispose();
   if (countIncludePad) return sum;
-  const ones = tensor(new Float32Array(x.shape[2]! * x.shape[3]!).fill(1), [1, 1, x.shape[2]!, x.shape[3]!], { dtype: x.dtype });
+  const ones = tensor(new Float32Array(x.shape[2]! * x.shape[3]!).fill(1), [1, 1, x.shape[2]!, x.shape[3]!], {
+    dtype: x.dtype,
+  });
   const op = nn.pad(ones, [p[1], p[3], p[0], p[2]]);
   const count = nn.avgPool2d(op, kernel, { stride, ceilMode, countIncludePad: true });
   const y = sum.div(count);
@@ -110,7 +118,11 @@ function pool(x: Tensor, a: Attrs, kind: 'max' | 'avg'): Tensor {
 }
 
 /** A conv2d node's geometry for input `x` and weight shape `w`: stride, dilation, groups and [top, left, bottom, right] padding. */
-export function convGeometry(x: Tensor, a: Attrs, w: readonly number[]): { stride: [number, number]; dilation: [number, number]; groups: number; pads: [number, number, number, number] } {
+export function convGeometry(
+  x: Tensor,
+  a: Attrs,
+  w: readonly number[],
+): { stride: [number, number]; dilation: [number, number]; groups: number; pads: [number, number, number, number] } {
   const stride = pair(a, 'stride', 1);
   const dilation = pair(a, 'dilation', 1);
   return { stride, dilation, groups: num(a, 'groups', 1), pads: windowPads(x, a, [w[2]!, w[3]!], stride, dilation) };
@@ -133,7 +145,9 @@ function targetShape(x: Tensor, shape: readonly number[], allowZero: boolean): n
 }
 
 const unary = (f: (x: Tensor) => Tensor): OpDef => ({ run: (xs) => [f(need(xs, 0, 'x'))] });
-const binary = (f: (a: Tensor, b: Tensor) => Tensor): OpDef => ({ run: (xs) => [f(need(xs, 0, 'a'), need(xs, 1, 'b'))] });
+const binary = (f: (a: Tensor, b: Tensor) => Tensor): OpDef => ({
+  run: (xs) => [f(need(xs, 0, 'a'), need(xs, 1, 'b'))],
+});
 
 // ---- compositions of engine ops (no native kernel needed) -----------------------------------------
 
@@ -142,14 +156,21 @@ const SELU_GAMMA = 1.05070102214813232421875;
 /** relu(x) + α (e^{min(x, 0)} − 1) */
 const elu = (x: Tensor, alpha: number): Tensor => nn.relu(x).add(nn.relu(x.neg()).neg().exp().sub(1).mul(alpha));
 /** (x + |x|) / 2 + ln(1 + e^{−|x|}): no overflow, and the derivative at 0 is 1/2 (relu(x) would give 0 there). */
-const softplus = (x: Tensor): Tensor => { const ax = x.abs(); return x.add(ax).mul(0.5).add(ax.neg().exp().add(1).log()); };
+const softplus = (x: Tensor): Tensor => {
+  const ax = x.abs();
+  return x.add(ax).mul(0.5).add(ax.neg().exp().add(1).log());
+};
 function fold(xs: readonly (Tensor | null)[], f: (a: Tensor, b: Tensor) => Tensor): Tensor {
   const ts = xs.filter((t): t is Tensor => t !== null);
   if (ts.length === 0) throw new ShapeError('op needs at least one input');
   if (ts.length === 1) return ts[0]!;
   return scope(() => ts.slice(1).reduce((p, t) => f(p, t), ts[0]!));
 }
-function reduce(xs: readonly (Tensor | null)[], a: Attrs, f: (x: Tensor, dims: number[], keep: boolean) => Tensor): Tensor {
+function reduce(
+  xs: readonly (Tensor | null)[],
+  a: Attrs,
+  f: (x: Tensor, dims: number[], keep: boolean) => Tensor,
+): Tensor {
   const x = need(xs, 0, 'x');
   const axes = a.axes === undefined ? x.shape.map((_, i) => i) : nums(a, 'axes').map((d) => axisOf(d, x.ndim));
   return f(x, axes, bool(a, 'keepdims', true));
@@ -161,7 +182,8 @@ function str(a: Attrs, k: string): string {
 }
 function oneOf<T extends string>(a: Attrs, k: string, allowed: readonly T[], dflt: T): T {
   const v = a[k] ?? dflt;
-  if (!allowed.includes(v as T)) throw new ShapeError(`op attribute '${k}' must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+  if (!allowed.includes(v as T))
+    throw new ShapeError(`op attribute '${k}' must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
   return v as T;
 }
 
@@ -176,10 +198,17 @@ const TABLE = {
   matmul: binary((a, b) => a.matmul(b)),
   /** (x [N, C, ...], gamma?, beta?, runningMean, runningVar) {eps, momentum}; train: batch stats + running update */
   batchnorm: {
-    run: (xs, a, ctx) => [nn.batchNorm(need(xs, 0, 'x'), {
-      weight: xs[1] ?? null, bias: xs[2] ?? null, runningMean: xs[3] ?? null, runningVar: xs[4] ?? null,
-      training: ctx.mode === 'train', momentum: num(a, 'momentum', 0.1), eps: num(a, 'eps', 1e-5),
-    })],
+    run: (xs, a, ctx) => [
+      nn.batchNorm(need(xs, 0, 'x'), {
+        weight: xs[1] ?? null,
+        bias: xs[2] ?? null,
+        runningMean: xs[3] ?? null,
+        runningVar: xs[4] ?? null,
+        training: ctx.mode === 'train',
+        momentum: num(a, 'momentum', 0.1),
+        eps: num(a, 'eps', 1e-5),
+      }),
+    ],
   },
   /** (x, gamma?, beta?) {axis: first normalised dim (default -1), eps} */
   layernorm: {
@@ -193,7 +222,9 @@ const TABLE = {
   relu6: unary(nn.relu6),
   /** (x) {min?, max?} */
   clip: {
-    run: (xs, a) => [need(xs, 0, 'x').clamp(a.min === undefined ? null : num(a, 'min'), a.max === undefined ? null : num(a, 'max'))],
+    run: (xs, a) => [
+      need(xs, 0, 'x').clamp(a.min === undefined ? null : num(a, 'min'), a.max === undefined ? null : num(a, 'max')),
+    ],
   },
   /** (x) {approximate: 'none' | 'tanh'} */
   gelu: { run: (xs, a) => [nn.gelu(need(xs, 0, 'x'), a.approximate === 'tanh' ? 'tanh' : 'none')] },
@@ -227,31 +258,57 @@ const TABLE = {
     },
   },
   /** (x) {shape: 0 copies the input dim (keeps batch independence), -1 inferred; allowzero} */
-  reshape: { run: (xs, a) => { const x = need(xs, 0, 'x'); return [x.reshape(targetShape(x, nums(a, 'shape'), bool(a, 'allowzero', false)))]; } },
+  reshape: {
+    run: (xs, a) => {
+      const x = need(xs, 0, 'x');
+      return [x.reshape(targetShape(x, nums(a, 'shape'), bool(a, 'allowzero', false)))];
+    },
+  },
   /** (x) {perm} */
   transpose: { run: (xs, a) => [need(xs, 0, 'x').permute(nums(a, 'perm'))] },
   /** (...xs) {axis} */
-  concat: { run: (xs, a) => [cat(xs.filter((t): t is Tensor => t !== null), num(a, 'axis'))] },
+  concat: {
+    run: (xs, a) => [
+      cat(
+        xs.filter((t): t is Tensor => t !== null),
+        num(a, 'axis'),
+      ),
+    ],
+  },
   /** (x) {pads: ONNX order [b1..bn, e1..en] over all dims, value = 0, mode = 'constant' | 'reflect' | 'replicate'} */
   pad: {
     run: (xs, a) => {
       const x = need(xs, 0, 'x');
       const p = nums(a, 'pads');
-      if (p.length !== 2 * x.ndim) throw new ShapeError(`pad: 'pads' needs ${2 * x.ndim} entries for input [${x.shape.join(', ')}], got ${p.length}`);
+      if (p.length !== 2 * x.ndim)
+        throw new ShapeError(
+          `pad: 'pads' needs ${2 * x.ndim} entries for input [${x.shape.join(', ')}], got ${p.length}`,
+        );
       const torchPads: number[] = [];
       for (let d = x.ndim - 1; d >= 0; d--) torchPads.push(p[d]!, p[d + x.ndim]!);
       const mode = (a.mode ?? 'constant') as 'constant' | 'reflect' | 'replicate';
       // reflect / replicate kernels pad exactly the dims after (N, C): keep that many pairs
       const keep = mode === 'constant' ? 2 : 2 * Math.max(x.ndim - 2, 1);
-      while (torchPads.length > keep && torchPads[torchPads.length - 1] === 0 && torchPads[torchPads.length - 2] === 0) torchPads.length -= 2;
+      while (torchPads.length > keep && torchPads[torchPads.length - 1] === 0 && torchPads[torchPads.length - 2] === 0)
+        torchPads.length -= 2;
       return [nn.pad(x, torchPads, mode, num(a, 'value', 0))];
     },
   },
   /** (x) {p}: active only in train mode */
-  dropout: { run: (xs, a, ctx) => { const x = need(xs, 0, 'x'); return [ctx.mode === 'train' && num(a, 'p', 0.5) > 0 ? nn.dropout(x, num(a, 'p', 0.5), true) : x]; } },
+  dropout: {
+    run: (xs, a, ctx) => {
+      const x = need(xs, 0, 'x');
+      return [ctx.mode === 'train' && num(a, 'p', 0.5) > 0 ? nn.dropout(x, num(a, 'p', 0.5), true) : x];
+    },
+  },
   identity: unary((x) => x),
   /** (x) {axes (default all), keepdims = true} */
-  reducemean: { run: (xs, a) => { const x = need(xs, 0, 'x'); return [x.mean(a.axes === undefined ? null : nums(a, 'axes'), bool(a, 'keepdims', true))]; } },
+  reducemean: {
+    run: (xs, a) => {
+      const x = need(xs, 0, 'x');
+      return [x.mean(a.axes === undefined ? null : nums(a, 'axes'), bool(a, 'keepdims', true))];
+    },
+  },
   /** (x, indices int64) {axis = 0}: ONNX Gather; a 0-d index drops the axis */
   gather: {
     run: (xs, a) => {
@@ -268,15 +325,28 @@ const TABLE = {
     },
   },
   /** (x) {axis, index}: one entry along an axis, which is dropped (class token, q/k/v split) */
-  select: { run: (xs, a) => { const x = need(xs, 0, 'x'); return [x.index(axisOf(num(a, 'axis'), x.ndim), num(a, 'index'))]; } },
+  select: {
+    run: (xs, a) => {
+      const x = need(xs, 0, 'x');
+      return [x.index(axisOf(num(a, 'axis'), x.ndim), num(a, 'index'))];
+    },
+  },
   /** (x) {starts, ends, axes = 0.., steps = 1}: ends beyond the dim are clamped (ONNX) */
   slice: {
     run: (xs, a) => {
       let y = need(xs, 0, 'x');
       const starts = nums(a, 'starts');
       const ends = nums(a, 'ends');
-      const axes = nums(a, 'axes', starts.map((_, i) => i));
-      const steps = nums(a, 'steps', starts.map(() => 1));
+      const axes = nums(
+        a,
+        'axes',
+        starts.map((_, i) => i),
+      );
+      const steps = nums(
+        a,
+        'steps',
+        starts.map(() => 1),
+      );
       axes.forEach((ax, i) => {
         const d = axisOf(ax, y.ndim);
         const n = y.shape[d]!;
@@ -302,7 +372,10 @@ const TABLE = {
   squeeze: {
     run: (xs, a) => {
       const x = need(xs, 0, 'x');
-      const axes = a.axes === undefined ? x.shape.flatMap((d, i) => (d === 1 ? [i] : [])) : nums(a, 'axes').map((d) => axisOf(d, x.ndim));
+      const axes =
+        a.axes === undefined
+          ? x.shape.flatMap((d, i) => (d === 1 ? [i] : []))
+          : nums(a, 'axes').map((d) => axisOf(d, x.ndim));
       return [x.reshape(x.shape.filter((_, i) => !axes.includes(i)))];
     },
   },
@@ -342,17 +415,35 @@ const TABLE = {
     },
   },
   /** (x) {alpha = 0.2, beta = 0.5} → clamp(αx + β, 0, 1) (MobileNetV3's hard sigmoid is α = 1/6) */
-  hardsigmoid: { run: (xs, a) => [scope(() => need(xs, 0, 'x').mul(num(a, 'alpha', 0.2)).add(num(a, 'beta', 0.5)).clamp(0, 1))] },
+  hardsigmoid: {
+    run: (xs, a) => [
+      scope(() =>
+        need(xs, 0, 'x')
+          .mul(num(a, 'alpha', 0.2))
+          .add(num(a, 'beta', 0.5))
+          .clamp(0, 1),
+      ),
+    ],
+  },
   /** (x) → x · relu6(x + 3) / 6 */
   hardswish: unary((x) => scope(() => nn.relu6(x.add(3)).mul(x).div(6))),
   /** (x) {alpha = 0.01} */
   leakyrelu: { run: (xs, a) => [nn.leakyRelu(need(xs, 0, 'x'), num(a, 'alpha', 0.01))] },
   /** (x, slope broadcast to x) → x ≥ 0 ? x : slope · x, as relu(x) − slope · relu(−x) so the slope gets its gradient */
-  prelu: { run: (xs) => [scope(() => { const x = need(xs, 0, 'x'); return nn.relu(x).sub(need(xs, 1, 'slope').mul(nn.relu(x.neg()))); })] },
+  prelu: {
+    run: (xs) => [
+      scope(() => {
+        const x = need(xs, 0, 'x');
+        return nn.relu(x).sub(need(xs, 1, 'slope').mul(nn.relu(x.neg())));
+      }),
+    ],
+  },
   /** (x) {alpha = 1} → x > 0 ? x : α (eˣ − 1) */
   elu: { run: (xs, a) => [scope(() => elu(need(xs, 0, 'x'), num(a, 'alpha', 1)))] },
   /** (x) {alpha, gamma} (ONNX defaults: the self-normalising constants) → γ elu_α(x) */
-  selu: { run: (xs, a) => [scope(() => elu(need(xs, 0, 'x'), num(a, 'alpha', SELU_ALPHA)).mul(num(a, 'gamma', SELU_GAMMA)))] },
+  selu: {
+    run: (xs, a) => [scope(() => elu(need(xs, 0, 'x'), num(a, 'alpha', SELU_ALPHA)).mul(num(a, 'gamma', SELU_GAMMA)))],
+  },
   /** (x) → ln(1 + eˣ), overflow-free */
   softplus: unary((x) => scope(() => softplus(x))),
   /** (x) → x · tanh(softplus(x)) */
@@ -377,12 +468,14 @@ const TABLE = {
    * sizes: [H', W'] | scales: [sh, sw]}: ONNX Resize over the last two axes (ops-resize.ts)
    */
   resize: {
-    run: (xs, a) => [resize(need(xs, 0, 'x'), {
-      mode: a.mode === 'linear' ? 'linear' : 'nearest',
-      coord: oneOf(a, 'coord', COORD_MODES, 'half_pixel'),
-      nearest: oneOf(a, 'nearest', NEAREST_MODES, 'round_prefer_floor'),
-      ...(a.sizes !== undefined ? { sizes: nums(a, 'sizes') } : { scales: nums(a, 'scales') }),
-    })],
+    run: (xs, a) => [
+      resize(need(xs, 0, 'x'), {
+        mode: a.mode === 'linear' ? 'linear' : 'nearest',
+        coord: oneOf(a, 'coord', COORD_MODES, 'half_pixel'),
+        nearest: oneOf(a, 'nearest', NEAREST_MODES, 'round_prefer_floor'),
+        ...(a.sizes !== undefined ? { sizes: nums(a, 'sizes') } : { scales: nums(a, 'scales') }),
+      }),
+    ],
   },
   /** (...xs) {equation}: letter-only einsum ('bhqd,bhkd->bhqk'), as batched matmuls (ops-einsum.ts) */
   einsum: { run: (xs, a) => [einsum(str(a, 'equation'), xs.map((t, i) => need(xs, i, `operand ${i}`)) as Tensor[])] },

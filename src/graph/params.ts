@@ -17,7 +17,12 @@ export function defaultPrunable(role: ParamRole): boolean {
  * A graph parameter. Trainable float parameters require grad, so a forward in `train` / `eval-bn`
  * records what backward needs.
  */
-export function makeParam(name: string, t: Tensor, role: ParamRole, o: { trainable?: boolean; prunable?: boolean } = {}): Param {
+export function makeParam(
+  name: string,
+  t: Tensor,
+  role: ParamRole,
+  o: { trainable?: boolean; prunable?: boolean } = {},
+): Param {
   const trainable = o.trainable ?? role !== 'buffer';
   if (trainable && !t.requiresGrad) t.requiresGrad_(true);
   // The graph owns its tensors: an enclosing scope must not free them.
@@ -58,7 +63,11 @@ export function countParams(g: Graph): ParamCounts {
 
 function param(g: Graph, name: string): Param {
   const p = g.params.get(name);
-  if (!p) throw new GraphError(`graph '${g.name}' has no parameter '${name}'`, { context: { param: name }, fix: 'list parameter names with `tapir info <model>`' });
+  if (!p)
+    throw new GraphError(`graph '${g.name}' has no parameter '${name}'`, {
+      context: { param: name },
+      fix: 'list parameter names with `tapir info <model>`',
+    });
   return p;
 }
 
@@ -67,7 +76,10 @@ export function setMask(g: Graph, name: string, mask: Tensor): void {
   const p = param(g, name);
   const ps = p.tensor.shape;
   if (mask.ndim !== ps.length || mask.shape.some((d, i) => d !== ps[i]))
-    throw new ShapeError(`mask for '${name}' has shape [${mask.shape.join(', ')}], the parameter is [${ps.join(', ')}]`, { context: { param: name } });
+    throw new ShapeError(
+      `mask for '${name}' has shape [${mask.shape.join(', ')}], the parameter is [${ps.join(', ')}]`,
+      { context: { param: name } },
+    );
   // One new tensor: to() copies (clone() when the dtype already matches); the graph owns it. The scope frees any
   // intermediate of the conversion, keep() lifts the copy out of every enclosing scope.
   const m = keep(scope(() => noGrad(() => (mask.dtype === p.tensor.dtype ? mask.clone() : mask.to(p.tensor.dtype)))));
@@ -85,7 +97,11 @@ export function restoreFrom(work: Graph, source: Graph): void {
   noGrad(() => {
     for (const [name, p] of source.params) {
       const w = work.params.get(name);
-      if (!w) throw new GraphError(`restore: graph '${work.name}' has no parameter '${name}' of '${source.name}'`, { context: { param: name }, fix: 'restore from a load of the same model' });
+      if (!w)
+        throw new GraphError(`restore: graph '${work.name}' has no parameter '${name}' of '${source.name}'`, {
+          context: { param: name },
+          fix: 'restore from a load of the same model',
+        });
       w.tensor.copy_(p.tensor);
     }
     for (const [name, t] of source.constants) {
@@ -94,7 +110,10 @@ export function restoreFrom(work: Graph, source: Graph): void {
     }
   });
   if (work.params.size !== source.params.size)
-    throw new GraphError(`restore: graph '${work.name}' has ${work.params.size} parameters, '${source.name}' ${source.params.size}`, { fix: 'restore from a load of the same model' });
+    throw new GraphError(
+      `restore: graph '${work.name}' has ${work.params.size} parameters, '${source.name}' ${source.params.size}`,
+      { fix: 'restore from a load of the same model' },
+    );
 }
 
 export function clearMasks(g: Graph): void {
@@ -111,7 +130,8 @@ export function applyMasksInPlace(g: Graph): void {
 
 /** Converts every floating parameter, constant and mask to `dtype` in place (float64 for exact tests). */
 export function toDType(g: Graph, dtype: DType): Graph {
-  const isFloat = (t: Tensor) => t.dtype === 'float32' || t.dtype === 'float64' || t.dtype === 'float16' || t.dtype === 'bfloat16';
+  const isFloat = (t: Tensor) =>
+    t.dtype === 'float32' || t.dtype === 'float64' || t.dtype === 'float16' || t.dtype === 'bfloat16';
   noGrad(() => {
     for (const p of g.params.values()) {
       if (!isFloat(p.tensor) || p.tensor.dtype === dtype) continue;
@@ -141,13 +161,20 @@ export function validateGraph(g: Graph): Graph {
   const known = new Set<string>([...g.inputs.map((i) => i.name), ...g.params.keys(), ...g.constants.keys(), '']);
   const names = new Set<string>();
   for (const n of g.nodes) {
-    if (names.has(n.name)) throw new GraphError(`graph '${g.name}': duplicate node name '${n.name}'`, { context: { node: n.name } });
+    if (names.has(n.name))
+      throw new GraphError(`graph '${g.name}': duplicate node name '${n.name}'`, { context: { node: n.name } });
     names.add(n.name);
     for (const i of n.inputs)
-      if (!known.has(i)) throw new GraphError(`graph '${g.name}': node '${n.name}' reads '${i}' before anything produces it`, { context: { node: n.name, value: i } });
+      if (!known.has(i))
+        throw new GraphError(`graph '${g.name}': node '${n.name}' reads '${i}' before anything produces it`, {
+          context: { node: n.name, value: i },
+        });
     for (const o of n.outputs) known.add(o);
   }
   for (const o of [...g.outputs, g.featureTap])
-    if (!known.has(o)) throw new GraphError(`graph '${g.name}': output/feature tap '${o}' is not produced by any node`, { context: { value: o } });
+    if (!known.has(o))
+      throw new GraphError(`graph '${g.name}': output/feature tap '${o}' is not produced by any node`, {
+        context: { value: o },
+      });
   return g;
 }

@@ -13,7 +13,19 @@ import type { Graph } from './ir.js';
 
 /** Element sizes of the safetensors dtypes tapir can read. */
 export const SAFETENSORS_DTYPES = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, U16: 2, U32: 4, U64: 8,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+  U16: 2,
+  U32: 4,
+  U64: 8,
 } as const;
 export type SafetensorsDType = keyof typeof SAFETENSORS_DTYPES;
 
@@ -40,7 +52,11 @@ export interface SafetensorsFile {
 }
 
 export class SafetensorsError extends TapirError {
-  constructor(file: string, message: string, fix = 'the file is not a valid safetensors file; re-export it (e.g. safetensors.torch.save_file) or check that it was copied completely') {
+  constructor(
+    file: string,
+    message: string,
+    fix = 'the file is not a valid safetensors file; re-export it (e.g. safetensors.torch.save_file) or check that it was copied completely',
+  ) {
     super('E_SAFETENSORS', `${file}: ${message}`, { context: { file }, fix });
   }
 }
@@ -54,7 +70,8 @@ export function parseSafetensors(buf: Uint8Array, file = '<buffer>'): Safetensor
   } catch (e) {
     throw new SafetensorsError(file, `header is not valid UTF-8 JSON (${(e as Error).message})`);
   }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError(file, 'header must be a JSON object');
+  if (header === null || typeof header !== 'object' || Array.isArray(header))
+    throw new SafetensorsError(file, 'header must be a JSON object');
   const dataStart = 8 + n;
   const dataLen = buf.byteLength - dataStart;
   const entries = new Map<string, SafetensorsEntry>();
@@ -68,7 +85,12 @@ export function parseSafetensors(buf: Uint8Array, file = '<buffer>'): Safetensor
   }
   const get = (name: string): SafetensorsEntry => {
     const e = entries.get(name);
-    if (!e) throw new SafetensorsError(file, `no tensor named '${name}' (has: ${[...entries.keys()].slice(0, 20).join(', ')}${entries.size > 20 ? ', …' : ''})`, 'check the tensor name');
+    if (!e)
+      throw new SafetensorsError(
+        file,
+        `no tensor named '${name}' (has: ${[...entries.keys()].slice(0, 20).join(', ')}${entries.size > 20 ? ', …' : ''})`,
+        'check the tensor name',
+      );
     return e;
   };
   const bytes = (name: string): Uint8Array => {
@@ -84,7 +106,10 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   try {
     fh = await open(path, 'r');
   } catch (e) {
-    throw new TapirError('E_FILE', `cannot open safetensors file ${path}: ${(e as Error).message}`, { context: { file: path }, fix: 'check the path' });
+    throw new TapirError('E_FILE', `cannot open safetensors file ${path}: ${(e as Error).message}`, {
+      context: { file: path },
+      fix: 'check the path',
+    });
   }
   try {
     const { size } = await fh.stat();
@@ -99,17 +124,25 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
 }
 
 function headerLength(first8: Uint8Array, fileSize: number, file: string): number {
-  if (fileSize < 8 || first8.byteLength < 8) throw new SafetensorsError(file, `file has ${fileSize} bytes, fewer than the 8-byte header length`);
+  if (fileSize < 8 || first8.byteLength < 8)
+    throw new SafetensorsError(file, `file has ${fileSize} bytes, fewer than the 8-byte header length`);
   const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(file, `header length ${n} bytes is absurd (limit ${MAX_HEADER_BYTES})`);
+  if (n > BigInt(MAX_HEADER_BYTES))
+    throw new SafetensorsError(file, `header length ${n} bytes is absurd (limit ${MAX_HEADER_BYTES})`);
   if (n < 2n) throw new SafetensorsError(file, `header length ${n} is too small to hold a JSON object`);
-  if (n > BigInt(fileSize - 8)) throw new SafetensorsError(file, `header claims ${n} bytes but the file has only ${fileSize - 8} after the length field (truncated?)`);
+  if (n > BigInt(fileSize - 8))
+    throw new SafetensorsError(
+      file,
+      `header claims ${n} bytes but the file has only ${fileSize - 8} after the length field (truncated?)`,
+    );
   return Number(n);
 }
 
 function checkMetadata(v: unknown, file: string): Record<string, string> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new SafetensorsError(file, '__metadata__ must be an object of strings');
-  for (const [k, s] of Object.entries(v)) if (typeof s !== 'string') throw new SafetensorsError(file, `__metadata__.${k} must be a string, got ${typeof s}`);
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new SafetensorsError(file, '__metadata__ must be an object of strings');
+  for (const [k, s] of Object.entries(v))
+    if (typeof s !== 'string') throw new SafetensorsError(file, `__metadata__.${k} must be a string, got ${typeof s}`);
   return { ...(v as Record<string, string>) };
 }
 
@@ -121,13 +154,19 @@ function checkEntry(name: string, v: unknown, dataLen: number, file: string): Sa
   const { dtype, shape, data_offsets: off } = v as Record<string, unknown>;
   if (typeof dtype !== 'string' || !(dtype in SAFETENSORS_DTYPES))
     bad(`unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(SAFETENSORS_DTYPES).join(', ')})`);
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) bad(`shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
-  if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0)) bad(`data_offsets must be [begin, end], got ${JSON.stringify(off)}`);
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    bad(`shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
+  if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0))
+    bad(`data_offsets must be [begin, end], got ${JSON.stringify(off)}`);
   const [begin, end] = off as [number, number];
-  if (begin > end || end > dataLen) bad(`data_offsets [${begin}, ${end}] lie outside the data region of ${dataLen} bytes (truncated file?)`);
+  if (begin > end || end > dataLen)
+    bad(`data_offsets [${begin}, ${end}] lie outside the data region of ${dataLen} bytes (truncated file?)`);
   const numel = (shape as number[]).reduce((a, b) => a * b, 1);
   const want = numel * SAFETENSORS_DTYPES[dtype as SafetensorsDType];
-  if (want !== end - begin) bad(`shape [${(shape as number[]).join(', ')}] × ${dtype} needs ${want} bytes but data_offsets span ${end - begin}`);
+  if (want !== end - begin)
+    bad(
+      `shape [${(shape as number[]).join(', ')}] × ${dtype} needs ${want} bytes but data_offsets span ${end - begin}`,
+    );
   return { name, dtype: dtype as SafetensorsDType, shape: shape as number[], begin, end };
 }
 
@@ -135,19 +174,38 @@ function toTensor(e: SafetensorsEntry, b: Uint8Array): Tensor {
   const ab = b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
   const n = e.end - e.begin;
   switch (e.dtype) {
-    case 'F64': return tensor(new Float64Array(ab), e.shape);
-    case 'F32': return tensor(new Float32Array(ab), e.shape);
-    case 'F16': return tensor(Float32Array.from(new Uint16Array(ab), halfToFloat), e.shape);
-    case 'BF16': return tensor(Float32Array.from(new Uint16Array(ab), bf16ToFloat), e.shape);
-    case 'I64': return tensor(new BigInt64Array(ab), e.shape);
-    case 'U64': return tensor(BigInt64Array.from(new BigUint64Array(ab), (x) => BigInt.asIntN(64, x)), e.shape);
-    case 'I32': return tensor(new Int32Array(ab), e.shape);
-    case 'U32': return tensor(BigInt64Array.from(new Uint32Array(ab), (x) => BigInt(x)), e.shape);
-    case 'I16': return tensor(Int32Array.from(new Int16Array(ab)), e.shape);
-    case 'U16': return tensor(Int32Array.from(new Uint16Array(ab)), e.shape);
-    case 'I8': return tensor(Int32Array.from(new Int8Array(ab)), e.shape);
-    case 'U8': return tensor(new Uint8Array(ab, 0, n), e.shape);
-    case 'BOOL': return tensor(new Uint8Array(ab, 0, n), e.shape, { dtype: 'bool' });
+    case 'F64':
+      return tensor(new Float64Array(ab), e.shape);
+    case 'F32':
+      return tensor(new Float32Array(ab), e.shape);
+    case 'F16':
+      return tensor(Float32Array.from(new Uint16Array(ab), halfToFloat), e.shape);
+    case 'BF16':
+      return tensor(Float32Array.from(new Uint16Array(ab), bf16ToFloat), e.shape);
+    case 'I64':
+      return tensor(new BigInt64Array(ab), e.shape);
+    case 'U64':
+      return tensor(
+        BigInt64Array.from(new BigUint64Array(ab), (x) => BigInt.asIntN(64, x)),
+        e.shape,
+      );
+    case 'I32':
+      return tensor(new Int32Array(ab), e.shape);
+    case 'U32':
+      return tensor(
+        BigInt64Array.from(new Uint32Array(ab), (x) => BigInt(x)),
+        e.shape,
+      );
+    case 'I16':
+      return tensor(Int32Array.from(new Int16Array(ab)), e.shape);
+    case 'U16':
+      return tensor(Int32Array.from(new Uint16Array(ab)), e.shape);
+    case 'I8':
+      return tensor(Int32Array.from(new Int8Array(ab)), e.shape);
+    case 'U8':
+      return tensor(new Uint8Array(ab, 0, n), e.shape);
+    case 'BOOL':
+      return tensor(new Uint8Array(ab, 0, n), e.shape, { dtype: 'bool' });
   }
 }
 
@@ -170,14 +228,28 @@ export function halfToFloat(h: number): number {
 /** A tensor to write: an engine tensor, or raw little-endian bytes with their dtype and shape. */
 export type SafetensorsInput = Tensor | { dtype: SafetensorsDType; shape: readonly number[]; data: Uint8Array };
 
-const FROM_ENGINE: Partial<Record<DType, SafetensorsDType>> = { float32: 'F32', float64: 'F64', int64: 'I64', int32: 'I32', uint8: 'U8', bool: 'BOOL' };
+const FROM_ENGINE: Partial<Record<DType, SafetensorsDType>> = {
+  float32: 'F32',
+  float64: 'F64',
+  int64: 'I64',
+  int32: 'I32',
+  uint8: 'U8',
+  bool: 'BOOL',
+};
 
 /** Serialises tensors (+ `__metadata__`) into safetensors bytes; the header is space-padded to 8-byte alignment. */
-export function encodeSafetensors(tensors: ReadonlyMap<string, SafetensorsInput> | Readonly<Record<string, SafetensorsInput>>, metadata: Readonly<Record<string, string>> = {}): Uint8Array {
+export function encodeSafetensors(
+  tensors: ReadonlyMap<string, SafetensorsInput> | Readonly<Record<string, SafetensorsInput>>,
+  metadata: Readonly<Record<string, string>> = {},
+): Uint8Array {
   const items = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) {
-    for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new TapirError('E_ARG', `safetensors metadata '${k}' must be a string`, { fix: 'JSON.stringify non-string values' });
+    for (const [k, v] of Object.entries(metadata))
+      if (typeof v !== 'string')
+        throw new TapirError('E_ARG', `safetensors metadata '${k}' must be a string`, {
+          fix: 'JSON.stringify non-string values',
+        });
     header.__metadata__ = metadata;
   }
   const chunks: Uint8Array[] = [];
@@ -203,14 +275,23 @@ export function encodeSafetensors(tensors: ReadonlyMap<string, SafetensorsInput>
   return out;
 }
 
-function rawOf(name: string, t: SafetensorsInput): { dtype: SafetensorsDType; shape: readonly number[]; data: Uint8Array } {
+function rawOf(
+  name: string,
+  t: SafetensorsInput,
+): { dtype: SafetensorsDType; shape: readonly number[]; data: Uint8Array } {
   if (!(t instanceof Tensor)) {
     const want = t.shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[t.dtype];
-    if (want !== t.data.byteLength) throw new ShapeError(`safetensors: '${name}' has ${t.data.byteLength} bytes but shape [${t.shape.join(', ')}] × ${t.dtype} needs ${want}`);
+    if (want !== t.data.byteLength)
+      throw new ShapeError(
+        `safetensors: '${name}' has ${t.data.byteLength} bytes but shape [${t.shape.join(', ')}] × ${t.dtype} needs ${want}`,
+      );
     return t;
   }
   const dtype = FROM_ENGINE[t.dtype];
-  if (!dtype) throw new TapirError('E_DTYPE', `safetensors: cannot write '${name}' of dtype ${t.dtype}`, { fix: 'convert it to float32 first' });
+  if (!dtype)
+    throw new TapirError('E_DTYPE', `safetensors: cannot write '${name}' of dtype ${t.dtype}`, {
+      fix: 'convert it to float32 first',
+    });
   const c = t.contiguous();
   const a = c.data() as ArrayBufferView;
   c.dispose();
@@ -218,7 +299,11 @@ function rawOf(name: string, t: SafetensorsInput): { dtype: SafetensorsDType; sh
 }
 
 /** Writes atomically: a temp file beside `path`, then rename. */
-export async function writeSafetensors(path: string, tensors: ReadonlyMap<string, SafetensorsInput> | Readonly<Record<string, SafetensorsInput>>, metadata: Readonly<Record<string, string>> = {}): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  tensors: ReadonlyMap<string, SafetensorsInput> | Readonly<Record<string, SafetensorsInput>>,
+  metadata: Readonly<Record<string, string>> = {},
+): Promise<void> {
   await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
@@ -235,7 +320,11 @@ export interface LoadStateDictResult {
  * Every shape is checked first, naming the tensor; nothing is modified unless all checks pass. With `strict`
  * (default), missing or unexpected tensors are an error too.
  */
-export async function loadStateDict(g: Graph, file: string | SafetensorsFile, o: { strict?: boolean } = {}): Promise<LoadStateDictResult> {
+export async function loadStateDict(
+  g: Graph,
+  file: string | SafetensorsFile,
+  o: { strict?: boolean } = {},
+): Promise<LoadStateDictResult> {
   const st = typeof file === 'string' ? await readSafetensors(file) : file;
   const strict = o.strict ?? true;
   const names = [...st.entries.keys()].filter((n) => !n.endsWith('num_batches_tracked'));
@@ -246,14 +335,26 @@ export async function loadStateDict(g: Graph, file: string | SafetensorsFile, o:
     const want = g.params.get(n)!.tensor.shape;
     const got = st.entries.get(n)!.shape;
     if (want.length !== got.length || want.some((d, i) => d !== got[i]))
-      throw new ShapeError(`loadStateDict: tensor '${n}' in ${st.file} has shape [${got.join(', ')}] but model '${g.name}' expects [${want.join(', ')}]`,
-        { context: { file: st.file, tensor: n }, fix: 'use weights of the same architecture and size (e.g. vit_small weights for vit_small)' });
+      throw new ShapeError(
+        `loadStateDict: tensor '${n}' in ${st.file} has shape [${got.join(', ')}] but model '${g.name}' expects [${want.join(', ')}]`,
+        {
+          context: { file: st.file, tensor: n },
+          fix: 'use weights of the same architecture and size (e.g. vit_small weights for vit_small)',
+        },
+      );
   }
   if (strict && (missing.length > 0 || unexpected.length > 0)) {
     const list = (xs: string[]): string => xs.slice(0, 10).join(', ') + (xs.length > 10 ? `, … (${xs.length})` : '');
-    throw new TapirError('E_STATE_DICT', `loadStateDict: ${st.file} does not match model '${g.name}'` +
-      (missing.length ? `; missing: ${list(missing)}` : '') + (unexpected.length ? `; unexpected: ${list(unexpected)}` : ''),
-      { context: { file: st.file, missing: missing.length, unexpected: unexpected.length }, fix: 'check that the file is a state dict for this architecture, or pass strict: false' });
+    throw new TapirError(
+      'E_STATE_DICT',
+      `loadStateDict: ${st.file} does not match model '${g.name}'` +
+        (missing.length ? `; missing: ${list(missing)}` : '') +
+        (unexpected.length ? `; unexpected: ${list(unexpected)}` : ''),
+      {
+        context: { file: st.file, missing: missing.length, unexpected: unexpected.length },
+        fix: 'check that the file is a state dict for this architecture, or pass strict: false',
+      },
+    );
   }
   noGrad(() => {
     for (const n of loaded) {

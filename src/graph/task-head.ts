@@ -26,7 +26,9 @@ export interface LinearHead {
 export function withTaskHead(g: Graph, head: LinearHead, o: { tap?: string } = {}): Graph {
   const tap = o.tap ?? g.featureTap;
   if (head.weight.ndim !== 2 || head.bias.ndim !== 1 || head.bias.shape[0] !== head.weight.shape[0])
-    throw new ShapeError(`task head must be weight [C, D] and bias [C], got [${head.weight.shape.join(', ')}] and [${head.bias.shape.join(', ')}]`);
+    throw new ShapeError(
+      `task head must be weight [C, D] and bias [C], got [${head.weight.shape.join(', ')}] and [${head.bias.shape.join(', ')}]`,
+    );
   const taken = new Set(g.nodes.flatMap((n) => [n.name, ...n.outputs]));
   const fresh = (base: string) => {
     let n = base;
@@ -40,9 +42,11 @@ export function withTaskHead(g: Graph, head: LinearHead, o: { tap?: string } = {
   params.set(TASK_HEAD_BIAS, makeParam(TASK_HEAD_BIAS, head.bias, 'bias', { prunable: false }));
   return validateGraph({
     ...g,
-    nodes: [...g.nodes,
+    nodes: [
+      ...g.nodes,
       { name: flat, op: 'flatten', inputs: [tap], outputs: [flat], attrs: { axis: 1 } },
-      { name: out, op: 'linear', inputs: [flat, TASK_HEAD_WEIGHT, TASK_HEAD_BIAS], outputs: [out], attrs: {} }],
+      { name: out, op: 'linear', inputs: [flat, TASK_HEAD_WEIGHT, TASK_HEAD_BIAS], outputs: [out], attrs: {} },
+    ],
     params,
     outputs: [out],
     meta: { ...g.meta, taskHead: { tap } },
@@ -53,7 +57,10 @@ export function withTaskHead(g: Graph, head: LinearHead, o: { tap?: string } = {
 export function taskHeadOf(hg: Graph): LinearHead {
   const w = hg.params.get(TASK_HEAD_WEIGHT);
   const b = hg.params.get(TASK_HEAD_BIAS);
-  if (!w || !b) throw new ShapeError(`graph '${hg.name}' has no task head (expected parameters ${TASK_HEAD_WEIGHT}, ${TASK_HEAD_BIAS})`);
+  if (!w || !b)
+    throw new ShapeError(
+      `graph '${hg.name}' has no task head (expected parameters ${TASK_HEAD_WEIGHT}, ${TASK_HEAD_BIAS})`,
+    );
   return { weight: w.tensor, bias: b.tensor };
 }
 

@@ -21,7 +21,12 @@ import { arange, cat, noGrad, scope, tensor, TapirError, zeros, type Tensor } fr
 /** Parameter name → tensor of that parameter's shape. */
 export type ParamMap = ReadonlyMap<string, Tensor>;
 
-export type Allocation = { kind: 'global' } | { kind: 'layerwise' } | { kind: 'erk'; power?: number } | { kind: 'rowwise' } | { kind: 'nm'; n: number; m: number };
+export type Allocation =
+  | { kind: 'global' }
+  | { kind: 'layerwise' }
+  | { kind: 'erk'; power?: number }
+  | { kind: 'rowwise' }
+  | { kind: 'nm'; n: number; m: number };
 /** The named allocations; N:M is written `N:M`, e.g. `2:4`. */
 export const ALLOCATIONS = ['global', 'layerwise', 'erk', 'rowwise'] as const;
 
@@ -31,11 +36,20 @@ export function parseAllocation(s: string): Allocation {
   if (nm) {
     const n = Number(nm[1]);
     const m = Number(nm[2]);
-    if (!(m >= 1 && n < m)) throw new AllocationError(`allocation '${s}': N:M needs 0 <= N < M`, { allocation: s }, 'e.g. 2:4 (keep 2 of every 4)');
+    if (!(m >= 1 && n < m))
+      throw new AllocationError(
+        `allocation '${s}': N:M needs 0 <= N < M`,
+        { allocation: s },
+        'e.g. 2:4 (keep 2 of every 4)',
+      );
     return { kind: 'nm', n, m };
   }
   if ((ALLOCATIONS as readonly string[]).includes(s.trim())) return { kind: s.trim() } as Allocation;
-  throw new AllocationError(`unknown allocation '${s}'`, { allocation: s }, `use one of: ${ALLOCATIONS.join(', ')}, or N:M such as 2:4`);
+  throw new AllocationError(
+    `unknown allocation '${s}'`,
+    { allocation: s },
+    `use one of: ${ALLOCATIONS.join(', ')}, or N:M such as 2:4`,
+  );
 }
 
 /** The string form of an allocation (inverse of parseAllocation). */
@@ -72,44 +86,68 @@ export class AllocationError extends TapirError {
 /** Checks the sparsity argument: a number in [0, 1). */
 export function checkSparsity(sparsity: number): void {
   if (!Number.isFinite(sparsity) || sparsity < 0 || sparsity >= 1)
-    throw new AllocationError(`sparsity must be in [0, 1), got ${sparsity}`, { sparsity },
-      'pass the fraction of weights to remove, e.g. --sparsity 0.7 (1 would remove every weight)');
+    throw new AllocationError(
+      `sparsity must be in [0, 1), got ${sparsity}`,
+      { sparsity },
+      'pass the fraction of weights to remove, e.g. --sparsity 0.7 (1 would remove every weight)',
+    );
 }
 
 export function allocate(scores: ParamMap, o: AllocateOptions): AllocationResult {
   checkSparsity(o.sparsity);
   const minDensity = o.minDensity ?? 0;
-  if (!(minDensity >= 0 && minDensity <= 1)) throw new AllocationError(`minDensity must be in [0, 1], got ${minDensity}`, { minDensity }, 'use e.g. 0.01');
+  if (!(minDensity >= 0 && minDensity <= 1))
+    throw new AllocationError(`minDensity must be in [0, 1], got ${minDensity}`, { minDensity }, 'use e.g. 0.01');
   const names = [...scores.keys()];
-  if (names.length === 0) throw new AllocationError('no prunable parameters to allocate over', {}, 'mark at least one parameter prunable');
+  if (names.length === 0)
+    throw new AllocationError('no prunable parameters to allocate over', {}, 'mark at least one parameter prunable');
   const sizes = names.map((n) => scores.get(n)!.numel);
   const total = sizes.reduce((a, b) => a + b, 0);
   const target = Math.round((1 - o.sparsity) * total);
   for (const n of names) {
     const bad = scope(() => scores.get(n)!.isfinite().logicalNot().sum().item());
-    if (bad > 0) throw new AllocationError(`score of '${n}' has ${bad} NaN/Inf entries`, { tensor: n },
-      'check the weights and calibration data for NaN/Inf (tapir info, tapir data show) or use another estimator');
+    if (bad > 0)
+      throw new AllocationError(
+        `score of '${n}' has ${bad} NaN/Inf entries`,
+        { tensor: n },
+        'check the weights and calibration data for NaN/Inf (tapir info, tapir data show) or use another estimator',
+      );
   }
   const alloc = o.allocation ?? { kind: 'global' };
   if (alloc.kind === 'nm') return allocateNM(scores, names, alloc, o.sparsity);
   const reserve = sizes.map((s) => Math.min(s, Math.ceil(minDensity * s)));
   const reserved = reserve.reduce((a, b) => a + b, 0);
   if (reserved > target)
-    throw new AllocationError(`minDensity ${minDensity} keeps at least ${reserved} weights (${(100 * reserved / total).toFixed(1)} %), more than the ${target} (${(100 * target / total).toFixed(1)} %) that sparsity ${o.sparsity} keeps`,
-      { minDensity, sparsity: o.sparsity }, `lower --min-density below ${+(1 - o.sparsity).toFixed(6)} (1 − sparsity), or lower --sparsity`);
+    throw new AllocationError(
+      `minDensity ${minDensity} keeps at least ${reserved} weights (${((100 * reserved) / total).toFixed(1)} %), more than the ${target} (${((100 * target) / total).toFixed(1)} %) that sparsity ${o.sparsity} keeps`,
+      { minDensity, sparsity: o.sparsity },
+      `lower --min-density below ${+(1 - o.sparsity).toFixed(6)} (1 − sparsity), or lower --sparsity`,
+    );
   let perTensor: number[];
   switch (alloc.kind) {
     case 'global':
       perTensor = globalCounts(scores, names, sizes, reserve, target);
       break;
     case 'layerwise':
-      perTensor = spreadRounding(sizes.map((s) => s * (1 - o.sparsity)), sizes, target);
+      perTensor = spreadRounding(
+        sizes.map((s) => s * (1 - o.sparsity)),
+        sizes,
+        target,
+      );
       break;
     case 'erk':
-      perTensor = spreadRounding(erkDensities(scores, names, target, total, alloc.power ?? 1).map((d, i) => d * sizes[i]!), sizes, target);
+      perTensor = spreadRounding(
+        erkDensities(scores, names, target, total, alloc.power ?? 1).map((d, i) => d * sizes[i]!),
+        sizes,
+        target,
+      );
       break;
     case 'rowwise':
-      perTensor = spreadRounding(sizes.map((s) => s * (1 - o.sparsity)), sizes, target);
+      perTensor = spreadRounding(
+        sizes.map((s) => s * (1 - o.sparsity)),
+        sizes,
+        target,
+      );
       break;
   }
   perTensor = perTensor.map((k, i) => Math.max(k, reserve[i]!));
@@ -117,7 +155,10 @@ export function allocate(scores: ParamMap, o: AllocateOptions): AllocationResult
   const kept = new Map<string, number>();
   const collapsed: string[] = [];
   names.forEach((n, i) => {
-    masks.set(n, alloc.kind === 'rowwise' ? rowwiseMask(scores.get(n)!, perTensor[i]!) : topkMask(scores.get(n)!, perTensor[i]!));
+    masks.set(
+      n,
+      alloc.kind === 'rowwise' ? rowwiseMask(scores.get(n)!, perTensor[i]!) : topkMask(scores.get(n)!, perTensor[i]!),
+    );
     kept.set(n, perTensor[i]!);
     if (perTensor[i] === 0) collapsed.push(n);
   });
@@ -127,32 +168,40 @@ export function allocate(scores: ParamMap, o: AllocateOptions): AllocationResult
 
 /** How many weights of each tensor a global ranking keeps (after reserving `reserve[i]` per tensor). */
 function globalCounts(scores: ParamMap, names: string[], sizes: number[], reserve: number[], target: number): number[] {
-  return scope(() => noGrad(() => {
-    const remaining = Math.max(0, target - reserve.reduce((a, b) => a + b, 0));
-    // Rank each weight by score; weights inside a tensor's reserve outrank everything.
-    const flat = names.map((n, i) => {
-      const s = scores.get(n)!.detach().flatten().to('float64');
-      if (reserve[i] === 0) return s;
-      const idx = s.sort(0, true, true).indices.narrow(0, 0, reserve[i]!);
-      return s.scatter(0, idx, Infinity);
-    });
-    const all = cat(flat);
-    const owner = cat(names.map((_, i) => zeros([sizes[i]!], { dtype: 'int64' }).add(i)));
-    // Stable descending sort keeps the earlier weight among equal scores.
-    const order = all.sort(0, true, true).indices.narrow(0, 0, remaining + reserve.reduce((a, b) => a + b, 0));
-    const counts = zeros([names.length], { dtype: 'int64' }).scatterAdd(0, owner.indexSelect(0, order), zeros([order.numel], { dtype: 'int64' }).add(1));
-    return counts.toArray();
-  }));
+  return scope(() =>
+    noGrad(() => {
+      const remaining = Math.max(0, target - reserve.reduce((a, b) => a + b, 0));
+      // Rank each weight by score; weights inside a tensor's reserve outrank everything.
+      const flat = names.map((n, i) => {
+        const s = scores.get(n)!.detach().flatten().to('float64');
+        if (reserve[i] === 0) return s;
+        const idx = s.sort(0, true, true).indices.narrow(0, 0, reserve[i]!);
+        return s.scatter(0, idx, Infinity);
+      });
+      const all = cat(flat);
+      const owner = cat(names.map((_, i) => zeros([sizes[i]!], { dtype: 'int64' }).add(i)));
+      // Stable descending sort keeps the earlier weight among equal scores.
+      const order = all.sort(0, true, true).indices.narrow(0, 0, remaining + reserve.reduce((a, b) => a + b, 0));
+      const counts = zeros([names.length], { dtype: 'int64' }).scatterAdd(
+        0,
+        owner.indexSelect(0, order),
+        zeros([order.numel], { dtype: 'int64' }).add(1),
+      );
+      return counts.toArray();
+    }),
+  );
 }
 
 /** Keeps the k highest scores of one tensor (stable: earlier index wins ties) as a float32 0/1 mask. */
 function topkMask(score: Tensor, k: number): Tensor {
-  return scope(() => noGrad(() => {
-    const flat = score.detach().flatten().to('float64');
-    const mask = zeros([flat.numel], { dtype: 'float32' });
-    const out = k > 0 ? mask.scatter(0, flat.sort(0, true, true).indices.narrow(0, 0, k), 1) : mask;
-    return out.reshape(score.shape);
-  }));
+  return scope(() =>
+    noGrad(() => {
+      const flat = score.detach().flatten().to('float64');
+      const mask = zeros([flat.numel], { dtype: 'float32' });
+      const out = k > 0 ? mask.scatter(0, flat.sort(0, true, true).indices.narrow(0, 0, k), 1) : mask;
+      return out.reshape(score.shape);
+    }),
+  );
 }
 
 /** Keeps `k` weights of one tensor, the same share in every row (largest remainders), each row its highest scores. */
@@ -160,19 +209,36 @@ function rowwiseMask(score: Tensor, k: number): Tensor {
   const rows = score.shape[0] ?? 1;
   const cols = score.numel / rows;
   const per = spreadRounding(new Array<number>(rows).fill(k / rows), new Array<number>(rows).fill(cols), k);
-  return scope(() => noGrad(() => {
-    const s = score.detach().reshape([rows, cols]).to('float64');
-    // Rank within each row (stable: earlier column first among ties), keep ranks below the row's count.
-    const rank = zeros([rows, cols], { dtype: 'float64' }).scatter(1, s.sort(1, true, true).indices, arange(0, cols, 1, { dtype: 'float64' }).expand([rows, cols]).contiguous());
-    return rank.lt(tensor(Float64Array.from(per), [rows, 1])).to('float32').reshape(score.shape);
-  }));
+  return scope(() =>
+    noGrad(() => {
+      const s = score.detach().reshape([rows, cols]).to('float64');
+      // Rank within each row (stable: earlier column first among ties), keep ranks below the row's count.
+      const rank = zeros([rows, cols], { dtype: 'float64' }).scatter(
+        1,
+        s.sort(1, true, true).indices,
+        arange(0, cols, 1, { dtype: 'float64' }).expand([rows, cols]).contiguous(),
+      );
+      return rank
+        .lt(tensor(Float64Array.from(per), [rows, 1]))
+        .to('float32')
+        .reshape(score.shape);
+    }),
+  );
 }
 
 /** N:M masks: in each group of M consecutive weights of a row, the N highest scores. */
-function allocateNM(scores: ParamMap, names: string[], a: { n: number; m: number }, sparsity: number): AllocationResult {
+function allocateNM(
+  scores: ParamMap,
+  names: string[],
+  a: { n: number; m: number },
+  sparsity: number,
+): AllocationResult {
   if (Math.abs(sparsity - (1 - a.n / a.m)) > 1e-9)
-    throw new AllocationError(`allocation ${a.n}:${a.m} prunes ${+(1 - a.n / a.m).toFixed(6)} of the weights, not ${sparsity}`, { allocation: `${a.n}:${a.m}`, sparsity },
-      `set the sparsity to ${+(1 - a.n / a.m).toFixed(6)} (1 − N/M)`);
+    throw new AllocationError(
+      `allocation ${a.n}:${a.m} prunes ${+(1 - a.n / a.m).toFixed(6)} of the weights, not ${sparsity}`,
+      { allocation: `${a.n}:${a.m}`, sparsity },
+      `set the sparsity to ${+(1 - a.n / a.m).toFixed(6)} (1 − N/M)`,
+    );
   const masks = new Map<string, Tensor>();
   const kept = new Map<string, number>();
   let total = 0;
@@ -181,24 +247,37 @@ function allocateNM(scores: ParamMap, names: string[], a: { n: number; m: number
     const sc = scores.get(n)!;
     const rows = sc.shape[0] ?? 1;
     const cols = sc.numel / rows;
-    const mask = scope(() => noGrad(() => {
-      const s = sc.detach().reshape([rows, cols]).to('float64');
-      const parts: Tensor[] = [];
-      for (let c = 0; c < cols; c += a.m) {
-        const w = Math.min(a.m, cols - c);
-        const g = s.narrow(1, c, w);
-        const rank = zeros([rows, w], { dtype: 'float64' }).scatter(1, g.sort(1, true, true).indices, arange(0, w, 1, { dtype: 'float64' }).expand([rows, w]).contiguous());
-        parts.push(rank.lt(Math.min(a.n, w)).to('float32'));
-      }
-      return cat(parts, 1).reshape(sc.shape);
-    }));
+    const mask = scope(() =>
+      noGrad(() => {
+        const s = sc.detach().reshape([rows, cols]).to('float64');
+        const parts: Tensor[] = [];
+        for (let c = 0; c < cols; c += a.m) {
+          const w = Math.min(a.m, cols - c);
+          const g = s.narrow(1, c, w);
+          const rank = zeros([rows, w], { dtype: 'float64' }).scatter(
+            1,
+            g.sort(1, true, true).indices,
+            arange(0, w, 1, { dtype: 'float64' }).expand([rows, w]).contiguous(),
+          );
+          parts.push(rank.lt(Math.min(a.n, w)).to('float32'));
+        }
+        return cat(parts, 1).reshape(sc.shape);
+      }),
+    );
     const k = scope(() => mask.sum().item());
     masks.set(n, mask);
     kept.set(n, k);
     total += sc.numel;
     totalKept += k;
   }
-  return { masks, kept, totalKept, total, achievedSparsity: 1 - totalKept / total, collapsed: names.filter((n) => kept.get(n) === 0) };
+  return {
+    masks,
+    kept,
+    totalKept,
+    total,
+    achievedSparsity: 1 - totalKept / total,
+    collapsed: names.filter((n) => kept.get(n) === 0),
+  };
 }
 
 /** ERK densities per tensor, capped at 1, scaled so Σ density × size = target. */
@@ -215,7 +294,9 @@ function erkDensities(scores: ParamMap, names: string[], target: number, total: 
     if (over < 0) return raw.map((r, i) => (dense.has(i) ? 1 : eps * r));
     // Keep the most over-budget tensor dense, then re-scale the rest.
     let worst = over;
-    raw.forEach((r, i) => { if (!dense.has(i) && r > raw[worst]!) worst = i; });
+    raw.forEach((r, i) => {
+      if (!dense.has(i) && r > raw[worst]!) worst = i;
+    });
     dense.add(worst);
     if (dense.size === names.length) return raw.map(() => target / total);
   }
@@ -229,7 +310,10 @@ function spreadRounding(want: number[], sizes: number[], target: number): number
   for (let pass = 0; left > 0 && pass < 2; pass++) {
     for (const [, i] of order) {
       if (left === 0) break;
-      if (base[i]! < sizes[i]!) { base[i]!++; left--; }
+      if (base[i]! < sizes[i]!) {
+        base[i]!++;
+        left--;
+      }
     }
   }
   return base;

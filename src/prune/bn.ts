@@ -53,9 +53,17 @@ export function reestimateBatchNorm(g: Graph, batches: readonly CalibBatch[]): n
     const momentum = n / seen;
     const shadow: Graph = {
       ...g,
-      nodes: g.nodes.map((node) => (node.op === 'batchnorm' ? { ...node, attrs: { ...node.attrs, momentum } } : node.op === 'dropout' ? { ...node, attrs: { ...node.attrs, p: 0 } } : node)),
+      nodes: g.nodes.map((node) =>
+        node.op === 'batchnorm'
+          ? { ...node, attrs: { ...node.attrs, momentum } }
+          : node.op === 'dropout'
+            ? { ...node, attrs: { ...node.attrs, p: 0 } }
+            : node,
+      ),
     };
-    scope(() => { noGrad(() => forward(shadow, b.x, { mode: 'train' })); });
+    scope(() => {
+      noGrad(() => forward(shadow, b.x, { mode: 'train' }));
+    });
   }
   return bns.length;
 }
@@ -64,9 +72,17 @@ export function reestimateBatchNorm(g: Graph, batches: readonly CalibBatch[]): n
  * Repairs the BatchNorms of the masked model `g` after masking. `dense` is the unpruned model with the same nodes
  * and parameter names, holding its own tensors (read only by `match-dense`; see `denseCopy`).
  */
-export function repairBatchNorm(g: Graph, dense: Graph, batches: readonly CalibBatch[], mode: BnRepair): BnRepairResult {
+export function repairBatchNorm(
+  g: Graph,
+  dense: Graph,
+  batches: readonly CalibBatch[],
+  mode: BnRepair,
+): BnRepairResult {
   if (!BN_REPAIRS.includes(mode))
-    throw new PruneError(`unknown BN repair '${String(mode)}'`, { context: { bn: mode }, fix: `use one of: ${BN_REPAIRS.join(', ')} (--bn)` });
+    throw new PruneError(`unknown BN repair '${String(mode)}'`, {
+      context: { bn: mode },
+      fix: `use one of: ${BN_REPAIRS.join(', ')} (--bn)`,
+    });
   if (mode === 'none') return { mode, layers: 0, images: 0, degenerate: 0 };
   if (mode === 'reestimate') {
     const layers = reestimateBatchNorm(g, batches);
@@ -83,7 +99,10 @@ export function repairBatchNorm(g: Graph, dense: Graph, batches: readonly CalibB
 export function denseCopy(g: Graph): Graph {
   return noGrad(() => ({
     ...g,
-    inputs: [...g.inputs], outputs: [...g.outputs], nodes: [...g.nodes], meta: { ...g.meta },
+    inputs: [...g.inputs],
+    outputs: [...g.outputs],
+    nodes: [...g.nodes],
+    meta: { ...g.meta },
     params: new Map([...g.params].map(([n, p]) => [n, { ...p, tensor: keep(p.tensor.clone()) }])),
     constants: new Map([...g.constants].map(([n, t]) => [n, keep(t.clone())])),
     masks: new Map(),
@@ -104,7 +123,10 @@ class ChannelStats {
     const [mb, m2b] = scope(() => {
       const x = t.to('float64');
       const m = x.mean(dims);
-      const dev = x.sub(m.view([1, c, ...new Array<number>(t.ndim - 2).fill(1)])).square().sum(dims);
+      const dev = x
+        .sub(m.view([1, c, ...new Array<number>(t.ndim - 2).fill(1)]))
+        .square()
+        .sum(dims);
       return [m.toArray(), dev.toArray()];
     });
     if (this.n === 0) {
@@ -113,7 +135,8 @@ class ChannelStats {
       this.n = count;
       return;
     }
-    if (c !== this.mean.length) throw new PruneError(`${what}: ${c} channels in one batch, ${this.mean.length} in another`);
+    if (c !== this.mean.length)
+      throw new PruneError(`${what}: ${c} channels in one batch, ${this.mean.length} in another`);
     const n = this.n + count;
     for (let k = 0; k < c; k++) {
       const d = mb[k]! - this.mean[k]!;
@@ -163,19 +186,30 @@ function checkPair(g: Graph, dense: Graph, bns: readonly Node[]): void {
   for (const n of bns) {
     const d = denseNodes.get(n.name);
     if (!d || d.op !== 'batchnorm' || d.outputs[0] !== n.outputs[0])
-      throw new PruneError(`BN repair match-dense: the dense model '${dense.name}' has no batchnorm node '${n.name}' with output '${n.outputs[0]}'`, {
-        context: { node: n.name }, fix: 'pass the unpruned copy of the same model as the dense reference (denseCopy before pruning, or a second load)',
-      });
+      throw new PruneError(
+        `BN repair match-dense: the dense model '${dense.name}' has no batchnorm node '${n.name}' with output '${n.outputs[0]}'`,
+        {
+          context: { node: n.name },
+          fix: 'pass the unpruned copy of the same model as the dense reference (denseCopy before pruning, or a second load)',
+        },
+      );
     for (const v of n.inputs.slice(1, 3)) {
       const t = v === '' ? undefined : tensorOf(g, v);
       if (t && t === tensorOf(dense, v))
-        throw new PruneError(`BN repair match-dense: '${v}' of batchnorm '${n.name}' is the same tensor in the pruned and the dense model`, {
-          context: { node: n.name, value: v }, fix: 'the dense reference must hold its own tensors: take denseCopy(g) before pruning',
-        });
+        throw new PruneError(
+          `BN repair match-dense: '${v}' of batchnorm '${n.name}' is the same tensor in the pruned and the dense model`,
+          {
+            context: { node: n.name, value: v },
+            fix: 'the dense reference must hold its own tensors: take denseCopy(g) before pruning',
+          },
+        );
     }
     const beta = n.inputs[2] ?? '';
     if (beta !== '' && g.masks.has(beta))
-      throw new PruneError(`BN repair match-dense: the shift '${beta}' of batchnorm '${n.name}' is masked`, { context: { node: n.name, value: beta }, fix: 'BN shifts are never prunable; clear that mask' });
+      throw new PruneError(`BN repair match-dense: the shift '${beta}' of batchnorm '${n.name}' is masked`, {
+        context: { node: n.name, value: beta },
+        fix: 'BN shifts are never prunable; clear that mask',
+      });
   }
 }
 
@@ -190,13 +224,18 @@ function affineOf(g: Graph, node: Node, slot: 1 | 2): Tensor {
   const t = v === '' ? undefined : tensorOf(g, v);
   if (!t)
     throw new PruneError(`BN repair match-dense: batchnorm '${node.name}' has no ${what} to rescale through`, {
-      context: { node: node.name }, fix: 'give each BatchNorm its own weight and bias (ones and zeros where it had none), as tapir\'s importers do',
+      context: { node: node.name },
+      fix: "give each BatchNorm its own weight and bias (ones and zeros where it had none), as tapir's importers do",
     });
   const readers = g.nodes.filter((n) => n.inputs.includes(v)).length;
   if (readers > 1)
-    throw new PruneError(`BN repair match-dense: the ${what} '${v}' of batchnorm '${node.name}' is read by ${readers} nodes; repairing it would change the others`, {
-      context: { node: node.name, value: v }, fix: 'give each BatchNorm its own weight and bias',
-    });
+    throw new PruneError(
+      `BN repair match-dense: the ${what} '${v}' of batchnorm '${node.name}' is read by ${readers} nodes; repairing it would change the others`,
+      {
+        context: { node: node.name, value: v },
+        fix: 'give each BatchNorm its own weight and bias',
+      },
+    );
   return t;
 }
 
@@ -216,7 +255,11 @@ function matchDenseBatchNorm(g: Graph, dense: Graph, batches: readonly CalibBatc
       const p = pruned[i]!;
       const d = denseStats.get(bn.name)!;
       const c = p.mean.length;
-      if (d.mean.length !== c) throw new PruneError(`BN repair match-dense: batchnorm '${bn.name}' has ${c} channels in the pruned model, ${d.mean.length} in the dense one`, { context: { node: bn.name } });
+      if (d.mean.length !== c)
+        throw new PruneError(
+          `BN repair match-dense: batchnorm '${bn.name}' has ${c} channels in the pruned model, ${d.mean.length} in the dense one`,
+          { context: { node: bn.name } },
+        );
       const vp = p.variance();
       const vd = d.variance();
       const s = new Float64Array(c);
@@ -228,12 +271,20 @@ function matchDenseBatchNorm(g: Graph, dense: Graph, batches: readonly CalibBatc
       const gamma = affineOf(g, bn, 1);
       const beta = affineOf(g, bn, 2);
       // γ' = s·γ, β' = s·(β − m_p) + m_d, computed in float64.
-      scope(() => noGrad(() => {
-        const dev = gamma.device;
-        const sT = tensor(s, [c]).to('float64', dev);
-        gamma.copy_(gamma.to('float64').mul(sT));
-        beta.copy_(beta.to('float64').sub(tensor(p.mean, [c]).to('float64', dev)).mul(sT).add(tensor(d.mean, [c]).to('float64', dev)));
-      }));
+      scope(() =>
+        noGrad(() => {
+          const dev = gamma.device;
+          const sT = tensor(s, [c]).to('float64', dev);
+          gamma.copy_(gamma.to('float64').mul(sT));
+          beta.copy_(
+            beta
+              .to('float64')
+              .sub(tensor(p.mean, [c]).to('float64', dev))
+              .mul(sT)
+              .add(tensor(d.mean, [c]).to('float64', dev)),
+          );
+        }),
+      );
     });
   }
   return { layers: bns.length, images: countImages(batches), degenerate };

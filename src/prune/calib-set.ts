@@ -12,12 +12,22 @@
  */
 import { noGrad, scope, zeros, type Tensor } from '../engine/index.js';
 import { forward, preprocessOf, withTaskHead, type Graph, type LinearHead } from '../graph/index.js';
-import { batches as makeBatches, imagesToTensor, loadSplit, openTask, type ImageSet, type Preprocess, type Task, type TaskOptions } from '../data/index.js';
+import {
+  batches as makeBatches,
+  imagesToTensor,
+  loadSplit,
+  openTask,
+  type ImageSet,
+  type Preprocess,
+  type Task,
+  type TaskOptions,
+} from '../data/index.js';
 import { mulberry32 } from '../data/rng.js';
 import { PruneError } from './errors.js';
 import type { CalibBatch } from './loss.js';
 
-export type CalibData = { kind: 'source' } | { kind: 'task'; task: string } | { kind: 'mix'; tasks: string[] } | { kind: 'noise' };
+export type CalibData =
+  { kind: 'source' } | { kind: 'task'; task: string } | { kind: 'mix'; tasks: string[] } | { kind: 'noise' };
 
 /** Parses the string form: 'source', 'noise', 'mix:A+B' or a task id. */
 export function parseCalibData(s: string): CalibData {
@@ -25,21 +35,34 @@ export function parseCalibData(s: string): CalibData {
   if (v === 'source') return { kind: 'source' };
   if (v === 'noise') return { kind: 'noise' };
   if (v.startsWith('mix:')) {
-    const tasks = v.slice(4).split('+').map((t) => t.trim()).filter((t) => t !== '');
-    if (tasks.length === 0) throw new PruneError(`calibration data '${s}' names no task`, { context: { calibData: s }, fix: "list tasks after 'mix:', joined by '+', e.g. mix:mnist+emoji" });
+    const tasks = v
+      .slice(4)
+      .split('+')
+      .map((t) => t.trim())
+      .filter((t) => t !== '');
+    if (tasks.length === 0)
+      throw new PruneError(`calibration data '${s}' names no task`, {
+        context: { calibData: s },
+        fix: "list tasks after 'mix:', joined by '+', e.g. mix:mnist+emoji",
+      });
     return { kind: 'mix', tasks };
   }
-  if (v === '') throw new PruneError('calibration data is empty', { fix: "use 'source', 'noise', 'mix:A+B' or a task id" });
+  if (v === '')
+    throw new PruneError('calibration data is empty', { fix: "use 'source', 'noise', 'mix:A+B' or a task id" });
   return { kind: 'task', task: v };
 }
 
 /** The string form of `c` (inverse of `parseCalibData`). */
 export function calibDataLabel(c: CalibData): string {
   switch (c.kind) {
-    case 'source': return 'source';
-    case 'noise': return 'noise';
-    case 'mix': return `mix:${c.tasks.join('+')}`;
-    case 'task': return c.task;
+    case 'source':
+      return 'source';
+    case 'noise':
+      return 'noise';
+    case 'mix':
+      return `mix:${c.tasks.join('+')}`;
+    case 'task':
+      return c.task;
   }
 }
 
@@ -82,9 +105,17 @@ function firstImages(set: ImageSet, pre: Preprocess, n: number, seed: number, ba
   const want = Math.min(n, set.n);
   const out: CalibBatch[] = [];
   let have = 0;
-  for (const b of makeBatches(set, pre, { batchSize: Math.min(batchSize, Math.max(1, want)), shuffle: true, seed: orderSeed(seed) })) {
+  for (const b of makeBatches(set, pre, {
+    batchSize: Math.min(batchSize, Math.max(1, want)),
+    shuffle: true,
+    seed: orderSeed(seed),
+  })) {
     const k = Math.min(b.indices.length, want - have);
-    if (k <= 0) { b.x.dispose(); b.y.dispose(); continue; }
+    if (k <= 0) {
+      b.x.dispose();
+      b.y.dispose();
+      continue;
+    }
     if (k === b.indices.length) out.push({ x: b.x, y: b.y });
     else {
       out.push(scope(() => ({ x: b.x.narrow(0, 0, k).contiguous(), y: b.y.narrow(0, 0, k).contiguous() })));
@@ -98,20 +129,39 @@ function firstImages(set: ImageSet, pre: Preprocess, n: number, seed: number, ba
 
 /** The calibration images of `data` for model `g` (its input size and preprocessing). */
 export async function calibrationSet(g: Graph, data: CalibData, o: CalibSetOptions): Promise<CalibSet> {
-  if (!(Number.isInteger(o.n) && o.n >= 1)) throw new PruneError(`calibration size must be a positive integer, got ${o.n}`, { fix: 'pass e.g. --calib 128' });
+  if (!(Number.isInteger(o.n) && o.n >= 1))
+    throw new PruneError(`calibration size must be a positive integer, got ${o.n}`, { fix: 'pass e.g. --calib 128' });
   const open = o.open ?? ((id: string, opts: TaskOptions) => openTask(id, opts));
   const pre: Preprocess = preprocessOf(g);
   const bs = o.batchSize ?? 32;
   const sourceOptions = o.taskOptions(o.source);
   const source = await open(o.source, sourceOptions);
   const size = g.preprocessing.size;
-  const done = (batches: CalibBatch[], task: Task, spec: string, taskOptions: TaskOptions, needsLabels: boolean): CalibSet => ({
-    batches, task: task.id, taskSpec: spec, taskOptions, numClasses: task.classes.length, data, needsLabels,
+  const done = (
+    batches: CalibBatch[],
+    task: Task,
+    spec: string,
+    taskOptions: TaskOptions,
+    needsLabels: boolean,
+  ): CalibSet => ({
+    batches,
+    task: task.id,
+    taskSpec: spec,
+    taskOptions,
+    numClasses: task.classes.length,
+    data,
+    needsLabels,
     images: batches.reduce((k, b) => k + b.x.shape[0]!, 0),
   });
   switch (data.kind) {
     case 'source':
-      return done(firstImages(await loadSplit(source, 'train', size), pre, o.n, o.seed, bs), source, o.source, sourceOptions, false);
+      return done(
+        firstImages(await loadSplit(source, 'train', size), pre, o.n, o.seed, bs),
+        source,
+        o.source,
+        sourceOptions,
+        false,
+      );
     case 'task': {
       const options = o.taskOptions(data.task);
       const t = await open(data.task, options);
@@ -138,7 +188,17 @@ export async function calibrationSet(g: Graph, data: CalibData, o: CalibSetOptio
       const rand = mulberry32(noiseSeed(o.seed));
       const images = new Uint8Array(o.n * 3 * h * w);
       for (let i = 0; i < images.length; i++) images[i] = Math.floor(rand() * 256);
-      const set: ImageSet = { task: 'noise', split: 'train', classes: source.classes, size: [h, w], n: o.n, images, labels: new Int32Array(o.n), keys: [], skipped: [] };
+      const set: ImageSet = {
+        task: 'noise',
+        split: 'train',
+        classes: source.classes,
+        size: [h, w],
+        n: o.n,
+        images,
+        labels: new Int32Array(o.n),
+        keys: [],
+        skipped: [],
+      };
       const out: CalibBatch[] = [];
       const step = Math.min(bs, o.n);
       for (let i = 0; i < o.n; i += step) {
@@ -163,5 +223,8 @@ export function labelByModel(set: CalibSet, reference: Graph, head: LinearHead):
 }
 
 export function disposeCalibSet(set: { batches: readonly { x: Tensor; y: Tensor }[] }): void {
-  for (const b of set.batches) { b.x.dispose(); b.y.dispose(); }
+  for (const b of set.batches) {
+    b.x.dispose();
+    b.y.dispose();
+  }
 }

@@ -15,9 +15,13 @@ export class PruneError extends TapirError {
  */
 export class NondeterministicGraphError extends TapirError {
   constructor(node: string, op: string, what: string) {
-    super('E_NONDETERMINISTIC', `${what}: node '${node}' (${op}) makes the forward pass non-deterministic in mode 'train'`, {
-      context: { node, op },
-      fix: "score in mode 'eval-bn' (the default: BN uses its running statistics, dropout is off), or opt in with allowTrainMode: true",
-    });
+    super(
+      'E_NONDETERMINISTIC',
+      `${what}: node '${node}' (${op}) makes the forward pass non-deterministic in mode 'train'`,
+      {
+        context: { node, op },
+        fix: "score in mode 'eval-bn' (the default: BN uses its running statistics, dropout is off), or opt in with allowTrainMode: true",
+      },
+    );
   }
 }

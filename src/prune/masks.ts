@@ -35,7 +35,11 @@ export function shuffleMasks(g: Graph, seed: number): void {
 }
 
 /** Per-tensor kept counts and bit-packed masks of every prunable parameter, in parameter order. */
-export function maskSummary(g: Graph): { densities: TensorDensity[]; packed: Map<string, Uint8Array>; achieved: number } {
+export function maskSummary(g: Graph): {
+  densities: TensorDensity[];
+  packed: Map<string, Uint8Array>;
+  achieved: number;
+} {
   const densities: TensorDensity[] = [];
   const packed = new Map<string, Uint8Array>();
   let kept = 0;

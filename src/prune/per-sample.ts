@@ -9,7 +9,15 @@
  * `UnsupportedOpError` naming the estimator.
  */
 import { grad, nn, noGrad, scope, stack, zeros, type Tensor } from '../engine/index.js';
-import { convGeometry, forward, UnsupportedOpError, type Attrs, type Graph, type Mode, type Node } from '../graph/index.js';
+import {
+  convGeometry,
+  forward,
+  UnsupportedOpError,
+  type Attrs,
+  type Graph,
+  type Mode,
+  type Node,
+} from '../graph/index.js';
 import { checkLogits, lossDef, type CalibBatch, type LossName } from './loss.js';
 
 export interface PerSampleRule {
@@ -33,14 +41,19 @@ function convOffsets(x: Tensor, d: Tensor, a: Attrs, w: readonly number[], reduc
   const out: Tensor[] = [];
   for (let i = 0; i < kh; i++)
     for (let j = 0; j < kw; j++)
-      out.push(scope(() => {
-        const xs = xp.slice(2, i * dl[0], i * dl[0] + s[0] * (ho - 1) + 1, s[0]).slice(3, j * dl[1], j * dl[1] + s[1] * (wo - 1) + 1, s[1]);
-        // Depthwise: one input and one output channel per group, so the "matmul" is a dot product per channel.
-        const r = cinG === 1 && coutG === 1
-          ? xs.mul(dd).sum([2, 3]).unsqueeze(2)
-          : dd.matmul(xs.reshape([n, groups, cinG, ho * wo]).transpose(2, 3)).reshape([n, cout, cinG]);
-        return reduce(r);
-      }));
+      out.push(
+        scope(() => {
+          const xs = xp
+            .slice(2, i * dl[0], i * dl[0] + s[0] * (ho - 1) + 1, s[0])
+            .slice(3, j * dl[1], j * dl[1] + s[1] * (wo - 1) + 1, s[1]);
+          // Depthwise: one input and one output channel per group, so the "matmul" is a dot product per channel.
+          const r =
+            cinG === 1 && coutG === 1
+              ? xs.mul(dd).sum([2, 3]).unsqueeze(2)
+              : dd.matmul(xs.reshape([n, groups, cinG, ho * wo]).transpose(2, 3)).reshape([n, cout, cinG]);
+          return reduce(r);
+        }),
+      );
   if (xp !== x) xp.dispose();
   if (dd !== d) dd.dispose();
   return out;
@@ -58,26 +71,52 @@ function depthwisePerSample(x: Tensor, d: Tensor, a: Attrs, w: readonly number[]
   const { stride: s, dilation: dl, pads: p } = convGeometry(x, a, w);
   const [n, ho, wo] = [d.shape[0]!, d.shape[2]!, d.shape[3]!];
   const xp = p.some((v) => v !== 0) ? nn.pad(x, [p[1], p[3], p[0], p[2]]) : x;
-  const r = nn.conv2d(xp.reshape([1, n * c, xp.shape[2]!, xp.shape[3]!]), d.reshape([n * c, 1, ho, wo]), null, { stride: [dl[0], dl[1]], dilation: [s[0], s[1]], groups: n * c });
+  const r = nn.conv2d(xp.reshape([1, n * c, xp.shape[2]!, xp.shape[3]!]), d.reshape([n * c, 1, ho, wo]), null, {
+    stride: [dl[0], dl[1]],
+    dilation: [s[0], s[1]],
+    groups: n * c,
+  });
   return r.narrow(2, 0, kh).narrow(3, 0, kw).reshape([n, c, 1, kh, kw]);
 }
 
-const isDepthwise = (a: Attrs, w: readonly number[]): boolean => w[1] === 1 && typeof a.groups === 'number' && a.groups === w[0];
+const isDepthwise = (a: Attrs, w: readonly number[]): boolean =>
+  w[1] === 1 && typeof a.groups === 'number' && a.groups === w[0];
 
 const conv2d: PerSampleRule = {
-  perSample: (x, d, a, w) => scope(() => (isDepthwise(a, w) ? depthwisePerSample(x, d, a, w) : stack(convOffsets(x, d, a, w, (r) => r), 3).reshape([d.shape[0]!, ...w]))),
-  sumSquares: (x, d, a, w) => scope(() => (isDepthwise(a, w) ? depthwisePerSample(x, d, a, w).square().sum(0) : stack(convOffsets(x, d, a, w, (r) => r.mul_(r).sum(0)), 2).reshape(w))),
+  perSample: (x, d, a, w) =>
+    scope(() =>
+      isDepthwise(a, w)
+        ? depthwisePerSample(x, d, a, w)
+        : stack(
+            convOffsets(x, d, a, w, (r) => r),
+            3,
+          ).reshape([d.shape[0]!, ...w]),
+    ),
+  sumSquares: (x, d, a, w) =>
+    scope(() =>
+      isDepthwise(a, w)
+        ? depthwisePerSample(x, d, a, w).square().sum(0)
+        : stack(
+            convOffsets(x, d, a, w, (r) => r.mul_(r).sum(0)),
+            2,
+          ).reshape(w),
+    ),
 };
 
 /** x [N, ..., in], d [N, ..., out] → per sample Σ over the middle dims of δ xᵀ. */
 const linear: PerSampleRule = {
-  perSample: (x, d) => scope(() => {
-    if (x.ndim === 2) return d.unsqueeze(2).mul(x.unsqueeze(1));
-    const n = x.shape[0]!;
-    return d.reshape([n, -1, d.shape[d.ndim - 1]!]).transpose(1, 2).bmm(x.reshape([n, -1, x.shape[x.ndim - 1]!]));
-  }),
+  perSample: (x, d) =>
+    scope(() => {
+      if (x.ndim === 2) return d.unsqueeze(2).mul(x.unsqueeze(1));
+      const n = x.shape[0]!;
+      return d
+        .reshape([n, -1, d.shape[d.ndim - 1]!])
+        .transpose(1, 2)
+        .bmm(x.reshape([n, -1, x.shape[x.ndim - 1]!]));
+    }),
   // 2-D input: Σₙ (δₙ xₙᵀ)² = (δ²)ᵀ (x²) elementwise, one matmul.
-  sumSquares: (x, d, a, w) => scope(() => (x.ndim === 2 ? d.square().t().mm(x.square()) : linear.perSample(x, d, a, w).square().sum(0))),
+  sumSquares: (x, d, a, w) =>
+    scope(() => (x.ndim === 2 ? d.square().t().mm(x.square()) : linear.perSample(x, d, a, w).square().sum(0))),
 };
 
 export const PER_SAMPLE_RULES: Readonly<Record<string, PerSampleRule>> = { conv2d, linear };
@@ -96,7 +135,13 @@ export function findSites(g: Graph, params: readonly string[], estimator: string
   for (const node of g.nodes)
     node.inputs.forEach((v, k) => {
       if (!want.has(v)) return;
-      if (!(node.op in PER_SAMPLE_RULES) || k !== 1) throw new UnsupportedOpError(node.op, node.name, Object.keys(PER_SAMPLE_RULES), `${estimator} (per-sample gradients of '${v}')`);
+      if (!(node.op in PER_SAMPLE_RULES) || k !== 1)
+        throw new UnsupportedOpError(
+          node.op,
+          node.name,
+          Object.keys(PER_SAMPLE_RULES),
+          `${estimator} (per-sample gradients of '${v}')`,
+        );
       sites.get(v)!.push({ node, input: node.inputs[0]!, output: node.outputs[0]! });
     });
   return sites;
@@ -118,7 +163,13 @@ export interface FactorPass {
  * Σₙ Gₙ² or the per-sample gradients Gₙ of each parameter (masked: a pruned weight gets 0). Returns the number of
  * backward passes. Tensors passed to `visit` are freed after it returns.
  */
-export function factorPass(g: Graph, batch: CalibBatch, sites: ReadonlyMap<string, readonly Site[]>, o: FactorPass, visit: (param: string, t: Tensor) => void): number {
+export function factorPass(
+  g: Graph,
+  batch: CalibBatch,
+  sites: ReadonlyMap<string, readonly Site[]>,
+  o: FactorPass,
+  visit: (param: string, t: Tensor) => void,
+): number {
   return scope(() => {
     const all = [...sites.values()].flat();
     const inputs = [...new Set(all.map((s) => s.input))];
@@ -133,34 +184,49 @@ export function factorPass(g: Graph, batch: CalibBatch, sites: ReadonlyMap<strin
       seeds.push((last) => grad(def.perSample(logits, batch.y).sum(), outT, { allowUnused: true, retainGraph: !last }));
     } else {
       const s = o.seeds === 'mc' ? def.sampleSqrt(logits).unsqueeze(2) : def.sqrtHessian(logits);
-      for (let c = 0; c < s.shape[2]!; c++) seeds.push((last) => grad(logits, outT, { gradOutputs: [s.index(2, c)], allowUnused: true, retainGraph: !last }));
+      for (let c = 0; c < s.shape[2]!; c++)
+        seeds.push((last) =>
+          grad(logits, outT, { gradOutputs: [s.index(2, c)], allowUnused: true, retainGraph: !last }),
+        );
     }
-    seeds.forEach((run, k) => scope(() => {
-      const ds = run(k === seeds.length - 1);
-      const delta = new Map(outputs.map((v, i) => [v, ds[i]]));
-      noGrad(() => {
-        for (const [param, ss] of sites) {
-          const w = g.params.get(param)!.tensor.shape;
-          const mask = g.masks.get(param);
-          scope(() => {
-            const live = ss.filter((s) => delta.get(s.output));
-            let t: Tensor;
-            if (live.length === 0) t = o.want === 'sumSquares' ? zerosOf(w, logits) : zerosOf([logits.shape[0]!, ...w], logits);
-            else if (live.length === 1 && o.want === 'sumSquares') t = rule(live[0]!).sumSquares(r.taps.get(live[0]!.input)!, delta.get(live[0]!.output)!, live[0]!.node.attrs, w);
-            else {
-              // Several uses of one weight: per-sample gradients add up before squaring.
-              t = live.map((s) => rule(s).perSample(r.taps.get(s.input)!, delta.get(s.output)!, s.node.attrs, w)).reduce((a, b) => a.add(b));
-              if (o.want === 'sumSquares') t = t.square().sum(0);
-            }
-            if (mask) t = t.mul(mask);
-            visit(param, t);
-          });
-        }
-      });
-    }));
+    seeds.forEach((run, k) =>
+      scope(() => {
+        const ds = run(k === seeds.length - 1);
+        const delta = new Map(outputs.map((v, i) => [v, ds[i]]));
+        noGrad(() => {
+          for (const [param, ss] of sites) {
+            const w = g.params.get(param)!.tensor.shape;
+            const mask = g.masks.get(param);
+            scope(() => {
+              const live = ss.filter((s) => delta.get(s.output));
+              let t: Tensor;
+              if (live.length === 0)
+                t = o.want === 'sumSquares' ? zerosOf(w, logits) : zerosOf([logits.shape[0]!, ...w], logits);
+              else if (live.length === 1 && o.want === 'sumSquares')
+                t = rule(live[0]!).sumSquares(
+                  r.taps.get(live[0]!.input)!,
+                  delta.get(live[0]!.output)!,
+                  live[0]!.node.attrs,
+                  w,
+                );
+              else {
+                // Several uses of one weight: per-sample gradients add up before squaring.
+                t = live
+                  .map((s) => rule(s).perSample(r.taps.get(s.input)!, delta.get(s.output)!, s.node.attrs, w))
+                  .reduce((a, b) => a.add(b));
+                if (o.want === 'sumSquares') t = t.square().sum(0);
+              }
+              if (mask) t = t.mul(mask);
+              visit(param, t);
+            });
+          }
+        });
+      }),
+    );
     return seeds.length;
   });
 }
 
 const rule = (s: Site): PerSampleRule => PER_SAMPLE_RULES[s.node.op]!;
-const zerosOf = (shape: readonly number[], like: Tensor): Tensor => zeros(shape, { dtype: like.dtype, device: like.device });
+const zerosOf = (shape: readonly number[], like: Tensor): Tensor =>
+  zeros(shape, { dtype: like.dtype, device: like.device });

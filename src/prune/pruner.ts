@@ -11,7 +11,16 @@
  * (`alreadyZero`), not counted as pruned.
  */
 import { noGrad, scope, type Tensor } from '../engine/index.js';
-import { applyMasksInPlace, disposeGraph, prunableParams, setMask, withTaskHead, type Graph, type LinearHead, type Mode } from '../graph/index.js';
+import {
+  applyMasksInPlace,
+  disposeGraph,
+  prunableParams,
+  setMask,
+  withTaskHead,
+  type Graph,
+  type LinearHead,
+  type Mode,
+} from '../graph/index.js';
 import { allocate, AllocationError, checkSparsity, type Allocation, type ParamMap } from './allocation.js';
 import { calibrationHash, checkCalibration, checkWeights, countImages } from './calib.js';
 import { BN_REPAIRS, denseCopy, repairBatchNorm, type BnRepair, type BnRepairResult } from './bn.js';
@@ -103,7 +112,10 @@ export interface PruneReport {
 export function resolveScore(s: ScoreName | Score): Score {
   if (typeof s !== 'string') return s;
   if (!Object.prototype.hasOwnProperty.call(SCORES, s))
-    throw new PruneError(`unknown score '${s}'`, { context: { score: s }, fix: `use one of: ${Object.keys(SCORES).join(', ')}` });
+    throw new PruneError(`unknown score '${s}'`, {
+      context: { score: s },
+      fix: `use one of: ${Object.keys(SCORES).join(', ')}`,
+    });
   return SCORES[s];
 }
 
@@ -112,15 +124,21 @@ function demotePruned(g: Graph, scores: Map<string, Tensor>): Map<string, Tensor
   if (g.masks.size === 0) return scores;
   return noGrad(() => {
     let min = Infinity;
-    for (const s of scores.values()) min = Math.min(min, scope(() => s.min().item()));
+    for (const s of scores.values())
+      min = Math.min(
+        min,
+        scope(() => s.min().item()),
+      );
     const low = min - Math.abs(min) - 1;
-    return new Map([...scores].map(([n, s]) => {
-      const m = g.masks.get(n);
-      if (!m) return [n, s] as const;
-      const out = scope(() => s.mul(m).add(m.neg().add(1).mul(low)));
-      s.dispose();
-      return [n, out] as const;
-    }));
+    return new Map(
+      [...scores].map(([n, s]) => {
+        const m = g.masks.get(n);
+        if (!m) return [n, s] as const;
+        const out = scope(() => s.mul(m).add(m.neg().add(1).mul(low)));
+        s.dispose();
+        return [n, out] as const;
+      }),
+    );
   });
 }
 
@@ -128,11 +146,24 @@ export function prune(g: Graph, o: PruneOptions): PruneReport {
   const score = resolveScore(o.score);
   checkSparsity(o.sparsity);
   const bn = o.bn ?? 'none';
-  if (!BN_REPAIRS.includes(bn)) throw new PruneError(`unknown BN repair '${String(bn)}'`, { context: { bn }, fix: `use one of: ${BN_REPAIRS.join(', ')} (--bn)` });
+  if (!BN_REPAIRS.includes(bn))
+    throw new PruneError(`unknown BN repair '${String(bn)}'`, {
+      context: { bn },
+      fix: `use one of: ${BN_REPAIRS.join(', ')} (--bn)`,
+    });
   const params = o.params ? [...o.params] : prunableParams(g).map((p) => p.name);
-  if (params.length === 0) throw new AllocationError(`graph '${g.name}' has no prunable parameters`, { graph: g.name }, 'mark conv/linear weights prunable (role "weight")');
+  if (params.length === 0)
+    throw new AllocationError(
+      `graph '${g.name}' has no prunable parameters`,
+      { graph: g.name },
+      'mark conv/linear weights prunable (role "weight")',
+    );
   for (const n of params)
-    if (!g.params.get(n)?.prunable) throw new PruneError(`'${n}' is not a prunable parameter of '${g.name}'`, { context: { param: n }, fix: 'list prunable tensors with `tapir info <model>`' });
+    if (!g.params.get(n)?.prunable)
+      throw new PruneError(`'${n}' is not a prunable parameter of '${g.name}'`, {
+        context: { param: n },
+        fix: 'list prunable tensors with `tapir info <model>`',
+      });
   checkWeights(g);
   const batches = o.batches ?? [];
   if (!score.dataFree || bn !== 'none' || o.calib !== undefined) checkCalibration(batches, { need: o.calib });
@@ -146,16 +177,35 @@ export function prune(g: Graph, o: PruneOptions): PruneReport {
   }
 }
 
-function pruneWith(g: Graph, score: Score, params: string[], batches: readonly CalibBatch[], bn: BnRepair, dense: Graph, o: PruneOptions): PruneReport {
+function pruneWith(
+  g: Graph,
+  score: Score,
+  params: string[],
+  batches: readonly CalibBatch[],
+  bn: BnRepair,
+  dense: Graph,
+  o: PruneOptions,
+): PruneReport {
   const sg = o.head ? withTaskHead(g, o.head) : g;
   const schedule = o.schedule ?? { kind: 'oneshot' };
   const allocation = o.allocation ?? { kind: 'global' };
   const seed = o.seed ?? 0;
   const loss = o.loss ?? 'mse';
-  const timings: Record<string, number> = { score: 0, allocate: 0, compensate: 0, reconstruct: 0, bn: 0, layerErrors: 0 };
+  const timings: Record<string, number> = {
+    score: 0,
+    allocate: 0,
+    compensate: 0,
+    reconstruct: 0,
+    bn: 0,
+    layerErrors: 0,
+  };
   const time = <T>(phase: string, f: () => T): T => {
     const t0 = performance.now();
-    try { return f(); } finally { timings[phase] = (timings[phase] ?? 0) + performance.now() - t0; }
+    try {
+      return f();
+    } finally {
+      timings[phase] = (timings[phase] ?? 0) + performance.now() - t0;
+    }
   };
   const densities = roundDensities(o.sparsity, schedule);
   const rounds: PruneReport['rounds'] = [];
@@ -166,10 +216,26 @@ function pruneWith(g: Graph, score: Score, params: string[], batches: readonly C
   densities.forEach((density, r) => {
     o.onProgress?.('score', r, densities.length);
     // A scope frees whatever a score leaves behind; its result's tensors survive (OBS keeps its blocks itself).
-    const res = time('score', () => scope(() => score.score({
-      graph: sg, batches, params, loss, seed: seed + r, mode: o.mode, allowTrainMode: o.allowTrainMode, estimator: o.estimator, probes: o.probes, ggn: o.ggn, block: o.block, allocation, ...(o.reconstruct ? { reconstruct: o.reconstruct } : {}),
-      onProgress: (d, t) => o.onProgress?.(`score ${r + 1}/${densities.length}`, d, t),
-    })));
+    const res = time('score', () =>
+      scope(() =>
+        score.score({
+          graph: sg,
+          batches,
+          params,
+          loss,
+          seed: seed + r,
+          mode: o.mode,
+          allowTrainMode: o.allowTrainMode,
+          estimator: o.estimator,
+          probes: o.probes,
+          ggn: o.ggn,
+          block: o.block,
+          allocation,
+          ...(o.reconstruct ? { reconstruct: o.reconstruct } : {}),
+          onProgress: (d, t) => o.onProgress?.(`score ${r + 1}/${densities.length}`, d, t),
+        }),
+      ),
+    );
     scoreInfo = res.info;
     try {
       const scores = demotePruned(g, res.scores);
@@ -185,7 +251,12 @@ function pruneWith(g: Graph, score: Score, params: string[], batches: readonly C
       if (res.compensate) {
         time('compensate', () => {
           const next = res.compensate!(last!.masks as ParamMap);
-          noGrad(() => { for (const [n, t] of next) { g.params.get(n)!.tensor.copy_(t); t.dispose(); } });
+          noGrad(() => {
+            for (const [n, t] of next) {
+              g.params.get(n)!.tensor.copy_(t);
+              t.dispose();
+            }
+          });
         });
         compensated = true;
       }
@@ -202,21 +273,56 @@ function pruneWith(g: Graph, score: Score, params: string[], batches: readonly C
     const kept = final.kept.get(n)!;
     return { name: n, shape: [...g.params.get(n)!.tensor.shape], size, kept, density: kept / size };
   });
-  const alreadyZero = params.reduce((a, n) => a + scope(() => noGrad(() => g.params.get(n)!.tensor.eq(0).logicalAnd(g.masks.get(n)!.ne(0)).sum().item())), 0);
+  const alreadyZero = params.reduce(
+    (a, n) =>
+      a + scope(() => noGrad(() => g.params.get(n)!.tensor.eq(0).logicalAnd(g.masks.get(n)!.ne(0)).sum().item())),
+    0,
+  );
   applyMasksInPlace(g);
   // BN repair after the final masks (and any weight update), on the same calibration images.
   const bnResult = time('bn', () => repairBatchNorm(g, dense, batches, bn));
   // Where the pruned network's output drifts from the dense one, layer by layer (after BN repair), on the same images.
-  const errors = batches.length > 0 && dense !== g && g.inputs.length === 1 ? time('layerErrors', () => layerErrors(g, dense, batches, layersOf(g, params, 'layer errors', { skipUnsupported: true }))) : null;
-  const warnings = final.collapsed.map((n) => `tensor '${n}' is fully pruned (layer collapse): every output of it is constant; raise --min-density or lower --sparsity`);
+  const errors =
+    batches.length > 0 && dense !== g && g.inputs.length === 1
+      ? time('layerErrors', () =>
+          layerErrors(g, dense, batches, layersOf(g, params, 'layer errors', { skipUnsupported: true })),
+        )
+      : null;
+  const warnings = final.collapsed.map(
+    (n) =>
+      `tensor '${n}' is fully pruned (layer collapse): every output of it is constant; raise --min-density or lower --sparsity`,
+  );
   // Exact counts make the achieved sparsity the asked one up to one weight; anything else must be said.
   if (Math.abs(final.achievedSparsity - o.sparsity) > 1 / final.total)
-    warnings.push(`achieved sparsity ${final.achievedSparsity.toFixed(6)} differs from the requested ${o.sparsity} (the allocation's per-tensor limits); check --min-density and --allocation`);
+    warnings.push(
+      `achieved sparsity ${final.achievedSparsity.toFixed(6)} differs from the requested ${o.sparsity} (the allocation's per-tensor limits); check --min-density and --allocation`,
+    );
   final.masks.forEach((m) => m.dispose());
   return {
-    graph: g.name, score: score.name, scoreInfo, loss, seed, sparsity: o.sparsity, achievedSparsity: final.achievedSparsity, allocation,
-    minDensity: o.minDensity ?? 0, schedule, rounds, prunableParameters: final.total, keptParameters: final.totalKept, alreadyZero, tensors,
-    collapsed: final.collapsed, warnings, calibration: { images: countImages(batches), hash: batches.length > 0 ? calibrationHash(batches) : null },
-    scoredTensors: params.length, shuffled: !!o.shuffle, bn: bnResult, compensated, reconstruction, layerErrors: errors, timings,
+    graph: g.name,
+    score: score.name,
+    scoreInfo,
+    loss,
+    seed,
+    sparsity: o.sparsity,
+    achievedSparsity: final.achievedSparsity,
+    allocation,
+    minDensity: o.minDensity ?? 0,
+    schedule,
+    rounds,
+    prunableParameters: final.total,
+    keptParameters: final.totalKept,
+    alreadyZero,
+    tensors,
+    collapsed: final.collapsed,
+    warnings,
+    calibration: { images: countImages(batches), hash: batches.length > 0 ? calibrationHash(batches) : null },
+    scoredTensors: params.length,
+    shuffled: !!o.shuffle,
+    bn: bnResult,
+    compensated,
+    reconstruction,
+    layerErrors: errors,
+    timings,
   };
 }

@@ -17,7 +17,10 @@ export function roundDensities(sparsity: number, schedule: Schedule): number[] {
     case 'iterative': {
       const R = schedule.rounds;
       if (!Number.isInteger(R) || R < 1)
-        throw new TapirError('E_SCHEDULE', `iterative schedule needs a positive integer number of rounds, got ${R}`, { context: { rounds: R }, fix: 'pass e.g. --rounds 5' });
+        throw new TapirError('E_SCHEDULE', `iterative schedule needs a positive integer number of rounds, got ${R}`, {
+          context: { rounds: R },
+          fix: 'pass e.g. --rounds 5',
+        });
       return Array.from({ length: R }, (_, i) => (i === R - 1 ? k : Math.pow(k, (i + 1) / R)));
     }
   }

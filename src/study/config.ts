@@ -11,8 +11,15 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { TapirError } from '../engine/index.js';
 import {
-  ALLOCATIONS, BN_REPAIRS, ESTIMATOR_NAMES, parseAllocation, parseCalibData, RECONSTRUCT_TARGETS, SCORE_NAMES as PRUNE_SCORE_NAMES,
-  type BnRepair as PruneBnRepair, type ScoreName as PruneScoreName,
+  ALLOCATIONS,
+  BN_REPAIRS,
+  ESTIMATOR_NAMES,
+  parseAllocation,
+  parseCalibData,
+  RECONSTRUCT_TARGETS,
+  SCORE_NAMES as PRUNE_SCORE_NAMES,
+  type BnRepair as PruneBnRepair,
+  type ScoreName as PruneScoreName,
 } from '../prune/index.js';
 
 /** The score, estimator, allocation and BN-repair names are the pruning registries' own. */
@@ -29,7 +36,10 @@ export type CalibData = 'source' | 'noise' | 'all' | (string & {});
 
 export class StudyConfigError extends TapirError {
   constructor(file: string, path: string, message: string, fix?: string) {
-    super('E_STUDY_CONFIG', `${file}: ${path ? `${path}: ` : ''}${message}`, { context: { file, field: path }, ...(fix ? { fix } : {}) });
+    super('E_STUDY_CONFIG', `${file}: ${path ? `${path}: ` : ''}${message}`, {
+      context: { file, field: path },
+      ...(fix ? { fix } : {}),
+    });
   }
 }
 
@@ -46,18 +56,39 @@ const show = (v: unknown) => (typeof v === 'string' ? `'${v}'` : JSON.stringify(
  * `before` checks the input next, before the fields (used for checks across fields that must come first).
  * `notMapping` words the error for a value that is not a mapping (followed by `, got …` when a string).
  */
-function fields<S extends z.ZodRawShape>(shape: S, notMapping: string | ((v: unknown) => string), before?: (v: Obj, ctx: z.RefinementCtx) => void) {
+function fields<S extends z.ZodRawShape>(
+  shape: S,
+  notMapping: string | ((v: unknown) => string),
+  before?: (v: Obj, ctx: z.RefinementCtx) => void,
+) {
   const allowed = Object.keys(shape);
-  return z.preprocess((v, ctx) => {
-    if (!isObj(v)) return v;
-    const unknown = Object.keys(v).filter((k) => !allowed.includes(k));
-    for (const k of unknown) {
-      const near = allowed.find((a) => a.replace(/[-_]/g, '') === k.replace(/[-_]/g, '').toLowerCase() || a.startsWith(k.slice(0, 4)));
-      ctx.addIssue({ code: 'custom', path: [k], message: 'unknown field', params: { fix: near ? `did you mean '${near}'?` : `allowed here: ${allowed.join(', ')}` } });
-    }
-    if (unknown.length === 0) before?.(v, ctx);
-    return v;
-  }, z.object(shape, { error: (iss) => (iss.code !== 'invalid_type' ? undefined : typeof notMapping === 'string' ? `${notMapping}, got ${show(iss.input)}` : notMapping(iss.input)) }));
+  return z.preprocess(
+    (v, ctx) => {
+      if (!isObj(v)) return v;
+      const unknown = Object.keys(v).filter((k) => !allowed.includes(k));
+      for (const k of unknown) {
+        const near = allowed.find(
+          (a) => a.replace(/[-_]/g, '') === k.replace(/[-_]/g, '').toLowerCase() || a.startsWith(k.slice(0, 4)),
+        );
+        ctx.addIssue({
+          code: 'custom',
+          path: [k],
+          message: 'unknown field',
+          params: { fix: near ? `did you mean '${near}'?` : `allowed here: ${allowed.join(', ')}` },
+        });
+      }
+      if (unknown.length === 0) before?.(v, ctx);
+      return v;
+    },
+    z.object(shape, {
+      error: (iss) =>
+        iss.code !== 'invalid_type'
+          ? undefined
+          : typeof notMapping === 'string'
+            ? `${notMapping}, got ${show(iss.input)}`
+            : notMapping(iss.input),
+    }),
+  );
 }
 
 /**
@@ -66,15 +97,24 @@ function fields<S extends z.ZodRawShape>(shape: S, notMapping: string | ((v: unk
  */
 function list<T extends z.ZodType>(item: T, { nonEmpty = true } = {}) {
   const array = nonEmpty ? z.array(item).min(1) : z.array(item);
-  return z.preprocess((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]), array.superRefine((xs, ctx) => {
-    const seen = new Map<string, number>();
-    xs.forEach((x, i) => {
-      const k = JSON.stringify(x);
-      const first = seen.get(k);
-      if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i], message: `duplicates [${first}] (${k})`, params: { duplicateOf: first, value: k, fix: 'list each value once' } });
-      else seen.set(k, i);
-    });
-  }));
+  return z.preprocess(
+    (v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]),
+    array.superRefine((xs, ctx) => {
+      const seen = new Map<string, number>();
+      xs.forEach((x, i) => {
+        const k = JSON.stringify(x);
+        const first = seen.get(k);
+        if (first !== undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: [i],
+            message: `duplicates [${first}] (${k})`,
+            params: { duplicateOf: first, value: k, fix: 'list each value once' },
+          });
+        else seen.set(k, i);
+      });
+    }),
+  );
 }
 
 /**
@@ -95,18 +135,41 @@ const Positive = Num.gt(0);
 /** A fraction in [0, 1): sparsities, momentum. */
 const Fraction = Num.refine((v) => v >= 0 && v < 1, { error: (iss) => `must be in [0, 1), got ${String(iss.input)}` });
 /** A non-empty string, trimmed. */
-const Text = z.string().refine((s) => s.trim() !== '', { error: (iss) => `must be a non-empty string, got ${show(iss.input)}` }).transform((s) => s.trim());
+const Text = z
+  .string()
+  .refine((s) => s.trim() !== '', { error: (iss) => `must be a non-empty string, got ${show(iss.input)}` })
+  .transform((s) => s.trim());
 
 const TASK_ID = /^[A-Za-z0-9_:./\-]+(\[[0-9,\- ]+\])?$/;
-const notATaskId = (s: string) => ({ code: 'custom' as const, message: `'${s}' is not a task id`, params: { fix: 'e.g. mnist, fashion-mnist[0-4], folder:/data/x' } });
-const TaskId = Text.superRefine((s, ctx) => { if (!TASK_ID.test(s)) ctx.addIssue(notATaskId(s)); });
+const notATaskId = (s: string) => ({
+  code: 'custom' as const,
+  message: `'${s}' is not a task id`,
+  params: { fix: 'e.g. mnist, fashion-mnist[0-4], folder:/data/x' },
+});
+const TaskId = Text.superRefine((s, ctx) => {
+  if (!TASK_ID.test(s)) ctx.addIssue(notATaskId(s));
+});
 
 /** One allocation: a name or `N:M` (whose sparsity 1 − N/M must be one of the study's: checked by StudySchema). */
 const isNM = (v: unknown): v is string => isString(v) && /^\d+:\d+$/.test(v.trim());
 const AllocationItem = z.union([
-  when(isNM, z.string().superRefine((x, ctx) => {
-    try { parseAllocation(x); } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message, params: { fix: 'e.g. 2:4 (keep 2 of every 4 weights)' } }); }
-  }).transform((x) => x.trim() as `${number}:${number}`)),
+  when(
+    isNM,
+    z
+      .string()
+      .superRefine((x, ctx) => {
+        try {
+          parseAllocation(x);
+        } catch (e) {
+          ctx.addIssue({
+            code: 'custom',
+            message: (e as Error).message,
+            params: { fix: 'e.g. 2:4 (keep 2 of every 4 weights)' },
+          });
+        }
+      })
+      .transform((x) => x.trim() as `${number}:${number}`),
+  ),
   when((v) => !isNM(v), z.enum(ALLOCATIONS)),
 ]);
 export type AllocationName = z.output<typeof AllocationItem>;
@@ -115,24 +178,44 @@ export type AllocationName = z.output<typeof AllocationItem>;
 const isMix = (v: unknown): v is string => isString(v) && v.startsWith('mix:');
 const CALIB_KINDS = ['source', 'noise', 'all'] as const;
 const isCalibKind = (v: unknown) => (CALIB_KINDS as readonly unknown[]).includes(v);
-const CalibDataItem: z.ZodType<CalibData> = z.union([
-  when(isCalibKind, z.enum(CALIB_KINDS)),
-  when(isMix, z.string().superRefine((x, ctx) => {
-    try {
-      const d = parseCalibData(x);
-      if (d.kind === 'mix') d.tasks.forEach((t, i) => { if (!TASK_ID.test(t)) ctx.addIssue({ ...notATaskId(t), path: ['mix', i] }); });
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: (e as Error).message, params: { fix: "list tasks after 'mix:', joined by '+', e.g. mix:mnist+emoji" } });
-    }
-  }).transform((x) => x.trim())),
-  when((v) => isString(v) && !isCalibKind(v) && !isMix(v), TaskId),
-], { error: (iss) => `must be 'source', 'noise', 'all', 'mix:A+B' or a task id, got ${show(iss.input)}` });
+const CalibDataItem: z.ZodType<CalibData> = z.union(
+  [
+    when(isCalibKind, z.enum(CALIB_KINDS)),
+    when(
+      isMix,
+      z
+        .string()
+        .superRefine((x, ctx) => {
+          try {
+            const d = parseCalibData(x);
+            if (d.kind === 'mix')
+              d.tasks.forEach((t, i) => {
+                if (!TASK_ID.test(t)) ctx.addIssue({ ...notATaskId(t), path: ['mix', i] });
+              });
+          } catch (e) {
+            ctx.addIssue({
+              code: 'custom',
+              message: (e as Error).message,
+              params: { fix: "list tasks after 'mix:', joined by '+', e.g. mix:mnist+emoji" },
+            });
+          }
+        })
+        .transform((x) => x.trim()),
+    ),
+    when((v) => isString(v) && !isCalibKind(v) && !isMix(v), TaskId),
+  ],
+  { error: (iss) => `must be 'source', 'noise', 'all', 'mix:A+B' or a task id, got ${show(iss.input)}` },
+);
 
 // ---- Scores ----------------------------------------------------------------------------------------------------
 
 /** Score options only some scores take (the others refuse them). */
 const ONLY: Record<string, { scores: readonly ScoreName[]; message?: (score: string) => string; fix?: string }> = {
-  estimator: { scores: ['diag-hessian'], message: (s) => `only diag-hessian takes an estimator (score is '${s}')`, fix: 'block-hessian takes curvature: fisher|ggn' },
+  estimator: {
+    scores: ['diag-hessian'],
+    message: (s) => `only diag-hessian takes an estimator (score is '${s}')`,
+    fix: 'block-hessian takes curvature: fisher|ggn',
+  },
   block_size: { scores: ['block-hessian', 'sparsegpt'] },
   curvature: { scores: ['block-hessian'] },
   damping: { scores: ['block-hessian', 'sparsegpt'] },
@@ -141,48 +224,65 @@ const ONLY: Record<string, { scores: readonly ScoreName[]; message?: (score: str
 };
 
 /** A score and its options (estimator, probes, block size, damping, OBS compensation) as a mapping. */
-const ScoreFields = fields({
-  name: z.enum(SCORE_NAMES),
-  estimator: z.enum(ESTIMATOR_CHOICES).optional(),
-  probes: Int.gte(1).optional(),
-  /** ggn estimator: exact over outputs or 1-sample Monte-Carlo. */
-  ggn: z.enum(['exact', 'mc']).optional(),
-  /** block-hessian: weights per block (along each row / filter), curvature factors, relative damping, OBS update. */
-  block_size: Int.gte(1).optional(),
-  curvature: z.enum(['fisher', 'ggn']).optional(),
-  damping: Positive.optional(),
-  compensate: z.boolean().optional(),
-  /** sparsegpt: what each layer is reconstructed toward. */
-  target: z.enum(RECONSTRUCT_TARGETS).optional(),
-  // Pins (below).
-  allocation: AllocationItem.optional(),
-  calib_data: CalibDataItem.optional(),
-  calibration: Int.gte(1).optional(),
-  bn: z.enum(BN_REPAIR_CHOICES).optional(),
-}, 'must be a score name or {name: …, options}', (v, ctx) => {
-  // An option the score does not take is refused before its value is read (a valid name first).
-  const name = v.name as ScoreName;
-  if (!SCORE_NAMES.includes(name)) return;
-  for (const [k, only] of Object.entries(ONLY)) {
-    if (v[k] === undefined || only.scores.includes(name)) continue;
-    const names = only.scores;
-    ctx.addIssue({ code: 'custom', path: [k], message: only.message?.(name) ?? `only ${names.join(' and ')} take${names.length > 1 ? '' : 's'} ${k} (score is '${name}')`, ...(only.fix ? { params: { fix: only.fix } } : {}) });
-  }
-}).transform((o) => {
+const ScoreFields = fields(
+  {
+    name: z.enum(SCORE_NAMES),
+    estimator: z.enum(ESTIMATOR_CHOICES).optional(),
+    probes: Int.gte(1).optional(),
+    /** ggn estimator: exact over outputs or 1-sample Monte-Carlo. */
+    ggn: z.enum(['exact', 'mc']).optional(),
+    /** block-hessian: weights per block (along each row / filter), curvature factors, relative damping, OBS update. */
+    block_size: Int.gte(1).optional(),
+    curvature: z.enum(['fisher', 'ggn']).optional(),
+    damping: Positive.optional(),
+    compensate: z.boolean().optional(),
+    /** sparsegpt: what each layer is reconstructed toward. */
+    target: z.enum(RECONSTRUCT_TARGETS).optional(),
+    // Pins (below).
+    allocation: AllocationItem.optional(),
+    calib_data: CalibDataItem.optional(),
+    calibration: Int.gte(1).optional(),
+    bn: z.enum(BN_REPAIR_CHOICES).optional(),
+  },
+  'must be a score name or {name: …, options}',
+  (v, ctx) => {
+    // An option the score does not take is refused before its value is read (a valid name first).
+    const name = v.name as ScoreName;
+    if (!SCORE_NAMES.includes(name)) return;
+    for (const [k, only] of Object.entries(ONLY)) {
+      if (v[k] === undefined || only.scores.includes(name)) continue;
+      const names = only.scores;
+      ctx.addIssue({
+        code: 'custom',
+        path: [k],
+        message:
+          only.message?.(name) ??
+          `only ${names.join(' and ')} take${names.length > 1 ? '' : 's'} ${k} (score is '${name}')`,
+        ...(only.fix ? { params: { fix: only.fix } } : {}),
+      });
+    }
+  },
+).transform((o) => {
   /**
    * Ablation-axis values this score always runs with (its recipe), replacing the study's axis values for its cells,
    * e.g. a reconstruction pruner with its own allocation and calibration data next to baselines on the study's.
    */
   const pin = {
-    ...(o.allocation !== undefined ? { allocation: o.allocation } : {}), ...(o.calib_data !== undefined ? { calibData: o.calib_data } : {}),
-    ...(o.calibration !== undefined ? { calibration: o.calibration } : {}), ...(o.bn !== undefined ? { bn: o.bn } : {}),
+    ...(o.allocation !== undefined ? { allocation: o.allocation } : {}),
+    ...(o.calib_data !== undefined ? { calibData: o.calib_data } : {}),
+    ...(o.calibration !== undefined ? { calibration: o.calibration } : {}),
+    ...(o.bn !== undefined ? { bn: o.bn } : {}),
   };
   return {
     name: o.name,
-    ...(o.estimator !== undefined ? { estimator: o.estimator } : {}), ...(o.probes !== undefined ? { probes: o.probes } : {}),
-    ...(o.ggn !== undefined ? { ggn: o.ggn } : {}), ...(o.block_size !== undefined ? { blockSize: o.block_size } : {}),
-    ...(o.curvature !== undefined ? { curvature: o.curvature } : {}), ...(o.damping !== undefined ? { damping: o.damping } : {}),
-    ...(o.compensate !== undefined ? { compensate: o.compensate } : {}), ...(o.target !== undefined ? { target: o.target } : {}),
+    ...(o.estimator !== undefined ? { estimator: o.estimator } : {}),
+    ...(o.probes !== undefined ? { probes: o.probes } : {}),
+    ...(o.ggn !== undefined ? { ggn: o.ggn } : {}),
+    ...(o.block_size !== undefined ? { blockSize: o.block_size } : {}),
+    ...(o.curvature !== undefined ? { curvature: o.curvature } : {}),
+    ...(o.damping !== undefined ? { damping: o.damping } : {}),
+    ...(o.compensate !== undefined ? { compensate: o.compensate } : {}),
+    ...(o.target !== undefined ? { target: o.target } : {}),
     ...(Object.keys(pin).length > 0 ? { pin } : {}),
   };
 });
@@ -190,86 +290,116 @@ const ScoreFields = fields({
 export type ScoreSpec = z.output<typeof ScoreFields>;
 
 /** A score name or a mapping with its options. */
-const Score = z.union([
-  when(isString, z.enum(SCORE_NAMES).transform((name): ScoreSpec => ({ name }))),
-  when(isObj, ScoreFields),
-], { error: (iss) => `must be a score name or {name: …, options}, got ${show(iss.input)}` });
+const Score = z.union(
+  [
+    when(
+      isString,
+      z.enum(SCORE_NAMES).transform((name): ScoreSpec => ({ name })),
+    ),
+    when(isObj, ScoreFields),
+  ],
+  { error: (iss) => `must be a score name or {name: …, options}, got ${show(iss.input)}` },
+);
 
 // ---- Sections --------------------------------------------------------------------------------------------------
 
 /** Fine-tuning after pruning: a mapping (defaults for what it leaves out), `true` (all defaults) or `false` / null (none). */
-const Finetune = z.preprocess((v) => (v === undefined || v === true ? {} : v === false ? null : v), fields({
-  epochs: Int.gte(1).default(1),
-  steps: Int.gte(1).optional(),
-  batch_size: Int.gte(1).default(32),
-  lr: Positive.optional(),
-  optimizer: z.enum(['sgd', 'adamw']).default('sgd'),
-  momentum: Fraction.default(0.9),
-  weight_decay: Num.gte(0).optional(),
-  schedule: z.enum(['cosine', 'constant']).default('cosine'),
-  loss: z.enum(['ce', 'mse']).default('ce'),
-  bn: z.enum(['frozen', 'train']).default('frozen'),
-}, 'must be a mapping or false').transform((o) => ({
-  epochs: o.epochs,
-  ...(o.steps !== undefined ? { steps: o.steps } : {}),
-  batchSize: o.batch_size,
-  lr: o.lr ?? (o.optimizer === 'adamw' ? 1e-3 : 0.01),
-  optimizer: o.optimizer,
-  momentum: o.momentum,
-  weightDecay: o.weight_decay ?? (o.optimizer === 'adamw' ? 0.01 : 5e-4),
-  schedule: o.schedule,
-  loss: o.loss,
-  bn: o.bn,
-})).nullable());
+const Finetune = z.preprocess(
+  (v) => (v === undefined || v === true ? {} : v === false ? null : v),
+  fields(
+    {
+      epochs: Int.gte(1).default(1),
+      steps: Int.gte(1).optional(),
+      batch_size: Int.gte(1).default(32),
+      lr: Positive.optional(),
+      optimizer: z.enum(['sgd', 'adamw']).default('sgd'),
+      momentum: Fraction.default(0.9),
+      weight_decay: Num.gte(0).optional(),
+      schedule: z.enum(['cosine', 'constant']).default('cosine'),
+      loss: z.enum(['ce', 'mse']).default('ce'),
+      bn: z.enum(['frozen', 'train']).default('frozen'),
+    },
+    'must be a mapping or false',
+  )
+    .transform((o) => ({
+      epochs: o.epochs,
+      ...(o.steps !== undefined ? { steps: o.steps } : {}),
+      batchSize: o.batch_size,
+      lr: o.lr ?? (o.optimizer === 'adamw' ? 1e-3 : 0.01),
+      optimizer: o.optimizer,
+      momentum: o.momentum,
+      weightDecay: o.weight_decay ?? (o.optimizer === 'adamw' ? 0.01 : 5e-4),
+      schedule: o.schedule,
+      loss: o.loss,
+      bn: o.bn,
+    }))
+    .nullable(),
+);
 export type FinetuneRecipe = NonNullable<z.output<typeof Finetune>>;
 
 /** A control: `true` (every score and sparsity of the study), `false` / null (none) or `{scores, sparsities}`. */
-const Control = z.preprocess((v) => (v === undefined || v === false ? null : v === true ? {} : v), fields({
-  /** Scores the control runs with (default: every score of the study). */
-  scores: list(Score).optional(),
-  /** Sparsities it runs at (default: every sparsity of the study). */
-  sparsities: list(Fraction).optional(),
-}, 'must be true, false or {scores: […], sparsities: […]}').nullable());
+const Control = z.preprocess(
+  (v) => (v === undefined || v === false ? null : v === true ? {} : v),
+  fields(
+    {
+      /** Scores the control runs with (default: every score of the study). */
+      scores: list(Score).optional(),
+      /** Sparsities it runs at (default: every sparsity of the study). */
+      sparsities: list(Fraction).optional(),
+    },
+    'must be true, false or {scores: […], sparsities: […]}',
+  ).nullable(),
+);
 
 const ALPHA = "must be a number > 0, 'images' or 'auto'";
 /** Second-order diagnostics run once per model after its cells (src/study/diagnostics.ts, docs/ANALYSIS.md). */
-const Diagnostics = z.preprocess((v) => (v === undefined || v === false ? null : v === true ? {} : v), fields({
-  tasks: list(TaskId).optional(),
-  images: Int.gte(1).default(32),
-  head_images: Int.gte(1).default(30),
-  alpha: z.union([
-    when(isString, z.enum(['images', 'auto'], { error: (iss) => `${ALPHA}, got ${show(iss.input)}` })),
-    when((v) => !isString(v), Positive),
-  ]).default('images'),
-  probes: Int.gte(2).default(16),
-  k: Int.gte(1).default(4),
-  steps: Int.gte(1).optional(),
-  loss: z.enum(['mse', 'ce']).optional(),
-  sparsities: list(Fraction).optional(),
-  control: z.boolean().default(true),
-  seed: Int.gte(0).default(0),
-}, 'must be true, false or a mapping').transform((o) => ({
-  /** Tasks analysed (default: every study task, sources then held-out; filled in by StudySchema). */
-  tasks: o.tasks,
-  /** Calibration images per task (the curvature's data). */
-  images: o.images,
-  /** Training images per class each task's scale-free ridge head is fitted on. */
-  headImages: o.head_images,
-  /** Head ridge penalty: a number, 'images' (= the number of head training images, the default) or 'auto' (from 100, 1000, 10000). */
-  alpha: o.alpha,
-  probes: o.probes,
-  k: o.k,
-  /** Lanczos steps (null: max(2k + 10, 20)). */
-  steps: o.steps ?? null,
-  /** Default: the study's prune.loss. */
-  loss: o.loss,
-  /** OBD-mask IoU and loss-change sparsities (default: the study's); the study's cell masks at these sparsities are evaluated too. */
-  sparsities: o.sparsities,
-  /** Also run on each model's `random:` control. */
-  control: o.control,
-  /** Seed of probes and the Lanczos start. */
-  seed: o.seed,
-})).nullable());
+const Diagnostics = z.preprocess(
+  (v) => (v === undefined || v === false ? null : v === true ? {} : v),
+  fields(
+    {
+      tasks: list(TaskId).optional(),
+      images: Int.gte(1).default(32),
+      head_images: Int.gte(1).default(30),
+      alpha: z
+        .union([
+          when(isString, z.enum(['images', 'auto'], { error: (iss) => `${ALPHA}, got ${show(iss.input)}` })),
+          when((v) => !isString(v), Positive),
+        ])
+        .default('images'),
+      probes: Int.gte(2).default(16),
+      k: Int.gte(1).default(4),
+      steps: Int.gte(1).optional(),
+      loss: z.enum(['mse', 'ce']).optional(),
+      sparsities: list(Fraction).optional(),
+      control: z.boolean().default(true),
+      seed: Int.gte(0).default(0),
+    },
+    'must be true, false or a mapping',
+  )
+    .transform((o) => ({
+      /** Tasks analysed (default: every study task, sources then held-out; filled in by StudySchema). */
+      tasks: o.tasks,
+      /** Calibration images per task (the curvature's data). */
+      images: o.images,
+      /** Training images per class each task's scale-free ridge head is fitted on. */
+      headImages: o.head_images,
+      /** Head ridge penalty: a number, 'images' (= the number of head training images, the default) or 'auto' (from 100, 1000, 10000). */
+      alpha: o.alpha,
+      probes: o.probes,
+      k: o.k,
+      /** Lanczos steps (null: max(2k + 10, 20)). */
+      steps: o.steps ?? null,
+      /** Default: the study's prune.loss. */
+      loss: o.loss,
+      /** OBD-mask IoU and loss-change sparsities (default: the study's); the study's cell masks at these sparsities are evaluated too. */
+      sparsities: o.sparsities,
+      /** Also run on each model's `random:` control. */
+      control: o.control,
+      /** Seed of probes and the Lanczos start. */
+      seed: o.seed,
+    }))
+    .nullable(),
+);
 
 // ---- The study -------------------------------------------------------------------------------------------------
 
@@ -287,19 +417,30 @@ const STUDY_FIELDS = {
   calibration: list(Int.gte(1)).default([64]),
   calib_data: list(CalibDataItem).default(['source']),
   resolution: Int.gte(16).lte(1024).optional(),
-  data: fields({
-    cap: Cap.optional(),
-    caps: z.record(z.string(), Cap, { error: (iss) => (iss.code === 'invalid_type' ? `must map task ids to caps, got ${show(iss.input)}` : undefined) }).default({}),
-    seed: Int.gte(0).default(0),
-  }, 'must be a mapping').prefault({}),
+  data: fields(
+    {
+      cap: Cap.optional(),
+      caps: z
+        .record(z.string(), Cap, {
+          error: (iss) =>
+            iss.code === 'invalid_type' ? `must map task ids to caps, got ${show(iss.input)}` : undefined,
+        })
+        .default({}),
+      seed: Int.gte(0).default(0),
+    },
+    'must be a mapping',
+  ).prefault({}),
   heads: list(z.enum(['dense', 'refit'])).default(['dense', 'refit']),
   alpha: Positive.default(1),
-  prune: fields({
-    loss: z.enum(['mse', 'ce']).default('mse'),
-    allocation: list(AllocationItem).default(['global']),
-    min_density: Num.gte(0).lte(1).default(0),
-    bn: list(z.enum(BN_REPAIR_CHOICES)).default(['none']),
-  }, 'must be a mapping').prefault({}),
+  prune: fields(
+    {
+      loss: z.enum(['mse', 'ce']).default('mse'),
+      allocation: list(AllocationItem).default(['global']),
+      min_density: Num.gte(0).lte(1).default(0),
+      bn: list(z.enum(BN_REPAIR_CHOICES)).default(['none']),
+    },
+    'must be a mapping',
+  ).prefault({}),
   finetune: Finetune,
   controls: fields({ random_init: Control, shuffled_mask: Control }, 'must be a mapping').prefault({}),
   diagnostics: Diagnostics,
@@ -307,35 +448,66 @@ const STUDY_FIELDS = {
     try {
       new RegExp(s, 'i');
     } catch (e) {
-      ctx.addIssue({ code: 'custom', message: `is not a regular expression: ${(e as Error).message}`, params: { fix: "e.g. 'cifar|clipart', or '.' for every held-out task" } });
+      ctx.addIssue({
+        code: 'custom',
+        message: `is not a regular expression: ${(e as Error).message}`,
+        params: { fix: "e.g. 'cifar|clipart', or '.' for every held-out task" },
+      });
     }
   }).optional(),
 };
 /** A whole study config; `name` is left undefined when absent (validateStudy names it after the file). */
-const StudySchema = fields(STUDY_FIELDS, () => `the top level must be a mapping with fields ${Object.keys(STUDY_FIELDS).join(', ')}`).transform((o, ctx) => {
+const StudySchema = fields(
+  STUDY_FIELDS,
+  () => `the top level must be a mapping with fields ${Object.keys(STUDY_FIELDS).join(', ')}`,
+).transform((o, ctx) => {
   // Checks across fields.
-  const fail = (path: (string | number)[], message: string, fix: string) => ctx.addIssue({ code: 'custom', path, message, params: { fix } });
+  const fail = (path: (string | number)[], message: string, fix: string) =>
+    ctx.addIssue({ code: 'custom', path, message, params: { fix } });
   const nmCheck = (a: AllocationName, path: (string | number)[]) => {
     const nm = /^(\d+):(\d+)$/.exec(a);
     if (!nm) return;
     const q = 1 - Number(nm[1]) / Number(nm[2]);
     if (o.sparsities.some((s) => Math.abs(s - q) < 1e-9)) return;
     const r = +q.toFixed(6);
-    fail(path, `allocation ${a} prunes ${r}, which is not one of the sparsities`, `add ${r} to sparsities (N:M cells run only at sparsity 1 − N/M)`);
+    fail(
+      path,
+      `allocation ${a} prunes ${r}, which is not one of the sparsities`,
+      `add ${r} to sparsities (N:M cells run only at sparsity 1 − N/M)`,
+    );
   };
-  o.scores.forEach((s, i) => { if (s.pin?.allocation) nmCheck(s.pin.allocation, ['scores', i, 'allocation']); });
-  o.heldout.forEach((t, i) => { if (o.sources.includes(t)) fail(['heldout', i], `'${t}' is also a source task`, 'a held-out task must not be a source; sources are evaluated anyway'); });
+  o.scores.forEach((s, i) => {
+    if (s.pin?.allocation) nmCheck(s.pin.allocation, ['scores', i, 'allocation']);
+  });
+  o.heldout.forEach((t, i) => {
+    if (o.sources.includes(t))
+      fail(
+        ['heldout', i],
+        `'${t}' is also a source task`,
+        'a held-out task must not be a source; sources are evaluated anyway',
+      );
+  });
   const pinnedData = o.scores.map((s) => s.pin?.calibData).filter((x) => x !== undefined);
   for (const k of Object.keys(o.data.caps))
     if (!o.sources.includes(k) && !o.heldout.includes(k) && !o.calib_data.includes(k) && !pinnedData.includes(k))
-      fail(['data', 'caps', k], `'${k}' is neither a source nor a held-out task`, 'cap only tasks listed in sources, heldout or calib_data');
+      fail(
+        ['data', 'caps', k],
+        `'${k}' is neither a source nor a held-out task`,
+        'cap only tasks listed in sources, heldout or calib_data',
+      );
   o.prune.allocation.forEach((a, i) => nmCheck(a, ['prune', 'allocation', i]));
   for (const c of ['random_init', 'shuffled_mask'] as const)
-    o.controls[c]?.scores?.forEach((s, i) => { if (s.pin?.allocation) nmCheck(s.pin.allocation, ['controls', c, 'scores', i, 'allocation']); });
+    o.controls[c]?.scores?.forEach((s, i) => {
+      if (s.pin?.allocation) nmCheck(s.pin.allocation, ['controls', c, 'scores', i, 'allocation']);
+    });
   const tasks = [...new Set([...o.sources, ...o.heldout])];
-  o.diagnostics?.tasks?.forEach((t, i) => { if (!tasks.includes(t)) fail(['diagnostics', 'tasks', i], `'${t}' is not a task of this study`, `use one of ${tasks.join(', ')}`); });
+  o.diagnostics?.tasks?.forEach((t, i) => {
+    if (!tasks.includes(t))
+      fail(['diagnostics', 'tasks', i], `'${t}' is not a task of this study`, `use one of ${tasks.join(', ')}`);
+  });
 
-  const control = (c: z.output<typeof Control>) => (c === null ? null : { scores: c.scores ?? o.scores, sparsities: c.sparsities ?? o.sparsities });
+  const control = (c: z.output<typeof Control>) =>
+    c === null ? null : { scores: c.scores ?? o.scores, sparsities: c.sparsities ?? o.sparsities };
   return {
     name: o.name,
     models: o.models,
@@ -362,13 +534,24 @@ const StudySchema = fields(STUDY_FIELDS, () => `the top level must be a mapping 
      * `allocation` is the base allocation (`allocations[0]`, part of the protocol hash); `allocations` and `bns` are
      * grid axes (BN repair after masking; default ['none']).
      */
-    prune: { loss: o.prune.loss, allocation: o.prune.allocation[0]!, minDensity: o.prune.min_density, allocations: o.prune.allocation, bns: o.prune.bn },
+    prune: {
+      loss: o.prune.loss,
+      allocation: o.prune.allocation[0]!,
+      minDensity: o.prune.min_density,
+      allocations: o.prune.allocation,
+      bns: o.prune.bn,
+    },
     finetune: o.finetune,
     controls: { randomInit: control(o.controls.random_init), shuffledMask: control(o.controls.shuffled_mask) },
     /** Held-out tasks the results page checks the target on (a regular expression over task ids); null: the default. */
     targetTasks: o.target_tasks ?? null,
     /** Second-order diagnostics run once per model after its cells (src/study/diagnostics.ts, docs/ANALYSIS.md). */
-    diagnostics: o.diagnostics && { ...o.diagnostics, tasks: o.diagnostics.tasks ?? tasks, loss: o.diagnostics.loss ?? o.prune.loss, sparsities: o.diagnostics.sparsities ?? o.sparsities },
+    diagnostics: o.diagnostics && {
+      ...o.diagnostics,
+      tasks: o.diagnostics.tasks ?? tasks,
+      loss: o.diagnostics.loss ?? o.prune.loss,
+      sparsities: o.diagnostics.sparsities ?? o.sparsities,
+    },
   };
 });
 
@@ -378,8 +561,12 @@ export type DiagnosticsSpec = NonNullable<StudyConfig['diagnostics']>;
 
 /** A short stable label for a score spec, e.g. `diag-hessian(fisher)`, `sparsegpt(dense-output; allocation=erk)`. */
 export function scoreLabel(s: ScoreSpec): string {
-  const opts = Object.entries(s).filter(([k]) => k !== 'name' && k !== 'pin').map(([, v]) => String(v));
-  const pins = Object.entries(s.pin ?? {}).map(([k, v]) => `${k === 'calibData' ? 'calib_data' : k}=${String(v).replace(/^folder:(.*[\\/])?/, '')}`);
+  const opts = Object.entries(s)
+    .filter(([k]) => k !== 'name' && k !== 'pin')
+    .map(([, v]) => String(v));
+  const pins = Object.entries(s.pin ?? {}).map(
+    ([k, v]) => `${k === 'calibData' ? 'calib_data' : k}=${String(v).replace(/^folder:(.*[\\/])?/, '')}`,
+  );
   const inner = [opts.join(','), pins.join(', ')].filter((x) => x !== '').join('; ');
   return inner ? `${s.name}(${inner})` : s.name;
 }
@@ -391,16 +578,30 @@ const wording: z.core.$ZodErrorMap = (iss) => {
   const got = show(iss.input);
   switch (iss.code) {
     case 'invalid_type':
-      return iss.expected === 'number' ? `must be a number, got ${got}` : iss.expected === 'string' ? `must be a non-empty string, got ${got}`
-        : iss.expected === 'boolean' ? `must be true or false, got ${got}` : iss.expected === 'object' ? `must be a mapping, got ${got}` : undefined;
-    case 'invalid_value': return `must be one of ${iss.values.join(', ')}, got ${got}`;
-    case 'too_small': return iss.origin === 'array' ? 'must list at least one value' : `must be ${iss.inclusive ? '>=' : '>'} ${iss.minimum}, got ${String(iss.input)}`;
-    case 'too_big': return `must be ${iss.inclusive ? '<=' : '<'} ${iss.maximum}, got ${String(iss.input)}`;
-    default: return undefined;
+      return iss.expected === 'number'
+        ? `must be a number, got ${got}`
+        : iss.expected === 'string'
+          ? `must be a non-empty string, got ${got}`
+          : iss.expected === 'boolean'
+            ? `must be true or false, got ${got}`
+            : iss.expected === 'object'
+              ? `must be a mapping, got ${got}`
+              : undefined;
+    case 'invalid_value':
+      return `must be one of ${iss.values.join(', ')}, got ${got}`;
+    case 'too_small':
+      return iss.origin === 'array'
+        ? 'must list at least one value'
+        : `must be ${iss.inclusive ? '>=' : '>'} ${iss.minimum}, got ${String(iss.input)}`;
+    case 'too_big':
+      return `must be ${iss.inclusive ? '<=' : '<'} ${iss.maximum}, got ${String(iss.input)}`;
+    default:
+      return undefined;
   }
 };
 
-const fieldPath = (path: readonly PropertyKey[]) => path.map((k, i) => (typeof k === 'number' ? `[${k}]` : `${i > 0 ? '.' : ''}${String(k)}`)).join('');
+const fieldPath = (path: readonly PropertyKey[]) =>
+  path.map((k, i) => (typeof k === 'number' ? `[${k}]` : `${i > 0 ? '.' : ''}${String(k)}`)).join('');
 
 /** The first issue as a StudyConfigError; a union's issue is that of the case its input is. */
 function configError(file: string, issues: readonly z.core.$ZodIssue[]): StudyConfigError {
@@ -412,8 +613,11 @@ function configError(file: string, issues: readonly z.core.$ZodIssue[]): StudyCo
     iss = cases[0]![0]!;
     path = [...path, ...iss.path];
   }
-  const params = iss.code === 'custom' ? iss.params ?? {} : {};
-  const message = typeof params.duplicateOf === 'number' ? `duplicates ${fieldPath([...path.slice(0, -1), params.duplicateOf])} (${params.value})` : iss.message;
+  const params = iss.code === 'custom' ? (iss.params ?? {}) : {};
+  const message =
+    typeof params.duplicateOf === 'number'
+      ? `duplicates ${fieldPath([...path.slice(0, -1), params.duplicateOf])} (${params.value})`
+      : iss.message;
   return new StudyConfigError(file, fieldPath(path), message, params.fix);
 }
 
@@ -430,12 +634,21 @@ export function parseStudy(text: string, file = 'study.yaml'): StudyConfig {
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const pos = e.linePos?.[0];
-    throw new StudyConfigError(file, pos ? `line ${pos.line}, column ${pos.col}` : '', `YAML syntax error: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`, 'fix the YAML syntax (indentation, colons, quotes)');
+    throw new StudyConfigError(
+      file,
+      pos ? `line ${pos.line}, column ${pos.col}` : '',
+      `YAML syntax error: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
+      'fix the YAML syntax (indentation, colons, quotes)',
+    );
   }
   return validateStudy(doc.toJS(), file);
 }
 
 export function loadStudy(path: string): StudyConfig {
-  if (!existsSync(path)) throw new TapirError('E_FILE', `study config ${path} does not exist`, { context: { file: path }, fix: 'pass a YAML file, e.g. studies/demo.yaml' });
+  if (!existsSync(path))
+    throw new TapirError('E_FILE', `study config ${path} does not exist`, {
+      context: { file: path },
+      fix: 'pass a YAML file, e.g. studies/demo.yaml',
+    });
   return parseStudy(readFileSync(path, 'utf8'), basename(path));
 }

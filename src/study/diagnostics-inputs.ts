@@ -22,7 +22,15 @@ import { noGrad, scope, TapirError, type Tensor } from '../engine/index.js';
 import type { Graph } from '../graph/index.js';
 import { batches as makeBatches, loadSample, openTask, type Batch, type TaskOptions } from '../data/index.js';
 import type { TaskInput } from '../analysis/index.js';
-import { disposeTaskHead, extractFeatures, fitLinearHead, preprocessOf, withTaskHead, type HeadAlpha, type LinearHead } from '../transfer/index.js';
+import {
+  disposeTaskHead,
+  extractFeatures,
+  fitLinearHead,
+  preprocessOf,
+  withTaskHead,
+  type HeadAlpha,
+  type LinearHead,
+} from '../transfer/index.js';
 
 export type { HeadAlpha };
 
@@ -69,9 +77,20 @@ export interface TaskInputs {
  * The diagnostics head of one task: transfer's head recipe (fitLinearHead), scale-free (std floored at
  * RELATIVE_STD_FLOOR × the mean std, no absolute floor), plus the raw features' RMS for the report. The caller owns the head.
  */
-export function fitDiagnosticsHead(features: Tensor, labels: Int32Array, numClasses: number, alpha: HeadAlpha, dtype: 'float32' | 'float64'):
-  { head: LinearHead; alpha: number; trainAccuracy: number; featureRms: number } {
-  const fit = fitLinearHead(features, labels, { numClasses, alpha, grid: DIAGNOSTICS_ALPHA_GRID, floor: { relative: RELATIVE_STD_FLOOR, absolute: 0 }, dtype });
+export function fitDiagnosticsHead(
+  features: Tensor,
+  labels: Int32Array,
+  numClasses: number,
+  alpha: HeadAlpha,
+  dtype: 'float32' | 'float64',
+): { head: LinearHead; alpha: number; trainAccuracy: number; featureRms: number } {
+  const fit = fitLinearHead(features, labels, {
+    numClasses,
+    alpha,
+    grid: DIAGNOSTICS_ALPHA_GRID,
+    floor: { relative: RELATIVE_STD_FLOOR, absolute: 0 },
+    dtype,
+  });
   const featureRms = scope(() => noGrad(() => Math.sqrt(features.to('float64').square().mean().item())));
   return { head: fit.head, alpha: fit.alpha, trainAccuracy: fit.trainAccuracy, featureRms };
 }
@@ -81,7 +100,10 @@ export function fitDiagnosticsHead(features: Tensor, labels: Int32Array, numClas
  * calibration batches. `g` must be the model state the curvature is taken at (dense weights).
  */
 export async function buildTaskInputs(g: Graph, ids: readonly string[], o: TaskInputOptions): Promise<TaskInputs> {
-  if (ids.length === 0) throw new TapirError('E_ARG', 'diagnostics: no tasks', { fix: 'name at least one task (two or more for alignment)' });
+  if (ids.length === 0)
+    throw new TapirError('E_ARG', 'diagnostics: no tasks', {
+      fix: 'name at least one task (two or more for alignment)',
+    });
   const dtype = [...g.params.values()].some((p) => p.tensor.dtype === 'float64') ? 'float64' : 'float32';
   const inputs: TaskInput[] = [];
   const heads: HeadInfo[] = [];
@@ -112,7 +134,14 @@ export async function buildTaskInputs(g: Graph, ids: readonly string[], o: TaskI
       const bs: Batch[] = [...makeBatches(calib, preprocessOf(g), { batchSize: o.batchSize })];
       for (const b of bs) owned.push(b.x, b.y);
       inputs.push({ id: task.id, graph: view, batches: bs });
-      heads.push({ task: task.id, classes: task.classes.length, images: train.n, alpha: fitted.alpha, trainAccuracy: fitted.trainAccuracy, featureRms: fitted.featureRms });
+      heads.push({
+        task: task.id,
+        classes: task.classes.length,
+        images: train.n,
+        alpha: fitted.alpha,
+        trainAccuracy: fitted.trainAccuracy,
+        featureRms: fitted.featureRms,
+      });
     }
   } catch (e) {
     dispose();

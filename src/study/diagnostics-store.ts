@@ -25,17 +25,43 @@ CREATE TABLE IF NOT EXISTS diag_loss_change (
 
 /** One task's spectrum (JSON columns: eigenvalues, residuals, per-layer traces, the head). */
 export interface DiagSpectrumRow {
-  task: string; images: number; loss: number; trace: number; traceStderr: number; weightedTrace: number; weightedStderr: number;
-  eigenvalues: number[]; residuals: number[]; layers: { name: string; size: number; trace: number; stderr: number }[]; head: Record<string, unknown>;
+  task: string;
+  images: number;
+  loss: number;
+  trace: number;
+  traceStderr: number;
+  weightedTrace: number;
+  weightedStderr: number;
+  eigenvalues: number[];
+  residuals: number[];
+  layers: { name: string; size: number; trace: number; stderr: number }[];
+  head: Record<string, unknown>;
 }
 /** Alignment of two tasks' curvature; `iou` is the OBD-mask IoU per sparsity. */
-export interface DiagPairRow { a: string; b: string; cosine: number; spearman: number; overlap: number; iou: { sparsity: number; iou: number }[] }
+export interface DiagPairRow {
+  a: string;
+  b: string;
+  cosine: number;
+  spearman: number;
+  overlap: number;
+  iou: { sparsity: number; iou: number }[];
+}
 /**
  * Predicted (first, second order) and measured loss change of one mask on one task. `maskKind` 'obd': the OBD mask
  * of task `maskFrom` at sparsity `target`; 'cell': the mask of study cell `maskFrom` (score `score`, its target
  * sparsity). `sparsity`: the fraction of the analysed weights the mask removes.
  */
-export interface DiagLossRow { maskKind: 'obd' | 'cell'; maskFrom: string; score: string; target: number; task: string; sparsity: number; first: number; second: number; measured: number }
+export interface DiagLossRow {
+  maskKind: 'obd' | 'cell';
+  maskFrom: string;
+  score: string;
+  target: number;
+  task: string;
+  sparsity: number;
+  first: number;
+  second: number;
+  measured: number;
+}
 
 export interface DiagnosticsRecord {
   model: string;

@@ -36,13 +36,20 @@ export function planDiagnostics(c: StudyConfig, cells: readonly CellSpec[]): Dia
   const plans: DiagnosticsPlan[] = [];
   const add = (model: string, random: boolean, control: CellSpec['control']) => {
     if (plans.some((p) => p.model === model)) return;
-    const maskCells = cells.filter((x) => x.model === model && x.control === control && d.sparsities.includes(x.sparsity))
+    const maskCells = cells
+      .filter((x) => x.model === model && x.control === control && d.sparsities.includes(x.sparsity))
       .map((x) => ({ key: x.key, score: x.scoreLabel, sparsity: x.sparsity }));
-    plans.push({ model, random, maskCells, settings: hash({ v: 1, spec: d, protocol: protocolHash(c), model, masks: maskCells.map((m) => m.key).sort() }) });
+    plans.push({
+      model,
+      random,
+      maskCells,
+      settings: hash({ v: 1, spec: d, protocol: protocolHash(c), model, masks: maskCells.map((m) => m.key).sort() }),
+    });
   };
   for (const m of c.models) add(effectiveModel(m, c, false), false, 'none');
   // `random:` exists for zoo ids only (an ONNX file has no architecture to re-initialise).
-  if (d.control) for (const m of c.models) if (!/[\\/]|\.onnx$/i.test(m)) add(effectiveModel(m, c, true), true, 'random-init');
+  if (d.control)
+    for (const m of c.models) if (!/[\\/]|\.onnx$/i.test(m)) add(effectiveModel(m, c, true), true, 'random-init');
   return plans;
 }
 
@@ -61,39 +68,94 @@ export function cellMask(store: StudyStore, cell: string, g: Graph): Map<string,
 }
 
 /** Runs one plan on a freshly loaded model and stores it (one transaction with the done marker). */
-export async function runModelDiagnostics(plan: DiagnosticsPlan, c: StudyConfig, store: StudyStore, loadModel: (spec: string) => Promise<Graph>,
-  onProgress?: (what: string, frac: number) => void): Promise<void> {
+export async function runModelDiagnostics(
+  plan: DiagnosticsPlan,
+  c: StudyConfig,
+  store: StudyStore,
+  loadModel: (spec: string) => Promise<Graph>,
+  onProgress?: (what: string, frac: number) => void,
+): Promise<void> {
   const d = c.diagnostics!;
   const t0 = Date.now();
   const g = await loadModel(plan.model);
   const masks: { from: string; mask: Map<string, Tensor> }[] = [];
   try {
     const built = await buildTaskInputs(g, d.tasks, {
-      images: d.images, headImages: d.headImages, alpha: d.alpha, batchSize: 32,
+      images: d.images,
+      headImages: d.headImages,
+      alpha: d.alpha,
+      batchSize: 32,
       taskOptions: (t) => taskOptionsFor(c, t),
       onProgress: (what) => onProgress?.(what, 0),
     });
     try {
       for (const m of plan.maskCells) masks.push({ from: m.key, mask: cellMask(store, m.key, g) });
       const r = runDiagnostics(built.inputs, {
-        loss: d.loss, probes: d.probes, k: d.k, ...(d.steps !== null ? { steps: d.steps } : {}), seed: d.seed, sparsities: d.sparsities, masks,
+        loss: d.loss,
+        probes: d.probes,
+        k: d.k,
+        ...(d.steps !== null ? { steps: d.steps } : {}),
+        seed: d.seed,
+        sparsities: d.sparsities,
+        masks,
         onProgress: (stage, done, total) => onProgress?.(stage, total > 0 ? done / total : 0),
       });
       const cellOf = new Map(plan.maskCells.map((m) => [m.key, m]));
       const lossChange: DiagLossRow[] = r.lossChange.map((x) => {
         const cell = cellOf.get(x.maskFrom);
-        if (cell) return { maskKind: 'cell', maskFrom: x.maskFrom, score: cell.score, target: cell.sparsity, task: x.task, sparsity: x.sparsity, first: x.firstOrder, second: x.secondOrder, measured: x.measured };
-        return { maskKind: 'obd', maskFrom: x.maskFrom, score: 'obd', target: x.target, task: x.task, sparsity: x.sparsity, first: x.firstOrder, second: x.secondOrder, measured: x.measured };
+        if (cell)
+          return {
+            maskKind: 'cell',
+            maskFrom: x.maskFrom,
+            score: cell.score,
+            target: cell.sparsity,
+            task: x.task,
+            sparsity: x.sparsity,
+            first: x.firstOrder,
+            second: x.secondOrder,
+            measured: x.measured,
+          };
+        return {
+          maskKind: 'obd',
+          maskFrom: x.maskFrom,
+          score: 'obd',
+          target: x.target,
+          task: x.task,
+          sparsity: x.sparsity,
+          first: x.firstOrder,
+          second: x.secondOrder,
+          measured: x.measured,
+        };
       });
       const headOf = new Map(built.heads.map((h) => [h.task, h]));
       store.writeDiagnostics({
-        model: plan.model, settings: plan.settings, study: c.name, spec: d, wallS: (Date.now() - t0) / 1000,
+        model: plan.model,
+        settings: plan.settings,
+        study: c.name,
+        spec: d,
+        wallS: (Date.now() - t0) / 1000,
         info: { params: r.params, settings: r.settings, random: plan.random },
         spectra: r.tasks.map((t) => ({
-          task: t.task, images: t.images, loss: t.loss, trace: t.trace.estimate, traceStderr: t.trace.stderr, weightedTrace: t.weightedTrace.estimate,
-          weightedStderr: t.weightedTrace.stderr, eigenvalues: t.topEigenvalues, residuals: t.residuals, layers: t.layers ?? [], head: { ...headOf.get(t.task) },
+          task: t.task,
+          images: t.images,
+          loss: t.loss,
+          trace: t.trace.estimate,
+          traceStderr: t.trace.stderr,
+          weightedTrace: t.weightedTrace.estimate,
+          weightedStderr: t.weightedTrace.stderr,
+          eigenvalues: t.topEigenvalues,
+          residuals: t.residuals,
+          layers: t.layers ?? [],
+          head: { ...headOf.get(t.task) },
         })),
-        pairs: r.pairs.map((p) => ({ a: p.a, b: p.b, cosine: p.diagCosine, spearman: p.diagSpearman, overlap: p.eigenOverlap, iou: p.maskIoU })),
+        pairs: r.pairs.map((p) => ({
+          a: p.a,
+          b: p.b,
+          cosine: p.diagCosine,
+          spearman: p.diagSpearman,
+          overlap: p.eigenOverlap,
+          iou: p.maskIoU,
+        })),
         lossChange,
       });
     } finally {

@@ -16,16 +16,23 @@ import type { DensityRow, LayerRow } from './store.js';
 export function layerTable(g: Graph): LayerRow[] {
   const users = new Map<string, { op: string; out: string }>();
   for (const n of g.nodes) {
-    if ((n.op === 'conv2d' || n.op === 'linear') && n.inputs[1] && g.params.has(n.inputs[1])) users.set(n.inputs[1], { op: n.op, out: n.outputs[0]! });
+    if ((n.op === 'conv2d' || n.op === 'linear') && n.inputs[1] && g.params.has(n.inputs[1]))
+      users.set(n.inputs[1], { op: n.op, out: n.outputs[0]! });
   }
   const [h, w] = g.preprocessing.size;
   const taps = [...new Set([...users.values()].map((u) => u.out))];
   const outShape = new Map<string, readonly number[]>();
   if (taps.length > 0) {
-    scope(() => noGrad(() => {
-      const r = forward(g, zeros([1, 3, h, w], { dtype: g.params.values().next().value?.tensor.dtype ?? 'float32' }), { mode: 'eval', taps, outputs: [] });
-      for (const t of taps) outShape.set(t, r.taps.get(t)!.shape);
-    }));
+    scope(() =>
+      noGrad(() => {
+        const r = forward(
+          g,
+          zeros([1, 3, h, w], { dtype: g.params.values().next().value?.tensor.dtype ?? 'float32' }),
+          { mode: 'eval', taps, outputs: [] },
+        );
+        for (const t of taps) outShape.set(t, r.taps.get(t)!.shape);
+      }),
+    );
   }
   return [...g.params.values()].map((p) => {
     const u = users.get(p.name);
@@ -36,7 +43,14 @@ export function layerTable(g: Graph): LayerRow[] {
       const outChannels = u.op === 'conv2d' ? s[1]! : s[s.length - 1]!;
       macs = p.tensor.numel * (perImage / outChannels);
     }
-    return { tensor: p.name, op: u?.op ?? p.role, shape: [...p.tensor.shape], numel: p.tensor.numel, macs, prunable: p.prunable };
+    return {
+      tensor: p.name,
+      op: u?.op ?? p.role,
+      shape: [...p.tensor.shape],
+      numel: p.tensor.numel,
+      macs,
+      prunable: p.prunable,
+    };
   });
 }
 
@@ -56,7 +70,15 @@ export interface Efficiency {
 /** Totals for one mask (per-tensor kept counts) over the layer table of its model. */
 export function efficiency(layers: readonly LayerRow[], densities: readonly DensityRow[]): Efficiency {
   const kept = new Map(densities.map((d) => [d.tensor, d.kept]));
-  const e: Efficiency = { parameters: 0, nonzero: 0, denseBytes: 0, bitmaskBytes: 0, csrBytes: 0, denseMacs: 0, sparseMacs: 0 };
+  const e: Efficiency = {
+    parameters: 0,
+    nonzero: 0,
+    denseBytes: 0,
+    bitmaskBytes: 0,
+    csrBytes: 0,
+    denseMacs: 0,
+    sparseMacs: 0,
+  };
   for (const l of layers) {
     const k = kept.get(l.tensor);
     e.parameters += l.numel;

@@ -43,7 +43,12 @@ export function studyTasks(c: StudyConfig): string[] {
  * The values of each ablation axis (the first is the base). Tolerates a config object made before the axes
  * existed (no lists): the scalar fields then give one-value lists.
  */
-export function axisValues(c: StudyConfig): { calibData: CalibData[]; calibration: number[]; allocation: AllocationName[]; bn: BnRepair[] } {
+export function axisValues(c: StudyConfig): {
+  calibData: CalibData[];
+  calibration: number[];
+  allocation: AllocationName[];
+  bn: BnRepair[];
+} {
   const some = <T>(xs: readonly T[] | undefined, fallback: T): T[] => (xs && xs.length > 0 ? [...xs] : [fallback]);
   return {
     calibData: some(c.calibData, 'source'),
@@ -63,8 +68,17 @@ export function axisValues(c: StudyConfig): { calibData: CalibData[]; calibratio
 export function protocolHash(c: StudyConfig): string {
   const ax = axisValues(c);
   return hash({
-    v: 1, tasks: studyTasks(c), calibration: ax.calibration[0], resolution: c.resolution, cap: c.cap, caps: c.caps, dataSeed: c.dataSeed,
-    heads: c.heads, alpha: c.alpha, prune: { loss: c.prune.loss, allocation: ax.allocation[0], minDensity: c.prune.minDensity }, finetune: c.finetune,
+    v: 1,
+    tasks: studyTasks(c),
+    calibration: ax.calibration[0],
+    resolution: c.resolution,
+    cap: c.cap,
+    caps: c.caps,
+    dataSeed: c.dataSeed,
+    heads: c.heads,
+    alpha: c.alpha,
+    prune: { loss: c.prune.loss, allocation: ax.allocation[0], minDensity: c.prune.minDensity },
+    finetune: c.finetune,
   });
 }
 
@@ -89,7 +103,7 @@ export function effectiveModel(base: string, c: StudyConfig, random: boolean): s
   const wasRandom = s.startsWith('random:');
   if (wasRandom) s = s.slice('random:'.length);
   if (c.resolution !== null && !/[\\/]|\.onnx$/i.test(s)) s = `${s.replace(/@\d+$/, '')}@${c.resolution}`;
-  return (random || wasRandom) ? `random:${s}` : s;
+  return random || wasRandom ? `random:${s}` : s;
 }
 
 /**
@@ -104,26 +118,68 @@ export function expandGrid(c: StudyConfig): CellSpec[] {
   const ax = axisValues(c);
   const add = (model: string, control: Control, scores: readonly ScoreSpec[], sparsities: readonly number[]) => {
     const pick = <T>(xs: T[]) => (control === 'none' ? xs : xs.slice(0, 1));
-    const [calibDatas, calibrations, allocations, bns] = [pick(ax.calibData), pick(ax.calibration), pick(ax.allocation), pick(ax.bn)];
-    for (const source of c.sources) for (const seed of c.seeds)
-      for (const calibData of calibDatas) for (const calibration of calibrations) for (const allocation of allocations) for (const bn of bns)
-        for (const score of scores) for (const sparsity of sparsities) {
-          // A score's pins replace the axis values (its cells then repeat across that axis: kept once).
-          const pin = score.pin ?? {};
-          const axes = { allocation: pin.allocation ?? allocation, bn: pin.bn ?? bn, calibration: pin.calibration ?? calibration, calibData: pin.calibData ?? calibData };
-          // An N:M allocation fixes the sparsity at 1 − N/M: other sparsities have no such cell.
-          const nm = /^(\d+):(\d+)$/.exec(axes.allocation);
-          if (nm && Math.abs(sparsity - (1 - Number(nm[1]) / Number(nm[2]))) > 1e-9) continue;
-          const key = hash({ protocol, model, control, score, sparsity, source, seed, ...cellKeyAxes(c, axes) });
-          if (seen.has(key)) continue;
-          seen.add(key);
-          cells.push({ key, protocol, model, control, score, scoreLabel: scoreLabel(score), sparsity, source, seed, ...axes });
-        }
+    const [calibDatas, calibrations, allocations, bns] = [
+      pick(ax.calibData),
+      pick(ax.calibration),
+      pick(ax.allocation),
+      pick(ax.bn),
+    ];
+    for (const source of c.sources)
+      for (const seed of c.seeds)
+        for (const calibData of calibDatas)
+          for (const calibration of calibrations)
+            for (const allocation of allocations)
+              for (const bn of bns)
+                for (const score of scores)
+                  for (const sparsity of sparsities) {
+                    // A score's pins replace the axis values (its cells then repeat across that axis: kept once).
+                    const pin = score.pin ?? {};
+                    const axes = {
+                      allocation: pin.allocation ?? allocation,
+                      bn: pin.bn ?? bn,
+                      calibration: pin.calibration ?? calibration,
+                      calibData: pin.calibData ?? calibData,
+                    };
+                    // An N:M allocation fixes the sparsity at 1 − N/M: other sparsities have no such cell.
+                    const nm = /^(\d+):(\d+)$/.exec(axes.allocation);
+                    if (nm && Math.abs(sparsity - (1 - Number(nm[1]) / Number(nm[2]))) > 1e-9) continue;
+                    const key = hash({
+                      protocol,
+                      model,
+                      control,
+                      score,
+                      sparsity,
+                      source,
+                      seed,
+                      ...cellKeyAxes(c, axes),
+                    });
+                    if (seen.has(key)) continue;
+                    seen.add(key);
+                    cells.push({
+                      key,
+                      protocol,
+                      model,
+                      control,
+                      score,
+                      scoreLabel: scoreLabel(score),
+                      sparsity,
+                      source,
+                      seed,
+                      ...axes,
+                    });
+                  }
   };
   for (const m of c.models) add(effectiveModel(m, c, false), 'none', c.scores, c.sparsities);
   for (const m of c.models) {
-    if (c.controls.randomInit) add(effectiveModel(m, c, true), 'random-init', c.controls.randomInit.scores, c.controls.randomInit.sparsities);
-    if (c.controls.shuffledMask) add(effectiveModel(m, c, false), 'shuffled-mask', c.controls.shuffledMask.scores, c.controls.shuffledMask.sparsities);
+    if (c.controls.randomInit)
+      add(effectiveModel(m, c, true), 'random-init', c.controls.randomInit.scores, c.controls.randomInit.sparsities);
+    if (c.controls.shuffledMask)
+      add(
+        effectiveModel(m, c, false),
+        'shuffled-mask',
+        c.controls.shuffledMask.scores,
+        c.controls.shuffledMask.sparsities,
+      );
   }
   return cells;
 }

@@ -18,9 +18,23 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 
 const pct = { format: '.0%' };
 /** Solid = zero-shot, dashed = after fine-tuning, whatever the alphabetical order of the phase names. */
-const PHASE_DASH = { field: 'phase', type: 'nominal', scale: { domain: ['zero-shot', 'finetuned'], range: [[1, 0], [5, 3]] } } as const;
+const PHASE_DASH = {
+  field: 'phase',
+  type: 'nominal',
+  scale: {
+    domain: ['zero-shot', 'finetuned'],
+    range: [
+      [1, 0],
+      [5, 3],
+    ],
+  },
+} as const;
 
-export interface Plot { title: string; caption: string; spec: TopLevelSpec }
+export interface Plot {
+  title: string;
+  caption: string;
+  spec: TopLevelSpec;
+}
 
 /** The report's plots for the data (empty sections are skipped). */
 export function reportPlots(d: ReportData): Plot[] {
@@ -29,19 +43,42 @@ export function reportPlots(d: ReportData): Plot[] {
   if (main.length > 0) {
     plots.push({
       title: 'Accuracy vs sparsity, per task and score',
-      caption: 'Solid: zero-shot (pruned on the source, no training); dashed: after masked fine-tuning on the source. Rows: head mode (dense = head fitted on the unpruned model, the paper\'s zero-shot; refit = head refitted on the evaluated backbone). Grey rule: dense model.',
+      caption:
+        "Solid: zero-shot (pruned on the source, no training); dashed: after masked fine-tuning on the source. Rows: head mode (dense = head fitted on the unpruned model, the paper's zero-shot; refit = head refitted on the evaluated backbone). Grey rule: dense model.",
       spec: {
         $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-        data: { values: main.map((a) => ({ task: a.heldout ? `${a.task} (held out)` : `${a.task} (source)`, score: a.score, sparsity: a.sparsity, phase: a.phase, head: a.head, accuracy: a.accuracy, dense: a.dense })) },
-        facet: { column: { field: 'task', type: 'nominal', title: null }, row: { field: 'head', type: 'nominal', title: 'head' } },
+        data: {
+          values: main.map((a) => ({
+            task: a.heldout ? `${a.task} (held out)` : `${a.task} (source)`,
+            score: a.score,
+            sparsity: a.sparsity,
+            phase: a.phase,
+            head: a.head,
+            accuracy: a.accuracy,
+            dense: a.dense,
+          })),
+        },
+        facet: {
+          column: { field: 'task', type: 'nominal', title: null },
+          row: { field: 'head', type: 'nominal', title: 'head' },
+        },
         spec: {
-          width: 170, height: 140,
+          width: 170,
+          height: 140,
           layer: [
-            { mark: { type: 'line', point: true }, encoding: {
-              x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
-              y: { field: 'accuracy', type: 'quantitative', axis: pct, scale: { domain: [0, 1] }, title: 'accuracy' },
-              color: { field: 'score', type: 'nominal' }, strokeDash: PHASE_DASH } },
-            { mark: { type: 'rule', color: '#999' }, encoding: { y: { aggregate: 'max', field: 'dense', type: 'quantitative', title: 'accuracy' } } },
+            {
+              mark: { type: 'line', point: true },
+              encoding: {
+                x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
+                y: { field: 'accuracy', type: 'quantitative', axis: pct, scale: { domain: [0, 1] }, title: 'accuracy' },
+                color: { field: 'score', type: 'nominal' },
+                strokeDash: PHASE_DASH,
+              },
+            },
+            {
+              mark: { type: 'rule', color: '#999' },
+              encoding: { y: { aggregate: 'max', field: 'dense', type: 'quantitative', title: 'accuracy' } },
+            },
           ],
         },
       },
@@ -51,18 +88,35 @@ export function reportPlots(d: ReportData): Plot[] {
   if (held.length > 0) {
     plots.push({
       title: 'Retained fraction of dense accuracy on held-out tasks',
-      caption: 'Mean over held-out tasks of accuracy / dense accuracy (dense head). Columns: controls (none = pre-trained weights and the score\'s own mask).',
+      caption:
+        "Mean over held-out tasks of accuracy / dense accuracy (dense head). Columns: controls (none = pre-trained weights and the score's own mask).",
       spec: {
         $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-        data: { values: held.map((a) => ({ control: a.control, score: a.score, sparsity: a.sparsity, phase: a.phase, retained: a.retained })) },
+        data: {
+          values: held.map((a) => ({
+            control: a.control,
+            score: a.score,
+            sparsity: a.sparsity,
+            phase: a.phase,
+            retained: a.retained,
+          })),
+        },
         facet: { column: { field: 'control', type: 'nominal' } },
         spec: {
-          width: 220, height: 160,
+          width: 220,
+          height: 160,
           mark: { type: 'line', point: true },
           encoding: {
             x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
-            y: { aggregate: 'mean', field: 'retained', type: 'quantitative', axis: pct, title: 'retained (mean over held-out)' },
-            color: { field: 'score', type: 'nominal' }, strokeDash: PHASE_DASH,
+            y: {
+              aggregate: 'mean',
+              field: 'retained',
+              type: 'quantitative',
+              axis: pct,
+              title: 'retained (mean over held-out)',
+            },
+            color: { field: 'score', type: 'nominal' },
+            strokeDash: PHASE_DASH,
           },
         },
       },
@@ -75,15 +129,26 @@ export function reportPlots(d: ReportData): Plot[] {
       caption: 'Fraction of weights kept in each prunable tensor, in model order (rows: target sparsity).',
       spec: {
         $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-        data: { values: dens.map((l) => ({ score: l.score, sparsity: l.sparsity, layer: l.ord, tensor: l.tensor, density: l.density, source: l.source })) },
+        data: {
+          values: dens.map((l) => ({
+            score: l.score,
+            sparsity: l.sparsity,
+            layer: l.ord,
+            tensor: l.tensor,
+            density: l.density,
+            source: l.source,
+          })),
+        },
         facet: { row: { field: 'sparsity', type: 'ordinal', header: { format: '.0%' } } },
         spec: {
-          width: 720, height: 110,
+          width: 720,
+          height: 110,
           mark: { type: 'line', point: { size: 12 } },
           encoding: {
             x: { field: 'layer', type: 'quantitative', title: 'prunable tensor (model order)' },
             y: { field: 'density', type: 'quantitative', axis: pct, scale: { domain: [0, 1] } },
-            color: { field: 'score', type: 'nominal' }, detail: { field: 'source', type: 'nominal' },
+            color: { field: 'score', type: 'nominal' },
+            detail: { field: 'source', type: 'nominal' },
           },
         },
       },
@@ -93,18 +158,30 @@ export function reportPlots(d: ReportData): Plot[] {
   if (errs.length > 0) {
     plots.push({
       title: 'Where the pruned network drifts from the dense one, layer by layer',
-      caption: 'Relative output error ‖f_dense − f_pruned‖² / ‖f_dense‖² at each pruned layer\'s output, on the cell\'s calibration images after BN repair (log scale; rows: target sparsity; one line per score and ablation setting).',
+      caption:
+        "Relative output error ‖f_dense − f_pruned‖² / ‖f_dense‖² at each pruned layer's output, on the cell's calibration images after BN repair (log scale; rows: target sparsity; one line per score and ablation setting).",
       spec: {
         $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-        data: { values: errs.map((e) => ({ config: configLabel(e), sparsity: e.sparsity, layer: e.ord, tensor: e.tensor, error: e.relError, source: e.source })) },
+        data: {
+          values: errs.map((e) => ({
+            config: configLabel(e),
+            sparsity: e.sparsity,
+            layer: e.ord,
+            tensor: e.tensor,
+            error: e.relError,
+            source: e.source,
+          })),
+        },
         facet: { row: { field: 'sparsity', type: 'ordinal', header: { format: '.0%' } } },
         spec: {
-          width: 720, height: 130,
+          width: 720,
+          height: 130,
           mark: { type: 'line', point: { size: 10 } },
           encoding: {
             x: { field: 'layer', type: 'quantitative', title: 'pruned layer (model order)' },
             y: { field: 'error', type: 'quantitative', scale: { type: 'log' }, title: 'relative output error' },
-            color: { field: 'config', type: 'nominal', title: null, legend: { labelLimit: 420 } }, detail: { field: 'source', type: 'nominal' },
+            color: { field: 'config', type: 'nominal', title: null, legend: { labelLimit: 420 } },
+            detail: { field: 'source', type: 'nominal' },
           },
         },
       },
@@ -114,17 +191,33 @@ export function reportPlots(d: ReportData): Plot[] {
   if (ov.length > 0) {
     plots.push({
       title: 'Mask overlap (IoU of kept weights) between scores',
-      caption: 'Intersection over union of the kept weights of two masks at the same sparsity (1 = identical). Random masks at density k overlap by about k / (2 − k).',
+      caption:
+        'Intersection over union of the kept weights of two masks at the same sparsity (1 = identical). Random masks at density k overlap by about k / (2 − k).',
       spec: {
         $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
         data: { values: ov.map((o) => ({ a: o.a, b: o.b, iou: o.iou, sparsity: o.sparsity })) },
         facet: { column: { field: 'sparsity', type: 'ordinal', header: { format: '.0%' } } },
         spec: {
-          width: 150, height: 150,
+          width: 150,
+          height: 150,
           layer: [
-            { mark: 'rect', encoding: { x: { field: 'a', type: 'nominal', title: null }, y: { field: 'b', type: 'nominal', title: null }, color: { field: 'iou', type: 'quantitative', scale: { domain: [0, 1], scheme: 'blues' } } } },
-            { mark: { type: 'text', fontSize: 9 }, encoding: { x: { field: 'a', type: 'nominal' }, y: { field: 'b', type: 'nominal' }, text: { field: 'iou', type: 'quantitative', format: '.2f' },
-              color: { condition: { test: 'datum.iou > 0.6', value: 'white' }, value: 'black' } } },
+            {
+              mark: 'rect',
+              encoding: {
+                x: { field: 'a', type: 'nominal', title: null },
+                y: { field: 'b', type: 'nominal', title: null },
+                color: { field: 'iou', type: 'quantitative', scale: { domain: [0, 1], scheme: 'blues' } },
+              },
+            },
+            {
+              mark: { type: 'text', fontSize: 9 },
+              encoding: {
+                x: { field: 'a', type: 'nominal' },
+                y: { field: 'b', type: 'nominal' },
+                text: { field: 'iou', type: 'quantitative', format: '.2f' },
+                color: { condition: { test: 'datum.iou > 0.6', value: 'white' }, value: 'black' },
+              },
+            },
           ],
         },
       },
@@ -136,7 +229,11 @@ export function reportPlots(d: ReportData): Plot[] {
 
 /** A score with the ablation settings that differ from the defaults, e.g. `sparsegpt [global, match-dense]`. */
 function configLabel(e: LayerErr): string {
-  const extra = [e.allocation && e.allocation !== 'global' ? e.allocation : '', e.bn !== 'none' ? e.bn : '', e.calibData !== 'source' ? e.calibData.replace(/^folder:.*\//, '') : ''].filter((x) => x !== '');
+  const extra = [
+    e.allocation && e.allocation !== 'global' ? e.allocation : '',
+    e.bn !== 'none' ? e.bn : '',
+    e.calibData !== 'source' ? e.calibData.replace(/^folder:.*\//, '') : '',
+  ].filter((x) => x !== '');
   return extra.length ? `${e.score} [${extra.join(', ')}]` : e.score;
 }
 
@@ -147,11 +244,44 @@ function configLabel(e: LayerErr): string {
  */
 export function ablationPlot(a: Ablation): Plot {
   const field = AXIS_FIELDS[a.axis];
-  const values = a.points.flatMap((x) => ([['dense', x.heldDense], ['refit', x.heldRefit]] as const).filter(([, r]) => r !== null)
-    .map(([head, retained]) => ({ value: x.value, score: x.score, sparsity: x.sparsity, head, retained, model: x.model, source: x.source })));
+  const values = a.points.flatMap((x) =>
+    (
+      [
+        ['dense', x.heldDense],
+        ['refit', x.heldRefit],
+      ] as const
+    )
+      .filter(([, r]) => r !== null)
+      .map(([head, retained]) => ({
+        value: x.value,
+        score: x.score,
+        sparsity: x.sparsity,
+        head,
+        retained,
+        model: x.model,
+        source: x.source,
+      })),
+  );
   const oneSparsity = new Set(a.points.map((x) => x.sparsity)).size === 1;
-  const HEAD_DASH = { field: 'head', type: 'nominal', title: 'head', scale: { domain: ['dense', 'refit'], range: [[1, 0], [5, 3]] } } as const;
-  const y = { aggregate: 'mean', field: 'retained', type: 'quantitative', axis: pct, title: 'retained (mean over held-out)' } as const;
+  const HEAD_DASH = {
+    field: 'head',
+    type: 'nominal',
+    title: 'head',
+    scale: {
+      domain: ['dense', 'refit'],
+      range: [
+        [1, 0],
+        [5, 3],
+      ],
+    },
+  } as const;
+  const y = {
+    aggregate: 'mean',
+    field: 'retained',
+    type: 'quantitative',
+    axis: pct,
+    title: 'retained (mean over held-out)',
+  } as const;
   const valueEnc = { field: 'value', type: 'ordinal', title: field, sort: a.values } as const;
   return {
     title: `Ablation: ${field}, held-out retained fraction`,
@@ -159,13 +289,23 @@ export function ablationPlot(a: Ablation): Plot {
     spec: {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
       data: { values },
-      facet: { column: oneSparsity ? { field: 'sparsity', type: 'ordinal', header: { format: '.0%' }, title: 'sparsity' } : { field: 'score', type: 'nominal', title: null } },
+      facet: {
+        column: oneSparsity
+          ? { field: 'sparsity', type: 'ordinal', header: { format: '.0%' }, title: 'sparsity' }
+          : { field: 'score', type: 'nominal', title: null },
+      },
       spec: {
-        width: 220, height: 160,
+        width: 220,
+        height: 160,
         mark: { type: 'line', point: true },
         encoding: oneSparsity
           ? { x: valueEnc, y, color: { field: 'score', type: 'nominal' }, strokeDash: HEAD_DASH }
-          : { x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } }, y, color: { ...valueEnc, type: 'nominal', scale: { domain: a.values } }, strokeDash: HEAD_DASH },
+          : {
+              x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
+              y,
+              color: { ...valueEnc, type: 'nominal', scale: { domain: a.values } },
+              strokeDash: HEAD_DASH,
+            },
       },
     },
   };

@@ -10,22 +10,94 @@ import { maskIoU, type CellErrorRow, type LayerRow, type StudyStore } from './st
 import { readDiagnostics, type DiagnosticsData } from './diagnostics-report.js';
 
 /** A cell's ablation-axis values (cells written before the axes existed: the study config's values). */
-export interface CellAxes { allocation: string | null; bn: string; calibration: number | null; calibData: string }
+export interface CellAxes {
+  allocation: string | null;
+  bn: string;
+  calibration: number | null;
+  calibData: string;
+}
 export interface CellRow extends CellAxes {
-  key: string; study: string; protocol: string; model: string; control: string; score: string; sparsity: number; source: string; seed: number;
-  achieved: number; wallS: number;
-  info: { prune?: Record<string, unknown>; finetune?: Record<string, unknown> | null; calib?: Record<string, unknown>; bn?: Record<string, unknown> };
+  key: string;
+  study: string;
+  protocol: string;
+  model: string;
+  control: string;
+  score: string;
+  sparsity: number;
+  source: string;
+  seed: number;
+  achieved: number;
+  wallS: number;
+  info: {
+    prune?: Record<string, unknown>;
+    finetune?: Record<string, unknown> | null;
+    calib?: Record<string, unknown>;
+    bn?: Record<string, unknown>;
+  };
 }
 export interface AccRow extends CellAxes {
-  cell: string; model: string; control: string; score: string; sparsity: number; source: string; seed: number;
-  task: string; heldout: boolean; phase: string; head: string; accuracy: number; dense: number | null; retained: number | null; pixels: number | null;
+  cell: string;
+  model: string;
+  control: string;
+  score: string;
+  sparsity: number;
+  source: string;
+  seed: number;
+  task: string;
+  heldout: boolean;
+  phase: string;
+  head: string;
+  accuracy: number;
+  dense: number | null;
+  retained: number | null;
+  pixels: number | null;
 }
-export interface DenseRef { model: string; task: string; accuracy: number; nTrain: number; nTest: number; classes: string[] }
-export interface LayerDensity { cell: string; score: string; control: string; sparsity: number; source: string; tensor: string; ord: number; density: number }
+export interface DenseRef {
+  model: string;
+  task: string;
+  accuracy: number;
+  nTrain: number;
+  nTest: number;
+  classes: string[];
+}
+export interface LayerDensity {
+  cell: string;
+  score: string;
+  control: string;
+  sparsity: number;
+  source: string;
+  tensor: string;
+  ord: number;
+  density: number;
+}
 /** A layer's relative output error against the dense network (on the cell's calibration images, after BN repair). */
-export interface LayerErr extends CellAxes { cell: string; score: string; control: string; sparsity: number; source: string; tensor: string; ord: number; relError: number | null }
-export interface Overlap { model: string; control: string; sparsity: number; seed: number; a: string; b: string; iou: number }
-export interface EffRow extends Efficiency { cell: string; model: string; control: string; score: string; sparsity: number; source: string }
+export interface LayerErr extends CellAxes {
+  cell: string;
+  score: string;
+  control: string;
+  sparsity: number;
+  source: string;
+  tensor: string;
+  ord: number;
+  relError: number | null;
+}
+export interface Overlap {
+  model: string;
+  control: string;
+  sparsity: number;
+  seed: number;
+  a: string;
+  b: string;
+  iou: number;
+}
+export interface EffRow extends Efficiency {
+  cell: string;
+  model: string;
+  control: string;
+  score: string;
+  sparsity: number;
+  source: string;
+}
 
 export interface ReportData {
   studies: { name: string; protocol: string; config: Record<string, unknown> }[];
@@ -47,60 +119,158 @@ export interface ReportData {
 }
 
 export function readReport(store: StudyStore): ReportData {
-  const studies = store.studyRows()
+  const studies = store
+    .studyRows()
     .map((s) => ({ name: s.name, protocol: s.protocol, config: JSON.parse(s.config) as Record<string, unknown> }));
-  if (studies.length === 0) throw new TapirError('E_DB', `${store.file} holds no study`, { fix: 'run `tapir study <config.yaml> --db <file>` first' });
+  if (studies.length === 0)
+    throw new TapirError('E_DB', `${store.file} holds no study`, {
+      fix: 'run `tapir study <config.yaml> --db <file>` first',
+    });
   const baseOf = new Map(studies.map((s) => [s.protocol, configAxes(s.config)]));
   // SELECT *: a read-only store on a database written before the axis columns existed has none of them.
   const cells = store.cellRows().map((c) => {
     const base = baseOf.get(c.protocol);
     return {
-      key: c.key, study: c.study, protocol: c.protocol, model: c.model, control: c.control, score: c.score, sparsity: c.sparsity, source: c.source, seed: c.seed,
-      achieved: c.achieved_sparsity, wallS: c.wall_s, info: JSON.parse(c.info) as CellRow['info'],
-      allocation: c.allocation ?? base?.allocation[0] ?? null, bn: c.bn ?? 'none', calibration: c.calibration ?? base?.calibration[0] ?? null, calibData: c.calib_data ?? 'source',
+      key: c.key,
+      study: c.study,
+      protocol: c.protocol,
+      model: c.model,
+      control: c.control,
+      score: c.score,
+      sparsity: c.sparsity,
+      source: c.source,
+      seed: c.seed,
+      achieved: c.achieved_sparsity,
+      wallS: c.wall_s,
+      info: JSON.parse(c.info) as CellRow['info'],
+      allocation: c.allocation ?? base?.allocation[0] ?? null,
+      bn: c.bn ?? 'none',
+      calibration: c.calibration ?? base?.calibration[0] ?? null,
+      calibData: c.calib_data ?? 'source',
     };
   });
   const denseRaw = store.denseRows();
-  const toRef = (d: (typeof denseRaw)[number]): DenseRef => ({ model: d.model, task: d.task, accuracy: d.accuracy, nTrain: d.n_train, nTest: d.n_test, classes: JSON.parse(d.classes) as string[] });
+  const toRef = (d: (typeof denseRaw)[number]): DenseRef => ({
+    model: d.model,
+    task: d.task,
+    accuracy: d.accuracy,
+    nTrain: d.n_train,
+    nTest: d.n_test,
+    classes: JSON.parse(d.classes) as string[],
+  });
   const dense = denseRaw.filter((d) => d.model !== 'pixels').map(toRef);
   const pixels = denseRaw.filter((d) => d.model === 'pixels').map(toRef);
   const denseOf = new Map(denseRaw.map((d) => [`${d.model}\0${d.protocol}\0${d.task}`, d.accuracy]));
   const byKey = new Map(cells.map((c) => [c.key, c]));
-  const heldoutOf = new Map(studies.map((s) => [s.protocol, new Set((s.config.heldout as string[] | undefined) ?? [])]));
+  const heldoutOf = new Map(
+    studies.map((s) => [s.protocol, new Set((s.config.heldout as string[] | undefined) ?? [])]),
+  );
   const acc: AccRow[] = store.resultRows().map((r) => {
     const c = byKey.get(r.cell)!;
     const d = denseOf.get(`${c.model}\0${c.protocol}\0${r.task}`) ?? null;
     return {
-      cell: c.key, model: c.model, control: c.control, score: c.score, sparsity: c.sparsity, source: c.source, seed: c.seed, task: r.task,
-      allocation: c.allocation, bn: c.bn, calibration: c.calibration, calibData: c.calibData,
-      heldout: heldoutOf.get(c.protocol)?.has(r.task) ?? r.task !== c.source, phase: r.phase, head: r.head, accuracy: r.accuracy, dense: d,
-      retained: d && d > 0 ? r.accuracy / d : null, pixels: denseOf.get(`pixels\0${c.protocol}\0${r.task}`) ?? null,
+      cell: c.key,
+      model: c.model,
+      control: c.control,
+      score: c.score,
+      sparsity: c.sparsity,
+      source: c.source,
+      seed: c.seed,
+      task: r.task,
+      allocation: c.allocation,
+      bn: c.bn,
+      calibration: c.calibration,
+      calibData: c.calibData,
+      heldout: heldoutOf.get(c.protocol)?.has(r.task) ?? r.task !== c.source,
+      phase: r.phase,
+      head: r.head,
+      accuracy: r.accuracy,
+      dense: d,
+      retained: d && d > 0 ? r.accuracy / d : null,
+      pixels: denseOf.get(`pixels\0${c.protocol}\0${r.task}`) ?? null,
     };
   });
   const layerRows = new Map<string, LayerRow[]>();
   for (const l of store.layerRows()) {
     if (!layerRows.has(l.model)) layerRows.set(l.model, []);
-    layerRows.get(l.model)!.push({ tensor: l.tensor, op: l.op, shape: JSON.parse(l.shape) as number[], numel: l.numel, macs: l.macs, prunable: l.prunable === 1 });
+    layerRows.get(l.model)!.push({
+      tensor: l.tensor,
+      op: l.op,
+      shape: JSON.parse(l.shape) as number[],
+      numel: l.numel,
+      macs: l.macs,
+      prunable: l.prunable === 1,
+    });
   }
   const densRaw = store.densityRows();
   const layers: LayerDensity[] = densRaw.map((d) => {
     const c = byKey.get(d.cell)!;
-    return { cell: d.cell, score: c.score, control: c.control, sparsity: c.sparsity, source: c.source, tensor: d.tensor, ord: d.ord, density: d.numel ? d.kept / d.numel : 1 };
+    return {
+      cell: d.cell,
+      score: c.score,
+      control: c.control,
+      sparsity: c.sparsity,
+      source: c.source,
+      tensor: d.tensor,
+      ord: d.ord,
+      density: d.numel ? d.kept / d.numel : 1,
+    };
   });
   const efficiencyRows: EffRow[] = cells.map((c) => ({
-    cell: c.key, model: c.model, control: c.control, score: c.score, sparsity: c.sparsity, source: c.source,
-    ...efficiency(layerRows.get(c.model) ?? [], densRaw.filter((d) => d.cell === c.key)),
+    cell: c.key,
+    model: c.model,
+    control: c.control,
+    score: c.score,
+    sparsity: c.sparsity,
+    source: c.source,
+    ...efficiency(
+      layerRows.get(c.model) ?? [],
+      densRaw.filter((d) => d.cell === c.key),
+    ),
   }));
   const caps = new Map<string, { task: string; cap: number | null; nTrain: number; nTest: number }>();
   for (const s of studies) {
     const cfg = s.config as { cap?: number | null; caps?: Record<string, number> };
-    for (const d of dense.concat(pixels)) if (!caps.has(d.task)) caps.set(d.task, { task: d.task, cap: cfg.caps?.[d.task] ?? cfg.cap ?? null, nTrain: d.nTrain, nTest: d.nTest });
+    for (const d of dense.concat(pixels))
+      if (!caps.has(d.task))
+        caps.set(d.task, {
+          task: d.task,
+          cap: cfg.caps?.[d.task] ?? cfg.cap ?? null,
+          nTrain: d.nTrain,
+          nTest: d.nTest,
+        });
   }
   const layerErrors: LayerErr[] = store.layerErrorRows().map((e) => {
     const c = byKey.get(e.cell)!;
-    return { cell: e.cell, score: c.score, control: c.control, sparsity: c.sparsity, source: c.source, allocation: c.allocation, bn: c.bn, calibration: c.calibration, calibData: c.calibData, tensor: e.tensor, ord: e.ord, relError: e.rel_error };
+    return {
+      cell: e.cell,
+      score: c.score,
+      control: c.control,
+      sparsity: c.sparsity,
+      source: c.source,
+      allocation: c.allocation,
+      bn: c.bn,
+      calibration: c.calibration,
+      calibData: c.calibData,
+      tensor: e.tensor,
+      ord: e.ord,
+      relError: e.rel_error,
+    };
   });
-  return { studies, cells, acc, dense, pixels, layers, layerErrors, overlaps: overlaps(store, cells), efficiency: efficiencyRows, caps: [...caps.values()], diagnostics: readDiagnostics(store), failed: store.cellErrors() };
+  return {
+    studies,
+    cells,
+    acc,
+    dense,
+    pixels,
+    layers,
+    layerErrors,
+    overlaps: overlaps(store, cells),
+    efficiency: efficiencyRows,
+    caps: [...caps.values()],
+    diagnostics: readDiagnostics(store),
+    failed: store.cellErrors(),
+  };
 }
 
 /** IoU of the masks of every pair of cells that differ only in score (or source), over all tensors. */
@@ -116,18 +286,27 @@ function overlaps(store: StudyStore, cells: readonly CellRow[]): Overlap[] {
   for (const g of groups.values()) {
     const ms = g.map((c) => masksOf(c.key));
     const label = (c: CellRow) => (g.some((o) => o.source !== c.source) ? `${c.score} @ ${c.source}` : c.score);
-    for (let i = 0; i < g.length; i++) for (let j = 0; j < g.length; j++) {
-      let inter = 0;
-      let union = 0;
-      for (const [t, a] of ms[i]!) {
-        const b = ms[j]!.get(t);
-        if (!b) continue;
-        const r = maskIoU(a, b);
-        inter += r.inter;
-        union += r.union;
+    for (let i = 0; i < g.length; i++)
+      for (let j = 0; j < g.length; j++) {
+        let inter = 0;
+        let union = 0;
+        for (const [t, a] of ms[i]!) {
+          const b = ms[j]!.get(t);
+          if (!b) continue;
+          const r = maskIoU(a, b);
+          inter += r.inter;
+          union += r.union;
+        }
+        out.push({
+          model: g[i]!.model,
+          control: g[i]!.control,
+          sparsity: g[i]!.sparsity,
+          seed: g[i]!.seed,
+          a: label(g[i]!),
+          b: label(g[j]!),
+          iou: union ? inter / union : 1,
+        });
       }
-      out.push({ model: g[i]!.model, control: g[i]!.control, sparsity: g[i]!.sparsity, seed: g[i]!.seed, a: label(g[i]!), b: label(g[j]!), iou: union ? inter / union : 1 });
-    }
   }
   return out;
 }
@@ -137,24 +316,57 @@ function overlaps(store: StudyStore, cells: readonly CellRow[]): Overlap[] {
  * phase, zero-shot evaluation, fine-tuning, evaluation after it), summed, with their share and mean per cell.
  * Cells written before phases were stored have none and are left out (`cells` counts those that have them).
  */
-export function phaseProfile(d: ReportData): { cells: number; rows: { phase: string; seconds: number; share: number; perCell: number }[] } {
-  const withPhases = d.cells.map((c) => (c.info as { phases?: Record<string, number> }).phases).filter((x): x is Record<string, number> => !!x);
+export function phaseProfile(d: ReportData): {
+  cells: number;
+  rows: { phase: string; seconds: number; share: number; perCell: number }[];
+} {
+  const withPhases = d.cells
+    .map((c) => (c.info as { phases?: Record<string, number> }).phases)
+    .filter((x): x is Record<string, number> => !!x);
   const total = new Map<string, number>();
   for (const ph of withPhases) for (const [k, v] of Object.entries(ph)) total.set(k, (total.get(k) ?? 0) + v);
   const all = [...total.values()].reduce((a, b) => a + b, 0);
-  const rows = [...total].map(([phase, seconds]) => ({ phase, seconds, share: all > 0 ? seconds / all : 0, perCell: seconds / withPhases.length })).sort((a, b) => b.seconds - a.seconds);
+  const rows = [...total]
+    .map(([phase, seconds]) => ({
+      phase,
+      seconds,
+      share: all > 0 ? seconds / all : 0,
+      perCell: seconds / withPhases.length,
+    }))
+    .sort((a, b) => b.seconds - a.seconds);
   return { cells: withPhases.length, rows };
 }
 
 /** Mean of the retained fraction over held-out tasks, per cell and phase (dense head): the headline numbers. */
-export function summaryRows(d: ReportData): { model: string; control: string; score: string; sparsity: number; source: string; achieved: number;
-  sourceZs: number | null; sourceFt: number | null; heldZs: number | null; heldFt: number | null; heldRefitZs: number | null; heldRefitFt: number | null }[] {
-  const mean = (xs: (number | null)[]) => { const v = xs.filter((x): x is number => x !== null); return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null; };
+export function summaryRows(d: ReportData): {
+  model: string;
+  control: string;
+  score: string;
+  sparsity: number;
+  source: string;
+  achieved: number;
+  sourceZs: number | null;
+  sourceFt: number | null;
+  heldZs: number | null;
+  heldFt: number | null;
+  heldRefitZs: number | null;
+  heldRefitFt: number | null;
+}[] {
+  const mean = (xs: (number | null)[]) => {
+    const v = xs.filter((x): x is number => x !== null);
+    return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+  };
   return d.cells.map((c) => {
     const rows = d.acc.filter((a) => a.cell === c.key);
-    const pick = (phase: string, head: string, held: boolean) => rows.filter((a) => a.phase === phase && a.head === head && a.heldout === held);
+    const pick = (phase: string, head: string, held: boolean) =>
+      rows.filter((a) => a.phase === phase && a.head === head && a.heldout === held);
     return {
-      model: c.model, control: c.control, score: c.score, sparsity: c.sparsity, source: c.source, achieved: c.achieved,
+      model: c.model,
+      control: c.control,
+      score: c.score,
+      sparsity: c.sparsity,
+      source: c.source,
+      achieved: c.achieved,
       sourceZs: mean(pick('zero-shot', 'dense', false).map((a) => a.accuracy)),
       sourceFt: mean(rows.filter((a) => a.phase === 'finetuned' && a.head === 'trained').map((a) => a.accuracy)),
       heldZs: mean(pick('zero-shot', 'dense', true).map((a) => a.retained)),
@@ -189,19 +401,33 @@ export function protocolLabels(d: ReportData): Map<string, string> {
   const protocols = [...new Set(d.cells.map((c) => c.protocol))];
   if (protocols.length < 2) return new Map();
   const flat = (v: unknown, prefix: string, out: Map<string, string>): Map<string, string> => {
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) flat(x, prefix ? `${prefix}.${k}` : k, out);
+    if (v !== null && typeof v === 'object' && !Array.isArray(v))
+      for (const [k, x] of Object.entries(v)) flat(x, prefix ? `${prefix}.${k}` : k, out);
     else out.set(prefix, JSON.stringify(v));
     return out;
   };
   const cfgs = protocols.map((p) => flat(d.studies.find((s) => s.protocol === p)?.config ?? {}, '', new Map()));
-  const keys = [...new Set(cfgs.flatMap((c) => [...c.keys()]))].filter((k) => new Set(cfgs.map((c) => c.get(k))).size > 1 && k !== 'name');
-  return new Map(protocols.map((p, i) => [p, keys.length ? keys.map((k) => `${k}=${cfgs[i]!.get(k) ?? '–'}`).join(', ') : `protocol ${p.slice(0, 8)}`]));
+  const keys = [...new Set(cfgs.flatMap((c) => [...c.keys()]))].filter(
+    (k) => new Set(cfgs.map((c) => c.get(k))).size > 1 && k !== 'name',
+  );
+  return new Map(
+    protocols.map((p, i) => [
+      p,
+      keys.length ? keys.map((k) => `${k}=${cfgs[i]!.get(k) ?? '–'}`).join(', ') : `protocol ${p.slice(0, 8)}`,
+    ]),
+  );
 }
 
 /** Axis values of a stored study config (a StudyConfig as JSON; configs from before the axes: their scalars). */
-export function configAxes(cfg: Record<string, unknown>): { calibData: string[]; calibration: number[]; allocation: string[]; bn: string[] } {
+export function configAxes(cfg: Record<string, unknown>): {
+  calibData: string[];
+  calibration: number[];
+  allocation: string[];
+  bn: string[];
+} {
   const prune = (cfg.prune ?? {}) as Record<string, unknown>;
-  const list = <T>(xs: unknown, one: unknown, fallback: T[]): T[] => (Array.isArray(xs) && xs.length > 0 ? (xs as T[]) : one !== undefined && one !== null ? [one as T] : fallback);
+  const list = <T>(xs: unknown, one: unknown, fallback: T[]): T[] =>
+    Array.isArray(xs) && xs.length > 0 ? (xs as T[]) : one !== undefined && one !== null ? [one as T] : fallback;
   return {
     calibData: list<string>(cfg.calibData, undefined, ['source']),
     calibration: list<number>(cfg.calibrations, cfg.calibration, []),
@@ -212,10 +438,19 @@ export function configAxes(cfg: Record<string, unknown>): { calibData: string[];
 
 export type AblationAxisName = AblationAxis;
 /** The YAML field of each axis (table and plot titles use it). */
-export const AXIS_FIELDS: Record<AblationAxisName, string> = { calibData: 'calib_data', calibration: 'calibration', allocation: 'prune.allocation', bn: 'prune.bn' };
+export const AXIS_FIELDS: Record<AblationAxisName, string> = {
+  calibData: 'calib_data',
+  calibration: 'calibration',
+  allocation: 'prune.allocation',
+  bn: 'prune.bn',
+};
 
 export interface AblationPoint {
-  model: string; source: string; value: string; score: string; sparsity: number;
+  model: string;
+  source: string;
+  value: string;
+  score: string;
+  sparsity: number;
   /** Cells averaged (seeds). */
   cells: number;
   /** Mean over held-out tasks of zero-shot accuracy / dense accuracy: dense head, refitted head. */
@@ -241,7 +476,10 @@ export interface Ablation {
  * (they are no longer unseen for those cells, and all rows must average the same tasks).
  */
 export function ablations(d: ReportData): Ablation[] {
-  const mean = (xs: (number | null)[]) => { const v = xs.filter((x): x is number => x !== null); return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null; };
+  const mean = (xs: (number | null)[]) => {
+    const v = xs.filter((x): x is number => x !== null);
+    return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+  };
   const baseOf = new Map(d.studies.map((s) => [s.protocol, configAxes(s.config)]));
   const main = d.cells.filter((c) => c.control === 'none');
   const val = (c: CellRow, a: AblationAxisName) => (c[a] === null ? '–' : String(c[a]));
@@ -258,14 +496,22 @@ export function ablations(d: ReportData): Ablation[] {
   }
   const perCell = (c: CellRow) => {
     const rows = accOf.get(c.key) ?? [];
-    const held = (head: string) => mean(rows.filter((a) => a.heldout && a.head === head && !excluded.includes(a.task)).map((a) => a.retained));
-    return { heldDense: held('dense'), heldRefit: held('refit'), sourceAcc: mean(rows.filter((a) => a.head === 'dense' && a.task === c.source).map((a) => a.accuracy)) };
+    const held = (head: string) =>
+      mean(rows.filter((a) => a.heldout && a.head === head && !excluded.includes(a.task)).map((a) => a.retained));
+    return {
+      heldDense: held('dense'),
+      heldRefit: held('refit'),
+      sourceAcc: mean(rows.filter((a) => a.head === 'dense' && a.task === c.source).map((a) => a.accuracy)),
+    };
   };
   const out: Ablation[] = [];
   for (const axis of ABLATION_AXES) {
     const values = [...new Set(main.map((c) => val(c, axis)))];
     if (values.length < 2) continue;
-    const groups = new Map<string, { p: Omit<AblationPoint, 'cells' | 'heldDense' | 'heldRefit' | 'sourceAcc'>; cells: CellRow[] }>();
+    const groups = new Map<
+      string,
+      { p: Omit<AblationPoint, 'cells' | 'heldDense' | 'heldRefit' | 'sourceAcc'>; cells: CellRow[] }
+    >();
     for (const c of main) {
       if (!ABLATION_AXES.every((o) => o === axis || atBase(c, o))) continue;
       const p = { model: c.model, source: c.source, value: val(c, axis), score: c.score, sparsity: c.sparsity };
@@ -275,7 +521,13 @@ export function ablations(d: ReportData): Ablation[] {
     }
     const points = [...groups.values()].map(({ p, cells }) => {
       const m = cells.map(perCell);
-      return { ...p, cells: cells.length, heldDense: mean(m.map((x) => x.heldDense)), heldRefit: mean(m.map((x) => x.heldRefit)), sourceAcc: mean(m.map((x) => x.sourceAcc)) };
+      return {
+        ...p,
+        cells: cells.length,
+        heldDense: mean(m.map((x) => x.heldDense)),
+        heldRefit: mean(m.map((x) => x.heldRefit)),
+        sourceAcc: mean(m.map((x) => x.sourceAcc)),
+      };
     });
     out.push({ axis, values, points, excluded });
   }

@@ -12,24 +12,39 @@ import { StudyConfigError, type StudyConfig } from './config.js';
 import { effectiveModel } from './grid.js';
 import { taskOptionsFor } from './grid.js';
 
-const why = (e: unknown) => (e instanceof TapirError ? `${e.message}${e.fix ? ` (${e.fix})` : ''}` : (e as Error).message);
+const why = (e: unknown) =>
+  e instanceof TapirError ? `${e.message}${e.fix ? ` (${e.fix})` : ''}` : (e as Error).message;
 
 export async function resolveStudy(c: StudyConfig, file: string): Promise<void> {
   for (const [i, m] of c.models.entries()) {
     try {
       disposeGraph((await openModel(effectiveModel(m, c, false))).graph);
     } catch (e) {
-      throw new StudyConfigError(file, `models[${i}]`, `'${m}' does not open: ${why(e)}`, 'a zoo id (tapir models) or a path to a model file or directory');
+      throw new StudyConfigError(
+        file,
+        `models[${i}]`,
+        `'${m}' does not open: ${why(e)}`,
+        'a zoo id (tapir models) or a path to a model file or directory',
+      );
     }
   }
   const calibTasks = calibTaskIds(c);
-  const fields: [string, string[]][] = [['sources', c.sources], ['heldout', c.heldout], ['calib_data', calibTasks]];
+  const fields: [string, string[]][] = [
+    ['sources', c.sources],
+    ['heldout', c.heldout],
+    ['calib_data', calibTasks],
+  ];
   for (const [field, ids] of fields)
     for (const [i, id] of ids.entries()) {
       try {
         await openTask(id, taskOptionsFor(c, id));
       } catch (e) {
-        throw new StudyConfigError(file, `${field}[${i}]`, `task '${id}' cannot be opened: ${why(e)}`, 'check the task id (tapir data list) and its cap in data.caps');
+        throw new StudyConfigError(
+          file,
+          `${field}[${i}]`,
+          `task '${id}' cannot be opened: ${why(e)}`,
+          'check the task id (tapir data list) and its cap in data.caps',
+        );
       }
     }
 }
@@ -38,5 +53,8 @@ export async function resolveStudy(c: StudyConfig, file: string): Promise<void> 
 export function calibTaskIds(c: StudyConfig): string[] {
   return [...c.calibData, ...c.scores.map((s) => s.pin?.calibData).filter((x): x is string => x !== undefined)]
     .filter((d) => d !== 'source' && d !== 'noise' && d !== 'all')
-    .flatMap((d) => { const p = parseCalibData(d); return p.kind === 'task' ? [p.task] : p.kind === 'mix' ? p.tasks : []; });
+    .flatMap((d) => {
+      const p = parseCalibData(d);
+      return p.kind === 'task' ? [p.task] : p.kind === 'mix' ? p.tasks : [];
+    });
 }

@@ -15,15 +15,21 @@ export function calibrationNote(d: ReportData): Finding | null {
   for (const c of d.cells.filter((x) => x.control === 'none')) {
     const v = c.calibData;
     if (!v || uses.has(v)) continue;
-    const tasks = v === 'all' ? studyTasks : v.startsWith('mix:') ? (parseCalibData(v) as { tasks: string[] }).tasks : [];
+    const tasks =
+      v === 'all' ? studyTasks : v.startsWith('mix:') ? (parseCalibData(v) as { tasks: string[] }).tasks : [];
     const seen = tasks.filter((t) => held.has(t));
     if (seen.length) uses.set(v, seen);
   }
   if (uses.size === 0) return null;
   const unseen = (v: string) => [...held].filter((t) => !uses.get(v)!.includes(t));
   return {
-    id: 'calibration-data', title: 'Held-out tasks whose unlabelled train images were calibration data', table: null,
-    sentences: [...uses].map(([v, seen]) => `Cells with calib_data ${v === 'all' ? 'all' : taskName(v)} pruned on the unlabelled train images of ${seen.map(taskName).join(', ')}` +
-      ` (no label, no test image); ${unseen(v).length ? `${unseen(v).map(taskName).join(', ')} stayed unseen` : 'no held-out task stayed unseen'}.`),
+    id: 'calibration-data',
+    title: 'Held-out tasks whose unlabelled train images were calibration data',
+    table: null,
+    sentences: [...uses].map(
+      ([v, seen]) =>
+        `Cells with calib_data ${v === 'all' ? 'all' : taskName(v)} pruned on the unlabelled train images of ${seen.map(taskName).join(', ')}` +
+        ` (no label, no test image); ${unseen(v).length ? `${unseen(v).map(taskName).join(', ')} stayed unseen` : 'no held-out task stayed unseen'}.`,
+    ),
   };
 }

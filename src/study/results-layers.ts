@@ -7,7 +7,11 @@
 import type { ReportData } from './report-data.js';
 import { configLabel, pct, varyingAxes, type Finding } from './results-findings.js';
 
-interface Curve { label: string; sparsity: number; errors: { tensor: string; ord: number; e: number }[] }
+interface Curve {
+  label: string;
+  sparsity: number;
+  errors: { tensor: string; ord: number; e: number }[];
+}
 
 const fmt = (x: number) => (x >= 0.01 ? x.toFixed(3) : x.toExponential(1));
 
@@ -22,7 +26,10 @@ export function layerErrorFindings(d: ReportData, level = 0.1): Finding[] {
   if (byCell.size === 0) return [];
   const axes = varyingAxes(cells);
   // Mean curve over the cells of a configuration (sources, seeds), layer by layer.
-  const groups = new Map<string, { label: string; sparsity: number; curves: { tensor: string; ord: number; e: number }[][] }>();
+  const groups = new Map<
+    string,
+    { label: string; sparsity: number; curves: { tensor: string; ord: number; e: number }[][] }
+  >();
   for (const c of cells) {
     const errs = byCell.get(c.key);
     if (!errs) continue;
@@ -32,8 +39,13 @@ export function layerErrorFindings(d: ReportData, level = 0.1): Finding[] {
     groups.get(k)!.curves.push([...errs].sort((a, b) => a.ord - b.ord));
   }
   const curves: Curve[] = [...groups.values()].map((g) => ({
-    label: g.label, sparsity: g.sparsity,
-    errors: g.curves[0]!.map((x, i) => ({ tensor: x.tensor, ord: x.ord, e: g.curves.reduce((a, c) => a + (c[i]?.e ?? 0), 0) / g.curves.length })),
+    label: g.label,
+    sparsity: g.sparsity,
+    errors: g.curves[0]!.map((x, i) => ({
+      tensor: x.tensor,
+      ord: x.ord,
+      e: g.curves.reduce((a, c) => a + (c[i]?.e ?? 0), 0) / g.curves.length,
+    })),
   }));
   const rows = curves.map((c) => {
     const n = c.errors.length;
@@ -46,23 +58,47 @@ export function layerErrorFindings(d: ReportData, level = 0.1): Finding[] {
       if (i > 0 && f > jump.factor) jump = { at: `${x.tensor} (${i + 1}/${n})`, factor: f };
     });
     const max = Math.max(...c.errors.map((x) => x.e));
-    return { c, n, last, first: first ? `${first.tensor} (${c.errors.indexOf(first) + 1}/${n})` : `never (max ${fmt(max)})`,
-      reach: first ? `first reaches ${level} at ${first.tensor} (layer ${c.errors.indexOf(first) + 1} of ${n})` : `stays below ${level} (max ${fmt(max)})`, jump };
+    return {
+      c,
+      n,
+      last,
+      first: first ? `${first.tensor} (${c.errors.indexOf(first) + 1}/${n})` : `never (max ${fmt(max)})`,
+      reach: first
+        ? `first reaches ${level} at ${first.tensor} (layer ${c.errors.indexOf(first) + 1} of ${n})`
+        : `stays below ${level} (max ${fmt(max)})`,
+      jump,
+    };
   });
   const sps = [...new Set(curves.map((c) => c.sparsity))].sort((a, b) => a - b);
   const sentences = sps.map((sp) => {
     const at = rows.filter((r) => r.c.sparsity === sp).sort((a, b) => a.last - b.last);
     const best = at[0]!;
     const worst = at[at.length - 1]!;
-    return `At ${pct(sp, 0)} sparsity the relative output error at the last pruned layer ranges from ${fmt(best.last)} (${best.c.label}) to ${fmt(worst.last)} (${worst.c.label}); ` +
-      `with ${best.c.label} it ${best.reach}, with ${worst.c.label} it ${worst.reach}.`;
+    return (
+      `At ${pct(sp, 0)} sparsity the relative output error at the last pruned layer ranges from ${fmt(best.last)} (${best.c.label}) to ${fmt(worst.last)} (${worst.c.label}); ` +
+      `with ${best.c.label} it ${best.reach}, with ${worst.c.label} it ${worst.reach}.`
+    );
   });
-  return [{
-    id: 'layer-errors', title: 'Where the error concentrates, layer by layer', sentences,
-    table: {
-      title: `Relative output error against the dense network (calibration images, after BN repair): at the last pruned layer, the first layer where it reaches ${level}, the layer that multiplies it most`,
-      header: ['configuration', 'sparsity', 'last layer', `first ≥ ${level}`, 'largest jump (× previous layer)'],
-      rows: rows.sort((a, b) => a.c.sparsity - b.c.sparsity || a.last - b.last).map((r) => [r.c.label, pct(r.c.sparsity, 0), fmt(r.last), r.first, r.jump.factor > 1 ? `${r.jump.at}, ×${Number.isFinite(r.jump.factor) ? r.jump.factor.toFixed(1) : '∞'}` : '–']),
+  return [
+    {
+      id: 'layer-errors',
+      title: 'Where the error concentrates, layer by layer',
+      sentences,
+      table: {
+        title: `Relative output error against the dense network (calibration images, after BN repair): at the last pruned layer, the first layer where it reaches ${level}, the layer that multiplies it most`,
+        header: ['configuration', 'sparsity', 'last layer', `first ≥ ${level}`, 'largest jump (× previous layer)'],
+        rows: rows
+          .sort((a, b) => a.c.sparsity - b.c.sparsity || a.last - b.last)
+          .map((r) => [
+            r.c.label,
+            pct(r.c.sparsity, 0),
+            fmt(r.last),
+            r.first,
+            r.jump.factor > 1
+              ? `${r.jump.at}, ×${Number.isFinite(r.jump.factor) ? r.jump.factor.toFixed(1) : '∞'}`
+              : '–',
+          ]),
+      },
     },
-  }];
+  ];
 }

@@ -46,7 +46,10 @@ export interface StudyResult {
   findings: Finding[];
 }
 
-export interface ResultsSummary { out: string; studies: StudyResult[] }
+export interface ResultsSummary {
+  out: string;
+  studies: StudyResult[];
+}
 
 /** The cells of `config`'s grid only (a database may also hold cells of an edited config). */
 export function restrictToConfig(d: ReportData, config: StudyConfig): ReportData {
@@ -64,7 +67,12 @@ export function restrictToConfig(d: ReportData, config: StudyConfig): ReportData
   };
 }
 
-const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+const slug = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 60);
 const minutes = (s: number) => (s >= 90 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
 /** Markdown headings one level down (the report's `###` tables sit under a study's `###` sections). */
 const demote = (md: string) => md.replace(/^(#+) /gm, '$1# ');
@@ -80,7 +88,12 @@ export function configDescription(text: string): string[] {
 }
 
 function findingMd(f: Finding): string {
-  return [`#### ${f.title}`, '', ...f.sentences.map((s) => `- ${s}`), ...(f.table ? ['', demote(demote(markdownTable(f.table)))] : [])].join('\n');
+  return [
+    `#### ${f.title}`,
+    '',
+    ...f.sentences.map((s) => `- ${s}`),
+    ...(f.table ? ['', demote(demote(markdownTable(f.table)))] : []),
+  ].join('\n');
 }
 
 /** Writes one study's plots under `dir` (stale SVGs there removed); returns the file paths in plot order. */
@@ -100,16 +113,34 @@ async function writePlots(d: ReportData, dir: string): Promise<{ file: string; t
 }
 
 /** One study's section of RESULTS.md, and what it found. */
-export async function studySection(configPath: string, o: Required<Omit<ResultsOptions, 'configs' | 'thresholds'>> & { thresholds: Thresholds }): Promise<{ md: string; result: StudyResult }> {
+export async function studySection(
+  configPath: string,
+  o: Required<Omit<ResultsOptions, 'configs' | 'thresholds'>> & { thresholds: Thresholds },
+): Promise<{ md: string; result: StudyResult }> {
   const config = loadStudy(configPath);
   const description = configDescription(readFileSync(configPath, 'utf8'));
   const db = join(o.dbDir, `${config.name}.sqlite`);
   const cfg = relative(process.cwd(), configPath) || configPath;
   const runCmd = `${o.bin} study ${cfg} --db ${db}`;
   const gridCells = expandGrid(config).length;
-  const result: StudyResult = { name: config.name, config: cfg, db, status: 'missing', cells: 0, gridCells, wallS: 0, plots: [], findings: [] };
-  const head = [`## ${config.name}`, '', `Config: \`${cfg}\`. Reproduce: \`${runCmd}\` (or \`make study-${config.name}\`), then \`make results-doc\` to regenerate this page.`, '',
-    ...(description.length ? [...description.map((l) => `> ${l}`), ''] : [])];
+  const result: StudyResult = {
+    name: config.name,
+    config: cfg,
+    db,
+    status: 'missing',
+    cells: 0,
+    gridCells,
+    wallS: 0,
+    plots: [],
+    findings: [],
+  };
+  const head = [
+    `## ${config.name}`,
+    '',
+    `Config: \`${cfg}\`. Reproduce: \`${runCmd}\` (or \`make study-${config.name}\`), then \`make results-doc\` to regenerate this page.`,
+    '',
+    ...(description.length ? [...description.map((l) => `> ${l}`), ''] : []),
+  ];
   if (!existsSync(db)) {
     return { md: [...head, `**Not run yet:** \`${runCmd}\``, ''].join('\n'), result };
   }
@@ -122,7 +153,11 @@ export async function studySection(configPath: string, o: Required<Omit<ResultsO
     try {
       raw = readReport(store);
     } catch (e) {
-      if (e instanceof TapirError && e.code === 'E_DB') return { md: [...head, `**Not run yet** (\`${db}\` holds no study): \`${runCmd}\``, ''].join('\n'), result: { ...result, status: 'empty' } };
+      if (e instanceof TapirError && e.code === 'E_DB')
+        return {
+          md: [...head, `**Not run yet** (\`${db}\` holds no study): \`${runCmd}\``, ''].join('\n'),
+          result: { ...result, status: 'empty' },
+        };
       throw e;
     }
     d = restrictToConfig(raw, config);
@@ -136,28 +171,46 @@ export async function studySection(configPath: string, o: Required<Omit<ResultsO
   result.cells = d.cells.length;
   result.wallS = d.cells.reduce((a, c) => a + c.wallS, 0) + (denseWall ?? 0) + (diag?.wallS ?? 0);
   result.status = d.cells.length === 0 ? 'empty' : d.cells.length < gridCells ? 'partial' : 'complete';
-  const status = result.status === 'complete' ? `complete: ${d.cells.length} of ${gridCells} cells` : `**incomplete: ${d.cells.length} of ${gridCells} cells** (re-run \`${runCmd}\` to finish; it resumes)`;
-  const wall = `Wall time: ${minutes(result.wallS)}, the sum of the stored per-cell wall times (prune, zero-shot evaluation, fine-tuning)` +
+  const status =
+    result.status === 'complete'
+      ? `complete: ${d.cells.length} of ${gridCells} cells`
+      : `**incomplete: ${d.cells.length} of ${gridCells} cells** (re-run \`${runCmd}\` to finish; it resumes)`;
+  const wall =
+    `Wall time: ${minutes(result.wallS)}, the sum of the stored per-cell wall times (prune, zero-shot evaluation, fine-tuning)` +
     (diag ? ` and of the diagnostics runs (${minutes(diag.wallS)})` : '') +
-    (denseWall !== null ? ` plus ${minutes(denseWall)} of dense reference and pixel baseline` : '; the dense reference, the raw-pixel baseline and model loading are not timed by the store and come on top') + '.';
+    (denseWall !== null
+      ? ` plus ${minutes(denseWall)} of dense reference and pixel baseline`
+      : '; the dense reference, the raw-pixel baseline and model loading are not timed by the store and come on top') +
+    '.';
   if (d.cells.length === 0) {
     return { md: [...head, `${status}. **Not run yet:** \`${runCmd}\``, ''].join('\n'), result };
   }
-  const thresholds = config.targetTasks ? { ...o.thresholds, targetTasks: new RegExp(config.targetTasks, 'i') } : o.thresholds;
+  const thresholds = config.targetTasks
+    ? { ...o.thresholds, targetTasks: new RegExp(config.targetTasks, 'i') }
+    : o.thresholds;
   const note = calibrationNote(d);
-  result.findings = [...(note ? [note] : []), ...computeFindings(d, thresholds), ...layerErrorFindings(d), ...diagnosticsFindings(diag)];
+  result.findings = [
+    ...(note ? [note] : []),
+    ...computeFindings(d, thresholds),
+    ...layerErrorFindings(d),
+    ...diagnosticsFindings(diag),
+  ];
   const plotDir = join(o.plots, config.name);
   const plots = await writePlots(d, plotDir);
   result.plots = plots.map((p) => p.file);
   const rel = (f: string) => relative(dirname(o.out), f).split('\\').join('/');
   const md = [
     ...head,
-    `Status: ${status}. ${wall}`, '',
-    '### Findings', '',
+    `Status: ${status}. ${wall}`,
+    '',
+    '### Findings',
+    '',
     ...result.findings.map((f) => findingMd(f) + '\n'),
-    '### Plots', '',
+    '### Plots',
+    '',
     ...plots.map((p) => `#### ${p.title}\n\n![${p.title}](${rel(p.file)})\n\n${p.caption}\n`),
-    '### Tables (`tapir report`)', '',
+    '### Tables (`tapir report`)',
+    '',
     ...reportTables(d).map((t) => demote(markdownTable(t)) + '\n'),
   ];
   return { md: md.join('\n'), result };
@@ -170,17 +223,21 @@ export async function studySection(configPath: string, o: Required<Omit<ResultsO
 function targetMd(studies: readonly StudyResult[]): string[] {
   const found = studies.flatMap((s) => s.findings.filter((f) => f.id === 'target').map((f) => ({ s, f })));
   const checkable = found.filter(({ f }) => f.closest !== undefined);
-  if (checkable.length === 0) return ['- No study with cells at the target sparsities on held-out target tasks has run yet.'];
+  if (checkable.length === 0)
+    return ['- No study with cells at the target sparsities on held-out target tasks has run yet.'];
   const bySentence = new Map<string, string[]>();
-  for (const { s, f } of checkable) for (const x of f.sentences) bySentence.set(x, [...(bySentence.get(x) ?? []), s.name]);
+  for (const { s, f } of checkable)
+    for (const x of f.sentences) bySentence.set(x, [...(bySentence.get(x) ?? []), s.name]);
   const lines = [...bySentence].map(([x, names]) => `- ${names.map((n) => `[${n}](#${slug(n)})`).join(', ')}: ${x}`);
   const heads = [...new Set(checkable.flatMap(({ f }) => f.closest!.map((c) => c.head)))];
   for (const head of heads) {
     const all = checkable.flatMap(({ s, f }) => f.closest!.filter((c) => c.head === head).map((c) => ({ s, c })));
     const best = [...all].sort((a, b) => b.c.margin - a.c.margin)[0]!;
     const reached = all.filter((x) => x.c.reached).map((x) => x.s.name);
-    lines.push(`- Across studies, ${head} head: ${reached.length ? `reached in ${reached.length} of ${all.length} studies (${reached.join(', ')}); ` : `reached in none of ${all.length} studies; `}` +
-      `largest worst-case margin: ${best.c.label} in [${best.s.name}](#${slug(best.s.name)}) (${best.c.worst}; each study's own target tasks).`);
+    lines.push(
+      `- Across studies, ${head} head: ${reached.length ? `reached in ${reached.length} of ${all.length} studies (${reached.join(', ')}); ` : `reached in none of ${all.length} studies; `}` +
+        `largest worst-case margin: ${best.c.label} in [${best.s.name}](#${slug(best.s.name)}) (${best.c.worst}; each study's own target tasks).`,
+    );
   }
   const skipped = found.filter(({ f }) => f.closest === undefined).map(({ s }) => s.name);
   if (skipped.length) lines.push(`- Not checked (no cell at a target sparsity): ${skipped.join(', ')}.`);
@@ -190,18 +247,39 @@ function targetMd(studies: readonly StudyResult[]): string[] {
 /** The issue's questions, each answered by the matching findings of every study (sentences only; the tables that
  * back them are in the study sections, linked). Finding ids: results-findings.ts and results-diagnostics.ts. */
 export const QUESTIONS: readonly { q: string; ids: (id: string) => boolean }[] = [
-  { q: 'Does P1 hold (zero-shot transfer after pruning), for which scores and up to which sparsity; which score preserves transfer best?', ids: (id) => id === 'p1' },
+  {
+    q: 'Does P1 hold (zero-shot transfer after pruning), for which scores and up to which sparsity; which score preserves transfer best?',
+    ids: (id) => id === 'p1',
+  },
   { q: 'Does P2 hold (masked fine-tuning on the source recovers the held-out tasks)?', ids: (id) => id === 'p2' },
-  { q: 'What BN repair, allocation, calibration size and calibration data change', ids: (id) => id.startsWith('axis-') },
-  { q: 'Where does the pruned network drift from the dense one, layer by layer (and how much does reconstruction remove)?', ids: (id) => id === 'layer-errors' },
+  {
+    q: 'What BN repair, allocation, calibration size and calibration data change',
+    ids: (id) => id.startsWith('axis-'),
+  },
+  {
+    q: 'Where does the pruned network drift from the dense one, layer by layer (and how much does reconstruction remove)?',
+    ids: (id) => id === 'layer-errors',
+  },
   { q: 'Controls: random init, shuffled masks, raw pixels', ids: (id) => id === 'controls' },
-  { q: 'Is curvature more aligned across tasks for the pre-trained model than for random init; does the second-order model predict the loss change?', ids: (id) => id === 'alignment' || id === 'taylor' },
+  {
+    q: 'Is curvature more aligned across tasks for the pre-trained model than for random init; does the second-order model predict the loss change?',
+    ids: (id) => id === 'alignment' || id === 'taylor',
+  },
 ];
 
 function questionsMd(studies: readonly StudyResult[]): string[] {
-  const out = ['## The questions, answered across studies', '', 'Each line is a finding of the linked study, repeated from its section (where the table behind it is).', ''];
+  const out = [
+    '## The questions, answered across studies',
+    '',
+    'Each line is a finding of the linked study, repeated from its section (where the table behind it is).',
+    '',
+  ];
   for (const { q, ids } of QUESTIONS) {
-    const lines = studies.flatMap((s) => s.findings.filter((f) => ids(f.id)).flatMap((f) => f.sentences.map((x) => `- [${s.name}](#${slug(s.name)}): ${x}`)));
+    const lines = studies.flatMap((s) =>
+      s.findings
+        .filter((f) => ids(f.id))
+        .flatMap((f) => f.sentences.map((x) => `- [${s.name}](#${slug(s.name)}): ${x}`)),
+    );
     out.push(`### ${q}`, '', ...(lines.length ? lines : ['- No study that answers this has run yet.']), '');
   }
   return out;
@@ -209,10 +287,24 @@ function questionsMd(studies: readonly StudyResult[]): string[] {
 
 /** Generates the whole document and writes it atomically. */
 export async function writeResults(o: ResultsOptions): Promise<ResultsSummary> {
-  if (o.configs.length === 0) throw new TapirError('E_ARG', 'tapir results: no study config given', { fix: 'pass one or more configs, e.g. tapir results studies/*.yaml' });
-  for (const c of o.configs) if (!existsSync(c)) throw new TapirError('E_FILE', `study config ${c} does not exist`, { context: { file: c }, fix: 'pass YAML files under studies/' });
+  if (o.configs.length === 0)
+    throw new TapirError('E_ARG', 'tapir results: no study config given', {
+      fix: 'pass one or more configs, e.g. tapir results studies/*.yaml',
+    });
+  for (const c of o.configs)
+    if (!existsSync(c))
+      throw new TapirError('E_FILE', `study config ${c} does not exist`, {
+        context: { file: c },
+        fix: 'pass YAML files under studies/',
+      });
   const thresholds: Thresholds = { ...DEFAULT_THRESHOLDS, ...o.thresholds };
-  const opts = { out: o.out ?? 'docs/RESULTS.md', plots: o.plots ?? 'docs/results', dbDir: o.dbDir ?? 'results', bin: o.bin ?? 'bin/tapir', thresholds };
+  const opts = {
+    out: o.out ?? 'docs/RESULTS.md',
+    plots: o.plots ?? 'docs/results',
+    dbDir: o.dbDir ?? 'results',
+    bin: o.bin ?? 'bin/tapir',
+    thresholds,
+  };
   const sections: string[] = [];
   const studies: StudyResult[] = [];
   for (const c of o.configs) {
@@ -233,14 +325,17 @@ export async function writeResults(o: ResultsOptions): Promise<ResultsSummary> {
     '',
     'How to read it:',
     '',
-    '- *retained* = accuracy / dense accuracy of the same model on the same task. *dense head*: the ridge head fitted on the unpruned model\'s features, attached to the pruned backbone (the paper\'s zero-shot); *refit head*: refitted on the pruned backbone\'s features (no backbone training either).',
-    '- *held-out* = mean over the study\'s held-out tasks (a task some cell calibrated on is left out); cells differing only by source or seed are averaged. A *configuration* is a score plus the value of every ablation axis that varies in the study.',
+    "- *retained* = accuracy / dense accuracy of the same model on the same task. *dense head*: the ridge head fitted on the unpruned model's features, attached to the pruned backbone (the paper's zero-shot); *refit head*: refitted on the pruned backbone's features (no backbone training either).",
+    "- *held-out* = mean over the study's held-out tasks (a task some cell calibrated on is left out); cells differing only by source or seed are averaged. A *configuration* is a score plus the value of every ablation axis that varies in the study.",
     '- "P1 holds up to s" means at every sparsity of the grid up to s. The target is checked on the WORST held-out target task, not the mean.',
     '- Wall time is what the database stores (per cell, and per diagnostics run); the dense reference, the pixel baseline and model loading are not timed and come on top. Studies ran on whatever machine ran them: the times say that, not the cost on an idle one.',
     '',
     '| study | config | status | cells | stored wall time |',
     '|---|---|---|---|---|',
-    ...studies.map((s) => `| [${s.name}](#${slug(s.name)}) | \`${s.config}\` | ${s.status === 'missing' || s.status === 'empty' ? 'not run yet' : s.status} | ${s.cells} / ${s.gridCells} | ${s.cells ? minutes(s.wallS) : '–'} |`),
+    ...studies.map(
+      (s) =>
+        `| [${s.name}](#${slug(s.name)}) | \`${s.config}\` | ${s.status === 'missing' || s.status === 'empty' ? 'not run yet' : s.status} | ${s.cells} / ${s.gridCells} | ${s.cells ? minutes(s.wallS) : '–'} |`,
+    ),
     '',
     '## The target across studies',
     '',

@@ -47,7 +47,10 @@ export async function writeDirAtomic(dir: string, fill: (tmp: string) => Promise
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) {
       await rm(tmp, { recursive: true, force: true });
-      throw new TapirError('E_FILE', `${dir} exists and is not a directory`, { context: { out: dir }, fix: 'pass a directory path for --out' });
+      throw new TapirError('E_FILE', `${dir} exists and is not a directory`, {
+        context: { out: dir },
+        fix: 'pass a directory path for --out',
+      });
     }
     old = `${tmp}.old`;
     await rename(dir, old);
@@ -61,7 +64,13 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
 }
 
-export async function writeCheckpoint(path: string, recipe: Record<string, unknown>, progress: Progress, params: readonly Param[], opt: MaskedOptimizer): Promise<void> {
+export async function writeCheckpoint(
+  path: string,
+  recipe: Record<string, unknown>,
+  progress: Progress,
+  params: readonly Param[],
+  opt: MaskedOptimizer,
+): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tensors = new Map<string, Tensor>();
   const tmp: Tensor[] = [];
@@ -75,7 +84,10 @@ export async function writeCheckpoint(path: string, recipe: Record<string, unkno
   for (const [k, t] of opt.stateDict()) tensors.set(`opt/${k}`, t);
   try {
     await writeSafetensors(path, tensors, {
-      format: CHECKPOINT_FORMAT, recipe: JSON.stringify(recipe), progress: JSON.stringify(progress), stepCount: String(opt.stepCount),
+      format: CHECKPOINT_FORMAT,
+      recipe: JSON.stringify(recipe),
+      progress: JSON.stringify(progress),
+      stepCount: String(opt.stepCount),
     });
   } finally {
     for (const t of tmp) t.dispose();
@@ -95,8 +107,10 @@ export async function readCheckpoint(path: string, recipe: Record<string, unknow
   if (!existsSync(path)) return null;
   const file = await readSafetensors(path);
   const md = file.metadata;
-  const fail = (msg: string, fix = 'start again without --resume (or use another --out directory)') => new TapirError('E_CHECKPOINT', `${path}: ${msg}`, { context: { file: path }, fix });
-  if (md.format !== CHECKPOINT_FORMAT) throw fail(`not a tapir fine-tuning checkpoint (format '${md.format ?? 'missing'}')`);
+  const fail = (msg: string, fix = 'start again without --resume (or use another --out directory)') =>
+    new TapirError('E_CHECKPOINT', `${path}: ${msg}`, { context: { file: path }, fix });
+  if (md.format !== CHECKPOINT_FORMAT)
+    throw fail(`not a tapir fine-tuning checkpoint (format '${md.format ?? 'missing'}')`);
   let saved: Record<string, unknown>;
   let progress: Progress;
   try {
@@ -105,24 +119,38 @@ export async function readCheckpoint(path: string, recipe: Record<string, unknow
   } catch {
     throw fail('its recipe/progress metadata is not JSON');
   }
-  const differ = [...new Set([...Object.keys(saved), ...Object.keys(recipe)])].filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(recipe[k]));
+  const differ = [...new Set([...Object.keys(saved), ...Object.keys(recipe)])].filter(
+    (k) => JSON.stringify(saved[k]) !== JSON.stringify(recipe[k]),
+  );
   if (differ.length > 0)
-    throw fail(`it was written by a different run: ${differ.map((k) => `${k} ${JSON.stringify(saved[k])} → ${JSON.stringify(recipe[k])}`).join('; ')}`,
-      'resume with the same model, mask, task and options, or start again without --resume');
+    throw fail(
+      `it was written by a different run: ${differ.map((k) => `${k} ${JSON.stringify(saved[k])} → ${JSON.stringify(recipe[k])}`).join('; ')}`,
+      'resume with the same model, mask, task and options, or start again without --resume',
+    );
   const stepCount = Number(md.stepCount);
   return {
-    file, progress,
+    file,
+    progress,
     load(params, opt) {
       for (const p of params) {
         const e = file.entries.get(`param/${p.name}`);
         if (!e) throw fail(`parameter '${p.name}' is missing`);
         if (e.shape.length !== p.tensor.ndim || e.shape.some((d, i) => d !== p.tensor.shape[i]))
-          throw new ShapeError(`${path}: parameter '${p.name}' is [${e.shape.join(', ')}], the model has [${p.tensor.shape.join(', ')}]`, { context: { file: path, tensor: p.name } });
+          throw new ShapeError(
+            `${path}: parameter '${p.name}' is [${e.shape.join(', ')}], the model has [${p.tensor.shape.join(', ')}]`,
+            { context: { file: path, tensor: p.name } },
+          );
       }
-      scope(() => noGrad(() => {
-        for (const p of params) p.tensor.copy_(file.tensor(`param/${p.name}`));
-        opt.loadStateDict((k) => (file.entries.has(`opt/${k}`) ? file.tensor(`opt/${k}`) : undefined), stepCount, path);
-      }));
+      scope(() =>
+        noGrad(() => {
+          for (const p of params) p.tensor.copy_(file.tensor(`param/${p.name}`));
+          opt.loadStateDict(
+            (k) => (file.entries.has(`opt/${k}`) ? file.tensor(`opt/${k}`) : undefined),
+            stepCount,
+            path,
+          );
+        }),
+      );
     },
   };
 }
@@ -138,6 +166,9 @@ export async function readJson<T>(path: string): Promise<T> {
   try {
     return JSON.parse(await readFile(path, 'utf8')) as T;
   } catch (e) {
-    throw new TapirError('E_FILE', `cannot read ${path}: ${(e as Error).message}`, { context: { file: path }, fix: 'check the path (a directory written by `tapir finetune`)' });
+    throw new TapirError('E_FILE', `cannot read ${path}: ${(e as Error).message}`, {
+      context: { file: path },
+      fix: 'check the path (a directory written by `tapir finetune`)',
+    });
   }
 }

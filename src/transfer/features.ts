@@ -9,7 +9,16 @@
 import { createHash } from 'node:crypto';
 import { cat, noGrad, scope, TapirError, type Tensor } from '../engine/index.js';
 import { forward, preprocessOf, type Graph } from '../graph/index.js';
-import { batches, loadSplit, openTask, type ImageSet, type Preprocess, type SplitName, type Task, type TaskOptions } from '../data/index.js';
+import {
+  batches,
+  loadSplit,
+  openTask,
+  type ImageSet,
+  type Preprocess,
+  type SplitName,
+  type Task,
+  type TaskOptions,
+} from '../data/index.js';
 
 /** SHA-256 (hex, 16 chars) of everything that decides a graph's features: weights, masks, tap, preprocessing. */
 export function modelFingerprint(g: Graph, tap: string = g.featureTap): string {
@@ -39,7 +48,11 @@ export interface ExtractOptions {
  */
 export function extractFeatures(g: Graph, set: ImageSet, o: ExtractOptions = {}): Tensor {
   const tap = o.tap ?? g.featureTap;
-  if (set.n === 0) throw new TapirError('E_FEATURES', `${set.task}/${set.split} has no images to extract features from`, { context: { task: set.task, split: set.split }, fix: 'raise --cap or check the dataset' });
+  if (set.n === 0)
+    throw new TapirError('E_FEATURES', `${set.task}/${set.split} has no images to extract features from`, {
+      context: { task: set.task, split: set.split },
+      fix: 'raise --cap or check the dataset',
+    });
   const chunks: Tensor[] = [];
   let done = 0;
   // A float64 graph (tests) takes float64 images.
@@ -47,10 +60,12 @@ export function extractFeatures(g: Graph, set: ImageSet, o: ExtractOptions = {})
   try {
     for (const b of batches(set, preprocessOf(g), { batchSize: o.batchSize ?? 64 })) {
       try {
-        chunks.push(scope(() => {
-          const r = forward(g, f64 ? b.x.to('float64') : b.x, { mode: 'eval', taps: [tap], outputs: [] });
-          return r.taps.get(tap)!.flatten(1).contiguous();
-        }));
+        chunks.push(
+          scope(() => {
+            const r = forward(g, f64 ? b.x.to('float64') : b.x, { mode: 'eval', taps: [tap], outputs: [] });
+            return r.taps.get(tap)!.flatten(1).contiguous();
+          }),
+        );
       } finally {
         b.x.dispose();
         b.y.dispose();
@@ -128,7 +143,14 @@ export class FeatureCache {
     this.misses++;
     const set = await loadSplit(task, r.split, g.preprocessing.size);
     const features = extractFeatures(g, set, r);
-    const entry: SplitFeatures = { features, labels: set.labels, numClasses: task.classes.length, task: task.id, split: r.split, fingerprint };
+    const entry: SplitFeatures = {
+      features,
+      labels: set.labels,
+      numClasses: task.classes.length,
+      task: task.id,
+      split: r.split,
+      fingerprint,
+    };
     this.#entries.set(key, entry);
     while (this.#entries.size > this.maxEntries) {
       const [k, old] = this.#entries.entries().next().value as [string, SplitFeatures];

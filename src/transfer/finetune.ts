@@ -13,7 +13,17 @@ import { augmentBatch, seededRandom, type AugmentOptions } from './augment.js';
 import { checkpointPath, readCheckpoint, writeCheckpoint, type Progress } from './checkpoint.js';
 import { FeatureCache, modelFingerprint } from './features.js';
 import {
-  applyMasksInPlace, disposeTaskHead, forward, paramsUsedBy, preprocessOf, taskHeadOf, withTaskHead, TASK_HEAD_WEIGHT, type Graph, type LinearHead, type Mode,
+  applyMasksInPlace,
+  disposeTaskHead,
+  forward,
+  paramsUsedBy,
+  preprocessOf,
+  taskHeadOf,
+  withTaskHead,
+  TASK_HEAD_WEIGHT,
+  type Graph,
+  type LinearHead,
+  type Mode,
 } from '../graph/index.js';
 import { fitLinearHead, zeroHead } from './head.js';
 import { assertMaskedZero, lrAt, MaskedOptimizer, type LrSchedule, type OptimizerName, type Slot } from './optim.js';
@@ -59,12 +69,24 @@ export interface FinetuneOptions {
   /** Continue from the checkpoint in `checkpointDir` if there is one. */
   resume?: boolean;
   cache?: FeatureCache;
-  onProgress?: (p: { epoch: number; epochs: number; step: number; totalSteps: number; loss: number; lr: number }) => void;
+  onProgress?: (p: {
+    epoch: number;
+    epochs: number;
+    step: number;
+    totalSteps: number;
+    loss: number;
+    lr: number;
+  }) => void;
   /** Called after each optimizer step (tests throw here to simulate a kill). */
   onStep?: (step: number) => void;
 }
 
-export interface EpochRecord { epoch: number; step: number; loss: number; lr: number }
+export interface EpochRecord {
+  epoch: number;
+  step: number;
+  loss: number;
+  lr: number;
+}
 
 export interface FinetuneResult {
   task: string;
@@ -88,11 +110,18 @@ export interface FinetuneResult {
 
 function perSampleLoss(kind: FinetuneLoss, logits: Tensor, y: Tensor): Tensor {
   // Same definitions as the scores' losses (src/prune/loss.ts).
-  return kind === 'ce' ? nn.crossEntropy(logits, y, { reduction: 'none' }) : scope(() => nn.oneHot(y, logits.shape[1]!).to(logits.dtype).sub(logits).square().mean(1));
+  return kind === 'ce'
+    ? nn.crossEntropy(logits, y, { reduction: 'none' })
+    : scope(() => nn.oneHot(y, logits.shape[1]!).to(logits.dtype).sub(logits).square().mean(1));
 }
 
 /** Mean loss and accuracy of a head graph over a split, in eval mode. */
-export function evaluateSplit(hg: Graph, set: ImageSet, loss: FinetuneLoss, batchSize = 64): { loss: number; accuracy: number } {
+export function evaluateSplit(
+  hg: Graph,
+  set: ImageSet,
+  loss: FinetuneLoss,
+  batchSize = 64,
+): { loss: number; accuracy: number } {
   let sum = 0;
   let ok = 0;
   for (const b of batches(set, preprocessOf(hg), { batchSize })) {
@@ -108,16 +137,30 @@ export function evaluateSplit(hg: Graph, set: ImageSet, loss: FinetuneLoss, batc
 }
 
 function checkOptions(o: FinetuneOptions): void {
-  const bad = (opt: string, why: string, fix: string) => new TapirError('E_ARG', `finetune: ${opt} ${why}`, { context: { option: opt }, fix });
-  if (o.epochs !== undefined && !(Number.isInteger(o.epochs) && o.epochs >= 1)) throw bad('epochs', `must be an integer >= 1, got ${o.epochs}`, 'e.g. --epochs 5');
-  if (o.steps !== undefined && !(Number.isInteger(o.steps) && o.steps >= 1)) throw bad('steps', `must be an integer >= 1, got ${o.steps}`, 'e.g. --steps 200');
-  if (o.batchSize !== undefined && !(Number.isInteger(o.batchSize) && o.batchSize >= 1)) throw bad('batchSize', `must be an integer >= 1, got ${o.batchSize}`, 'e.g. --batch-size 32');
-  if (o.lr !== undefined && !(o.lr > 0 && Number.isFinite(o.lr))) throw bad('lr', `must be a positive number, got ${o.lr}`, 'e.g. --lr 0.01');
-  if (o.loss !== undefined && o.loss !== 'ce' && o.loss !== 'mse') throw bad('loss', `must be ce or mse, got '${String(o.loss)}'`, 'use --loss ce or --loss mse');
-  if (o.bn !== undefined && o.bn !== 'frozen' && o.bn !== 'train') throw bad('bn', `must be frozen or train, got '${String(o.bn)}'`, 'use --bn frozen or --bn train');
-  if (o.headInit !== undefined && !['dense', 'refit', 'zero'].includes(o.headInit)) throw bad('headInit', `must be dense, refit or zero, got '${String(o.headInit)}'`, 'use --head-init dense|refit|zero');
-  if (o.headInit === 'dense' && !o.reference) throw bad('headInit', "'dense' needs the dense reference model", 'pass reference, or use headInit refit');
-  if (o.resume && !o.checkpointDir) throw bad('resume', 'needs a checkpointDir', 'pass checkpointDir (the CLI uses --out)');
+  const bad = (opt: string, why: string, fix: string) =>
+    new TapirError('E_ARG', `finetune: ${opt} ${why}`, { context: { option: opt }, fix });
+  if (o.epochs !== undefined && !(Number.isInteger(o.epochs) && o.epochs >= 1))
+    throw bad('epochs', `must be an integer >= 1, got ${o.epochs}`, 'e.g. --epochs 5');
+  if (o.steps !== undefined && !(Number.isInteger(o.steps) && o.steps >= 1))
+    throw bad('steps', `must be an integer >= 1, got ${o.steps}`, 'e.g. --steps 200');
+  if (o.batchSize !== undefined && !(Number.isInteger(o.batchSize) && o.batchSize >= 1))
+    throw bad('batchSize', `must be an integer >= 1, got ${o.batchSize}`, 'e.g. --batch-size 32');
+  if (o.lr !== undefined && !(o.lr > 0 && Number.isFinite(o.lr)))
+    throw bad('lr', `must be a positive number, got ${o.lr}`, 'e.g. --lr 0.01');
+  if (o.loss !== undefined && o.loss !== 'ce' && o.loss !== 'mse')
+    throw bad('loss', `must be ce or mse, got '${String(o.loss)}'`, 'use --loss ce or --loss mse');
+  if (o.bn !== undefined && o.bn !== 'frozen' && o.bn !== 'train')
+    throw bad('bn', `must be frozen or train, got '${String(o.bn)}'`, 'use --bn frozen or --bn train');
+  if (o.headInit !== undefined && !['dense', 'refit', 'zero'].includes(o.headInit))
+    throw bad(
+      'headInit',
+      `must be dense, refit or zero, got '${String(o.headInit)}'`,
+      'use --head-init dense|refit|zero',
+    );
+  if (o.headInit === 'dense' && !o.reference)
+    throw bad('headInit', "'dense' needs the dense reference model", 'pass reference, or use headInit refit');
+  if (o.resume && !o.checkpointDir)
+    throw bad('resume', 'needs a checkpointDir', 'pass checkpointDir (the CLI uses --out)');
 }
 
 /**
@@ -143,9 +186,26 @@ export async function finetune(g: Graph, o: FinetuneOptions): Promise<FinetuneRe
   const schedule = o.schedule ?? { kind: 'cosine' };
   applyMasksInPlace(g);
   const recipe = {
-    task: task.id, seed: task.seed, cap: task.cap, trainImages: train.n, model: modelFingerprint(g), epochs, totalSteps, batchSize, lr,
-    optimizer: optName, momentum: o.momentum ?? 0.9, nesterov: o.nesterov ?? false, weightDecay: o.weightDecay ?? (optName === 'adamw' ? 0.01 : 5e-4),
-    schedule, loss: lossKind, bn, augment: o.augment || null, headInit, alpha: o.alpha ?? 'auto', runSeed: seed,
+    task: task.id,
+    seed: task.seed,
+    cap: task.cap,
+    trainImages: train.n,
+    model: modelFingerprint(g),
+    epochs,
+    totalSteps,
+    batchSize,
+    lr,
+    optimizer: optName,
+    momentum: o.momentum ?? 0.9,
+    nesterov: o.nesterov ?? false,
+    weightDecay: o.weightDecay ?? (optName === 'adamw' ? 0.01 : 5e-4),
+    schedule,
+    loss: lossKind,
+    bn,
+    augment: o.augment || null,
+    headInit,
+    alpha: o.alpha ?? 'auto',
+    runSeed: seed,
   };
   const ckpt = o.checkpointDir ? checkpointPath(o.checkpointDir) : null;
   const resumed = o.resume && ckpt ? await readCheckpoint(ckpt, recipe) : null;
@@ -153,7 +213,10 @@ export async function finetune(g: Graph, o: FinetuneOptions): Promise<FinetuneRe
   let head: LinearHead;
   if (resumed) {
     const shape = resumed.file.entries.get(`param/${TASK_HEAD_WEIGHT}`)?.shape;
-    if (!shape) throw new TapirError('E_CHECKPOINT', `${ckpt}: no task head in the checkpoint`, { fix: 'start without --resume' });
+    if (!shape)
+      throw new TapirError('E_CHECKPOINT', `${ckpt}: no task head in the checkpoint`, {
+        fix: 'start without --resume',
+      });
     head = zeroHead(shape[0]!, shape[1]!, g.params.values().next().value?.tensor.dtype ?? 'float32');
   } else if (headInit === 'zero') {
     const f = await cache.get(g, { task, split: 'train' });
@@ -162,16 +225,29 @@ export async function finetune(g: Graph, o: FinetuneOptions): Promise<FinetuneRe
     const f = await cache.get(headInit === 'dense' ? o.reference! : g, { task, split: 'train' });
     // Relative std floor: W_raw = W / std must stay bounded for a head that keeps training (see featureStats).
     head = fitLinearHead(f.features, f.labels, {
-      numClasses: task.classes.length, alpha: recipe.alpha, floor: { relative: 0.1 }, dtype: f.features.dtype === 'float64' ? 'float64' : 'float32',
+      numClasses: task.classes.length,
+      alpha: recipe.alpha,
+      floor: { relative: 0.1 },
+      dtype: f.features.dtype === 'float64' ? 'float64' : 'float32',
     }).head;
   }
   const hg = withTaskHead(g, head);
   const used = paramsUsedBy(hg, hg.outputs);
   const stateParams = [...used].map((n) => hg.params.get(n)!);
-  const slots: Slot[] = stateParams.filter((p) => p.trainable).map((p) => ({
-    name: p.name, param: p.tensor, mask: g.masks.get(p.name) ?? null, decay: p.role === 'weight' || p.role === 'head',
-  }));
-  const opt = new MaskedOptimizer(slots, { name: optName, momentum: recipe.momentum, nesterov: recipe.nesterov, weightDecay: recipe.weightDecay });
+  const slots: Slot[] = stateParams
+    .filter((p) => p.trainable)
+    .map((p) => ({
+      name: p.name,
+      param: p.tensor,
+      mask: g.masks.get(p.name) ?? null,
+      decay: p.role === 'weight' || p.role === 'head',
+    }));
+  const opt = new MaskedOptimizer(slots, {
+    name: optName,
+    momentum: recipe.momentum,
+    nesterov: recipe.nesterov,
+    weightDecay: recipe.weightDecay,
+  });
   try {
     let progress: Progress;
     if (resumed) {
@@ -187,7 +263,12 @@ export async function finetune(g: Graph, o: FinetuneOptions): Promise<FinetuneRe
       let sum = 0;
       let count = 0;
       let rate = lr;
-      for (const b of batches(train, preprocessOf(g), { batchSize, shuffle: true, seed: seed * 7919 + epoch, dropLast })) {
+      for (const b of batches(train, preprocessOf(g), {
+        batchSize,
+        shuffle: true,
+        seed: seed * 7919 + epoch,
+        dropLast,
+      })) {
         if (progress.step >= totalSteps) {
           b.x.dispose();
           b.y.dispose();
@@ -198,13 +279,20 @@ export async function finetune(g: Graph, o: FinetuneOptions): Promise<FinetuneRe
           const x = o.augment ? augmentBatch(b.x, o.augment, rand) : b.x;
           const logits = forward(hg, x, { mode }).outputs[0]!;
           const loss = perSampleLoss(lossKind, logits, b.y).mean();
-          const grads = gradStrict(loss, slots.map((s) => s.param));
+          const grads = gradStrict(
+            loss,
+            slots.map((s) => s.param),
+          );
           opt.step(grads, rate);
           return loss.item();
         });
         b.x.dispose();
         b.y.dispose();
-        if (!Number.isFinite(l)) throw new TapirError('E_DIVERGED', `fine-tuning diverged at step ${progress.step} (loss ${l})`, { context: { step: progress.step, lr: rate }, fix: 'lower --lr' });
+        if (!Number.isFinite(l))
+          throw new TapirError('E_DIVERGED', `fine-tuning diverged at step ${progress.step} (loss ${l})`, {
+            context: { step: progress.step, lr: rate },
+            fix: 'lower --lr',
+          });
         sum += l * b.indices.length;
         count += b.indices.length;
         progress.step++;
@@ -223,8 +311,18 @@ export async function finetune(g: Graph, o: FinetuneOptions): Promise<FinetuneRe
     const out = taskHeadOf(hg);
     for (const t of [out.weight, out.bias]) noGrad(() => t.requiresGrad_(false));
     return {
-      task: task.id, classes: task.classes, recipe, steps: progress.step, epochs: progress.epoch, before: progress.before, after, testAccuracy,
-      history: progress.history, resumedFrom, maskedEntries: checked, head: out,
+      task: task.id,
+      classes: task.classes,
+      recipe,
+      steps: progress.step,
+      epochs: progress.epoch,
+      before: progress.before,
+      after,
+      testAccuracy,
+      history: progress.history,
+      resumedFrom,
+      maskedEntries: checked,
+      head: out,
     };
   } catch (e) {
     disposeTaskHead(hg);
@@ -241,6 +339,10 @@ export function assertGraphMasked(g: Graph): void {
     const p = g.params.get(name);
     if (!p) continue;
     const bad = scope(() => noGrad(() => p.tensor.detach().mul(m.eq(0).to(p.tensor.dtype)).ne(0).sum().item()));
-    if (bad > 0) throw new TapirError('E_MASK_VIOLATED', `${bad} masked entries of '${name}' are not exactly zero`, { context: { tensor: name, count: bad }, fix: 'this is a bug in masked fine-tuning; please report it' });
+    if (bad > 0)
+      throw new TapirError('E_MASK_VIOLATED', `${bad} masked entries of '${name}' are not exactly zero`, {
+        context: { tensor: name, count: bad },
+        fix: 'this is a bug in masked fine-tuning; please report it',
+      });
   }
 }

@@ -13,11 +13,13 @@ import { disposeHead, featureStats, fitRidgeHead, headLogits, selectAlpha, type 
 
 /** The ridge head as a linear layer on raw (unstandardised) features, in `dtype`. The caller owns the result. */
 export function ridgeToLinear(head: RidgeHead, dtype: DType = 'float32'): LinearHead {
-  return scope(() => noGrad(() => {
-    const w = head.weight.div(head.stats.std.unsqueeze(0));
-    const b = head.bias.sub(w.matmul(head.stats.mean));
-    return { weight: w.to(dtype).contiguous(), bias: b.to(dtype).contiguous() };
-  }));
+  return scope(() =>
+    noGrad(() => {
+      const w = head.weight.div(head.stats.std.unsqueeze(0));
+      const b = head.bias.sub(w.matmul(head.stats.mean));
+      return { weight: w.to(dtype).contiguous(), bias: b.to(dtype).contiguous() };
+    }),
+  );
 }
 
 /** A zero-initialised head. */
@@ -55,10 +57,18 @@ export interface LinearHeadFit {
  * logits, and the curvature they define, do not depend on the global feature scale.
  */
 export function fitLinearHead(features: Tensor, labels: Int32Array, o: LinearHeadOptions): LinearHeadFit {
-  const y = tensor(BigInt64Array.from(labels, (v) => BigInt(v)), [labels.length]);
+  const y = tensor(
+    BigInt64Array.from(labels, (v) => BigInt(v)),
+    [labels.length],
+  );
   const stats = featureStats(features, { relativeFloor: o.floor?.relative, absoluteFloor: o.floor?.absolute });
   try {
-    const alpha = o.alpha === 'auto' ? selectAlpha(features, y, { numClasses: o.numClasses, grid: o.grid, stats }).alpha : o.alpha === 'images' ? labels.length : o.alpha;
+    const alpha =
+      o.alpha === 'auto'
+        ? selectAlpha(features, y, { numClasses: o.numClasses, grid: o.grid, stats }).alpha
+        : o.alpha === 'images'
+          ? labels.length
+          : o.alpha;
     const ridge = fitRidgeHead(features, y, { numClasses: o.numClasses, alpha, stats });
     try {
       const pred = scope(() => headLogits(ridge, features).argmax(1).toArray());

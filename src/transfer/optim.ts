@@ -32,7 +32,10 @@ export interface Slot {
   readonly decay: boolean;
 }
 
-const STATE_KEYS: Record<OptimizerName, readonly string[]> = { sgd: ['momentum_buffer'], adamw: ['exp_avg', 'exp_avg_sq'] };
+const STATE_KEYS: Record<OptimizerName, readonly string[]> = {
+  sgd: ['momentum_buffer'],
+  adamw: ['exp_avg', 'exp_avg_sq'],
+};
 
 export class MaskedOptimizer {
   readonly slots: readonly Slot[];
@@ -43,29 +46,52 @@ export class MaskedOptimizer {
   stepCount = 0;
 
   constructor(slots: readonly Slot[], o: OptimizerOptions) {
-    if (!OPTIMIZER_NAMES.includes(o.name)) throw new TapirError('E_ARG', `unknown optimizer '${String(o.name)}'`, { context: { optimizer: o.name }, fix: `use one of: ${OPTIMIZER_NAMES.join(', ')}` });
+    if (!OPTIMIZER_NAMES.includes(o.name))
+      throw new TapirError('E_ARG', `unknown optimizer '${String(o.name)}'`, {
+        context: { optimizer: o.name },
+        fix: `use one of: ${OPTIMIZER_NAMES.join(', ')}`,
+      });
     this.slots = slots;
     this.o = {
-      name: o.name, momentum: o.momentum ?? 0.9, nesterov: o.nesterov ?? false, weightDecay: o.weightDecay ?? (o.name === 'adamw' ? 0.01 : 0),
-      betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8,
+      name: o.name,
+      momentum: o.momentum ?? 0.9,
+      nesterov: o.nesterov ?? false,
+      weightDecay: o.weightDecay ?? (o.name === 'adamw' ? 0.01 : 0),
+      betas: o.betas ?? [0.9, 0.999],
+      eps: o.eps ?? 1e-8,
     };
-    for (const [k, v] of [['momentum', this.o.momentum], ['weightDecay', this.o.weightDecay], ['eps', this.o.eps], ['beta1', this.o.betas[0]], ['beta2', this.o.betas[1]]] as const)
-      if (!(v >= 0) || !Number.isFinite(v) || (k.startsWith('beta') && v >= 1)) throw new TapirError('E_ARG', `optimizer option ${k} = ${v} is out of range`, { context: { option: k }, fix: 'momentum/weight decay >= 0, betas in [0, 1)' });
+    for (const [k, v] of [
+      ['momentum', this.o.momentum],
+      ['weightDecay', this.o.weightDecay],
+      ['eps', this.o.eps],
+      ['beta1', this.o.betas[0]],
+      ['beta2', this.o.betas[1]],
+    ] as const)
+      if (!(v >= 0) || !Number.isFinite(v) || (k.startsWith('beta') && v >= 1))
+        throw new TapirError('E_ARG', `optimizer option ${k} = ${v} is out of range`, {
+          context: { option: k },
+          fix: 'momentum/weight decay >= 0, betas in [0, 1)',
+        });
   }
 
   /** One update with `grads[i]` the gradient of `slots[i]` and learning rate `lr`. */
   step(grads: readonly Tensor[], lr: number): void {
-    if (grads.length !== this.slots.length) throw new TapirError('E_ARG', `optimizer step: ${grads.length} gradients for ${this.slots.length} parameters`);
+    if (grads.length !== this.slots.length)
+      throw new TapirError('E_ARG', `optimizer step: ${grads.length} gradients for ${this.slots.length} parameters`);
     this.stepCount++;
-    noGrad(() => this.slots.forEach((s, i) => scope(() => {
-      const g = s.mask ? grads[i]!.mul(s.mask) : grads[i]!;
-      if (this.o.name === 'sgd') this.sgd(s, g, lr);
-      else this.adamw(s, g, lr);
-      if (s.mask) {
-        for (const t of this.state.get(s.name)!.values()) t.mul_(s.mask);
-        s.param.mul_(s.mask);
-      }
-    })));
+    noGrad(() =>
+      this.slots.forEach((s, i) =>
+        scope(() => {
+          const g = s.mask ? grads[i]!.mul(s.mask) : grads[i]!;
+          if (this.o.name === 'sgd') this.sgd(s, g, lr);
+          else this.adamw(s, g, lr);
+          if (s.mask) {
+            for (const t of this.state.get(s.name)!.values()) t.mul_(s.mask);
+            s.param.mul_(s.mask);
+          }
+        }),
+      ),
+    );
   }
 
   private stateOf(s: Slot): Map<string, Tensor> {
@@ -97,8 +123,14 @@ export class MaskedOptimizer {
     const [b1, b2] = this.o.betas;
     const st = this.stateOf(s);
     if (wd > 0 && s.decay) s.param.mul_(1 - lr * wd);
-    const m = st.get('exp_avg')!.mul_(b1).add_(grad, 1 - b1);
-    const v = st.get('exp_avg_sq')!.mul_(b2).addcmul_(grad, grad, 1 - b2);
+    const m = st
+      .get('exp_avg')!
+      .mul_(b1)
+      .add_(grad, 1 - b1);
+    const v = st
+      .get('exp_avg_sq')!
+      .mul_(b2)
+      .addcmul_(grad, grad, 1 - b2);
     const c1 = 1 - b1 ** this.stepCount;
     const c2 = 1 - b2 ** this.stepCount;
     const denom = v.div(c2).sqrt().add(eps);
@@ -115,11 +147,15 @@ export class MaskedOptimizer {
   /** Copies state written by `stateDict` back in; every slot's state must be present. */
   loadStateDict(get: (key: string) => Tensor | undefined, stepCount: number, file = 'checkpoint'): void {
     noGrad(() => {
-      for (const s of this.slots) for (const [k, t] of this.stateOf(s)) {
-        const src = get(`${s.name}::${k}`);
-        if (!src) throw new TapirError('E_CHECKPOINT', `${file}: optimizer state '${s.name}::${k}' is missing`, { fix: 'resume with the same optimizer and model, or start without --resume' });
-        t.copy_(src);
-      }
+      for (const s of this.slots)
+        for (const [k, t] of this.stateOf(s)) {
+          const src = get(`${s.name}::${k}`);
+          if (!src)
+            throw new TapirError('E_CHECKPOINT', `${file}: optimizer state '${s.name}::${k}' is missing`, {
+              fix: 'resume with the same optimizer and model, or start without --resume',
+            });
+          t.copy_(src);
+        }
     });
     this.stepCount = stepCount;
   }
@@ -138,16 +174,22 @@ export type LrSchedule =
 
 export function lrAt(base: number, s: LrSchedule, step: number, totalSteps: number, stepsPerEpoch: number): number {
   switch (s.kind) {
-    case 'constant': return base;
+    case 'constant':
+      return base;
     case 'cosine': {
       const min = s.minLr ?? 0;
-      return min + (base - min) * 0.5 * (1 + Math.cos((Math.PI * Math.min(step, totalSteps)) / Math.max(1, totalSteps)));
+      return (
+        min + (base - min) * 0.5 * (1 + Math.cos((Math.PI * Math.min(step, totalSteps)) / Math.max(1, totalSteps)))
+      );
     }
     case 'multistep': {
       const passed = s.milestones.filter((m) => step >= Math.round(m * stepsPerEpoch)).length;
       return base * (s.gamma ?? 0.1) ** passed;
     }
-    default: throw new TapirError('E_ARG', `unknown lr schedule ${JSON.stringify(s)}`, { fix: 'use constant, cosine or multistep' });
+    default:
+      throw new TapirError('E_ARG', `unknown lr schedule ${JSON.stringify(s)}`, {
+        fix: 'use constant, cosine or multistep',
+      });
   }
 }
 
@@ -156,10 +198,20 @@ export function assertMaskedZero(opt: MaskedOptimizer): { checked: number } {
   let checked = 0;
   for (const s of opt.slots) {
     if (!s.mask) continue;
-    const tensors: [string, Tensor][] = [[s.name, s.param], ...[...(opt.state.get(s.name) ?? new Map<string, Tensor>())].map(([k, t]) => [`${s.name}::${k}`, t] as [string, Tensor])];
+    const tensors: [string, Tensor][] = [
+      [s.name, s.param],
+      ...[...(opt.state.get(s.name) ?? new Map<string, Tensor>())].map(
+        ([k, t]) => [`${s.name}::${k}`, t] as [string, Tensor],
+      ),
+    ];
     for (const [name, t] of tensors) {
       const bad = scope(() => noGrad(() => t.detach().mul(s.mask!.eq(0).to(t.dtype)).ne(0).sum().item()));
-      if (bad > 0) throw new TapirError('E_MASK_VIOLATED', `${bad} masked entries of '${name}' are not exactly zero after fine-tuning`, { context: { tensor: name, count: bad }, fix: 'this is a bug in the masked optimizer; please report it' });
+      if (bad > 0)
+        throw new TapirError(
+          'E_MASK_VIOLATED',
+          `${bad} masked entries of '${name}' are not exactly zero after fine-tuning`,
+          { context: { tensor: name, count: bad }, fix: 'this is a bug in the masked optimizer; please report it' },
+        );
     }
     checked += scope(() => s.mask!.eq(0).sum().item());
   }

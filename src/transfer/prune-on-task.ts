@@ -13,7 +13,16 @@
 import { paramsUsedBy, type Graph, type LinearHead } from '../graph/index.js';
 import type { TaskOptions } from '../data/index.js';
 import {
-  calibDataLabel, calibrationSet, disposeCalibSet, labelByModel, prune, PruneError, resolveScore, type CalibData, type PruneOptions, type PruneReport,
+  calibDataLabel,
+  calibrationSet,
+  disposeCalibSet,
+  labelByModel,
+  prune,
+  PruneError,
+  resolveScore,
+  type CalibData,
+  type PruneOptions,
+  type PruneReport,
 } from '../prune/index.js';
 import { FeatureCache } from './features.js';
 import { fitLinearHead } from './head.js';
@@ -33,7 +42,11 @@ export interface ScoringHeadInfo {
  * The head a data-driven score reads task `taskId` through: the ridge head on `reference`'s (dense) train features.
  * The caller owns the returned head.
  */
-export async function scoringHead(reference: Graph, taskId: string, o: { taskOptions: TaskOptions; alpha: number | 'auto'; cache?: FeatureCache }): Promise<{ head: LinearHead; info: ScoringHeadInfo }> {
+export async function scoringHead(
+  reference: Graph,
+  taskId: string,
+  o: { taskOptions: TaskOptions; alpha: number | 'auto'; cache?: FeatureCache },
+): Promise<{ head: LinearHead; info: ScoringHeadInfo }> {
   const cache = o.cache ?? new FeatureCache();
   try {
     const task = await cache.task(taskId, o.taskOptions);
@@ -42,7 +55,14 @@ export async function scoringHead(reference: Graph, taskId: string, o: { taskOpt
     const fit = fitLinearHead(f.features, f.labels, { numClasses: task.classes.length, alpha: o.alpha, dtype });
     return {
       head: fit.head,
-      info: { task: task.id, split: 'train', images: fit.images, alpha: fit.alpha, trainAccuracy: fit.trainAccuracy, fit: 'ridge on dense features (standardised), folded into a linear layer on the feature tap' },
+      info: {
+        task: task.id,
+        split: 'train',
+        images: fit.images,
+        alpha: fit.alpha,
+        trainAccuracy: fit.trainAccuracy,
+        fit: 'ridge on dense features (standardised), folded into a linear layer on the feature tap',
+      },
     };
   } finally {
     if (!o.cache) cache.dispose();
@@ -87,24 +107,35 @@ export async function pruneOnTask(g: Graph, o: PruneOnTaskOptions): Promise<Prun
   const score = resolveScore(o.score);
   const needsData = !score.dataFree || (o.bn ?? 'none') !== 'none' || o.calibration !== undefined;
   const params = backboneParams(g);
-  if (!needsData) return { report: prune(g, { ...o, params }), calibration: null, head: null, timings: { data: 0, head: 0 } };
-  if (!o.source) throw new PruneError(`score '${score.name}'${score.dataFree ? ` with BN repair '${o.bn}'` : ''} needs calibration images: pass --source <task>`, {
-    context: { score: score.name }, fix: '--source fashion-mnist[0-4] (a study: sources), or a data-free score (magnitude, synflow, random) without BN repair',
-  });
+  if (!needsData)
+    return { report: prune(g, { ...o, params }), calibration: null, head: null, timings: { data: 0, head: 0 } };
+  if (!o.source)
+    throw new PruneError(
+      `score '${score.name}'${score.dataFree ? ` with BN repair '${o.bn}'` : ''} needs calibration images: pass --source <task>`,
+      {
+        context: { score: score.name },
+        fix: '--source fashion-mnist[0-4] (a study: sources), or a data-free score (magnitude, synflow, random) without BN repair',
+      },
+    );
   const cache = o.cache ?? new FeatureCache();
   const data = o.calibration?.data ?? { kind: 'source' };
   const n = o.calibration?.n ?? 128;
   const t0 = performance.now();
   o.onStep?.('data');
   const set = await calibrationSet(g, data, {
-    source: o.source, n, seed: o.calibSeed ?? o.seed ?? 0, taskOptions: o.taskOptions, open: (id, opts) => cache.task(id, opts),
+    source: o.source,
+    n,
+    seed: o.calibSeed ?? o.seed ?? 0,
+    taskOptions: o.taskOptions,
+    open: (id, opts) => cache.task(id, opts),
     ...(o.calibration?.batchSize ? { batchSize: o.calibration.batchSize } : {}),
   });
   const t1 = performance.now();
   if (o.calibration?.exact && set.images < n) {
     disposeCalibSet(set);
     throw new PruneError(`asked for ${n} calibration images but the calibration set has only ${set.images}`, {
-      context: { asked: n, available: set.images }, fix: `lower --calib to at most ${set.images}, or raise the task's cap`,
+      context: { asked: n, available: set.images },
+      fix: `lower --calib to at most ${set.images}, or raise the task's cap`,
     });
   }
   let head: { head: LinearHead; info: ScoringHeadInfo } | null = null;
@@ -119,14 +150,20 @@ export async function pruneOnTask(g: Graph, o: PruneOnTaskOptions): Promise<Prun
     const t2 = performance.now();
     o.onStep?.('prune');
     const report = prune(g, { ...o, params, batches: set.batches, ...(head ? { head: head.head } : {}) });
-    if (set.images < n) report.warnings.push(`asked for ${n} calibration images, the data hold ${set.images}: pruned with ${set.images}`);
+    if (set.images < n)
+      report.warnings.push(`asked for ${n} calibration images, the data hold ${set.images}: pruned with ${set.images}`);
     return {
-      report, head: head?.info ?? null, timings: { data: t1 - t0, head: t2 - t1 },
+      report,
+      head: head?.info ?? null,
+      timings: { data: t1 - t0, head: t2 - t1 },
       calibration: { data: calibDataLabel(data), task: set.task, requested: n, images: set.images },
     };
   } finally {
     disposeCalibSet(set);
-    if (head) { head.head.weight.dispose(); head.head.bias.dispose(); }
+    if (head) {
+      head.head.weight.dispose();
+      head.head.bias.dispose();
+    }
     if (!o.cache) cache.dispose();
   }
 }

@@ -46,18 +46,27 @@ const STD_FLOOR = 1e-8;
  * so the statistics scale with the features (scale-free heads, docs/ANALYSIS.md): features that are all constant are
  * then refused, since no floor is left.
  */
-export function featureStats(features: Tensor, o: { relativeFloor?: number; absoluteFloor?: number } = {}): FeatureStats {
-  return scope(() => noGrad(() => {
-    const f = features.detach().to('float64');
-    const mean = f.mean(0);
-    let std = f.var(0, false, 0).sqrt();
-    const avg = std.mean().item();
-    const floor = Math.max(o.absoluteFloor ?? STD_FLOOR, (o.relativeFloor ?? 0) * avg);
-    if (!(floor > 0) || !Number.isFinite(floor))
-      throw new TapirError('E_FEATURES', `every feature is constant over the head's training images (mean std ${avg}); the task head would be a constant`, { fix: 'check the model (an all-zero mask?) and the task images' });
-    std = std.clamp(floor);
-    return { mean, std };
-  }));
+export function featureStats(
+  features: Tensor,
+  o: { relativeFloor?: number; absoluteFloor?: number } = {},
+): FeatureStats {
+  return scope(() =>
+    noGrad(() => {
+      const f = features.detach().to('float64');
+      const mean = f.mean(0);
+      let std = f.var(0, false, 0).sqrt();
+      const avg = std.mean().item();
+      const floor = Math.max(o.absoluteFloor ?? STD_FLOOR, (o.relativeFloor ?? 0) * avg);
+      if (!(floor > 0) || !Number.isFinite(floor))
+        throw new TapirError(
+          'E_FEATURES',
+          `every feature is constant over the head's training images (mean std ${avg}); the task head would be a constant`,
+          { fix: 'check the model (an all-zero mask?) and the task images' },
+        );
+      std = std.clamp(floor);
+      return { mean, std };
+    }),
+  );
 }
 
 export function standardise(features: Tensor, stats: FeatureStats): Tensor {
@@ -66,24 +75,41 @@ export function standardise(features: Tensor, stats: FeatureStats): Tensor {
 
 export function fitRidgeHead(features: Tensor, labels: Tensor, o: RidgeOptions): RidgeHead {
   const alpha = o.alpha ?? 1;
-  if (!(alpha >= 0) || !Number.isFinite(alpha)) throw new TapirError('E_RIDGE', `ridge alpha must be a finite number >= 0, got ${alpha}`, { fix: 'pass e.g. --alpha 1' });
-  if (features.ndim !== 2) throw new ShapeError(`fitRidgeHead: features must be [N, D], got [${features.shape.join(', ')}]`);
+  if (!(alpha >= 0) || !Number.isFinite(alpha))
+    throw new TapirError('E_RIDGE', `ridge alpha must be a finite number >= 0, got ${alpha}`, {
+      fix: 'pass e.g. --alpha 1',
+    });
+  if (features.ndim !== 2)
+    throw new ShapeError(`fitRidgeHead: features must be [N, D], got [${features.shape.join(', ')}]`);
   if (labels.ndim !== 1 || labels.shape[0] !== features.shape[0])
     throw new ShapeError(`fitRidgeHead: labels must be [${features.shape[0]}], got [${labels.shape.join(', ')}]`);
   const C = o.numClasses;
   return noGrad(() => {
     // The head owns its statistics (a copy when given), so disposeHead frees exactly what the head holds.
-    const stats = o.stats ? scope(() => ({ mean: o.stats!.mean.to('float64').clone(), std: o.stats!.std.to('float64').clone() })) : featureStats(features);
+    const stats = o.stats
+      ? scope(() => ({ mean: o.stats!.mean.to('float64').clone(), std: o.stats!.std.to('float64').clone() }))
+      : featureStats(features);
     const head = scope(() => {
       const n = features.shape[0]!;
       const d = features.shape[1]!;
       const x = standardise(features, stats);
-      const counts = labels.toArray().reduce((acc, c) => { acc[c] = (acc[c] ?? 0) + 1; return acc; }, new Array<number>(C).fill(0));
+      const counts = labels.toArray().reduce((acc, c) => {
+        acc[c] = (acc[c] ?? 0) + 1;
+        return acc;
+      }, new Array<number>(C).fill(0));
       const present = counts.filter((c) => c > 0).length;
-      if (present < 2) throw new TapirError('E_RIDGE', `fitRidgeHead: need at least 2 classes with samples, got ${present}`, { fix: 'check the task has several classes' });
-      const w = (o.balanced ?? true)
-        ? tensor(labels.toArray().map((c) => n / (present * counts[c]!)), null, { dtype: 'float64' })
-        : tensor(new Float64Array(n).fill(1), [n]);
+      if (present < 2)
+        throw new TapirError('E_RIDGE', `fitRidgeHead: need at least 2 classes with samples, got ${present}`, {
+          fix: 'check the task has several classes',
+        });
+      const w =
+        (o.balanced ?? true)
+          ? tensor(
+              labels.toArray().map((c) => n / (present * counts[c]!)),
+              null,
+              { dtype: 'float64' },
+            )
+          : tensor(new Float64Array(n).fill(1), [n]);
       const X = x.reshape([n, d]).contiguous();
       const ones = tensor(new Float64Array(n).fill(1), [n, 1]);
       const Xa = cat([X, ones], 1);
@@ -123,17 +149,26 @@ export const ALPHA_GRID: readonly number[] = [0.1, 1, 10, 100, 1000, 10000];
  * scale-free in N and D (measured: MobileNetV2 features on Fashion-MNIST, 700 images, 0.33 at alpha 1 vs 0.63 at
  * 1000), so reports use this unless an alpha is given.
  */
-export function selectAlpha(features: Tensor, labels: Tensor, o: { numClasses: number; grid?: readonly number[]; stats?: FeatureStats }): { alpha: number; scores: { alpha: number; accuracy: number }[] } {
+export function selectAlpha(
+  features: Tensor,
+  labels: Tensor,
+  o: { numClasses: number; grid?: readonly number[]; stats?: FeatureStats },
+): { alpha: number; scores: { alpha: number; accuracy: number }[] } {
   const grid = [...(o.grid ?? ALPHA_GRID)].sort((a, b) => a - b);
   const y = labels.toArray();
   const seen = new Array<number>(o.numClasses).fill(0);
   const fitIdx: number[] = [];
   const valIdx: number[] = [];
   y.forEach((c, i) => ((seen[c] = (seen[c] ?? 0) + 1) % 5 === 0 ? valIdx : fitIdx).push(i));
-  if (valIdx.length === 0 || new Set(fitIdx.map((i) => y[i])).size < 2) return { alpha: grid.includes(1) ? 1 : grid[0]!, scores: [] };
+  if (valIdx.length === 0 || new Set(fitIdx.map((i) => y[i])).size < 2)
+    return { alpha: grid.includes(1) ? 1 : grid[0]!, scores: [] };
   return scope(() => {
     const stats = o.stats ?? featureStats(features);
-    const idx = (xs: number[]) => tensor(BigInt64Array.from(xs, (v) => BigInt(v)), [xs.length]);
+    const idx = (xs: number[]) =>
+      tensor(
+        BigInt64Array.from(xs, (v) => BigInt(v)),
+        [xs.length],
+      );
     const fx = features.indexSelect(0, idx(fitIdx));
     const fy = labels.to('int64').indexSelect(0, idx(fitIdx));
     const vx = features.indexSelect(0, idx(valIdx));
@@ -144,7 +179,10 @@ export function selectAlpha(features: Tensor, labels: Tensor, o: { numClasses: n
       disposeHead(head);
       const hit = new Array<number>(o.numClasses).fill(0);
       const tot = new Array<number>(o.numClasses).fill(0);
-      vy.forEach((c, k) => { tot[c]!++; if (pred[k] === c) hit[c]!++; });
+      vy.forEach((c, k) => {
+        tot[c]!++;
+        if (pred[k] === c) hit[c]!++;
+      });
       const present = tot.map((t, c) => [t, c]).filter(([t]) => t! > 0);
       return { alpha, accuracy: present.reduce((s, [t, c]) => s + hit[c!]! / t!, 0) / present.length };
     });

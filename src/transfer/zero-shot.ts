@@ -58,15 +58,24 @@ export interface ZeroShotRow {
 
 function checkAlpha(a: number | 'auto'): number | 'auto' {
   if (a === 'auto' || (typeof a === 'number' && a >= 0 && Number.isFinite(a))) return a;
-  throw new TapirError('E_ARG', `ridge alpha must be 'auto' or a finite number >= 0, got ${String(a)}`, { context: { alpha: a }, fix: 'e.g. --alpha auto or --alpha 100' });
+  throw new TapirError('E_ARG', `ridge alpha must be 'auto' or a finite number >= 0, got ${String(a)}`, {
+    context: { alpha: a },
+    fix: 'e.g. --alpha auto or --alpha 100',
+  });
 }
 
-const labelsTensor = (l: Int32Array): Tensor => tensor(BigInt64Array.from(l, (v) => BigInt(v)), [l.length]);
+const labelsTensor = (l: Int32Array): Tensor =>
+  tensor(
+    BigInt64Array.from(l, (v) => BigInt(v)),
+    [l.length],
+  );
 
 function accuracyAndPreds(head: RidgeHead, f: SplitFeatures): { acc: number; preds: Int32Array } {
   const preds = scope(() => Int32Array.from(headLogits(head, f.features).argmax(1).toArray()));
   let ok = 0;
-  preds.forEach((p, i) => { if (p === f.labels[i]) ok++; });
+  preds.forEach((p, i) => {
+    if (p === f.labels[i]) ok++;
+  });
   return { acc: ok / preds.length, preds };
 }
 
@@ -81,9 +90,17 @@ function fit(f: SplitFeatures, alphaOpt: number | 'auto'): RidgeHead {
 }
 
 /** Zero-shot accuracy of `model` on every task (one row per task, in order). */
-export async function zeroShot(model: Graph, tasks: readonly string[], o: ZeroShotOptions = {}): Promise<ZeroShotRow[]> {
+export async function zeroShot(
+  model: Graph,
+  tasks: readonly string[],
+  o: ZeroShotOptions = {},
+): Promise<ZeroShotRow[]> {
   const mode = o.head ?? 'dense';
-  if (!HEAD_MODES.includes(mode)) throw new TapirError('E_ARG', `unknown head mode '${String(mode)}'`, { context: { head: mode }, fix: `use one of: ${HEAD_MODES.join(', ')}` });
+  if (!HEAD_MODES.includes(mode))
+    throw new TapirError('E_ARG', `unknown head mode '${String(mode)}'`, {
+      context: { head: mode },
+      fix: `use one of: ${HEAD_MODES.join(', ')}`,
+    });
   const alpha = checkAlpha(o.alpha ?? 'auto');
   const ref = o.reference ?? model;
   const cache = o.cache ?? new FeatureCache();
@@ -94,10 +111,15 @@ export async function zeroShot(model: Graph, tasks: readonly string[], o: ZeroSh
   try {
     for (const id of tasks) {
       const task = await cache.task(id, o.taskOptions);
-      const get = (g: Graph, fp: string, split: 'train' | 'test', step: string) => cache.get(g, {
-        task, split, fingerprint: fp, tap: tapOf(g), ...(o.batchSize ? { batchSize: o.batchSize } : {}),
-        onProgress: (done, total) => o.onProgress?.({ task: task.id, step, done, total }),
-      });
+      const get = (g: Graph, fp: string, split: 'train' | 'test', step: string) =>
+        cache.get(g, {
+          task,
+          split,
+          fingerprint: fp,
+          tap: tapOf(g),
+          ...(o.batchSize ? { batchSize: o.batchSize } : {}),
+          onProgress: (done, total) => o.onProgress?.({ task: task.id, step, done, total }),
+        });
       const refTrain = await get(ref, fpRef, 'train', 'reference train features');
       const refTest = await get(ref, fpRef, 'test', 'reference test features');
       const testF = await get(model, fpModel, 'test', 'test features');
@@ -108,9 +130,19 @@ export async function zeroShot(model: Graph, tasks: readonly string[], o: ZeroSh
         if (mode === 'refit') head = fit(await get(model, fpModel, 'train', 'train features'), alpha);
         const r = accuracyAndPreds(head, testF);
         rows.push({
-          task: task.id, classes: task.classes, head: mode, alpha: head.alpha, accuracy: r.acc, denseAccuracy: dense.acc, denseAlpha: denseHead.alpha,
-          nTrain: refTrain.labels.length, nTest: testF.labels.length, featureDim: testF.features.shape[1]!,
-          model: fpModel, reference: fpRef, ...(o.predictions ? { predictions: r.preds } : {}),
+          task: task.id,
+          classes: task.classes,
+          head: mode,
+          alpha: head.alpha,
+          accuracy: r.acc,
+          denseAccuracy: dense.acc,
+          denseAlpha: denseHead.alpha,
+          nTrain: refTrain.labels.length,
+          nTest: testF.labels.length,
+          featureDim: testF.features.shape[1]!,
+          model: fpModel,
+          reference: fpRef,
+          ...(o.predictions ? { predictions: r.preds } : {}),
         });
       } finally {
         if (head !== denseHead) disposeHead(head);
@@ -139,7 +171,10 @@ export interface PixelBaselineOptions {
 export async function pixelBaseline(taskId: string, o: PixelBaselineOptions = {}): Promise<ZeroShotRow> {
   const size = o.size ?? 32;
   const pool = o.pool ?? 8;
-  if (!Number.isInteger(pool) || pool < 1 || pool > size) throw new TapirError('E_ARG', `pixel baseline: pool ${pool} must be an integer in [1, ${size}]`, { fix: 'e.g. pool 8' });
+  if (!Number.isInteger(pool) || pool < 1 || pool > size)
+    throw new TapirError('E_ARG', `pixel baseline: pool ${pool} must be an integer in [1, ${size}]`, {
+      fix: 'e.g. pool 8',
+    });
   const alpha = checkAlpha(o.alpha ?? 'auto');
   const cache = new FeatureCache();
   const task = await cache.task(taskId, o.taskOptions);
@@ -147,7 +182,10 @@ export async function pixelBaseline(taskId: string, o: PixelBaselineOptions = {}
   const pooled = (split: 'train' | 'test'): SplitFeatures => {
     const s = sets[split]!;
     const features = scope(() => {
-      const x = tensor(Float32Array.from(s.images, (v) => v / 255), [s.n, 3, size, size]);
+      const x = tensor(
+        Float32Array.from(s.images, (v) => v / 255),
+        [s.n, 3, size, size],
+      );
       return nn.adaptiveAvgPool2d(x, [pool, pool]).flatten(1).to('float64');
     });
     return { features, labels: s.labels, numClasses: task.classes.length, task: task.id, split, fingerprint: 'pixels' };
@@ -158,8 +196,18 @@ export async function pixelBaseline(taskId: string, o: PixelBaselineOptions = {}
   try {
     const acc = accuracyAndPreds(head, test).acc;
     return {
-      task: task.id, classes: task.classes, head: 'pixels', alpha: head.alpha, accuracy: acc, denseAccuracy: acc, denseAlpha: head.alpha, nTrain: train.labels.length,
-      nTest: test.labels.length, featureDim: 3 * pool * pool, model: 'pixels', reference: 'pixels',
+      task: task.id,
+      classes: task.classes,
+      head: 'pixels',
+      alpha: head.alpha,
+      accuracy: acc,
+      denseAccuracy: acc,
+      denseAlpha: head.alpha,
+      nTrain: train.labels.length,
+      nTest: test.labels.length,
+      featureDim: 3 * pool * pool,
+      model: 'pixels',
+      reference: 'pixels',
     };
   } finally {
     disposeHead(head);

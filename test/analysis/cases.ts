@@ -2,11 +2,29 @@
  * Tiny float64 problems for the analysis tests, with brute-force references: the exact Hessian by double
  * backward over every coordinate (grad of each gradient entry), independent of the engine's `hvp`.
  */
-import { cat, grad, linalg, manualSeed, ones, randint, randn, scope, tensor, zeros, type Tensor } from '../../src/engine/index.js';
+import {
+  cat,
+  grad,
+  linalg,
+  manualSeed,
+  ones,
+  randint,
+  randn,
+  scope,
+  tensor,
+  zeros,
+  type Tensor,
+} from '../../src/engine/index.js';
 import { makeParam, type Graph, type Node } from '../../src/graph/index.js';
 import { batchLoss, countImages, type LabelledBatch, type LossName } from '../../src/analysis/loss.js';
 
-const node = (name: string, op: string, inputs: string[], attrs: Node['attrs'] = {}, outputs = [name]): Node => ({ name, op, inputs, outputs, attrs });
+const node = (name: string, op: string, inputs: string[], attrs: Node['attrs'] = {}, outputs = [name]): Node => ({
+  name,
+  op,
+  inputs,
+  outputs,
+  attrs,
+});
 
 /** conv(2→3, 3×3) → BN → tanh → GAP → linear(3→4), float64, smooth so every Hessian entry is well defined. */
 export function tinyNet(seed = 1, o: { dropout?: number } = {}): Graph {
@@ -31,9 +49,16 @@ export function tinyNet(seed = 1, o: { dropout?: number } = {}): Graph {
     node('logits', 'linear', [o.dropout ? 'drop' : 'feat', 'fc.weight', 'fc.bias']),
   ];
   return {
-    name: 'tiny', inputs: [{ name: 'x', shape: [null, 2, null, null] }], outputs: ['logits'], nodes,
-    params: new Map(params.map((p) => [p.name, p])), constants: new Map(), masks: new Map(),
-    featureTap: 'feat', preprocessing: { size: [4, 4], range: [0, 1] }, meta: {},
+    name: 'tiny',
+    inputs: [{ name: 'x', shape: [null, 2, null, null] }],
+    outputs: ['logits'],
+    nodes,
+    params: new Map(params.map((p) => [p.name, p])),
+    constants: new Map(),
+    masks: new Map(),
+    featureTap: 'feat',
+    preprocessing: { size: [4, 4], range: [0, 1] },
+    meta: {},
   };
 }
 
@@ -44,7 +69,12 @@ export function tinyBatches(seed: number, sizes: readonly number[]): LabelledBat
 }
 
 /** The exact Hessian of the mean loss w.r.t. `names`, `[dim, dim]`, by grad of each gradient entry. */
-export function exactHessian(g: Graph, loss: LossName, batches: readonly LabelledBatch[], names: readonly string[]): Tensor {
+export function exactHessian(
+  g: Graph,
+  loss: LossName,
+  batches: readonly LabelledBatch[],
+  names: readonly string[],
+): Tensor {
   const ps = names.map((n) => g.params.get(n)!.tensor);
   const n = countImages(batches);
   return scope(() => {
@@ -52,12 +82,20 @@ export function exactHessian(g: Graph, loss: LossName, batches: readonly Labelle
     for (const b of batches) {
       const l = batchLoss(g, loss, b, 'eval-bn', 1 / n);
       const gs = grad(l, ps, { createGraph: true }) as Tensor[];
-      const flat = cat(gs.map((t) => t.reshape([-1])), 0);
+      const flat = cat(
+        gs.map((t) => t.reshape([-1])),
+        0,
+      );
       const dim = flat.shape[0]!;
       const rows: Tensor[] = [];
       for (let j = 0; j < dim; j++) {
         const hs = grad(flat.index(0, j), ps, { retainGraph: true, allowUnused: true });
-        rows.push(cat(hs.map((t, i) => (t ?? zeros(ps[i]!.shape, { dtype: 'float64' })).reshape([-1])), 0).reshape([1, dim]));
+        rows.push(
+          cat(
+            hs.map((t, i) => (t ?? zeros(ps[i]!.shape, { dtype: 'float64' })).reshape([-1])),
+            0,
+          ).reshape([1, dim]),
+        );
       }
       const Hb = cat(rows, 0);
       H = H === null ? Hb : H.add(Hb);
@@ -76,4 +114,3 @@ export function symmetricWithSpectrum(values: readonly number[], seed: number): 
     return { matrix: q.mul(d.reshape([1, n])).matmul(q.t()), vectors: q.t().contiguous() };
   });
 }
-

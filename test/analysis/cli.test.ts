@@ -21,7 +21,13 @@ const root = mkdtempSync(join(tmpdir(), 'tapir-hessian-cli-'));
 process.env.TAPIR_CACHE = join(root, 'cache');
 after(() => rmSync(root, { recursive: true, force: true }));
 
-const node = (name: string, op: string, inputs: string[], attrs: Node['attrs'] = {}): Node => ({ name, op, inputs, outputs: [name], attrs });
+const node = (name: string, op: string, inputs: string[], attrs: Node['attrs'] = {}): Node => ({
+  name,
+  op,
+  inputs,
+  outputs: [name],
+  attrs,
+});
 
 function tinyRgbNet(): Graph {
   manualSeed(3);
@@ -35,7 +41,9 @@ function tinyRgbNet(): Graph {
     makeParam('fc.bias', zeros([2]), 'bias'),
   ];
   return {
-    name: 'tiny-rgb', inputs: [{ name: 'x', shape: [null, 3, 8, 8] }], outputs: ['logits'],
+    name: 'tiny-rgb',
+    inputs: [{ name: 'x', shape: [null, 3, 8, 8] }],
+    outputs: ['logits'],
     nodes: [
       node('conv', 'conv2d', ['x', 'conv.weight'], { padding: 1 }),
       node('bn', 'batchnorm', ['conv', 'bn.weight', 'bn.bias', 'bn.running_mean', 'bn.running_var']),
@@ -44,18 +52,32 @@ function tinyRgbNet(): Graph {
       node('feat', 'flatten', ['gap']),
       node('logits', 'linear', ['feat', 'fc.weight', 'fc.bias']),
     ],
-    params: new Map(ps.map((p) => [p.name, p])), constants: new Map(), masks: new Map(),
-    featureTap: 'feat', preprocessing: { size: [8, 8], range: [0, 1] }, meta: {},
+    params: new Map(ps.map((p) => [p.name, p])),
+    constants: new Map(),
+    masks: new Map(),
+    featureTap: 'feat',
+    preprocessing: { size: [8, 8], range: [0, 1] },
+    meta: {},
   };
 }
 
 async function folderTask(name: string, shift: number): Promise<string> {
   const dir = join(root, name);
-  for (const [c, base] of [['a', 40], ['b', 160]] as const) {
+  for (const [c, base] of [
+    ['a', 40],
+    ['b', 160],
+  ] as const) {
     mkdirSync(join(dir, c), { recursive: true });
     for (let i = 0; i < 10; i++) {
       const px = new Uint8Array(8 * 8 * 3).map((_, k) => (base + shift + ((k * 37 + i * 11) % 50)) % 256);
-      writeFileSync(join(dir, c, `${i}.png`), new Uint8Array(await sharp(px, { raw: { width: 8, height: 8, channels: 3 } }).png().toBuffer()));
+      writeFileSync(
+        join(dir, c, `${i}.png`),
+        new Uint8Array(
+          await sharp(px, { raw: { width: 8, height: 8, channels: 3 } })
+            .png()
+            .toBuffer(),
+        ),
+      );
     }
   }
   return `folder:${dir}`;
@@ -70,7 +92,26 @@ test('tapir hessian --json: spectra, alignment and loss-change tables for two ta
   disposeGraph(g);
   const t1 = await folderTask('t1', 0);
   const t2 = await folderTask('t2', 70);
-  const args = ['hessian', '--model', model, '--tasks', `${t1},${t2}`, '--images', '6', '--head-images', '3', '--probes', '3', '--k', '2', '--steps', '6', '--sparsity', '0.5', '--no-progress'];
+  const args = [
+    'hessian',
+    '--model',
+    model,
+    '--tasks',
+    `${t1},${t2}`,
+    '--images',
+    '6',
+    '--head-images',
+    '3',
+    '--probes',
+    '3',
+    '--k',
+    '2',
+    '--steps',
+    '6',
+    '--sparsity',
+    '0.5',
+    '--no-progress',
+  ];
   const r = JSON.parse((await run([...args, '--json'])).out) as DiagnosticsReport & { model: string };
   assert.equal(r.params.count, 4 * 3 * 3 * 3, 'the prunable conv weights (the head is not analysed)');
   assert.equal(r.tasks.length, 2);
@@ -87,7 +128,14 @@ test('tapir hessian --json: spectra, alignment and loss-change tables for two ta
   // --mask: the given mask is the perturbation (its own sparsity), spectra are taken at the dense weights.
   const imported = await importOnnx(model);
   const conv = [...imported.params.values()].find((p) => p.prunable)!;
-  setMask(imported, conv.name, conv.tensor.abs().gt(conv.tensor.abs().reshape([-1]).sort().values.index(0, 53).item()).to('float32'));
+  setMask(
+    imported,
+    conv.name,
+    conv.tensor
+      .abs()
+      .gt(conv.tensor.abs().reshape([-1]).sort().values.index(0, 53).item())
+      .to('float32'),
+  );
   const maskDir = join(root, 'mask');
   mkdirSync(maskDir);
   await writeMaskFile(join(maskDir, 'mask.safetensors'), imported);
@@ -98,13 +146,27 @@ test('tapir hessian --json: spectra, alignment and loss-change tables for two ta
     assert.equal(row.maskFrom, 'given');
     assert.ok(Math.abs(row.sparsity - 54 / 108) < 1e-9, `sparsity ${row.sparsity}`);
   }
-  assert.ok(Math.abs(m.tasks[0]!.trace.estimate - r.tasks[0]!.trace.estimate) < 1e-6 * Math.max(1, Math.abs(r.tasks[0]!.trace.estimate)), 'the spectrum is of the dense model');
-  for (const h of ['Spectrum per task', 'Cross-task alignment', 'Predicted vs measured loss change', 'gᵀδ + ½δᵀHδ']) assert.ok(text.includes(h), `table '${h}' printed`);
+  assert.ok(
+    Math.abs(m.tasks[0]!.trace.estimate - r.tasks[0]!.trace.estimate) <
+      1e-6 * Math.max(1, Math.abs(r.tasks[0]!.trace.estimate)),
+    'the spectrum is of the dense model',
+  );
+  for (const h of ['Spectrum per task', 'Cross-task alignment', 'Predicted vs measured loss change', 'gᵀδ + ½δᵀHδ'])
+    assert.ok(text.includes(h), `table '${h}' printed`);
 });
 
 test('tapir hessian: bad options fail with the option named', async () => {
-  await assert.rejects(run(['hessian', '--model', 'x', '--tasks', 'mnist', '--loss', 'hinge']), /--loss must be one of mse, ce/);
-  await assert.rejects(run(['hessian', '--model', 'x', '--tasks', 'mnist', '--sparsity', '1']), /--sparsity values must be in \[0, 1\)/);
-  await assert.rejects(run(['hessian', '--model', 'x', '--tasks', 'mnist', '--probes', '1']), /--probes must be an integer >= 2/);
+  await assert.rejects(
+    run(['hessian', '--model', 'x', '--tasks', 'mnist', '--loss', 'hinge']),
+    /--loss must be one of mse, ce/,
+  );
+  await assert.rejects(
+    run(['hessian', '--model', 'x', '--tasks', 'mnist', '--sparsity', '1']),
+    /--sparsity values must be in \[0, 1\)/,
+  );
+  await assert.rejects(
+    run(['hessian', '--model', 'x', '--tasks', 'mnist', '--probes', '1']),
+    /--probes must be an integer >= 2/,
+  );
   await assert.rejects(run(['hessian', '--model', 'x', '--tasks', ' , ']), /--tasks is empty/);
 });

@@ -62,7 +62,10 @@ test('matvecs keep the live-tensor count flat and report their count', () => {
 test('lossAndGrad gives the mean loss and its gradient over all images', () => {
   const g = tinyNet(6);
   const all = tinyBatches(7, [6]);
-  const split = [{ x: all[0]!.x.narrow(0, 0, 2), y: all[0]!.y.narrow(0, 0, 2) }, { x: all[0]!.x.narrow(0, 2, 4), y: all[0]!.y.narrow(0, 2, 4) }];
+  const split = [
+    { x: all[0]!.x.narrow(0, 0, 2), y: all[0]!.y.narrow(0, 0, 2) },
+    { x: all[0]!.x.narrow(0, 2, 4), y: all[0]!.y.narrow(0, 2, 4) },
+  ];
   const loss: LossName = 'mse';
   const a = hessianOperator(g, loss, all).lossAndGrad();
   const b = hessianOperator(g, loss, split).lossAndGrad();
@@ -77,12 +80,15 @@ test('refuses a non-deterministic graph, naming the node and the fix', () => {
   const g = tinyNet(8, { dropout: 0.5 });
   const batches = tinyBatches(9, [3]);
   const loss: LossName = 'ce';
-  assert.throws(() => hessianOperator(g, loss, batches, { mode: 'train' }), (e: unknown) => {
-    assert.ok(e instanceof NondeterministicGraphError);
-    assert.match(e.message, /node 'bn' \(batchnorm\)/);
-    assert.match(e.fix ?? '', /eval-bn/);
-    return true;
-  });
+  assert.throws(
+    () => hessianOperator(g, loss, batches, { mode: 'train' }),
+    (e: unknown) => {
+      assert.ok(e instanceof NondeterministicGraphError);
+      assert.match(e.message, /node 'bn' \(batchnorm\)/);
+      assert.match(e.fix ?? '', /eval-bn/);
+      return true;
+    },
+  );
   g.nodes = g.nodes.filter((n) => n.op !== 'batchnorm').map((n) => (n.name === 'act' ? { ...n, inputs: ['conv'] } : n));
   assert.throws(() => hessianOperator(g, loss, batches, { mode: 'train' }), /node 'drop' \(dropout\)/);
   // eval-bn: dropout is off, the operator builds and is symmetric.
@@ -106,7 +112,15 @@ test('session: cached first-order graphs give the same matvecs as fresh double b
   const batches = tinyBatches(9, [3, 4]);
   const fresh = hessianOperator(g, 'ce', batches, { cacheGraph: false });
   const cached = hessianOperator(g, 'ce', batches, { cacheGraph: true });
-  const vs = scope(() => [0, 1, 2].map((k) => fresh.flatParams().mul(0).add(k + 1).cos()));
+  const vs = scope(() =>
+    [0, 1, 2].map((k) =>
+      fresh
+        .flatParams()
+        .mul(0)
+        .add(k + 1)
+        .cos(),
+    ),
+  );
   const want = vs.map((v) => fresh.matvec(v));
   const before = liveTensors();
   const got = cached.session(() => vs.map((v) => cached.matvec(v)));

@@ -46,7 +46,10 @@ test('a corrupt or truncated cache file is detected by its checksum, reported an
   const healed = await loadSplits(t, [16, 16]);
   assert.deepEqual(healed.stats.rebuilt, []);
   assert.equal(healed.stats.decoded, 0);
-  assert.ok(readdirSync(cacheDir(t.dataset, [16, 16])).every((f) => !f.endsWith('.tmp')), 'no temp files left');
+  assert.ok(
+    readdirSync(cacheDir(t.dataset, [16, 16])).every((f) => !f.endsWith('.tmp')),
+    'no temp files left',
+  );
 });
 
 test('class files round-trip and are refused for another dataset, class or size', async () => {

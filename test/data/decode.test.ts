@@ -6,7 +6,11 @@ import { decodeImage, toChw } from '../../src/data/decode.js';
 import { tempDir } from './env.js';
 
 const ORANGE = [200, 100, 50];
-const solid = () => sharp(Uint8Array.from({ length: 8 * 8 * 3 }, (_, i) => ORANGE[i % 3]!), { raw: { width: 8, height: 8, channels: 3 } });
+const solid = () =>
+  sharp(
+    Uint8Array.from({ length: 8 * 8 * 3 }, (_, i) => ORANGE[i % 3]!),
+    { raw: { width: 8, height: 8, channels: 3 } },
+  );
 
 test('decodeImage: 8-bit, 16-bit, palette and CMYK files all come out as 3-channel uint8 CHW', async () => {
   const dir = tempDir();
@@ -21,14 +25,17 @@ test('decodeImage: 8-bit, 16-bit, palette and CMYK files all come out as 3-chann
     const d = await decodeImage(join(dir, name), [4, 6]);
     assert.equal(d.length, 3 * 4 * 6, name);
     // Square source letterboxed into 4x6: the middle column is image, not background.
-    for (let c = 0; c < 3; c++) assert.ok(Math.abs(d[c * 24 + 2 * 6 + 3]! - ORANGE[c]!) <= tol, `${name} channel ${c}: ${d[c * 24 + 15]}`);
+    for (let c = 0; c < 3; c++)
+      assert.ok(Math.abs(d[c * 24 + 2 * 6 + 3]! - ORANGE[c]!) <= tol, `${name} channel ${c}: ${d[c * 24 + 15]}`);
   }
 });
 
 test('decodeImage: half-transparent gray over white; gray input replicated to RGB', async () => {
   const dir = tempDir();
   const ga = Uint8Array.from({ length: 8 * 8 * 2 }, (_, i) => (i % 2 ? 128 : 77));
-  await sharp(ga, { raw: { width: 8, height: 8, channels: 2 } }).png().toFile(join(dir, 'ga.png'));
+  await sharp(ga, { raw: { width: 8, height: 8, channels: 2 } })
+    .png()
+    .toFile(join(dir, 'ga.png'));
   const d = await decodeImage(join(dir, 'ga.png'), [8, 8]);
   const want = Math.round(77 * (128 / 255) + 255 * (1 - 128 / 255));
   for (const c of [0, 64, 128]) assert.ok(Math.abs(d[c]! - want) <= 1, `${d[c]} vs ${want}`);

@@ -6,7 +6,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Where `make setup` put the digits asset (computed before the cache is redirected). */
-export const REAL_ASSETS = resolve(process.env.TAPIR_ASSETS || join(process.env.TAPIR_CACHE || join(homedir(), '.cache', 'tapir'), 'assets'));
+export const REAL_ASSETS = resolve(
+  process.env.TAPIR_ASSETS || join(process.env.TAPIR_CACHE || join(homedir(), '.cache', 'tapir'), 'assets'),
+);
 
 /** Points TAPIR_CACHE at a fresh temp dir for this test file, removed afterwards. */
 export function useTempCache(): string {

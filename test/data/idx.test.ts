@@ -20,9 +20,15 @@ test('parseIdx reads dims big-endian and the uint8 payload', () => {
 });
 
 test('parseIdx rejects bad magic, wrong element type and truncated files, naming the file', () => {
-  assert.throws(() => parseIdx(new Uint8Array([1, 0, 8, 1, 0, 0, 0, 1, 0]), 'bad.idx'), (e: unknown) => e instanceof DataError && /bad\.idx.*magic/.test(e.message));
+  assert.throws(
+    () => parseIdx(new Uint8Array([1, 0, 8, 1, 0, 0, 0, 1, 0]), 'bad.idx'),
+    (e: unknown) => e instanceof DataError && /bad\.idx.*magic/.test(e.message),
+  );
   const f = idx([2], [1, 2]);
   f[2] = 0x0d;
   assert.throws(() => parseIdx(f, 'f.idx'), /f\.idx: IDX element type 0xd/);
-  assert.throws(() => parseIdx(idx([3], [1, 2]), 'short.idx'), /short\.idx: IDX header says 3 bytes of data, file has 2/);
+  assert.throws(
+    () => parseIdx(idx([3], [1, 2]), 'short.idx'),
+    /short\.idx: IDX header says 3 bytes of data, file has 2/,
+  );
 });

@@ -20,7 +20,11 @@ test('montage: one row per class, the sampled images placed pixel-exact', async 
   assert.deepEqual([info.width, info.height, info.channels], [92, 92, 3]);
   // Row 1, column 0 holds the first image of class 1.
   const i = set.labels.indexOf(1);
-  for (const [y, x] of [[0, 0], [14, 14], [27, 5]] as const) {
+  for (const [y, x] of [
+    [0, 0],
+    [14, 14],
+    [27, 5],
+  ] as const) {
     const px = data[((2 + 30 + y) * 92 + 2 + x) * 3]!;
     assert.equal(px, set.images[i * 3 * 784 + y * 28 + x]);
   }

@@ -16,7 +16,14 @@ test('batches: NCHW float32 at the model size, values = ((lo + (hi-lo)Â·p/255) â
   const set = await loadSplit(t, 'train', P.size);
   assert.equal(set.n, 14);
   const bs = [...batches(set, P, { batchSize: 5 })];
-  assert.deepEqual(bs.map((b) => b.x.shape), [[5, 3, 12, 20], [5, 3, 12, 20], [4, 3, 12, 20]]);
+  assert.deepEqual(
+    bs.map((b) => b.x.shape),
+    [
+      [5, 3, 12, 20],
+      [5, 3, 12, 20],
+      [4, 3, 12, 20],
+    ],
+  );
   assert.equal(bs[0]!.x.dtype, 'float32');
   assert.equal(bs[0]!.y.dtype, 'int64');
   const x = bs[1]!.x.data<'float32'>();
@@ -28,8 +35,14 @@ test('batches: NCHW float32 at the model size, values = ((lo + (hi-lo)Â·p/255) â
     const want = (-1 + (2 * p) / 255 - P.mean![c]!) / P.std![c]!;
     assert.ok(Math.abs(x[k]! - want) < 1e-6, `element ${k}: ${x[k]} vs ${want}`);
   }
-  assert.deepEqual(bs.flatMap((b) => b.y.toArray()), Array.from(set.labels));
-  for (const b of bs) { b.x.dispose(); b.y.dispose(); }
+  assert.deepEqual(
+    bs.flatMap((b) => b.y.toArray()),
+    Array.from(set.labels),
+  );
+  for (const b of bs) {
+    b.x.dispose();
+    b.y.dispose();
+  }
 });
 
 test('gray sources give three equal channels; shuffle is a seeded permutation; the live-tensor count stays flat', async () => {
@@ -38,18 +51,22 @@ test('gray sources give three equal channels; shuffle is a seeded permutation; t
   const p: Preprocess = { size: [8, 8], range: [0, 1], channels: 3 };
   const x = imagesToTensor(set, [0, 1], p);
   const d = x.data<'float32'>();
-  for (let i = 0; i < 64; i++) assert.equal(d[i], d[64 + i]), assert.equal(d[i], d[128 + i]);
+  for (let i = 0; i < 64; i++) (assert.equal(d[i], d[64 + i]), assert.equal(d[i], d[128 + i]));
   x.dispose();
-  const order = (seed: number) => [...batches(set, p, { batchSize: 3, shuffle: true, seed })].flatMap((b) => {
-    const idx = Array.from(b.indices);
-    b.x.dispose();
-    b.y.dispose();
-    return idx;
-  });
+  const order = (seed: number) =>
+    [...batches(set, p, { batchSize: 3, shuffle: true, seed })].flatMap((b) => {
+      const idx = Array.from(b.indices);
+      b.x.dispose();
+      b.y.dispose();
+      return idx;
+    });
   const before = liveTensors();
   const a = order(5);
   assert.equal(liveTensors(), before);
-  assert.deepEqual([...a].sort((u, v) => u - v), Array.from({ length: set.n }, (_, i) => i));
+  assert.deepEqual(
+    [...a].sort((u, v) => u - v),
+    Array.from({ length: set.n }, (_, i) => i),
+  );
   assert.deepEqual(order(5), a);
   assert.notDeepEqual(order(6), a);
   assert.equal([...batches(set, p, { batchSize: 3, dropLast: true })].length, Math.floor(set.n / 3));
@@ -61,5 +78,8 @@ test('preprocess errors name the field; a size mismatch names both sizes', async
   assert.throws(() => checkPreprocess({ ...P, size: [0, 3] as unknown as [number, number] }), /preprocess\.size/);
   const t = await openTask('mnist[0,1]', { cap: 3 });
   const set = await loadSplit(t, 'calib', [10, 10]);
-  assert.throws(() => [...batches(set, P)], (e: unknown) => e instanceof DataError && /loaded at 10x10, the model expects 12x20/.test(e.message));
+  assert.throws(
+    () => [...batches(set, P)],
+    (e: unknown) => e instanceof DataError && /loaded at 10x10, the model expects 12x20/.test(e.message),
+  );
 });

@@ -19,8 +19,14 @@ for (const [name, env, install] of CASES) {
   test(`missing ${name} names its install command`, async () => {
     process.env[env] = '/nonexistent/tapir-test';
     try {
-      await assert.rejects(openDataset(name), (e: unknown) =>
-        e instanceof AssetMissingError && e.message.includes(`'${name}'`) && e.message.includes('/nonexistent/tapir-test') && (e.fix ?? '').includes(install));
+      await assert.rejects(
+        openDataset(name),
+        (e: unknown) =>
+          e instanceof AssetMissingError &&
+          e.message.includes(`'${name}'`) &&
+          e.message.includes('/nonexistent/tapir-test') &&
+          (e.fix ?? '').includes(install),
+      );
       const info = (await describeDatasets()).find((d) => d.name === name)!;
       assert.equal(info.present, false);
       assert.ok(info.error?.fix?.includes(install));
@@ -33,10 +39,16 @@ for (const [name, env, install] of CASES) {
 
 test('list: every built-in dataset present here, with classes and counts', async () => {
   const infos = await describeDatasets();
-  assert.deepEqual(infos.map((d) => d.name), ['mnist', 'fashion-mnist', 'clipart', 'emoji', 'digits']);
+  assert.deepEqual(
+    infos.map((d) => d.name),
+    ['mnist', 'fashion-mnist', 'clipart', 'emoji', 'digits'],
+  );
   for (const d of infos) {
     assert.equal(d.present, true, `${d.name}: ${d.error?.message}`);
-    assert.equal(d.total, d.classes.reduce((a, c) => a + c.train + c.test, 0));
+    assert.equal(
+      d.total,
+      d.classes.reduce((a, c) => a + c.train + c.test, 0),
+    );
   }
   assert.equal(infos[0]!.total, 70000);
   assert.equal(infos[4]!.total, 1797);

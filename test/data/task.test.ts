@@ -56,7 +56,11 @@ test('class-split tasks of one dataset are disjoint; a class gets the same image
   const a = await openTask('fashion-mnist[0-4]', { cap: 30 });
   const b = await openTask('fashion-mnist[5-9]', { cap: 30 });
   const ka = new Set(keysOf(a).flat());
-  assert.ok(keysOf(b).flat().every((k) => !ka.has(k)));
+  assert.ok(
+    keysOf(b)
+      .flat()
+      .every((k) => !ka.has(k)),
+  );
   assert.deepEqual(a.classes, ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat']);
   const whole = await openTask('fashion-mnist', { cap: 30 });
   const cls2 = (t: Task) => t.splits.test.examples.filter((e) => e.label === 2).map((e) => e.key);
@@ -68,9 +72,19 @@ test('class-split tasks of one dataset are disjoint; a class gets the same image
 });
 
 test('bad tasks: 1-class, unknown dataset, bad options, each error names what is wrong', async () => {
-  await assert.rejects(openTask('mnist[3]'), (e: unknown) => e instanceof DataError && /task 'mnist\[3\]' has 1 class \('3'\)/.test(e.message));
-  await assert.rejects(openTask('cifar100'), (e: unknown) => e instanceof DataError && /unknown dataset 'cifar100'/.test(e.message) && /folder:<path>/.test(e.fix ?? ''));
+  await assert.rejects(
+    openTask('mnist[3]'),
+    (e: unknown) => e instanceof DataError && /task 'mnist\[3\]' has 1 class \('3'\)/.test(e.message),
+  );
+  await assert.rejects(
+    openTask('cifar100'),
+    (e: unknown) =>
+      e instanceof DataError && /unknown dataset 'cifar100'/.test(e.message) && /folder:<path>/.test(e.fix ?? ''),
+  );
   await assert.rejects(openTask('mnist', { cap: 2 }), /option cap must be an integer >= 3/);
   await assert.rejects(openTask('mnist', { seed: -1 }), /option seed/);
-  await assert.rejects(openTask('mnist', { fractions: { train: 0.5, calib: 0.1, test: 0.1 } }), /option fractions .* sum to 1/);
+  await assert.rejects(
+    openTask('mnist', { fractions: { train: 0.5, calib: 0.1, test: 0.1 } }),
+    /option fractions .* sum to 1/,
+  );
 });

@@ -46,7 +46,13 @@ t('noGrad / enableGrad nest and restore the previous mode, even on throw', () =>
     });
     assert.equal(isGradEnabled(), false);
   });
-  assert.throws(() => noGrad(() => { throw new Error('inner'); }), /inner/);
+  assert.throws(
+    () =>
+      noGrad(() => {
+        throw new Error('inner');
+      }),
+    /inner/,
+  );
   assert.equal(isGradEnabled(), true);
 });
 

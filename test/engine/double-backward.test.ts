@@ -16,7 +16,10 @@ t('unfold (im2col)', () => {
 t('conv2d (bias, stride, padding, dilation, groups)', () => {
   const x = leaf([1, 2, 4, 4], 1);
   gradgradcheck((a, w, b) => nn.conv2d(a, w, b, { padding: 1 }).square(), [x, leaf([2, 2, 3, 3], 2), leaf([2], 3)]);
-  gradgradcheck((a, w) => nn.conv2d(a, w, null, { stride: 2, dilation: [1, 2], padding: 1 }).square(), [x, leaf([3, 2, 2, 2], 4)]);
+  gradgradcheck(
+    (a, w) => nn.conv2d(a, w, null, { stride: 2, dilation: [1, 2], padding: 1 }).square(),
+    [x, leaf([3, 2, 2, 2], 4)],
+  );
   gradgradcheck((a, w) => nn.conv2d(a, w, null, { groups: 2 }).square(), [x, leaf([2, 1, 3, 3], 5)]);
 });
 
@@ -28,7 +31,8 @@ t('batchNorm train', () => {
 t('batchNorm eval (running stats)', () => {
   const rm = leaf([2], 9).detach();
   const rv = positive([2], 10).detach();
-  const f = (a: Tensor, g: Tensor, b: Tensor) => nn.batchNorm(a, { weight: g, bias: b, runningMean: rm, runningVar: rv, training: false });
+  const f = (a: Tensor, g: Tensor, b: Tensor) =>
+    nn.batchNorm(a, { weight: g, bias: b, runningMean: rm, runningVar: rv, training: false });
   gradgradcheck((a, g, b) => f(a, g, b).square(), [leaf([3, 2, 2, 2], 11), leaf([2], 12), leaf([2], 13)]);
 });
 
@@ -81,7 +85,10 @@ t('mseLoss', () => {
 t('maxPool2d (alone and after a parameterised conv)', () => {
   const x = leaf([1, 2, 4, 4], 35);
   gradgradcheck((a) => nn.maxPool2d(a, 2).square(), [x]);
-  gradgradcheck((a, w) => nn.maxPool2d(nn.conv2d(a, w, null, { padding: 1 }), 3, { stride: 2, padding: 1 }).square(), [x, leaf([2, 2, 3, 3], 36)]);
+  gradgradcheck(
+    (a, w) => nn.maxPool2d(nn.conv2d(a, w, null, { padding: 1 }), 3, { stride: 2, padding: 1 }).square(),
+    [x, leaf([2, 2, 3, 3], 36)],
+  );
 });
 
 t('avgPool2d and adaptiveAvgPool2d', () => {

@@ -2,7 +2,19 @@
 // on a tiny MLP and a tiny conv + batch-norm net in float64.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cat, grad, gradGraph, hvp, liveTensors, manualSeed, nn, randint, randn, scope, type Tensor } from '../../src/engine/index.js';
+import {
+  cat,
+  grad,
+  gradGraph,
+  hvp,
+  liveTensors,
+  manualSeed,
+  nn,
+  randint,
+  randn,
+  scope,
+  type Tensor,
+} from '../../src/engine/index.js';
 import { expectClose } from '../helpers/check.js';
 import './util.js'; // single-threaded, see util.ts
 
@@ -32,8 +44,12 @@ function exactHessian(f: Loss, params: readonly Tensor[]): Float64Array {
 function checkHvp(f: Loss, params: readonly Tensor[]): void {
   const h = exactHessian(f, params);
   const n = Math.sqrt(h.length);
-  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) assert.ok(Math.abs(h[i * n + j]! - h[j * n + i]!) < 1e-10, `H symmetric at ${i},${j}`);
-  assert.ok(h.some((v) => Math.abs(v) > 1e-3), 'the Hessian is not trivially zero');
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < i; j++) assert.ok(Math.abs(h[i * n + j]! - h[j * n + i]!) < 1e-10, `H symmetric at ${i},${j}`);
+  assert.ok(
+    h.some((v) => Math.abs(v) > 1e-3),
+    'the Hessian is not trivially zero',
+  );
   for (let trial = 0; trial < 2; trial++) {
     manualSeed(100 + trial);
     const v = params.map((p) => randn(p.shape, { dtype: 'float64' }));
@@ -47,7 +63,13 @@ function checkHvp(f: Loss, params: readonly Tensor[]): void {
     assert.equal(hv[0]!.requiresGrad, false);
     // gradGraph: the same H·v through a kept first-order graph, twice (the graph survives the first product).
     const gg = gradGraph(f, params);
-    for (let rep = 0; rep < 2; rep++) expectClose(cat(gg.hv(v).map((t) => t.flatten())), expected, { rtol: 1e-9, atol: 1e-11 }, `gradGraph.hv #${rep + 1} vs exact H·v`);
+    for (let rep = 0; rep < 2; rep++)
+      expectClose(
+        cat(gg.hv(v).map((t) => t.flatten())),
+        expected,
+        { rtol: 1e-9, atol: 1e-11 },
+        `gradGraph.hv #${rep + 1} vs exact H·v`,
+      );
     gg.dispose();
   }
 }
@@ -67,7 +89,14 @@ test('hvp equals the exact Hessian times v on a tiny conv + batch-norm (train) n
   scope(() => {
     manualSeed(1);
     const o = { dtype: 'float64' as const, requiresGrad: true };
-    const params = [randn([2, 1, 3, 3], o), randn([2], o), randn([2], o), randn([2], o), randn([3, 8], o), randn([3], o)];
+    const params = [
+      randn([2, 1, 3, 3], o),
+      randn([2], o),
+      randn([2], o),
+      randn([2], o),
+      randn([3, 8], o),
+      randn([3], o),
+    ];
     const x = randn([4, 1, 5, 5], { dtype: 'float64' });
     const y = randint(0, 3, [4]);
     const f: Loss = ([w, cb, g, b, lw, lb]) => {
@@ -91,7 +120,10 @@ test('hvp frees its intermediates and rejects mismatched vectors', () =>
     assert.equal(liveTensors() - before, 3);
     // f = Σ a³ ⇒ H = diag(6a).
     expectClose(r.hv[0]!, p.detach().mul(6).mul(v), { rtol: 1e-12 });
-    assert.throws(() => hvp(f, [p], [randn([2], { dtype: 'float64' })]), /hvp: vector 0 has shape \[2\] but param 0 has \[3\]/);
+    assert.throws(
+      () => hvp(f, [p], [randn([2], { dtype: 'float64' })]),
+      /hvp: vector 0 has shape \[2\] but param 0 has \[3\]/,
+    );
     assert.throws(() => hvp(f, [p], []), /1 params but 0 vectors/);
   }));
 
@@ -111,7 +143,6 @@ test('hvp of a loss linear in some params gives zero rows for them (regression: 
     expectClose(lin.hv[0]!, [0, 0, 0]);
     expectClose(lin.grad[0]!, [2, 2, 2]);
   }));
-
 
 test('gradGraph keeps only its gradients alive, frees them on dispose, and gives zero rows for linear params', () =>
   scope(() => {

@@ -1,7 +1,21 @@
 // A 1000-step SGD loop on a small CNN must keep the live-tensor count flat and lower the loss.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { grad, keep, liveTensors, manualSeed, nn, noGrad, ones, randint, randn, scope, setNumThreads, zeros, type Tensor } from '../../src/engine/index.js';
+import {
+  grad,
+  keep,
+  liveTensors,
+  manualSeed,
+  nn,
+  noGrad,
+  ones,
+  randint,
+  randn,
+  scope,
+  setNumThreads,
+  zeros,
+  type Tensor,
+} from '../../src/engine/index.js';
 
 test('1000 SGD steps on conv → BN(train) → relu → maxpool → linear: flat live-tensor count, falling loss', () => {
   // Ops this small cost less than a thread hand-off; on a busy 2-core machine 2 threads made this loop 8× slower.
@@ -55,7 +69,11 @@ test('1000 SGD steps on conv → BN(train) → relu → maxpool → linear: flat
     losses.push(loss);
     if (step === 100 || step === 1000) liveAt.set(step, liveTensors());
   }
-  assert.equal(liveAt.get(1000), liveAt.get(100), `live tensors at step 100: ${liveAt.get(100)}, at step 1000: ${liveAt.get(1000)}`);
+  assert.equal(
+    liveAt.get(1000),
+    liveAt.get(100),
+    `live tensors at step 100: ${liveAt.get(100)}, at step 1000: ${liveAt.get(1000)}`,
+  );
   // params (6) + running stats (2) + 4 batches × (x, y): nothing else survives a step.
   assert.equal(liveAt.get(100)! - live0, 6 + 2 + 8);
   const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;

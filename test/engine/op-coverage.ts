@@ -22,12 +22,16 @@ const nested = at(T, 'nested-number creation, dtype conversion, toArray and item
 const creation = at(T, 'creation functions: zeros/ones/full/eye/arange/rand/randn and *Like');
 const seeding = at(T, 'manualSeed: the same seed repeats randn/rand, a different seed differs');
 const disposeTwice = at(T, 'dispose twice is safe; liveTensors counts creation and disposal exactly');
-const inplace = at(T, 'in-place ops: add_, mul_, copy_, zero_, fill_, addcmul_, addcdiv_ write through and return this');
+const inplace = at(
+  T,
+  'in-place ops: add_, mul_, copy_, zero_, fill_, addcmul_, addcdiv_ write through and return this',
+);
 const meta = at(T, 'autograd metadata: requiresGrad_, isLeaf, backward, grad accumulation, zeroGrad');
 const gradOpts = at(G, 'grad: several inputs, gradOutputs seeds, allowUnused, createGraph for a second derivative');
 const noGradModes = at(G, 'noGrad / enableGrad nest and restore the previous mode, even on throw');
 const cuda = at(RT, 'cuda queries agree with each other; synchronize is safe without a GPU');
-const memory = 'memory › 1000 SGD steps on conv → BN(train) → relu → maxpool → linear: flat live-tensor count, falling loss';
+const memory =
+  'memory › 1000 SGD steps on conv → BN(train) → relu → maxpool → linear: flat live-tensor count, falling loss';
 const hvpMlp = 'hvp › hvp equals the exact Hessian times v on a tiny MLP (linear → tanh → linear → cross-entropy)';
 const hvpConv = 'hvp › hvp equals the exact Hessian times v on a tiny conv + batch-norm (train) net';
 const nnDispose = at(ER, 'a disposed tensor used as receiver or argument names the op and the position');
@@ -201,11 +205,31 @@ export const OP_TESTS: Readonly<Record<string, readonly string[]>> = {
   zeroInplace: [inplace],
   // neural-network ops
   unfold: [at(N, 'unfold (im2col): W·unfold(x) is the convolution; gradient'), at(D, 'unfold (im2col)')],
-  conv2d: [at(N, 'conv2d: bias, stride, padding, dilation'), at(N, 'conv2d: groups = 2 and depthwise (groups = channels)'), at(D, 'conv2d (bias, stride, padding, dilation, groups)')],
-  maxPool2d: [at(N, 'maxPool2d: kernel, stride, padding, dilation, ceil mode'), at(D, 'maxPool2d (alone and after a parameterised conv)')],
-  avgPool2d: [at(N, 'avgPool2d: padding with and without counting it, ceil mode'), at(D, 'avgPool2d and adaptiveAvgPool2d')],
-  adaptiveAvgPool2d: [at(N, 'adaptiveAvgPool2d: global, divisible and overlapping windows'), at(D, 'avgPool2d and adaptiveAvgPool2d'), hvpConv],
-  batchNorm: [at(N, 'batchNorm train: gradient wrt input, weight, bias; running stats updated exactly'), at(N, 'batchNorm eval: uses running stats, gradient wrt input, weight, bias'), at(D, 'batchNorm train'), at(D, 'batchNorm eval (running stats)'), hvpConv],
+  conv2d: [
+    at(N, 'conv2d: bias, stride, padding, dilation'),
+    at(N, 'conv2d: groups = 2 and depthwise (groups = channels)'),
+    at(D, 'conv2d (bias, stride, padding, dilation, groups)'),
+  ],
+  maxPool2d: [
+    at(N, 'maxPool2d: kernel, stride, padding, dilation, ceil mode'),
+    at(D, 'maxPool2d (alone and after a parameterised conv)'),
+  ],
+  avgPool2d: [
+    at(N, 'avgPool2d: padding with and without counting it, ceil mode'),
+    at(D, 'avgPool2d and adaptiveAvgPool2d'),
+  ],
+  adaptiveAvgPool2d: [
+    at(N, 'adaptiveAvgPool2d: global, divisible and overlapping windows'),
+    at(D, 'avgPool2d and adaptiveAvgPool2d'),
+    hvpConv,
+  ],
+  batchNorm: [
+    at(N, 'batchNorm train: gradient wrt input, weight, bias; running stats updated exactly'),
+    at(N, 'batchNorm eval: uses running stats, gradient wrt input, weight, bias'),
+    at(D, 'batchNorm train'),
+    at(D, 'batchNorm eval (running stats)'),
+    hvpConv,
+  ],
   layerNorm: [at(N, 'layerNorm: last dim and last two dims, affine'), at(D, 'layerNorm')],
   relu: [acts, at(D, 'relu (alone and between two parameters)'), nnDispose],
   relu6: [acts],
@@ -217,7 +241,10 @@ export const OP_TESTS: Readonly<Record<string, readonly string[]>> = {
   tanh: [smooth, smoothDD, hvpMlp],
   softmax: [at(A, 'softmax, logSoftmax over each dim'), at(D, 'softmax and logSoftmax')],
   logSoftmax: [at(A, 'softmax, logSoftmax over each dim'), at(D, 'softmax and logSoftmax')],
-  crossEntropy: [at(A, 'crossEntropy: class indices (mean, sum, none), label smoothing, probability targets'), at(D, 'crossEntropy (indices, label smoothing, probabilities)')],
+  crossEntropy: [
+    at(A, 'crossEntropy: class indices (mean, sum, none), label smoothing, probability targets'),
+    at(D, 'crossEntropy (indices, label smoothing, probabilities)'),
+  ],
   mseLoss: [at(A, 'mseLoss: mean, sum, none; gradient wrt both sides'), at(D, 'mseLoss')],
   nllLoss: [at(A, 'nllLoss on log-probabilities')],
   dropout: [at(A, 'dropout: p = 0 in train and eval are identity; p = 0.5 masks and rescales')],

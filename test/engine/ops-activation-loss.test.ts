@@ -41,11 +41,27 @@ t('gelu (exact and tanh), silu, sigmoid, tanh', () => {
   gradcheck((a) => nn.tanh(a), [x]);
   const vs = [-1.5, 0, 0.7];
   const v = f64(vs);
-  expectClose(nn.gelu(v), vs.map((u) => 0.5 * u * (1 + erf(u / Math.SQRT2))), { rtol: 1e-12 });
+  expectClose(
+    nn.gelu(v),
+    vs.map((u) => 0.5 * u * (1 + erf(u / Math.SQRT2))),
+    { rtol: 1e-12 },
+  );
   const k = Math.sqrt(2 / Math.PI);
-  expectClose(nn.gelu(v, 'tanh'), vs.map((u) => 0.5 * u * (1 + Math.tanh(k * (u + 0.044715 * u ** 3)))), { rtol: 1e-12 });
-  expectClose(nn.sigmoid(v), vs.map((u) => 1 / (1 + Math.exp(-u))), { rtol: 1e-12 });
-  expectClose(nn.silu(v), vs.map((u) => u / (1 + Math.exp(-u))), { rtol: 1e-12 });
+  expectClose(
+    nn.gelu(v, 'tanh'),
+    vs.map((u) => 0.5 * u * (1 + Math.tanh(k * (u + 0.044715 * u ** 3)))),
+    { rtol: 1e-12 },
+  );
+  expectClose(
+    nn.sigmoid(v),
+    vs.map((u) => 1 / (1 + Math.exp(-u))),
+    { rtol: 1e-12 },
+  );
+  expectClose(
+    nn.silu(v),
+    vs.map((u) => u / (1 + Math.exp(-u))),
+    { rtol: 1e-12 },
+  );
   expectClose(nn.tanh(v), vs.map(Math.tanh), { rtol: 1e-12 });
 });
 
@@ -106,7 +122,10 @@ t('dropout: p = 0 in train and eval are identity; p = 0.5 masks and rescales', (
   const ones = f64(Array(400).fill(1)).requiresGrad_(true);
   const y = nn.dropout(ones, 0.5, true);
   const vals = y.toArray();
-  assert.ok(vals.every((v) => v === 0 || v === 2), 'kept values are scaled by 1/(1−p)');
+  assert.ok(
+    vals.every((v) => v === 0 || v === 2),
+    'kept values are scaled by 1/(1−p)',
+  );
   const kept = vals.filter((v) => v === 2).length;
   assert.ok(kept > 140 && kept < 260, `about half kept, got ${kept}/400`);
   // The gradient is the same mask times 1/(1−p).

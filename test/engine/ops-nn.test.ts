@@ -7,7 +7,11 @@ import { expectClose, gradcheck } from '../helpers/check.js';
 import { f64, leaf, positive } from './util.js';
 
 const t = (name: string, fn: () => void) => test(name, () => scope(fn));
-const iota = (n: number, shape: number[]) => f64(Array.from({ length: n }, (_, i) => i), shape);
+const iota = (n: number, shape: number[]) =>
+  f64(
+    Array.from({ length: n }, (_, i) => i),
+    shape,
+  );
 
 t('conv2d: bias, stride, padding, dilation', () => {
   const x = leaf([2, 2, 5, 5], 1);
@@ -63,7 +67,10 @@ t('avgPool2d: padding with and without counting it, ceil mode', () => {
   expectClose(nn.avgPool2d(iota(16, [1, 1, 4, 4]), 2), [2.5, 4.5, 10.5, 12.5]);
   // Corner window of 2×2 with padding 1: one real value (0) over 4 slots vs over 1.
   expectClose(nn.avgPool2d(iota(4, [1, 1, 2, 2]).add(4), 2, { stride: 2, padding: 1 }), [1, 1.25, 1.5, 1.75]);
-  expectClose(nn.avgPool2d(iota(4, [1, 1, 2, 2]).add(4), 2, { stride: 2, padding: 1, countIncludePad: false }), [4, 5, 6, 7]);
+  expectClose(
+    nn.avgPool2d(iota(4, [1, 1, 2, 2]).add(4), 2, { stride: 2, padding: 1, countIncludePad: false }),
+    [4, 5, 6, 7],
+  );
 });
 
 t('adaptiveAvgPool2d: global, divisible and overlapping windows', () => {
@@ -80,7 +87,10 @@ t('batchNorm train: gradient wrt input, weight, bias; running stats updated exac
   const b = leaf([3], 14);
   const rm = zeros([3], { dtype: 'float64' });
   const rv = ones([3], { dtype: 'float64' });
-  gradcheck((a, g, c) => nn.batchNorm(a, { weight: g, bias: c, runningMean: rm, runningVar: rv, training: true }), [x, w, b]);
+  gradcheck(
+    (a, g, c) => nn.batchNorm(a, { weight: g, bias: c, runningMean: rm, runningVar: rv, training: true }),
+    [x, w, b],
+  );
   gradcheck((a) => nn.batchNorm(a, { training: true, eps: 1e-3 }), [x]);
   // Exact update: mean' = (1-m)·mean + m·μ_B, var' = (1-m)·var + m·σ²_B (unbiased).
   const xs = f64([1, 2, 3, 7, 5, 6, 0, 8], [4, 2, 1, 1]);
@@ -90,16 +100,30 @@ t('batchNorm train: gradient wrt input, weight, bias; running stats updated exac
   // channel 0: 1, 3, 5, 0 → μ 2.25, Σ(x-μ)² 14.75; channel 1: 2, 7, 6, 8 → μ 5.75, Σ 20.75.
   expectClose(m0, [0.75 * 1 + 0.25 * 2.25, 0.75 * -1 + 0.25 * 5.75], { rtol: 1e-12 });
   expectClose(v0, [0.75 * 2 + 0.25 * (14.75 / 3), 0.75 * 3 + 0.25 * (20.75 / 3)], { rtol: 1e-12 });
-  expectClose(y.index(1, 0).flatten(), [1, 3, 5, 0].map((v) => (v - 2.25) / Math.sqrt(14.75 / 4)), { rtol: 1e-12 });
+  expectClose(
+    y.index(1, 0).flatten(),
+    [1, 3, 5, 0].map((v) => (v - 2.25) / Math.sqrt(14.75 / 4)),
+    { rtol: 1e-12 },
+  );
 });
 
 t('batchNorm eval: uses running stats, gradient wrt input, weight, bias', () => {
   const rm = leaf([3], 15).detach();
   const rv = positive([3], 16).detach();
   const opts = { runningMean: rm, runningVar: rv, training: false };
-  gradcheck((a, g, c) => nn.batchNorm(a, { ...opts, weight: g, bias: c }), [leaf([2, 3, 2, 2], 17), leaf([3], 18), leaf([3], 19)]);
+  gradcheck(
+    (a, g, c) => nn.batchNorm(a, { ...opts, weight: g, bias: c }),
+    [leaf([2, 3, 2, 2], 17), leaf([3], 18), leaf([3], 19)],
+  );
   const before = rm.toArray();
-  const y = nn.batchNorm(f64([4, 9], [1, 2, 1, 1]), { runningMean: f64([1, 1]), runningVar: f64([9, 16]), weight: f64([2, 1]), bias: f64([0, 1]), training: false, eps: 0 });
+  const y = nn.batchNorm(f64([4, 9], [1, 2, 1, 1]), {
+    runningMean: f64([1, 1]),
+    runningVar: f64([9, 16]),
+    weight: f64([2, 1]),
+    bias: f64([0, 1]),
+    training: false,
+    eps: 0,
+  });
   expectClose(y, [2 * (3 / 3), 8 / 4 + 1], { rtol: 1e-12 });
   nn.batchNorm(leaf([2, 3, 2, 2], 20), opts);
   assert.deepEqual(rm.toArray(), before, 'eval mode must not touch running stats');

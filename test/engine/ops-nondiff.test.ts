@@ -65,7 +65,12 @@ t('floor / round (half to even) / sign, and their zero gradients', () => {
 
 t('remainder: sign follows the divisor (Python semantics), floats and ints, scalar', () => {
   expectClose(f64([-3, 3, -3, 3, 5.5]).remainder(f64([2, -2, -2, 2, 2])), [1, -1, -1, 1, 1.5]);
-  assert.deepEqual(int64([-3, 3, 7]).remainder(int64([2, -2, 7])).toArray(), [1, -1, 0]);
+  assert.deepEqual(
+    int64([-3, 3, 7])
+      .remainder(int64([2, -2, 7]))
+      .toArray(),
+    [1, -1, 0],
+  );
   expectClose(f64([7, -7]).remainder(3), [1, 2]);
   expectClose(f64([1]).remainder(0), [N]);
 });
@@ -97,7 +102,11 @@ t('topk / kthvalue / sort: indices (largest, smallest, descending, stable)', () 
   expectClose(s.values, [1, 2, 4, 5, 6, 9]);
   assert.deepEqual(s.indices.toArray(), [1, 4, 0, 2, 5, 3]);
   assert.deepEqual(x.sort(0, true).indices.toArray(), [3, 5, 2, 0, 4, 1]);
-  assert.deepEqual(f64([2, 1, 2, 1, 2]).sort(0, false, true).indices.toArray(), [1, 3, 0, 2, 4], 'stable keeps tie order');
+  assert.deepEqual(
+    f64([2, 1, 2, 1, 2]).sort(0, false, true).indices.toArray(),
+    [1, 3, 0, 2, 4],
+    'stable keeps tie order',
+  );
   const withNan = f64([2, N, 1]).sort();
   expectClose(withNan.values, [1, 2, N], {}, 'NaN sorts last');
 });
@@ -132,8 +141,14 @@ t('randint: range, dtype, seeded repeatability', () => {
 t('randperm: a permutation, seeded', () => {
   manualSeed(3);
   const p = randperm(50).toArray();
-  assert.deepEqual([...p].sort((x, y) => x - y), Array.from({ length: 50 }, (_, i) => i));
-  assert.notDeepEqual(p, Array.from({ length: 50 }, (_, i) => i));
+  assert.deepEqual(
+    [...p].sort((x, y) => x - y),
+    Array.from({ length: 50 }, (_, i) => i),
+  );
+  assert.notDeepEqual(
+    p,
+    Array.from({ length: 50 }, (_, i) => i),
+  );
   manualSeed(3);
   assert.deepEqual(randperm(50).toArray(), p);
 });

@@ -6,7 +6,11 @@ import { expectClose, gradcheck } from '../helpers/check.js';
 import { bool, f64, int64, leaf } from './util.js';
 
 const t = (name: string, fn: () => void) => test(name, () => scope(fn));
-const iota = (n: number, shape: number[]) => f64(Array.from({ length: n }, (_, i) => i), shape);
+const iota = (n: number, shape: number[]) =>
+  f64(
+    Array.from({ length: n }, (_, i) => i),
+    shape,
+  );
 
 t('reshape, view, flatten', () => {
   const x = leaf([2, 3, 2], 1);
@@ -69,7 +73,10 @@ t('split (equal chunks and sizes), narrow, slice, index', () => {
   gradcheck((v) => v.slice(1, null, -1), [x]);
   gradcheck((v) => v.index(1, 2), [x]);
   gradcheck((v) => v.index(0, -1), [x]);
-  assert.deepEqual(x.split(2, 0).map((p) => p.shape[0]), [2, 2, 1]);
+  assert.deepEqual(
+    x.split(2, 0).map((p) => p.shape[0]),
+    [2, 2, 1],
+  );
   const m = iota(6, [2, 3]);
   expectClose(m.narrow(1, 1, 2), [1, 2, 4, 5]);
   expectClose(m.slice(1, 0, 3, 2), [0, 2, 3, 5]);

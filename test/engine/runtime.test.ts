@@ -1,7 +1,14 @@
 // Process-wide engine settings: threads, build info, device queries.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildInfo, cudaAvailable, defaultDevice, getNumThreads, setNumThreads, synchronize } from '../../src/engine/index.js';
+import {
+  buildInfo,
+  cudaAvailable,
+  defaultDevice,
+  getNumThreads,
+  setNumThreads,
+  synchronize,
+} from '../../src/engine/index.js';
 import { native } from '../../src/engine/native.js';
 
 test('setNumThreads / getNumThreads round trip; 0 threads is refused', () => {

@@ -2,8 +2,25 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  arange, disposeAll, eye, full, fullLike, keep, liveTensors, manualSeed, noGrad, ones, onesLike, rand, randn, randnLike,
-  scope, tensor, Tensor, zeros, zerosLike,
+  arange,
+  disposeAll,
+  eye,
+  full,
+  fullLike,
+  keep,
+  liveTensors,
+  manualSeed,
+  noGrad,
+  ones,
+  onesLike,
+  rand,
+  randn,
+  randnLike,
+  scope,
+  tensor,
+  Tensor,
+  zeros,
+  zerosLike,
 } from '../../src/engine/index.js';
 import { native } from '../../src/engine/native.js';
 import { expectClose } from '../helpers/check.js';
@@ -38,7 +55,10 @@ t('TypedArray round trips keep dtype, shape and bits for every dtype', () => {
 });
 
 t('nested-number creation, dtype conversion, toArray and item', () => {
-  const x = tensor([[1, 2, 3], [4, 5, 6]]);
+  const x = tensor([
+    [1, 2, 3],
+    [4, 5, 6],
+  ]);
   assert.equal(x.dtype, 'float32');
   assert.deepEqual(x.shape, [2, 3]);
   assert.deepEqual(x.toArray(), [1, 2, 3, 4, 5, 6]);

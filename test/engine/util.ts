@@ -32,11 +32,18 @@ export function f64(values: readonly number[], shape?: readonly number[], requir
 }
 
 export function int64(values: readonly number[], shape?: readonly number[]): Tensor {
-  return tensor(BigInt64Array.from(values, (v) => BigInt(v)), shape ?? [values.length]);
+  return tensor(
+    BigInt64Array.from(values, (v) => BigInt(v)),
+    shape ?? [values.length],
+  );
 }
 
 export function bool(values: readonly (boolean | number)[], shape?: readonly number[]): Tensor {
-  return tensor(Uint8Array.from(values, (v) => (v ? 1 : 0)), shape ?? [values.length], { dtype: 'bool' });
+  return tensor(
+    Uint8Array.from(values, (v) => (v ? 1 : 0)),
+    shape ?? [values.length],
+    { dtype: 'bool' },
+  );
 }
 
 /** X Xᵀ + n·I: symmetric positive definite, well conditioned; differentiable in X. */

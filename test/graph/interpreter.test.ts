@@ -1,13 +1,40 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { grad, liveTensors, manualSeed, nn, noGrad, ones, randn, scope, tensor, zeros, type Tensor } from '../../src/engine/index.js';
+import {
+  grad,
+  liveTensors,
+  manualSeed,
+  nn,
+  noGrad,
+  ones,
+  randn,
+  scope,
+  tensor,
+  zeros,
+  type Tensor,
+} from '../../src/engine/index.js';
 import { forward } from '../../src/graph/interpreter.js';
 import type { Graph, Node } from '../../src/graph/ir.js';
 import { UnsupportedOpError } from '../../src/graph/errors.js';
-import { clearMasks, countParams, disposeGraph, makeParam, prunableParams, setMask, toDType, trainableParams } from '../../src/graph/params.js';
+import {
+  clearMasks,
+  countParams,
+  disposeGraph,
+  makeParam,
+  prunableParams,
+  setMask,
+  toDType,
+  trainableParams,
+} from '../../src/graph/params.js';
 import { expectClose } from '../helpers/check.js';
 
-const node = (name: string, op: string, inputs: string[], attrs: Node['attrs'] = {}, outputs = [name]): Node => ({ name, op, inputs, outputs, attrs });
+const node = (name: string, op: string, inputs: string[], attrs: Node['attrs'] = {}, outputs = [name]): Node => ({
+  name,
+  op,
+  inputs,
+  outputs,
+  attrs,
+});
 
 /** conv → bn → relu → (identity) → gap → flatten → linear head, plus a node after the head that no op row knows. */
 function tinyNet(): Graph {
@@ -22,7 +49,9 @@ function tinyNet(): Graph {
     makeParam('fc.bias', zeros([2]), 'bias'),
   ];
   return {
-    name: 'tiny', inputs: [{ name: 'x', shape: [null, 3, null, null] }], outputs: ['logits'],
+    name: 'tiny',
+    inputs: [{ name: 'x', shape: [null, 3, null, null] }],
+    outputs: ['logits'],
     nodes: [
       node('conv', 'conv2d', ['x', 'conv.weight'], { padding: 1 }),
       node('bn', 'batchnorm', ['conv', 'bn.weight', 'bn.bias', 'bn.running_mean', 'bn.running_var']),
@@ -33,14 +62,26 @@ function tinyNet(): Graph {
       node('logits', 'linear', ['feat', 'fc.weight', 'fc.bias']),
       node('after', 'frobnicate', ['logits']),
     ],
-    params: new Map(params.map((p) => [p.name, p])), constants: new Map(), masks: new Map(),
-    featureTap: 'feat', preprocessing: { size: [8, 8], range: [0, 1] }, meta: {},
+    params: new Map(params.map((p) => [p.name, p])),
+    constants: new Map(),
+    masks: new Map(),
+    featureTap: 'feat',
+    preprocessing: { size: [8, 8], range: [0, 1] },
+    meta: {},
   };
 }
 
 function manual(g: Graph, x: Tensor, w: Tensor): Tensor {
   const p = (n: string) => g.params.get(n)!.tensor;
-  const h = nn.relu(nn.batchNorm(nn.conv2d(x, w, null, { padding: 1 }), { weight: p('bn.weight'), bias: p('bn.bias'), runningMean: p('bn.running_mean'), runningVar: p('bn.running_var'), training: false }));
+  const h = nn.relu(
+    nn.batchNorm(nn.conv2d(x, w, null, { padding: 1 }), {
+      weight: p('bn.weight'),
+      bias: p('bn.bias'),
+      runningMean: p('bn.running_mean'),
+      runningVar: p('bn.running_var'),
+      training: false,
+    }),
+  );
   return nn.linear(h.mean([2, 3]), p('fc.weight'), p('fc.bias'));
 }
 
@@ -63,8 +104,14 @@ test('forward matches the composed engine ops, stops at the requested values, fr
 test('an unknown op fails with its name, the node and the supported ops; bad input shapes are named', () => {
   const g = tinyNet();
   scope(() => {
-    assert.throws(() => forward(g, randn([1, 3, 8, 8]), { mode: 'eval', outputs: ['after'] }), (e: unknown) =>
-      e instanceof UnsupportedOpError && /frobnicate/.test(e.message) && /'after'/.test(e.message) && /conv2d/.test(e.message));
+    assert.throws(
+      () => forward(g, randn([1, 3, 8, 8]), { mode: 'eval', outputs: ['after'] }),
+      (e: unknown) =>
+        e instanceof UnsupportedOpError &&
+        /frobnicate/.test(e.message) &&
+        /'after'/.test(e.message) &&
+        /conv2d/.test(e.message),
+    );
     assert.throws(() => forward(g, randn([1, 4, 8, 8]), { mode: 'eval' }), /input 'x'.*\[\?, 3, \?, \?\]/);
     assert.throws(() => forward(g, randn([1, 3, 8, 8]), { mode: 'eval', taps: ['nope'] }), /no value 'nope'/);
   });
@@ -107,15 +154,25 @@ test('train mode uses batch statistics and updates running statistics; eval-bn d
 
 test('param helpers: default prunable rule, counts, float64 conversion, mask shape check', () => {
   const g = tinyNet();
-  assert.deepEqual(prunableParams(g).map((p) => p.name), ['conv.weight']);
+  assert.deepEqual(
+    prunableParams(g).map((p) => p.name),
+    ['conv.weight'],
+  );
   assert.ok(!trainableParams(g).some((p) => p.role === 'buffer'));
-  assert.deepEqual(countParams(g), { totalParameters: 108 + 16 + 8 + 2, trainableParameters: 108 + 8 + 8 + 2, prunableParameters: 108 });
+  assert.deepEqual(countParams(g), {
+    totalParameters: 108 + 16 + 8 + 2,
+    trainableParameters: 108 + 8 + 8 + 2,
+    prunableParameters: 108,
+  });
   toDType(g, 'float64');
   assert.equal(g.params.get('bn.running_var')!.tensor.dtype, 'float64');
   assert.ok(g.params.get('conv.weight')!.tensor.requiresGrad);
   scope(() => {
     assert.equal(forward(g, randn([1, 3, 8, 8], { dtype: 'float64' }), { mode: 'eval' }).outputs[0]!.dtype, 'float64');
-    assert.throws(() => setMask(g, 'conv.weight', ones([4, 3, 3])), /mask for 'conv.weight'.*\[4, 3, 3\].*\[4, 3, 3, 3\]/);
+    assert.throws(
+      () => setMask(g, 'conv.weight', ones([4, 3, 3])),
+      /mask for 'conv.weight'.*\[4, 3, 3\].*\[4, 3, 3, 3\]/,
+    );
     assert.throws(() => setMask(g, 'nope', ones([1])), /no parameter 'nope'/);
     void tensor;
   });
@@ -135,6 +192,10 @@ test('a training loop keeps the live-tensor count flat (intermediates freed, mas
     });
     counts.push(liveTensors());
   }
-  assert.deepEqual(counts, counts.map(() => counts[0]), `live tensors per step: ${counts.join(', ')}`);
+  assert.deepEqual(
+    counts,
+    counts.map(() => counts[0]),
+    `live tensors per step: ${counts.join(', ')}`,
+  );
   disposeGraph(g);
 });

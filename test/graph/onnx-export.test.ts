@@ -9,7 +9,17 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import { manualSeed, nn, rand, randint, randn, scope, tensor, TapirError, type Tensor } from '../../src/engine/index.js';
+import {
+  manualSeed,
+  nn,
+  rand,
+  randint,
+  randn,
+  scope,
+  tensor,
+  TapirError,
+  type Tensor,
+} from '../../src/engine/index.js';
 import { forward } from '../../src/graph/interpreter.js';
 import type { Graph, Node, ParamRole } from '../../src/graph/ir.js';
 import { OP_NAMES } from '../../src/graph/ops.js';
@@ -31,7 +41,14 @@ function allOpsGraph(): Graph {
   const params: Graph['params'] = new Map();
   const constants: Graph['constants'] = new Map();
   const p = (name: string, shape: number[], role: ParamRole, init: (t: Tensor) => Tensor = (t) => t.mul(0.5)) =>
-    params.set(name, makeParam(name, scope(() => init(randn(shape)).detach()), role));
+    params.set(
+      name,
+      makeParam(
+        name,
+        scope(() => init(randn(shape)).detach()),
+        role,
+      ),
+    );
   p('c1.weight', [4, 3, 3, 3], 'weight');
   p('c1.bias', [4], 'bias');
   p('bn.weight', [4], 'norm', (t) => t.abs().add(0.5));
@@ -50,8 +67,17 @@ function allOpsGraph(): Graph {
   p('pr.slope', [4, 1, 1], 'norm');
   constants.set('half', tensor([0.5]));
   constants.set('idx', tensor([0, 2], null, { dtype: 'int64' }));
-  constants.set('mix', scope(() => randn([4, 4]).mul(0.5)));
-  const N = (name: string, op: string, inputs: string[], attrs: Node['attrs'] = {}, outputs = [name]): Node => ({ name, op, inputs, outputs, attrs });
+  constants.set(
+    'mix',
+    scope(() => randn([4, 4]).mul(0.5)),
+  );
+  const N = (name: string, op: string, inputs: string[], attrs: Node['attrs'] = {}, outputs = [name]): Node => ({
+    name,
+    op,
+    inputs,
+    outputs,
+    attrs,
+  });
   const nodes: Node[] = [
     N('c1', 'conv2d', ['x', 'c1.weight', 'c1.bias'], { stride: 1, padding: [1, 0, 2, 1] }),
     N('bn', 'batchnorm', ['c1', 'bn.weight', 'bn.bias', 'bn.running_mean', 'bn.running_var'], { eps: 1e-3 }),
@@ -131,16 +157,32 @@ function allOpsGraph(): Graph {
     N('head', 'linear', ['f2', 'head.weight', 'head.bias']),
   ];
   return {
-    name: 'all-ops', inputs: [{ name: 'x', shape: [null, 3, 8, 8] }], outputs: ['head'], nodes, params, constants, masks: new Map(),
-    featureTap: 'f2', preprocessing: { size: [8, 8], range: [0, 1] }, meta: {},
+    name: 'all-ops',
+    inputs: [{ name: 'x', shape: [null, 3, 8, 8] }],
+    outputs: ['head'],
+    nodes,
+    params,
+    constants,
+    masks: new Map(),
+    featureTap: 'f2',
+    preprocessing: { size: [8, 8], range: [0, 1] },
+    meta: {},
   };
 }
 
 test('onnx export: every op in the table has an export rule, and the synthetic graph uses each', () => {
-  assert.deepEqual(OP_NAMES.filter((op) => !(op in EXPORT_RULES)), [], 'ops without an ONNX export rule');
+  assert.deepEqual(
+    OP_NAMES.filter((op) => !(op in EXPORT_RULES)),
+    [],
+    'ops without an ONNX export rule',
+  );
   const g = allOpsGraph();
   const used = new Set(g.nodes.map((n) => n.op));
-  assert.deepEqual(OP_NAMES.filter((op) => !used.has(op)), [], 'ops the all-ops test graph does not exercise');
+  assert.deepEqual(
+    OP_NAMES.filter((op) => !used.has(op)),
+    [],
+    'ops the all-ops test graph does not exercise',
+  );
   disposeGraph(g);
 });
 
@@ -164,9 +206,18 @@ test('onnx export → import: the exported all-ops model imports back with the s
     const h = importOnnxBytes(exportOnnxBytes(g, { opset }), { file: `all-ops-${opset}.onnx` });
     manualSeed(5);
     const x = randn([2, 3, 8, 8]);
-    const err = maxRelError(forward(h, x, { mode: 'eval' }).outputs[0]!.data<'float32'>(), forward(g, x, { mode: 'eval' }).outputs[0]!.data<'float32'>());
+    const err = maxRelError(
+      forward(h, x, { mode: 'eval' }).outputs[0]!.data<'float32'>(),
+      forward(g, x, { mode: 'eval' }).outputs[0]!.data<'float32'>(),
+    );
     assert.ok(err <= 1e-4, `opset ${opset}: ${err}`);
-    assert.deepEqual(prunableParams(h).map((q) => q.name).sort(), ['c1.weight', 'dw.weight', 'qkv.weight'], 'prunable weights keep their names');
+    assert.deepEqual(
+      prunableParams(h)
+        .map((q) => q.name)
+        .sort(),
+      ['c1.weight', 'dw.weight', 'qkv.weight'],
+      'prunable weights keep their names',
+    );
     assert.equal(h.params.get('head.weight')?.role, 'head');
     assert.equal(h.params.get('bn.running_var')?.role, 'buffer');
     assert.equal(h.featureTap, 'f2');
@@ -196,8 +247,14 @@ test('onnx export → import: the exported all-ops model imports back with the s
 test('onnx export: unknown ops and bad opsets are clear errors; files are written atomically', async () => {
   const g = allOpsGraph();
   assert.throws(() => exportOnnxBytes(g, { opset: 9 }), /opset 9 is not supported \(13–17\)/);
-  const bad: Graph = { ...g, nodes: [...g.nodes, { name: 'weird', op: 'nosuchop', inputs: ['head'], outputs: ['z'], attrs: {} }] };
-  assert.throws(() => exportOnnxBytes(bad), (e: unknown) => e instanceof UnsupportedOpError && /'nosuchop' in node 'weird'/.test(e.message));
+  const bad: Graph = {
+    ...g,
+    nodes: [...g.nodes, { name: 'weird', op: 'nosuchop', inputs: ['head'], outputs: ['z'], attrs: {} }],
+  };
+  assert.throws(
+    () => exportOnnxBytes(bad),
+    (e: unknown) => e instanceof UnsupportedOpError && /'nosuchop' in node 'weird'/.test(e.message),
+  );
   const dir = await mkdtemp(join(tmpdir(), 'tapir-onnx-'));
   try {
     await exportOnnx(g, join(dir, 'm.onnx'));
@@ -224,38 +281,52 @@ before(() => {
 });
 
 for (const model of ['resnet18', 'vit'] as const) {
-  test(`onnx round trip: ${model} import → mask 50% → export → onnxruntime equals tapir's masked forward`, { skip: skip ?? false }, async () => {
-    const m = fx.models[model];
-    const g = await importOnnx(join(fx.dir, m.onnx['14']!));
-    manualSeed(2026);
-    for (const q of prunableParams(g)) setMask(g, q.name, scope(() => rand(q.tensor.shape).lt(0.5)));
-    const x = readF32(join(fx.dir, m.input), m.input_shape);
-    const masked = forward(g, x, { mode: 'eval' }).outputs[0]!.data<'float32'>();
-    const dense = await ortRun(join(fx.dir, m.onnx['14']!), x);
-    assert.ok(maxRelError(masked, dense) > 1e-2, 'the mask changes the output');
-    for (const opset of [13, 17]) {
-      const bytes = exportOnnxBytes(g, { opset });
-      const err = maxRelError(await ortRun(bytes, x), masked);
-      assert.ok(err <= 1e-4, `${model} opset ${opset}: max rel. error ${err}`);
-      // the file holds W ⊙ c: half of each prunable weight is exactly zero
-      const h = importOnnxBytes(bytes);
-      for (const q of prunableParams(g)) {
-        const w = h.params.get(q.name)!.tensor;
-        const zeros = scope(() => w.eq(0).sum().item());
-        const maskedOut = scope(() => g.masks.get(q.name)!.eq(0).sum().item());
-        assert.equal(zeros, maskedOut, `${q.name}: zeros in the exported weight = masked entries`);
+  test(
+    `onnx round trip: ${model} import → mask 50% → export → onnxruntime equals tapir's masked forward`,
+    { skip: skip ?? false },
+    async () => {
+      const m = fx.models[model];
+      const g = await importOnnx(join(fx.dir, m.onnx['14']!));
+      manualSeed(2026);
+      for (const q of prunableParams(g))
+        setMask(
+          g,
+          q.name,
+          scope(() => rand(q.tensor.shape).lt(0.5)),
+        );
+      const x = readF32(join(fx.dir, m.input), m.input_shape);
+      const masked = forward(g, x, { mode: 'eval' }).outputs[0]!.data<'float32'>();
+      const dense = await ortRun(join(fx.dir, m.onnx['14']!), x);
+      assert.ok(maxRelError(masked, dense) > 1e-2, 'the mask changes the output');
+      for (const opset of [13, 17]) {
+        const bytes = exportOnnxBytes(g, { opset });
+        const err = maxRelError(await ortRun(bytes, x), masked);
+        assert.ok(err <= 1e-4, `${model} opset ${opset}: max rel. error ${err}`);
+        // the file holds W ⊙ c: half of each prunable weight is exactly zero
+        const h = importOnnxBytes(bytes);
+        for (const q of prunableParams(g)) {
+          const w = h.params.get(q.name)!.tensor;
+          const zeros = scope(() => w.eq(0).sum().item());
+          const maskedOut = scope(() => g.masks.get(q.name)!.eq(0).sum().item());
+          assert.equal(zeros, maskedOut, `${q.name}: zeros in the exported weight = masked entries`);
+        }
+        disposeGraph(h);
       }
-      disposeGraph(h);
-    }
-    disposeGraph(g);
-  });
+      disposeGraph(g);
+    },
+  );
 }
 
 for (const id of ['mobilenet_v2', 'mobilenet_v2_140']) {
   test(`onnx export: nsfwjs ${id} (TF.js import: depthwise convs, relu6, asymmetric pads) masked → onnxruntime and back`, async () => {
     const g = await loadModel(id, { size: 64 });
     manualSeed(9);
-    for (const q of prunableParams(g)) setMask(g, q.name, scope(() => rand(q.tensor.shape).lt(0.5)));
+    for (const q of prunableParams(g))
+      setMask(
+        g,
+        q.name,
+        scope(() => rand(q.tensor.shape).lt(0.5)),
+      );
     const x = scope(() => rand([2, 3, 64, 64]));
     const y = forward(g, x, { mode: 'eval' }).outputs[0]!.data<'float32'>();
     const bytes = exportOnnxBytes(g, { opset: 13 });
@@ -264,7 +335,15 @@ for (const id of ['mobilenet_v2', 'mobilenet_v2_140']) {
     const h = importOnnxBytes(bytes, { file: `${id}.onnx` });
     const back = maxRelError(forward(h, x, { mode: 'eval' }).outputs[0]!.data<'float32'>(), y);
     assert.ok(back <= 1e-4, `${id} → ONNX → tapir: max rel. error ${back}`);
-    assert.deepEqual(prunableParams(h).map((q) => q.name).sort(), prunableParams(g).map((q) => q.name).filter((n) => h.params.has(n)).sort());
+    assert.deepEqual(
+      prunableParams(h)
+        .map((q) => q.name)
+        .sort(),
+      prunableParams(g)
+        .map((q) => q.name)
+        .filter((n) => h.params.has(n))
+        .sort(),
+    );
     disposeGraph(h);
     disposeGraph(g);
   });

@@ -25,12 +25,17 @@ export interface Fixtures {
   opsets: number[];
   models: Record<'resnet18' | 'vit', FixtureModel>;
   /** torchvision / timm state dicts as safetensors, with an input and torch's output on it. */
-  safetensors: Record<'resnet18' | 'vit_tiny_d1', { file: string; input: string; output: string; input_shape: number[]; output_shape: number[] }>;
+  safetensors: Record<
+    'resnet18' | 'vit_tiny_d1',
+    { file: string; input: string; output: string; input_shape: number[]; output_shape: number[] }
+  >;
 }
 
 export function torchMissing(): string | null {
   const r = spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' });
-  return r.status === 0 ? null : `${PYTHON} lacks torch/torchvision (apt-get install python3-torch python3-torchvision): ${r.stderr.trim().split('\n').pop()}`;
+  return r.status === 0
+    ? null
+    : `${PYTHON} lacks torch/torchvision (apt-get install python3-torch python3-torchvision): ${r.stderr.trim().split('\n').pop()}`;
 }
 
 export function onnxFixtures(): Fixtures | null {
@@ -39,7 +44,9 @@ export function onnxFixtures(): Fixtures | null {
   const dir = join(tmpdir(), `tapir-onnx-fixtures-${hash}`);
   if (!existsSync(join(dir, 'manifest.json'))) {
     const work = mkdtempSync(join(tmpdir(), 'tapir-onnx-gen-'));
-    execFileSync(PYTHON, [SCRIPT, work, '--opsets', '14,17', '--size', '32', '--safetensors'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(PYTHON, [SCRIPT, work, '--opsets', '14,17', '--size', '32', '--safetensors'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     try {
       renameSync(work, dir);
     } catch {

@@ -11,7 +11,12 @@ export interface Tol {
   atol?: number;
 }
 
-export function expectClose(actual: Tensor | ArrayLike<number> | number, expected: Tensor | ArrayLike<number> | number, tol: Tol = {}, what = 'value'): void {
+export function expectClose(
+  actual: Tensor | ArrayLike<number> | number,
+  expected: Tensor | ArrayLike<number> | number,
+  tol: Tol = {},
+  what = 'value',
+): void {
   const a = toNumbers(actual);
   const e = toNumbers(expected);
   assert.equal(a.length, e.length, `${what}: length ${a.length} vs expected ${e.length}`);
@@ -30,7 +35,10 @@ export function expectClose(actual: Tensor | ArrayLike<number> | number, expecte
       worstExcess = excess;
     }
   }
-  if (worst >= 0) assert.fail(`${what}: not close at index ${worst}: got ${a[worst]}, expected ${e[worst]} (rtol ${rtol}, atol ${atol})`);
+  if (worst >= 0)
+    assert.fail(
+      `${what}: not close at index ${worst}: got ${a[worst]}, expected ${e[worst]} (rtol ${rtol}, atol ${atol})`,
+    );
 }
 
 function toNumbers(v: Tensor | ArrayLike<number> | number): number[] {
@@ -51,14 +59,24 @@ export function inputs(shapes: readonly (readonly number[])[], seed = 0): Tensor
  * Checks ∂⟨f(x), r⟩/∂x for a random cotangent r against central differences, for every element of every
  * input in `wrt` (default: all). Inputs must be float64 leaves; they are not modified.
  */
-export function gradcheck(f: TensorFn, xs: readonly Tensor[], o: Tol & { eps?: number; wrt?: readonly number[]; seed?: number } = {}): void {
+export function gradcheck(
+  f: TensorFn,
+  xs: readonly Tensor[],
+  o: Tol & { eps?: number; wrt?: readonly number[]; seed?: number } = {},
+): void {
   scope(() => {
     const wrt = o.wrt ?? xs.map((_, i) => i);
     manualSeed(o.seed ?? 123);
     const out0 = f(...xs);
     const r = randn(out0.shape, { dtype: 'float64' });
     // An output that does not require grad has a zero derivative (e.g. the gradient of a piecewise-linear op).
-    const analytic = out0.requiresGrad ? grad(out0.mul(r).sum(), wrt.map((i) => xs[i]!), { allowUnused: true }) : wrt.map(() => null);
+    const analytic = out0.requiresGrad
+      ? grad(
+          out0.mul(r).sum(),
+          wrt.map((i) => xs[i]!),
+          { allowUnused: true },
+        )
+      : wrt.map(() => null);
     const eps = o.eps ?? 1e-6;
     const base = xs.map((x) => x.detach().data<'float64'>());
     wrt.forEach((i, k) => {
@@ -69,13 +87,23 @@ export function gradcheck(f: TensorFn, xs: readonly Tensor[], o: Tol & { eps?: n
             const v = Float64Array.from(base[i]!);
             v[j] = v[j]! + d;
             const args = xs.map((x, m) => (m === i ? tensor(v, x.shape) : x.detach()));
-            return noGrad(() => f(...args).mul(r).sum().item());
+            return noGrad(() =>
+              f(...args)
+                .mul(r)
+                .sum()
+                .item(),
+            );
           };
           return (val(eps) - val(-eps)) / (2 * eps);
         });
       }
       const a = analytic[k] ?? null;
-      expectClose(a === null ? new Float64Array(numeric.length) : a, numeric, { rtol: o.rtol ?? 1e-5, atol: o.atol ?? 1e-6 }, `gradient of input ${i}`);
+      expectClose(
+        a === null ? new Float64Array(numeric.length) : a,
+        numeric,
+        { rtol: o.rtol ?? 1e-5, atol: o.atol ?? 1e-6 },
+        `gradient of input ${i}`,
+      );
     });
   });
 }
@@ -84,7 +112,11 @@ export function gradcheck(f: TensorFn, xs: readonly Tensor[], o: Tol & { eps?: n
  * Double backward: checks the gradient of x ↦ ∂⟨f(x), r⟩/∂x (built with createGraph) by `gradcheck`.
  * This is exactly the path a Hessian-vector product takes through an op.
  */
-export function gradgradcheck(f: TensorFn, xs: readonly Tensor[], o: Tol & { eps?: number; wrt?: readonly number[] } = {}): void {
+export function gradgradcheck(
+  f: TensorFn,
+  xs: readonly Tensor[],
+  o: Tol & { eps?: number; wrt?: readonly number[] } = {},
+): void {
   const wrt = o.wrt ?? xs.map((_, i) => i);
   const r = scope(() => {
     manualSeed(321);
@@ -93,7 +125,15 @@ export function gradgradcheck(f: TensorFn, xs: readonly Tensor[], o: Tol & { eps
   });
   const g: TensorFn = (...ys) => {
     const leaves = ys.map((y) => (y.requiresGrad ? y : y.detach().requiresGrad_(true)));
-    const gs = enableGrad(() => grad(f(...leaves).mul(r).sum(), wrt.map((i) => leaves[i]!), { createGraph: true, allowUnused: true }));
+    const gs = enableGrad(() =>
+      grad(
+        f(...leaves)
+          .mul(r)
+          .sum(),
+        wrt.map((i) => leaves[i]!),
+        { createGraph: true, allowUnused: true },
+      ),
+    );
     const flats = gs.filter((gi): gi is Tensor => gi !== null).map((gi) => gi.flatten());
     return flats.length ? cat(flats) : tensor([0], null, { dtype: 'float64' });
   };

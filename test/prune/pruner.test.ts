@@ -20,11 +20,19 @@ test('oneshot: exact count, masks on prunable tensors only, report per tensor', 
   assert.equal(r.keptParameters, Math.round(0.4 * total));
   assert.ok(Math.abs(r.achievedSparsity - (1 - Math.round(0.4 * total) / total)) < 1e-12);
   assert.deepEqual([...c.graph.masks.keys()].sort(), ['conv1.weight', 'conv2.weight', 'fc.weight']);
-  for (const t of r.tensors) assert.equal(maskOf(c.graph, t.name).reduce((a, b) => a + b, 0), t.kept);
+  for (const t of r.tensors)
+    assert.equal(
+      maskOf(c.graph, t.name).reduce((a, b) => a + b, 0),
+      t.kept,
+    );
   // No compensation: kept weights are unchanged, pruned ones are zeroed in place.
   for (const [n, v] of before) {
     const m = c.graph.masks.get(n)?.toArray();
-    assert.deepEqual(c.graph.params.get(n)!.tensor.toArray(), m ? v.map((x, i) => (m[i] ? x : 0 * x)) : v, `${n}: kept unchanged, pruned zeroed`);
+    assert.deepEqual(
+      c.graph.params.get(n)!.tensor.toArray(),
+      m ? v.map((x, i) => (m[i] ? x : 0 * x)) : v,
+      `${n}: kept unchanged, pruned zeroed`,
+    );
   }
   assert.equal(r.calibration.hash, null);
   assert.equal(r.compensated, false);
@@ -33,11 +41,25 @@ test('oneshot: exact count, masks on prunable tensors only, report per tensor', 
 
 test('iterative: R rounds at k^(r/R), pruned weights never come back, the final count is exact', () => {
   const c = makeCase('mlp');
-  const r = prune(c.graph, { score: 'diag-hessian', estimator: 'fisher', sparsity: 0.7, schedule: { kind: 'iterative', rounds: 3 }, batches: c.batches, loss: 'ce' });
+  const r = prune(c.graph, {
+    score: 'diag-hessian',
+    estimator: 'fisher',
+    sparsity: 0.7,
+    schedule: { kind: 'iterative', rounds: 3 },
+    batches: c.batches,
+    loss: 'ce',
+  });
   assert.equal(r.rounds.length, 3);
-  expectClose(r.rounds.map((x) => x.density), [0.3 ** (1 / 3), 0.3 ** (2 / 3), 0.3], { rtol: 1e-12 });
+  expectClose(
+    r.rounds.map((x) => x.density),
+    [0.3 ** (1 / 3), 0.3 ** (2 / 3), 0.3],
+    { rtol: 1e-12 },
+  );
   assert.equal(r.keptParameters, Math.round(0.3 * 35));
-  assert.ok(r.rounds[0]!.achievedSparsity < r.rounds[1]!.achievedSparsity && r.rounds[1]!.achievedSparsity < r.rounds[2]!.achievedSparsity);
+  assert.ok(
+    r.rounds[0]!.achievedSparsity < r.rounds[1]!.achievedSparsity &&
+      r.rounds[1]!.achievedSparsity < r.rounds[2]!.achievedSparsity,
+  );
   // Re-run round by round by hand: each round's mask is inside the previous one.
   const c2 = makeCase('mlp');
   let prev: number[] | null = null;
@@ -67,12 +89,23 @@ test('same seed ⇒ identical mask; another seed ⇒ another random mask', () =>
 test('OBS compensation through the pruner changes surviving weights only and zeroes nothing it keeps', () => {
   const c = makeCase('mlp');
   const w0 = c.graph.params.get('fc1.weight')!.tensor.toArray();
-  const r = prune(c.graph, { score: 'block-hessian', sparsity: 0.5, batches: c.batches, loss: 'mse', block: { blockSize: 4, compensate: true } });
+  const r = prune(c.graph, {
+    score: 'block-hessian',
+    sparsity: 0.5,
+    batches: c.batches,
+    loss: 'mse',
+    block: { blockSize: 4, compensate: true },
+  });
   assert.equal(r.compensated, true);
   const w1 = c.graph.params.get('fc1.weight')!.tensor.toArray();
   const m = maskOf(c.graph, 'fc1.weight');
-  assert.ok(w1.some((v, i) => m[i] === 1 && v !== w0[i]), 'survivors moved');
-  w1.forEach((v, i) => { if (m[i] === 0) assert.equal(Math.abs(v), 0); });
+  assert.ok(
+    w1.some((v, i) => m[i] === 1 && v !== w0[i]),
+    'survivors moved',
+  );
+  w1.forEach((v, i) => {
+    if (m[i] === 0) assert.equal(Math.abs(v), 0);
+  });
   assert.equal(typeof (r.scoreInfo.damping as Record<string, number>)['fc1.weight'], 'number');
   disposeCase(c);
 });
@@ -91,13 +124,23 @@ test('collapsed tensors are named in warnings; min-density prevents the collapse
 
 test('bad input: sparsity outside [0, 1), NaN/Inf weights or images, too few images, no data, no prunable tensor', () => {
   const c = makeCase('mlp');
-  for (const q of [1, -0.1, Number.NaN, 1.5]) assert.throws(() => prune(c.graph, { score: 'magnitude', sparsity: q }), AllocationError, `sparsity ${q}`);
+  for (const q of [1, -0.1, Number.NaN, 1.5])
+    assert.throws(() => prune(c.graph, { score: 'magnitude', sparsity: q }), AllocationError, `sparsity ${q}`);
   assert.throws(() => prune(c.graph, { score: 'snip', sparsity: 0.5 }), /calibration set is empty/);
-  assert.throws(() => prune(c.graph, { score: 'snip', sparsity: 0.5, batches: c.batches, calib: 6 }), (e: unknown) => e instanceof PruneError && /asked for 6 calibration images but the calibration set has only 5/.test(e.message));
+  assert.throws(
+    () => prune(c.graph, { score: 'snip', sparsity: 0.5, batches: c.batches, calib: 6 }),
+    (e: unknown) =>
+      e instanceof PruneError && /asked for 6 calibration images but the calibration set has only 5/.test(e.message),
+  );
   assert.throws(() => prune(c.graph, { score: 'nope' as 'snip', sparsity: 0.5 }), /unknown score 'nope'/);
   scope(() => {
-    const bad = [{ x: tensor([[1, Number.NaN, 0, 0]], null, { dtype: 'float64' }), y: c.batches[0]!.y.narrow(0, 0, 1) }];
-    assert.throws(() => prune(c.graph, { score: 'snip', sparsity: 0.5, batches: bad }), /calibration batch 0 has 1 NaN\/Inf/);
+    const bad = [
+      { x: tensor([[1, Number.NaN, 0, 0]], null, { dtype: 'float64' }), y: c.batches[0]!.y.narrow(0, 0, 1) },
+    ];
+    assert.throws(
+      () => prune(c.graph, { score: 'snip', sparsity: 0.5, batches: bad }),
+      /calibration batch 0 has 1 NaN\/Inf/,
+    );
   });
   noGrad(() => c.graph.params.get('fc1.bias')!.tensor.index(0, 1).fill_(Infinity));
   assert.throws(() => prune(c.graph, { score: 'magnitude', sparsity: 0.5 }), /parameter 'fc1\.bias' .* 1 NaN\/Inf/);
@@ -124,7 +167,13 @@ test('the pruner leaks no tensor', () => {
   const c = makeCase('conv-bn');
   prune(c.graph, { score: 'block-hessian', sparsity: 0.5, batches: c.batches, block: { compensate: true } });
   const before = liveTensors();
-  prune(c.graph, { score: 'block-hessian', sparsity: 0.6, batches: c.batches, block: { compensate: true }, schedule: { kind: 'iterative', rounds: 2 } });
+  prune(c.graph, {
+    score: 'block-hessian',
+    sparsity: 0.6,
+    batches: c.batches,
+    block: { compensate: true },
+    schedule: { kind: 'iterative', rounds: 2 },
+  });
   prune(c.graph, { score: 'grasp', sparsity: 0.6, batches: c.batches });
   assert.equal(liveTensors(), before);
   disposeAll([]);

@@ -10,10 +10,34 @@ import { disposeGraph, type Graph } from '../../src/graph/index.js';
 import { exportOnnx } from '../../src/graph/onnx/index.js';
 import { hessianOperator, runDiagnostics, type DiagnosticsReport } from '../../src/analysis/index.js';
 import { openTask, loadSample } from '../../src/data/index.js';
-import { disposeTaskHead, extractFeatures, fitRidgeHead, ridgeToLinear, disposeHead, openModel, withTaskHead } from '../../src/transfer/index.js';
+import {
+  disposeTaskHead,
+  extractFeatures,
+  fitRidgeHead,
+  ridgeToLinear,
+  disposeHead,
+  openModel,
+  withTaskHead,
+} from '../../src/transfer/index.js';
 import { makeProgram } from '../../src/cli/program.js';
-import { expandGrid, htmlReport, markdownReport, parseStudy, protocolHash, readReport, runStudy, StudyConfigError, StudyStore, type StudySteps } from '../../src/study/index.js';
-import { buildTaskInputs, DIAGNOSTICS_ALPHA_GRID, type HeadAlpha, type HeadInfo } from '../../src/study/diagnostics-inputs.js';
+import {
+  expandGrid,
+  htmlReport,
+  markdownReport,
+  parseStudy,
+  protocolHash,
+  readReport,
+  runStudy,
+  StudyConfigError,
+  StudyStore,
+  type StudySteps,
+} from '../../src/study/index.js';
+import {
+  buildTaskInputs,
+  DIAGNOSTICS_ALPHA_GRID,
+  type HeadAlpha,
+  type HeadInfo,
+} from '../../src/study/diagnostics-inputs.js';
 import { planDiagnostics, cellMask } from '../../src/study/diagnostics.js';
 import { makeFolderTask, tempDir, tinyNet, useTempCache } from '../transfer/fixtures.js';
 
@@ -30,19 +54,49 @@ heldout: [mnist]
 `;
 
 function fails(yaml: string, message: string, fix?: RegExp): void {
-  assert.throws(() => parseStudy(yaml, 'studies.yaml'), (e: unknown) => {
-    assert.ok(e instanceof StudyConfigError, `expected StudyConfigError, got ${String(e)}`);
-    assert.equal(e.message, message);
-    if (fix) assert.match(e.fix ?? '', fix);
-    return true;
-  });
+  assert.throws(
+    () => parseStudy(yaml, 'studies.yaml'),
+    (e: unknown) => {
+      assert.ok(e instanceof StudyConfigError, `expected StudyConfigError, got ${String(e)}`);
+      assert.equal(e.message, message);
+      if (fix) assert.match(e.fix ?? '', fix);
+      return true;
+    },
+  );
 }
 
 test('diagnostics section: defaults, explicit values, and no effect on the protocol hash', () => {
   const d = parseStudy(`${base}diagnostics: true\n`, 'studies.yaml').diagnostics!;
-  assert.deepEqual(d, { tasks: ['digits', 'mnist'], images: 32, headImages: 30, alpha: 'images', probes: 16, k: 4, steps: null, loss: 'mse', sparsities: [0.5, 0.9], control: true, seed: 0 });
-  const e = parseStudy(`${base}prune: {loss: ce}\ndiagnostics: {tasks: [mnist], images: 8, head_images: 5, alpha: 100, probes: 4, k: 2, steps: 9, sparsities: [0.7], control: false, seed: 3}\n`, 'studies.yaml').diagnostics!;
-  assert.deepEqual(e, { tasks: ['mnist'], images: 8, headImages: 5, alpha: 100, probes: 4, k: 2, steps: 9, loss: 'ce', sparsities: [0.7], control: false, seed: 3 });
+  assert.deepEqual(d, {
+    tasks: ['digits', 'mnist'],
+    images: 32,
+    headImages: 30,
+    alpha: 'images',
+    probes: 16,
+    k: 4,
+    steps: null,
+    loss: 'mse',
+    sparsities: [0.5, 0.9],
+    control: true,
+    seed: 0,
+  });
+  const e = parseStudy(
+    `${base}prune: {loss: ce}\ndiagnostics: {tasks: [mnist], images: 8, head_images: 5, alpha: 100, probes: 4, k: 2, steps: 9, sparsities: [0.7], control: false, seed: 3}\n`,
+    'studies.yaml',
+  ).diagnostics!;
+  assert.deepEqual(e, {
+    tasks: ['mnist'],
+    images: 8,
+    headImages: 5,
+    alpha: 100,
+    probes: 4,
+    k: 2,
+    steps: 9,
+    loss: 'ce',
+    sparsities: [0.7],
+    control: false,
+    seed: 3,
+  });
   assert.equal(parseStudy(`${base}diagnostics: {alpha: auto}\n`, 'studies.yaml').diagnostics!.alpha, 'auto');
   assert.equal(parseStudy(`${base}diagnostics: {alpha: images}\n`, 'studies.yaml').diagnostics!.alpha, 'images');
   assert.equal(parseStudy(`${base}diagnostics: false\n`, 'studies.yaml').diagnostics, null);
@@ -51,21 +105,37 @@ test('diagnostics section: defaults, explicit values, and no effect on the proto
   const plain = parseStudy(base, 'studies.yaml');
   const withDiag = parseStudy(`${base}diagnostics: {probes: 4}\n`, 'studies.yaml');
   assert.equal(protocolHash(withDiag), protocolHash(plain));
-  assert.deepEqual(expandGrid(withDiag).map((c) => c.key), expandGrid(plain).map((c) => c.key));
+  assert.deepEqual(
+    expandGrid(withDiag).map((c) => c.key),
+    expandGrid(plain).map((c) => c.key),
+  );
 });
 
 test('diagnostics section: field-level errors', () => {
   fails(`${base}diagnostics: 3\n`, 'studies.yaml: diagnostics: must be true, false or a mapping, got 3');
-  fails(`${base}diagnostics: {tasks: [emoji]}\n`, 'studies.yaml: diagnostics.tasks[0]: \'emoji\' is not a task of this study', /digits, mnist/);
+  fails(
+    `${base}diagnostics: {tasks: [emoji]}\n`,
+    "studies.yaml: diagnostics.tasks[0]: 'emoji' is not a task of this study",
+    /digits, mnist/,
+  );
   fails(`${base}diagnostics: {tasks: []}\n`, 'studies.yaml: diagnostics.tasks: must list at least one value');
   fails(`${base}diagnostics: {probes: 1}\n`, 'studies.yaml: diagnostics.probes: must be >= 2, got 1');
   fails(`${base}diagnostics: {k: 0}\n`, 'studies.yaml: diagnostics.k: must be >= 1, got 0');
   fails(`${base}diagnostics: {images: 2.5}\n`, 'studies.yaml: diagnostics.images: must be an integer, got 2.5');
-  fails(`${base}diagnostics: {sparsities: [0.5, 1]}\n`, 'studies.yaml: diagnostics.sparsities[1]: must be in [0, 1), got 1');
-  fails(`${base}diagnostics: {loss: hinge}\n`, 'studies.yaml: diagnostics.loss: must be one of mse, ce, got \'hinge\'');
+  fails(
+    `${base}diagnostics: {sparsities: [0.5, 1]}\n`,
+    'studies.yaml: diagnostics.sparsities[1]: must be in [0, 1), got 1',
+  );
+  fails(`${base}diagnostics: {loss: hinge}\n`, "studies.yaml: diagnostics.loss: must be one of mse, ce, got 'hinge'");
   fails(`${base}diagnostics: {alpha: -1}\n`, 'studies.yaml: diagnostics.alpha: must be > 0, got -1');
-  fails(`${base}diagnostics: {alpha: big}\n`, 'studies.yaml: diagnostics.alpha: must be a number > 0, \'images\' or \'auto\', got \'big\'');
-  fails(`${base}diagnostics: {control: yes please}\n`, 'studies.yaml: diagnostics.control: must be true or false, got \'yes please\'');
+  fails(
+    `${base}diagnostics: {alpha: big}\n`,
+    "studies.yaml: diagnostics.alpha: must be a number > 0, 'images' or 'auto', got 'big'",
+  );
+  fails(
+    `${base}diagnostics: {control: yes please}\n`,
+    "studies.yaml: diagnostics.control: must be true or false, got 'yes please'",
+  );
   fails(`${base}diagnostics: {probe: 4}\n`, 'studies.yaml: diagnostics.probe: unknown field', /probes/);
 });
 
@@ -85,9 +155,10 @@ function scaledNet(s: number): Graph {
 }
 
 const OPTS = { loss: 'mse' as const, probes: 3, k: 2, steps: 6, seed: 0, sparsities: [0.5] };
-const close = (a: number, b: number, rel: number, what: string) => assert.ok(Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b)), `${what}: ${a} vs ${b}`);
+const close = (a: number, b: number, rel: number, what: string) =>
+  assert.ok(Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b)), `${what}: ${a} vs ${b}`);
 
-test('scale-free task heads: features × 1e-12 (a random init\'s) give the same loss and curvature; the old head does not', async () => {
+test("scale-free task heads: features × 1e-12 (a random init's) give the same loss and curvature; the old head does not", async () => {
   const task = await makeFolderTask('diag-a', 20);
   const live = liveTensors();
   const run = async (s: number, alpha: HeadAlpha = 'images') => {
@@ -98,7 +169,10 @@ test('scale-free task heads: features × 1e-12 (a random init\'s) give the same 
       const t = await openTask(task, {});
       const train = await loadSample(t, 'train', g.preprocessing.size, 5);
       const feats = extractFeatures(g, train);
-      const y = tensor(BigInt64Array.from(train.labels, (v) => BigInt(v)), [train.n]);
+      const y = tensor(
+        BigInt64Array.from(train.labels, (v) => BigInt(v)),
+        [train.n],
+      );
       const ridge = fitRidgeHead(feats, y, { numClasses: 3, alpha: 1 });
       y.dispose();
       const view = withTaskHead(g, ridgeToLinear(ridge, 'float64'));
@@ -152,15 +226,54 @@ test('tapir hessian builds its task inputs with the shared builder (same numbers
   await exportOnnx(g, model);
   disposeGraph(g);
   const tasks = [await makeFolderTask('diag-a', 20), await makeFolderTask('diag-b', 16, 20)];
-  const cli = JSON.parse(await runCli(['hessian', '--model', model, '--tasks', tasks.join(','), '--images', '6', '--head-images', '5', '--probes', '3', '--k', '2',
-    '--steps', '6', '--sparsity', '0.5', '--batch-size', '4', '--no-progress', '--json'])) as DiagnosticsReport & { heads: HeadInfo[] };
+  const cli = JSON.parse(
+    await runCli([
+      'hessian',
+      '--model',
+      model,
+      '--tasks',
+      tasks.join(','),
+      '--images',
+      '6',
+      '--head-images',
+      '5',
+      '--probes',
+      '3',
+      '--k',
+      '2',
+      '--steps',
+      '6',
+      '--sparsity',
+      '0.5',
+      '--batch-size',
+      '4',
+      '--no-progress',
+      '--json',
+    ]),
+  ) as DiagnosticsReport & { heads: HeadInfo[] };
   const m = await openModel(model);
-  const built = await buildTaskInputs(m.graph, tasks, { images: 6, headImages: 5, alpha: 'images', batchSize: 4, taskOptions: () => ({ seed: 0 }) });
+  const built = await buildTaskInputs(m.graph, tasks, {
+    images: 6,
+    headImages: 5,
+    alpha: 'images',
+    batchSize: 4,
+    taskOptions: () => ({ seed: 0 }),
+  });
   try {
     const r = runDiagnostics(built.inputs, OPTS);
     assert.deepEqual(cli.heads, built.heads);
-    assert.deepEqual(JSON.parse(JSON.stringify({ t: r.tasks, p: r.pairs, l: r.lossChange })), JSON.parse(JSON.stringify({ t: cli.tasks, p: cli.pairs, l: cli.lossChange })));
-    assert.deepEqual(cli.heads.map((h) => [h.images, h.alpha]), [[15, 15], [15, 15]], 'default --alpha images: the number of head training images');
+    assert.deepEqual(
+      JSON.parse(JSON.stringify({ t: r.tasks, p: r.pairs, l: r.lossChange })),
+      JSON.parse(JSON.stringify({ t: cli.tasks, p: cli.pairs, l: cli.lossChange })),
+    );
+    assert.deepEqual(
+      cli.heads.map((h) => [h.images, h.alpha]),
+      [
+        [15, 15],
+        [15, 15],
+      ],
+      'default --alpha images: the number of head training images',
+    );
   } finally {
     built.dispose();
     disposeGraph(m.graph);
@@ -171,16 +284,25 @@ type Row = Record<string, unknown>;
 function dump(db: string): Record<string, Row[]> {
   const s = new StudyStore(db, { readonly: true });
   try {
-    return Object.fromEntries(['diag_done', 'diag_spectra', 'diag_pairs', 'diag_loss_change'].map((t) => [t, s.all<Row>(`SELECT * FROM ${t} ORDER BY rowid`)]));
+    return Object.fromEntries(
+      ['diag_done', 'diag_spectra', 'diag_pairs', 'diag_loss_change'].map((t) => [
+        t,
+        s.all<Row>(`SELECT * FROM ${t} ORDER BY rowid`),
+      ]),
+    );
   } finally {
     s.close();
   }
 }
 
-test('a study with diagnostics writes the diag tables after its cells, resumes without recomputing, and reports them', { timeout: 300_000 }, async () => {
-  const dir = tempDir('tapir-diag-study-');
-  const [a, b] = [await makeFolderTask('diag-a', 20), await makeFolderTask('diag-b', 16, 20)];
-  const cfg = parseStudy(`
+test(
+  'a study with diagnostics writes the diag tables after its cells, resumes without recomputing, and reports them',
+  { timeout: 300_000 },
+  async () => {
+    const dir = tempDir('tapir-diag-study-');
+    const [a, b] = [await makeFolderTask('diag-a', 20), await makeFolderTask('diag-b', 16, 20)];
+    const cfg = parseStudy(
+      `
 name: diag
 models: [tiny]
 scores: [magnitude, random]
@@ -193,91 +315,126 @@ alpha: 10
 finetune: false
 controls: {random_init: {scores: [magnitude], sparsities: [0.5]}}
 diagnostics: {images: 6, head_images: 5, probes: 3, k: 2, steps: 6, sparsities: [0.5]}
-`, 'diag.yaml');
-  // 'tiny': transfer's tiny net; 'random:tiny' another init whose features are 1e-6 as large.
-  const loads: string[] = [];
-  const steps: StudySteps = {
-    loadModel: async (spec) => {
-      loads.push(spec);
-      const g = tinyNet(spec.startsWith('random:') ? 5 : 0);
-      if (spec.startsWith('random:')) noGrad(() => { for (const n of ['bn2.weight', 'bn2.bias']) g.params.get(n)!.tensor.mul_(1e-6); });
-      return g;
-    },
-  };
-  const plans = planDiagnostics(cfg, expandGrid(cfg));
-  assert.deepEqual(plans.map((p) => [p.model, p.random, p.maskCells.map((m) => `${m.score} ${m.sparsity}`)]),
-    [['tiny', false, ['magnitude 0.5', 'random 0.5']], ['random:tiny', true, ['magnitude 0.5']]]);
-  const db = join(dir, 'd.sqlite');
-  let store = new StudyStore(db);
-  // Only the first cell: the pre-trained model's mask cells are not all finished, so no diagnostics yet.
-  const first = await runStudy(cfg, store, { steps, maxCells: 1 });
-  assert.equal(first.diagnostics, 0);
-  assert.equal(dump(db).diag_done!.length, 0);
-  const full = await runStudy(cfg, store, { steps });
-  assert.equal(full.diagnostics, 2);
-  const want = dump(db);
-  assert.deepEqual(want.diag_done!.map((r) => r.model), ['tiny', 'random:tiny']);
-  assert.equal(want.diag_spectra!.length, 2 * 2);
-  assert.equal(want.diag_pairs!.length, 2);
-  // OBD of the first task at 0.5 on 2 tasks, + the cells' masks on 2 tasks: 2 + 2·2 (pre-trained), 2 + 1·2 (random).
-  assert.equal(want.diag_loss_change!.filter((r) => r.model === 'tiny').length, 2 + 4);
-  assert.equal(want.diag_loss_change!.filter((r) => r.model === 'random:tiny').length, 2 + 2);
+`,
+      'diag.yaml',
+    );
+    // 'tiny': transfer's tiny net; 'random:tiny' another init whose features are 1e-6 as large.
+    const loads: string[] = [];
+    const steps: StudySteps = {
+      loadModel: async (spec) => {
+        loads.push(spec);
+        const g = tinyNet(spec.startsWith('random:') ? 5 : 0);
+        if (spec.startsWith('random:'))
+          noGrad(() => {
+            for (const n of ['bn2.weight', 'bn2.bias']) g.params.get(n)!.tensor.mul_(1e-6);
+          });
+        return g;
+      },
+    };
+    const plans = planDiagnostics(cfg, expandGrid(cfg));
+    assert.deepEqual(
+      plans.map((p) => [p.model, p.random, p.maskCells.map((m) => `${m.score} ${m.sparsity}`)]),
+      [
+        ['tiny', false, ['magnitude 0.5', 'random 0.5']],
+        ['random:tiny', true, ['magnitude 0.5']],
+      ],
+    );
+    const db = join(dir, 'd.sqlite');
+    let store = new StudyStore(db);
+    // Only the first cell: the pre-trained model's mask cells are not all finished, so no diagnostics yet.
+    const first = await runStudy(cfg, store, { steps, maxCells: 1 });
+    assert.equal(first.diagnostics, 0);
+    assert.equal(dump(db).diag_done!.length, 0);
+    const full = await runStudy(cfg, store, { steps });
+    assert.equal(full.diagnostics, 2);
+    const want = dump(db);
+    assert.deepEqual(
+      want.diag_done!.map((r) => r.model),
+      ['tiny', 'random:tiny'],
+    );
+    assert.equal(want.diag_spectra!.length, 2 * 2);
+    assert.equal(want.diag_pairs!.length, 2);
+    // OBD of the first task at 0.5 on 2 tasks, + the cells' masks on 2 tasks: 2 + 2·2 (pre-trained), 2 + 1·2 (random).
+    assert.equal(want.diag_loss_change!.filter((r) => r.model === 'tiny').length, 2 + 4);
+    assert.equal(want.diag_loss_change!.filter((r) => r.model === 'random:tiny').length, 2 + 2);
 
-  // The stored rows are exactly what the shared builder and runDiagnostics give for the dense model and the cell masks.
-  const g = await steps.loadModel('tiny');
-  const built = await buildTaskInputs(g, [a, b], { images: 6, headImages: 5, alpha: 'images', batchSize: 32, taskOptions: () => ({ seed: 0 }) });
-  const cells = store.all<{ key: string; score: string; achieved_sparsity: number }>("SELECT key, score, achieved_sparsity FROM cells WHERE model = 'tiny' AND control = 'none' AND sparsity = 0.5 ORDER BY score");
-  const masks = cells.map((c) => ({ from: c.key, mask: cellMask(store, c.key, g) }));
-  try {
-    const r = runDiagnostics(built.inputs, { ...OPTS, masks });
-    const spectra = want.diag_spectra!.filter((s) => s.model === 'tiny');
-    r.tasks.forEach((t, i) => {
-      assert.equal(spectra[i]!.trace, t.trace.estimate);
-      assert.equal(spectra[i]!.weighted_trace, t.weightedTrace.estimate);
-      assert.deepEqual(JSON.parse(spectra[i]!.eigenvalues as string), t.topEigenvalues);
-      assert.deepEqual(JSON.parse(spectra[i]!.head as string), built.heads[i]);
+    // The stored rows are exactly what the shared builder and runDiagnostics give for the dense model and the cell masks.
+    const g = await steps.loadModel('tiny');
+    const built = await buildTaskInputs(g, [a, b], {
+      images: 6,
+      headImages: 5,
+      alpha: 'images',
+      batchSize: 32,
+      taskOptions: () => ({ seed: 0 }),
     });
-    const pair = want.diag_pairs!.find((p) => p.model === 'tiny')!;
-    assert.equal(pair.cosine, r.pairs[0]!.diagCosine);
-    for (const c of cells) {
-      const rows = want.diag_loss_change!.filter((l) => l.mask_from === c.key);
-      assert.deepEqual(rows.map((l) => [l.mask_kind, l.score, l.target]), [['cell', c.score, 0.5], ['cell', c.score, 0.5]]);
-      for (const l of rows) {
-        const x = r.lossChange.find((y) => y.maskFrom === c.key && y.task === l.task)!;
-        assert.deepEqual([l.first, l.second, l.measured], [x.firstOrder, x.secondOrder, x.measured]);
-        // The stored mask, unpacked, removes what the cell's mask removed (all prunable weights are analysed).
-        close(l.sparsity as number, c.achieved_sparsity, 1e-12, 'removed fraction');
+    const cells = store.all<{ key: string; score: string; achieved_sparsity: number }>(
+      "SELECT key, score, achieved_sparsity FROM cells WHERE model = 'tiny' AND control = 'none' AND sparsity = 0.5 ORDER BY score",
+    );
+    const masks = cells.map((c) => ({ from: c.key, mask: cellMask(store, c.key, g) }));
+    try {
+      const r = runDiagnostics(built.inputs, { ...OPTS, masks });
+      const spectra = want.diag_spectra!.filter((s) => s.model === 'tiny');
+      r.tasks.forEach((t, i) => {
+        assert.equal(spectra[i]!.trace, t.trace.estimate);
+        assert.equal(spectra[i]!.weighted_trace, t.weightedTrace.estimate);
+        assert.deepEqual(JSON.parse(spectra[i]!.eigenvalues as string), t.topEigenvalues);
+        assert.deepEqual(JSON.parse(spectra[i]!.head as string), built.heads[i]);
+      });
+      const pair = want.diag_pairs!.find((p) => p.model === 'tiny')!;
+      assert.equal(pair.cosine, r.pairs[0]!.diagCosine);
+      for (const c of cells) {
+        const rows = want.diag_loss_change!.filter((l) => l.mask_from === c.key);
+        assert.deepEqual(
+          rows.map((l) => [l.mask_kind, l.score, l.target]),
+          [
+            ['cell', c.score, 0.5],
+            ['cell', c.score, 0.5],
+          ],
+        );
+        for (const l of rows) {
+          const x = r.lossChange.find((y) => y.maskFrom === c.key && y.task === l.task)!;
+          assert.deepEqual([l.first, l.second, l.measured], [x.firstOrder, x.secondOrder, x.measured]);
+          // The stored mask, unpacked, removes what the cell's mask removed (all prunable weights are analysed).
+          close(l.sparsity as number, c.achieved_sparsity, 1e-12, 'removed fraction');
+        }
       }
+    } finally {
+      for (const m of masks) for (const t of m.mask.values()) t.dispose();
+      built.dispose();
+      disposeGraph(g);
     }
-  } finally {
-    for (const m of masks) for (const t of m.mask.values()) t.dispose();
-    built.dispose();
-    disposeGraph(g);
-  }
 
-  // Resume: everything is done, nothing is loaded or recomputed.
-  store.close();
-  store = new StudyStore(db);
-  loads.length = 0;
-  const again = await runStudy(cfg, store, { steps });
-  assert.equal(again.diagnostics, 0);
-  assert.equal(again.ran, 0);
-  assert.deepEqual(loads, []);
-  assert.deepEqual(dump(db), want);
-  // Other settings → another hash → a new run next time.
-  const probes4 = parseStudy(`name: diag\nmodels: [tiny]\nscores: [magnitude, random]\nsparsities: [0.5, 0.7]\nsources: ['${a}']\nheldout: ['${b}']\ncalibration: 8\nheads: [dense]\nalpha: 10\nfinetune: false\ncontrols: {random_init: {scores: [magnitude], sparsities: [0.5]}}\ndiagnostics: {images: 6, head_images: 5, probes: 4, k: 2, steps: 6, sparsities: [0.5]}\n`, 'diag.yaml');
-  assert.notEqual(planDiagnostics(probes4, expandGrid(probes4))[0]!.settings, plans[0]!.settings);
+    // Resume: everything is done, nothing is loaded or recomputed.
+    store.close();
+    store = new StudyStore(db);
+    loads.length = 0;
+    const again = await runStudy(cfg, store, { steps });
+    assert.equal(again.diagnostics, 0);
+    assert.equal(again.ran, 0);
+    assert.deepEqual(loads, []);
+    assert.deepEqual(dump(db), want);
+    // Other settings → another hash → a new run next time.
+    const probes4 = parseStudy(
+      `name: diag\nmodels: [tiny]\nscores: [magnitude, random]\nsparsities: [0.5, 0.7]\nsources: ['${a}']\nheldout: ['${b}']\ncalibration: 8\nheads: [dense]\nalpha: 10\nfinetune: false\ncontrols: {random_init: {scores: [magnitude], sparsities: [0.5]}}\ndiagnostics: {images: 6, head_images: 5, probes: 4, k: 2, steps: 6, sparsities: [0.5]}\n`,
+      'diag.yaml',
+    );
+    assert.notEqual(planDiagnostics(probes4, expandGrid(probes4))[0]!.settings, plans[0]!.settings);
 
-  const d = readReport(store);
-  store.close();
-  assert.ok(d.diagnostics);
-  const md = markdownReport(d);
-  assert.match(md, /## Second-order diagnostics/);
-  assert.match(md, /### Curvature per task/);
-  const { html, plots } = await htmlReport(d);
-  for (const title of ['Curvature spectrum per task: pre-trained vs random init', 'Curvature alignment: cosine of the Hessian diagonals, task × task', 'Predicted (second-order) vs measured loss change'])
-    assert.ok(html.includes(`<h2>${title.replace(/&/g, '&amp;')}</h2>`), `plot '${title}'`);
-  assert.equal((html.match(/<svg/g) ?? []).length, plots);
-  const diagHtml = html.slice(html.indexOf('Second-order diagnostics'));
-  assert.equal((diagHtml.match(/<svg/g) ?? []).length, 3);
-});
+    const d = readReport(store);
+    store.close();
+    assert.ok(d.diagnostics);
+    const md = markdownReport(d);
+    assert.match(md, /## Second-order diagnostics/);
+    assert.match(md, /### Curvature per task/);
+    const { html, plots } = await htmlReport(d);
+    for (const title of [
+      'Curvature spectrum per task: pre-trained vs random init',
+      'Curvature alignment: cosine of the Hessian diagonals, task × task',
+      'Predicted (second-order) vs measured loss change',
+    ])
+      assert.ok(html.includes(`<h2>${title.replace(/&/g, '&amp;')}</h2>`), `plot '${title}'`);
+    assert.equal((html.match(/<svg/g) ?? []).length, plots);
+    const diagHtml = html.slice(html.indexOf('Second-order diagnostics'));
+    assert.equal((diagHtml.match(/<svg/g) ?? []).length, 3);
+  },
+);

@@ -16,22 +16,77 @@ const EVIL = 'evil<script>alert(1)</script>&"x"';
 function fill(s: StudyStore): void {
   const tasks = ['digits', EVIL];
   s.recordStudy('synthetic', 'p1', { name: 'synthetic', heldout: [EVIL], cap: 10, caps: {} });
-  s.writeDense('m@32', 'p1', tasks.map((t, i) => ({ task: t, head: 'dense', accuracy: 0.9 - 0.1 * i, nTrain: 20, nTest: 10, classes: ['a<b', 'c&d'] })),
-    [{ tensor: 'w1', op: 'conv2d', shape: [4, 2], numel: 8, macs: 80, prunable: true }, { tensor: 'w2', op: 'linear', shape: [2, 8], numel: 16, macs: 16, prunable: true }], {});
-  s.writeDense('pixels', 'p1', tasks.map((t) => ({ task: t, head: 'pixels', accuracy: 0.5, nTrain: 20, nTest: 10, classes: ['a<b', 'c&d'] })), [], {});
+  s.writeDense(
+    'm@32',
+    'p1',
+    tasks.map((t, i) => ({
+      task: t,
+      head: 'dense',
+      accuracy: 0.9 - 0.1 * i,
+      nTrain: 20,
+      nTest: 10,
+      classes: ['a<b', 'c&d'],
+    })),
+    [
+      { tensor: 'w1', op: 'conv2d', shape: [4, 2], numel: 8, macs: 80, prunable: true },
+      { tensor: 'w2', op: 'linear', shape: [2, 8], numel: 16, macs: 16, prunable: true },
+    ],
+    {},
+  );
+  s.writeDense(
+    'pixels',
+    'p1',
+    tasks.map((t) => ({ task: t, head: 'pixels', accuracy: 0.5, nTrain: 20, nTest: 10, classes: ['a<b', 'c&d'] })),
+    [],
+    {},
+  );
   let k = 0;
-  for (const score of ['magnitude', 'random']) for (const sp of [0.5, 0.75]) {
-    const key = `cell${k++}`;
-    const results = tasks.flatMap((t) => ['zero-shot', 'finetuned'].flatMap((phase) => ['dense', 'refit'].map((head) => ({
-      task: t, phase, head, accuracy: Math.max(0, 0.9 - sp * (score === 'random' ? 0.8 : 0.3) + (phase === 'finetuned' ? 0.05 : 0)), nTrain: 20, nTest: 10,
-    }))));
-    const m1 = Array.from({ length: 8 }, (_, i): number => (i < 8 * (1 - sp) ? 1 : 0));
-    const m2 = Array.from({ length: 16 }, (_, i): number => ((score === 'random' ? 15 - i : i) < 16 * (1 - sp) ? 1 : 0));
-    s.writeCell({ key, study: 'synthetic', protocol: 'p1', model: 'm@32', control: 'none', score, scoreSpec: { name: score }, sparsity: sp, source: 'digits', seed: 0,
-      achievedSparsity: sp, info: {}, wallS: 1 }, results,
-    [{ tensor: 'w1', numel: 8, kept: m1.reduce((a, b) => a + b) }, { tensor: 'w2', numel: 16, kept: m2.reduce((a, b) => a + b) }],
-    new Map([['w1', packBits(m1)], ['w2', packBits(m2)]]));
-  }
+  for (const score of ['magnitude', 'random'])
+    for (const sp of [0.5, 0.75]) {
+      const key = `cell${k++}`;
+      const results = tasks.flatMap((t) =>
+        ['zero-shot', 'finetuned'].flatMap((phase) =>
+          ['dense', 'refit'].map((head) => ({
+            task: t,
+            phase,
+            head,
+            accuracy: Math.max(0, 0.9 - sp * (score === 'random' ? 0.8 : 0.3) + (phase === 'finetuned' ? 0.05 : 0)),
+            nTrain: 20,
+            nTest: 10,
+          })),
+        ),
+      );
+      const m1 = Array.from({ length: 8 }, (_, i): number => (i < 8 * (1 - sp) ? 1 : 0));
+      const m2 = Array.from({ length: 16 }, (_, i): number =>
+        (score === 'random' ? 15 - i : i) < 16 * (1 - sp) ? 1 : 0,
+      );
+      s.writeCell(
+        {
+          key,
+          study: 'synthetic',
+          protocol: 'p1',
+          model: 'm@32',
+          control: 'none',
+          score,
+          scoreSpec: { name: score },
+          sparsity: sp,
+          source: 'digits',
+          seed: 0,
+          achievedSparsity: sp,
+          info: {},
+          wallS: 1,
+        },
+        results,
+        [
+          { tensor: 'w1', numel: 8, kept: m1.reduce((a, b) => a + b) },
+          { tensor: 'w2', numel: 16, kept: m2.reduce((a, b) => a + b) },
+        ],
+        new Map([
+          ['w1', packBits(m1)],
+          ['w2', packBits(m2)],
+        ]),
+      );
+    }
 }
 
 test('report: tables, overlaps and a self-contained HTML file with escaped names', async () => {
@@ -76,9 +131,22 @@ test('report renders its plots in headless Chromium (screenshot and DOM)', async
     s.close();
     const file = join(dir, 'report.html');
     writeAtomic(file, html);
-    const flags = (profile: string) => ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', `--user-data-dir=${join(dir, profile)}`];
-    const dom = execFileSync(CHROMIUM, [...flags('p1'), '--dump-dom', pathToFileURL(file).href], { encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'ignore'] });
+    const flags = (profile: string) => [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      `--user-data-dir=${join(dir, profile)}`,
+    ];
+    const dom = execFileSync(CHROMIUM, [...flags('p1'), '--dump-dom', pathToFileURL(file).href], {
+      encoding: 'utf8',
+      timeout: 120_000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const svgs = dom.match(/<svg[\s\S]*?<\/svg>/g) ?? [];
     assert.equal(svgs.length, 4, 'four plots in the rendered DOM');
     for (const svg of svgs) {
@@ -87,11 +155,18 @@ test('report renders its plots in headless Chromium (screenshot and DOM)', async
       assert.match(svg, /role-mark/);
     }
     const png = join(dir, 'shot.png');
-    execFileSync(CHROMIUM, [...flags('p2'), `--screenshot=${png}`, '--window-size=1200,2000', pathToFileURL(file).href], { timeout: 120_000, stdio: 'ignore' });
+    execFileSync(
+      CHROMIUM,
+      [...flags('p2'), `--screenshot=${png}`, '--window-size=1200,2000', pathToFileURL(file).href],
+      { timeout: 120_000, stdio: 'ignore' },
+    );
     const st = await sharp(png).stats();
     assert.equal((await sharp(png).metadata()).width, 1200);
     // A blank page is one colour; the report has text, lines and the coloured heatmap.
-    assert.ok(st.channels.slice(0, 3).every((c) => c.stdev > 10), `screenshot is not blank (stdev ${st.channels.map((c) => c.stdev.toFixed(1)).join(', ')})`);
+    assert.ok(
+      st.channels.slice(0, 3).every((c) => c.stdev > 10),
+      `screenshot is not blank (stdev ${st.channels.map((c) => c.stdev.toFixed(1)).join(', ')})`,
+    );
     assert.ok(st.channels[2]!.mean !== st.channels[0]!.mean, 'screenshot has colour');
   } finally {
     rmSync(dir, { recursive: true, force: true });

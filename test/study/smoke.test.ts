@@ -20,44 +20,57 @@ const TCMALLOC = '/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4';
 // One thread: OpenMP hand-offs make tiny work several times slower on a busy 2-core machine.
 const ENV = { ...process.env, TAPIR_THREADS: '1', ...(existsSync(TCMALLOC) ? { LD_PRELOAD: TCMALLOC } : {}) };
 
-const tapir = (args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { env: ENV, encoding: 'utf8', timeout: 300_000 });
+const tapir = (args: string[]) =>
+  spawnSync(process.execPath, [MAIN, ...args], { env: ENV, encoding: 'utf8', timeout: 300_000 });
 
-test('studies/smoke.yaml runs end to end and tapir results writes its findings, tables and plots', { timeout: 600_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tapir-smoke-'));
-  try {
-    const config = loadStudy(CONFIG);
-    assert.equal(config.name, 'smoke');
-    const grid = expandGrid(config);
-    assert.equal(grid.length, 2 * 2, '2 scores × 2 sparsities');
-    const db = join(dir, 'smoke.sqlite');
-    const run = tapir(['study', CONFIG, '--db', db, '--no-progress']);
-    assert.equal(run.status, 0, run.stderr);
-    assert.match(run.stdout, /4 cells run, 0 already done/);
+test(
+  'studies/smoke.yaml runs end to end and tapir results writes its findings, tables and plots',
+  { timeout: 600_000 },
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tapir-smoke-'));
+    try {
+      const config = loadStudy(CONFIG);
+      assert.equal(config.name, 'smoke');
+      const grid = expandGrid(config);
+      assert.equal(grid.length, 2 * 2, '2 scores × 2 sparsities');
+      const db = join(dir, 'smoke.sqlite');
+      const run = tapir(['study', CONFIG, '--db', db, '--no-progress']);
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stdout, /4 cells run, 0 already done/);
 
-    const s = new StudyStore(db, { readonly: true });
-    const data = restrictToConfig(readReport(s), config);
-    s.close();
-    assert.equal(data.cells.length, 4);
-    // 2 tasks × 2 heads × 2 phases + the fine-tuned source head = 9 rows per cell.
-    assert.equal(data.acc.length, 4 * 9);
-    assert.ok(data.dense.every((x) => x.nTest > 0 && x.accuracy >= 0 && x.accuracy <= 1));
+      const s = new StudyStore(db, { readonly: true });
+      const data = restrictToConfig(readReport(s), config);
+      s.close();
+      assert.equal(data.cells.length, 4);
+      // 2 tasks × 2 heads × 2 phases + the fine-tuned source head = 9 rows per cell.
+      assert.equal(data.acc.length, 4 * 9);
+      assert.ok(data.dense.every((x) => x.nTest > 0 && x.accuracy >= 0 && x.accuracy <= 1));
 
-    const out = join(dir, 'RESULTS.md');
-    const res = tapir(['results', CONFIG, '--db-dir', dir, '--out', out, '--plots', join(dir, 'results')]);
-    assert.equal(res.status, 0, res.stderr);
-    assert.match(res.stdout, /smoke: complete, 4\/4 cells/);
-    const md = readFileSync(out, 'utf8');
-    assert.match(md, /Status: complete: 4 of 4 cells\./);
-    assert.ok(md.includes(`Reproduce: \`bin/tapir study ${relative(process.cwd(), CONFIG)} --db ${db}\``), 'the reproduce command');
-    const findings = computeFindings(data, DEFAULT_THRESHOLDS);
-    assert.deepEqual(findings.map((f) => f.id), ['dense', 'p1', 'p2', 'collapse', 'target'], 'no controls; the target is checked on every held-out task');
-    for (const f of findings) for (const sentence of f.sentences) assert.ok(md.includes(`- ${sentence}`), `RESULTS.md states: ${sentence}`);
-    const svgs = readdirSync(join(dir, 'results', 'smoke'));
-    // accuracy, retained, densities, per-layer errors (smoke has no second score, so no overlap plot).
-    assert.equal(svgs.length, 4 + 1);
-    for (const f of svgs) assert.ok(md.includes(`](results/smoke/${f})`));
-    assert.match(md, /#### Summary: source accuracy and retained fraction/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+      const out = join(dir, 'RESULTS.md');
+      const res = tapir(['results', CONFIG, '--db-dir', dir, '--out', out, '--plots', join(dir, 'results')]);
+      assert.equal(res.status, 0, res.stderr);
+      assert.match(res.stdout, /smoke: complete, 4\/4 cells/);
+      const md = readFileSync(out, 'utf8');
+      assert.match(md, /Status: complete: 4 of 4 cells\./);
+      assert.ok(
+        md.includes(`Reproduce: \`bin/tapir study ${relative(process.cwd(), CONFIG)} --db ${db}\``),
+        'the reproduce command',
+      );
+      const findings = computeFindings(data, DEFAULT_THRESHOLDS);
+      assert.deepEqual(
+        findings.map((f) => f.id),
+        ['dense', 'p1', 'p2', 'collapse', 'target'],
+        'no controls; the target is checked on every held-out task',
+      );
+      for (const f of findings)
+        for (const sentence of f.sentences) assert.ok(md.includes(`- ${sentence}`), `RESULTS.md states: ${sentence}`);
+      const svgs = readdirSync(join(dir, 'results', 'smoke'));
+      // accuracy, retained, densities, per-layer errors (smoke has no second score, so no overlap plot).
+      assert.equal(svgs.length, 4 + 1);
+      for (const f of svgs) assert.ok(md.includes(`](results/smoke/${f})`));
+      assert.match(md, /#### Summary: source accuracy and retained fraction/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

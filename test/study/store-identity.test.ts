@@ -12,16 +12,23 @@ import { join } from 'node:path';
 import { APPLICATION_ID, StudyStore } from '../../src/study/index.js';
 import { tempDir } from '../transfer/fixtures.js';
 
-const Database = createRequire(import.meta.url)('better-sqlite3') as new (f: string) => { exec(s: string): void; pragma(s: string, o?: { simple?: boolean }): unknown; close(): void };
+const Database = createRequire(import.meta.url)('better-sqlite3') as new (f: string) => {
+  exec(s: string): void;
+  pragma(s: string, o?: { simple?: boolean }): unknown;
+  close(): void;
+};
 const WORK = tempDir('tapir-store-identity-');
 
-test('case 3: another program\'s SQLite file with its own cells and studies tables is refused and left byte for byte untouched', () => {
+test("case 3: another program's SQLite file with its own cells and studies tables is refused and left byte for byte untouched", () => {
   const file = join(WORK, 'other.sqlite');
   const db = new Database(file);
-  db.exec("CREATE TABLE cells (x INTEGER); CREATE TABLE studies (y TEXT); INSERT INTO cells VALUES (1);");
+  db.exec('CREATE TABLE cells (x INTEGER); CREATE TABLE studies (y TEXT); INSERT INTO cells VALUES (1);');
   db.close();
   const before = readFileSync(file);
-  assert.throws(() => new StudyStore(file), /other\.sqlite is another program's database \(tables cells, studies, not a tapir study store\); it was left untouched/);
+  assert.throws(
+    () => new StudyStore(file),
+    /other\.sqlite is another program's database \(tables cells, studies, not a tapir study store\); it was left untouched/,
+  );
   assert.throws(() => new StudyStore(file, { readonly: true }), /another program's database/);
   assert.deepEqual(readFileSync(file), before, 'not one byte changed');
   const app = join(WORK, 'app.sqlite');
@@ -48,17 +55,28 @@ test('a tapir store carries its identity; a newer store, a non-database and an e
   assert.throws(() => new StudyStore(WORK), /is a directory, not a results database/);
 });
 
-test('case 5: one writer at a time: a second process is refused with the holder\'s pid; a dead holder\'s row is taken over', async () => {
+test("case 5: one writer at a time: a second process is refused with the holder's pid; a dead holder's row is taken over", async () => {
   const file = join(WORK, 'busy.sqlite');
   // Another live process holds the store: a child that opens it and waits.
-  const child = spawn(process.execPath, ['--input-type=module', '-e', `
+  const child = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
     const { StudyStore } = await import(${JSON.stringify(new URL('../../src/study/index.js', import.meta.url).href)});
     const s = new StudyStore(${JSON.stringify(file)});
     process.stdout.write('open\\n');
-    setTimeout(() => { s.close(); process.exit(0); }, 60000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    setTimeout(() => { s.close(); process.exit(0); }, 60000);`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
   try {
-    assert.throws(() => new StudyStore(file), new RegExp(`busy\\.sqlite is held by pid ${child.pid} on .* since .*: another tapir study is writing to it`));
+    assert.throws(
+      () => new StudyStore(file),
+      new RegExp(`busy\\.sqlite is held by pid ${child.pid} on .* since .*: another tapir study is writing to it`),
+    );
     // Read-only opens (reports) are fine while it writes.
     new StudyStore(file, { readonly: true }).close();
   } finally {

@@ -27,13 +27,15 @@ before(async () => {
   disposeGraph(g);
   // The mask is written against the imported model (its parameter names), as `tapir prune` would.
   const m = await importOnnx(MODEL);
-  scope(() => noGrad(() => {
-    for (const p of prunableParams(m)) {
-      const c = randn(p.tensor.shape).gt(0).to('float32');
-      MASKED += p.tensor.numel - c.sum().item();
-      setMask(m, p.name, c);
-    }
-  }));
+  scope(() =>
+    noGrad(() => {
+      for (const p of prunableParams(m)) {
+        const c = randn(p.tensor.shape).gt(0).to('float32');
+        MASKED += p.tensor.numel - c.sum().item();
+        setMask(m, p.name, c);
+      }
+    }),
+  );
   mkdirSync(MASK);
   await writeMaskFile(join(MASK, 'mask.safetensors'), m, { score: 'random' });
   disposeGraph(m);
@@ -62,8 +64,31 @@ test('tapir eval: dense and refit agree on the unpruned model; a mask changes th
 
 test('tapir finetune writes weights, mask and finetune.json; masked weights stay 0; eval reads the directory', async () => {
   const out = join(WORK, 'ft');
-  const args = ['finetune', '--model', MODEL, '--mask', MASK, '--task', TASK, '--cap', '20', '--epochs', '2', '--batch-size', '8', '--lr', '0.01',
-    '--optimizer', 'sgd', '--weight-decay', '0.01', '--out', out, '--json', '--no-progress'];
+  const args = [
+    'finetune',
+    '--model',
+    MODEL,
+    '--mask',
+    MASK,
+    '--task',
+    TASK,
+    '--cap',
+    '20',
+    '--epochs',
+    '2',
+    '--batch-size',
+    '8',
+    '--lr',
+    '0.01',
+    '--optimizer',
+    'sgd',
+    '--weight-decay',
+    '0.01',
+    '--out',
+    out,
+    '--json',
+    '--no-progress',
+  ];
   const info = JSON.parse((await run(args)).out) as FinetuneInfo;
   assert.equal(info.steps, 12);
   assert.equal(info.maskedEntries, MASKED);
@@ -77,39 +102,85 @@ test('tapir finetune writes weights, mask and finetune.json; masked weights stay
   loaded.head!.weight.dispose();
   loaded.head!.bias.dispose();
   disposeGraph(loaded.graph);
-  const ev = JSON.parse((await run(['eval', '--model', out, '--tasks', TASK, '--cap', '20', '--json', '--no-progress'])).out) as EvalDoc;
+  const ev = JSON.parse(
+    (await run(['eval', '--model', out, '--tasks', TASK, '--cap', '20', '--json', '--no-progress'])).out,
+  ) as EvalDoc;
   assert.equal(ev.reference, MODEL, 'a fine-tuned directory is compared with its base model');
   assert.notEqual(ev.rows[0]!.model, ev.rows[0]!.reference);
 });
 
 test('tapir finetune killed with SIGKILL after a checkpoint resumes (--resume) to the weights of an uninterrupted run', async () => {
-  const common = ['--model', MODEL, '--mask', MASK, '--task', TASK, '--cap', '20', '--epochs', '4', '--batch-size', '8', '--lr', '0.01', '--augment', '--no-progress', '--json'];
+  const common = [
+    '--model',
+    MODEL,
+    '--mask',
+    MASK,
+    '--task',
+    TASK,
+    '--cap',
+    '20',
+    '--epochs',
+    '4',
+    '--batch-size',
+    '8',
+    '--lr',
+    '0.01',
+    '--augment',
+    '--no-progress',
+    '--json',
+  ];
   const full = join(WORK, 'ft-full');
   await run(['finetune', ...common, '--out', full]);
   const killed = join(WORK, 'ft-killed');
   const main = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
-  const child = spawn(process.execPath, [main, 'finetune', ...common, '--out', killed], { env: process.env, stdio: 'ignore' });
+  const child = spawn(process.execPath, [main, 'finetune', ...common, '--out', killed], {
+    env: process.env,
+    stdio: 'ignore',
+  });
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
   let sawCheckpoint = false;
   for (let i = 0; i < 3000 && child.exitCode === null; i++) {
-    if (existsSync(join(killed, 'checkpoint.safetensors'))) { sawCheckpoint = true; child.kill('SIGKILL'); break; }
+    if (existsSync(join(killed, 'checkpoint.safetensors'))) {
+      sawCheckpoint = true;
+      child.kill('SIGKILL');
+      break;
+    }
     await new Promise((r) => setTimeout(r, 10));
   }
   await exited;
   assert.ok(sawCheckpoint, 'the child wrote a checkpoint before it was killed');
   assert.ok(!existsSync(join(killed, 'finetune.json')), 'the killed run did not finish');
   const info = JSON.parse((await run(['finetune', ...common, '--out', killed, '--resume'])).out) as FinetuneInfo;
-  assert.ok(info.resumedFrom !== null && info.resumedFrom > 0 && info.resumedFrom < info.steps, `resumed from step ${info.resumedFrom}`);
+  assert.ok(
+    info.resumedFrom !== null && info.resumedFrom > 0 && info.resumedFrom < info.steps,
+    `resumed from step ${info.resumedFrom}`,
+  );
   const a = await readSafetensors(join(full, 'model.safetensors'));
   const b = await readSafetensors(join(killed, 'model.safetensors'));
   assert.deepEqual([...b.entries.keys()].sort(), [...a.entries.keys()].sort());
-  for (const name of a.entries.keys()) assert.deepEqual(b.bytes(name), a.bytes(name), `tensor ${name} is bit-identical`);
+  for (const name of a.entries.keys())
+    assert.deepEqual(b.bytes(name), a.bytes(name), `tensor ${name} is bit-identical`);
 });
 
 test('bad input names the option or file', async () => {
-  await assert.rejects(run(['eval', '--model', MODEL, '--tasks', TASK, '--head', 'bogus']), /--head must be one of dense, refit, got 'bogus'/);
-  await assert.rejects(run(['eval', '--model', MODEL, '--tasks', TASK, '--mask', join(WORK, 'nope')]), /no mask file at .*nope/);
-  await assert.rejects(run(['eval', '--model', join(WORK, 'missing.onnx'), '--tasks', TASK]), /missing\.onnx does not exist/);
-  await assert.rejects(run(['finetune', '--model', MODEL, '--task', TASK, '--out', join(WORK, 'x'), '--optimizer', 'rmsprop']), /--optimizer must be one of sgd, adamw/);
-  await assert.rejects(run(['finetune', '--model', MODEL, '--task', TASK, '--out', join(WORK, 'x'), '--schedule', 'multistep']), /needs --milestones/);
+  await assert.rejects(
+    run(['eval', '--model', MODEL, '--tasks', TASK, '--head', 'bogus']),
+    /--head must be one of dense, refit, got 'bogus'/,
+  );
+  await assert.rejects(
+    run(['eval', '--model', MODEL, '--tasks', TASK, '--mask', join(WORK, 'nope')]),
+    /no mask file at .*nope/,
+  );
+  await assert.rejects(
+    run(['eval', '--model', join(WORK, 'missing.onnx'), '--tasks', TASK]),
+    /missing\.onnx does not exist/,
+  );
+  await assert.rejects(
+    run(['finetune', '--model', MODEL, '--task', TASK, '--out', join(WORK, 'x'), '--optimizer', 'rmsprop']),
+    /--optimizer must be one of sgd, adamw/,
+  );
+  await assert.rejects(
+    run(['finetune', '--model', MODEL, '--task', TASK, '--out', join(WORK, 'x'), '--schedule', 'multistep']),
+    /needs --milestones/,
+  );
 });

@@ -8,7 +8,9 @@ import sharp from 'sharp';
 import { manualSeed, noGrad, ones, randn, scope, zeros, type Tensor } from '../../src/engine/index.js';
 import { GraphBuilder, setMask, type Graph } from '../../src/graph/index.js';
 
-export const REAL_ASSETS = resolve(process.env.TAPIR_ASSETS || join(process.env.TAPIR_CACHE || join(homedir(), '.cache', 'tapir'), 'assets'));
+export const REAL_ASSETS = resolve(
+  process.env.TAPIR_ASSETS || join(process.env.TAPIR_CACHE || join(homedir(), '.cache', 'tapir'), 'assets'),
+);
 
 /** A fresh temp dir removed after the file's tests. */
 export function tempDir(prefix = 'tapir-transfer-'): string {
@@ -37,18 +39,94 @@ export function tinyNet(seed = 0, size = 16, fixedInput = false): Graph {
 function buildTiny(seed: number, size: number, fixedInput: boolean): Graph {
   manualSeed(seed);
   const b = new GraphBuilder();
-  const p = (name: string, t: Tensor, role: Parameters<GraphBuilder['param']>[2], o: { trainable?: boolean } = {}) => b.param(name, noGrad(() => t), role, o);
-  const bn = (x: string, name: string, c: number) => b.op('batchnorm', [x,
-    p(`${name}.weight`, noGrad(() => randn([c]).mul(0.1).add(1)), 'norm'), p(`${name}.bias`, noGrad(() => randn([c]).mul(0.1)), 'norm'),
-    p(`${name}.running_mean`, noGrad(() => randn([c]).mul(0.1)), 'buffer', { trainable: false }), p(`${name}.running_var`, noGrad(() => ones([c]).mul(0.8)), 'buffer', { trainable: false }),
-  ], { eps: 1e-5, momentum: 0.1 }, name);
-  let x = b.op('conv2d', ['input', p('conv1.weight', noGrad(() => randn([6, 3, 3, 3]).mul(0.4)), 'weight')], { stride: 1, padding: 1 }, 'conv1');
+  const p = (name: string, t: Tensor, role: Parameters<GraphBuilder['param']>[2], o: { trainable?: boolean } = {}) =>
+    b.param(
+      name,
+      noGrad(() => t),
+      role,
+      o,
+    );
+  const bn = (x: string, name: string, c: number) =>
+    b.op(
+      'batchnorm',
+      [
+        x,
+        p(
+          `${name}.weight`,
+          noGrad(() => randn([c]).mul(0.1).add(1)),
+          'norm',
+        ),
+        p(
+          `${name}.bias`,
+          noGrad(() => randn([c]).mul(0.1)),
+          'norm',
+        ),
+        p(
+          `${name}.running_mean`,
+          noGrad(() => randn([c]).mul(0.1)),
+          'buffer',
+          { trainable: false },
+        ),
+        p(
+          `${name}.running_var`,
+          noGrad(() => ones([c]).mul(0.8)),
+          'buffer',
+          { trainable: false },
+        ),
+      ],
+      { eps: 1e-5, momentum: 0.1 },
+      name,
+    );
+  let x = b.op(
+    'conv2d',
+    [
+      'input',
+      p(
+        'conv1.weight',
+        noGrad(() => randn([6, 3, 3, 3]).mul(0.4)),
+        'weight',
+      ),
+    ],
+    { stride: 1, padding: 1 },
+    'conv1',
+  );
   x = b.op('relu', [bn(x, 'bn1', 6)], {}, 'relu1');
-  x = b.op('conv2d', [x, p('conv2.weight', noGrad(() => randn([8, 6, 3, 3]).mul(0.25)), 'weight')], { stride: 2, padding: 1 }, 'conv2');
+  x = b.op(
+    'conv2d',
+    [
+      x,
+      p(
+        'conv2.weight',
+        noGrad(() => randn([8, 6, 3, 3]).mul(0.25)),
+        'weight',
+      ),
+    ],
+    { stride: 2, padding: 1 },
+    'conv2',
+  );
   x = b.op('relu', [bn(x, 'bn2', 8)], {}, 'relu2');
   const feats = b.op('globalavgpool', [x], { keepdims: false }, 'pool');
-  const logits = b.op('linear', [feats, p('fc.weight', noGrad(() => randn([5, 8]).mul(0.3)), 'head'), p('fc.bias', zeros([5]), 'bias')], {}, 'fc');
-  return b.build({ name: 'tiny', inputs: [{ name: 'input', shape: fixedInput ? [null, 3, size, size] : [null, 3, null, null] }], outputs: [logits], featureTap: feats, preprocessing: { size: [size, size], range: [0, 1] } });
+  const logits = b.op(
+    'linear',
+    [
+      feats,
+      p(
+        'fc.weight',
+        noGrad(() => randn([5, 8]).mul(0.3)),
+        'head',
+      ),
+      p('fc.bias', zeros([5]), 'bias'),
+    ],
+    {},
+    'fc',
+  );
+  return b.build({
+    name: 'tiny',
+    inputs: [{ name: 'input', shape: fixedInput ? [null, 3, size, size] : [null, 3, null, null] }],
+    outputs: [logits],
+    featureTap: feats,
+    preprocessing: { size: [size, size], range: [0, 1] },
+  });
 }
 
 /** Masks about half of every conv weight (deterministic pattern) WITHOUT zeroing the weights. */
@@ -96,11 +174,20 @@ async function writeFolder(root: string, perClass: number, size: number): Promis
       const phase = Math.floor(r() * 4);
       const cx = 4 + r() * 8;
       const cy = 4 + r() * 8;
-      for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
-        const on = c === 0 ? ((y + phase) >> 1) % 2 === 0 : c === 1 ? ((x + phase) >> 1) % 2 === 0 : (x - cx) ** 2 + (y - cy) ** 2 < 12;
-        for (let ch = 0; ch < 3; ch++) px[(y * size + x) * 3 + ch] = Math.max(0, Math.min(255, (on ? fg[ch]! : bg[ch]!) + (r() - 0.5) * 40));
-      }
-      await sharp(px, { raw: { width: size, height: size, channels: 3 } }).png().toFile(join(root, name, `${k}.png`));
+      for (let y = 0; y < size; y++)
+        for (let x = 0; x < size; x++) {
+          const on =
+            c === 0
+              ? ((y + phase) >> 1) % 2 === 0
+              : c === 1
+                ? ((x + phase) >> 1) % 2 === 0
+                : (x - cx) ** 2 + (y - cy) ** 2 < 12;
+          for (let ch = 0; ch < 3; ch++)
+            px[(y * size + x) * 3 + ch] = Math.max(0, Math.min(255, (on ? fg[ch]! : bg[ch]!) + (r() - 0.5) * 40));
+        }
+      await sharp(px, { raw: { width: size, height: size, channels: 3 } })
+        .png()
+        .toFile(join(root, name, `${k}.png`));
     }
   }
 }

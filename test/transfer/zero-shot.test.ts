@@ -4,16 +4,31 @@ import { liveTensors, scope, tensor } from '../../src/engine/index.js';
 import { disposeGraph, forward } from '../../src/graph/index.js';
 import { loadSplit, loadSplits, openTask } from '../../src/data/index.js';
 import {
-  ALPHA_GRID, disposeHead, extractFeatures, FeatureCache, selectAlpha, fitRidgeHead, headLogits, modelFingerprint, pixelBaseline, zeroShot,
+  ALPHA_GRID,
+  disposeHead,
+  extractFeatures,
+  FeatureCache,
+  selectAlpha,
+  fitRidgeHead,
+  headLogits,
+  modelFingerprint,
+  pixelBaseline,
+  zeroShot,
 } from '../../src/transfer/index.js';
 import { expectClose } from '../helpers/check.js';
 import { makeFolderTask, maskHalf, tempDir, tinyNet, useTempCache } from './fixtures.js';
 
 useTempCache();
 let TASK = '';
-before(async () => { TASK = await makeFolderTask('zero-shot', 20); });
+before(async () => {
+  TASK = await makeFolderTask('zero-shot', 20);
+});
 
-const labelsOf = (l: Int32Array) => tensor(BigInt64Array.from(l, (v) => BigInt(v)), [l.length]);
+const labelsOf = (l: Int32Array) =>
+  tensor(
+    BigInt64Array.from(l, (v) => BigInt(v)),
+    [l.length],
+  );
 
 test('features are the tap of a whole-batch eval forward, flattened, independent of the batch size', async () => {
   const g = tinyNet(1);
@@ -22,7 +37,10 @@ test('features are the tap of a whole-batch eval forward, flattened, independent
   scope(() => {
     const f7 = extractFeatures(g, set, { batchSize: 7 });
     const all = scope(() => {
-      const imgs = tensor(Float32Array.from(set.images, (v) => v / 255), [set.n, 3, 16, 16]);
+      const imgs = tensor(
+        Float32Array.from(set.images, (v) => v / 255),
+        [set.n, 3, 16, 16],
+      );
       return forward(g, imgs, { mode: 'eval', taps: [g.featureTap], outputs: [] }).taps.get(g.featureTap)!;
     });
     assert.deepEqual(f7.shape, [set.n, 8]);
@@ -55,8 +73,22 @@ test('dense head on a pruned model = head fitted on the reference features, appl
   assert.notEqual(modelFingerprint(dense), modelFingerprint(pruned), 'masks change the fingerprint');
   const cache = new FeatureCache();
   const before = liveTensors();
-  const [row] = await zeroShot(pruned, [TASK], { head: 'dense', reference: dense, taskOptions: { cap: 20 }, cache, predictions: true, alpha: 1 });
-  const [refit] = await zeroShot(pruned, [TASK], { head: 'refit', reference: dense, taskOptions: { cap: 20 }, cache, predictions: true, alpha: 1 });
+  const [row] = await zeroShot(pruned, [TASK], {
+    head: 'dense',
+    reference: dense,
+    taskOptions: { cap: 20 },
+    cache,
+    predictions: true,
+    alpha: 1,
+  });
+  const [refit] = await zeroShot(pruned, [TASK], {
+    head: 'refit',
+    reference: dense,
+    taskOptions: { cap: 20 },
+    cache,
+    predictions: true,
+    alpha: 1,
+  });
   assert.equal(liveTensors() - before, cache.size, 'only the cached feature tensors stay alive');
   const task = await openTask(TASK, { cap: 20 });
   const { sets } = await loadSplits(task, [16, 16], ['train', 'test']);
@@ -104,11 +136,15 @@ test('raw-pixel baseline equals a ridge head on JS-pooled pixels', async () => {
   const { sets } = await loadSplits(task, [16, 16], ['train', 'test']);
   const pooled = (s: typeof sets.train) => {
     const out = new Float64Array(s!.n * 48);
-    for (let i = 0; i < s!.n; i++) for (let c = 0; c < 3; c++) for (let py = 0; py < 4; py++) for (let px = 0; px < 4; px++) {
-      let sum = 0;
-      for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) sum += s!.images[i * 768 + c * 256 + (py * 4 + y) * 16 + px * 4 + x]! / 255;
-      out[i * 48 + c * 16 + py * 4 + px] = sum / 16;
-    }
+    for (let i = 0; i < s!.n; i++)
+      for (let c = 0; c < 3; c++)
+        for (let py = 0; py < 4; py++)
+          for (let px = 0; px < 4; px++) {
+            let sum = 0;
+            for (let y = 0; y < 4; y++)
+              for (let x = 0; x < 4; x++) sum += s!.images[i * 768 + c * 256 + (py * 4 + y) * 16 + px * 4 + x]! / 255;
+            out[i * 48 + c * 16 + py * 4 + px] = sum / 16;
+          }
     return tensor(out, [s!.n, 48]);
   };
   const acc = scope(() => {

@@ -8,7 +8,9 @@ import { runWithProgress } from './study.js';
 
 export function demoCommand(io: Io): Command {
   return new Command('demo')
-    .description('run the built-in study (MobileNetV2 at 64 px; source clipart; held out fashion-mnist, mnist, emoji, digits) and write its report')
+    .description(
+      'run the built-in study (MobileNetV2 at 64 px; source clipart; held out fashion-mnist, mnist, emoji, digits) and write its report',
+    )
     .option('--out <dir>', 'where results.sqlite and report.html go', '.')
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print one JSON document')
@@ -21,7 +23,12 @@ export function demoCommand(io: Io): Command {
       store.close();
       const r = await writeReport(db, html);
       const wallS = (Date.now() - t0) / 1000;
-      emit(io, !!o.json, { db, html, run, wallS, tables: r.tables }, () =>
-        `${r.tables.map(markdownTable).join('\n\n')}\n\n${run.ran} cells run, ${run.skipped} already done; ${wallS.toFixed(0)} s. Wrote ${db} and ${html} (${r.plots} plots).`);
+      emit(
+        io,
+        !!o.json,
+        { db, html, run, wallS, tables: r.tables },
+        () =>
+          `${r.tables.map(markdownTable).join('\n\n')}\n\n${run.ran} cells run, ${run.skipped} already done; ${wallS.toFixed(0)} s. Wrote ${db} and ${html} (${r.plots} plots).`,
+      );
     });
 }

@@ -19,8 +19,14 @@ export function doctorReport(): DoctorReport {
   const tcmalloc = maps.includes('libtcmalloc');
   const blas = maps.includes('openblas') ? 'openblas' : maps.includes('libblas.so') ? 'reference (netlib)' : 'unknown';
   const warnings: string[] = [];
-  if (!tcmalloc) warnings.push('tcmalloc is not preloaded: run through bin/tapir (it sets LD_PRELOAD) or memory will grow and ops run 10-35% slower');
-  if (blas !== 'openblas') warnings.push('BLAS is not OpenBLAS: `apt-get install libopenblas0-openmp` (the reference BLAS is ~30x slower on linear layers)');
+  if (!tcmalloc)
+    warnings.push(
+      'tcmalloc is not preloaded: run through bin/tapir (it sets LD_PRELOAD) or memory will grow and ops run 10-35% slower',
+    );
+  if (blas !== 'openblas')
+    warnings.push(
+      'BLAS is not OpenBLAS: `apt-get install libopenblas0-openmp` (the reference BLAS is ~30x slower on linear layers)',
+    );
   return { torchVersion: info.torchVersion, threads: getNumThreads(), blas, tcmalloc, cuda: cudaAvailable(), warnings };
 }
 
@@ -31,7 +37,14 @@ export function doctorCommand(io: Io): Command {
     .action((o: { json?: boolean }) => {
       const r = doctorReport();
       emit(io, !!o.json, r, () =>
-        [`libtorch  ${r.torchVersion}`, `threads   ${r.threads}`, `blas      ${r.blas}`, `tcmalloc  ${r.tcmalloc ? 'preloaded' : 'NO'}`,
-          `cuda      ${r.cuda ? 'available' : 'not available'}`, ...r.warnings.map((w) => `warning: ${w}`)].join('\n'));
+        [
+          `libtorch  ${r.torchVersion}`,
+          `threads   ${r.threads}`,
+          `blas      ${r.blas}`,
+          `tcmalloc  ${r.tcmalloc ? 'preloaded' : 'NO'}`,
+          `cuda      ${r.cuda ? 'available' : 'not available'}`,
+          ...r.warnings.map((w) => `warning: ${w}`),
+        ].join('\n'),
+      );
     });
 }

@@ -1,7 +1,15 @@
 /** `tapir info <model|path>`: parameters, prunable tensors and input of a zoo model or a model file. */
 import { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { countParams, disposeGraph, importOnnx, loadModel, loadTfjsModel, UnsupportedOpError, type Graph } from '../../graph/index.js';
+import {
+  countParams,
+  disposeGraph,
+  importOnnx,
+  loadModel,
+  loadTfjsModel,
+  UnsupportedOpError,
+  type Graph,
+} from '../../graph/index.js';
 import { emit, table, type Io } from '../output.js';
 
 export interface ModelInfo {
@@ -28,17 +36,34 @@ export async function openModel(spec: string, o: { size?: number; weights?: stri
 export function modelInfo(g: Graph, source: string): ModelInfo {
   const params = [...g.params.values()];
   return {
-    name: g.name, source, inputSize: g.preprocessing.size, inputRange: g.preprocessing.range, inputShape: g.inputs[0]?.shape ?? [],
-    featureTap: g.featureTap, ...countParams(g), nodes: g.nodes.length,
-    parameters: params.map((p) => ({ name: p.name, shape: [...p.tensor.shape], role: p.role, trainable: p.trainable, prunable: p.prunable })),
-    prunable: params.filter((p) => p.prunable).map((p) => ({ name: p.name, shape: [...p.tensor.shape], numel: p.tensor.numel })),
+    name: g.name,
+    source,
+    inputSize: g.preprocessing.size,
+    inputRange: g.preprocessing.range,
+    inputShape: g.inputs[0]?.shape ?? [],
+    featureTap: g.featureTap,
+    ...countParams(g),
+    nodes: g.nodes.length,
+    parameters: params.map((p) => ({
+      name: p.name,
+      shape: [...p.tensor.shape],
+      role: p.role,
+      trainable: p.trainable,
+      prunable: p.prunable,
+    })),
+    prunable: params
+      .filter((p) => p.prunable)
+      .map((p) => ({ name: p.name, shape: [...p.tensor.shape], numel: p.tensor.numel })),
   };
 }
 
 export function infoCommand(io: Io): Command {
   return new Command('info')
     .description('show a model: parameters, prunable tensors with shapes, totals, input size')
-    .argument('<model>', 'zoo id (`tapir models`), `random:<id>`, `<id>@<size>`, or a path to model.json / model.min.js / .onnx')
+    .argument(
+      '<model>',
+      'zoo id (`tapir models`), `random:<id>`, `<id>@<size>`, or a path to model.json / model.min.js / .onnx',
+    )
     .option('--weights <file>', 'safetensors state dict for a built-in architecture')
     .option('--json', 'print one JSON document')
     .action(async (spec: string, o: { json?: boolean; weights?: string }) => {
@@ -48,17 +73,28 @@ export function infoCommand(io: Io): Command {
       } catch (e) {
         // every unsupported op of the model at once (the ONNX importer scans the whole file), then the usual error
         if (e instanceof UnsupportedOpError && !o.json)
-          io.out(table(['unsupported op', 'nodes', 'first node'], e.unsupported.map((u) => [u.op, u.nodes.length, u.nodes[0]!])));
+          io.out(
+            table(
+              ['unsupported op', 'nodes', 'first node'],
+              e.unsupported.map((u) => [u.op, u.nodes.length, u.nodes[0]!]),
+            ),
+          );
         throw e;
       }
       const r = modelInfo(g, spec);
       disposeGraph(g);
-      emit(io, !!o.json, r, () => [
-        `model       ${r.name} (${r.source})`,
-        `input       [${r.inputShape.map((d) => d ?? 'N').join(', ')}] at ${r.inputSize.join('×')}, range [${r.inputRange.join(', ')}]`,
-        `parameters  ${r.totalParameters} total, ${r.trainableParameters} trainable, ${r.prunableParameters} prunable`,
-        `feature tap ${r.featureTap}`, '',
-        table(['prunable tensor', 'shape', 'numel'], r.prunable.map((p) => [p.name, `[${p.shape.join(', ')}]`, p.numel])),
-      ].join('\n'));
+      emit(io, !!o.json, r, () =>
+        [
+          `model       ${r.name} (${r.source})`,
+          `input       [${r.inputShape.map((d) => d ?? 'N').join(', ')}] at ${r.inputSize.join('×')}, range [${r.inputRange.join(', ')}]`,
+          `parameters  ${r.totalParameters} total, ${r.trainableParameters} trainable, ${r.prunableParameters} prunable`,
+          `feature tap ${r.featureTap}`,
+          '',
+          table(
+            ['prunable tensor', 'shape', 'numel'],
+            r.prunable.map((p) => [p.name, `[${p.shape.join(', ')}]`, p.numel]),
+          ),
+        ].join('\n'),
+      );
     });
 }

@@ -15,8 +15,13 @@ export interface ModelRow {
 
 export function listModels(): ModelRow[] {
   return [...ZOO.values()].map((e) => ({
-    id: e.id, default: e.id === DEFAULT_MODEL, description: e.description, weights: e.weights,
-    inputSize: e.defaultSize, inputRange: e.inputRange, anyResolution: e.convnet,
+    id: e.id,
+    default: e.id === DEFAULT_MODEL,
+    description: e.description,
+    weights: e.weights,
+    inputSize: e.defaultSize,
+    inputRange: e.inputRange,
+    anyResolution: e.convnet,
   }));
 }
 
@@ -27,6 +32,10 @@ export function modelsCommand(io: Io): Command {
     .action((o: { json?: boolean }) => {
       const rows = listModels();
       emit(io, !!o.json, { models: rows }, () =>
-        table(['id', 'size', 'weights', 'description'], rows.map((r) => [r.id + (r.default ? ' (default)' : ''), r.inputSize, r.weights, r.description])));
+        table(
+          ['id', 'size', 'weights', 'description'],
+          rows.map((r) => [r.id + (r.default ? ' (default)' : ''), r.inputSize, r.weights, r.description]),
+        ),
+      );
     });
 }

@@ -4,7 +4,10 @@ import { htmlReport, markdownReport, readReport, reportTables, StudyStore, write
 import { emit, type Io } from '../output.js';
 
 /** Writes the HTML report of `db` to `out`; returns the markdown, the tables and the plot count. */
-export async function writeReport(db: string, out: string | null): Promise<{ markdown: string; tables: ReturnType<typeof reportTables>; plots: number }> {
+export async function writeReport(
+  db: string,
+  out: string | null,
+): Promise<{ markdown: string; tables: ReturnType<typeof reportTables>; plots: number }> {
   const store = new StudyStore(db, { readonly: true });
   try {
     const data = readReport(store);
@@ -22,7 +25,9 @@ export async function writeReport(db: string, out: string | null): Promise<{ mar
 
 export function reportCommand(io: Io): Command {
   return new Command('report')
-    .description('report a study: accuracy vs sparsity, retained accuracy, per-layer densities, mask overlap, efficiency (HTML + markdown)')
+    .description(
+      'report a study: accuracy vs sparsity, retained accuracy, per-layer densities, mask overlap, efficiency (HTML + markdown)',
+    )
     .option('--db <file>', 'results database written by `tapir study`', 'results.sqlite')
     .option('--out <file>', 'HTML report to write', 'report.html')
     .option('--no-html', 'print the tables only')
@@ -30,6 +35,11 @@ export function reportCommand(io: Io): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .action(async (o: { db: string; out: string; html: boolean; json?: boolean }) => {
       const r = await writeReport(o.db, o.html ? o.out : null);
-      emit(io, !!o.json, { db: o.db, html: o.html ? o.out : null, plots: r.plots, tables: r.tables }, () => r.markdown + (o.html ? `\nwrote ${o.out} (${r.plots} plots)` : ''));
+      emit(
+        io,
+        !!o.json,
+        { db: o.db, html: o.html ? o.out : null, plots: r.plots, tables: r.tables },
+        () => r.markdown + (o.html ? `\nwrote ${o.out} (${r.plots} plots)` : ''),
+      );
     });
 }

@@ -41,7 +41,8 @@ export async function openClipart(): Promise<Dataset> {
   }
   const files: { rel: string; cls: string }[] = [];
   for (const [rel, set] of [...cats].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    if (set.size > 1) skipped.push({ file: rel, reason: `reached from several categories (${[...set].sort().join(', ')})` });
+    if (set.size > 1)
+      skipped.push({ file: rel, reason: `reached from several categories (${[...set].sort().join(', ')})` });
     else files.push({ rel, cls: [...set][0]! });
   }
   return fileDataset({

@@ -19,7 +19,10 @@ export async function openDigits(): Promise<Dataset> {
   rows.forEach((row, r) => {
     const v = row.split(',').map(Number);
     if (v.length !== 65 || v.some((x) => !Number.isInteger(x) || x < 0 || x > 16) || v[64]! > 9) {
-      throw new DataError(`${path}: row ${r + 1} is not 64 pixels in 0..16 and a label`, { context: { dataset: 'digits', file: path, row: r + 1 }, fix: `delete the file and reinstall: ${ASSETS.digits.install}` });
+      throw new DataError(`${path}: row ${r + 1} is not 64 pixels in 0..16 and a label`, {
+        context: { dataset: 'digits', file: path, row: r + 1 },
+        fix: `delete the file and reinstall: ${ASSETS.digits.install}`,
+      });
     }
     // 0..16 → 0..255 so the digits share the byte scale of every other dataset.
     for (let j = 0; j < 64; j++) pixels[r * 64 + j] = Math.round((v[j]! * 255) / 16);

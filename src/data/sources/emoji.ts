@@ -23,7 +23,8 @@ interface EmojiEntry {
 export async function openEmoji(): Promise<Dataset> {
   const root = ASSETS.emoji.path();
   const meta = join(root, 'emoji.json');
-  if (!existsSync(meta) || !existsSync(join(root, 'img/google/64'))) throw new AssetMissingError('emoji', root, ASSETS.emoji.install);
+  if (!existsSync(meta) || !existsSync(join(root, 'img/google/64')))
+    throw new AssetMissingError('emoji', root, ASSETS.emoji.install);
   const entries = JSON.parse(await readFile(meta, 'utf8')) as EmojiEntry[];
   const skipped: SkippedFile[] = [];
   const files: { rel: string; cls: string }[] = [];

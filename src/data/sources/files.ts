@@ -39,7 +39,10 @@ export function fileDataset(o: {
     const label = index.get(f.cls);
     if (label !== undefined) examples.push({ key: f.rel, label, pool: f.pool ?? 'train' });
   }
-  if (classes.length === 0) throw new DataError(`dataset '${o.name}': no class has ${min} or more images under ${o.root}`, { context: { dataset: o.name, root: o.root } });
+  if (classes.length === 0)
+    throw new DataError(`dataset '${o.name}': no class has ${min} or more images under ${o.root}`, {
+      context: { dataset: o.name, root: o.root },
+    });
   return {
     name: o.name,
     root: o.root,

@@ -14,18 +14,29 @@ import type { Dataset, PoolName, SkippedFile } from '../dataset.js';
 import { fileDataset, IMAGE_EXT, walk } from './files.js';
 
 async function subdirs(dir: string): Promise<string[]> {
-  return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+  return (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => e.name)
+    .sort();
 }
 
 export async function openFolder(path: string): Promise<Dataset> {
   const root = dataPath(path);
   const name = `folder:${root}`;
   if (!existsSync(root) || !statSync(root).isDirectory()) {
-    throw new DataError(`dataset '${name}': no such directory`, { context: { dataset: name }, fix: 'give a directory with one sub-folder of images per class: folder:/path/to/dir' });
+    throw new DataError(`dataset '${name}': no such directory`, {
+      context: { dataset: name },
+      fix: 'give a directory with one sub-folder of images per class: folder:/path/to/dir',
+    });
   }
   const top = await subdirs(root);
   const split = top.length === 2 && top[0] === 'test' && top[1] === 'train';
-  const pools: [PoolName, string][] = split ? [['train', 'train'], ['test', 'test']] : [['train', '']];
+  const pools: [PoolName, string][] = split
+    ? [
+        ['train', 'train'],
+        ['test', 'test'],
+      ]
+    : [['train', '']];
   const files: { rel: string; cls: string; pool: PoolName }[] = [];
   const skipped: SkippedFile[] = [];
   const fp: string[] = [];
@@ -34,8 +45,14 @@ export async function openFolder(path: string): Promise<Dataset> {
     const dir = sub ? join(root, sub) : root;
     const classes = await subdirs(dir);
     if (classNames && classes.join('/') !== classNames.join('/')) {
-      const odd = [...classes.filter((c) => !classNames!.includes(c)), ...classNames.filter((c) => !classes.includes(c))];
-      throw new DataError(`dataset '${name}': train/ and test/ have different class folders (${odd.join(', ')})`, { context: { dataset: name, classes: odd }, fix: 'give train/ and test/ the same class sub-folders' });
+      const odd = [
+        ...classes.filter((c) => !classNames!.includes(c)),
+        ...classNames.filter((c) => !classes.includes(c)),
+      ];
+      throw new DataError(`dataset '${name}': train/ and test/ have different class folders (${odd.join(', ')})`, {
+        context: { dataset: name, classes: odd },
+        fix: 'give train/ and test/ the same class sub-folders',
+      });
     }
     classNames = classes;
     for (const cls of classes) {
@@ -62,14 +79,21 @@ export async function openFolder(path: string): Promise<Dataset> {
       }
       if (n === 0) {
         throw new DataError(`dataset '${name}': class '${cls}' has no usable images in ${join(dir, cls)}`, {
-          context: { dataset: name, class: cls, skipped: skipped.filter((s) => s.file.startsWith([sub, cls].filter(Boolean).join('/') + '/')).length },
+          context: {
+            dataset: name,
+            class: cls,
+            skipped: skipped.filter((s) => s.file.startsWith([sub, cls].filter(Boolean).join('/') + '/')).length,
+          },
           fix: `add PNG/JPEG images to ${join(dir, cls)} or remove the folder`,
         });
       }
     }
   }
   if (!classNames || classNames.length < 2) {
-    throw new DataError(`dataset '${name}': needs at least 2 class sub-folders, found ${classNames?.length ?? 0}`, { context: { dataset: name, classes: classNames ?? [] }, fix: 'put each class in its own sub-folder: <dir>/<class>/*.png' });
+    throw new DataError(`dataset '${name}': needs at least 2 class sub-folders, found ${classNames?.length ?? 0}`, {
+      context: { dataset: name, classes: classNames ?? [] },
+      fix: 'put each class in its own sub-folder: <dir>/<class>/*.png',
+    });
   }
   return fileDataset({ name, root, files, skipped, fingerprint: hashString(fp.join('|')).toString(16) });
 }

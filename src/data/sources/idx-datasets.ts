@@ -8,7 +8,18 @@ import { decodeImage } from '../decode.js';
 import type { Dataset, Example, PoolName } from '../dataset.js';
 import { ASSETS } from '../paths.js';
 
-const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+const FASHION_CLASSES = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
 const DIGIT_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
 export function openMnist(): Promise<Dataset> {
@@ -16,11 +27,18 @@ export function openMnist(): Promise<Dataset> {
 }
 
 export function openFashionMnist(): Promise<Dataset> {
-  return openIdx('fashion-mnist', ASSETS['fashion-mnist'].path(), '.gz', FASHION_CLASSES, ASSETS['fashion-mnist'].install);
+  return openIdx(
+    'fashion-mnist',
+    ASSETS['fashion-mnist'].path(),
+    '.gz',
+    FASHION_CLASSES,
+    ASSETS['fashion-mnist'].install,
+  );
 }
 
 async function openIdx(name: string, dir: string, ext: string, classes: string[], install: string): Promise<Dataset> {
-  const file = (pool: PoolName, kind: 'images-idx3' | 'labels-idx1') => join(dir, `${pool === 'train' ? 'train' : 't10k'}-${kind}-ubyte${ext}`);
+  const file = (pool: PoolName, kind: 'images-idx3' | 'labels-idx1') =>
+    join(dir, `${pool === 'train' ? 'train' : 't10k'}-${kind}-ubyte${ext}`);
   const files = (['train', 'test'] as const).flatMap((p) => [file(p, 'images-idx3'), file(p, 'labels-idx1')]);
   const missing = files.find((f) => !existsSync(f));
   if (missing) throw new AssetMissingError(name, missing, install);
@@ -31,7 +49,10 @@ async function openIdx(name: string, dir: string, ext: string, classes: string[]
     const labels = await readIdx(file(pool, 'labels-idx1'));
     counts[pool] = labels.data.length;
     labels.data.forEach((l, i) => {
-      if (l >= classes.length) throw new DataError(`${file(pool, 'labels-idx1')}: label ${l} at row ${i} is not a class of ${name}`, { context: { dataset: name } });
+      if (l >= classes.length)
+        throw new DataError(`${file(pool, 'labels-idx1')}: label ${l} at row ${i} is not a class of ${name}`, {
+          context: { dataset: name },
+        });
       examples.push({ key: `${pool}/${i}`, label: l, pool });
     });
   }
@@ -42,7 +63,10 @@ async function openIdx(name: string, dir: string, ext: string, classes: string[]
     if (!p) {
       p = readIdx(file(pool, 'images-idx3')).then((a) => {
         if (a.dims.length !== 3 || a.dims[0] !== counts[pool]) {
-          throw new DataError(`${file(pool, 'images-idx3')}: shape [${a.dims.join(', ')}] does not match ${counts[pool]} labels`, { context: { dataset: name } });
+          throw new DataError(
+            `${file(pool, 'images-idx3')}: shape [${a.dims.join(', ')}] does not match ${counts[pool]} labels`,
+            { context: { dataset: name } },
+          );
         }
         return a;
       });

@@ -25,9 +25,17 @@ type OnnxAttr = onnxProto.onnx.IAttributeProto;
 /** An ONNX attribute with an explicit type (ints and floats differ in ONNX, not in JS). */
 export const attr = {
   int: (name: string, i: number): OnnxAttr => ({ name, type: onnx.AttributeProto.AttributeType.INT, i }),
-  ints: (name: string, ints: readonly number[]): OnnxAttr => ({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: [...ints] }),
+  ints: (name: string, ints: readonly number[]): OnnxAttr => ({
+    name,
+    type: onnx.AttributeProto.AttributeType.INTS,
+    ints: [...ints],
+  }),
   float: (name: string, f: number): OnnxAttr => ({ name, type: onnx.AttributeProto.AttributeType.FLOAT, f }),
-  str: (name: string, s: string): OnnxAttr => ({ name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(s) }),
+  str: (name: string, s: string): OnnxAttr => ({
+    name,
+    type: onnx.AttributeProto.AttributeType.STRING,
+    s: new TextEncoder().encode(s),
+  }),
 };
 
 /** What an export rule can do: add nodes, constants and fresh value names. */
@@ -36,10 +44,25 @@ export class Emitter {
   readonly initializers: onnxProto.onnx.ITensorProto[] = [];
   readonly #names = new Set<string>();
   #k = 0;
-  constructor(readonly g: Graph, readonly opset: number) {}
+  constructor(
+    readonly g: Graph,
+    readonly opset: number,
+  ) {}
 
-  node(opType: string, inputs: readonly string[], outputs: readonly string[], attributes: OnnxAttr[] = [], name?: string): void {
-    this.nodes.push({ opType, input: [...inputs], output: [...outputs], attribute: attributes, name: name ?? outputs[0] });
+  node(
+    opType: string,
+    inputs: readonly string[],
+    outputs: readonly string[],
+    attributes: OnnxAttr[] = [],
+    name?: string,
+  ): void {
+    this.nodes.push({
+      opType,
+      input: [...inputs],
+      output: [...outputs],
+      attribute: attributes,
+      name: name ?? outputs[0],
+    });
   }
   /** A fresh value name derived from the IR node's name. */
   tmp(n: Node, what: string): string {
@@ -50,7 +73,14 @@ export class Emitter {
   }
   i64(n: Node, what: string, values: readonly number[], dims: readonly number[] = [values.length]): string {
     const name = this.tmp(n, what);
-    this.initializers.push(tensorProto(name, DataType.INT64, dims, new Uint8Array(BigInt64Array.from(values, (v) => BigInt(Math.trunc(v))).buffer)));
+    this.initializers.push(
+      tensorProto(
+        name,
+        DataType.INT64,
+        dims,
+        new Uint8Array(BigInt64Array.from(values, (v) => BigInt(Math.trunc(v))).buffer),
+      ),
+    );
     return name;
   }
   f32(n: Node, what: string, values: readonly number[], dims: readonly number[] = [values.length]): string {
@@ -64,12 +94,23 @@ export class Emitter {
   }
 }
 
-function tensorProto(name: string, dataType: number, dims: readonly number[], raw: Uint8Array): onnxProto.onnx.ITensorProto {
+function tensorProto(
+  name: string,
+  dataType: number,
+  dims: readonly number[],
+  raw: Uint8Array,
+): onnxProto.onnx.ITensorProto {
   return { name, dataType, dims: [...dims], rawData: raw };
 }
 
 function tensorToProto(name: string, t: Tensor): onnxProto.onnx.ITensorProto {
-  const c = noGrad(() => (t.dtype === 'float32' || t.dtype === 'int64' ? t.contiguous() : t.dtype === 'int32' || t.dtype === 'uint8' || t.dtype === 'bool' ? t.to('int64') : t.to('float32')));
+  const c = noGrad(() =>
+    t.dtype === 'float32' || t.dtype === 'int64'
+      ? t.contiguous()
+      : t.dtype === 'int32' || t.dtype === 'uint8' || t.dtype === 'bool'
+        ? t.to('int64')
+        : t.to('float32'),
+  );
   try {
     const d = c.data() as Float32Array | BigInt64Array;
     const raw = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
@@ -83,7 +124,10 @@ function tensorToProto(name: string, t: Tensor): onnxProto.onnx.ITensorProto {
 export function exportOnnxBytes(g: Graph, o: ExportOnnxOptions = {}): Uint8Array {
   const opset = o.opset ?? 17;
   if (!Number.isInteger(opset) || opset < 13 || opset > 17)
-    throw new TapirError('E_ARG', `exportOnnx: opset ${opset} is not supported (13–17)`, { context: { option: 'opset' }, fix: 'pass opset between 13 and 17' });
+    throw new TapirError('E_ARG', `exportOnnx: opset ${opset} is not supported (13–17)`, {
+      context: { option: 'opset' },
+      fix: 'pass opset between 13 and 17',
+    });
   const e = new Emitter(g, opset);
   for (const n of g.nodes) {
     const rule = EXPORT_RULES[n.op];
@@ -103,14 +147,32 @@ export function exportOnnxBytes(g: Graph, o: ExportOnnxOptions = {}): Uint8Array
   const f32 = onnx.TensorProto.DataType.FLOAT;
   const valueInfo = (name: string, shape?: readonly (number | null)[]): onnxProto.onnx.IValueInfoProto => ({
     name,
-    type: { tensorType: { elemType: f32, ...(shape ? { shape: { dim: shape.map((d, i) => (d === null ? { dimParam: i === 0 ? 'batch' : `${name}_${i}` } : { dimValue: d })) } } : {}) } },
+    type: {
+      tensorType: {
+        elemType: f32,
+        ...(shape
+          ? {
+              shape: {
+                dim: shape.map((d, i) =>
+                  d === null ? { dimParam: i === 0 ? 'batch' : `${name}_${i}` } : { dimValue: d },
+                ),
+              },
+            }
+          : {}),
+      },
+    },
   });
   const model = onnx.ModelProto.create({
     irVersion: 8,
     producerName: 'tapir',
     producerVersion: '0.1.0',
     docString: o.docString ?? '',
-    metadataProps: [{ key: TAPIR_METADATA_KEY, value: JSON.stringify({ ...tapirMetadata(g), ...(o.baseModel ? { baseModel: o.baseModel } : {}) }) }],
+    metadataProps: [
+      {
+        key: TAPIR_METADATA_KEY,
+        value: JSON.stringify({ ...tapirMetadata(g), ...(o.baseModel ? { baseModel: o.baseModel } : {}) }),
+      },
+    ],
     opsetImport: [{ domain: '', version: opset }],
     graph: {
       name: g.name,

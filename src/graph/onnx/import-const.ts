@@ -39,7 +39,8 @@ function broadcastDims(ds: readonly (readonly number[])[]): number[] {
     for (const d of ds) {
       const e = d[d.length - rank + i] ?? 1;
       if (e !== 1) {
-        if (out !== 1 && out !== e) throw new Error(`shapes [${ds.map((x) => x.join(', ')).join('] and [')}] do not broadcast`);
+        if (out !== 1 && out !== e)
+          throw new Error(`shapes [${ds.map((x) => x.join(', ')).join('] and [')}] do not broadcast`);
         out = e;
       }
     }
@@ -77,7 +78,10 @@ function elementwise(kind: 'int' | 'float' | 'same', f: (...v: number[]) => numb
   };
 }
 
-function arith(f: (a: number, b: number) => number, intF: (a: number, b: number) => number): (xs: (Arr | null)[]) => Arr[] {
+function arith(
+  f: (a: number, b: number) => number,
+  intF: (a: number, b: number) => number,
+): (xs: (Arr | null)[]) => Arr[] {
   return (xs) => {
     const float = xs.some((x) => x?.kind === 'float');
     return elementwise(float ? 'float' : 'int', float ? f : intF)(xs);
@@ -123,12 +127,30 @@ const truncDiv = (a: number, b: number) => Math.trunc(a / b);
 const pyMod = (a: number, b: number) => ((a % b) + b) % b;
 
 export const CONST_EVAL: Record<string, Eval> = {
-  Add: arith((a, b) => a + b, (a, b) => a + b),
-  Sub: arith((a, b) => a - b, (a, b) => a - b),
-  Mul: arith((a, b) => a * b, (a, b) => a * b),
+  Add: arith(
+    (a, b) => a + b,
+    (a, b) => a + b,
+  ),
+  Sub: arith(
+    (a, b) => a - b,
+    (a, b) => a - b,
+  ),
+  Mul: arith(
+    (a, b) => a * b,
+    (a, b) => a * b,
+  ),
   Div: arith((a, b) => a / b, truncDiv),
-  Mod: (xs, c) => (c.num('fmod', 0) === 1 ? arith((a, b) => a % b, (a, b) => a % b) : arith((a, b) => a - Math.floor(a / b) * b, pyMod))(xs),
-  Pow: arith((a, b) => a ** b, (a, b) => a ** b),
+  Mod: (xs, c) =>
+    (c.num('fmod', 0) === 1
+      ? arith(
+          (a, b) => a % b,
+          (a, b) => a % b,
+        )
+      : arith((a, b) => a - Math.floor(a / b) * b, pyMod))(xs),
+  Pow: arith(
+    (a, b) => a ** b,
+    (a, b) => a ** b,
+  ),
   Max: elementwise('same', Math.max),
   Min: elementwise('same', Math.min),
   Neg: elementwise('same', (a) => -a),
@@ -144,13 +166,23 @@ export const CONST_EVAL: Record<string, Eval> = {
   Or: elementwise('int', (a, b) => (a || b ? 1 : 0)),
   Where: (xs) => {
     const [a, b] = [need(xs, 1), need(xs, 2)];
-    return elementwise(a.kind === 'float' || b.kind === 'float' ? 'float' : 'int', (k, p, q) => (k ? p : q))([need(xs, 0), a, b]);
+    return elementwise(a.kind === 'float' || b.kind === 'float' ? 'float' : 'int', (k, p, q) => (k ? p : q))([
+      need(xs, 0),
+      a,
+      b,
+    ]);
   },
   Cast: (xs, c) => {
     const x = need(xs, 0);
     const to = c.num('to', 1);
     const float = to === 1 || to === 10 || to === 11 || to === 16;
-    return [{ kind: float ? 'float' : 'int', dims: x.dims, data: float || x.kind === 'int' ? x.data : x.data.map(to === 9 ? (v) => (v ? 1 : 0) : Math.trunc) }];
+    return [
+      {
+        kind: float ? 'float' : 'int',
+        dims: x.dims,
+        data: float || x.kind === 'int' ? x.data : x.data.map(to === 9 ? (v) => (v ? 1 : 0) : Math.trunc),
+      },
+    ];
   },
   Identity: (xs) => [need(xs, 0)],
   Reshape: (xs, c) => {
@@ -179,7 +211,9 @@ export const CONST_EVAL: Record<string, Eval> = {
   },
   Squeeze: (xs, c) => {
     const x = need(xs, 0);
-    const axes = (ints(c, xs, 1, 'axes') ?? x.dims.flatMap((d, i) => (d === 1 ? [i] : []))).map((a) => norm(a, x.dims.length));
+    const axes = (ints(c, xs, 1, 'axes') ?? x.dims.flatMap((d, i) => (d === 1 ? [i] : []))).map((a) =>
+      norm(a, x.dims.length),
+    );
     return [{ ...x, dims: x.dims.filter((_, i) => !axes.includes(i)) }];
   },
   Transpose: (xs, c) => {
@@ -220,14 +254,22 @@ export const CONST_EVAL: Record<string, Eval> = {
     const perm = [axis, ...dims.map((_, i) => i).filter((i) => i !== axis)];
     const inv = perm.map((_, i) => perm.indexOf(i));
     const data = ins.flatMap((x) => transpose(x, perm).data);
-    return [transpose({ kind: ins.some((x) => x.kind === 'float') ? 'float' : 'int', dims: perm.map((p) => dims[p]!), data }, inv)];
+    return [
+      transpose(
+        { kind: ins.some((x) => x.kind === 'float') ? 'float' : 'int', dims: perm.map((p) => dims[p]!), data },
+        inv,
+      ),
+    ];
   },
   Gather: (xs, c) => {
     const x = need(xs, 0);
     const idx = need(xs, 1);
     const axis = norm(c.num('axis', 0), x.dims.length);
     const n = x.dims[axis]!;
-    const flat = select(x, x.dims.map((d, i) => (i === axis ? idx.data.map((v) => (v < 0 ? v + n : v)) : range(d))));
+    const flat = select(
+      x,
+      x.dims.map((d, i) => (i === axis ? idx.data.map((v) => (v < 0 ? v + n : v)) : range(d))),
+    );
     return [{ ...flat, dims: [...x.dims.slice(0, axis), ...idx.dims, ...x.dims.slice(axis + 1)] }];
   },
   Expand: (xs) => {
@@ -238,19 +280,37 @@ export const CONST_EVAL: Record<string, Eval> = {
   Tile: (xs) => {
     const x = need(xs, 0);
     const reps = need(xs, 1).data;
-    return [select(x, x.dims.map((d, i) => Array.from({ length: d * reps[i]! }, (_, k) => k % d)))];
+    return [
+      select(
+        x,
+        x.dims.map((d, i) => Array.from({ length: d * reps[i]! }, (_, k) => k % d)),
+      ),
+    ];
   },
   Range: (xs) => {
     const [s, l, d] = [0, 1, 2].map((i) => need(xs, i).data[0]!) as [number, number, number];
     const n = Math.max(Math.ceil((l - s) / d), 0);
-    return [{ kind: xs.some((x) => x?.kind === 'float') ? 'float' : 'int', dims: [n], data: Array.from({ length: n }, (_, i) => s + i * d) }];
+    return [
+      {
+        kind: xs.some((x) => x?.kind === 'float') ? 'float' : 'int',
+        dims: [n],
+        data: Array.from({ length: n }, (_, i) => s + i * d),
+      },
+    ];
   },
   ConstantOfShape: (xs, c) => {
     const dims = need(xs, 0).data;
     const t = c.a.get('value');
-    const v = t && typeof t === 'object' && !Array.isArray(t) ? readTensor(t, 'ConstantOfShape value', c.im.file) : null;
+    const v =
+      t && typeof t === 'object' && !Array.isArray(t) ? readTensor(t, 'ConstantOfShape value', c.im.file) : null;
     if (numel(dims) > 1 << 24) throw new Error(`constant of ${numel(dims)} elements is too large to fold`);
-    return [{ kind: v?.kind === 'float' ? 'float' : 'int', dims, data: new Array<number>(numel(dims)).fill(v ? Number(v.data[0] ?? 0) : 0) }];
+    return [
+      {
+        kind: v?.kind === 'float' ? 'float' : 'int',
+        dims,
+        data: new Array<number>(numel(dims)).fill(v ? Number(v.data[0] ?? 0) : 0),
+      },
+    ];
   },
   ScatterND: (xs, c) => {
     if (c.str('reduction', 'none') !== 'none') throw new Error('ScatterND with a reduction is not folded');
@@ -280,5 +340,7 @@ export function toArr(k: Known): Arr | null {
 }
 
 export function fromArr(a: Arr): Known {
-  return a.kind === 'float' ? { kind: 'float', dims: a.dims, data: Float32Array.from(a.data) } : { kind: 'int', dims: a.dims, data: a.data };
+  return a.kind === 'float'
+    ? { kind: 'float', dims: a.dims, data: Float32Array.from(a.data) }
+    : { kind: 'int', dims: a.dims, data: a.data };
 }

@@ -5,7 +5,21 @@
  */
 import type { Ctx, FloatValue, Known } from './import.js';
 import { readTensor } from './proto.js';
-import { dimAdd, dimDiv, dimEq, dimMul, dimSub, intBinary, intConcat, intGather, intSlice, isNum, reshapeOut, type Dim, type IntValue } from './shapes.js';
+import {
+  dimAdd,
+  dimDiv,
+  dimEq,
+  dimMul,
+  dimSub,
+  intBinary,
+  intConcat,
+  intGather,
+  intSlice,
+  isNum,
+  reshapeOut,
+  type Dim,
+  type IntValue,
+} from './shapes.js';
 
 export type Fold = (c: Ctx) => Known[] | null;
 
@@ -30,7 +44,9 @@ export function transpose2d(v: FloatValue): FloatValue {
 }
 
 /** Shape vectors only (equal dims, or one side a single value): anything else is left to import-const.ts. */
-const vectorLike = (vs: readonly IntValue[]) => vs.every((v) => v.dims.length <= 1) && new Set(vs.filter((v) => v.data.length !== 1).map((v) => v.data.length)).size <= 1;
+const vectorLike = (vs: readonly IntValue[]) =>
+  vs.every((v) => v.dims.length <= 1) &&
+  new Set(vs.filter((v) => v.data.length !== 1).map((v) => v.data.length)).size <= 1;
 
 function binaryFold(f: (a: Dim, b: Dim) => Dim): Fold {
   return (c) => {
@@ -48,9 +64,15 @@ export const FOLD: Record<string, Fold> = {
       return [v.kind === 'float' ? { kind: 'float', dims: v.dims, data: v.data } : int(v.dims, v.data)];
     }
     const ints = c.a.get('value_ints') ?? c.a.get('value_int');
-    if (ints !== undefined) return [Array.isArray(ints) ? int([ints.length], ints as number[]) : int([], [ints as number])];
+    if (ints !== undefined)
+      return [Array.isArray(ints) ? int([ints.length], ints as number[]) : int([], [ints as number])];
     const f = c.a.get('value_floats') ?? c.a.get('value_float');
-    if (f !== undefined) return [Array.isArray(f) ? { kind: 'float', dims: [f.length], data: Float32Array.from(f as number[]) } : { kind: 'float', dims: [], data: Float32Array.of(f as number) }];
+    if (f !== undefined)
+      return [
+        Array.isArray(f)
+          ? { kind: 'float', dims: [f.length], data: Float32Array.from(f as number[]) }
+          : { kind: 'float', dims: [], data: Float32Array.of(f as number) },
+      ];
     return c.im.fail(c.n, 'Constant without a supported value attribute');
   },
   Shape: (c) => {
@@ -76,7 +98,8 @@ export const FOLD: Record<string, Fold> = {
     const toFloat = to === 1 || to === 10 || to === 11 || to === 16;
     if (k.kind === 'int' && !toFloat) return [k];
     if (k.kind === 'float' && toFloat) return [k];
-    if (k.kind === 'int' && k.data.every(isNum)) return [{ kind: 'float', dims: k.dims, data: Float32Array.from(k.data as number[]) }];
+    if (k.kind === 'int' && k.data.every(isNum))
+      return [{ kind: 'float', dims: k.dims, data: Float32Array.from(k.data as number[]) }];
     if (k.kind === 'float') return [int(k.dims, Array.from(k.data, Math.trunc))];
     return null;
   },
@@ -110,7 +133,12 @@ export const FOLD: Record<string, Fold> = {
     const d = asInt(c, 0);
     if (!d) return null;
     const axes = (axesOf(c, 1) ?? d.dims.flatMap((x, i) => (x === 1 ? [i] : []))).map((a) => norm(a, d.dims.length));
-    return [int(d.dims.filter((_, i) => !axes.includes(i)), d.data)];
+    return [
+      int(
+        d.dims.filter((_, i) => !axes.includes(i)),
+        d.data,
+      ),
+    ];
   },
   Reshape: (c) => {
     const d = asInt(c, 0);
@@ -122,11 +150,12 @@ export const FOLD: Record<string, Fold> = {
   ConstantOfShape: (c) => {
     const dims = c.nums(0, 'shape');
     const t = c.a.get('value');
-    const v = t && typeof t === 'object' && !Array.isArray(t) ? readTensor(t, 'ConstantOfShape value', c.im.file) : null;
+    const v =
+      t && typeof t === 'object' && !Array.isArray(t) ? readTensor(t, 'ConstantOfShape value', c.im.file) : null;
     const n = dims.reduce((p, x) => p * x, 1);
     if (n > 1 << 24) c.im.fail(c.n, `constant of ${n} elements is too large to fold`);
     if (v && v.kind === 'float') return [{ kind: 'float', dims, data: new Float32Array(n).fill(v.data[0] ?? 0) }];
-    return [int(dims, new Array<Dim>(n).fill(v ? (v.data[0] as number) ?? 0 : 0))];
+    return [int(dims, new Array<Dim>(n).fill(v ? ((v.data[0] as number) ?? 0) : 0))];
   },
   Add: binaryFold(dimAdd),
   Sub: binaryFold(dimSub),
@@ -142,4 +171,3 @@ export const FOLD: Record<string, Fold> = {
     return [int([n], data)];
   },
 };
-

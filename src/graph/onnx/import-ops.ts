@@ -14,18 +14,28 @@ type Run = (c: Ctx) => void;
 const norm = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);
 const BIG = Number.MAX_SAFE_INTEGER;
 
-const same = (c: Ctx, op: string, a: Record<string, number | number[] | string | boolean> = {}) => c.im.emit(c.n, op, [c.in(0)], a, [c.sh(0)]);
+const same = (c: Ctx, op: string, a: Record<string, number | number[] | string | boolean> = {}) =>
+  c.im.emit(c.n, op, [c.in(0)], a, [c.sh(0)]);
 
 /**
  * Window padding: explicit `pads` [top, left, bottom, right], or `auto_pad` kept as the IR's `autoPad`, which the
  * op resolves from the input size at run time (resolution stays free). Returns the IR attributes and a function
  * giving the output size along spatial axis i.
  */
-function windowPad(c: Ctx, k: number[], s: number[], d: number[], ceil = false): { a: Record<string, number[] | string>; out: (n: Dim, i: number) => Dim } {
+function windowPad(
+  c: Ctx,
+  k: number[],
+  s: number[],
+  d: number[],
+  ceil = false,
+): { a: Record<string, number[] | string>; out: (n: Dim, i: number) => Dim } {
   const auto = c.str('auto_pad', 'NOTSET');
   if (auto === 'SAME_UPPER' || auto === 'SAME_LOWER')
-    return { a: { autoPad: auto.toLowerCase() }, out: (n, i) => (isNum(n) ? Math.ceil(n / s[i]!) : `ceil(${n}/${s[i]})`) };
-  const p = auto === 'VALID' ? [0, 0, 0, 0] : c.list('pads') ?? [0, 0, 0, 0];
+    return {
+      a: { autoPad: auto.toLowerCase() },
+      out: (n, i) => (isNum(n) ? Math.ceil(n / s[i]!) : `ceil(${n}/${s[i]})`),
+    };
+  const p = auto === 'VALID' ? [0, 0, 0, 0] : (c.list('pads') ?? [0, 0, 0, 0]);
   if (p.length !== 4) c.im.fail(c.n, `only 2-D windows are supported (pads [${p.join(', ')}])`);
   return { a: { padding: p }, out: (n, i) => windowOut(n, k[i]!, s[i]!, p[i]! + p[i + 2]!, d[i], ceil) };
 }
@@ -60,7 +70,8 @@ function modulePath(nodeName: string): string {
   return out.join('.');
 }
 
-const scaled = (v: FloatValue, s: number): FloatValue => (s === 1 ? v : { ...v, data: Float32Array.from(v.data, (x) => x * s) });
+const scaled = (v: FloatValue, s: number): FloatValue =>
+  s === 1 ? v : { ...v, data: Float32Array.from(v.data, (x) => x * s) };
 
 /** MatMul by a constant [in, out] matrix (+ a following bias Add) → one `linear` with weight [out, in]. */
 function matmul(c: Ctx): void {
@@ -72,7 +83,11 @@ function matmul(c: Ctx): void {
     const ab = a.length === 1 ? [1, ...a] : a;
     const bb = b.length === 1 ? [...b, 1] : b;
     const batch = broadcast([ab.slice(0, -2), bb.slice(0, -2)], c.n.name ?? '');
-    const out = [...batch, ...(a.length === 1 ? [] : [ab[ab.length - 2]!]), ...(b.length === 1 ? [] : [bb[bb.length - 1]!])];
+    const out = [
+      ...batch,
+      ...(a.length === 1 ? [] : [ab[ab.length - 2]!]),
+      ...(b.length === 1 ? [] : [bb[bb.length - 1]!]),
+    ];
     return im.emit(c.n, 'matmul', [c.in(0), c.in(1)], {}, [out]);
   }
   const outF = w.dims[1]!;
@@ -93,30 +108,56 @@ function matmul(c: Ctx): void {
   const src = im.transposedFrom.get(c.name(1));
   const x = c.sh(0);
   if (src !== undefined && im.fromInit.has(src)) {
-    im.emit(c.n, 'linear', [c.in(0), im.use(src, 'weight'), bias ? im.use(bias, 'bias') : ''], {}, [[...x.slice(0, -1), outF]], [outName]);
+    im.emit(
+      c.n,
+      'linear',
+      [c.in(0), im.use(src, 'weight'), bias ? im.use(bias, 'bias') : ''],
+      {},
+      [[...x.slice(0, -1), outF]],
+      [outName],
+    );
     return;
   }
   // torch's names: <module>.bias → <module>.weight; nn.MultiheadAttention's in_proj_bias → in_proj_weight
-  const wName = bias.endsWith('.bias') ? `${bias.slice(0, -5)}.weight` : bias.endsWith('_bias') ? `${bias.slice(0, -5)}_weight`
-    : !c.name(1).includes('::') ? c.name(1) : `${modulePath(c.n.name ?? '') || c.name(1)}.weight`;
+  const wName = bias.endsWith('.bias')
+    ? `${bias.slice(0, -5)}.weight`
+    : bias.endsWith('_bias')
+      ? `${bias.slice(0, -5)}_weight`
+      : !c.name(1).includes('::')
+        ? c.name(1)
+        : `${modulePath(c.n.name ?? '') || c.name(1)}.weight`;
   const wt = im.addKnown(wName, transpose2d(w), 'weight');
   im.emit(c.n, 'linear', [c.in(0), wt, bias ? im.use(bias, 'bias') : ''], {}, [[...x.slice(0, -1), outF]], [outName]);
 }
 
 function gemm(c: Ctx): void {
   const b = c.k(1);
-  if (!b || b.kind !== 'float' || c.num('transA', 0) !== 0) c.im.fail(c.n, 'only Gemm with a constant B and transA = 0 (a linear layer) is supported');
+  if (!b || b.kind !== 'float' || c.num('transA', 0) !== 0)
+    c.im.fail(c.n, 'only Gemm with a constant B and transA = 0 (a linear layer) is supported');
   const transB = c.num('transB', 0) === 1;
   const w = scaled(transB ? b : transpose2d(b), c.num('alpha', 1));
   const outF = w.dims[0]!;
-  const wName = c.im.fromInit.has(c.name(1)) && !c.name(1).includes('::') && transB && c.num('alpha', 1) === 1 ? c.in(1, 'weight') : c.im.addKnown(c.name(1), w, 'weight');
+  const wName =
+    c.im.fromInit.has(c.name(1)) && !c.name(1).includes('::') && transB && c.num('alpha', 1) === 1
+      ? c.in(1, 'weight')
+      : c.im.addKnown(c.name(1), w, 'weight');
   let bias = '';
   if (c.has(2)) {
     const cv = c.k(2);
-    if (!cv || cv.kind !== 'float' || (cv.data.length !== outF && cv.data.length !== 1)) c.im.fail(c.n, 'Gemm bias C must be a constant of size [out] or a scalar');
+    if (!cv || cv.kind !== 'float' || (cv.data.length !== outF && cv.data.length !== 1))
+      c.im.fail(c.n, 'Gemm bias C must be a constant of size [out] or a scalar');
     const beta = c.num('beta', 1);
     if (cv.dims.length === 1 && cv.data.length === outF && beta === 1) bias = c.in(2, 'bias');
-    else bias = c.im.addKnown(c.name(2), { kind: 'float', dims: [outF], data: Float32Array.from({ length: outF }, (_, i) => beta * cv.data[cv.data.length === 1 ? 0 : i]!) }, 'bias');
+    else
+      bias = c.im.addKnown(
+        c.name(2),
+        {
+          kind: 'float',
+          dims: [outF],
+          data: Float32Array.from({ length: outF }, (_, i) => beta * cv.data[cv.data.length === 1 ? 0 : i]!),
+        },
+        'bias',
+      );
   }
   c.im.emit(c.n, 'linear', [c.in(0), wName, bias], {}, [[c.sh(0)[0]!, outF]]);
 }
@@ -142,10 +183,19 @@ function expand(c: Ctx): void {
   let ref = '';
   out.forEach((d, i) => {
     const xi = i >= lead ? x[i - lead]! : undefined;
-    if (xi === d && i >= lead) { shape.push(-1); refDims.push(-1); return; }
-    if (isNum(d)) { shape.push(d); refDims.push(-1); return; }
+    if (xi === d && i >= lead) {
+      shape.push(-1);
+      refDims.push(-1);
+      return;
+    }
+    if (isNum(d)) {
+      shape.push(d);
+      refDims.push(-1);
+      return;
+    }
     const src = c.im.symSource.get(d);
-    if (!src || (ref && ref !== src.value)) c.im.fail(c.n, `expand to [${out.join(', ')}]: size ${d} is not known at run time`);
+    if (!src || (ref && ref !== src.value))
+      c.im.fail(c.n, `expand to [${out.join(', ')}]: size ${d} is not known at run time`);
     ref = src.value;
     shape.push(-1);
     refDims.push(src.dim);
@@ -160,14 +210,23 @@ function slice(c: Ctx): void {
   const endsRaw = c.has(2) ? c.ints(2, 'ends') : c.list('ends')!;
   const axes = (axesOf(c, 3) ?? starts.map((_, i) => i)).map((a) => norm(a, x.length));
   const steps = c.has(4) ? c.nums(4, 'steps') : starts.map(() => 1);
-  const ends = endsRaw.map((e, i) => (isNum(e) ? Math.max(-BIG, Math.min(BIG, e)) : e === x[axes[i]!] ? BIG : c.im.fail(c.n, `slice end ${e} is not known at import`)));
+  const ends = endsRaw.map((e, i) =>
+    isNum(e)
+      ? Math.max(-BIG, Math.min(BIG, e))
+      : e === x[axes[i]!]
+        ? BIG
+        : c.im.fail(c.n, `slice end ${e} is not known at import`),
+  );
   const out = [...x];
   axes.forEach((ax, i) => {
     const n = x[ax]!;
     const [s, e, st] = [starts[i]!, ends[i]!, steps[i]!];
     if (isNum(n)) {
       const cl = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
-      out[ax] = st > 0 ? Math.max(0, Math.ceil((cl(e) - cl(s)) / st)) : Math.max(0, Math.ceil((Math.min(s < 0 ? s + n : s, n - 1) - (e < 0 ? e + n : e)) / st));
+      out[ax] =
+        st > 0
+          ? Math.max(0, Math.ceil((cl(e) - cl(s)) / st))
+          : Math.max(0, Math.ceil((Math.min(s < 0 ? s + n : s, n - 1) - (e < 0 ? e + n : e)) / st));
     } else out[ax] = s === 0 && e >= BIG && st === 1 ? n : `slice(${n},${s},${e},${st})`;
   });
   c.im.emit(c.n, 'slice', [c.in(0)], { starts, ends, axes, steps }, [out]);
@@ -183,7 +242,9 @@ function split(c: Ctx): void {
     const part = Math.ceil(n / nOut);
     sizes = Array.from({ length: nOut }, (_, i) => Math.min(part, n - part * i));
   }
-  const shapes = Array.from({ length: nOut }, (_, i) => x.map((d, k) => (k === axis ? (sizes ? sizes[i]! : dimDiv(n, nOut)) : d)));
+  const shapes = Array.from({ length: nOut }, (_, i) =>
+    x.map((d, k) => (k === axis ? (sizes ? sizes[i]! : dimDiv(n, nOut)) : d)),
+  );
   c.im.emit(c.n, 'split', [c.in(0)], sizes ? { axis, split: sizes } : { axis, parts: nOut }, shapes);
 }
 
@@ -195,7 +256,8 @@ function reduce(op: string): Run {
   return (c) => {
     const x = c.sh(0);
     const given = axesOf(c, 1);
-    if ((given === undefined || given.length === 0) && c.num('noop_with_empty_axes', 0) === 1) return same(c, 'identity');
+    if ((given === undefined || given.length === 0) && c.num('noop_with_empty_axes', 0) === 1)
+      return same(c, 'identity');
     const axes = (given && given.length > 0 ? given : x.map((_, i) => i)).map((a) => norm(a, x.length));
     const keep = c.num('keepdims', 1) === 1;
     const out = keep ? x.map((d, i) => (axes.includes(i) ? 1 : d)) : x.filter((_, i) => !axes.includes(i));
@@ -206,7 +268,18 @@ function reduce(op: string): Run {
 function variadic(op: string): Run {
   return (c) => {
     const ins = c.inputs.map((_, i) => i).filter((i) => c.has(i));
-    c.im.emit(c.n, op, ins.map((i) => c.in(i)), {}, [broadcast(ins.map((i) => c.sh(i)), c.n.name ?? '')]);
+    c.im.emit(
+      c.n,
+      op,
+      ins.map((i) => c.in(i)),
+      {},
+      [
+        broadcast(
+          ins.map((i) => c.sh(i)),
+          c.n.name ?? '',
+        ),
+      ],
+    );
   };
 }
 
@@ -218,20 +291,26 @@ function resizeRule(c: Ctx): void {
   const nearest = c.str('nearest_mode', 'round_prefer_floor');
   const fix = 'export with mode nearest or linear (bilinear) and a torch-style coordinate mode, or report the pattern';
   if (x.length !== 4) c.im.fail(c.n, `only 4-D (NCHW) inputs are resized, got rank ${x.length}`, fix);
-  if (mode !== 'nearest' && mode !== 'linear') c.im.fail(c.n, `Resize mode '${mode}' is not supported (nearest, linear)`, fix);
-  if (!(COORD_MODES as readonly string[]).includes(coord)) c.im.fail(c.n, `coordinate_transformation_mode '${coord}' is not supported (${COORD_MODES.join(', ')})`, fix);
-  if (!(NEAREST_MODES as readonly string[]).includes(nearest)) c.im.fail(c.n, `nearest_mode '${nearest}' is not supported`, fix);
+  if (mode !== 'nearest' && mode !== 'linear')
+    c.im.fail(c.n, `Resize mode '${mode}' is not supported (nearest, linear)`, fix);
+  if (!(COORD_MODES as readonly string[]).includes(coord))
+    c.im.fail(c.n, `coordinate_transformation_mode '${coord}' is not supported (${COORD_MODES.join(', ')})`, fix);
+  if (!(NEAREST_MODES as readonly string[]).includes(nearest))
+    c.im.fail(c.n, `nearest_mode '${nearest}' is not supported`, fix);
   if (c.num('antialias', 0) !== 0) c.im.fail(c.n, 'antialiased Resize is not supported', fix);
-  if (c.str('keep_aspect_ratio_policy', 'stretch') !== 'stretch') c.im.fail(c.n, 'keep_aspect_ratio_policy other than stretch is not supported', fix);
+  if (c.str('keep_aspect_ratio_policy', 'stretch') !== 'stretch')
+    c.im.fail(c.n, 'keep_aspect_ratio_policy other than stretch is not supported', fix);
   const axes = c.list('axes')?.map((a) => norm(a, 4));
-  if (axes && axes.join() !== '2,3') c.im.fail(c.n, `Resize over axes [${axes.join(', ')}] is not supported (only H and W)`, fix);
+  if (axes && axes.join() !== '2,3')
+    c.im.fail(c.n, `Resize over axes [${axes.join(', ')}] is not supported (only H and W)`, fix);
   const k = axes ? 0 : 2;
   const a: Record<string, string | number[]> = { mode, coord, ...(mode === 'nearest' ? { nearest } : {}) };
   let out: Dim[];
   const sizesIn = c.has(3) ? c.ints(3, 'sizes') : undefined;
   if (sizesIn && sizesIn.length > 0) {
     const hw = sizesIn.slice(k);
-    if (!axes && (sizesIn[0] !== x[0] || sizesIn[1] !== x[1])) c.im.fail(c.n, `Resize sizes [${sizesIn.join(', ')}] change the batch or channel axis`, fix);
+    if (!axes && (sizesIn[0] !== x[0] || sizesIn[1] !== x[1]))
+      c.im.fail(c.n, `Resize sizes [${sizesIn.join(', ')}] change the batch or channel axis`, fix);
     if (!hw.every(isNum)) c.im.fail(c.n, `Resize sizes [${sizesIn.join(', ')}] are not known at import`, fix);
     a.sizes = hw as number[];
     out = [x[0]!, x[1]!, hw[0]!, hw[1]!];
@@ -239,9 +318,16 @@ function resizeRule(c: Ctx): void {
     const kv = c.k(2);
     if (!kv || kv.kind !== 'float') c.im.fail(c.n, "Resize 'scales' must be a constant", fix);
     const sc = Array.from(kv.data);
-    if (!axes && (sc[0] !== 1 || sc[1] !== 1)) c.im.fail(c.n, `Resize scales [${sc.join(', ')}] change the batch or channel axis`, fix);
+    if (!axes && (sc[0] !== 1 || sc[1] !== 1))
+      c.im.fail(c.n, `Resize scales [${sc.join(', ')}] change the batch or channel axis`, fix);
     a.scales = sc.slice(k);
-    out = [x[0]!, x[1]!, ...[0, 1].map((i) => (isNum(x[2 + i]!) ? Math.floor((x[2 + i] as number) * sc[k + i]!) : `resize(${x[2 + i]},${sc[k + i]})`))];
+    out = [
+      x[0]!,
+      x[1]!,
+      ...[0, 1].map((i) =>
+        isNum(x[2 + i]!) ? Math.floor((x[2 + i] as number) * sc[k + i]!) : `resize(${x[2 + i]},${sc[k + i]})`,
+      ),
+    ];
   }
   c.im.emit(c.n, 'resize', [c.in(0)], a, [out]);
 }
@@ -253,11 +339,26 @@ function einsumRule(c: Ctx): void {
   try {
     parsed = parseEinsum(equation, ins.length);
   } catch (e) {
-    return c.im.fail(c.n, (e as Error).message, 'rewrite the einsum without ... and without repeated letters in one operand');
+    return c.im.fail(
+      c.n,
+      (e as Error).message,
+      'rewrite the einsum without ... and without repeated letters in one operand',
+    );
   }
   const size = new Map<string, Dim>();
-  parsed.inputs.forEach((term, j) => [...term].forEach((ch, i) => { const d = c.sh(ins[j]!)[i]; if (d !== undefined && (!size.has(ch) || size.get(ch) === 1)) size.set(ch, d); }));
-  c.im.emit(c.n, 'einsum', ins.map((i) => c.in(i)), { equation }, [[...parsed.output].map((ch) => size.get(ch)!)]);
+  parsed.inputs.forEach((term, j) =>
+    [...term].forEach((ch, i) => {
+      const d = c.sh(ins[j]!)[i];
+      if (d !== undefined && (!size.has(ch) || size.get(ch) === 1)) size.set(ch, d);
+    }),
+  );
+  c.im.emit(
+    c.n,
+    'einsum',
+    ins.map((i) => c.in(i)),
+    { equation },
+    [[...parsed.output].map((ch) => size.get(ch)!)],
+  );
 }
 
 export const RUNTIME: Record<string, Run> = {
@@ -271,7 +372,9 @@ export const RUNTIME: Record<string, Run> = {
     const d = c.list('dilations') ?? [1, 1];
     const wp = windowPad(c, k, s, d);
     const inputs = [c.in(0), c.in(1, w ? 'weight' : undefined), c.has(2) ? c.in(2, 'bias') : ''];
-    c.im.emit(c.n, 'conv2d', inputs, { stride: s, ...wp.a, dilation: d, groups: c.num('group', 1) }, [[x[0]!, ws[0]!, wp.out(x[2]!, 0), wp.out(x[3]!, 1)]]);
+    c.im.emit(c.n, 'conv2d', inputs, { stride: s, ...wp.a, dilation: d, groups: c.num('group', 1) }, [
+      [x[0]!, ws[0]!, wp.out(x[2]!, 0), wp.out(x[3]!, 1)],
+    ]);
   },
   BatchNormalization: (c) => {
     c.onlyFirstOutput();
@@ -282,7 +385,13 @@ export const RUNTIME: Record<string, Run> = {
   },
   LayerNormalization: (c) => {
     c.onlyFirstOutput();
-    c.im.emit(c.n, 'layernorm', [c.in(0), c.in(1, 'norm'), c.has(2) ? c.in(2, 'norm') : ''], { axis: c.num('axis', -1), eps: c.num('epsilon', 1e-5) }, [c.sh(0)]);
+    c.im.emit(
+      c.n,
+      'layernorm',
+      [c.in(0), c.in(1, 'norm'), c.has(2) ? c.in(2, 'norm') : ''],
+      { axis: c.num('axis', -1), eps: c.num('epsilon', 1e-5) },
+      [c.sh(0)],
+    );
   },
   Relu: (c) => same(c, 'relu'),
   Sigmoid: (c) => same(c, 'sigmoid'),
@@ -293,7 +402,8 @@ export const RUNTIME: Record<string, Run> = {
   Identity: (c) => same(c, 'identity'),
   Cast: (c) => {
     const to = c.num('to', 1);
-    if (to !== 1 && to !== 11) c.im.fail(c.n, 'casting a float tensor to a non-float type at run time is not supported');
+    if (to !== 1 && to !== 11)
+      c.im.fail(c.n, 'casting a float tensor to a non-float type at run time is not supported');
     same(c, 'identity');
   },
   Dropout: (c) => {
@@ -340,15 +450,25 @@ export const RUNTIME: Record<string, Run> = {
     const axis = norm(c.num('axis', 0), shapes[0]!.length);
     const out = [...shapes[0]!];
     out[axis] = shapes.slice(1).reduce<Dim>((p, s) => dimAdd(p, s[axis]!), shapes[0]![axis]!);
-    c.im.emit(c.n, 'concat', ins.map((i) => c.in(i)), { axis }, [out]);
+    c.im.emit(
+      c.n,
+      'concat',
+      ins.map((i) => c.in(i)),
+      { axis },
+      [out],
+    );
   },
   Gather: (c) => {
     const x = c.sh(0);
     const axis = norm(c.num('axis', 0), x.length);
     const idx = c.k(1);
     if (idx && idx.kind === 'int' && idx.dims.length === 0 && isNum(idx.data[0]!))
-      return c.im.emit(c.n, 'select', [c.in(0)], { axis, index: idx.data[0] as number }, [x.filter((_, i) => i !== axis)]);
-    c.im.emit(c.n, 'gather', [c.in(0, c.k(0) ? 'embedding' : undefined), c.in(1)], { axis }, [[...x.slice(0, axis), ...c.sh(1), ...x.slice(axis + 1)]]);
+      return c.im.emit(c.n, 'select', [c.in(0)], { axis, index: idx.data[0] as number }, [
+        x.filter((_, i) => i !== axis),
+      ]);
+    c.im.emit(c.n, 'gather', [c.in(0, c.k(0) ? 'embedding' : undefined), c.in(1)], { axis }, [
+      [...x.slice(0, axis), ...c.sh(1), ...x.slice(axis + 1)],
+    ]);
   },
   Slice: slice,
   Split: split,
@@ -369,23 +489,28 @@ export const RUNTIME: Record<string, Run> = {
   Softmax: (c) => {
     const x = c.sh(0);
     const axis = norm(c.num('axis', c.im.opset >= 13 ? -1 : 1), x.length);
-    if (c.im.opset < 13 && axis !== x.length - 1) c.im.fail(c.n, 'opset < 13 Softmax over several trailing axes is not supported', 'export with opset ≥ 13');
+    if (c.im.opset < 13 && axis !== x.length - 1)
+      c.im.fail(c.n, 'opset < 13 Softmax over several trailing axes is not supported', 'export with opset ≥ 13');
     same(c, 'softmax', { axis });
   },
   ReduceMean: reduce('reducemean'),
   Expand: expand,
   Pad: (c) => {
     const x = c.sh(0);
-    let pads = c.has(1) ? c.nums(1, 'pads') : c.list('pads') ?? [];
+    let pads = c.has(1) ? c.nums(1, 'pads') : (c.list('pads') ?? []);
     if (c.has(3)) {
       // opset 18: pads for the listed axes only
       const axes = c.nums(3, 'axes').map((a) => norm(a, x.length));
       const full = new Array<number>(2 * x.length).fill(0);
-      axes.forEach((a, i) => { full[a] = pads[i]!; full[a + x.length] = pads[i + axes.length]!; });
+      axes.forEach((a, i) => {
+        full[a] = pads[i]!;
+        full[a + x.length] = pads[i + axes.length]!;
+      });
       pads = full;
     }
     const mode = c.str('mode', 'constant');
-    if (!['constant', 'reflect', 'edge'].includes(mode)) c.im.fail(c.n, `Pad mode '${mode}' is not supported (constant, reflect, edge)`);
+    if (!['constant', 'reflect', 'edge'].includes(mode))
+      c.im.fail(c.n, `Pad mode '${mode}' is not supported (constant, reflect, edge)`);
     const value = c.has(2) ? c.scalar(2, 'constant_value') : c.num('value', 0);
     const out = x.map((d, i) => dimAdd(d, pads[i]! + pads[i + x.length]!));
     same(c, 'pad', { pads, value, mode: mode === 'edge' ? 'replicate' : mode });
@@ -398,15 +523,22 @@ export const RUNTIME: Record<string, Run> = {
   PRelu: (c) => {
     const slope = c.k(1);
     // torch folds nn.PReLU's unsqueezed weight into an anonymous initializer ('onnx::PRelu_7'): name it after the module
-    const name = slope && c.im.fromInit.has(c.name(1)) && c.name(1).includes('::') && modulePath(c.n.name ?? '')
-      ? c.im.addKnown(`${modulePath(c.n.name ?? '')}.weight`, slope, 'norm') : c.in(1, c.im.fromInit.has(c.name(1)) ? 'norm' : undefined);
+    const name =
+      slope && c.im.fromInit.has(c.name(1)) && c.name(1).includes('::') && modulePath(c.n.name ?? '')
+        ? c.im.addKnown(`${modulePath(c.n.name ?? '')}.weight`, slope, 'norm')
+        : c.in(1, c.im.fromInit.has(c.name(1)) ? 'norm' : undefined);
     c.im.emit(c.n, 'prelu', [c.in(0), name], {}, [c.sh(0)]);
   },
   Elu: (c) => same(c, 'elu', { alpha: c.num('alpha', 1) }),
-  Selu: (c) => same(c, 'selu', { alpha: c.num('alpha', 1.67326319217681884765625), gamma: c.num('gamma', 1.05070102214813232421875) }),
+  Selu: (c) =>
+    same(c, 'selu', {
+      alpha: c.num('alpha', 1.67326319217681884765625),
+      gamma: c.num('gamma', 1.05070102214813232421875),
+    }),
   Gelu: (c) => {
     const approximate = c.str('approximate', 'none');
-    if (approximate !== 'none' && approximate !== 'tanh') c.im.fail(c.n, `Gelu approximate '${approximate}' is not supported (none, tanh)`);
+    if (approximate !== 'none' && approximate !== 'tanh')
+      c.im.fail(c.n, `Gelu approximate '${approximate}' is not supported (none, tanh)`);
     same(c, 'gelu', approximate === 'tanh' ? { approximate } : {});
   },
   Softplus: (c) => same(c, 'softplus'),

@@ -42,16 +42,25 @@ export interface ImportOnnxOptions {
 const MAX_OPSET = 20;
 
 /** Every ONNX op the importer understands (folded shape ops and compute ops). */
-export const ONNX_SUPPORTED_OPS: readonly string[] = [...new Set([...Object.keys(FOLD), ...Object.keys(RUNTIME), ...Object.keys(CONST_EVAL)])].sort();
+export const ONNX_SUPPORTED_OPS: readonly string[] = [
+  ...new Set([...Object.keys(FOLD), ...Object.keys(RUNTIME), ...Object.keys(CONST_EVAL)]),
+].sort();
 
 export async function importOnnx(path: string, o: ImportOnnxOptions = {}): Promise<Graph> {
   let b: Buffer;
   try {
     b = await readFile(path);
   } catch (e) {
-    throw new TapirError('E_FILE', `cannot read ONNX file ${path}: ${(e as Error).message}`, { context: { file: path }, fix: 'check the path' });
+    throw new TapirError('E_FILE', `cannot read ONNX file ${path}: ${(e as Error).message}`, {
+      context: { file: path },
+      fix: 'check the path',
+    });
   }
-  return importOnnxBytes(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), { name: basename(path).replace(/\.onnx$/i, ''), file: path, ...o });
+  return importOnnxBytes(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), {
+    name: basename(path).replace(/\.onnx$/i, ''),
+    file: path,
+    ...o,
+  });
 }
 
 /** The state of one import; op handlers (import-ops.ts) read inputs and emit IR nodes through it. */
@@ -74,8 +83,10 @@ export class Importer {
   constructor(readonly file: string) {}
 
   fail(n: NodeProto, why: string, fix?: string): never {
-    throw new ModelFormatError(`${this.file}: node '${n.name}' (${n.opType}): ${why}`, { context: { file: this.file, node: n.name, op: n.opType },
-      fix: fix ?? 'export the model with static shapes for this part, or report the pattern' });
+    throw new ModelFormatError(`${this.file}: node '${n.name}' (${n.opType}): ${why}`, {
+      context: { file: this.file, node: n.name, op: n.opType },
+      fix: fix ?? 'export the model with static shapes for this part, or report the pattern',
+    });
   }
   shapeOf(name: string): Dim[] | undefined {
     return this.shapes.get(name) ?? this.known.get(name)?.dims;
@@ -94,19 +105,31 @@ export class Importer {
     this.fromInit.add(n);
     return this.use(n, role);
   }
-  emit(n: NodeProto, op: string, inputs: string[], a: Record<string, AttrValue>, outShapes: Dim[][], outputs = [...(n.output ?? [])]): void {
+  emit(
+    n: NodeProto,
+    op: string,
+    inputs: string[],
+    a: Record<string, AttrValue>,
+    outShapes: Dim[][],
+    outputs = [...(n.output ?? [])],
+  ): void {
     let name = n.name || `${n.opType}_${this.nodes.length}`;
     for (let i = 1; this.nodeNames.has(name); i++) name = `${n.name || n.opType}_${i}`;
     this.nodeNames.add(name);
     this.nodes.push({ name, op, inputs, outputs: outputs.slice(0, Math.max(1, outShapes.length)), attrs: a });
-    outShapes.forEach((s, i) => { if (outputs[i]) this.shapes.set(outputs[i]!, s); });
+    outShapes.forEach((s, i) => {
+      if (outputs[i]) this.shapes.set(outputs[i]!, s);
+    });
   }
 }
 
 /** Context for one ONNX node: typed access to its inputs and attributes. */
 export class Ctx {
   readonly a: ReturnType<typeof attrs>;
-  constructor(readonly im: Importer, readonly n: NodeProto) {
+  constructor(
+    readonly im: Importer,
+    readonly n: NodeProto,
+  ) {
     this.a = attrs(n);
   }
   get inputs(): string[] {
@@ -134,7 +157,8 @@ export class Ctx {
     const kv = this.im.known.get(nm);
     if (kv) {
       const numel = kv.dims.reduce((p, d) => p * d, 1);
-      const r: ParamRole | 'constant' = role ?? (kv.kind === 'float' && this.im.fromInit.has(nm) && numel > 1 ? guessRole(nm, kv.dims) : 'constant');
+      const r: ParamRole | 'constant' =
+        role ?? (kv.kind === 'float' && this.im.fromInit.has(nm) && numel > 1 ? guessRole(nm, kv.dims) : 'constant');
       this.im.use(nm, r);
     } else if (!this.im.shapes.has(nm)) this.im.fail(this.n, `input '${nm}' is not produced by any earlier node`);
     return nm;
@@ -142,7 +166,8 @@ export class Ctx {
   /** An integer input known at import (shape vectors, axes, indices), or an error naming the input. */
   ints(i: number, what: string): Dim[] {
     const kv = this.k(i);
-    if (!kv || kv.kind !== 'int') this.im.fail(this.n, `'${what}' (input ${i}) must be computable at import (a constant or shape arithmetic)`);
+    if (!kv || kv.kind !== 'int')
+      this.im.fail(this.n, `'${what}' (input ${i}) must be computable at import (a constant or shape arithmetic)`);
     return kv.data;
   }
   nums(i: number, what: string): number[] {
@@ -152,7 +177,8 @@ export class Ctx {
   }
   scalar(i: number, what: string): number {
     const kv = this.k(i);
-    if (!kv || kv.data.length !== 1 || !isNum(kv.data[0]!)) this.im.fail(this.n, `'${what}' (input ${i}) must be a constant scalar`);
+    if (!kv || kv.data.length !== 1 || !isNum(kv.data[0]!))
+      this.im.fail(this.n, `'${what}' (input ${i}) must be a constant scalar`);
     return kv.data[0] as number;
   }
   num(k: string, dflt: number): number {
@@ -170,7 +196,8 @@ export class Ctx {
   /** Fails when an optional extra output (BN statistics, MaxPool indices, Dropout mask) is actually read. */
   onlyFirstOutput(): void {
     for (const o of (this.n.output ?? []).slice(1))
-      if (o && (this.im.consumers.get(o)?.length ?? 0) > 0) this.im.fail(this.n, `output '${o}' (training-only extra output) is not supported`);
+      if (o && (this.im.consumers.get(o)?.length ?? 0) > 0)
+        this.im.fail(this.n, `output '${o}' (training-only extra output) is not supported`);
   }
 }
 
@@ -183,7 +210,9 @@ function guessRole(name: string, dims: readonly number[]): ParamRole {
 }
 
 function tensorValue(v: TensorValue): Known {
-  return v.kind === 'float' ? { kind: 'float', dims: v.dims, data: v.data } : { kind: 'int', dims: v.dims, data: v.data };
+  return v.kind === 'float'
+    ? { kind: 'float', dims: v.dims, data: v.data }
+    : { kind: 'int', dims: v.dims, data: v.data };
 }
 
 /** Decodes and converts an ONNX model held in memory. */
@@ -195,8 +224,10 @@ export function importOnnxBytes(bytes: Uint8Array, o: ImportOnnxOptions = {}): G
   const ai = (m.opsetImport ?? []).find((s) => !s.domain || s.domain === 'ai.onnx');
   im.opset = ai ? toNum(ai.version as number) : 13;
   if (im.opset < 11 || im.opset > MAX_OPSET)
-    throw new ModelFormatError(`${file}: opset ${im.opset} is not supported (supported: 11–${MAX_OPSET}; torch exports tested at 13–17, opset 18 reductions and opset 20 Gelu by hand-built files)`,
-      { context: { file }, fix: 'export with opset_version between 13 and 17' });
+    throw new ModelFormatError(
+      `${file}: opset ${im.opset} is not supported (supported: 11–${MAX_OPSET}; torch exports tested at 13–17, opset 18 reductions and opset 20 Gelu by hand-built files)`,
+      { context: { file }, fix: 'export with opset_version between 13 and 17' },
+    );
 
   for (const t of gp.initializer ?? []) {
     const name = t.name ?? '';
@@ -208,20 +239,36 @@ export function importOnnxBytes(bytes: Uint8Array, o: ImportOnnxOptions = {}): G
     const name = vi.name ?? '';
     if (im.known.has(name)) continue;
     const dims = vi.type?.tensorType?.shape?.dim ?? [];
-    const shape: Dim[] = dims.map((d, i) => (d.dimValue !== undefined && d.dimValue !== null && toNum(d.dimValue as number) > 0 ? toNum(d.dimValue as number) : d.dimParam || `${name}:${i}`));
-    shape.forEach((d, i) => { if (!isNum(d) && !im.symSource.has(d)) im.symSource.set(d, { value: name, dim: i }); });
+    const shape: Dim[] = dims.map((d, i) =>
+      d.dimValue !== undefined && d.dimValue !== null && toNum(d.dimValue as number) > 0
+        ? toNum(d.dimValue as number)
+        : d.dimParam || `${name}:${i}`,
+    );
+    shape.forEach((d, i) => {
+      if (!isNum(d) && !im.symSource.has(d)) im.symSource.set(d, { value: name, dim: i });
+    });
     im.shapes.set(name, shape);
     inputs.push({ name, shape: shape.map((d) => (isNum(d) ? d : null)) });
   }
-  if (inputs.length === 0) throw new ModelFormatError(`${file}: the ONNX graph has no data input`, { context: { file } });
-  for (const n of gp.node ?? []) for (const i of n.input ?? []) if (i) im.consumers.set(i, [...(im.consumers.get(i) ?? []), n]);
+  if (inputs.length === 0)
+    throw new ModelFormatError(`${file}: the ONNX graph has no data input`, { context: { file } });
+  for (const n of gp.node ?? [])
+    for (const i of n.input ?? []) if (i) im.consumers.set(i, [...(im.consumers.get(i) ?? []), n]);
   const unknown = unsupportedOnnxOps(gp.node ?? []);
-  if (unknown.length > 0) throw new UnsupportedOpError(unknown[0]!.op, unknown[0]!.nodes[0]!, ONNX_SUPPORTED_OPS, `ONNX import of ${file}`, unknown);
+  if (unknown.length > 0)
+    throw new UnsupportedOpError(
+      unknown[0]!.op,
+      unknown[0]!.nodes[0]!,
+      ONNX_SUPPORTED_OPS,
+      `ONNX import of ${file}`,
+      unknown,
+    );
 
   for (const n of gp.node ?? []) {
     if (im.skip.has(n)) continue;
     const op = n.opType ?? '';
-    if (n.domain && n.domain !== 'ai.onnx') throw new UnsupportedOpError(`${n.domain}.${op}`, n.name ?? '', ONNX_SUPPORTED_OPS, `ONNX import of ${file}`);
+    if (n.domain && n.domain !== 'ai.onnx')
+      throw new UnsupportedOpError(`${n.domain}.${op}`, n.name ?? '', ONNX_SUPPORTED_OPS, `ONNX import of ${file}`);
     const c = new Ctx(im, n);
     const present = c.inputs.filter((x) => x !== '');
     const fold = FOLD[op];
@@ -236,30 +283,48 @@ export function importOnnxBytes(bytes: Uint8Array, o: ImportOnnxOptions = {}): G
         foldError = (e as Error).message;
       }
       if (vals) {
-        vals.forEach((v, i) => { if (n.output?.[i]) im.known.set(n.output[i]!, v); });
+        vals.forEach((v, i) => {
+          if (n.output?.[i]) im.known.set(n.output[i]!, v);
+        });
         if (op === 'Identity' && im.fromInit.has(c.name(0))) im.fromInit.add(n.output![0]!);
         continue;
       }
     }
     const evaluated = allKnown ? evalConst(im, c, op) : null;
     if (evaluated) {
-      evaluated.forEach((v, i) => { if (n.output?.[i]) im.known.set(n.output[i]!, v); });
+      evaluated.forEach((v, i) => {
+        if (n.output?.[i]) im.known.set(n.output[i]!, v);
+      });
       continue;
     }
     if (foldError !== undefined) im.fail(n, `shape arithmetic could not be folded: ${foldError}`);
     const run = RUNTIME[op];
     if (!run) {
-      if (fold || CONST_EVAL[op]) im.fail(n, `'${op}' on a tensor computed at run time is not supported (only shape arithmetic and constants are folded)`);
+      if (fold || CONST_EVAL[op])
+        im.fail(
+          n,
+          `'${op}' on a tensor computed at run time is not supported (only shape arithmetic and constants are folded)`,
+        );
       throw new UnsupportedOpError(op, n.name ?? '', ONNX_SUPPORTED_OPS, `ONNX import of ${file}`);
     }
     try {
       run(c);
     } catch (e) {
       if (e instanceof TapirError) throw e;
-      im.fail(n, `cannot convert: ${(e as Error).message}`, 'the ONNX graph is malformed here (a damaged file or an unusual export)');
+      im.fail(
+        n,
+        `cannot convert: ${(e as Error).message}`,
+        'the ONNX graph is malformed here (a damaged file or an unusual export)',
+      );
     }
   }
-  const g = finish(im, (gp.output ?? []).map((v) => v.name ?? ''), inputs, o, file);
+  const g = finish(
+    im,
+    (gp.output ?? []).map((v) => v.name ?? ''),
+    inputs,
+    o,
+    file,
+  );
   const md = (m.metadataProps ?? []).find((p) => p.key === TAPIR_METADATA_KEY)?.value;
   return md ? applyTapirMetadata(g, md, o) : g;
 }
@@ -286,7 +351,10 @@ function evalConst(im: Importer, c: Ctx, op: string): Known[] | null {
   if (!rule) return null;
   const ins: (Arr | null)[] = [];
   for (let i = 0; i < c.inputs.length; i++) {
-    if (!c.has(i)) { ins.push(null); continue; }
+    if (!c.has(i)) {
+      ins.push(null);
+      continue;
+    }
     const k = im.known.get(c.name(i))!;
     if (k.kind === 'float' && im.fromInit.has(c.name(i)) && k.data.length > 1) return null;
     const a = toArr(k);
@@ -302,7 +370,11 @@ function evalConst(im: Importer, c: Ctx, op: string): Known[] | null {
 }
 
 function finish(im: Importer, outputs: string[], inputs: Graph['inputs'], o: ImportOnnxOptions, file: string): Graph {
-  for (const out of outputs) if (!im.shapes.has(out)) throw new ModelFormatError(`${file}: graph output '${out}' is not computed by any supported node`, { context: { file } });
+  for (const out of outputs)
+    if (!im.shapes.has(out))
+      throw new ModelFormatError(`${file}: graph output '${out}' is not computed by any supported node`, {
+        context: { file },
+      });
   // The head: the last linear node the outputs depend on.
   const producer = new Map<string, Node>();
   for (const n of im.nodes) for (const x of n.outputs) producer.set(x, n);
@@ -310,7 +382,10 @@ function finish(im: Importer, outputs: string[], inputs: Graph['inputs'], o: Imp
   const stack = [...outputs];
   while (stack.length) {
     const p = producer.get(stack.pop()!);
-    if (p && !needed.has(p)) { needed.add(p); stack.push(...p.inputs); }
+    if (p && !needed.has(p)) {
+      needed.add(p);
+      stack.push(...p.inputs);
+    }
   }
   const head = [...im.nodes].reverse().find((n) => n.op === 'linear' && needed.has(n));
   if (head) for (const x of head.inputs.slice(1)) if (x && im.uses.has(x)) im.uses.set(x, 'head');
@@ -324,8 +399,17 @@ function finish(im: Importer, outputs: string[], inputs: Graph['inputs'], o: Imp
       if (role === 'constant') constants.set(name, t);
       else params.set(name, makeParam(name, t, role));
     } else {
-      if (!kv.data.every(isNum)) throw new ModelFormatError(`${file}: integer tensor '${name}' depends on a free dimension at run time`, { context: { file } });
-      constants.set(name, tensor(BigInt64Array.from(kv.data as number[], (v) => BigInt(v)), kv.dims));
+      if (!kv.data.every(isNum))
+        throw new ModelFormatError(`${file}: integer tensor '${name}' depends on a free dimension at run time`, {
+          context: { file },
+        });
+      constants.set(
+        name,
+        tensor(
+          BigInt64Array.from(kv.data as number[], (v) => BigInt(v)),
+          kv.dims,
+        ),
+      );
     }
   }
   const in0 = inputs[0]!.shape;
@@ -339,7 +423,18 @@ function finish(im: Importer, outputs: string[], inputs: Graph['inputs'], o: Imp
     constants,
     masks: new Map(),
     featureTap: head ? head.inputs[0]! : outputs[0]!,
-    preprocessing: o.preprocessing ?? { size: hw, range: [0, 1], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
-    meta: { format: 'onnx', file, opset: im.opset, preprocessingAssumed: o.preprocessing === undefined, head: head?.name ?? null },
+    preprocessing: o.preprocessing ?? {
+      size: hw,
+      range: [0, 1],
+      mean: [0.485, 0.456, 0.406],
+      std: [0.229, 0.224, 0.225],
+    },
+    meta: {
+      format: 'onnx',
+      file,
+      opset: im.opset,
+      preprocessingAssumed: o.preprocessing === undefined,
+      head: head?.name ?? null,
+    },
   };
 }

@@ -38,6 +38,11 @@ export function applyTapirMetadata(g: Graph, json: string, o: { preprocessing?: 
     g.params.set(name, { ...p, role: v.role as ParamRole, prunable: !!v.prunable, trainable: !!v.trainable });
     if (!v.trainable && p.tensor.requiresGrad) p.tensor.requiresGrad_(false);
   }
-  g.meta = { ...g.meta, exportedByTapir: true, preprocessingAssumed: false, ...(typeof md.baseModel === 'string' ? { baseModel: md.baseModel } : {}) };
+  g.meta = {
+    ...g.meta,
+    exportedByTapir: true,
+    preprocessingAssumed: false,
+    ...(typeof md.baseModel === 'string' ? { baseModel: md.baseModel } : {}),
+  };
   return g;
 }

@@ -26,15 +26,25 @@ export function toNum(v: LongLike | null | undefined): number {
 
 /** Decodes an ONNX file; garbage or truncated bytes become a ModelFormatError naming the file. */
 export function decodeModel(bytes: Uint8Array, file: string): ModelProto {
-  const fix = 'the file is not a complete ONNX model: re-export it (torch.onnx.export) or check that it was copied completely';
-  if (bytes.byteLength < 8) throw new ModelFormatError(`${file}: ${bytes.byteLength} bytes is too short to be an ONNX model`, { context: { file }, fix });
+  const fix =
+    'the file is not a complete ONNX model: re-export it (torch.onnx.export) or check that it was copied completely';
+  if (bytes.byteLength < 8)
+    throw new ModelFormatError(`${file}: ${bytes.byteLength} bytes is too short to be an ONNX model`, {
+      context: { file },
+      fix,
+    });
   let m: ModelProto;
   try {
     m = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw new ModelFormatError(`${file}: not a valid ONNX protobuf (${(e as Error).message})`, { context: { file }, fix, cause: e });
+    throw new ModelFormatError(`${file}: not a valid ONNX protobuf (${(e as Error).message})`, {
+      context: { file },
+      fix,
+      cause: e,
+    });
   }
-  if (!m.graph || (m.graph.node?.length ?? 0) === 0) throw new ModelFormatError(`${file}: ONNX model has no graph or no nodes`, { context: { file }, fix });
+  if (!m.graph || (m.graph.node?.length ?? 0) === 0)
+    throw new ModelFormatError(`${file}: ONNX model has no graph or no nodes`, { context: { file }, fix });
   return m;
 }
 
@@ -45,14 +55,35 @@ export function attrs(n: NodeProto): Map<string, number | string | number[] | st
   for (const a of n.attribute ?? []) {
     const name = a.name ?? '';
     switch (a.type) {
-      case AT.FLOAT: out.set(name, a.f ?? 0); break;
-      case AT.INT: out.set(name, toNum(a.i as LongLike)); break;
-      case AT.STRING: out.set(name, new TextDecoder().decode(a.s ?? new Uint8Array())); break;
-      case AT.TENSOR: if (a.t) out.set(name, a.t); break;
-      case AT.FLOATS: out.set(name, [...(a.floats ?? [])]); break;
-      case AT.INTS: out.set(name, (a.ints ?? []).map((v) => toNum(v as LongLike))); break;
-      case AT.STRINGS: out.set(name, (a.strings ?? []).map((s) => new TextDecoder().decode(s))); break;
-      default: break; // graphs, sparse tensors, type protos: no supported op uses them
+      case AT.FLOAT:
+        out.set(name, a.f ?? 0);
+        break;
+      case AT.INT:
+        out.set(name, toNum(a.i as LongLike));
+        break;
+      case AT.STRING:
+        out.set(name, new TextDecoder().decode(a.s ?? new Uint8Array()));
+        break;
+      case AT.TENSOR:
+        if (a.t) out.set(name, a.t);
+        break;
+      case AT.FLOATS:
+        out.set(name, [...(a.floats ?? [])]);
+        break;
+      case AT.INTS:
+        out.set(
+          name,
+          (a.ints ?? []).map((v) => toNum(v as LongLike)),
+        );
+        break;
+      case AT.STRINGS:
+        out.set(
+          name,
+          (a.strings ?? []).map((s) => new TextDecoder().decode(s)),
+        );
+        break;
+      default:
+        break; // graphs, sparse tensors, type protos: no supported op uses them
     }
   }
   return out;
@@ -64,15 +95,25 @@ export type TensorValue =
   | { kind: 'int'; dims: number[]; data: number[]; dtype: 'int64' | 'int32' | 'bool' | 'uint8' | 'int8' };
 
 const ELEM_SIZE: Record<number, number> = {
-  [DataType.FLOAT]: 4, [DataType.DOUBLE]: 8, [DataType.FLOAT16]: 2, [DataType.BFLOAT16]: 2, [DataType.INT64]: 8,
-  [DataType.INT32]: 4, [DataType.INT16]: 2, [DataType.INT8]: 1, [DataType.UINT8]: 1, [DataType.BOOL]: 1,
+  [DataType.FLOAT]: 4,
+  [DataType.DOUBLE]: 8,
+  [DataType.FLOAT16]: 2,
+  [DataType.BFLOAT16]: 2,
+  [DataType.INT64]: 8,
+  [DataType.INT32]: 4,
+  [DataType.INT16]: 2,
+  [DataType.INT8]: 1,
+  [DataType.UINT8]: 1,
+  [DataType.BOOL]: 1,
 };
 
 /** Reads a TensorProto, checking that its declared size matches the bytes present. */
 export function readTensor(t: TensorProto, what: string, file: string): TensorValue {
   const bad = (why: string): never => {
-    throw new ModelFormatError(`${file}: tensor '${t.name ?? what}' (${what}): ${why}`, { context: { file, tensor: t.name ?? what },
-      fix: 'the ONNX file is corrupt or uses an unsupported tensor encoding; re-export it' });
+    throw new ModelFormatError(`${file}: tensor '${t.name ?? what}' (${what}): ${why}`, {
+      context: { file, tensor: t.name ?? what },
+      fix: 'the ONNX file is corrupt or uses an unsupported tensor encoding; re-export it',
+    });
   };
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL || (t.externalData?.length ?? 0) > 0)
     bad('weights stored in an external data file are not supported (re-export with the weights inside the .onnx file)');
@@ -83,34 +124,59 @@ export function readTensor(t: TensorProto, what: string, file: string): TensorVa
   const size = ELEM_SIZE[dt];
   if (size === undefined) bad(`unsupported data type ${DataType[dt] ?? dt}`);
   const raw = t.rawData && t.rawData.byteLength > 0 ? t.rawData : null;
-  const count = (n: number, src: string) => { if (n !== numel) bad(`dims [${dims.join(', ')}] need ${numel} values but ${src} holds ${n}`); };
+  const count = (n: number, src: string) => {
+    if (n !== numel) bad(`dims [${dims.join(', ')}] need ${numel} values but ${src} holds ${n}`);
+  };
   if (raw) {
     count(raw.byteLength / size!, 'raw_data');
     const ab = raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength);
     switch (dt) {
-      case DataType.FLOAT: return { kind: 'float', dims, data: new Float32Array(ab) };
-      case DataType.DOUBLE: return { kind: 'float', dims, data: new Float64Array(ab) };
-      case DataType.FLOAT16: return { kind: 'float', dims, data: Float32Array.from(new Uint16Array(ab), halfToFloat) };
-      case DataType.BFLOAT16: return { kind: 'float', dims, data: Float32Array.from(new Uint16Array(ab), (h) => new Float32Array(new Uint32Array([h << 16]).buffer)[0]!) };
-      case DataType.INT64: return { kind: 'int', dims, dtype: 'int64', data: Array.from(new BigInt64Array(ab), (v) => toNum(Number(v))) };
-      case DataType.INT32: return { kind: 'int', dims, dtype: 'int32', data: Array.from(new Int32Array(ab)) };
-      case DataType.INT16: return { kind: 'int', dims, dtype: 'int32', data: Array.from(new Int16Array(ab)) };
-      case DataType.INT8: return { kind: 'int', dims, dtype: 'int8', data: Array.from(new Int8Array(ab)) };
-      case DataType.UINT8: return { kind: 'int', dims, dtype: 'uint8', data: Array.from(new Uint8Array(ab)) };
-      default: return { kind: 'int', dims, dtype: 'bool', data: Array.from(new Uint8Array(ab)) };
+      case DataType.FLOAT:
+        return { kind: 'float', dims, data: new Float32Array(ab) };
+      case DataType.DOUBLE:
+        return { kind: 'float', dims, data: new Float64Array(ab) };
+      case DataType.FLOAT16:
+        return { kind: 'float', dims, data: Float32Array.from(new Uint16Array(ab), halfToFloat) };
+      case DataType.BFLOAT16:
+        return {
+          kind: 'float',
+          dims,
+          data: Float32Array.from(new Uint16Array(ab), (h) => new Float32Array(new Uint32Array([h << 16]).buffer)[0]!),
+        };
+      case DataType.INT64:
+        return { kind: 'int', dims, dtype: 'int64', data: Array.from(new BigInt64Array(ab), (v) => toNum(Number(v))) };
+      case DataType.INT32:
+        return { kind: 'int', dims, dtype: 'int32', data: Array.from(new Int32Array(ab)) };
+      case DataType.INT16:
+        return { kind: 'int', dims, dtype: 'int32', data: Array.from(new Int16Array(ab)) };
+      case DataType.INT8:
+        return { kind: 'int', dims, dtype: 'int8', data: Array.from(new Int8Array(ab)) };
+      case DataType.UINT8:
+        return { kind: 'int', dims, dtype: 'uint8', data: Array.from(new Uint8Array(ab)) };
+      default:
+        return { kind: 'int', dims, dtype: 'bool', data: Array.from(new Uint8Array(ab)) };
     }
   }
   switch (dt) {
-    case DataType.FLOAT: count(t.floatData?.length ?? 0, 'float_data'); return { kind: 'float', dims, data: Float32Array.from(t.floatData ?? []) };
-    case DataType.DOUBLE: count(t.doubleData?.length ?? 0, 'double_data'); return { kind: 'float', dims, data: Float64Array.from(t.doubleData ?? []) };
-    case DataType.FLOAT16: count(t.int32Data?.length ?? 0, 'int32_data'); return { kind: 'float', dims, data: Float32Array.from(t.int32Data ?? [], halfToFloat) };
-    case DataType.INT64: count(t.int64Data?.length ?? 0, 'int64_data'); return { kind: 'int', dims, dtype: 'int64', data: (t.int64Data ?? []).map((v) => toNum(v as LongLike)) };
-    case DataType.BFLOAT16: return bad('bfloat16 without raw_data');
+    case DataType.FLOAT:
+      count(t.floatData?.length ?? 0, 'float_data');
+      return { kind: 'float', dims, data: Float32Array.from(t.floatData ?? []) };
+    case DataType.DOUBLE:
+      count(t.doubleData?.length ?? 0, 'double_data');
+      return { kind: 'float', dims, data: Float64Array.from(t.doubleData ?? []) };
+    case DataType.FLOAT16:
+      count(t.int32Data?.length ?? 0, 'int32_data');
+      return { kind: 'float', dims, data: Float32Array.from(t.int32Data ?? [], halfToFloat) };
+    case DataType.INT64:
+      count(t.int64Data?.length ?? 0, 'int64_data');
+      return { kind: 'int', dims, dtype: 'int64', data: (t.int64Data ?? []).map((v) => toNum(v as LongLike)) };
+    case DataType.BFLOAT16:
+      return bad('bfloat16 without raw_data');
     default: {
       count(t.int32Data?.length ?? 0, 'int32_data');
-      const dtype = dt === DataType.BOOL ? 'bool' : dt === DataType.UINT8 ? 'uint8' : dt === DataType.INT8 ? 'int8' : 'int32';
+      const dtype =
+        dt === DataType.BOOL ? 'bool' : dt === DataType.UINT8 ? 'uint8' : dt === DataType.INT8 ? 'int8' : 'int32';
       return { kind: 'int', dims, dtype, data: [...(t.int32Data ?? [])] };
     }
   }
 }
-

@@ -63,7 +63,10 @@ export function broadcast(shapes: readonly (readonly Dim[])[], where: string): D
       const e = s[s.length - rank + i] ?? 1;
       if (e === 1 || e === d) continue;
       if (d === 1) d = e;
-      else if (isNum(d) && isNum(e)) throw new ModelFormatError(`${where}: shapes [${shapes.map((x) => x.join(', ')).join('] and [')}] do not broadcast`);
+      else if (isNum(d) && isNum(e))
+        throw new ModelFormatError(
+          `${where}: shapes [${shapes.map((x) => x.join(', ')).join('] and [')}] do not broadcast`,
+        );
       else if (isNum(e)) d = e; // a symbol meeting a concrete size > 1 must be that size
     }
     out.push(d);
@@ -96,7 +99,9 @@ function quotient(a: readonly Dim[], b: readonly Dim[]): Dim {
   }
   let num = 1;
   const syms: Dim[] = [];
-  for (const d of rest) if (isNum(d)) num *= d; else syms.push(d);
+  for (const d of rest)
+    if (isNum(d)) num *= d;
+    else syms.push(d);
   let q: Dim = dimProd([...syms, num]);
   q = dimDiv(q, den);
   for (const d of leftover) q = dimDiv(q, d);
@@ -115,7 +120,9 @@ export function intBinary(a: IntValue, b: IntValue, f: (x: Dim, y: Dim) => Dim):
   const n = Math.max(a.data.length, b.data.length);
   if (a.data.length !== n && a.data.length !== 1) throw new Error(`cannot broadcast [${a.dims}] with [${b.dims}]`);
   if (b.data.length !== n && b.data.length !== 1) throw new Error(`cannot broadcast [${a.dims}] with [${b.dims}]`);
-  const data = Array.from({ length: n }, (_, i) => f(a.data[a.data.length === 1 ? 0 : i]!, b.data[b.data.length === 1 ? 0 : i]!));
+  const data = Array.from({ length: n }, (_, i) =>
+    f(a.data[a.data.length === 1 ? 0 : i]!, b.data[b.data.length === 1 ? 0 : i]!),
+  );
   return { kind: 'int', dims: a.dims.length >= b.dims.length ? a.dims : b.dims, data };
 }
 
@@ -129,7 +136,8 @@ export function dimEq(x: Dim, y: Dim): Dim {
 }
 
 export function intGather(data: IntValue, idx: IntValue, axis: number): IntValue {
-  if (data.dims.length !== 1 || norm(axis, 1) !== 0) throw new Error('only 1-D shape tensors can be gathered at import');
+  if (data.dims.length !== 1 || norm(axis, 1) !== 0)
+    throw new Error('only 1-D shape tensors can be gathered at import');
   const n = data.data.length;
   const out = idx.data.map((i) => {
     if (!isNum(i)) throw new Error('symbolic gather index');

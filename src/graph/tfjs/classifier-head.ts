@@ -7,7 +7,19 @@
 import type { Node } from '../ir.js';
 
 /** What may sit in a head besides `linear`: element-wise activations, dropout, and the identity a dropped softmax leaves. */
-const HEAD_OPS: ReadonlySet<string> = new Set(['linear', 'dropout', 'identity', 'relu', 'relu6', 'clip', 'sigmoid', 'tanh', 'silu', 'gelu', 'softmax']);
+const HEAD_OPS: ReadonlySet<string> = new Set([
+  'linear',
+  'dropout',
+  'identity',
+  'relu',
+  'relu6',
+  'clip',
+  'sigmoid',
+  'tanh',
+  'silu',
+  'gelu',
+  'softmax',
+]);
 
 export interface ClassifierHead {
   /** Value the head reads: the default feature tap. */

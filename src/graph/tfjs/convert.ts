@@ -35,7 +35,10 @@ export const denseKernel = (w: DecodedWeight): Tensor => weightTensor(w, [1, 0])
 /** Looks weights up by `<layer>/<key>` (TF.js names, with or without a ':0' suffix or a scope prefix). */
 export class WeightIndex {
   private readonly byName = new Map<string, DecodedWeight>();
-  constructor(weights: ReadonlyMap<string, DecodedWeight>, private readonly file: string) {
+  constructor(
+    weights: ReadonlyMap<string, DecodedWeight>,
+    private readonly file: string,
+  ) {
     for (const [k, v] of weights) this.byName.set(k.replace(/:0$/, ''), v);
   }
   has(name: string): boolean {
@@ -51,10 +54,14 @@ export class WeightIndex {
     const w = this.find(name);
     if (!w)
       throw new ModelFormatError(`${this.file}: weight '${name}' is missing from the weights manifest`, {
-        context: { file: this.file, weight: name }, fix: 'the topology and the weight shards do not belong together; re-export the model',
+        context: { file: this.file, weight: name },
+        fix: 'the topology and the weight shards do not belong together; re-export the model',
       });
     if (expectRank !== undefined && w.shape.length !== expectRank)
-      throw new ModelFormatError(`${this.file}: weight '${name}' has shape [${w.shape.join(', ')}], expected rank ${expectRank}`, { context: { file: this.file, weight: name } });
+      throw new ModelFormatError(
+        `${this.file}: weight '${name}' has shape [${w.shape.join(', ')}], expected rank ${expectRank}`,
+        { context: { file: this.file, weight: name } },
+      );
     return w;
   }
 }

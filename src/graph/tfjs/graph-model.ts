@@ -14,8 +14,28 @@ import { inputRangeOf } from './input-range.js';
 import { convKernel, denseKernel, depthwiseKernel, nhwcAxis, weightTensor, WeightIndex } from './convert.js';
 
 export const SUPPORTED_TF_OPS = [
-  'Placeholder', 'Const', 'Identity', '_FusedConv2D', 'Conv2D', 'FusedDepthwiseConv2dNative', 'DepthwiseConv2dNative', 'BiasAdd',
-  'Relu', 'Relu6', 'Add', 'AddV2', 'Sub', 'Mul', 'AvgPool', 'MaxPool', 'Mean', 'Squeeze', '_FusedMatMul', 'MatMul', 'Softmax', 'ConcatV2',
+  'Placeholder',
+  'Const',
+  'Identity',
+  '_FusedConv2D',
+  'Conv2D',
+  'FusedDepthwiseConv2dNative',
+  'DepthwiseConv2dNative',
+  'BiasAdd',
+  'Relu',
+  'Relu6',
+  'Add',
+  'AddV2',
+  'Sub',
+  'Mul',
+  'AvgPool',
+  'MaxPool',
+  'Mean',
+  'Squeeze',
+  '_FusedMatMul',
+  'MatMul',
+  'Softmax',
+  'ConcatV2',
 ] as const;
 
 interface TfNode {
@@ -30,24 +50,33 @@ interface Val {
 }
 
 const b64 = (s: unknown): string => (typeof s === 'string' ? Buffer.from(s, 'base64').toString('utf8') : '');
-const ints = (a: TfNode['attr'], k: string): number[] => ((a?.[k]?.list as { i?: string[] } | undefined)?.i ?? []).map(Number);
-const strs = (a: TfNode['attr'], k: string): string[] => ((a?.[k]?.list as { s?: string[] } | undefined)?.s ?? []).map(b64);
+const ints = (a: TfNode['attr'], k: string): number[] =>
+  ((a?.[k]?.list as { i?: string[] } | undefined)?.i ?? []).map(Number);
+const strs = (a: TfNode['attr'], k: string): string[] =>
+  ((a?.[k]?.list as { s?: string[] } | undefined)?.s ?? []).map(b64);
 /** TF input reference "node:1" / "^ctrl" → node name. */
 const refName = (r: string): string => r.replace(/^\^/, '').replace(/:\d+$/, '');
 
 export function importTfjsGraph(a: TfjsArtifacts): Graph {
   const file = a.file;
-  const bad = (msg: string) => new ModelFormatError(`${file}: ${msg}`, { context: { file }, fix: 'the model JSON is damaged or not a TF.js graph model' });
+  const bad = (msg: string) =>
+    new ModelFormatError(`${file}: ${msg}`, {
+      context: { file },
+      fix: 'the model JSON is damaged or not a TF.js graph model',
+    });
   const nodes = (a.json.modelTopology as { node?: JsValue }).node;
   if (!Array.isArray(nodes)) throw bad("no 'modelTopology.node' list");
   const tfNodes = nodes as unknown as TfNode[];
-  for (const n of tfNodes) if (!n || typeof n.name !== 'string' || typeof n.op !== 'string') throw bad(`bad node ${JSON.stringify(n).slice(0, 120)}`);
+  for (const n of tfNodes)
+    if (!n || typeof n.name !== 'string' || typeof n.op !== 'string')
+      throw bad(`bad node ${JSON.stringify(n).slice(0, 120)}`);
   const w = new WeightIndex(decodeWeights(a), file);
   const b = new GraphBuilder();
   const vals = new Map<string, Val>();
   const consts = new Set(tfNodes.filter((n) => n.op === 'Const').map((n) => n.name));
   const meta: Record<string, unknown> = { format: 'tfjs-graph', file, convertedBy: a.json.convertedBy ?? null };
-  const short = (n: string) => n.replace(/^StatefulPartitionedCall\/(sequential\/)?(keras_layer\/(StatefulPartitionedCall\/)*predict\/)?/, '');
+  const short = (n: string) =>
+    n.replace(/^StatefulPartitionedCall\/(sequential\/)?(keras_layer\/(StatefulPartitionedCall\/)*predict\/)?/, '');
   let input: { name: string; shape: (number | null)[]; hw: [number, number] } | undefined;
   let lastLinear: { input: string; kernel: string } | undefined;
   const outputsOf = new Set(tfNodes.flatMap((n) => (n.input ?? []).map(refName)));
@@ -58,21 +87,37 @@ export function importTfjsGraph(a: TfjsArtifacts): Graph {
     return v;
   };
   /** A Const used as a model parameter: converted, named after the source node. */
-  const paramOf = (ref: string, kind: 'conv' | 'depthwise' | 'dense' | 'vector', role: 'weight' | 'bias' | 'head'): string => {
+  const paramOf = (
+    ref: string,
+    kind: 'conv' | 'depthwise' | 'dense' | 'vector',
+    role: 'weight' | 'bias' | 'head',
+  ): string => {
     const n = refName(ref);
     const pn = short(n);
     if (b.params.has(pn)) return pn;
     const d = w.get(n);
-    const t = noGrad(() => (kind === 'conv' ? convKernel(d) : kind === 'depthwise' ? depthwiseKernel(d) : kind === 'dense' ? denseKernel(d) : weightTensor(d)));
+    const t = noGrad(() =>
+      kind === 'conv'
+        ? convKernel(d)
+        : kind === 'depthwise'
+          ? depthwiseKernel(d)
+          : kind === 'dense'
+            ? denseKernel(d)
+            : weightTensor(d),
+    );
     return b.param(pn, t, role);
   };
   const constOf = (ref: string): string => {
     const n = refName(ref);
     if (b.constants.has(short(n))) return short(n);
     const d = w.get(n);
-    return b.constant(short(n), noGrad(() => tensor(d.values, d.shape)));
+    return b.constant(
+      short(n),
+      noGrad(() => tensor(d.values, d.shape)),
+    );
   };
-  const operand = (ref: string, at: string): Val => (consts.has(refName(ref)) ? { name: constOf(ref), rank: 0 } : val(ref, at));
+  const operand = (ref: string, at: string): Val =>
+    consts.has(refName(ref)) ? { name: constOf(ref), rank: 0 } : val(ref, at);
   /** The activation fused after a conv/matmul (BiasAdd is the conv's own bias input). */
   const fused = (n: TfNode, y: string): string => {
     let out = y;
@@ -107,9 +152,15 @@ export function importTfjsGraph(a: TfjsArtifacts): Graph {
       case 'Const':
         continue;
       case 'Placeholder': {
-        const dims = ((n.attr?.shape?.shape as { dim?: { size: string }[] } | undefined)?.dim ?? []).map((d) => Number(d.size));
+        const dims = ((n.attr?.shape?.shape as { dim?: { size: string }[] } | undefined)?.dim ?? []).map((d) =>
+          Number(d.size),
+        );
         if (dims.length !== 4) throw bad(`input '${n.name}' must be 4-D NHWC, got [${dims.join(', ')}]`);
-        input = { name: n.name, shape: [null, dims[3]!, null, null], hw: [dims[1]! > 0 ? dims[1]! : 224, dims[2]! > 0 ? dims[2]! : 224] };
+        input = {
+          name: n.name,
+          shape: [null, dims[3]!, null, null],
+          hw: [dims[1]! > 0 ? dims[1]! : 224, dims[2]! > 0 ? dims[2]! : 224],
+        };
         y = { name: n.name, rank: 4 };
         vals.set(n.name, y);
         continue;
@@ -142,7 +193,13 @@ export function importTfjsGraph(a: TfjsArtifacts): Graph {
         } else {
           if ((p.rank === 4 && q.rank !== 0) || (q.rank === 4 && p.rank !== 0)) {
             const cst = consts.has(refName(ins[0]!)) || consts.has(refName(ins[1]!));
-            if (cst) throw new UnsupportedOpError(`${n.op} of an image with a non-scalar constant`, n.name, SUPPORTED_TF_OPS, 'tfjs-graph');
+            if (cst)
+              throw new UnsupportedOpError(
+                `${n.op} of an image with a non-scalar constant`,
+                n.name,
+                SUPPORTED_TF_OPS,
+                'tfjs-graph',
+              );
           }
           y = { name: b.op(op, [p.name, q.name], {}, name), rank: Math.max(p.rank, q.rank) };
         }
@@ -159,26 +216,36 @@ export function importTfjsGraph(a: TfjsArtifacts): Graph {
         const k = ints(n.attr, 'ksize');
         const attrs: Record<string, AttrValue> = { ...window(n), kernel: [k[1]!, k[2]!] };
         delete attrs.dilation;
-        y = { name: b.op(n.op === 'AvgPool' ? 'avgpool' : 'maxpool', [val(ins[0]!, n.name).name], attrs, name), rank: 4 };
+        y = {
+          name: b.op(n.op === 'AvgPool' ? 'avgpool' : 'maxpool', [val(ins[0]!, n.name).name], attrs, name),
+          rank: 4,
+        };
         break;
       }
       case 'Mean': {
         const x = val(ins[0]!, n.name);
         const axes = w.has(refName(ins[1]!)) ? Array.from(w.get(refName(ins[1]!)).values) : [1, 2];
         const keep = n.attr?.keep_dims?.b === true;
-        y = { name: b.op('reducemean', [x.name], { axes: axes.map((d) => nhwcAxis(d, x.rank)), keepdims: keep }, name), rank: keep ? x.rank : x.rank - axes.length };
+        y = {
+          name: b.op('reducemean', [x.name], { axes: axes.map((d) => nhwcAxis(d, x.rank)), keepdims: keep }, name),
+          rank: keep ? x.rank : x.rank - axes.length,
+        };
         break;
       }
       case 'Squeeze': {
         const x = val(ins[0]!, n.name);
         const dims = ints(n.attr, 'squeeze_dims');
-        y = { name: b.op('squeeze', [x.name], dims.length ? { axes: dims.map((d) => nhwcAxis(d, x.rank)) } : {}, name), rank: x.rank - (dims.length || 2) };
+        y = {
+          name: b.op('squeeze', [x.name], dims.length ? { axes: dims.map((d) => nhwcAxis(d, x.rank)) } : {}, name),
+          rank: x.rank - (dims.length || 2),
+        };
         break;
       }
       case '_FusedMatMul':
       case 'MatMul': {
         const x = val(ins[0]!, n.name);
-        if (n.attr?.transpose_a?.b === true) throw new UnsupportedOpError('MatMul with transpose_a', n.name, SUPPORTED_TF_OPS, 'tfjs-graph');
+        if (n.attr?.transpose_a?.b === true)
+          throw new UnsupportedOpError('MatMul with transpose_a', n.name, SUPPORTED_TF_OPS, 'tfjs-graph');
         const kw = paramOf(ins[1]!, n.attr?.transpose_b?.b === true ? 'vector' : 'dense', 'weight');
         const bias = ins[2] ? paramOf(ins[2], 'vector', 'bias') : '';
         const lin = b.op('linear', [x.name, kw, bias], {}, name);
@@ -189,7 +256,15 @@ export function importTfjsGraph(a: TfjsArtifacts): Graph {
       case 'ConcatV2': {
         const parts = ins.slice(0, -1).map((r) => val(r, n.name));
         const axis = Number(w.get(refName(ins[ins.length - 1]!)).values[0]);
-        y = { name: b.op('concat', parts.map((p) => p.name), { axis: nhwcAxis(axis, parts[0]!.rank) }, name), rank: parts[0]!.rank };
+        y = {
+          name: b.op(
+            'concat',
+            parts.map((p) => p.name),
+            { axis: nhwcAxis(axis, parts[0]!.rank) },
+            name,
+          ),
+          rank: parts[0]!.rank,
+        };
         break;
       }
       case 'Softmax': {
@@ -218,7 +293,11 @@ export function importTfjsGraph(a: TfjsArtifacts): Graph {
   const r = inputRangeOf(a);
   meta.inputRangeSource = r.source;
   return b.build({
-    name: modelNameOf(file), inputs: [{ name: input.name, shape: input.shape }], outputs,
-    featureTap: lastLinear?.input ?? outputs[0]!, preprocessing: { size: input.hw, range: r.range }, meta,
+    name: modelNameOf(file),
+    inputs: [{ name: input.name, shape: input.shape }],
+    outputs,
+    featureTap: lastLinear?.input ?? outputs[0]!,
+    preprocessing: { size: input.hw, range: r.range },
+    meta,
   });
 }

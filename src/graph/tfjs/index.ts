@@ -4,7 +4,15 @@ import { readTfjsArtifacts, type TfjsArtifacts } from './artifacts.js';
 import { importTfjsLayers } from './layers.js';
 import { importTfjsGraph } from './graph-model.js';
 
-export { readTfjsArtifacts, decodeWeights, decodeWeightList, type TfjsArtifacts, type WeightSpec, type DecodedWeight, type NamedWeight } from './artifacts.js';
+export {
+  readTfjsArtifacts,
+  decodeWeights,
+  decodeWeightList,
+  type TfjsArtifacts,
+  type WeightSpec,
+  type DecodedWeight,
+  type NamedWeight,
+} from './artifacts.js';
 export { importTfjsLayers, SUPPORTED_LAYERS } from './layers.js';
 export { importTfjsGraph, SUPPORTED_TF_OPS } from './graph-model.js';
 export { readExportedLiteral } from './js-literal.js';

@@ -21,26 +21,43 @@ export interface InputRange {
 }
 
 /** Layer names that mark a Keras MobileNet application (V2: `Conv1` … `out_relu`; V1: `conv1` … `conv_pw_13_relu`). */
-const MOBILENET_MARKS: readonly (readonly string[])[] = [['Conv1', 'out_relu'], ['conv1', 'conv_pw_13_relu']];
+const MOBILENET_MARKS: readonly (readonly string[])[] = [
+  ['Conv1', 'out_relu'],
+  ['conv1', 'conv_pw_13_relu'],
+];
 
 /**
  * Decides the input range of a model from its artifacts and, for layers models, the names of the layers of each
  * nested model (`nested`: nested model name → its layer names; empty for flat models and graph models).
  */
-export function inputRangeOf(a: Pick<TfjsArtifacts, 'metadata'>, nested: ReadonlyMap<string, readonly string[]> = new Map()): InputRange {
+export function inputRangeOf(
+  a: Pick<TfjsArtifacts, 'metadata'>,
+  nested: ReadonlyMap<string, readonly string[]> = new Map(),
+): InputRange {
   const m = a.metadata?.json;
   if (m && isTeachableMachine(m)) {
-    const size = typeof m.imageSize === 'number' && Number.isInteger(m.imageSize) && m.imageSize > 0 ? m.imageSize : undefined;
-    return { range: [-1, 1], source: `Teachable Machine export (${a.metadata!.file}, tmVersion ${String(m.tmVersion ?? '?')})`, ...(size ? { size } : {}) };
+    const size =
+      typeof m.imageSize === 'number' && Number.isInteger(m.imageSize) && m.imageSize > 0 ? m.imageSize : undefined;
+    return {
+      range: [-1, 1],
+      source: `Teachable Machine export (${a.metadata!.file}, tmVersion ${String(m.tmVersion ?? '?')})`,
+      ...(size ? { size } : {}),
+    };
   }
   for (const [model, layers] of nested) {
     const names = new Set(layers);
     if (MOBILENET_MARKS.some((marks) => marks.every((n) => names.has(n))))
-      return { range: [-1, 1], source: `Keras MobileNet application nested as '${model}' (Keras preprocess_input: pixel / 127.5 - 1)` };
+      return {
+        range: [-1, 1],
+        source: `Keras MobileNet application nested as '${model}' (Keras preprocess_input: pixel / 127.5 - 1)`,
+      };
   }
   return { range: [0, 1], source: 'default for TF.js files, which do not state it (pixel / 255, as nsfwjs)' };
 }
 
 function isTeachableMachine(m: { [k: string]: JsValue }): boolean {
-  return typeof m.tmVersion === 'string' || (typeof m.packageName === 'string' && m.packageName.startsWith('@teachablemachine/'));
+  return (
+    typeof m.tmVersion === 'string' ||
+    (typeof m.packageName === 'string' && m.packageName.startsWith('@teachablemachine/'))
+  );
 }

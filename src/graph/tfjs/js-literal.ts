@@ -13,18 +13,30 @@ const MAX_DEPTH = 200;
 /** The value assigned to `<module>.exports` by the first module function of a browserify bundle. */
 export function readExportedLiteral(src: string, file: string): JsValue {
   const m = /\{1:\[function\(\w*,(\w+),\w*\)\{\1\.exports=/.exec(src) ?? /module\.exports\s*=\s*/.exec(src);
-  if (!m) throw new ModelFormatError(`${file}: no 'exports=' assignment of a browserify/UMD module found`, { context: { file }, fix: 'pass a TF.js model.json, or an nsfwjs model .min.js file as shipped' });
+  if (!m)
+    throw new ModelFormatError(`${file}: no 'exports=' assignment of a browserify/UMD module found`, {
+      context: { file },
+      fix: 'pass a TF.js model.json, or an nsfwjs model .min.js file as shipped',
+    });
   return new LiteralParser(src, m.index + m[0].length, file).value(0);
 }
 
 class LiteralParser {
-  constructor(private readonly s: string, private i: number, private readonly file: string) {}
+  constructor(
+    private readonly s: string,
+    private i: number,
+    private readonly file: string,
+  ) {}
 
   private fail(what: string): never {
     const near = this.s.slice(Math.max(0, this.i - 20), this.i + 20).replace(/\s+/g, ' ');
-    throw new ModelFormatError(`${this.file}: cannot parse the exported model data at offset ${this.i}: ${what} (near '${near}')`, {
-      context: { file: this.file, offset: this.i }, fix: 'the file is truncated or not an nsfwjs/TF.js model module; reinstall the package or re-export the model',
-    });
+    throw new ModelFormatError(
+      `${this.file}: cannot parse the exported model data at offset ${this.i}: ${what} (near '${near}')`,
+      {
+        context: { file: this.file, offset: this.i },
+        fix: 'the file is truncated or not an nsfwjs/TF.js model module; reinstall the package or re-export the model',
+      },
+    );
   }
   private ws(): void {
     while (this.i < this.s.length && /\s/.test(this.s[this.i]!)) this.i++;
@@ -41,7 +53,11 @@ class LiteralParser {
       this.i += 2;
       return this.s[this.i - 1] === '0';
     }
-    for (const [w, v] of [['true', true], ['false', false], ['null', null]] as const)
+    for (const [w, v] of [
+      ['true', true],
+      ['false', false],
+      ['null', null],
+    ] as const)
       if (this.s.startsWith(w, this.i)) {
         this.i += w.length;
         return v;
@@ -52,7 +68,10 @@ class LiteralParser {
     this.i++;
     const o: { [k: string]: JsValue } = Object.create(null);
     this.ws();
-    if (this.s[this.i] === '}') { this.i++; return o; }
+    if (this.s[this.i] === '}') {
+      this.i++;
+      return o;
+    }
     for (;;) {
       this.ws();
       const c = this.s[this.i];
@@ -78,7 +97,10 @@ class LiteralParser {
     this.i++;
     const a: JsValue[] = [];
     this.ws();
-    if (this.s[this.i] === ']') { this.i++; return a; }
+    if (this.s[this.i] === ']') {
+      this.i++;
+      return a;
+    }
     for (;;) {
       a.push(this.value(depth + 1));
       this.ws();
@@ -92,7 +114,10 @@ class LiteralParser {
     const start = ++this.i;
     let simple = true;
     while (this.i < this.s.length && this.s[this.i] !== q) {
-      if (this.s[this.i] === '\\') { simple = false; this.i++; }
+      if (this.s[this.i] === '\\') {
+        simple = false;
+        this.i++;
+      }
       this.i++;
     }
     if (this.i >= this.s.length) this.fail('unterminated string');

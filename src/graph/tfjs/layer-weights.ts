@@ -12,7 +12,8 @@ import type { DecodedWeight, NamedWeight } from './artifacts.js';
 /** Expected shape of a weight; `null` where the importer does not know the dimension (e.g. after a Flatten). */
 export type ShapeWant = readonly (number | null)[];
 
-const fits = (shape: readonly number[], want: ShapeWant) => shape.length === want.length && want.every((d, i) => d === null || d === shape[i]);
+const fits = (shape: readonly number[], want: ShapeWant) =>
+  shape.length === want.length && want.every((d, i) => d === null || d === shape[i]);
 const fmt = (s: ShapeWant) => `[${s.map((d) => d ?? '?').join(', ')}]`;
 
 /** A manifest's weights, each handed to exactly one layer (`take`); see the file comment for the lookup order. */
@@ -21,7 +22,10 @@ export class LayerWeights {
   private readonly byName = new Map<string, NamedWeight[]>();
   private readonly taken = new Set<NamedWeight>();
 
-  constructor(list: readonly NamedWeight[], private readonly file: string) {
+  constructor(
+    list: readonly NamedWeight[],
+    private readonly file: string,
+  ) {
     for (const w of list) {
       const n = w.name.replace(/:0$/, '');
       const l = this.byName.get(n);
@@ -47,20 +51,31 @@ export class LayerWeights {
     if (name === undefined) {
       const hits = [...this.byName.keys()].filter((k) => k.endsWith(`/${tail}`));
       if (hits.length > 1)
-        throw this.err(`layer '${[...scope, layer].join('/')}': weight '${tail}' matches several stored names (${hits.join(', ')})`, layer,
-          'the exporter prefixed weight names in a way tapir cannot map to layers; re-export the model with unprefixed weight names');
+        throw this.err(
+          `layer '${[...scope, layer].join('/')}': weight '${tail}' matches several stored names (${hits.join(', ')})`,
+          layer,
+          'the exporter prefixed weight names in a way tapir cannot map to layers; re-export the model with unprefixed weight names',
+        );
       name = hits[0];
     }
     const copies = name === undefined ? undefined : this.byName.get(name);
     if (!copies)
-      throw this.err(`weight '${tail}' of layer '${[...scope, layer].join('/')}' is missing from the weights manifest`, tail,
-        'the topology and the weight shards do not belong together; re-export the model');
+      throw this.err(
+        `weight '${tail}' of layer '${[...scope, layer].join('/')}' is missing from the weights manifest`,
+        tail,
+        'the topology and the weight shards do not belong together; re-export the model',
+      );
     const free = copies.filter((w) => !this.taken.has(w));
     const w = free.find((c) => fits(c.shape, want));
     if (!w) {
-      const stored = copies.map((c) => `[${c.shape.join(', ')}]${this.taken.has(c) ? ' (read by an earlier layer)' : ''}`).join(', ');
-      throw this.err(`layer '${[...scope, layer].join('/')}' expects '${name}' of shape ${fmt(want)}; the manifest stores ${stored}`, name!,
-        'the topology and the weight shards do not belong together (or two nested layers share one weight); re-export the model');
+      const stored = copies
+        .map((c) => `[${c.shape.join(', ')}]${this.taken.has(c) ? ' (read by an earlier layer)' : ''}`)
+        .join(', ');
+      throw this.err(
+        `layer '${[...scope, layer].join('/')}' expects '${name}' of shape ${fmt(want)}; the manifest stores ${stored}`,
+        name!,
+        'the topology and the weight shards do not belong together (or two nested layers share one weight); re-export the model',
+      );
     }
     this.taken.add(w);
     return w;

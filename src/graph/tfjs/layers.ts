@@ -25,11 +25,36 @@ import { LayerWeights, type ShapeWant } from './layer-weights.js';
 /** Model classes that may appear as a layer of another model (`Functional` is Keras ≥ 2.4's name for `Model`). */
 const NESTED_MODELS = ['Sequential', 'Model', 'Functional'] as const;
 export const SUPPORTED_LAYERS = [
-  'InputLayer', 'Conv2D', 'DepthwiseConv2D', 'SeparableConv2D', 'BatchNormalization', 'ReLU', 'Activation', 'ZeroPadding2D',
-  'Add', 'Concatenate', 'MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'Flatten', 'Dense', 'Dropout', 'Reshape',
+  'InputLayer',
+  'Conv2D',
+  'DepthwiseConv2D',
+  'SeparableConv2D',
+  'BatchNormalization',
+  'ReLU',
+  'Activation',
+  'ZeroPadding2D',
+  'Add',
+  'Concatenate',
+  'MaxPooling2D',
+  'AveragePooling2D',
+  'GlobalAveragePooling2D',
+  'Flatten',
+  'Dense',
+  'Dropout',
+  'Reshape',
   ...NESTED_MODELS,
 ] as const;
-const ACTIVATIONS: Record<string, string | null> = { linear: null, relu: 'relu', relu6: 'relu6', sigmoid: 'sigmoid', tanh: 'tanh', softmax: 'softmax', swish: 'silu', silu: 'silu', gelu: 'gelu' };
+const ACTIVATIONS: Record<string, string | null> = {
+  linear: null,
+  relu: 'relu',
+  relu6: 'relu6',
+  sigmoid: 'sigmoid',
+  tanh: 'tanh',
+  softmax: 'softmax',
+  swish: 'silu',
+  silu: 'silu',
+  gelu: 'gelu',
+};
 
 interface Layer {
   name?: string;
@@ -76,17 +101,25 @@ class LayersImport {
   constructor(private readonly a: TfjsArtifacts) {
     this.file = a.file;
     this.weights = new LayerWeights(decodeWeightList(a), a.file);
-    this.meta = { format: 'tfjs-layers', file: a.file, kerasVersion: (a.json.modelTopology as Config).keras_version ?? null };
+    this.meta = {
+      format: 'tfjs-layers',
+      file: a.file,
+      kerasVersion: (a.json.modelTopology as Config).keras_version ?? null,
+    };
   }
 
   private bad(msg: string): ModelFormatError {
-    return new ModelFormatError(`${this.file}: ${msg}`, { context: { file: this.file }, fix: 'the model JSON is damaged or not a Keras/TF.js layers model' });
+    return new ModelFormatError(`${this.file}: ${msg}`, {
+      context: { file: this.file },
+      fix: 'the model JSON is damaged or not a Keras/TF.js layers model',
+    });
   }
 
   run(): Graph {
     const topo = this.a.json.modelTopology as Config;
     const root = (topo.model_config ?? topo) as unknown as Layer;
-    if (!root || typeof root !== 'object' || !isNested(root)) throw this.bad(`the topology is a '${String(root?.class_name)}', not a Sequential or Model`);
+    if (!root || typeof root !== 'object' || !isNested(root))
+      throw this.bad(`the topology is a '${String(root?.class_name)}', not a Sequential or Model`);
     const rootName = layerName(root);
     this.survey(root, []);
     const outs = this.model(root, [rootName], undefined, true);
@@ -101,14 +134,19 @@ class LayersImport {
       const p = b.params.get(k);
       if (p) b.params.set(k, { ...p, role: 'head', prunable: false });
     }
-    const featureTap = head?.tap ?? (this.lastDense ? b.nodes.find((n) => n.inputs[1] === this.lastDense)!.inputs[0]! : outputs[0]!);
+    const featureTap =
+      head?.tap ?? (this.lastDense ? b.nodes.find((n) => n.inputs[1] === this.lastDense)!.inputs[0]! : outputs[0]!);
     const r = inputRangeOf(this.a, this.nested);
     const [h, w] = this.input.hw;
     this.meta.inputRangeSource = r.source;
     if (this.nested.size > 0) this.meta.nestedModels = [...this.nested.keys()];
     return b.build({
-      name: modelNameOf(this.file), inputs: [{ name: this.input.name, shape: this.input.shape }], outputs, featureTap,
-      preprocessing: { size: [h ?? r.size ?? 224, w ?? r.size ?? 224], range: r.range }, meta: this.meta,
+      name: modelNameOf(this.file),
+      inputs: [{ name: this.input.name, shape: this.input.shape }],
+      outputs,
+      featureTap,
+      preprocessing: { size: [h ?? r.size ?? 224, w ?? r.size ?? 224], range: r.range },
+      meta: this.meta,
     });
   }
 
@@ -129,9 +167,11 @@ class LayersImport {
   private layersOf(mc: Layer): Layer[] {
     const cfg = mc.config;
     const list = Array.isArray(cfg) ? cfg : cfg?.layers;
-    if (!Array.isArray(list) || list.length === 0) throw this.bad(`model '${layerName(mc)}' has no 'config.layers' list`);
+    if (!Array.isArray(list) || list.length === 0)
+      throw this.bad(`model '${layerName(mc)}' has no 'config.layers' list`);
     for (const l of list as unknown as Layer[])
-      if (!l || typeof l.class_name !== 'string' || typeof l.config !== 'object' || l.config === null) throw this.bad(`bad layer entry ${JSON.stringify(l).slice(0, 120)}`);
+      if (!l || typeof l.class_name !== 'string' || typeof l.config !== 'object' || l.config === null)
+        throw this.bad(`bad layer entry ${JSON.stringify(l).slice(0, 120)}`);
     return list as unknown as Layer[];
   }
 
@@ -142,8 +182,10 @@ class LayersImport {
 
   /** The graph input, made once, from the first input layer (or first layer's batch_input_shape) of the outermost model. */
   private graphInput(name: string, s: JsValue | undefined): Val {
-    if (this.input) throw new UnsupportedOpError(`a second model input ('${name}')`, name, SUPPORTED_LAYERS, 'tfjs-layers');
-    if (!Array.isArray(s) || s.length !== 4) throw this.bad(`input layer '${name}' must be 4-D [batch, H, W, C], got ${JSON.stringify(s)}`);
+    if (this.input)
+      throw new UnsupportedOpError(`a second model input ('${name}')`, name, SUPPORTED_LAYERS, 'tfjs-layers');
+    if (!Array.isArray(s) || s.length !== 4)
+      throw this.bad(`input layer '${name}' must be 4-D [batch, H, W, C], got ${JSON.stringify(s)}`);
     const c = s[3] as number;
     this.input = { name, shape: [null, c, null, null], hw: [s[1] as number | null, s[2] as number | null] };
     return { name, rank: 4, channels: typeof c === 'number' ? c : null };
@@ -161,10 +203,17 @@ class LayersImport {
         const name = layerName(l);
         const last = atOutput && i === layers.length - 1;
         if (isNested(l)) prev = this.model(l, [...scope, name], prev ? [prev] : undefined, last)[0];
-        else if (l.class_name === 'InputLayer') prev ??= this.graphInput(name, (l.config as Config).batch_input_shape ?? (l.config as Config).batchInputShape);
+        else if (l.class_name === 'InputLayer')
+          prev ??= this.graphInput(
+            name,
+            (l.config as Config).batch_input_shape ?? (l.config as Config).batchInputShape,
+          );
         else {
           // Keras gives a Sequential without an InputLayer the input `<first layer>_input`.
-          prev ??= this.graphInput(`${name}_input`, (l.config as Config).batch_input_shape ?? (l.config as Config).batchInputShape);
+          prev ??= this.graphInput(
+            `${name}_input`,
+            (l.config as Config).batch_input_shape ?? (l.config as Config).batchInputShape,
+          );
           prev = this.layer(l, scope, [prev], last);
         }
       });
@@ -174,13 +223,18 @@ class LayersImport {
     const ref = (r: JsValue): [string, number] => (Array.isArray(r) ? [String(r[0]), Number(r[2] ?? 0)] : ['', 0]);
     const inputNames = ((cfg.input_layers ?? []) as JsValue[]).map((r) => ref(r)[0]);
     const outputRefs = ((cfg.output_layers ?? []) as JsValue[]).map(ref);
-    if (inputs && inputs.length !== inputNames.length) throw this.bad(`nested model '${scope.join('/')}' has ${inputNames.length} inputs but is fed ${inputs.length}`);
+    if (inputs && inputs.length !== inputNames.length)
+      throw this.bad(`nested model '${scope.join('/')}' has ${inputNames.length} inputs but is fed ${inputs.length}`);
     const vals = new Map<string, Val[]>();
     for (const l of layers) {
       const name = layerName(l);
       if (l.class_name === 'InputLayer') {
         const i = inputNames.indexOf(name);
-        vals.set(name, [inputs ? inputs[i < 0 ? 0 : i]! : this.graphInput(name, (l.config as Config).batch_input_shape ?? (l.config as Config).batchInputShape)]);
+        vals.set(name, [
+          inputs
+            ? inputs[i < 0 ? 0 : i]!
+            : this.graphInput(name, (l.config as Config).batch_input_shape ?? (l.config as Config).batchInputShape),
+        ]);
         continue;
       }
       const ins = this.inbound(l, scope, vals);
@@ -198,13 +252,25 @@ class LayersImport {
     const nodes = l.inbound_nodes;
     const name = layerName(l);
     if (!Array.isArray(nodes) || nodes.length === 0) return [];
-    if (nodes.length > 1) throw new UnsupportedOpError(`${l.class_name} (shared layer, ${nodes.length} calls)`, name, SUPPORTED_LAYERS, 'tfjs-layers');
+    if (nodes.length > 1)
+      throw new UnsupportedOpError(
+        `${l.class_name} (shared layer, ${nodes.length} calls)`,
+        name,
+        SUPPORTED_LAYERS,
+        'tfjs-layers',
+      );
     const node = nodes[0];
-    if (!Array.isArray(node)) throw this.bad(`layer '${[...scope, name].join('/')}': unsupported inbound_nodes format (newer Keras 3 'args' form)`);
+    if (!Array.isArray(node))
+      throw this.bad(
+        `layer '${[...scope, name].join('/')}': unsupported inbound_nodes format (newer Keras 3 'args' form)`,
+      );
     return node.map((r) => {
       const src = Array.isArray(r) ? String(r[0]) : '';
       const v = Array.isArray(r) ? vals.get(src)?.[Number(r[2] ?? 0)] : undefined;
-      if (!v) throw this.bad(`layer '${[...scope, name].join('/')}' reads '${src}', which no earlier layer of its model produces`);
+      if (!v)
+        throw this.bad(
+          `layer '${[...scope, name].join('/')}' reads '${src}', which no earlier layer of its model produces`,
+        );
       return v;
     });
   }
@@ -215,25 +281,32 @@ class LayersImport {
     const c = l.config as Config;
     const kerasName = layerName(l);
     const name = this.irName(scope, kerasName);
-    if (c.data_format !== undefined && c.data_format !== 'channels_last') throw this.bad(`layer '${name}': data_format '${String(c.data_format)}' is not supported (channels_last only)`);
+    if (c.data_format !== undefined && c.data_format !== 'channels_last')
+      throw this.bad(`layer '${name}': data_format '${String(c.data_format)}' is not supported (channels_last only)`);
     const x = ins[0]!;
     const wt = (key: string, want: ShapeWant): DecodedWeight => this.weights.take(scope, kerasName, key, want);
-    const param = (pname: string, make: () => Tensor, role: Parameters<GraphBuilder['param']>[2]) => b.param(pname, noGrad(make), role);
+    const param = (pname: string, make: () => Tensor, role: Parameters<GraphBuilder['param']>[2]) =>
+      b.param(pname, noGrad(make), role);
     const activation = (v: Val, act: JsValue | undefined): Val => {
       const an = typeof act === 'string' ? act : 'linear';
-      if (!(an in ACTIVATIONS)) throw new UnsupportedOpError(`activation '${an}'`, name, Object.keys(ACTIVATIONS), 'tfjs-layers');
+      if (!(an in ACTIVATIONS))
+        throw new UnsupportedOpError(`activation '${an}'`, name, Object.keys(ACTIVATIONS), 'tfjs-layers');
       const op = ACTIVATIONS[an]!;
       if (op === null) return v;
       if (op === 'softmax' && isOutput) {
         this.meta.outputActivation = 'softmax';
         return v;
       }
-      return { ...v, name: b.op(op, [v.name], op === 'softmax' ? { axis: v.rank === 4 ? 1 : -1 } : {}, `${name}/${an}`) };
+      return {
+        ...v,
+        name: b.op(op, [v.name], op === 'softmax' ? { axis: v.rank === 4 ? 1 : -1 } : {}, `${name}/${an}`),
+      };
     };
     const windowAttrs = (cc: Config): Record<string, AttrValue> => {
       const base: Record<string, AttrValue> = { stride: pair(cc.strides, 1), dilation: pair(cc.dilation_rate, 1) };
       if (cc.padding === 'same') return { ...base, autoPad: 'same_upper' };
-      if (cc.padding !== 'valid' && cc.padding !== undefined) throw this.bad(`layer '${name}': padding '${String(cc.padding)}' is not supported`);
+      if (cc.padding !== 'valid' && cc.padding !== undefined)
+        throw this.bad(`layer '${name}': padding '${String(cc.padding)}' is not supported`);
       return base;
     };
     switch (l.class_name) {
@@ -256,7 +329,11 @@ class LayersImport {
           const mult = Number(c.depth_multiplier ?? 1);
           const dw = wt('depthwise_kernel', [kh, kw, cin, mult]);
           const groups = dw.shape[2]!;
-          const dk = param(l.class_name === 'SeparableConv2D' ? `${name}.depthwise.weight` : `${name}.weight`, () => depthwiseKernel(dw), 'weight');
+          const dk = param(
+            l.class_name === 'SeparableConv2D' ? `${name}.depthwise.weight` : `${name}.weight`,
+            () => depthwiseKernel(dw),
+            'weight',
+          );
           if (l.class_name === 'DepthwiseConv2D') {
             cout = groups * mult;
             const bias = c.use_bias ? param(`${name}.bias`, () => weightTensor(wt('bias', [cout])), 'bias') : '';
@@ -264,7 +341,11 @@ class LayersImport {
           } else {
             cout = Number(c.filters);
             h = b.op('conv2d', [h, dk, ''], { ...attrs, groups }, `${name}/depthwise`);
-            const pk = param(`${name}.pointwise.weight`, () => convKernel(wt('pointwise_kernel', [1, 1, groups * mult, cout])), 'weight');
+            const pk = param(
+              `${name}.pointwise.weight`,
+              () => convKernel(wt('pointwise_kernel', [1, 1, groups * mult, cout])),
+              'weight',
+            );
             const bias = c.use_bias ? param(`${name}.bias`, () => weightTensor(wt('bias', [cout])), 'bias') : '';
             h = b.op('conv2d', [h, pk, bias], {}, name);
           }
@@ -272,27 +353,49 @@ class LayersImport {
         return activation({ name: h, rank: 4, channels: cout }, c.activation);
       }
       case 'BatchNormalization': {
-        const axis = typeof c.axis === 'number' ? c.axis : Array.isArray(c.axis) && c.axis.length === 1 ? Number(c.axis[0]) : -1;
-        if (nhwcAxis(axis, x.rank) !== 1) throw this.bad(`layer '${name}': BatchNormalization over axis ${axis} is not supported (channels only)`);
+        const axis =
+          typeof c.axis === 'number' ? c.axis : Array.isArray(c.axis) && c.axis.length === 1 ? Number(c.axis[0]) : -1;
+        if (nhwcAxis(axis, x.rank) !== 1)
+          throw this.bad(`layer '${name}': BatchNormalization over axis ${axis} is not supported (channels only)`);
         const vec = (key: string) => () => weightTensor(wt(key, [x.channels]));
         // A BN without learned scale/shift (scale: false / center: false) gets fixed ones / zeros, not trained, so every
         // BN has its own γ and β (BN repair rescales through them without editing the graph).
         const fixed = (pname: string, v: number) => {
-          if (x.channels === null) throw this.bad(`layer '${name}': BatchNormalization without scale/center needs a known channel count`);
+          if (x.channels === null)
+            throw this.bad(`layer '${name}': BatchNormalization without scale/center needs a known channel count`);
           const ch = x.channels;
-          return b.param(pname, noGrad(() => zeros([ch]).add(v)), 'norm', { trainable: false });
+          return b.param(
+            pname,
+            noGrad(() => zeros([ch]).add(v)),
+            'norm',
+            { trainable: false },
+          );
         };
         const gamma = c.scale !== false ? param(`${name}.weight`, vec('gamma'), 'norm') : fixed(`${name}.weight`, 1);
         const beta = c.center !== false ? param(`${name}.bias`, vec('beta'), 'norm') : fixed(`${name}.bias`, 0);
         const mean = param(`${name}.running_mean`, vec('moving_mean'), 'buffer');
         const vr = param(`${name}.running_var`, vec('moving_variance'), 'buffer');
         // Keras momentum weighs the old statistic; torch's weighs the new batch.
-        return { ...x, name: b.op('batchnorm', [x.name, gamma, beta, mean, vr], { eps: Number(c.epsilon ?? 1e-3), momentum: 1 - Number(c.momentum ?? 0.99) }, name) };
+        return {
+          ...x,
+          name: b.op(
+            'batchnorm',
+            [x.name, gamma, beta, mean, vr],
+            { eps: Number(c.epsilon ?? 1e-3), momentum: 1 - Number(c.momentum ?? 0.99) },
+            name,
+          ),
+        };
       }
       case 'ReLU': {
-        if (Number(c.negative_slope ?? 0) !== 0 || Number(c.threshold ?? 0) !== 0) throw new UnsupportedOpError('ReLU with negative_slope/threshold', name, SUPPORTED_LAYERS, 'tfjs-layers');
+        if (Number(c.negative_slope ?? 0) !== 0 || Number(c.threshold ?? 0) !== 0)
+          throw new UnsupportedOpError('ReLU with negative_slope/threshold', name, SUPPORTED_LAYERS, 'tfjs-layers');
         const mx = c.max_value;
-        const out = mx === null || mx === undefined ? b.op('relu', [x.name], {}, name) : mx === 6 ? b.op('relu6', [x.name], {}, name) : b.op('clip', [x.name], { min: 0, max: Number(mx) }, name);
+        const out =
+          mx === null || mx === undefined
+            ? b.op('relu', [x.name], {}, name)
+            : mx === 6
+              ? b.op('relu6', [x.name], {}, name)
+              : b.op('clip', [x.name], { min: 0, max: Number(mx) }, name);
         return { ...x, name: out };
       }
       case 'Activation': {
@@ -301,23 +404,52 @@ class LayersImport {
       }
       case 'ZeroPadding2D': {
         const p = c.padding;
-        const [[t, bo] = [] as number[], [le, r] = [] as number[]] = Array.isArray(p) && Array.isArray(p[0])
-          ? [[Number(p[0][0]), Number(p[0][1])], [Number((p[1] as number[])[0]), Number((p[1] as number[])[1])]]
-          : ([pair(p, 1), pair(p, 1)].map((q, i) => [q[i]!, q[i]!]) as [number, number][]);
+        const [[t, bo] = [] as number[], [le, r] = [] as number[]] =
+          Array.isArray(p) && Array.isArray(p[0])
+            ? [
+                [Number(p[0][0]), Number(p[0][1])],
+                [Number((p[1] as number[])[0]), Number((p[1] as number[])[1])],
+              ]
+            : ([pair(p, 1), pair(p, 1)].map((q, i) => [q[i]!, q[i]!]) as [number, number][]);
         if (t === undefined || le === undefined) throw this.bad(`layer '${name}': bad padding ${JSON.stringify(p)}`);
         return { ...x, name: b.op('pad', [x.name], { pads: [0, 0, t, le, 0, 0, bo ?? t, r ?? le] }, name) };
       }
       case 'Add':
-        return { ...x, name: ins.slice(1).reduce((acc, v, i) => b.op('add', [acc, v.name], {}, i === ins.length - 2 ? name : `${name}/${i}`), x.name) };
+        return {
+          ...x,
+          name: ins
+            .slice(1)
+            .reduce(
+              (acc, v, i) => b.op('add', [acc, v.name], {}, i === ins.length - 2 ? name : `${name}/${i}`),
+              x.name,
+            ),
+        };
       case 'Concatenate': {
         const axis = nhwcAxis(Number(c.axis ?? -1), x.rank);
-        const channels = axis !== 1 ? x.channels : ins.every((v) => v.channels !== null) ? ins.reduce((n, v) => n + v.channels!, 0) : null;
-        return { name: b.op('concat', ins.map((v) => v.name), { axis }, name), rank: x.rank, channels };
+        const channels =
+          axis !== 1
+            ? x.channels
+            : ins.every((v) => v.channels !== null)
+              ? ins.reduce((n, v) => n + v.channels!, 0)
+              : null;
+        return {
+          name: b.op(
+            'concat',
+            ins.map((v) => v.name),
+            { axis },
+            name,
+          ),
+          rank: x.rank,
+          channels,
+        };
       }
       case 'MaxPooling2D':
       case 'AveragePooling2D': {
         const k = pair(c.pool_size, 2);
-        const attrs: Record<string, AttrValue> = { ...windowAttrs({ ...c, strides: c.strides ?? c.pool_size ?? null }), kernel: k };
+        const attrs: Record<string, AttrValue> = {
+          ...windowAttrs({ ...c, strides: c.strides ?? c.pool_size ?? null }),
+          kernel: k,
+        };
         delete attrs.dilation;
         return { ...x, name: b.op(l.class_name === 'MaxPooling2D' ? 'maxpool' : 'avgpool', [x.name], attrs, name) };
       }
@@ -329,13 +461,17 @@ class LayersImport {
         return { name: b.op('flatten', [src], { axis: 1 }, name), rank: 2, channels: x.rank === 2 ? x.channels : null };
       }
       case 'Dense': {
-        if (x.rank !== 2) throw new UnsupportedOpError(`Dense on a rank-${x.rank} input`, name, SUPPORTED_LAYERS, 'tfjs-layers');
+        if (x.rank !== 2)
+          throw new UnsupportedOpError(`Dense on a rank-${x.rank} input`, name, SUPPORTED_LAYERS, 'tfjs-layers');
         const units = Number(c.units);
         const kernel = wt('kernel', [x.channels, units]);
         const kp = param(`${name}.weight`, () => denseKernel(kernel), 'weight');
         const bias = c.use_bias !== false ? param(`${name}.bias`, () => weightTensor(wt('bias', [units])), 'bias') : '';
         this.lastDense = kp;
-        return activation({ name: b.op('linear', [x.name, kp, bias], {}, name), rank: 2, channels: units }, c.activation);
+        return activation(
+          { name: b.op('linear', [x.name, kp, bias], {}, name), rank: 2, channels: units },
+          c.activation,
+        );
       }
       case 'Dropout':
         return { ...x, name: b.op('dropout', [x.name], { p: Number(c.rate ?? 0) }, name) };
@@ -344,7 +480,11 @@ class LayersImport {
         const src = x.rank === 4 ? b.op('transpose', [x.name], { perm: [0, 2, 3, 1] }, `${name}/to_nhwc`) : x.name;
         let out = b.op('reshape', [src], { shape: [0, ...target] }, target.length + 1 === 4 ? `${name}/nhwc` : name);
         if (target.length + 1 === 4) out = b.op('transpose', [out], { perm: [0, 3, 1, 2] }, name);
-        return { name: out, rank: target.length + 1, channels: target.length === 1 ? target[0]! : target.length === 3 ? target[2]! : null };
+        return {
+          name: out,
+          rank: target.length + 1,
+          channels: target.length === 1 ? target[0]! : target.length === 3 ? target[2]! : null,
+        };
       }
       default:
         throw new UnsupportedOpError(l.class_name, name, SUPPORTED_LAYERS, 'tfjs-layers');

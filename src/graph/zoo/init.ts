@@ -6,17 +6,22 @@ import { full, keep, manualSeed, noGrad, randn, rand, zeros, type Tensor } from 
 import type { Graph, ParamRole } from '../ir.js';
 
 /** Kaiming normal, fan_out, gain √2 (torchvision ResNet convs). */
-export const kaimingConv = (shape: readonly number[]): Tensor => noGrad(() => {
-  const fanOut = shape[0]! * shape.slice(2).reduce((p, d) => p * d, 1);
-  return randn(shape).mul(Math.sqrt(2 / fanOut));
-});
+export const kaimingConv = (shape: readonly number[]): Tensor =>
+  noGrad(() => {
+    const fanOut = shape[0]! * shape.slice(2).reduce((p, d) => p * d, 1);
+    return randn(shape).mul(Math.sqrt(2 / fanOut));
+  });
 /** torch.nn.Linear / Conv default: U(−1/√fan_in, 1/√fan_in). */
-export const uniformFanIn = (shape: readonly number[], fanIn = shape.slice(1).reduce((p, d) => p * d, 1)): Tensor => noGrad(() => {
-  const b = 1 / Math.sqrt(fanIn);
-  return rand(shape).mul(2 * b).sub(b);
-});
+export const uniformFanIn = (shape: readonly number[], fanIn = shape.slice(1).reduce((p, d) => p * d, 1)): Tensor =>
+  noGrad(() => {
+    const b = 1 / Math.sqrt(fanIn);
+    return rand(shape)
+      .mul(2 * b)
+      .sub(b);
+  });
 /** timm's trunc_normal_(std) with cutoffs at ±2σ. */
-export const truncNormal = (shape: readonly number[], std = 0.02): Tensor => noGrad(() => randn(shape).clamp(-2, 2).mul(std));
+export const truncNormal = (shape: readonly number[], std = 0.02): Tensor =>
+  noGrad(() => randn(shape).clamp(-2, 2).mul(std));
 
 /** A fresh value for a parameter of this role, name and shape. */
 export function freshParam(name: string, role: ParamRole, shape: readonly number[]): Tensor {

@@ -20,7 +20,11 @@ export function nsfwjsDir(model: NsfwjsModel): string {
     const i = main.lastIndexOf(`${sep}nsfwjs${sep}`);
     pkg = join(main.slice(0, i + sep.length + 'nsfwjs'.length), 'package.json');
   } catch {
-    throw new TapirError('E_ASSET_MISSING', `the npm package 'nsfwjs' (pre-trained weights for '${model}') is not installed`, { fix: 'run `make setup` (npm ci installs nsfwjs 4.3.0)' });
+    throw new TapirError(
+      'E_ASSET_MISSING',
+      `the npm package 'nsfwjs' (pre-trained weights for '${model}') is not installed`,
+      { fix: 'run `make setup` (npm ci installs nsfwjs 4.3.0)' },
+    );
   }
   return join(dirname(pkg), 'dist', 'models', model);
 }
@@ -47,10 +51,14 @@ export const MIN_SIZE: Record<NsfwjsModel, number> = { mobilenet_v2: 32, mobilen
  */
 export function adaptNsfwjs(g: Graph, model: NsfwjsModel, size: number, id: string): Graph {
   if (!Number.isInteger(size) || size < MIN_SIZE[model])
-    throw new TapirError('E_CONFIG', `${id}: input size ${size} is too small (minimum ${MIN_SIZE[model]})`, { fix: `use ${id}@${MIN_SIZE[model] * 3} or larger` });
+    throw new TapirError('E_CONFIG', `${id}: input size ${size} is too small (minimum ${MIN_SIZE[model]})`, {
+      fix: `use ${id}@${MIN_SIZE[model] * 3} or larger`,
+    });
   const k = finalMapSize(model, size);
   let poolIdx = -1;
-  g.nodes.forEach((n, i) => { if (n.op === 'avgpool') poolIdx = i; });
+  g.nodes.forEach((n, i) => {
+    if (n.op === 'avgpool') poolIdx = i;
+  });
   const pool = g.nodes[poolIdx]!;
   g.nodes[poolIdx] = { ...pool, attrs: { ...pool.attrs, kernel: [k, k], stride: [k, k], padding: 0 } };
   // Layers models: AvgPool → Flatten → Dense…; graph model: AvgPool → Squeeze → MatMul.
@@ -64,7 +72,13 @@ export function adaptNsfwjs(g: Graph, model: NsfwjsModel, size: number, id: stri
   g.inputs = g.inputs.map((v) => ({ ...v, shape: [null, 3, null, null] }));
   g.preprocessing = { size: [size, size], range: [0, 1] };
   g.name = id;
-  g.meta = { ...g.meta, zoo: id, source: `npm nsfwjs 4.3.0 dist/models/${model}`, head: 'NSFW dense layers (5 classes)', nativeSize: model === 'inception_v3' ? 299 : 224 };
+  g.meta = {
+    ...g.meta,
+    zoo: id,
+    source: `npm nsfwjs 4.3.0 dist/models/${model}`,
+    head: 'NSFW dense layers (5 classes)',
+    nativeSize: model === 'inception_v3' ? 299 : 224,
+  };
   return g;
 }
 
@@ -77,6 +91,11 @@ export function nsfwjsArtifacts(model: NsfwjsModel, o: { cache?: boolean } = {})
   return p;
 }
 
-export async function loadNsfwjs(model: NsfwjsModel, size: number, id: string, o: { cache?: boolean } = {}): Promise<Graph> {
+export async function loadNsfwjs(
+  model: NsfwjsModel,
+  size: number,
+  id: string,
+  o: { cache?: boolean } = {},
+): Promise<Graph> {
   return adaptNsfwjs(importTfjs(await nsfwjsArtifacts(model, o)), model, size, id);
 }

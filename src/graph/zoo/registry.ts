@@ -40,12 +40,33 @@ export class ConfigError extends TapirError {
   }
 }
 
-const nsfwjs = (id: string, model: 'mobilenet_v2' | 'mobilenet_v2_mid' | 'inception_v3', size: number, description: string): ZooEntry => ({
-  id, description, weights: 'pre-trained (npm nsfwjs)', defaultSize: size, convnet: true, inputRange: [0, 1],
+const nsfwjs = (
+  id: string,
+  model: 'mobilenet_v2' | 'mobilenet_v2_mid' | 'inception_v3',
+  size: number,
+  description: string,
+): ZooEntry => ({
+  id,
+  description,
+  weights: 'pre-trained (npm nsfwjs)',
+  defaultSize: size,
+  convnet: true,
+  inputRange: [0, 1],
   build: (s, o) => loadNsfwjs(model, s, id, o),
 });
-const builtin = (id: string, size: number, convnet: boolean, description: string, make: (s: number) => Graph): ZooEntry => ({
-  id, description, weights: 'random init (or --weights <safetensors>)', defaultSize: size, convnet, inputRange: [0, 1],
+const builtin = (
+  id: string,
+  size: number,
+  convnet: boolean,
+  description: string,
+  make: (s: number) => Graph,
+): ZooEntry => ({
+  id,
+  description,
+  weights: 'random init (or --weights <safetensors>)',
+  defaultSize: size,
+  convnet,
+  inputRange: [0, 1],
   build: async (s) => make(s),
 });
 
@@ -53,14 +74,23 @@ const builtin = (id: string, size: number, convnet: boolean, description: string
 export function makeZoo(entries: readonly ZooEntry[]): ReadonlyMap<string, ZooEntry> {
   const m = new Map<string, ZooEntry>();
   for (const e of entries) {
-    if (m.has(e.id)) throw new ConfigError(`model zoo: duplicate id '${e.id}'`, { context: { id: e.id }, fix: 'give every zoo entry a unique id' });
+    if (m.has(e.id))
+      throw new ConfigError(`model zoo: duplicate id '${e.id}'`, {
+        context: { id: e.id },
+        fix: 'give every zoo entry a unique id',
+      });
     m.set(e.id, e);
   }
   return m;
 }
 
 export const ZOO = makeZoo([
-  nsfwjs('mobilenet_v2', 'mobilenet_v2', 224, 'MobileNetV2 α 1.0 (nsfwjs, TF.js layers, uint8 weights; blocks 0-10 ImageNet, later blocks NSFW-fine-tuned)'),
+  nsfwjs(
+    'mobilenet_v2',
+    'mobilenet_v2',
+    224,
+    'MobileNetV2 α 1.0 (nsfwjs, TF.js layers, uint8 weights; blocks 0-10 ImageNet, later blocks NSFW-fine-tuned)',
+  ),
   nsfwjs('mobilenet_v2_140', 'mobilenet_v2_mid', 224, 'MobileNetV2 α 1.4 (nsfwjs mid, TF.js graph model, BN folded)'),
   nsfwjs('inception_v3', 'inception_v3', 299, 'InceptionV3 (nsfwjs, TF.js layers, uint8 weights)'),
   builtin('resnet18', 224, true, 'ResNet-18 (torchvision names)', (s) => buildResNet({ depth: 18, size: s })),
@@ -82,7 +112,8 @@ export function parseModelSpec(spec: string): ModelSpec {
   const m = /^(random:)?([A-Za-z0-9_]+)(?:@(\d+))?$/.exec(spec.trim());
   if (!m || !ZOO.has(m[2]!))
     throw new ConfigError(`unknown model '${spec}'. Zoo models: ${[...ZOO.keys()].join(', ')}`, {
-      context: { model: spec }, fix: 'use `[random:]<id>[@<size>]`, e.g. mobilenet_v2@96 or random:resnet18; list ids with `tapir models`',
+      context: { model: spec },
+      fix: 'use `[random:]<id>[@<size>]`, e.g. mobilenet_v2@96 or random:resnet18; list ids with `tapir models`',
     });
   return { id: m[2]!, random: !!m[1], ...(m[3] ? { size: Number(m[3]) } : {}) };
 }
@@ -92,8 +123,12 @@ export async function loadModel(spec: string, o: LoadModelOptions = {}): Promise
   const s = parseModelSpec(spec);
   const e = ZOO.get(s.id)!;
   const size = o.size ?? s.size ?? e.defaultSize;
-  if (!Number.isInteger(size) || size < 16 || size > 1024) throw new ConfigError(`${spec}: input size ${size} must be an integer in [16, 1024]`, { context: { model: spec } });
-  if (o.weights && e.weights.startsWith('pre-trained')) throw new ConfigError(`${s.id} has its own pre-trained weights; --weights is for the built-in architectures`, { context: { model: spec } });
+  if (!Number.isInteger(size) || size < 16 || size > 1024)
+    throw new ConfigError(`${spec}: input size ${size} must be an integer in [16, 1024]`, { context: { model: spec } });
+  if (o.weights && e.weights.startsWith('pre-trained'))
+    throw new ConfigError(`${s.id} has its own pre-trained weights; --weights is for the built-in architectures`, {
+      context: { model: spec },
+    });
   manualSeed(o.seed ?? 0);
   const g = await e.build(size, { cache: o.cache ?? false });
   g.meta = { ...g.meta, zoo: s.id, spec };

@@ -24,16 +24,34 @@ export function buildVit(o: VitOptions): Graph {
   const { dim, heads } = VIT_CONFIGS[o.variant];
   const depth = o.depth ?? VIT_CONFIGS[o.variant].depth;
   const patch = o.patch ?? 16;
-  if (o.size % patch !== 0) throw new ShapeError(`${o.variant}: input size ${o.size} must be a multiple of the patch size ${patch}`, { fix: `use a size like ${Math.max(patch, Math.round(o.size / patch) * patch)}` });
+  if (o.size % patch !== 0)
+    throw new ShapeError(`${o.variant}: input size ${o.size} must be a multiple of the patch size ${patch}`, {
+      fix: `use a size like ${Math.max(patch, Math.round(o.size / patch) * patch)}`,
+    });
   const tokens = (o.size / patch) ** 2 + 1;
   const b = new GraphBuilder();
   const lin = (x: string, name: string, cin: number, cout: number, role: 'weight' | 'head' = 'weight') =>
-    b.op('linear', [x, b.param(`${name}.weight`, truncNormal([cout, cin]), role), b.param(`${name}.bias`, zeros([cout]), 'bias')], {}, name);
+    b.op(
+      'linear',
+      [x, b.param(`${name}.weight`, truncNormal([cout, cin]), role), b.param(`${name}.bias`, zeros([cout]), 'bias')],
+      {},
+      name,
+    );
   const ln = (x: string, name: string) =>
-    b.op('layernorm', [x, b.param(`${name}.weight`, full([dim], 1), 'norm'), b.param(`${name}.bias`, zeros([dim]), 'norm')], { axis: -1, eps: 1e-6 }, name);
+    b.op(
+      'layernorm',
+      [x, b.param(`${name}.weight`, full([dim], 1), 'norm'), b.param(`${name}.bias`, zeros([dim]), 'norm')],
+      { axis: -1, eps: 1e-6 },
+      name,
+    );
 
   const pw = b.param('patch_embed.proj.weight', uniformFanIn([dim, 3, patch, patch]), 'weight');
-  let x = b.op('conv2d', ['input', pw, b.param('patch_embed.proj.bias', zeros([dim]), 'bias')], { stride: patch }, 'patch_embed.proj');
+  let x = b.op(
+    'conv2d',
+    ['input', pw, b.param('patch_embed.proj.bias', zeros([dim]), 'bias')],
+    { stride: patch },
+    'patch_embed.proj',
+  );
   x = b.op('reshape', [x], { shape: [0, dim, -1] }, 'patch_embed.flatten');
   x = b.op('transpose', [x], { perm: [0, 2, 1] }, 'patch_embed.transpose');
   x = b.op('prependtoken', [x, b.param('cls_token', truncNormal([1, 1, dim], 1e-6), 'embedding')], {}, 'cls');
@@ -49,15 +67,28 @@ export function buildVit(o: VitOptions): Graph {
     const s = b.op('mul', [b.op('matmul', [q!, kt], {}, `${p}.attn.scores`), scale], {}, `${p}.attn.scaled`);
     const a = b.op('softmax', [s], { axis: -1 }, `${p}.attn.softmax`);
     let o2 = b.op('matmul', [a, v!], {}, `${p}.attn.context`);
-    o2 = b.op('reshape', [b.op('transpose', [o2], { perm: [0, 2, 1, 3] }, `${p}.attn.merge`)], { shape: [0, 0, -1] }, `${p}.attn.merge_heads`);
+    o2 = b.op(
+      'reshape',
+      [b.op('transpose', [o2], { perm: [0, 2, 1, 3] }, `${p}.attn.merge`)],
+      { shape: [0, 0, -1] },
+      `${p}.attn.merge_heads`,
+    );
     x = b.op('add', [x, lin(o2, `${p}.attn.proj`, dim, dim)], {}, `${p}.residual1`);
-    const m = lin(b.op('gelu', [lin(ln(x, `${p}.norm2`), `${p}.mlp.fc1`, dim, 4 * dim)], {}, `${p}.mlp.act`), `${p}.mlp.fc2`, 4 * dim, dim);
+    const m = lin(
+      b.op('gelu', [lin(ln(x, `${p}.norm2`), `${p}.mlp.fc1`, dim, 4 * dim)], {}, `${p}.mlp.act`),
+      `${p}.mlp.fc2`,
+      4 * dim,
+      dim,
+    );
     x = b.op('add', [x, m], {}, `${p}.residual2`);
   }
   const feats = b.op('select', [ln(x, 'norm')], { axis: 1, index: 0 }, 'pool');
   const logits = lin(feats, 'head', dim, o.numClasses ?? 1000, 'head');
   return b.build({
-    name: o.variant, inputs: [{ name: 'input', shape: [null, 3, o.size, o.size] }], outputs: [logits], featureTap: feats,
+    name: o.variant,
+    inputs: [{ name: 'input', shape: [null, 3, o.size, o.size] }],
+    outputs: [logits],
+    featureTap: feats,
     preprocessing: { size: [o.size, o.size], range: [0, 1], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
     meta: { format: 'builtin', architecture: o.variant, patch, depth, init: 'timm' },
   });

@@ -40,11 +40,23 @@ export interface BlockStats {
   readonly images: number;
 }
 
-export function checkBlockOptions(o: BlockOptions): { blockSize: number; damping: number; curvature: 'fisher' | 'ggn' } {
+export function checkBlockOptions(o: BlockOptions): {
+  blockSize: number;
+  damping: number;
+  curvature: 'fisher' | 'ggn';
+} {
   const blockSize = o.blockSize ?? 64;
   const damping = o.damping ?? 0.01;
-  if (!Number.isInteger(blockSize) || blockSize < 1) throw new PruneError(`blockSize must be a positive integer, got ${blockSize}`, { context: { blockSize }, fix: 'use e.g. --block-size 64' });
-  if (!(damping > 0 && Number.isFinite(damping))) throw new PruneError(`damping must be a positive number, got ${damping}`, { context: { damping }, fix: 'use e.g. --damping 0.01' });
+  if (!Number.isInteger(blockSize) || blockSize < 1)
+    throw new PruneError(`blockSize must be a positive integer, got ${blockSize}`, {
+      context: { blockSize },
+      fix: 'use e.g. --block-size 64',
+    });
+  if (!(damping > 0 && Number.isFinite(damping)))
+    throw new PruneError(`damping must be a positive number, got ${damping}`, {
+      context: { damping },
+      fix: 'use e.g. --damping 0.01',
+    });
   return { blockSize, damping, curvature: o.curvature ?? 'fisher' };
 }
 
@@ -55,7 +67,10 @@ function toBlocks(t: Tensor, rows: number, cols: number, B: number): Tensor {
     const nb = Math.ceil(cols / B);
     let x = t.reshape([n, rows, cols]);
     if (nb * B !== cols) x = cat([x, zeros([n, rows, nb * B - cols], { dtype: x.dtype, device: x.device })], 2);
-    return x.reshape([n, rows * nb, B]).permute([1, 0, 2]).contiguous();
+    return x
+      .reshape([n, rows * nb, B])
+      .permute([1, 0, 2])
+      .contiguous();
   });
 }
 
@@ -68,30 +83,54 @@ export function blockStats(g: Graph, batches: readonly CalibBatch[], o: BlockOpt
   const params = targetParams(g, o);
   const sites = findSites(g, params, 'block-hessian');
   const images = countImages(batches);
-  const stats = new Map<string, BlockStats>(params.map((p) => {
-    const shape = g.params.get(p)!.tensor.shape;
-    const rows = shape[0]!;
-    return [p, { param: p, shape, rows, cols: shape.slice(1).reduce((a, b) => a * b, 1), blockSize: B, factors: null, gram: null, images }];
-  }));
+  const stats = new Map<string, BlockStats>(
+    params.map((p) => {
+      const shape = g.params.get(p)!.tensor.shape;
+      const rows = shape[0]!;
+      return [
+        p,
+        {
+          param: p,
+          shape,
+          rows,
+          cols: shape.slice(1).reduce((a, b) => a * b, 1),
+          blockSize: B,
+          factors: null,
+          gram: null,
+          images,
+        },
+      ];
+    }),
+  );
   batches.forEach((b, i) => {
-    factorPass(g, b, sites, { loss: o.loss, mode, seeds: curvature === 'fisher' ? 'grad' : 'sqrt-hessian', want: 'perSample' }, (p, t) => noGrad(() => {
-      const s = stats.get(p)!;
-      // Tensors kept across batches leave the pass's scope with keep().
-      const G = keep(toBlocks(t, s.rows, s.cols, Math.min(B, s.cols)));
-      if (s.gram) {
-        s.gram.add_(scope(() => G.transpose(1, 2).bmm(G)));
-        G.dispose();
-        return;
-      }
-      const f = s.factors ? keep(cat([s.factors, G], 1)) : G;
-      if (s.factors) { s.factors.dispose(); G.dispose(); }
-      s.factors = f;
-      if (f.shape[1]! > f.shape[2]!) {
-        s.gram = keep(f.transpose(1, 2).bmm(f));
-        f.dispose();
-        s.factors = null;
-      }
-    }));
+    factorPass(
+      g,
+      b,
+      sites,
+      { loss: o.loss, mode, seeds: curvature === 'fisher' ? 'grad' : 'sqrt-hessian', want: 'perSample' },
+      (p, t) =>
+        noGrad(() => {
+          const s = stats.get(p)!;
+          // Tensors kept across batches leave the pass's scope with keep().
+          const G = keep(toBlocks(t, s.rows, s.cols, Math.min(B, s.cols)));
+          if (s.gram) {
+            s.gram.add_(scope(() => G.transpose(1, 2).bmm(G)));
+            G.dispose();
+            return;
+          }
+          const f = s.factors ? keep(cat([s.factors, G], 1)) : G;
+          if (s.factors) {
+            s.factors.dispose();
+            G.dispose();
+          }
+          s.factors = f;
+          if (f.shape[1]! > f.shape[2]!) {
+            s.gram = keep(f.transpose(1, 2).bmm(f));
+            f.dispose();
+            s.factors = null;
+          }
+        }),
+    );
     o.onProgress?.(i + 1, batches.length);
   });
   return stats;
@@ -102,21 +141,23 @@ export function blockStats(g: Graph, batches: readonly CalibBatch[], o: BlockOpt
  * factors: Woodbury H⁻¹ = (1/λ)(I − Gᵀ (NλI + G Gᵀ)⁻¹ G).
  */
 export function inverseBlocks(s: BlockStats, relDamping: number): { inv: Tensor; lambda: number } {
-  return scope(() => noGrad(() => {
-    const N = s.images;
-    const B = Math.min(s.blockSize, s.cols);
-    const meanDiag = s.gram
-      ? s.gram.diagonal(0, 1, 2).mean().item() / N
-      : s.factors!.square().sum(1).mean().item() / N;
-    const lambda = relDamping * (meanDiag > 0 ? meanDiag : 1);
-    const I = eye(B, { dtype: (s.gram ?? s.factors)!.dtype });
-    if (s.gram) return { inv: linalg.inv(s.gram.div(N).add(I.mul(lambda))), lambda };
-    const G = s.factors!;
-    const M = G.shape[1]!;
-    const A = G.bmm(G.transpose(1, 2)).add(eye(M, { dtype: G.dtype }).mul(N * lambda));
-    const inv = I.sub(G.transpose(1, 2).bmm(linalg.solve(A, G))).div(lambda);
-    return { inv, lambda };
-  }));
+  return scope(() =>
+    noGrad(() => {
+      const N = s.images;
+      const B = Math.min(s.blockSize, s.cols);
+      const meanDiag = s.gram
+        ? s.gram.diagonal(0, 1, 2).mean().item() / N
+        : s.factors!.square().sum(1).mean().item() / N;
+      const lambda = relDamping * (meanDiag > 0 ? meanDiag : 1);
+      const I = eye(B, { dtype: (s.gram ?? s.factors)!.dtype });
+      if (s.gram) return { inv: linalg.inv(s.gram.div(N).add(I.mul(lambda))), lambda };
+      const G = s.factors!;
+      const M = G.shape[1]!;
+      const A = G.bmm(G.transpose(1, 2)).add(eye(M, { dtype: G.dtype }).mul(N * lambda));
+      const inv = I.sub(G.transpose(1, 2).bmm(linalg.solve(A, G))).div(lambda);
+      return { inv, lambda };
+    }),
+  );
 }
 
 /** Frees the statistics of one tensor. */

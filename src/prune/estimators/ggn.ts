@@ -15,6 +15,16 @@ export const ggn: CurvatureEstimator = {
     const variant = o.ggn ?? 'exact';
     manualSeed(o.seed ?? 0);
     const r = squaredFactorDiag(g, batches, o, variant === 'exact' ? 'sqrt-hessian' : 'mc', 'ggn');
-    return { diag: r.diag, info: { estimator: 'ggn', variant, loss: o.loss, images: r.images, backwardPasses: r.passes, ...(variant === 'mc' ? { seed: o.seed ?? 0 } : {}) } };
+    return {
+      diag: r.diag,
+      info: {
+        estimator: 'ggn',
+        variant,
+        loss: o.loss,
+        images: r.images,
+        backwardPasses: r.passes,
+        ...(variant === 'mc' ? { seed: o.seed ?? 0 } : {}),
+      },
+    };
   },
 };

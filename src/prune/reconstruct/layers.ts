@@ -51,9 +51,18 @@ export interface Layer {
 }
 
 /** The layers of `params` in graph order, each with its rule; a weight no rule covers throws (or is left out with `skipUnsupported`). */
-export function layersOf(g: Graph, params: readonly string[], pruner: string, o: { skipUnsupported?: boolean } = {}): Layer[] {
+export function layersOf(
+  g: Graph,
+  params: readonly string[],
+  pruner: string,
+  o: { skipUnsupported?: boolean } = {},
+): Layer[] {
   const readers = new Map<string, number[]>();
-  g.nodes.forEach((n, i) => n.inputs.forEach((v) => { if (params.includes(v)) readers.set(v, [...(readers.get(v) ?? []), i]); }));
+  g.nodes.forEach((n, i) =>
+    n.inputs.forEach((v) => {
+      if (params.includes(v)) readers.set(v, [...(readers.get(v) ?? []), i]);
+    }),
+  );
   const layers: Layer[] = [];
   for (const p of params) {
     const at = readers.get(p) ?? [];
@@ -61,7 +70,11 @@ export function layersOf(g: Graph, params: readonly string[], pruner: string, o:
     const rule = node ? LAYER_RULES[node.op] : undefined;
     if (!node || !rule || node.inputs[1] !== p) {
       if (o.skipUnsupported) continue;
-      if (!node) throw new PruneError(`${pruner}: '${p}' is read by ${at.length} nodes; a layer-wise pass needs exactly one`, { context: { param: p }, fix: 'use a score that is not layer-wise (e.g. magnitude) for shared weights' });
+      if (!node)
+        throw new PruneError(`${pruner}: '${p}' is read by ${at.length} nodes; a layer-wise pass needs exactly one`, {
+          context: { param: p },
+          fix: 'use a score that is not layer-wise (e.g. magnitude) for shared weights',
+        });
       throw new UnsupportedOpError(node.op, node.name, Object.keys(LAYER_RULES), pruner);
     }
     const shape = g.params.get(p)!.tensor.shape;

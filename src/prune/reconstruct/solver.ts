@@ -22,7 +22,8 @@ import { arange, cat, eye, linalg, noGrad, ones, scope, tensor, zeros, type Tens
 import { PruneError } from '../errors.js';
 
 /** Which weights a layer keeps: a count over the layer, the same count in every row, or N in every M columns. */
-export type KeepRule = { kind: 'count'; prune: number } | { kind: 'rowwise'; prune: number } | { kind: 'nm'; n: number; m: number };
+export type KeepRule =
+  { kind: 'count'; prune: number } | { kind: 'rowwise'; prune: number } | { kind: 'nm'; n: number; m: number };
 
 export interface SolveOptions {
   /** Columns per block (the mask is chosen inside each block). */
@@ -57,7 +58,10 @@ function spread(total: number, widths: readonly number[], capacity: readonly num
   for (let pass = 0; left > 0 && pass < 2; pass++)
     for (const [, i] of order) {
       if (left === 0) break;
-      if (out[i]! < capacity[i]!) { out[i]!++; left--; }
+      if (out[i]! < capacity[i]!) {
+        out[i]!++;
+        left--;
+      }
     }
   if (left > 0) throw new PruneError(`cannot prune ${total} weights in blocks of capacity ${capacity.join(', ')}`);
   return out;
@@ -66,7 +70,13 @@ function spread(total: number, widths: readonly number[], capacity: readonly num
 /** Ranks along the last axis (0 = smallest saliency; ties: earlier column first). */
 function ranks(sal: Tensor): Tensor {
   const idx = sal.sort(-1, false, true).indices;
-  return zeros(sal.shape, { dtype: 'int64' }).scatter(-1, idx, arange(0, sal.shape[sal.ndim - 1]!, 1, { dtype: 'int64' }).expand(sal.shape).contiguous());
+  return zeros(sal.shape, { dtype: 'int64' }).scatter(
+    -1,
+    idx,
+    arange(0, sal.shape[sal.ndim - 1]!, 1, { dtype: 'int64' })
+      .expand(sal.shape)
+      .contiguous(),
+  );
 }
 
 /** 1 where a weight of the block is pruned, [G, R, Bw]. */
@@ -88,7 +98,11 @@ function chooseBlock(sal: Tensor, keep: KeepRule, pruneHere: number | readonly n
       const parts: Tensor[] = [];
       for (let c = 0; c < Bw; c += m) {
         const w = Math.min(m, Bw - c);
-        parts.push(ranks(sal.narrow(2, c, w)).lt(Math.max(0, w - keep.n)).to('float64'));
+        parts.push(
+          ranks(sal.narrow(2, c, w))
+            .lt(Math.max(0, w - keep.n))
+            .to('float64'),
+        );
       }
       return cat(parts, 2);
     }
@@ -96,96 +110,135 @@ function chooseBlock(sal: Tensor, keep: KeepRule, pruneHere: number | readonly n
 }
 
 export function solveLayer(W: Tensor, H: Tensor, o: SolveOptions): SolveResult {
-  return scope(() => noGrad(() => {
-    if (W.ndim !== 3 || H.ndim !== 3 || H.shape[0] !== W.shape[0] || H.shape[1] !== W.shape[2] || H.shape[2] !== W.shape[2])
-      throw new PruneError(`solveLayer: rows must be [G, R, d] and H [G, d, d], got [${W.shape.join(', ')}] and [${H.shape.join(', ')}]`);
-    if (!(Number.isInteger(o.blockSize) && o.blockSize >= 1)) throw new PruneError(`block size must be a positive integer, got ${o.blockSize}`, { fix: 'e.g. --block-size 32' });
-    if (!(o.damping >= 0 && Number.isFinite(o.damping))) throw new PruneError(`damping must be >= 0, got ${o.damping}`, { fix: 'e.g. --damping 0.01' });
-    const [G, R, d] = W.shape as [number, number, number];
-    const m = o.keep.kind === 'nm' ? o.keep.m : 1;
-    if (o.keep.kind === 'nm' && !(Number.isInteger(o.keep.n) && Number.isInteger(o.keep.m) && o.keep.n >= 0 && o.keep.n < o.keep.m))
-      throw new PruneError(`N:M needs integers 0 <= N < M, got ${o.keep.n}:${o.keep.m}`, { fix: 'e.g. 2:4' });
-    // N:M groups must not straddle blocks.
-    const B = o.keep.kind === 'nm' ? Math.max(m, Math.floor(o.blockSize / m) * m) : o.blockSize;
-    const target = W.to('float64');
-    const h = H.to('float64');
-    const diagH = h.diagonal(0, 1, 2);
-    const dead = diagH.eq(0).to('float64');
-    const lambda = diagH.mean([1]).mul(o.damping).toArray() as number[];
-    // A group with λ = 0 (no damping asked, or every input 0) gets a tiny one so H + λI stays invertible.
-    const lamT = tensor(Float64Array.from(lambda, (l) => (l > 0 ? l : 1e-12)), [G]);
-    const I = eye(d, { dtype: 'float64' }).unsqueeze(0);
-    const hd = h.add(I.mul(dead.unsqueeze(2))).add(I.mul(lamT.reshape([G, 1, 1])));
-    let w = target.mul(dead.neg().add(1).unsqueeze(1));
-    // H + λI is symmetric positive definite: its inverse from the Cholesky factor.
-    let hr = linalg.choleskyInverse(linalg.cholesky(hd));
-    const blocks: number[] = [];
-    for (let i = 0; i < d; i += B) blocks.push(Math.min(B, d - i));
-    const caps = blocks.map((b) => G * R * b);
-    const pruneCounts = o.keep.kind === 'count' ? spread(o.keep.prune, blocks, caps) : null;
-    // rowwise: each row prunes ⌊P / rows⌋ or one more (largest remainders), spread over the blocks by width.
-    let rowBlock: number[][] | null = null;
-    if (o.keep.kind === 'rowwise') {
-      const perRow = spread(o.keep.prune, new Array<number>(G * R).fill(1), new Array<number>(G * R).fill(d));
-      const cache = new Map<number, number[]>();
-      const split = (k: number) => cache.get(k) ?? (cache.set(k, spread(k, blocks, blocks)).get(k)!);
-      rowBlock = blocks.map((_, b) => perRow.map((k) => split(k)[b]!));
-    }
-    const masks: Tensor[] = [];
-    let col = 0;
-    blocks.forEach((bw, b) => {
-      const rest = d - col;
-      const next = scope(() => {
-        const wb = w.narrow(2, col, bw);
-        const hdiag = hr.diagonal(0, 1, 2).narrow(1, 0, bw).unsqueeze(1);
-        const sal = wb.square().div(hdiag);
-        const pr = chooseBlock(sal, o.keep, pruneCounts ? pruneCounts[b]! : rowBlock ? rowBlock[b]! : 0, m);
-        // Joint OBS update of every row, in chunks of rows so [rows, Bw, Bw] stays small.
-        const hbb = hr.narrow(1, 0, bw).narrow(2, 0, bw).unsqueeze(1);
-        const hbr = hr.narrow(1, 0, bw);
-        const eyeB = eye(bw, { dtype: 'float64' });
-        const step = Math.max(1, Math.floor(8_000_000 / (G * bw * bw)));
-        const deltas: Tensor[] = [];
-        for (let r0 = 0; r0 < R; r0 += step)
-          deltas.push(scope(() => {
-            const rc = Math.min(step, R - r0);
-            const p = pr.narrow(1, r0, rc);
-            const kp = p.neg().add(1);
-            const A = hbb.mul(p.unsqueeze(3)).mul(p.unsqueeze(2)).add(eyeB.mul(kp.unsqueeze(3)));
-            const u = linalg.solve(A, p.mul(wb.narrow(1, r0, rc)).unsqueeze(3)).squeeze(3);
-            return u.matmul(hbr);
-          }));
-        const delta = deltas.length === 1 ? deltas[0]! : cat(deltas, 1);
-        const wr = w.narrow(2, col, rest).sub(delta);
-        const keepMask = cat([pr.neg().add(1), ones([G, R, rest - bw], { dtype: 'float64' })], 2);
-        const nw = col === 0 ? wr.mul(keepMask) : cat([w.narrow(2, 0, col), wr.mul(keepMask)], 2);
-        // Freeze the block: the inverse on the remaining columns is the Schur complement.
-        let nhr: Tensor | null = null;
-        if (rest > bw) {
-          const hff = hr.narrow(1, 0, bw).narrow(2, 0, bw);
-          const hfr = hr.narrow(1, 0, bw).narrow(2, bw, rest - bw);
-          nhr = hr.narrow(1, bw, rest - bw).narrow(2, bw, rest - bw).sub(hfr.transpose(1, 2).matmul(linalg.solve(hff, hfr))).contiguous();
-        }
-        return { nw: nw.contiguous(), nhr, pr };
+  return scope(() =>
+    noGrad(() => {
+      if (
+        W.ndim !== 3 ||
+        H.ndim !== 3 ||
+        H.shape[0] !== W.shape[0] ||
+        H.shape[1] !== W.shape[2] ||
+        H.shape[2] !== W.shape[2]
+      )
+        throw new PruneError(
+          `solveLayer: rows must be [G, R, d] and H [G, d, d], got [${W.shape.join(', ')}] and [${H.shape.join(', ')}]`,
+        );
+      if (!(Number.isInteger(o.blockSize) && o.blockSize >= 1))
+        throw new PruneError(`block size must be a positive integer, got ${o.blockSize}`, {
+          fix: 'e.g. --block-size 32',
+        });
+      if (!(o.damping >= 0 && Number.isFinite(o.damping)))
+        throw new PruneError(`damping must be >= 0, got ${o.damping}`, { fix: 'e.g. --damping 0.01' });
+      const [G, R, d] = W.shape as [number, number, number];
+      const m = o.keep.kind === 'nm' ? o.keep.m : 1;
+      if (
+        o.keep.kind === 'nm' &&
+        !(Number.isInteger(o.keep.n) && Number.isInteger(o.keep.m) && o.keep.n >= 0 && o.keep.n < o.keep.m)
+      )
+        throw new PruneError(`N:M needs integers 0 <= N < M, got ${o.keep.n}:${o.keep.m}`, { fix: 'e.g. 2:4' });
+      // N:M groups must not straddle blocks.
+      const B = o.keep.kind === 'nm' ? Math.max(m, Math.floor(o.blockSize / m) * m) : o.blockSize;
+      const target = W.to('float64');
+      const h = H.to('float64');
+      const diagH = h.diagonal(0, 1, 2);
+      const dead = diagH.eq(0).to('float64');
+      const lambda = diagH.mean([1]).mul(o.damping).toArray() as number[];
+      // A group with λ = 0 (no damping asked, or every input 0) gets a tiny one so H + λI stays invertible.
+      const lamT = tensor(
+        Float64Array.from(lambda, (l) => (l > 0 ? l : 1e-12)),
+        [G],
+      );
+      const I = eye(d, { dtype: 'float64' }).unsqueeze(0);
+      const hd = h.add(I.mul(dead.unsqueeze(2))).add(I.mul(lamT.reshape([G, 1, 1])));
+      let w = target.mul(dead.neg().add(1).unsqueeze(1));
+      // H + λI is symmetric positive definite: its inverse from the Cholesky factor.
+      let hr = linalg.choleskyInverse(linalg.cholesky(hd));
+      const blocks: number[] = [];
+      for (let i = 0; i < d; i += B) blocks.push(Math.min(B, d - i));
+      const caps = blocks.map((b) => G * R * b);
+      const pruneCounts = o.keep.kind === 'count' ? spread(o.keep.prune, blocks, caps) : null;
+      // rowwise: each row prunes ⌊P / rows⌋ or one more (largest remainders), spread over the blocks by width.
+      let rowBlock: number[][] | null = null;
+      if (o.keep.kind === 'rowwise') {
+        const perRow = spread(o.keep.prune, new Array<number>(G * R).fill(1), new Array<number>(G * R).fill(d));
+        const cache = new Map<number, number[]>();
+        const split = (k: number) => cache.get(k) ?? cache.set(k, spread(k, blocks, blocks)).get(k)!;
+        rowBlock = blocks.map((_, b) => perRow.map((k) => split(k)[b]!));
+      }
+      const masks: Tensor[] = [];
+      let col = 0;
+      blocks.forEach((bw, b) => {
+        const rest = d - col;
+        const next = scope(() => {
+          const wb = w.narrow(2, col, bw);
+          const hdiag = hr.diagonal(0, 1, 2).narrow(1, 0, bw).unsqueeze(1);
+          const sal = wb.square().div(hdiag);
+          const pr = chooseBlock(sal, o.keep, pruneCounts ? pruneCounts[b]! : rowBlock ? rowBlock[b]! : 0, m);
+          // Joint OBS update of every row, in chunks of rows so [rows, Bw, Bw] stays small.
+          const hbb = hr.narrow(1, 0, bw).narrow(2, 0, bw).unsqueeze(1);
+          const hbr = hr.narrow(1, 0, bw);
+          const eyeB = eye(bw, { dtype: 'float64' });
+          const step = Math.max(1, Math.floor(8_000_000 / (G * bw * bw)));
+          const deltas: Tensor[] = [];
+          for (let r0 = 0; r0 < R; r0 += step)
+            deltas.push(
+              scope(() => {
+                const rc = Math.min(step, R - r0);
+                const p = pr.narrow(1, r0, rc);
+                const kp = p.neg().add(1);
+                const A = hbb
+                  .mul(p.unsqueeze(3))
+                  .mul(p.unsqueeze(2))
+                  .add(eyeB.mul(kp.unsqueeze(3)));
+                const u = linalg.solve(A, p.mul(wb.narrow(1, r0, rc)).unsqueeze(3)).squeeze(3);
+                return u.matmul(hbr);
+              }),
+            );
+          const delta = deltas.length === 1 ? deltas[0]! : cat(deltas, 1);
+          const wr = w.narrow(2, col, rest).sub(delta);
+          const keepMask = cat([pr.neg().add(1), ones([G, R, rest - bw], { dtype: 'float64' })], 2);
+          const nw = col === 0 ? wr.mul(keepMask) : cat([w.narrow(2, 0, col), wr.mul(keepMask)], 2);
+          // Freeze the block: the inverse on the remaining columns is the Schur complement.
+          let nhr: Tensor | null = null;
+          if (rest > bw) {
+            const hff = hr.narrow(1, 0, bw).narrow(2, 0, bw);
+            const hfr = hr.narrow(1, 0, bw).narrow(2, bw, rest - bw);
+            nhr = hr
+              .narrow(1, bw, rest - bw)
+              .narrow(2, bw, rest - bw)
+              .sub(hfr.transpose(1, 2).matmul(linalg.solve(hff, hfr)))
+              .contiguous();
+          }
+          return { nw: nw.contiguous(), nhr, pr };
+        });
+        w.dispose();
+        hr.dispose();
+        w = next.nw;
+        if (next.nhr) hr = next.nhr;
+        masks.push(next.pr);
+        col += bw;
       });
-      w.dispose();
       hr.dispose();
-      w = next.nw;
-      if (next.nhr) hr = next.nhr;
-      masks.push(next.pr);
-      col += bw;
-    });
-    hr.dispose();
-    const mask = cat(masks, 2).neg().add(1);
-    // Squared output error per row, (w − W) H (w − W)ᵀ, for the result and for masking alone.
-    const rowError = (x: Tensor) => { const dlt = x.sub(target); return dlt.matmul(h).mul(dlt).sum([2]); };
-    const base = (o.base ? o.base.to('float64') : target).mul(mask);
-    const eRec = rowError(w);
-    const eMask = rowError(base);
-    const worse = eRec.gt(eMask.mul(1 + 1e-9).add(1e-300)).to('float64').unsqueeze(2);
-    const reverted = worse.sum().item();
-    const weights = w.mul(worse.neg().add(1)).add(base.mul(worse));
-    const rec = eRec.mul(worse.squeeze(2).neg().add(1)).add(eMask.mul(worse.squeeze(2))).sum().item();
-    return { weights, mask, lambda, reverted, error: { masked: eMask.sum().item(), reconstructed: rec } };
-  }));
+      const mask = cat(masks, 2).neg().add(1);
+      // Squared output error per row, (w − W) H (w − W)ᵀ, for the result and for masking alone.
+      const rowError = (x: Tensor) => {
+        const dlt = x.sub(target);
+        return dlt.matmul(h).mul(dlt).sum([2]);
+      };
+      const base = (o.base ? o.base.to('float64') : target).mul(mask);
+      const eRec = rowError(w);
+      const eMask = rowError(base);
+      const worse = eRec
+        .gt(eMask.mul(1 + 1e-9).add(1e-300))
+        .to('float64')
+        .unsqueeze(2);
+      const reverted = worse.sum().item();
+      const weights = w.mul(worse.neg().add(1)).add(base.mul(worse));
+      const rec = eRec
+        .mul(worse.squeeze(2).neg().add(1))
+        .add(eMask.mul(worse.squeeze(2)))
+        .sum()
+        .item();
+      return { weights, mask, lambda, reverted, error: { masked: eMask.sum().item(), reconstructed: rec } };
+    }),
+  );
 }

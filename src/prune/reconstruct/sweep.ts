@@ -26,7 +26,8 @@ export class Frontier {
 
   /** `wanted`: the values the walk must reach (e.g. every layer's output). */
   constructor(g: Graph, batches: readonly CalibBatch[], wanted: readonly string[]) {
-    if (g.inputs.length !== 1) throw new PruneError(`graph '${g.name}' has ${g.inputs.length} inputs; layer-wise passes need one image input`);
+    if (g.inputs.length !== 1)
+      throw new PruneError(`graph '${g.name}' has ${g.inputs.length} inputs; layer-wise passes need one image input`);
     this.#g = g;
     this.#nodes = neededNodes(g, wanted);
     for (const i of this.#nodes) for (const o of g.nodes[i]!.outputs) this.#produced.set(o, i);
@@ -46,7 +47,8 @@ export class Frontier {
       for (const v of this.#g.nodes[i]!.inputs) {
         if (v === '') continue;
         const p = this.#produced.get(v);
-        if ((p !== undefined && p < index) || (p === undefined && this.#g.inputs.some((x) => x.name === v))) live.add(v);
+        if ((p !== undefined && p < index) || (p === undefined && this.#g.inputs.some((x) => x.name === v)))
+          live.add(v);
       }
     }
     return [...live];
@@ -102,14 +104,22 @@ export class Frontier {
 const outputsOf = (layers: readonly Layer[]): string[] => layers.map((l) => l.node.outputs[0]!);
 
 /** Σ over batches of ‖a − b‖² over Σ ‖a‖² for one value (norms in the value's dtype, sums of squares in float64). */
-function accumulateError(dense: readonly Map<string, Tensor>[], pruned: readonly Map<string, Tensor>[], name: string): number {
+function accumulateError(
+  dense: readonly Map<string, Tensor>[],
+  pruned: readonly Map<string, Tensor>[],
+  name: string,
+): number {
   let num = 0;
   let den = 0;
-  dense.forEach((d, b) => scope(() => noGrad(() => {
-    const a = d.get(name)!;
-    num += a.sub(pruned[b]!.get(name)!).norm().item() ** 2;
-    den += a.norm().item() ** 2;
-  })));
+  dense.forEach((d, b) =>
+    scope(() =>
+      noGrad(() => {
+        const a = d.get(name)!;
+        num += a.sub(pruned[b]!.get(name)!).norm().item() ** 2;
+        den += a.norm().item() ** 2;
+      }),
+    ),
+  );
   return den > 0 ? num / den : num > 0 ? Infinity : 0;
 }
 
@@ -122,7 +132,12 @@ export interface LayerError {
 }
 
 /** Relative output error of every layer of `layers` in `g` against `dense` on the batches. */
-export function layerErrors(g: Graph, dense: Graph, batches: readonly CalibBatch[], layers: readonly Layer[]): LayerError[] {
+export function layerErrors(
+  g: Graph,
+  dense: Graph,
+  batches: readonly CalibBatch[],
+  layers: readonly Layer[],
+): LayerError[] {
   const fp = new Frontier(g, batches, outputsOf(layers));
   const fd = new Frontier(dense, batches, outputsOf(layers));
   try {
@@ -150,12 +165,20 @@ export function layerErrors(g: Graph, dense: Graph, batches: readonly CalibBatch
  * Calls `visit(layer, inputs)` for every layer in graph order with its input activations (one tensor per batch,
  * owned by the walk), without changing the graph: one forward pass in all.
  */
-export function forEachLayerInput(g: Graph, batches: readonly CalibBatch[], layers: readonly Layer[], visit: (l: Layer, xs: readonly Tensor[]) => void): void {
+export function forEachLayerInput(
+  g: Graph,
+  batches: readonly CalibBatch[],
+  layers: readonly Layer[],
+  visit: (l: Layer, xs: readonly Tensor[]) => void,
+): void {
   const f = new Frontier(g, batches, outputsOf(layers));
   try {
     for (const l of layers) {
       f.advance(l.index);
-      visit(l, Array.from({ length: f.batches }, (_, b) => f.value(b, l.node.inputs[0]!)));
+      visit(
+        l,
+        Array.from({ length: f.batches }, (_, b) => f.value(b, l.node.inputs[0]!)),
+      );
     }
   } finally {
     f.dispose();
@@ -194,21 +217,26 @@ export function covariance(l: Layer, xs: readonly Tensor[], ys?: readonly Tensor
     const step = Math.max(1, Math.floor(CHUNK / per));
     for (let i = 0; i < x.shape[0]!; i += step) {
       const n = Math.min(step, x.shape[0]! - i);
-      const part = scope(() => noGrad(() => {
-        // [N, G, d, L]. Per image and group X Xᵀ, summed over images, when each image has many positions (L > 4d: one
-        // gemm per image and group beats copying X); otherwise (deep layers with few positions: N·d² outputs to sum, or
-        // many tiny gemms) one gemm per group over [G, d, N·L] after a transposed copy. Measured on MobileNetV2 shapes:
-        // up to 35× on the 1×1 projections at 3×3 positions.
-        const cp = l.rule.columns(x.narrow(0, i, n), l.node, l.shape);
-        const cq = ys ? l.rule.columns(ys[b]!.narrow(0, i, n), l.node, l.shape) : cp;
-        const [nn_, G, d, L] = cp.shape as [number, number, number, number];
-        if (L > 4 * d) return cq.matmul(cp.transpose(2, 3)).sum([0]).to('float64');
-        const flat = (t: Tensor) => t.permute([1, 2, 0, 3]).reshape([G, d, nn_ * L]);
-        const fp = flat(cp);
-        const fq = ys ? flat(cq) : fp;
-        return fq.matmul(fp.transpose(1, 2)).to('float64');
-      }));
-      if (acc) { acc.add_(part); part.dispose(); } else acc = part;
+      const part = scope(() =>
+        noGrad(() => {
+          // [N, G, d, L]. Per image and group X Xᵀ, summed over images, when each image has many positions (L > 4d: one
+          // gemm per image and group beats copying X); otherwise (deep layers with few positions: N·d² outputs to sum, or
+          // many tiny gemms) one gemm per group over [G, d, N·L] after a transposed copy. Measured on MobileNetV2 shapes:
+          // up to 35× on the 1×1 projections at 3×3 positions.
+          const cp = l.rule.columns(x.narrow(0, i, n), l.node, l.shape);
+          const cq = ys ? l.rule.columns(ys[b]!.narrow(0, i, n), l.node, l.shape) : cp;
+          const [nn_, G, d, L] = cp.shape as [number, number, number, number];
+          if (L > 4 * d) return cq.matmul(cp.transpose(2, 3)).sum([0]).to('float64');
+          const flat = (t: Tensor) => t.permute([1, 2, 0, 3]).reshape([G, d, nn_ * L]);
+          const fp = flat(cp);
+          const fq = ys ? flat(cq) : fp;
+          return fq.matmul(fp.transpose(1, 2)).to('float64');
+        }),
+      );
+      if (acc) {
+        acc.add_(part);
+        part.dispose();
+      } else acc = part;
     }
   });
   return acc!;
@@ -221,8 +249,13 @@ export function covariance(l: Layer, xs: readonly Tensor[], ys?: readonly Tensor
  * W* = W_d (X_d X_pᵀ + λI)(X_p X_pᵀ + λI)⁻¹ (the ridge pulls unseen directions towards W_d). Weights and masks are
  * written into `g` as it goes; returns the masks (caller owns) and one record per layer.
  */
-export function reconstructSweep(g: Graph, dense: Graph, batches: readonly CalibBatch[], layers: readonly Layer[], o: SweepOptions):
-  { masks: Map<string, Tensor>; records: LayerRecord[]; timings: Record<string, number> } {
+export function reconstructSweep(
+  g: Graph,
+  dense: Graph,
+  batches: readonly CalibBatch[],
+  layers: readonly Layer[],
+  o: SweepOptions,
+): { masks: Map<string, Tensor>; records: LayerRecord[]; timings: Record<string, number> } {
   const fp = new Frontier(g, batches, outputsOf(layers));
   const fd = new Frontier(dense, batches, outputsOf(layers));
   const masks = new Map<string, Tensor>();
@@ -231,12 +264,19 @@ export function reconstructSweep(g: Graph, dense: Graph, batches: readonly Calib
   const timings: Record<string, number> = { forward: 0, covariance: 0, solve: 0, error: 0 };
   const time = <T>(phase: string, f: () => T): T => {
     const t0 = performance.now();
-    try { return f(); } finally { timings[phase]! += performance.now() - t0; }
+    try {
+      return f();
+    } finally {
+      timings[phase]! += performance.now() - t0;
+    }
   };
   try {
     layers.forEach((l, k) => {
       o.onProgress?.(k, layers.length);
-      time('forward', () => { fp.advance(l.index); fd.advance(l.index); });
+      time('forward', () => {
+        fp.advance(l.index);
+        fd.advance(l.index);
+      });
       const input = l.node.inputs[0]!;
       const xp = Array.from({ length: fp.batches }, (_, b) => fp.value(b, input));
       const xd = Array.from({ length: fd.batches }, (_, b) => fd.value(b, input));
@@ -245,19 +285,37 @@ export function reconstructSweep(g: Graph, dense: Graph, batches: readonly Calib
       const C = o.target === 'dense-output' ? time('covariance', () => covariance(l, xp, xd)) : null;
       const wCur = g.params.get(l.param)!.tensor;
       const mCur = g.masks.get(l.param);
-      const res = time('solve', () => scope(() => noGrad(() => {
-        const current = toRows(mCur ? wCur.mul(mCur) : wCur, l.groups).to('float64');
-        let target = current;
-        if (C) {
-          const wd = toRows(dense.params.get(l.param)!.tensor, l.groups).to('float64');
-          const lam = H.diagonal(0, 1, 2).mean([1]).mul(o.damping).add(1e-12).reshape([l.groups, 1, 1]);
-          const I = eye(H.shape[1]!, { dtype: 'float64' }).unsqueeze(0).mul(lam);
-          // W* (H + λI) = W_d (C + λI) with C = X_d X_pᵀ; H + λI is symmetric, so W*ᵀ = (H + λI)⁻¹ (W_d (C + λI))ᵀ.
-          target = linalg.solve(H.add(I), wd.matmul(C.add(I)).transpose(1, 2)).transpose(1, 2).contiguous();
-        }
-        const r = solveLayer(target, H, { blockSize: o.blockSize, damping: o.damping, keep: o.keep(l), base: current });
-        return { w: r.weights.reshape(l.shape).to(wCur.dtype), m: r.mask.reshape(l.shape).to('float32'), lambda: r.lambda.reduce((a, b) => a + b, 0) / r.lambda.length, reverted: r.reverted, error: r.error };
-      })));
+      const res = time('solve', () =>
+        scope(() =>
+          noGrad(() => {
+            const current = toRows(mCur ? wCur.mul(mCur) : wCur, l.groups).to('float64');
+            let target = current;
+            if (C) {
+              const wd = toRows(dense.params.get(l.param)!.tensor, l.groups).to('float64');
+              const lam = H.diagonal(0, 1, 2).mean([1]).mul(o.damping).add(1e-12).reshape([l.groups, 1, 1]);
+              const I = eye(H.shape[1]!, { dtype: 'float64' }).unsqueeze(0).mul(lam);
+              // W* (H + λI) = W_d (C + λI) with C = X_d X_pᵀ; H + λI is symmetric, so W*ᵀ = (H + λI)⁻¹ (W_d (C + λI))ᵀ.
+              target = linalg
+                .solve(H.add(I), wd.matmul(C.add(I)).transpose(1, 2))
+                .transpose(1, 2)
+                .contiguous();
+            }
+            const r = solveLayer(target, H, {
+              blockSize: o.blockSize,
+              damping: o.damping,
+              keep: o.keep(l),
+              base: current,
+            });
+            return {
+              w: r.weights.reshape(l.shape).to(wCur.dtype),
+              m: r.mask.reshape(l.shape).to('float32'),
+              lambda: r.lambda.reduce((a, b) => a + b, 0) / r.lambda.length,
+              reverted: r.reverted,
+              error: r.error,
+            };
+          }),
+        ),
+      );
       H.dispose();
       C?.dispose();
       noGrad(() => wCur.copy_(res.w));
@@ -267,7 +325,15 @@ export function reconstructSweep(g: Graph, dense: Graph, batches: readonly Calib
       const next = layers[k + 1]?.index ?? l.index + 1;
       const out = l.node.outputs[0]!;
       const [tp, td] = time('forward', () => [fp.advance(next, [out]), fd.advance(next, [out])]);
-      records.push({ tensor: l.param, node: l.node.name, relError: time('error', () => accumulateError(td, tp, out)), lambda: res.lambda, reverted: res.reverted, maskedError: res.error.masked, reconstructedError: res.error.reconstructed });
+      records.push({
+        tensor: l.param,
+        node: l.node.name,
+        relError: time('error', () => accumulateError(td, tp, out)),
+        lambda: res.lambda,
+        reverted: res.reverted,
+        maskedError: res.error.masked,
+        reconstructedError: res.error.reconstructed,
+      });
       fp.release(tp);
       fd.release(td);
     });

@@ -7,15 +7,21 @@ import type { Mode } from '../../graph/index.js';
 
 /** θ ⊙ c: what the forward pass uses (a pruned weight counts as 0). */
 export function effective(g: Graph, name: string): Tensor {
-  return scope(() => noGrad(() => {
-    const t = g.params.get(name)!.tensor.detach();
-    const m = g.masks.get(name);
-    return m ? t.mul(m) : t.clone();
-  }));
+  return scope(() =>
+    noGrad(() => {
+      const t = g.params.get(name)!.tensor.detach();
+      const m = g.masks.get(name);
+      return m ? t.mul(m) : t.clone();
+    }),
+  );
 }
 
 /** ∂L/∂θ of the mean loss over every batch (weighted by batch size), detached. */
-export function meanGradient(g: Graph, batches: readonly CalibBatch[], o: { loss: LossName; mode?: Mode; allowTrainMode?: boolean; params: readonly string[]; what: string }): Tensor[] {
+export function meanGradient(
+  g: Graph,
+  batches: readonly CalibBatch[],
+  o: { loss: LossName; mode?: Mode; allowTrainMode?: boolean; params: readonly string[]; what: string },
+): Tensor[] {
   const mode = o.mode ?? 'eval-bn';
   checkMode(g, mode, { allowTrainMode: o.allowTrainMode, what: o.what });
   checkCalibration(batches);

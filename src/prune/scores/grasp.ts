@@ -25,12 +25,14 @@ export const grasp: Score = {
         const r = hvp(() => lossFn(ctx.graph, b, { loss: ctx.loss, mode }).loss, ps, gs);
         noGrad(() => r.hv.forEach((h, i) => hg[i]!.add_(h.mul(b.x.shape[0]! / n))));
       });
-    const scores = new Map(ctx.params.map((p, i) => {
-      const t = effective(ctx.graph, p);
-      const s = noGrad(() => t.mul(hg[i]!));
-      for (const x of [t, hg[i]!, gs[i]!]) x.dispose();
-      return [p, s] as const;
-    }));
+    const scores = new Map(
+      ctx.params.map((p, i) => {
+        const t = effective(ctx.graph, p);
+        const s = noGrad(() => t.mul(hg[i]!));
+        for (const x of [t, hg[i]!, gs[i]!]) x.dispose();
+        return [p, s] as const;
+      }),
+    );
     return { scores, info: { score: 'grasp', loss: ctx.loss } };
   },
 };

@@ -11,7 +11,15 @@ import { wanda } from './wanda.js';
 import type { Score, ScoreName } from './types.js';
 
 export const SCORES: Readonly<Record<ScoreName, Score>> = {
-  magnitude, 'diag-hessian': diagHessian, 'block-hessian': blockHessian, snip, grasp, synflow, random, wanda, sparsegpt,
+  magnitude,
+  'diag-hessian': diagHessian,
+  'block-hessian': blockHessian,
+  snip,
+  grasp,
+  synflow,
+  random,
+  wanda,
+  sparsegpt,
 };
 export const SCORE_NAMES = Object.keys(SCORES) as ScoreName[];
 export * from './types.js';

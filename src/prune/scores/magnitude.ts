@@ -9,12 +9,14 @@ export const magnitude: Score = {
   dataFree: true,
   description: 'θ² (data-free)',
   score: (ctx) => ({
-    scores: new Map(ctx.params.map((p) => {
-      const t = effective(ctx.graph, p);
-      const s = noGrad(() => t.square());
-      t.dispose();
-      return [p, s] as const;
-    })),
+    scores: new Map(
+      ctx.params.map((p) => {
+        const t = effective(ctx.graph, p);
+        const s = noGrad(() => t.square());
+        t.dispose();
+        return [p, s] as const;
+      }),
+    ),
     info: { score: 'magnitude' },
   }),
 };

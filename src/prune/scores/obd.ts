@@ -16,16 +16,25 @@ export const diagHessian: Score = {
   score(ctx) {
     const est = ESTIMATORS[ctx.estimator ?? 'hutchinson'];
     const r = est.diag(ctx.graph, ctx.batches, {
-      loss: ctx.loss, seed: ctx.seed, mode: ctx.mode, allowTrainMode: ctx.allowTrainMode, probes: ctx.probes, ggn: ctx.ggn, params: ctx.params, onProgress: ctx.onProgress,
+      loss: ctx.loss,
+      seed: ctx.seed,
+      mode: ctx.mode,
+      allowTrainMode: ctx.allowTrainMode,
+      probes: ctx.probes,
+      ggn: ctx.ggn,
+      params: ctx.params,
+      onProgress: ctx.onProgress,
     });
-    const scores = new Map(ctx.params.map((p) => {
-      const t = effective(ctx.graph, p);
-      const h = r.diag.get(p)!;
-      const s = noGrad(() => h.mul(t.square()).mul(0.5));
-      t.dispose();
-      h.dispose();
-      return [p, s] as const;
-    }));
+    const scores = new Map(
+      ctx.params.map((p) => {
+        const t = effective(ctx.graph, p);
+        const h = r.diag.get(p)!;
+        const s = noGrad(() => h.mul(t.square()).mul(0.5));
+        t.dispose();
+        h.dispose();
+        return [p, s] as const;
+      }),
+    );
     for (const t of r.stderr?.values() ?? []) t.dispose();
     return { scores, info: { score: 'diag-hessian', ...r.info } };
   },

@@ -18,7 +18,8 @@ function blocksOf(t: Tensor, B: number, pad = 0): Tensor {
     const cols = t.numel / rows;
     const nb = Math.ceil(cols / B);
     const x = t.reshape([rows, cols]);
-    const full = nb * B === cols ? x : cat([x, zeros([rows, nb * B - cols], { dtype: t.dtype, device: t.device }).add(pad)], 1);
+    const full =
+      nb * B === cols ? x : cat([x, zeros([rows, nb * B - cols], { dtype: t.dtype, device: t.device }).add(pad)], 1);
     return full.reshape([rows * nb, B]);
   });
 }
@@ -37,7 +38,15 @@ export const blockHessian: Score = {
   dataFree: false,
   description: 'θⱼ² / (2 [H_b⁻¹]ⱼⱼ) (OBS) with damped Fisher/GGN blocks; optional weight compensation',
   score(ctx) {
-    const bo = { ...ctx.block, loss: ctx.loss, seed: ctx.seed, mode: ctx.mode, allowTrainMode: ctx.allowTrainMode, params: ctx.params, onProgress: ctx.onProgress };
+    const bo = {
+      ...ctx.block,
+      loss: ctx.loss,
+      seed: ctx.seed,
+      mode: ctx.mode,
+      allowTrainMode: ctx.allowTrainMode,
+      params: ctx.params,
+      onProgress: ctx.onProgress,
+    };
     const { blockSize, damping, curvature } = checkBlockOptions(bo);
     const stats = blockStats(ctx.graph, ctx.batches, bo);
     const lambdas: Record<string, number> = {};
@@ -49,19 +58,47 @@ export const blockHessian: Score = {
       const { inv, lambda } = inverseBlocks(s, damping);
       disposeStats(s);
       lambdas[p] = lambda;
-      scores.set(p, scope(() => noGrad(() => {
-        const th = blocksOf(effective(ctx.graph, p), B);
-        return unblock(th.square().div(inv.diagonal(0, 1, 2).mul(2)), s.shape);
-      })));
+      scores.set(
+        p,
+        scope(() =>
+          noGrad(() => {
+            const th = blocksOf(effective(ctx.graph, p), B);
+            return unblock(th.square().div(inv.diagonal(0, 1, 2).mul(2)), s.shape);
+          }),
+        ),
+      );
       if (ctx.block?.compensate) inverses.set(p, keep(inv));
       else inv.dispose();
     }
-    const info = { score: 'block-hessian', curvature, blockSize, relativeDamping: damping, damping: lambdas, loss: ctx.loss, compensate: !!ctx.block?.compensate };
+    const info = {
+      score: 'block-hessian',
+      curvature,
+      blockSize,
+      relativeDamping: damping,
+      damping: lambdas,
+      loss: ctx.loss,
+      compensate: !!ctx.block?.compensate,
+    };
     if (!ctx.block?.compensate) return { scores, info };
     return {
-      scores, info,
-      compensate: (masks: ParamMap) => new Map([...inverses].map(([p, inv]) => [p, scope(() => compensateBlocks(effective(ctx.graph, p), masks.get(p)!, inv, Math.min(blockSize, inv.shape[1]!)))] as const)),
-      dispose: () => { for (const t of inverses.values()) t.dispose(); inverses.clear(); },
+      scores,
+      info,
+      compensate: (masks: ParamMap) =>
+        new Map(
+          [...inverses].map(
+            ([p, inv]) =>
+              [
+                p,
+                scope(() =>
+                  compensateBlocks(effective(ctx.graph, p), masks.get(p)!, inv, Math.min(blockSize, inv.shape[1]!)),
+                ),
+              ] as const,
+          ),
+        ),
+      dispose: () => {
+        for (const t of inverses.values()) t.dispose();
+        inverses.clear();
+      },
     };
   },
 };
@@ -71,15 +108,20 @@ export const blockHessian: Score = {
  * the pruned set P, 0 elsewhere), then θ ← (θ − H⁻¹ u) ⊙ mask. Batched over blocks of different |P|.
  */
 export function compensateBlocks(theta: Tensor, mask: Tensor, inv: Tensor, B: number): Tensor {
-  return scope(() => noGrad(() => {
-    const th = blocksOf(theta, B);
-    // Padding counts as kept (θ = 0 there), so it never enters P.
-    const keep = blocksOf(mask.to(theta.dtype), B, 1);
-    const pr = keep.neg().add(1);
-    const I = eye(B, { dtype: theta.dtype, device: theta.device }).unsqueeze(0);
-    const A = inv.mul(pr.unsqueeze(2)).mul(pr.unsqueeze(1)).add(I.mul(keep.unsqueeze(2)));
-    const u = linalg.solve(A, pr.mul(th).unsqueeze(2));
-    const next = th.sub(inv.bmm(u).squeeze(2)).mul(keep);
-    return unblock(next, theta.shape);
-  }));
+  return scope(() =>
+    noGrad(() => {
+      const th = blocksOf(theta, B);
+      // Padding counts as kept (θ = 0 there), so it never enters P.
+      const keep = blocksOf(mask.to(theta.dtype), B, 1);
+      const pr = keep.neg().add(1);
+      const I = eye(B, { dtype: theta.dtype, device: theta.device }).unsqueeze(0);
+      const A = inv
+        .mul(pr.unsqueeze(2))
+        .mul(pr.unsqueeze(1))
+        .add(I.mul(keep.unsqueeze(2)));
+      const u = linalg.solve(A, pr.mul(th).unsqueeze(2));
+      const next = th.sub(inv.bmm(u).squeeze(2)).mul(keep);
+      return unblock(next, theta.shape);
+    }),
+  );
 }

@@ -9,6 +9,11 @@ export const random: Score = {
   description: 'U(0, 1) per weight (seeded)',
   score: (ctx) => {
     manualSeed(ctx.seed);
-    return { scores: new Map(ctx.params.map((p) => [p, rand(ctx.graph.params.get(p)!.tensor.shape, { dtype: 'float64' })] as const)), info: { score: 'random', seed: ctx.seed } };
+    return {
+      scores: new Map(
+        ctx.params.map((p) => [p, rand(ctx.graph.params.get(p)!.tensor.shape, { dtype: 'float64' })] as const),
+      ),
+      info: { score: 'random', seed: ctx.seed },
+    };
   },
 };

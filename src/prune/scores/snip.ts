@@ -10,13 +10,15 @@ export const snip: Score = {
   description: '|g ⊙ θ| (connection sensitivity)',
   score(ctx) {
     const gs = meanGradient(ctx.graph, ctx.batches, { ...ctx, what: 'snip' });
-    const scores = new Map(ctx.params.map((p, i) => {
-      const t = effective(ctx.graph, p);
-      const s = noGrad(() => gs[i]!.mul(t).abs());
-      t.dispose();
-      gs[i]!.dispose();
-      return [p, s] as const;
-    }));
+    const scores = new Map(
+      ctx.params.map((p, i) => {
+        const t = effective(ctx.graph, p);
+        const s = noGrad(() => gs[i]!.mul(t).abs());
+        t.dispose();
+        gs[i]!.dispose();
+        return [p, s] as const;
+      }),
+    );
     return { scores, info: { score: 'snip', loss: ctx.loss } };
   },
 };

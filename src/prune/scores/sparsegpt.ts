@@ -24,7 +24,8 @@ export const sparsegpt: Score = {
   name: 'sparsegpt',
   needs: 'inputs',
   dataFree: false,
-  description: 'layer-wise OBS reconstruction (SparseGPT): masks chosen and weights updated so each layer keeps its output (--target dense-weights|dense-output)',
+  description:
+    'layer-wise OBS reconstruction (SparseGPT): masks chosen and weights updated so each layer keeps its output (--target dense-weights|dense-output)',
   score(ctx) {
     checkCalibration(ctx.batches);
     const layers = layersOf(ctx.graph, ctx.params, 'sparsegpt');
@@ -36,34 +37,67 @@ export const sparsegpt: Score = {
     if (global)
       forEachLayerInput(ctx.graph, ctx.batches, layers, (l, xs) => {
         const H = covariance(l, xs);
-        scores.set(l.param, scope(() => noGrad(() => {
-          const w = toRows(effective(ctx.graph, l.param), l.groups).to('float64');
-          const d = H.shape[1]!;
-          const diag = H.diagonal(0, 1, 2);
-          const lam = diag.mean([1]).mul(damping).add(1e-12).reshape([l.groups, 1, 1]);
-          const I = eye(d, { dtype: 'float64' }).unsqueeze(0);
-          const dead = diag.eq(0).to('float64');
-          const hinv = linalg.choleskyInverse(linalg.cholesky(H.add(I.mul(dead.unsqueeze(2))).add(I.mul(lam))));
-          // A weight whose input is always 0, or in a row whose output is always 0, costs nothing to remove.
-          const obs = w.square().mul(dead.neg().add(1).unsqueeze(1)).div(hinv.diagonal(0, 1, 2).unsqueeze(1));
-          const energy = w.matmul(H).mul(w).sum([2]).unsqueeze(2);
-          const live = energy.gt(0).to('float64');
-          return obs.mul(live).div(energy.add(live.neg().add(1))).reshape(l.shape).to(ctx.graph.params.get(l.param)!.tensor.dtype);
-        })));
+        scores.set(
+          l.param,
+          scope(() =>
+            noGrad(() => {
+              const w = toRows(effective(ctx.graph, l.param), l.groups).to('float64');
+              const d = H.shape[1]!;
+              const diag = H.diagonal(0, 1, 2);
+              const lam = diag.mean([1]).mul(damping).add(1e-12).reshape([l.groups, 1, 1]);
+              const I = eye(d, { dtype: 'float64' }).unsqueeze(0);
+              const dead = diag.eq(0).to('float64');
+              const hinv = linalg.choleskyInverse(linalg.cholesky(H.add(I.mul(dead.unsqueeze(2))).add(I.mul(lam))));
+              // A weight whose input is always 0, or in a row whose output is always 0, costs nothing to remove.
+              const obs = w
+                .square()
+                .mul(dead.neg().add(1).unsqueeze(1))
+                .div(hinv.diagonal(0, 1, 2).unsqueeze(1));
+              const energy = w.matmul(H).mul(w).sum([2]).unsqueeze(2);
+              const live = energy.gt(0).to('float64');
+              return obs
+                .mul(live)
+                .div(energy.add(live.neg().add(1)))
+                .reshape(l.shape)
+                .to(ctx.graph.params.get(l.param)!.tensor.dtype);
+            }),
+          ),
+        );
         H.dispose();
       });
-    else for (const l of layers) scores.set(l.param, scope(() => noGrad(() => effective(ctx.graph, l.param).square())));
-    const info = { score: 'sparsegpt', target, blockSize, damping, ranking: global ? 'normalised OBS error' : 'counts only (allocation is not global)' };
+    else
+      for (const l of layers)
+        scores.set(
+          l.param,
+          scope(() => noGrad(() => effective(ctx.graph, l.param).square())),
+        );
+    const info = {
+      score: 'sparsegpt',
+      target,
+      blockSize,
+      damping,
+      ranking: global ? 'normalised OBS error' : 'counts only (allocation is not global)',
+    };
     return {
-      scores, info,
+      scores,
+      info,
       reconstruct: ({ allocation, kept, dense }) => {
         const keep = (l: (typeof layers)[number]): KeepRule => {
           if (allocation.kind === 'nm') return { kind: 'nm', n: allocation.n, m: allocation.m };
           const prune = ctx.graph.params.get(l.param)!.tensor.numel - kept.get(l.param)!;
           return allocation.kind === 'rowwise' ? { kind: 'rowwise', prune } : { kind: 'count', prune };
         };
-        const r = reconstructSweep(ctx.graph, dense, ctx.batches, layers, { target, blockSize, damping, keep, ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}) });
-        return { masks: r.masks, info: { layers: r.records, reverted: r.records.reduce((a, x) => a + x.reverted, 0), timings: r.timings } };
+        const r = reconstructSweep(ctx.graph, dense, ctx.batches, layers, {
+          target,
+          blockSize,
+          damping,
+          keep,
+          ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
+        });
+        return {
+          masks: r.masks,
+          info: { layers: r.records, reverted: r.records.reduce((a, x) => a + x.reverted, 0), timings: r.timings },
+        };
       },
     };
   },

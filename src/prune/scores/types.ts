@@ -9,7 +9,8 @@ import type { ReconstructTarget } from '../reconstruct/sweep.js';
 import type { EstimatorName } from '../estimators/index.js';
 import type { CalibBatch, LossName } from '../loss.js';
 
-export type ScoreName = 'magnitude' | 'diag-hessian' | 'block-hessian' | 'snip' | 'grasp' | 'synflow' | 'random' | 'wanda' | 'sparsegpt';
+export type ScoreName =
+  'magnitude' | 'diag-hessian' | 'block-hessian' | 'snip' | 'grasp' | 'synflow' | 'random' | 'wanda' | 'sparsegpt';
 
 export interface ScoreContext {
   graph: Graph;
@@ -50,7 +51,10 @@ export interface ScoreResult {
    * the weights, writing both into the graph as they go (each layer sees the already-pruned layers before it).
    * `dense` is the unpruned model (same nodes). Returns the masks (the caller owns them) and report info.
    */
-  reconstruct?: (a: { allocation: Allocation; kept: ReadonlyMap<string, number>; dense: Graph }) => { masks: Map<string, Tensor>; info: Record<string, unknown> };
+  reconstruct?: (a: { allocation: Allocation; kept: ReadonlyMap<string, number>; dense: Graph }) => {
+    masks: Map<string, Tensor>;
+    info: Record<string, unknown>;
+  };
   dispose?: () => void;
 }
 

@@ -22,18 +22,28 @@ export const wanda: Score = {
     const layers = layersOf(ctx.graph, ctx.params, 'wanda');
     const scores = new Map<string, Tensor>();
     forEachLayerInput(ctx.graph, ctx.batches, layers, (l, xs) => {
-      const colSq = scope(() => noGrad(() => {
-        let acc: Tensor | null = null;
-        for (const x of xs) {
-          const c = scope(() => l.rule.columns(x, l.node, l.shape).square().sum([0, 3]).to('float64'));
-          if (acc) { acc.add_(c); c.dispose(); } else acc = c;
-        }
-        return acc!;
-      }));
-      scores.set(l.param, scope(() => noGrad(() => {
-        const w = effective(ctx.graph, l.param);
-        return toRows(w, l.groups).to('float64').abs().mul(colSq.sqrt().unsqueeze(1)).reshape(l.shape).to(w.dtype);
-      })));
+      const colSq = scope(() =>
+        noGrad(() => {
+          let acc: Tensor | null = null;
+          for (const x of xs) {
+            const c = scope(() => l.rule.columns(x, l.node, l.shape).square().sum([0, 3]).to('float64'));
+            if (acc) {
+              acc.add_(c);
+              c.dispose();
+            } else acc = c;
+          }
+          return acc!;
+        }),
+      );
+      scores.set(
+        l.param,
+        scope(() =>
+          noGrad(() => {
+            const w = effective(ctx.graph, l.param);
+            return toRows(w, l.groups).to('float64').abs().mul(colSq.sqrt().unsqueeze(1)).reshape(l.shape).to(w.dtype);
+          }),
+        ),
+      );
       colSq.dispose();
     });
     return { scores, info: { score: 'wanda', images: ctx.batches.reduce((a, b) => a + b.x.shape[0]!, 0) } };

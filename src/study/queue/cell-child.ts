@@ -14,7 +14,14 @@ import { cellOf, dataFingerprint, toWire, type WorkerIdentity } from './manifest
 
 export type ToChild =
   | { type: 'check'; id: number; config: StudyConfig }
-  | { type: 'run'; id: number; protocol: string; config: StudyConfig; cell: CellSpec; worker: Omit<WorkerIdentity, 'threads'> };
+  | {
+      type: 'run';
+      id: number;
+      protocol: string;
+      config: StudyConfig;
+      cell: CellSpec;
+      worker: Omit<WorkerIdentity, 'threads'>;
+    };
 export type FromChild =
   | { type: 'checked'; id: number; protocol: string; data: Record<string, string> }
   | { type: 'progress'; id: number; frac: number; what: string }
@@ -38,16 +45,30 @@ async function handle(m: ToChild): Promise<void> {
     return;
   }
   const cell = cellOf(m.config, m.cell);
-  if (protocolHash(m.config) !== m.protocol) throw new TapirError('E_QUEUE_MISMATCH', `the config hashes to ${protocolHash(m.config)} here, ${m.protocol} on the coordinator`, { fix: 'run the same tapir build on every machine' });
+  if (protocolHash(m.config) !== m.protocol)
+    throw new TapirError(
+      'E_QUEUE_MISMATCH',
+      `the config hashes to ${protocolHash(m.config)} here, ${m.protocol} on the coordinator`,
+      { fix: 'run the same tapir build on every machine' },
+    );
   // The models of the last cell stay loaded: a worker usually takes several cells of one model in a row.
   if (!loaded || loaded.protocol !== m.protocol || loaded.model !== cell.model) {
     release();
     const dense = await loadStudyModel(cell.model);
     const work = await loadStudyModel(cell.model);
-    loaded = { protocol: m.protocol, model: cell.model, dense, work, cache: new FeatureCache({ maxEntries: 4 * studyTasks(m.config).length + 8 }) };
+    loaded = {
+      protocol: m.protocol,
+      model: cell.model,
+      dense,
+      work,
+      cache: new FeatureCache({ maxEntries: 4 * studyTasks(m.config).length + 8 }),
+    };
   }
-  const out = await runCell(cell, { config: m.config, tasks: studyTasks(m.config), dense: loaded.dense, work: loaded.work, cache: loaded.cache },
-    (frac, what) => send({ type: 'progress', id: m.id, frac, what }));
+  const out = await runCell(
+    cell,
+    { config: m.config, tasks: studyTasks(m.config), dense: loaded.dense, work: loaded.work, cache: loaded.cache },
+    (frac, what) => send({ type: 'progress', id: m.id, frac, what }),
+  );
   send({ type: 'done', id: m.id, output: toWire(out, { ...m.worker, threads: getNumThreads() }) });
 }
 
@@ -55,7 +76,10 @@ process.on('disconnect', () => process.exit(0));
 process.on('message', (m: ToChild) => {
   handle(m).catch((e: unknown) => {
     if (!(e instanceof TapirError)) process.stderr.write(`${(e as Error)?.stack ?? String(e)}\n`);
-    const err = e instanceof TapirError ? { code: e.code, message: e.message, ...(e.fix ? { fix: e.fix } : {}) } : { code: 'E_INTERNAL', message: `${(e as Error)?.name ?? 'Error'}: ${(e as Error)?.message ?? String(e)}` };
+    const err =
+      e instanceof TapirError
+        ? { code: e.code, message: e.message, ...(e.fix ? { fix: e.fix } : {}) }
+        : { code: 'E_INTERNAL', message: `${(e as Error)?.name ?? 'Error'}: ${(e as Error)?.message ?? String(e)}` };
     send({ type: 'error', id: m.id, error: err });
   });
 });

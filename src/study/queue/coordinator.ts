@@ -13,9 +13,31 @@ import { isAbsolute } from 'node:path';
 import { StudyConfigError, type StudyConfig } from '../config.js';
 import { planDiagnostics } from '../diagnostics.js';
 import { expandGrid, protocolHash, studyTasks, type CellSpec } from '../grid.js';
-import { cellWhat, runDenseReference, runPixelBaseline, runReadyDiagnostics, writeCellOutput, type RunSummary, type StudyProgress, type StudySteps } from '../runner.js';
+import {
+  cellWhat,
+  runDenseReference,
+  runPixelBaseline,
+  runReadyDiagnostics,
+  writeCellOutput,
+  type RunSummary,
+  type StudyProgress,
+  type StudySteps,
+} from '../runner.js';
 import type { CellErrorRow, StudyStore } from '../store.js';
-import { buildStamp, dataFingerprint, DEFAULT_QUEUE, fromWire, jobId, keyOfJob, manifestKey, refusalsKey, WIRE_VERSION, type JobData, type Manifest, type WireOutput } from './manifest.js';
+import {
+  buildStamp,
+  dataFingerprint,
+  DEFAULT_QUEUE,
+  fromWire,
+  jobId,
+  keyOfJob,
+  manifestKey,
+  refusalsKey,
+  WIRE_VERSION,
+  type JobData,
+  type Manifest,
+  type WireOutput,
+} from './manifest.js';
 import { bullConnection, connectRedis } from './redis.js';
 
 export interface QueueRunOptions {
@@ -48,7 +70,11 @@ export interface QueueRunSummary extends RunSummary {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function runStudyOnQueue(config: StudyConfig, store: StudyStore, o: QueueRunOptions): Promise<QueueRunSummary> {
+export async function runStudyOnQueue(
+  config: StudyConfig,
+  store: StudyStore,
+  o: QueueRunOptions,
+): Promise<QueueRunSummary> {
   const t0 = Date.now();
   const queueName = o.queue ?? DEFAULT_QUEUE;
   const log = o.log ?? (() => undefined);
@@ -68,11 +94,20 @@ export async function runStudyOnQueue(config: StudyConfig, store: StudyStore, o:
   let collectMs = 0;
   const workers = new Set<string>();
   try {
-    const manifest: Manifest = { wire: WIRE_VERSION, build: buildStamp(), name: config.name, protocol, config, data: await dataFingerprint(config), createdAt: new Date().toISOString() };
+    const manifest: Manifest = {
+      wire: WIRE_VERSION,
+      build: buildStamp(),
+      name: config.name,
+      protocol,
+      config,
+      data: await dataFingerprint(config),
+      createdAt: new Date().toISOString(),
+    };
     await redis.set(manifestKey(queueName, protocol), JSON.stringify(manifest));
     let refusalsSeen = await redis.llen(refusalsKey(queueName));
     // Finished jobs of cells already in the database: a coordinator stopped between its commit and the job's removal.
-    for (const id of await q.getRanges(['completed'], 0, -1)) if (done.has(keyOfJob(id)) && byKey.has(keyOfJob(id))) await q.remove(id);
+    for (const id of await q.getRanges(['completed'], 0, -1))
+      if (done.has(keyOfJob(id)) && byKey.has(keyOfJob(id))) await q.remove(id);
 
     const tEnq = performance.now();
     const stored = new Set(store.cellErrors().map((e) => e.key));
@@ -99,11 +134,14 @@ export async function runStudyOnQueue(config: StudyConfig, store: StudyStore, o:
     }
     const add = async (xs: CellSpec[]) => {
       for (let i = 0; i < xs.length; i += 500) {
-        await q.addBulk(xs.slice(i, i + 500).map((c) => ({
-          name: `${config.name} ${cellWhat(c, '').trim()}`, data: { wire: WIRE_VERSION, protocol, study: config.name, cell: c },
-          // attempts 1: a cell that throws fails for good (it is deterministic); a dead worker's cell is handed on by the stalled check.
-          opts: { jobId: jobId(c.key), attempts: 1, removeOnComplete: false, removeOnFail: false },
-        })));
+        await q.addBulk(
+          xs.slice(i, i + 500).map((c) => ({
+            name: `${config.name} ${cellWhat(c, '').trim()}`,
+            data: { wire: WIRE_VERSION, protocol, study: config.name, cell: c },
+            // attempts 1: a cell that throws fails for good (it is deterministic); a dead worker's cell is handed on by the stalled check.
+            opts: { jobId: jobId(c.key), attempts: 1, removeOnComplete: false, removeOnFail: false },
+          })),
+        );
       }
       for (const c of xs) outstanding.add(c.key);
     };
@@ -145,10 +183,28 @@ export async function runStudyOnQueue(config: StudyConfig, store: StudyStore, o:
         const w = job.returnvalue as unknown as WireOutput;
         if (!done.has(key)) {
           if (w.worker.build !== manifest.build) {
-            store.writeCellError(errorRow(config, protocol, cell, `ran on ${w.worker.build}, the coordinator is ${manifest.build}`, w.worker.name, job.attemptsMade));
+            store.writeCellError(
+              errorRow(
+                config,
+                protocol,
+                cell,
+                `ran on ${w.worker.build}, the coordinator is ${manifest.build}`,
+                w.worker.name,
+                job.attemptsMade,
+              ),
+            );
           } else {
             const out = fromWire(w);
-            out.record.info = { ...out.record.info, queue: { worker: w.worker.name, host: w.worker.host, threads: w.worker.threads, stalled: job.stalledCounter, attemptsStarted: job.attemptsStarted } };
+            out.record.info = {
+              ...out.record.info,
+              queue: {
+                worker: w.worker.name,
+                host: w.worker.host,
+                threads: w.worker.threads,
+                stalled: job.stalledCounter,
+                attemptsStarted: job.attemptsStarted,
+              },
+            };
             writeCellOutput(store, out);
             done.add(key);
             ran++;
@@ -159,8 +215,12 @@ export async function runStudyOnQueue(config: StudyConfig, store: StudyStore, o:
         await job.remove();
         collectMs += performance.now() - t;
       } else if (state === 'failed') {
-        store.writeCellError(errorRow(config, protocol, cell, job.failedReason, job.processedBy ?? null, job.attemptsMade));
-        log(`cell ${key} (${cellWhat(cell, '').trim()}, seed ${cell.seed}) failed${job.processedBy ? ` on ${job.processedBy}` : ''}: ${job.failedReason}`);
+        store.writeCellError(
+          errorRow(config, protocol, cell, job.failedReason, job.processedBy ?? null, job.attemptsMade),
+        );
+        log(
+          `cell ${key} (${cellWhat(cell, '').trim()}, seed ${cell.seed}) failed${job.processedBy ? ` on ${job.processedBy}` : ''}: ${job.failedReason}`,
+        );
       } else {
         return;
       }
@@ -179,10 +239,17 @@ export async function runStudyOnQueue(config: StudyConfig, store: StudyStore, o:
         lastCount = Date.now();
       }
       const active = (await q.getJobs(['active'], 0, -1)).filter((j) => j.id && outstanding.has(keyOfJob(j.id)));
-      const fracOf = (p: unknown) => (typeof p === 'object' && p !== null && typeof (p as { frac?: unknown }).frac === 'number' ? (p as { frac: number }).frac : 0);
+      const fracOf = (p: unknown) =>
+        typeof p === 'object' && p !== null && typeof (p as { frac?: unknown }).frac === 'number'
+          ? (p as { frac: number }).frac
+          : 0;
       const frac = active.reduce((a, j) => a + fracOf(j.progress), 0);
       const first = active[0];
-      running = first ? `${cellWhat(first.data.cell, (first.progress as { what?: string })?.what ?? '').replace(/\s+/g, ' ').trim()}${active.length > 1 ? ` (+${active.length - 1} more)` : ''}` : 'waiting for a worker';
+      running = first
+        ? `${cellWhat(first.data.cell, (first.progress as { what?: string })?.what ?? '')
+            .replace(/\s+/g, ' ')
+            .trim()}${active.length > 1 ? ` (+${active.length - 1} more)` : ''}`
+        : 'waiting for a worker';
       progress(frac, `${workerCount} worker${workerCount === 1 ? '' : 's'}, ${active.length} running | ${running}`);
       const nRef = await redis.llen(refusalsKey(queueName));
       if (nRef > refusalsSeen) {
@@ -205,12 +272,30 @@ export async function runStudyOnQueue(config: StudyConfig, store: StudyStore, o:
       }
       if (ids.length === 0 && outstanding.size > 0) await sleep(o.pollMs ?? 250);
     }
-    const diagRan = await runReadyDiagnostics(config, store, diag, o.steps.loadModel, (what, f) => progress(f, what), () => finished++);
+    const diagRan = await runReadyDiagnostics(
+      config,
+      store,
+      diag,
+      o.steps.loadModel,
+      (what, f) => progress(f, what),
+      () => finished++,
+    );
     const keys = new Set(cells.map((c) => c.key));
     return {
-      cells: cells.length, skipped: cells.length - todo.length, ran, diagnostics: diagRan, wallS: (Date.now() - t0) / 1000,
-      enqueued, pickedUp, stalled, workers: [...workers].sort(), failed: store.cellErrors().filter((e) => keys.has(e.key)),
-      coordinator: { enqueueMsPerCell: todo.length ? enqueueMs / todo.length : 0, collectMsPerCell: ran ? collectMs / ran : 0 },
+      cells: cells.length,
+      skipped: cells.length - todo.length,
+      ran,
+      diagnostics: diagRan,
+      wallS: (Date.now() - t0) / 1000,
+      enqueued,
+      pickedUp,
+      stalled,
+      workers: [...workers].sort(),
+      failed: store.cellErrors().filter((e) => keys.has(e.key)),
+      coordinator: {
+        enqueueMsPerCell: todo.length ? enqueueMs / todo.length : 0,
+        collectMsPerCell: ran ? collectMs / ran : 0,
+      },
     };
   } finally {
     await q.close();
@@ -218,8 +303,28 @@ export async function runStudyOnQueue(config: StudyConfig, store: StudyStore, o:
   }
 }
 
-function errorRow(c: StudyConfig, protocol: string, cell: CellSpec, error: string, worker: string | null, attempts: number): CellErrorRow {
-  return { key: cell.key, study: c.name, protocol, model: cell.model, control: cell.control, score: cell.scoreLabel, sparsity: cell.sparsity, source: cell.source, seed: cell.seed, error, worker, attempts };
+function errorRow(
+  c: StudyConfig,
+  protocol: string,
+  cell: CellSpec,
+  error: string,
+  worker: string | null,
+  attempts: number,
+): CellErrorRow {
+  return {
+    key: cell.key,
+    study: c.name,
+    protocol,
+    model: cell.model,
+    control: cell.control,
+    score: cell.scoreLabel,
+    sparsity: cell.sparsity,
+    source: cell.source,
+    seed: cell.seed,
+    error,
+    worker,
+    attempts,
+  };
 }
 
 /**
@@ -227,14 +332,32 @@ function errorRow(c: StudyConfig, protocol: string, cell: CellSpec, error: strin
  * resolve relative paths under their own TAPIR_DATA (docs/SCALING.md). Zoo ids and built-in datasets need no path.
  */
 export function checkPortable(c: StudyConfig, file: string): void {
-  const fix = 'write it relative to TAPIR_DATA (e.g. folder:cifar10, models/net.onnx) and set TAPIR_DATA to the data folder on every machine';
-  const taskPath = (id: string) => (id.startsWith('folder:') ? id.slice('folder:'.length).replace(/\[[^\]]*\]$/, '') : null);
-  const fields: [string, readonly string[]][] = [['sources', c.sources], ['heldout', c.heldout], ['calib_data', c.calibData]];
+  const fix =
+    'write it relative to TAPIR_DATA (e.g. folder:cifar10, models/net.onnx) and set TAPIR_DATA to the data folder on every machine';
+  const taskPath = (id: string) =>
+    id.startsWith('folder:') ? id.slice('folder:'.length).replace(/\[[^\]]*\]$/, '') : null;
+  const fields: [string, readonly string[]][] = [
+    ['sources', c.sources],
+    ['heldout', c.heldout],
+    ['calib_data', c.calibData],
+  ];
   for (const [field, ids] of fields)
     for (const [i, id] of ids.entries()) {
       const p = taskPath(id.replace(/^mix:/, ''));
-      if (p !== null && isAbsolute(p)) throw new StudyConfigError(file, `${field}[${i}]`, `'${id}' is an absolute path, which workers on other machines do not have`, fix);
+      if (p !== null && isAbsolute(p))
+        throw new StudyConfigError(
+          file,
+          `${field}[${i}]`,
+          `'${id}' is an absolute path, which workers on other machines do not have`,
+          fix,
+        );
     }
   for (const [i, m] of c.models.entries())
-    if (isAbsolute(m.replace(/^random:/, ''))) throw new StudyConfigError(file, `models[${i}]`, `'${m}' is an absolute path, which workers on other machines do not have`, fix);
+    if (isAbsolute(m.replace(/^random:/, '')))
+      throw new StudyConfigError(
+        file,
+        `models[${i}]`,
+        `'${m}' is an absolute path, which workers on other machines do not have`,
+        fix,
+      );
 }

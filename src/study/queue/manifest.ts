@@ -71,7 +71,8 @@ const SRC = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ROOT = join(SRC, '..', '..');
 
 function jsFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))
+  return readdirSync(dir, { withFileTypes: true })
+    .sort((a, b) => (a.name < b.name ? -1 : 1))
     .flatMap((e) => (e.isDirectory() ? jsFiles(join(dir, e.name)) : e.name.endsWith('.js') ? [join(dir, e.name)] : []));
 }
 
@@ -93,7 +94,11 @@ export function buildStamp(): string {
   return build;
 }
 
-const sha = (v: unknown) => createHash('sha256').update(typeof v === 'string' ? v : JSON.stringify(v)).digest('hex').slice(0, 16);
+const sha = (v: unknown) =>
+  createHash('sha256')
+    .update(typeof v === 'string' ? v : JSON.stringify(v))
+    .digest('hex')
+    .slice(0, 16);
 
 function fileHash(p: string): string {
   if (!statSync(p).isDirectory()) return createHash('sha256').update(bytes(p)).digest('hex').slice(0, 16);
@@ -121,7 +126,12 @@ export async function dataFingerprint(c: StudyConfig): Promise<Record<string, st
   for (const id of [...new Set([...studyTasks(c), ...calibTaskIds(c)])]) {
     const t = await openTask(id, taskOptionsFor(c, id));
     const folder = t.dataset.name.startsWith('folder:');
-    const splits = Object.fromEntries(Object.values(t.splits).map((s) => [s.name, s.examples.map((e) => folder ? `${e.key}:${statSync(join(t.dataset.root, e.key)).size}` : e.key)]));
+    const splits = Object.fromEntries(
+      Object.values(t.splits).map((s) => [
+        s.name,
+        s.examples.map((e) => (folder ? `${e.key}:${statSync(join(t.dataset.root, e.key)).size}` : e.key)),
+      ]),
+    );
     out[`task ${id}`] = sha({ draw: drawKey(t.dataset), classes: t.classes, splits });
   }
   for (const m of [...new Set(expandGrid(c).map((x) => x.model))]) {
@@ -133,16 +143,35 @@ export async function dataFingerprint(c: StudyConfig): Promise<Record<string, st
 }
 
 /** Why a worker cannot run this manifest's cells (empty: it can). Each entry names what differs and the fix. */
-export function manifestProblems(m: Manifest, mine: { build: string; protocol: string; data: Record<string, string> }): string[] {
+export function manifestProblems(
+  m: Manifest,
+  mine: { build: string; protocol: string; data: Record<string, string> },
+): string[] {
   const why: string[] = [];
-  if (m.wire !== WIRE_VERSION) why.push(`job layout v${m.wire}, this worker reads v${WIRE_VERSION}: run the same tapir build on the coordinator and every worker`);
-  if (m.build !== mine.build) why.push(`the coordinator runs ${m.build}, this worker ${mine.build}: check out and build the same commit on every machine (git checkout + make setup)`);
-  else if (m.protocol !== mine.protocol) why.push(`the config hashes to ${mine.protocol} here, ${m.protocol} on the coordinator: run the same tapir build on every machine`);
+  if (m.wire !== WIRE_VERSION)
+    why.push(
+      `job layout v${m.wire}, this worker reads v${WIRE_VERSION}: run the same tapir build on the coordinator and every worker`,
+    );
+  if (m.build !== mine.build)
+    why.push(
+      `the coordinator runs ${m.build}, this worker ${mine.build}: check out and build the same commit on every machine (git checkout + make setup)`,
+    );
+  else if (m.protocol !== mine.protocol)
+    why.push(
+      `the config hashes to ${mine.protocol} here, ${m.protocol} on the coordinator: run the same tapir build on every machine`,
+    );
   const keys = [...new Set([...Object.keys(m.data), ...Object.keys(mine.data)])].sort();
   for (const k of keys) {
     if (m.data[k] === mine.data[k]) continue;
-    const where = mine.data[k] === undefined ? 'missing here' : m.data[k] === undefined ? 'not on the coordinator' : 'different here';
-    why.push(`${k}: ${where} (data root ${process.env.TAPIR_DATA ? `TAPIR_DATA=${process.env.TAPIR_DATA}` : `${process.cwd()}, TAPIR_DATA unset`}): put the same files under this worker's TAPIR_DATA as under the coordinator's`);
+    const where =
+      mine.data[k] === undefined
+        ? 'missing here'
+        : m.data[k] === undefined
+          ? 'not on the coordinator'
+          : 'different here';
+    why.push(
+      `${k}: ${where} (data root ${process.env.TAPIR_DATA ? `TAPIR_DATA=${process.env.TAPIR_DATA}` : `${process.cwd()}, TAPIR_DATA unset`}): put the same files under this worker's TAPIR_DATA as under the coordinator's`,
+    );
   }
   return why;
 }
@@ -151,22 +180,37 @@ export function manifestProblems(m: Manifest, mine: { build: string; protocol: s
 export function cellOf(config: StudyConfig, shipped: CellSpec): CellSpec {
   const cell = expandGrid(config).find((c) => c.key === shipped.key);
   if (!cell || JSON.stringify(cell) !== JSON.stringify(shipped))
-    throw new TapirError('E_QUEUE_MISMATCH', `cell ${shipped.key} does not expand from the study config on this worker`, { fix: 'run the same tapir build on the coordinator and every worker' });
+    throw new TapirError(
+      'E_QUEUE_MISMATCH',
+      `cell ${shipped.key} does not expand from the study config on this worker`,
+      { fix: 'run the same tapir build on the coordinator and every worker' },
+    );
   return cell;
 }
 
 export function toWire(out: CellOutput, worker: WorkerIdentity): WireOutput {
   return {
-    wire: WIRE_VERSION, record: out.record, results: out.results, densities: out.densities,
-    masks: [...out.masks].map(([k, v]) => [k, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')]), layerErrors: out.layerErrors, worker,
+    wire: WIRE_VERSION,
+    record: out.record,
+    results: out.results,
+    densities: out.densities,
+    masks: [...out.masks].map(([k, v]) => [k, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')]),
+    layerErrors: out.layerErrors,
+    worker,
   };
 }
 
 export function fromWire(w: WireOutput): CellOutput {
-  if (w.wire !== WIRE_VERSION) throw new TapirError('E_QUEUE_MISMATCH', `result layout v${w.wire}, this coordinator reads v${WIRE_VERSION}`, { fix: 'run the same tapir build on the coordinator and every worker' });
+  if (w.wire !== WIRE_VERSION)
+    throw new TapirError('E_QUEUE_MISMATCH', `result layout v${w.wire}, this coordinator reads v${WIRE_VERSION}`, {
+      fix: 'run the same tapir build on the coordinator and every worker',
+    });
   // JSON has no NaN: a non-finite layer error arrives as null, which the store writes as NULL just as it does locally.
   return {
-    record: w.record, results: w.results, densities: w.densities, masks: new Map(w.masks.map(([k, b]) => [k, new Uint8Array(Buffer.from(b, 'base64'))])),
+    record: w.record,
+    results: w.results,
+    densities: w.densities,
+    masks: new Map(w.masks.map(([k, b]) => [k, new Uint8Array(Buffer.from(b, 'base64'))])),
     layerErrors: w.layerErrors.map((e) => ({ tensor: e.tensor, relError: e.relError ?? Number.NaN })),
   };
 }
@@ -177,8 +221,13 @@ export function redisUrl(url: string): string {
   try {
     u = new URL(url);
   } catch {
-    throw new TapirError('E_USAGE', `--redis ${url} is not a URL`, { fix: 'pass e.g. --redis redis://host:6379 (the machine running redis-server)' });
+    throw new TapirError('E_USAGE', `--redis ${url} is not a URL`, {
+      fix: 'pass e.g. --redis redis://host:6379 (the machine running redis-server)',
+    });
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new TapirError('E_USAGE', `--redis ${url}: expected a redis:// or rediss:// URL`, { fix: 'pass e.g. --redis redis://host:6379' });
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw new TapirError('E_USAGE', `--redis ${url}: expected a redis:// or rediss:// URL`, {
+      fix: 'pass e.g. --redis redis://host:6379',
+    });
   return url;
 }

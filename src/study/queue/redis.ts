@@ -5,7 +5,12 @@ import { redisUrl } from './manifest.js';
 
 /** A connected client; refuses an unreachable server within a few seconds instead of retrying forever. */
 export async function connectRedis(url: string): Promise<Redis> {
-  const client = new Redis(redisUrl(url), { lazyConnect: true, connectTimeout: 5000, maxRetriesPerRequest: 2, retryStrategy: (n) => (n > 3 ? null : 200 * n) });
+  const client = new Redis(redisUrl(url), {
+    lazyConnect: true,
+    connectTimeout: 5000,
+    maxRetriesPerRequest: 2,
+    retryStrategy: (n) => (n > 3 ? null : 200 * n),
+  });
   client.on('error', () => undefined);
   try {
     await client.connect();

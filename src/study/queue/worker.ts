@@ -12,7 +12,16 @@ import { fileURLToPath } from 'node:url';
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { TapirError } from '../../engine/index.js';
 import { cellWhat } from '../runner.js';
-import { buildStamp, DEFAULT_QUEUE, manifestKey, manifestProblems, refusalsKey, WIRE_VERSION, type JobData, type Manifest } from './manifest.js';
+import {
+  buildStamp,
+  DEFAULT_QUEUE,
+  manifestKey,
+  manifestProblems,
+  refusalsKey,
+  WIRE_VERSION,
+  type JobData,
+  type Manifest,
+} from './manifest.js';
 import type { FromChild, ToChild } from './cell-child.js';
 import { bullConnection, connectRedis } from './redis.js';
 
@@ -42,7 +51,11 @@ export interface WorkerSummary {
 }
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
-interface Slot { proc: ChildProcess; waiters: Map<number, (m: FromChild) => void>; exited: string | null }
+interface Slot {
+  proc: ChildProcess;
+  waiters: Map<number, (m: FromChild) => void>;
+  exited: string | null;
+}
 
 export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
   const t0 = Date.now();
@@ -54,32 +67,60 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
   const redis = await connectRedis(o.redis);
   const cells: WorkerSummary['cells'] = [];
   // Threads per cell: the cores shared out over the slots, unless TAPIR_THREADS says otherwise.
-  const childEnv = { ...process.env, ...(process.env.TAPIR_THREADS ? {} : { TAPIR_THREADS: String(Math.max(1, Math.floor(availableParallelism() / concurrency))) }) };
+  const childEnv = {
+    ...process.env,
+    ...(process.env.TAPIR_THREADS
+      ? {}
+      : { TAPIR_THREADS: String(Math.max(1, Math.floor(availableParallelism() / concurrency))) }),
+  };
   const idle: Slot[] = [];
   const all = new Set<Slot>();
   let nextId = 1;
 
   const spawnSlot = (): Slot => {
-    const slot: Slot = { proc: fork(CHILD, [], { env: childEnv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), waiters: new Map(), exited: null };
+    const slot: Slot = {
+      proc: fork(CHILD, [], { env: childEnv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+      waiters: new Map(),
+      exited: null,
+    };
     slot.proc.on('message', (m: FromChild) => slot.waiters.get(m.id)?.(m));
     slot.proc.on('exit', (code, sig) => {
       slot.exited = sig ?? `exit code ${code}`;
       all.delete(slot);
-      for (const [id, w] of slot.waiters) w({ type: 'error', id, error: { code: 'E_WORKER_CHILD', message: `the cell's process ended (${slot.exited}) while running it`, fix: 'see the worker\'s stderr; out of memory? lower --concurrency' } });
+      for (const [id, w] of slot.waiters)
+        w({
+          type: 'error',
+          id,
+          error: {
+            code: 'E_WORKER_CHILD',
+            message: `the cell's process ended (${slot.exited}) while running it`,
+            fix: "see the worker's stderr; out of memory? lower --concurrency",
+          },
+        });
     });
     all.add(slot);
     return slot;
   };
-  const ask = (slot: Slot, m: WithoutId<ToChild>, onProgress?: (frac: number, what: string) => void): Promise<FromChild> => new Promise((resolve) => {
-    const id = nextId++;
-    slot.waiters.set(id, (r) => {
-      if (r.type === 'progress') return onProgress?.(r.frac, r.what);
-      slot.waiters.delete(id);
-      resolve(r);
+  const ask = (
+    slot: Slot,
+    m: WithoutId<ToChild>,
+    onProgress?: (frac: number, what: string) => void,
+  ): Promise<FromChild> =>
+    new Promise((resolve) => {
+      const id = nextId++;
+      slot.waiters.set(id, (r) => {
+        if (r.type === 'progress') return onProgress?.(r.frac, r.what);
+        slot.waiters.delete(id);
+        resolve(r);
+      });
+      if (slot.exited)
+        return slot.waiters.get(id)!({
+          type: 'error',
+          id,
+          error: { code: 'E_WORKER_CHILD', message: `the cell's process had ended (${slot.exited})` },
+        });
+      slot.proc.send({ ...m, id } as ToChild);
     });
-    if (slot.exited) return slot.waiters.get(id)!({ type: 'error', id, error: { code: 'E_WORKER_CHILD', message: `the cell's process had ended (${slot.exited})` } });
-    slot.proc.send({ ...m, id } as ToChild);
-  });
 
   // Per study protocol: the manifest and what is wrong with it on this machine (checked once).
   const checked = new Map<string, Promise<{ manifest: Manifest | null; problems: string[] }>>();
@@ -88,11 +129,22 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
     if (!p) {
       p = (async () => {
         const raw = await redis.get(manifestKey(queue, protocol));
-        if (!raw) return { manifest: null, problems: [`no manifest for study protocol ${protocol} in Redis: start the study with \`tapir study <config> --redis ${o.redis}\` (it enqueues the cells and writes the manifest)`] };
+        if (!raw)
+          return {
+            manifest: null,
+            problems: [
+              `no manifest for study protocol ${protocol} in Redis: start the study with \`tapir study <config> --redis ${o.redis}\` (it enqueues the cells and writes the manifest)`,
+            ],
+          };
         const manifest = JSON.parse(raw) as Manifest;
-        if (manifest.build !== build || manifest.wire !== WIRE_VERSION) return { manifest, problems: manifestProblems(manifest, { build, protocol: manifest.protocol, data: manifest.data }) };
+        if (manifest.build !== build || manifest.wire !== WIRE_VERSION)
+          return {
+            manifest,
+            problems: manifestProblems(manifest, { build, protocol: manifest.protocol, data: manifest.data }),
+          };
         const r = await ask(slot, { type: 'check', config: manifest.config });
-        if (r.type === 'error') return { manifest, problems: [`${r.error.message}${r.error.fix ? ` (${r.error.fix})` : ''}`] };
+        if (r.type === 'error')
+          return { manifest, problems: [`${r.error.message}${r.error.fix ? ` (${r.error.fix})` : ''}`] };
         if (r.type !== 'checked') throw new Error('unexpected reply');
         return { manifest, problems: manifestProblems(manifest, { build, protocol: r.protocol, data: r.data }) };
       })();
@@ -122,20 +174,55 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
     const t = Date.now();
     const label = `${d.cell.model} ${cellWhat(d.cell, '').trim()} seed ${d.cell.seed}`;
     try {
-      const { manifest, problems } = d.wire === WIRE_VERSION ? await check(d.protocol, slot) : { manifest: null, problems: [`job layout v${d.wire}, this worker reads v${WIRE_VERSION}: run the same tapir build everywhere`] };
+      const { manifest, problems } =
+        d.wire === WIRE_VERSION
+          ? await check(d.protocol, slot)
+          : {
+              manifest: null,
+              problems: [
+                `job layout v${d.wire}, this worker reads v${WIRE_VERSION}: run the same tapir build everywhere`,
+              ],
+            };
       if (problems.length > 0 || !manifest) {
-        await redis.rpush(refusalsKey(queue), JSON.stringify({ worker: name, build, study: d.study, protocol: d.protocol, problems, at: new Date().toISOString() }));
+        await redis.rpush(
+          refusalsKey(queue),
+          JSON.stringify({
+            worker: name,
+            build,
+            study: d.study,
+            protocol: d.protocol,
+            problems,
+            at: new Date().toISOString(),
+          }),
+        );
         await job.moveToWait(token);
-        void stop(new TapirError('E_QUEUE_MISMATCH', `worker ${name} refuses study ${d.study} (protocol ${d.protocol}):\n  - ${problems.join('\n  - ')}`, {
-          context: { study: d.study, protocol: d.protocol, problems }, fix: 'each line above ends with its fix; the cell went back to the queue for the other workers',
-        }));
+        void stop(
+          new TapirError(
+            'E_QUEUE_MISMATCH',
+            `worker ${name} refuses study ${d.study} (protocol ${d.protocol}):\n  - ${problems.join('\n  - ')}`,
+            {
+              context: { study: d.study, protocol: d.protocol, problems },
+              fix: 'each line above ends with its fix; the cell went back to the queue for the other workers',
+            },
+          ),
+        );
         throw new WaitingError();
       }
       log(`cell ${d.cell.key} ${label}: start`);
-      const r = await ask(slot, { type: 'run', protocol: d.protocol, config: manifest.config, cell: d.cell, worker: { name, host: hostname(), pid: process.pid, build } }, (frac, what) => {
-        log(`cell ${d.cell.key} ${label}: ${what}`);
-        job.updateProgress({ frac, what }).catch(() => undefined);
-      });
+      const r = await ask(
+        slot,
+        {
+          type: 'run',
+          protocol: d.protocol,
+          config: manifest.config,
+          cell: d.cell,
+          worker: { name, host: hostname(), pid: process.pid, build },
+        },
+        (frac, what) => {
+          log(`cell ${d.cell.key} ${label}: ${what}`);
+          job.updateProgress({ frac, what }).catch(() => undefined);
+        },
+      );
       if (r.type === 'error') {
         const msg = `${r.error.code}: ${r.error.message}${r.error.fix ? ` (fix: ${r.error.fix})` : ''}`;
         cells.push({ key: d.cell.key, label, state: 'failed', wallS: (Date.now() - t) / 1000, error: msg });
@@ -155,17 +242,25 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
   };
 
   worker = new Worker<JobData>(queue, processor, {
-    connection: bullConnection(o.redis), concurrency, name,
-    lockDuration: o.lockDurationMs ?? 30_000, stalledInterval: o.stalledIntervalMs ?? 30_000,
+    connection: bullConnection(o.redis),
+    concurrency,
+    name,
+    lockDuration: o.lockDurationMs ?? 30_000,
+    stalledInterval: o.stalledIntervalMs ?? 30_000,
     // A cell whose worker died is handed on; one that kills two workers in a row fails (out of memory, say).
-    maxStalledCount: 2, autorun: false,
+    maxStalledCount: 2,
+    autorun: false,
   });
   worker.on('error', (e) => log(`worker: ${e.message}`));
-  log(`worker ${name} ready: queue '${queue}' at ${o.redis}, concurrency ${concurrency}, ${childEnv.TAPIR_THREADS} threads a cell, ${build}`);
+  log(
+    `worker ${name} ready: queue '${queue}' at ${o.redis}, concurrency ${concurrency}, ${childEnv.TAPIR_THREADS} threads a cell, ${build}`,
+  );
   o.signal?.addEventListener('abort', () => void stop(null), { once: true });
-  const idleTimer = o.idleExitS ? setInterval(() => {
-    if (active === 0 && Date.now() - lastActive > o.idleExitS! * 1000) void stop(null);
-  }, 250) : null;
+  const idleTimer = o.idleExitS
+    ? setInterval(() => {
+        if (active === 0 && Date.now() - lastActive > o.idleExitS! * 1000) void stop(null);
+      }, 250)
+    : null;
   try {
     await worker.run();
     await stop(null);

@@ -10,7 +10,11 @@ test('clipart: categories with >= 60 images, each file once, class = its categor
   const a = await openClipart();
   const b = await openClipart();
   const ca = classCounts(a).train;
-  console.log('clipart classes:', a.classes.map((c, i) => `${c} ${ca[i]}`).join(', '), `| ${a.examples.length} images, ${a.skipped.length} skipped`);
+  console.log(
+    'clipart classes:',
+    a.classes.map((c, i) => `${c} ${ca[i]}`).join(', '),
+    `| ${a.examples.length} images, ${a.skipped.length} skipped`,
+  );
   assert.deepEqual(a.classes, b.classes);
   assert.deepEqual(ca, classCounts(b).train);
   assert.ok(a.classes.length >= 10, `expected at least 10 categories, got ${a.classes.length}`);
@@ -29,6 +33,9 @@ test('clipart decodes RGBA on white, letterboxed to the requested size', async (
   const ds = await openClipart();
   const img = await ds.decode(ds.examples[0]!, [48, 32]);
   assert.equal(img.length, 3 * 48 * 32);
-  assert.ok(img.some((v) => v < 250), 'the drawing is visible');
+  assert.ok(
+    img.some((v) => v < 250),
+    'the drawing is visible',
+  );
   assert.ok(img.filter((v) => v === 255).length > img.length / 10, 'transparent background became white');
 });

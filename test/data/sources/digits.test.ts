@@ -11,7 +11,10 @@ test('digits: 1,797 images of 8x8, every class present, one pool', async () => {
   assert.equal(ds.examples.length, 1797);
   const c = classCounts(ds);
   console.log('digits per class:', c.train.join(' '));
-  assert.equal(c.train.reduce((a, b) => a + b), 1797);
+  assert.equal(
+    c.train.reduce((a, b) => a + b),
+    1797,
+  );
   // sklearn's documented class sizes (load_digits: 'Samples per class ~180').
   assert.deepEqual(c.train, [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]);
   assert.deepEqual(c.test, new Array(10).fill(0));

@@ -15,10 +15,21 @@ useTempCache();
 async function png(path: string, w: number, h: number, channels: 1 | 3 | 4, v: number): Promise<void> {
   const px = new Uint8Array(w * h * channels).fill(v);
   if (channels === 4) for (let i = 3; i < px.length; i += 4) px[i] = i % 8 === 3 ? 0 : 255;
-  writeFileSync(path, u8(await sharp(px, { raw: { width: w, height: h, channels } }).png().toBuffer()));
+  writeFileSync(
+    path,
+    u8(
+      await sharp(px, { raw: { width: w, height: h, channels } })
+        .png()
+        .toBuffer(),
+    ),
+  );
 }
 async function jpg(path: string, w: number, h: number): Promise<Uint8Array> {
-  const b = u8(await sharp(new Uint8Array(w * h * 3).fill(90), { raw: { width: w, height: h, channels: 3 } }).jpeg().toBuffer());
+  const b = u8(
+    await sharp(new Uint8Array(w * h * 3).fill(90), { raw: { width: w, height: h, channels: 3 } })
+      .jpeg()
+      .toBuffer(),
+  );
   writeFileSync(path, b);
   return b;
 }
@@ -29,7 +40,10 @@ async function makeFolder(): Promise<string> {
   for (const c of ['gray', 'green', 'red']) mkdirSync(join(root, c));
   for (let i = 0; i < 5; i++) await png(join(root, 'gray', `g${i}.png`), 9 + i, 7, 1, 40 * i);
   for (let i = 0; i < 4; i++) await png(join(root, 'red', `r${i}.PNG`), 6, 10 + i, 4, 200);
-  writeFileSync(join(root, 'red', 'junk.png'), Uint8Array.from({ length: 300 }, (_, i) => (i * 37) % 256));
+  writeFileSync(
+    join(root, 'red', 'junk.png'),
+    Uint8Array.from({ length: 300 }, (_, i) => (i * 37) % 256),
+  );
   writeFileSync(join(root, 'red', 'empty.png'), new Uint8Array(0));
   writeFileSync(join(root, 'red', 'notes.txt'), 'not an image');
   let good: Uint8Array = new Uint8Array(0);
@@ -44,7 +58,10 @@ test('folder: one class per sub-folder; zero-byte and non-image files skipped an
   assert.equal(ds.name, `folder:${root}`);
   assert.deepEqual(ds.classes, ['gray', 'green', 'red']);
   assert.deepEqual(classCounts(ds).train, [5, 5, 5]);
-  assert.deepEqual(ds.skipped.map((s) => `${s.file}: ${s.reason}`).sort(), ['red/empty.png: zero-byte file', 'red/notes.txt: not a .png/.jpg/.jpeg file']);
+  assert.deepEqual(ds.skipped.map((s) => `${s.file}: ${s.reason}`).sort(), [
+    'red/empty.png: zero-byte file',
+    'red/notes.txt: not a .png/.jpg/.jpeg file',
+  ]);
 });
 
 test('folder: corrupt and truncated images are skipped when decoded, counted, and remembered by the cache', async () => {
@@ -71,7 +88,10 @@ test('folder: an empty class folder and a one-class folder are errors naming the
   mkdirSync(join(root, 'dogs'));
   await png(join(root, 'cats', 'a.png'), 4, 4, 3, 1);
   writeFileSync(join(root, 'dogs', 'zero.jpg'), new Uint8Array(0));
-  await assert.rejects(openFolder(root), (e: unknown) => e instanceof DataError && /class 'dogs' has no usable images/.test(e.message));
+  await assert.rejects(
+    openFolder(root),
+    (e: unknown) => e instanceof DataError && /class 'dogs' has no usable images/.test(e.message),
+  );
   await png(join(root, 'dogs', 'b.png'), 4, 4, 3, 2);
   const one = tempDir('tapir-folder-');
   mkdirSync(join(one, 'only'));
@@ -83,10 +103,11 @@ test('folder: an empty class folder and a one-class folder are errors naming the
 
 test('folder: a root with train/ and test/ is an official split', async () => {
   const root = tempDir('tapir-folder-');
-  for (const s of ['train', 'test']) for (const c of ['a', 'b']) {
-    mkdirSync(join(root, s, c), { recursive: true });
-    for (let i = 0; i < (s === 'train' ? 4 : 2); i++) await png(join(root, s, c, `${i}.png`), 5, 5, 3, i * 10);
-  }
+  for (const s of ['train', 'test'])
+    for (const c of ['a', 'b']) {
+      mkdirSync(join(root, s, c), { recursive: true });
+      for (let i = 0; i < (s === 'train' ? 4 : 2); i++) await png(join(root, s, c, `${i}.png`), 5, 5, 3, i * 10);
+    }
   const t = await openTask(`folder:${root}`);
   assert.equal(t.dataset.officialTest, true);
   assert.ok(t.splits.test.examples.every((e) => e.key.startsWith('test/')));
@@ -119,14 +140,19 @@ test('folder: the split draw depends on the folder, not on where it lives (same 
   const tb = await openTask(`folder:${b}`);
   assert.notEqual(ta.id, tb.id);
   for (const k of ['train', 'calib', 'test'] as const) {
-    assert.deepEqual(tb.splits[k].examples.map((e) => e.key), ta.splits[k].examples.map((e) => e.key), `${k} split moved with the folder`);
+    assert.deepEqual(
+      tb.splits[k].examples.map((e) => e.key),
+      ta.splits[k].examples.map((e) => e.key),
+      `${k} split moved with the folder`,
+    );
   }
   // The draw does depend on the folder's name (a renamed copy is another dataset) and on the seed.
   const c = join(tempDir('tapir-renamed-'), 'other-name');
   cpSync(a, c, { recursive: true });
   const tc = await openTask(`folder:${c}`);
   const td = await openTask(`folder:${a}`, { seed: 1 });
-  const keys = (t: typeof ta) => ['train', 'calib', 'test'].flatMap((k) => t.splits[k as 'train'].examples.map((e) => e.key)).join();
+  const keys = (t: typeof ta) =>
+    ['train', 'calib', 'test'].flatMap((k) => t.splits[k as 'train'].examples.map((e) => e.key)).join();
   assert.notEqual(keys(tc), keys(ta));
   assert.notEqual(keys(td), keys(ta));
 });

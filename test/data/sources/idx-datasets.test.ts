@@ -10,8 +10,14 @@ import { ASSETS } from '../../../src/data/paths.js';
 test('MNIST: 60,000 / 10,000 with the known per-class counts', async () => {
   const ds = await openMnist();
   const c = classCounts(ds);
-  assert.equal(c.train.reduce((a, b) => a + b), 60000);
-  assert.equal(c.test.reduce((a, b) => a + b), 10000);
+  assert.equal(
+    c.train.reduce((a, b) => a + b),
+    60000,
+  );
+  assert.equal(
+    c.test.reduce((a, b) => a + b),
+    10000,
+  );
   assert.deepEqual(c.train, [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
   assert.deepEqual(c.test, [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
   assert.equal(ds.officialTest, true);
@@ -47,5 +53,8 @@ test('Fashion-MNIST decodes from the gzipped IDX and resizes to any [h, w]', asy
   assert.equal(big.length, 3 * 40 * 24);
   // Letterboxing a square image into 40x24 leaves white bands above and below it.
   assert.ok(big.subarray(0, 24 * 4).every((v) => v === 255));
-  assert.ok(big.some((v) => v < 128), 'the garment is still there');
+  assert.ok(
+    big.some((v) => v < 128),
+    'the garment is still there',
+  );
 });

@@ -18,15 +18,33 @@ import { disposeGraph } from '../../../src/graph/params.js';
 
 function buildTfModel(): tf.LayersModel {
   const inp = tf.input({ shape: [13, 13, 3] });
-  let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', name: 'c1' }).apply(inp) as tf.SymbolicTensor;
-  x = tf.layers.separableConv2d({ filters: 6, kernelSize: 3, padding: 'same', name: 'sep' }).apply(x) as tf.SymbolicTensor;
+  let x = tf.layers
+    .conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', name: 'c1' })
+    .apply(inp) as tf.SymbolicTensor;
+  x = tf.layers
+    .separableConv2d({ filters: 6, kernelSize: 3, padding: 'same', name: 'sep' })
+    .apply(x) as tf.SymbolicTensor;
   x = tf.layers.batchNormalization({ name: 'bn' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.reLU({ maxValue: 6, name: 'r6' }).apply(x) as tf.SymbolicTensor;
-  x = tf.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, useBias: true, name: 'dw' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers
+    .depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, useBias: true, name: 'dw' })
+    .apply(x) as tf.SymbolicTensor;
   x = tf.layers.batchNormalization({ scale: false, center: false, name: 'bn_fixed' }).apply(x) as tf.SymbolicTensor;
-  x = tf.layers.zeroPadding2d({ padding: [[1, 0], [0, 1]], name: 'zp' }).apply(x) as tf.SymbolicTensor;
-  const m = tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'mp' }).apply(x) as tf.SymbolicTensor;
-  const a = tf.layers.averagePooling2d({ poolSize: 2, strides: 2, padding: 'same', name: 'ap' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers
+    .zeroPadding2d({
+      padding: [
+        [1, 0],
+        [0, 1],
+      ],
+      name: 'zp',
+    })
+    .apply(x) as tf.SymbolicTensor;
+  const m = tf.layers
+    .maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'mp' })
+    .apply(x) as tf.SymbolicTensor;
+  const a = tf.layers
+    .averagePooling2d({ poolSize: 2, strides: 2, padding: 'same', name: 'ap' })
+    .apply(x) as tf.SymbolicTensor;
   const cat = tf.layers.concatenate({ axis: -1, name: 'cat' }).apply([m, a]) as tf.SymbolicTensor;
   let f = tf.layers.flatten({ name: 'fl' }).apply(cat) as tf.SymbolicTensor;
   f = tf.layers.dense({ units: 8, activation: 'tanh', name: 'd1' }).apply(f) as tf.SymbolicTensor;
@@ -40,10 +58,12 @@ function buildTfModel(): tf.LayersModel {
   const out = tf.layers.activation({ activation: 'softmax', name: 'prob' }).apply(sum) as tf.SymbolicTensor;
   const model = tf.model({ inputs: inp, outputs: out });
   let seed = 1;
-  model.setWeights(model.weights.map((w) => {
-    const r = tf.randomNormal([...w.shape] as number[], 0, 0.5, 'float32', seed++);
-    return w.name.includes('moving_variance') ? r.abs().add(0.5) : r;
-  }));
+  model.setWeights(
+    model.weights.map((w) => {
+      const r = tf.randomNormal([...w.shape] as number[], 0, 0.5, 'float32', seed++);
+      return w.name.includes('moving_variance') ? r.abs().add(0.5) : r;
+    }),
+  );
   return model;
 }
 
@@ -52,7 +72,12 @@ type Storage = 'float32' | 'float16' | 'uint8';
 /** Saves the model as model.json + one shard, weights stored as `storage`; returns the folder. */
 async function save(model: tf.LayersModel, storage: Storage): Promise<string> {
   let art: tf.io.ModelArtifacts | undefined;
-  await model.save(tf.io.withSaveHandler(async (a) => { art = a; return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; }));
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      art = a;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
   const f32 = new Float32Array(art!.weightData as ArrayBuffer);
   const specs = art!.weightSpecs!.map((s) => ({ ...s }));
   let bytes: Uint8Array;
@@ -74,7 +99,10 @@ async function save(model: tf.LayersModel, storage: Storage): Promise<string> {
       } else {
         let min = Infinity;
         let max = -Infinity;
-        for (const x of v) { min = Math.min(min, x); max = Math.max(max, x); }
+        for (const x of v) {
+          min = Math.min(min, x);
+          max = Math.max(max, x);
+        }
         const scale = (max - min) / 255 || 1;
         parts.push(Uint8Array.from(v, (x) => Math.round((x - min) / scale)));
         s.quantization = { dtype: 'uint8', scale, min };
@@ -82,10 +110,20 @@ async function save(model: tf.LayersModel, storage: Storage): Promise<string> {
     }
     bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
     let o = 0;
-    for (const p of parts) { bytes.set(p, o); o += p.length; }
+    for (const p of parts) {
+      bytes.set(p, o);
+      o += p.length;
+    }
   }
   const dir = mkdtempSync(join(tmpdir(), `tapir-tfjs-${storage}-`));
-  writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: art!.modelTopology, weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights: specs }] }));
+  writeFileSync(
+    join(dir, 'model.json'),
+    JSON.stringify({
+      format: 'layers-model',
+      modelTopology: art!.modelTopology,
+      weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights: specs }],
+    }),
+  );
   writeFileSync(join(dir, 'group1-shard1of1.bin'), bytes);
   return dir;
 }
@@ -111,17 +149,34 @@ for (const storage of ['float32', 'float16', 'uint8'] as const) {
     const g = await loadTfjsModel(dir);
     assert.equal(g.meta.outputActivation, 'softmax');
     const art = await readTfjsArtifacts(dir);
-    const ref = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: art.json.modelTopology as object, weightSpecs: art.specs as tf.io.WeightsManifestEntry[], weightData: art.weightData.slice().buffer }));
+    const ref = await tf.loadLayersModel(
+      tf.io.fromMemory({
+        modelTopology: art.json.modelTopology as object,
+        weightSpecs: art.specs as tf.io.WeightsManifestEntry[],
+        weightData: art.weightData.slice().buffer,
+      }),
+    );
     manualSeed(4);
     const x = scope(() => rand([2, 13, 13, 3]).data<'float32'>());
     const want = (ref.predict(tf.tensor(x, [2, 13, 13, 3])) as tf.Tensor).dataSync();
-    const got = scope(() => nn.softmax(forward(g, tensor(x, [2, 13, 13, 3]).permute([0, 3, 1, 2]).contiguous(), { mode: 'eval' }).outputs[0]!, 1).data<'float32'>());
+    const got = scope(() =>
+      nn
+        .softmax(
+          forward(g, tensor(x, [2, 13, 13, 3]).permute([0, 3, 1, 2]).contiguous(), { mode: 'eval' }).outputs[0]!,
+          1,
+        )
+        .data<'float32'>(),
+    );
     assert.equal(got.length, 6);
-    for (let i = 0; i < 6; i++) assert.ok(Math.abs(got[i]! - want[i]!) <= 1e-5 + 1e-4 * Math.abs(want[i]!), `${i}: ${got[i]} vs ${want[i]}`);
+    for (let i = 0; i < 6; i++)
+      assert.ok(Math.abs(got[i]! - want[i]!) <= 1e-5 + 1e-4 * Math.abs(want[i]!), `${i}: ${got[i]} vs ${want[i]}`);
     assert.equal(g.params.get('d3.weight')!.role, 'head', 'the last Dense is the head');
     assert.equal(g.params.get('d2.weight')!.role, 'weight');
     // A BN without scale/center gets its own fixed γ = 1, β = 0, not trained (BN repair rescales through them).
-    assert.deepEqual(g.nodes.find((n) => n.name === 'bn_fixed')!.inputs.slice(1, 3), ['bn_fixed.weight', 'bn_fixed.bias']);
+    assert.deepEqual(g.nodes.find((n) => n.name === 'bn_fixed')!.inputs.slice(1, 3), [
+      'bn_fixed.weight',
+      'bn_fixed.bias',
+    ]);
     assert.ok((g.params.get('bn_fixed.weight')!.tensor.toArray() as number[]).every((v) => v === 1));
     assert.ok((g.params.get('bn_fixed.bias')!.tensor.toArray() as number[]).every((v) => v === 0));
     assert.equal(g.params.get('bn_fixed.weight')!.trainable, false);
@@ -135,7 +190,8 @@ test('damaged TF.js files: each a clear ModelFormatError / UnsupportedOpError, n
   const dir = await save(model, 'float32');
   const json = readFileSync(join(dir, 'model.json'), 'utf8');
   const shard = new Uint8Array(readFileSync(join(dir, 'group1-shard1of1.bin')));
-  const isFormat = (re: RegExp) => (e: unknown) => e instanceof ModelFormatError && re.test((e as Error).message) && !!(e as TapirError).fix;
+  const isFormat = (re: RegExp) => (e: unknown) =>
+    e instanceof ModelFormatError && re.test((e as Error).message) && !!(e as TapirError).fix;
 
   writeFileSync(join(dir, 'model.json'), json.slice(0, json.length >> 1));
   await assert.rejects(loadTfjsModel(dir), isFormat(/model\.json: not valid JSON/));
@@ -144,7 +200,10 @@ test('damaged TF.js files: each a clear ModelFormatError / UnsupportedOpError, n
 
   writeFileSync(join(dir, 'model.json'), json);
   writeFileSync(join(dir, 'group1-shard1of1.bin'), shard.subarray(0, shard.length - 10));
-  await assert.rejects(loadTfjsModel(dir), isFormat(new RegExp(`shards hold ${shard.length - 10} bytes but the manifest describes ${shard.length}`)));
+  await assert.rejects(
+    loadTfjsModel(dir),
+    isFormat(new RegExp(`shards hold ${shard.length - 10} bytes but the manifest describes ${shard.length}`)),
+  );
 
   const huge = JSON.parse(json) as { weightsManifest: { weights: { shape: number[] }[] }[] };
   huge.weightsManifest[0]!.weights[0]!.shape = [100000, 100000, 100];
@@ -154,7 +213,10 @@ test('damaged TF.js files: each a clear ModelFormatError / UnsupportedOpError, n
 
   const lstm = json.replace('"class_name":"Dropout"', '"class_name":"LSTM"');
   writeFileSync(join(dir, 'model.json'), lstm);
-  await assert.rejects(loadTfjsModel(dir), (e: unknown) => e instanceof UnsupportedOpError && /'LSTM' in node 'drop'.*Conv2D/.test((e as Error).message));
+  await assert.rejects(
+    loadTfjsModel(dir),
+    (e: unknown) => e instanceof UnsupportedOpError && /'LSTM' in node 'drop'.*Conv2D/.test((e as Error).message),
+  );
 
   writeFileSync(join(dir, 'model.json'), json);
   rmSync(join(dir, 'group1-shard1of1.bin'));

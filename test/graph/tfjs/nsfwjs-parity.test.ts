@@ -17,7 +17,8 @@ const DIR = 'node_modules/nsfwjs/dist/models';
 /** Sets the first avg pool whose kernel is ≥ `from` to `k` (both models), so reference and tapir run at `res`. */
 function adaptPool(g: Graph, k: number): void {
   g.nodes.forEach((n, i) => {
-    if (n.op === 'avgpool' && (n.attrs.kernel as number[])[0]! >= 7) g.nodes[i] = { ...n, attrs: { ...n.attrs, kernel: [k, k], stride: [k, k] } };
+    if (n.op === 'avgpool' && (n.attrs.kernel as number[])[0]! >= 7)
+      g.nodes[i] = { ...n, attrs: { ...n.attrs, kernel: [k, k], stride: [k, k] } };
   });
 }
 
@@ -27,14 +28,29 @@ function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-async function layersReference(a: TfjsArtifacts, res: number, k: number, x: Float32Array, n: number): Promise<Float32Array> {
-  const topo = JSON.parse(JSON.stringify(a.json.modelTopology)) as { model_config: { config: { layers: { name: string; class_name: string; config: Record<string, unknown> }[] } } };
+async function layersReference(
+  a: TfjsArtifacts,
+  res: number,
+  k: number,
+  x: Float32Array,
+  n: number,
+): Promise<Float32Array> {
+  const topo = JSON.parse(JSON.stringify(a.json.modelTopology)) as {
+    model_config: { config: { layers: { name: string; class_name: string; config: Record<string, unknown> }[] } };
+  };
   for (const l of topo.model_config.config.layers) {
     if (l.class_name === 'InputLayer') l.config.batch_input_shape = [null, res, res, 3];
-    if (l.class_name === 'AveragePooling2D' && (l.config.pool_size as number[])[0]! >= 7) l.config.pool_size = l.config.strides = [k, k];
+    if (l.class_name === 'AveragePooling2D' && (l.config.pool_size as number[])[0]! >= 7)
+      l.config.pool_size = l.config.strides = [k, k];
     if (l.name === 'dense_3') l.config.activation = 'linear';
   }
-  const model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: topo, weightSpecs: a.specs as tf.io.WeightsManifestEntry[], weightData: a.weightData.slice().buffer }));
+  const model = await tf.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: topo,
+      weightSpecs: a.specs as tf.io.WeightsManifestEntry[],
+      weightData: a.weightData.slice().buffer,
+    }),
+  );
   const y = model.predict(tf.tensor(x, [n, res, res, 3])) as tf.Tensor;
   const out = y.dataSync() as Float32Array;
   model.dispose();
@@ -83,14 +99,32 @@ test('nsfwjs mobilenet_v2_mid (graph model, α 1.4) matches tfjs logits at 96 px
   const a = await readTfjsArtifacts(`${DIR}/mobilenet_v2_mid`);
   const g = importTfjs(a);
   assert.equal(g.meta.format, 'tfjs-graph');
-  assert.equal(g.params.get(g.nodes.find((n) => n.op === 'conv2d')!.inputs[1]!)!.tensor.shape[0], 48, 'α 1.4: first conv has 48 channels');
+  assert.equal(
+    g.params.get(g.nodes.find((n) => n.op === 'conv2d')!.inputs[1]!)!.tensor.shape[0],
+    48,
+    'α 1.4: first conv has 48 channels',
+  );
   adaptPool(g, 3);
-  const json = JSON.parse(JSON.stringify(a.json)) as { modelTopology: { node: { name: string; op: string; attr: Record<string, { list?: { i: string[] }; shape?: { dim: { size: string }[] } }> }[] } };
+  const json = JSON.parse(JSON.stringify(a.json)) as {
+    modelTopology: {
+      node: {
+        name: string;
+        op: string;
+        attr: Record<string, { list?: { i: string[] }; shape?: { dim: { size: string }[] } }>;
+      }[];
+    };
+  };
   for (const n of json.modelTopology.node) {
     if (n.op === 'AvgPool') n.attr.ksize!.list!.i = ['1', '3', '3', '1'];
     if (n.op === 'Placeholder') n.attr.shape!.shape!.dim = [-1, 96, 96, 3].map((d) => ({ size: String(d) }));
   }
-  const model = await tf.loadGraphModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: a.specs as tf.io.WeightsManifestEntry[], weightData: a.weightData.slice().buffer }));
+  const model = await tf.loadGraphModel(
+    tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs: a.specs as tf.io.WeightsManifestEntry[],
+      weightData: a.weightData.slice().buffer,
+    }),
+  );
   const logitsNode = json.modelTopology.node.find((n) => n.op === '_FusedMatMul')!.name;
   const x = images(2, 96, 3);
   const ref = (model.execute(tf.tensor(x, [2, 96, 96, 3]), logitsNode) as tf.Tensor).dataSync() as Float32Array;

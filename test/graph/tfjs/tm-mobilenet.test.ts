@@ -26,9 +26,13 @@ const DIR = process.env.TAPIR_TM_MOBILENET_DIR || resolve(repoRoot, '..', 'share
 const present = existsSync(join(DIR, 'model.json'));
 const SKIP = `no Teachable Machine MobileNetV2 export at ${DIR} (set TAPIR_TM_MOBILENET_DIR or put it at ../shared/models/tm-mobilenet_v2_035)`;
 
-interface KerasLayer { class_name: string; config: { layers?: KerasLayer[]; activation?: string; name?: string } }
+interface KerasLayer {
+  class_name: string;
+  config: { layers?: KerasLayer[]; activation?: string; name?: string };
+}
 /** The Dense layers of a nested topology, depth first. */
-const denseLayers = (l: KerasLayer): KerasLayer[] => (l.config.layers ?? []).flatMap((c) => (c.class_name === 'Dense' ? [c] : denseLayers(c)));
+const denseLayers = (l: KerasLayer): KerasLayer[] =>
+  (l.config.layers ?? []).flatMap((c) => (c.class_name === 'Dense' ? [c] : denseLayers(c)));
 
 function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
@@ -45,13 +49,23 @@ test('Teachable Machine MobileNetV2 α 0.35 matches tfjs logits at 224 px within
   const last = denseLayers(topo).at(-1)!;
   assert.equal(last.config.activation, 'softmax');
   last.config.activation = 'linear';
-  const model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: topo, weightSpecs: a.specs as tf.io.WeightsManifestEntry[], weightData: a.weightData.slice().buffer }));
+  const model = await tf.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: topo,
+      weightSpecs: a.specs as tf.io.WeightsManifestEntry[],
+      weightData: a.weightData.slice().buffer,
+    }),
+  );
   // Inputs in the model's own range, [-1, 1].
   manualSeed(1);
   const n = 2;
   const x = scope(() => rand([n, 224, 224, 3]).mul(2).sub(1).data<'float32'>());
   const ref = (model.predict(tf.tensor(x, [n, 224, 224, 3])) as tf.Tensor).dataSync();
-  const got = scope(() => forward(g, tensor(x, [n, 224, 224, 3]).permute([0, 3, 1, 2]).contiguous(), { mode: 'eval' }).outputs[0]!.data<'float32'>());
+  const got = scope(() =>
+    forward(g, tensor(x, [n, 224, 224, 3]).permute([0, 3, 1, 2]).contiguous(), {
+      mode: 'eval',
+    }).outputs[0]!.data<'float32'>(),
+  );
   assert.equal(got.length, n * 5);
   const err = maxRel(got, ref);
   console.log(`tm-mobilenet_v2_035 @224: max relative error on logits vs tfjs ${err.toExponential(2)}`);
@@ -77,8 +91,15 @@ test('Teachable Machine MobileNetV2: [-1, 1] input, pooled 1280-d tap, dense hea
   disposeGraph(bare);
   assert.deepEqual(g.meta.nestedModels, ['sequential_5/model2', 'sequential_5', 'sequential_7']);
   assert.equal(g.featureTap, 'global_average_pooling2d_GlobalAveragePooling2D2');
-  scope(() => assert.deepEqual(forward(g, rand([1, 3, 96, 96]), { mode: 'eval', taps: [g.featureTap], outputs: [] }).taps.get(g.featureTap)!.shape, [1, 1280]));
-  for (const n of ['dense_Dense3.weight', 'dense_Dense4.weight']) assert.deepEqual([g.params.get(n)!.role, g.params.get(n)!.prunable], ['head', false]);
+  scope(() =>
+    assert.deepEqual(
+      forward(g, rand([1, 3, 96, 96]), { mode: 'eval', taps: [g.featureTap], outputs: [] }).taps.get(g.featureTap)!
+        .shape,
+      [1, 1280],
+    ),
+  );
+  for (const n of ['dense_Dense3.weight', 'dense_Dense4.weight'])
+    assert.deepEqual([g.params.get(n)!.role, g.params.get(n)!.prunable], ['head', false]);
   const prunable = prunableParams(g);
   assert.equal(prunable.length, 52, '35 convs + 17 depthwise convs');
   assert.deepEqual(prunable[0]!.name, 'Conv1.weight');
@@ -88,23 +109,40 @@ test('Teachable Machine MobileNetV2: [-1, 1] input, pooled 1280-d tap, dense hea
   const tmp = mkdtempSync(join(tmpdir(), 'tapir-tm-'));
   await exportOnnx(g, join(tmp, 'tm.onnx'));
   const back = await importOnnx(join(tmp, 'tm.onnx'));
-  assert.deepEqual([back.preprocessing, back.featureTap, prunableParams(back).length], [g.preprocessing, g.featureTap, 52]);
+  assert.deepEqual(
+    [back.preprocessing, back.featureTap, prunableParams(back).length],
+    [g.preprocessing, g.featureTap, 52],
+  );
   scope(() => {
     const x = rand([1, 3, 96, 96]);
-    assert.deepEqual(forward(back, x, { mode: 'eval' }).outputs[0]!.toArray(), forward(g, x, { mode: 'eval' }).outputs[0]!.toArray());
+    assert.deepEqual(
+      forward(back, x, { mode: 'eval' }).outputs[0]!.toArray(),
+      forward(g, x, { mode: 'eval' }).outputs[0]!.toArray(),
+    );
   });
   disposeGraph(back);
   rmSync(tmp, { recursive: true });
   disposeGraph(g);
 });
 
-test('without the asset the Teachable Machine tests skip cleanly', { skip: process.env.TAPIR_TM_SKIP_CHECK === 'child' && 'runs in the parent process only' }, () => {
-  // NODE_TEST_CONTEXT (set by a parent `node --test`) would make the child report to that runner, not print TAP.
-  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-  const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', fileURLToPath(import.meta.url)], {
-    env: { ...env, TAPIR_TM_MOBILENET_DIR: join(repoRoot, 'no-such-model-dir'), TAPIR_TM_SKIP_CHECK: 'child' }, encoding: 'utf8',
-  });
-  const out = `exit ${r.status} ${r.signal ?? ''}\n${r.stdout}\n${r.stderr}`;
-  assert.equal(r.status, 0, out);
-  for (const re of [/# SKIP no Teachable Machine MobileNetV2 export at .*no-such-model-dir/, /# pass 0\n/, /# fail 0\n/, /# skipped 3\n/]) assert.match(r.stdout, re, out);
-});
+test(
+  'without the asset the Teachable Machine tests skip cleanly',
+  { skip: process.env.TAPIR_TM_SKIP_CHECK === 'child' && 'runs in the parent process only' },
+  () => {
+    // NODE_TEST_CONTEXT (set by a parent `node --test`) would make the child report to that runner, not print TAP.
+    const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+    const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', fileURLToPath(import.meta.url)], {
+      env: { ...env, TAPIR_TM_MOBILENET_DIR: join(repoRoot, 'no-such-model-dir'), TAPIR_TM_SKIP_CHECK: 'child' },
+      encoding: 'utf8',
+    });
+    const out = `exit ${r.status} ${r.signal ?? ''}\n${r.stdout}\n${r.stderr}`;
+    assert.equal(r.status, 0, out);
+    for (const re of [
+      /# SKIP no Teachable Machine MobileNetV2 export at .*no-such-model-dir/,
+      /# pass 0\n/,
+      /# fail 0\n/,
+      /# skipped 3\n/,
+    ])
+      assert.match(r.stdout, re, out);
+  },
+);

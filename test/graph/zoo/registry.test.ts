@@ -27,7 +27,11 @@ function trainSteps(g: Graph, size: number, lr: number): [number, number] {
       const gs = grad(loss, params, { allowUnused: true });
       // Normalised gradient step: a fixed small move along −∇L lowers the loss whatever the gradient's scale.
       const norm = Math.sqrt(gs.reduce((n, t) => n + (t ? t.square().sum().item() : 0), 0));
-      noGrad(() => params.forEach((p, i) => { if (gs[i]) p.add_(gs[i]!, -lr / norm); }));
+      noGrad(() =>
+        params.forEach((p, i) => {
+          if (gs[i]) p.add_(gs[i]!, -lr / norm);
+        }),
+      );
     });
   x.dispose();
   y.dispose();
@@ -69,8 +73,14 @@ test('mobilenet_v2_140 and inception_v3 rebuild at small inputs with the pooled 
   const m = await loadModel('mobilenet_v2_140@64', { cache: true });
   const inc = await loadModel('inception_v3@75', { cache: true });
   scope(() => {
-    assert.deepEqual(forward(m, rand([1, 3, 64, 64]), { mode: 'eval', taps: [m.featureTap] }).taps.get(m.featureTap)!.shape, [1, 1792]);
-    assert.deepEqual(forward(inc, rand([1, 3, 75, 75]), { mode: 'eval', taps: [inc.featureTap] }).taps.get(inc.featureTap)!.shape, [1, 2048]);
+    assert.deepEqual(
+      forward(m, rand([1, 3, 64, 64]), { mode: 'eval', taps: [m.featureTap] }).taps.get(m.featureTap)!.shape,
+      [1, 1792],
+    );
+    assert.deepEqual(
+      forward(inc, rand([1, 3, 75, 75]), { mode: 'eval', taps: [inc.featureTap] }).taps.get(inc.featureTap)!.shape,
+      [1, 2048],
+    );
   });
   assert.ok(!prunableParams(m).some((p) => p.role === 'head'));
   disposeGraph(m);
@@ -79,17 +89,33 @@ test('mobilenet_v2_140 and inception_v3 rebuild at small inputs with the pooled 
 
 test('built-ins: torchvision/timm parameter names and counts; resnet18 and a 2-block ViT train', async () => {
   const r18 = await loadModel('resnet18@32');
-  assert.equal([...r18.params.values()].filter((p) => p.trainable).reduce((n, p) => n + p.tensor.numel, 0), 11689512, 'torchvision resnet18 parameter count');
+  assert.equal(
+    [...r18.params.values()].filter((p) => p.trainable).reduce((n, p) => n + p.tensor.numel, 0),
+    11689512,
+    'torchvision resnet18 parameter count',
+  );
   assert.ok(r18.params.has('layer2.0.downsample.0.weight') && r18.params.get('fc.weight')!.role === 'head');
   const [b0, b1] = trainSteps(r18, 32, 0.05);
   assert.ok(b1 < b0, `resnet18 loss ${b0} → ${b1}`);
   disposeGraph(r18);
   const r50 = await loadModel('resnet50@32');
-  assert.equal(trainableParams(r50).reduce((n, p) => n + p.tensor.numel, 0), 25557032, 'torchvision resnet50 parameter count');
+  assert.equal(
+    trainableParams(r50).reduce((n, p) => n + p.tensor.numel, 0),
+    25557032,
+    'torchvision resnet50 parameter count',
+  );
   disposeGraph(r50);
   const vt = await loadModel('vit_tiny@32');
-  assert.equal(trainableParams(vt).reduce((n, p) => n + p.tensor.numel, 0) + (197 - 5) * 192, 5717416, 'timm vit_tiny count (pos_embed sized for 32 px)');
-  assert.ok(vt.params.get('blocks.0.attn.qkv.weight')!.prunable && !vt.params.get('pos_embed')!.prunable && !vt.params.get('head.weight')!.prunable);
+  assert.equal(
+    trainableParams(vt).reduce((n, p) => n + p.tensor.numel, 0) + (197 - 5) * 192,
+    5717416,
+    'timm vit_tiny count (pos_embed sized for 32 px)',
+  );
+  assert.ok(
+    vt.params.get('blocks.0.attn.qkv.weight')!.prunable &&
+      !vt.params.get('pos_embed')!.prunable &&
+      !vt.params.get('head.weight')!.prunable,
+  );
   disposeGraph(vt);
   const small = buildVit({ variant: 'vit_tiny', size: 32, depth: 2, numClasses: 3 });
   const [v0, v1] = trainSteps(small, 32, 0.05);

@@ -24,7 +24,10 @@ const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch, torchvision
 function reference(arch: string, size: number): { dir: string; x: Float32Array; y: Float32Array } {
   const dir = mkdtempSync(join(tmpdir(), `tapir-torch-${arch}-`));
   execFileSync('/usr/bin/python3', [SCRIPT, dir, arch, String(size)], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const f32 = (f: string) => { const b = readFileSync(join(dir, f)); return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); };
+  const f32 = (f: string) => {
+    const b = readFileSync(join(dir, f));
+    return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  };
   return { dir, x: f32('x.f32'), y: f32('y.f32') };
 }
 
@@ -37,20 +40,28 @@ function compare(g: Graph, x: Float32Array, y: Float32Array, size: number): void
   });
 }
 
-test('resnet18 with a torchvision state dict matches torchvision at 64 px', { skip: !hasTorch && 'no python3-torch' }, async () => {
-  const r = reference('resnet18', 64);
-  const g = await loadModel('resnet18@64', { weights: join(r.dir, 'weights.safetensors') });
-  compare(g, r.x, r.y, 64);
-  disposeGraph(g);
-  rmSync(r.dir, { recursive: true });
-});
+test(
+  'resnet18 with a torchvision state dict matches torchvision at 64 px',
+  { skip: !hasTorch && 'no python3-torch' },
+  async () => {
+    const r = reference('resnet18', 64);
+    const g = await loadModel('resnet18@64', { weights: join(r.dir, 'weights.safetensors') });
+    compare(g, r.x, r.y, 64);
+    disposeGraph(g);
+    rmSync(r.dir, { recursive: true });
+  },
+);
 
-test('a 2-block vit_tiny with timm names matches the timm layout written in torch at 32 px', { skip: !hasTorch && 'no python3-torch' }, async () => {
-  const r = reference('vit', 32);
-  const g = buildVit({ variant: 'vit_tiny', size: 32, depth: 2 });
-  const res = await loadStateDict(g, join(r.dir, 'weights.safetensors'));
-  assert.deepEqual(res.missing, []);
-  compare(g, r.x, r.y, 32);
-  disposeGraph(g);
-  rmSync(r.dir, { recursive: true });
-});
+test(
+  'a 2-block vit_tiny with timm names matches the timm layout written in torch at 32 px',
+  { skip: !hasTorch && 'no python3-torch' },
+  async () => {
+    const r = reference('vit', 32);
+    const g = buildVit({ variant: 'vit_tiny', size: 32, depth: 2 });
+    const res = await loadStateDict(g, join(r.dir, 'weights.safetensors'));
+    assert.deepEqual(res.missing, []);
+    compare(g, r.x, r.y, 32);
+    disposeGraph(g);
+    rmSync(r.dir, { recursive: true });
+  },
+);

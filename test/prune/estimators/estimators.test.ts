@@ -28,7 +28,12 @@ for (const cn of CASE_NAMES)
       scope(() => {
         const ns = names(c.graph);
         const got = ESTIMATORS.ggn.diag(c.graph, c.batches, { loss });
-        expectClose(flat(got.diag, ns), exactGgnDiag(c.graph, c.batches, loss, ns), { rtol: 1e-9, atol: 1e-14 }, `ggn ${cn}/${loss}`);
+        expectClose(
+          flat(got.diag, ns),
+          exactGgnDiag(c.graph, c.batches, loss, ns),
+          { rtol: 1e-9, atol: 1e-14 },
+          `ggn ${cn}/${loss}`,
+        );
         assert.equal(got.info.backwardPasses, c.batches.length * c.classes);
       });
       disposeCase(c);
@@ -46,11 +51,17 @@ test('masked weights: fisher and ggn give 0 on pruned entries and match the mask
     for (const loss of LOSS_CASES) {
       const f = ESTIMATORS.fisher.diag(c.graph, c.batches, { loss });
       const per = perSampleGrads(c.graph, c.batches, loss, ns);
-      expectClose(flat(f.diag, ns), per[0]!.map((_, p) => per.reduce((a, gn) => a + gn[p]! ** 2, 0) / per.length), { rtol: 1e-9, atol: 1e-14 });
+      expectClose(
+        flat(f.diag, ns),
+        per[0]!.map((_, p) => per.reduce((a, gn) => a + gn[p]! ** 2, 0) / per.length),
+        { rtol: 1e-9, atol: 1e-14 },
+      );
       const gg = ESTIMATORS.ggn.diag(c.graph, c.batches, { loss });
       expectClose(flat(gg.diag, ns), exactGgnDiag(c.graph, c.batches, loss, ns), { rtol: 1e-9, atol: 1e-14 });
       const masks = ns.flatMap((n) => c.graph.masks.get(n)!.toArray());
-      flat(f.diag, ns).forEach((v, i) => { if (masks[i] === 0) assert.equal(v, 0); });
+      flat(f.diag, ns).forEach((v, i) => {
+        if (masks[i] === 0) assert.equal(v, 0);
+      });
     }
   });
   disposeCase(c);
@@ -64,7 +75,12 @@ test('ggn Monte-Carlo is unbiased: the mean of many seeds approaches the exact g
       const exact = flat(ESTIMATORS.ggn.diag(c.graph, c.batches, { loss }).diag, ns);
       const S = 150;
       const acc = new Array<number>(exact.length).fill(0);
-      for (let s = 0; s < S; s++) scope(() => flat(ESTIMATORS.ggn.diag(c.graph, c.batches, { loss, ggn: 'mc', seed: s }).diag, ns).forEach((v, i) => { acc[i]! += v / S; }));
+      for (let s = 0; s < S; s++)
+        scope(() =>
+          flat(ESTIMATORS.ggn.diag(c.graph, c.batches, { loss, ggn: 'mc', seed: s }).diag, ns).forEach((v, i) => {
+            acc[i]! += v / S;
+          }),
+        );
       const scale = Math.max(...exact);
       const err = Math.max(...acc.map((v, i) => Math.abs(v - exact[i]!))) / scale;
       assert.ok(err < 0.2, `${loss}: MC mean deviates by ${err} of the largest entry`);
@@ -86,22 +102,34 @@ test('hutchinson converges to the exact Hessian diagonal with error ~ 1/√probe
       const rms = (K: number) => {
         let s = 0;
         const seeds = 3;
-        for (let seed = 0; seed < seeds; seed++) scope(() => {
-          const est = flat(ESTIMATORS.hutchinson.diag(c.graph, c.batches, { loss, probes: K, seed: 100 * K + seed }).diag, ns);
-          s += est.reduce((a, v, i) => a + (v - exact[i]!) ** 2, 0);
-        });
+        for (let seed = 0; seed < seeds; seed++)
+          scope(() => {
+            const est = flat(
+              ESTIMATORS.hutchinson.diag(c.graph, c.batches, { loss, probes: K, seed: 100 * K + seed }).diag,
+              ns,
+            );
+            s += est.reduce((a, v, i) => a + (v - exact[i]!) ** 2, 0);
+          });
         return Math.sqrt(s / seeds);
       };
       const Ks = [4, 16, 64];
       const errs = Ks.map(rms);
       const slope = Math.log(errs[2]! / errs[0]!) / Math.log(Ks[2]! / Ks[0]!);
-      assert.ok(slope < -0.3 && slope > -0.75, `${loss}: error ∝ probes^${slope.toFixed(2)} (errors ${errs.map((e) => e.toExponential(2)).join(', ')})`);
+      assert.ok(
+        slope < -0.3 && slope > -0.75,
+        `${loss}: error ∝ probes^${slope.toFixed(2)} (errors ${errs.map((e) => e.toExponential(2)).join(', ')})`,
+      );
       // The variance of one probe's entry i is exactly Σ_{j≠i} H_ij²: stderr² · K must estimate it.
       const K = 96;
       const r = ESTIMATORS.hutchinson.diag(c.graph, c.batches, { loss, probes: K, seed: 3 });
       const se = flat(r.stderr!, ns);
       const trueVar = H.map((row, i) => row.reduce((a, h, j) => (j === i ? a : a + h * h), 0));
-      se.forEach((s, i) => assert.ok(Math.abs(s * s * K - trueVar[i]!) <= 0.5 * trueVar[i]! + 1e-12, `${loss}: variance of entry ${i}: ${s * s * K} vs ${trueVar[i]}`));
+      se.forEach((s, i) =>
+        assert.ok(
+          Math.abs(s * s * K - trueVar[i]!) <= 0.5 * trueVar[i]! + 1e-12,
+          `${loss}: variance of entry ${i}: ${s * s * K} vs ${trueVar[i]}`,
+        ),
+      );
       const z = flat(r.diag, ns).map((v, i) => Math.abs(v - exact[i]!) / Math.max(se[i]!, 1e-15));
       assert.ok(z.filter((v) => v > 3.5).length <= 1, `${loss}: estimates within 3.5 stderr of the exact diagonal`);
     }
@@ -110,7 +138,10 @@ test('hutchinson converges to the exact Hessian diagonal with error ~ 1/√probe
 });
 
 test('hutchinson on a depthwise conv and attention agrees with the exact diagonal', () => {
-  for (const [cn, p] of [['depthwise', 'dw.weight'], ['attention', 'q.weight']] as const) {
+  for (const [cn, p] of [
+    ['depthwise', 'dw.weight'],
+    ['attention', 'q.weight'],
+  ] as const) {
     const c = makeCase(cn, { sizes: [4] });
     scope(() => {
       const ns = [p];
@@ -118,7 +149,10 @@ test('hutchinson on a depthwise conv and attention agrees with the exact diagona
       const r = ESTIMATORS.hutchinson.diag(c.graph, c.batches, { loss: 'ce', probes: 32, seed: 1, params: ns });
       const se = flat(r.stderr!, ns);
       const z = flat(r.diag, ns).map((v, i) => Math.abs(v - H[i]![i]!) / Math.max(se[i]!, 1e-15));
-      assert.ok(z.filter((v) => v > 4).length <= Math.ceil(0.01 * z.length), `${cn}: ${z.filter((v) => v > 4).length} entries beyond 4 stderr`);
+      assert.ok(
+        z.filter((v) => v > 4).length <= Math.ceil(0.01 * z.length),
+        `${cn}: ${z.filter((v) => v > 4).length} entries beyond 4 stderr`,
+      );
     });
     disposeCase(c);
   }
@@ -137,7 +171,7 @@ test('same seed ⇒ identical stochastic estimates; the live-tensor count stays 
   });
   for (const name of ['fisher', 'ggn', 'hutchinson'] as const) {
     const before = liveTensors();
-    disposeAll(scope(() => ESTIMATORS[name].diag(c.graph, c.batches, { loss: "ce", probes: 2 })));
+    disposeAll(scope(() => ESTIMATORS[name].diag(c.graph, c.batches, { loss: 'ce', probes: 2 })));
     assert.equal(liveTensors(), before, `${name} leaks no tensor`);
   }
   disposeCase(c);
@@ -145,9 +179,18 @@ test('same seed ⇒ identical stochastic estimates; the live-tensor count stays 
 
 test('train mode with BatchNorm is refused unless opted in; per-sample estimators refuse it always', () => {
   const c = makeCase('conv-bn');
-  assert.throws(() => ESTIMATORS.fisher.diag(c.graph, c.batches, { loss: 'ce', mode: 'train' }), NondeterministicGraphError);
-  assert.throws(() => ESTIMATORS.hutchinson.diag(c.graph, c.batches, { loss: 'ce', mode: 'train' }), NondeterministicGraphError);
-  assert.throws(() => ESTIMATORS.ggn.diag(c.graph, c.batches, { loss: 'ce', mode: 'train', allowTrainMode: true }), NondeterministicGraphError);
+  assert.throws(
+    () => ESTIMATORS.fisher.diag(c.graph, c.batches, { loss: 'ce', mode: 'train' }),
+    NondeterministicGraphError,
+  );
+  assert.throws(
+    () => ESTIMATORS.hutchinson.diag(c.graph, c.batches, { loss: 'ce', mode: 'train' }),
+    NondeterministicGraphError,
+  );
+  assert.throws(
+    () => ESTIMATORS.ggn.diag(c.graph, c.batches, { loss: 'ce', mode: 'train', allowTrainMode: true }),
+    NondeterministicGraphError,
+  );
   assert.throws(() => ESTIMATORS.fisher.diag(c.graph, c.batches, { loss: 'ce', mode: 'eval' }), /records no gradients/);
   disposeCase(c);
 });

@@ -5,7 +5,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { linalg, liveTensors, manualSeed, nn, noGrad, randn, scope, tensor, zeros, type Tensor } from '../../../src/engine/index.js';
+import {
+  linalg,
+  liveTensors,
+  manualSeed,
+  nn,
+  noGrad,
+  randn,
+  scope,
+  tensor,
+  zeros,
+  type Tensor,
+} from '../../../src/engine/index.js';
 import { GraphBuilder, forward, type Graph } from '../../../src/graph/index.js';
 import { allocate, denseCopy, layerErrors, layersOf, prune, SCORES } from '../../../src/prune/index.js';
 import { disposeCase, makeCase } from '../../cases/index.js';
@@ -22,7 +33,13 @@ function twoLayer(seed: number): { g: Graph; x: Tensor } {
   b.param('fc2.weight', randn([5, 6], f64).mul(0.5), 'weight');
   const h = b.op('tanh', [b.op('linear', ['x', 'fc1.weight'], {}, 'fc1')]);
   const f = b.op('linear', [h, 'fc2.weight'], {}, 'fc2');
-  const g = b.build({ name: 'two', inputs: [{ name: 'x', shape: [null, 4] }], outputs: [f], featureTap: f, preprocessing: { size: [2, 2], range: [0, 1] } });
+  const g = b.build({
+    name: 'two',
+    inputs: [{ name: 'x', shape: [null, 4] }],
+    outputs: [f],
+    featureTap: f,
+    preprocessing: { size: [2, 2], range: [0, 1] },
+  });
   return { g, x: randn([40, 4], f64) };
 }
 
@@ -37,79 +54,150 @@ function lsRows(target: Tensor, A: Tensor, mask: number[], R: number, d: number)
     const t = target.narrow(0, r, 1);
     const v = arr(linalg.solve(As.matmul(As.t()), As.matmul(t.t())).reshape([-1]));
     const row = new Array<number>(d).fill(0);
-    keep.forEach((j, i) => { row[j] = v[i]!; });
+    keep.forEach((j, i) => {
+      row[j] = v[i]!;
+    });
     out.push(...row);
   }
   return out;
 }
 
-test('dense-output on a 2-layer net equals the closed-form least squares of each layer (one block, no damping)', () => scope(() => {
-  const { g, x } = twoLayer(3);
-  const dense = denseCopy(g);
-  prune(g, { score: 'sparsegpt', sparsity: 0.5, allocation: { kind: 'layerwise' }, batches: [{ x, y: zeros([40], { dtype: 'int64' }) }], reconstruct: { target: 'dense-output', blockSize: 64, damping: 0 } });
-  noGrad(() => {
-    const w1d = dense.params.get('fc1.weight')!.tensor;
-    const w2d = dense.params.get('fc2.weight')!.tensor;
-    const m1 = arr(g.masks.get('fc1.weight')!);
-    const m2 = arr(g.masks.get('fc2.weight')!);
-    assert.equal(m1.filter((v) => v === 0).length, 12);
-    assert.equal(m2.filter((v) => v === 0).length, 15);
-    // Layer 1: input x on both sides, target W1 x.
-    const xt = x.t();
-    expectClose(g.params.get('fc1.weight')!.tensor, lsRows(w1d.matmul(xt), xt, m1, 6, 4), { rtol: 1e-7, atol: 1e-9 }, 'fc1');
-    // Layer 2: dense input tanh(W1 x), pruned input tanh(Ŵ1 x), target W2 tanh(W1 x).
-    const hd = nn.tanh(w1d.matmul(xt));
-    const hp = nn.tanh(g.params.get('fc1.weight')!.tensor.mul(g.masks.get('fc1.weight')!).matmul(xt));
-    expectClose(g.params.get('fc2.weight')!.tensor, lsRows(w2d.matmul(hd), hp, m2, 5, 6), { rtol: 1e-7, atol: 1e-9 }, 'fc2');
-  });
-}));
+test('dense-output on a 2-layer net equals the closed-form least squares of each layer (one block, no damping)', () =>
+  scope(() => {
+    const { g, x } = twoLayer(3);
+    const dense = denseCopy(g);
+    prune(g, {
+      score: 'sparsegpt',
+      sparsity: 0.5,
+      allocation: { kind: 'layerwise' },
+      batches: [{ x, y: zeros([40], { dtype: 'int64' }) }],
+      reconstruct: { target: 'dense-output', blockSize: 64, damping: 0 },
+    });
+    noGrad(() => {
+      const w1d = dense.params.get('fc1.weight')!.tensor;
+      const w2d = dense.params.get('fc2.weight')!.tensor;
+      const m1 = arr(g.masks.get('fc1.weight')!);
+      const m2 = arr(g.masks.get('fc2.weight')!);
+      assert.equal(m1.filter((v) => v === 0).length, 12);
+      assert.equal(m2.filter((v) => v === 0).length, 15);
+      // Layer 1: input x on both sides, target W1 x.
+      const xt = x.t();
+      expectClose(
+        g.params.get('fc1.weight')!.tensor,
+        lsRows(w1d.matmul(xt), xt, m1, 6, 4),
+        { rtol: 1e-7, atol: 1e-9 },
+        'fc1',
+      );
+      // Layer 2: dense input tanh(W1 x), pruned input tanh(Ŵ1 x), target W2 tanh(W1 x).
+      const hd = nn.tanh(w1d.matmul(xt));
+      const hp = nn.tanh(g.params.get('fc1.weight')!.tensor.mul(g.masks.get('fc1.weight')!).matmul(xt));
+      expectClose(
+        g.params.get('fc2.weight')!.tensor,
+        lsRows(w2d.matmul(hd), hp, m2, 5, 6),
+        { rtol: 1e-7, atol: 1e-9 },
+        'fc2',
+      );
+    });
+  }));
 
-test('dense-weights keeps W X_p: the second layer is least squares toward its own dense weights on pruned inputs', () => scope(() => {
-  const { g, x } = twoLayer(4);
-  const dense = denseCopy(g);
-  const r = prune(g, { score: 'sparsegpt', sparsity: 0.5, allocation: { kind: 'layerwise' }, batches: [{ x, y: zeros([40], { dtype: 'int64' }) }], reconstruct: { blockSize: 64, damping: 0 } });
-  assert.equal((r.scoreInfo as { target: string }).target, 'dense-weights');
-  noGrad(() => {
-    const xt = x.t();
-    const hp = nn.tanh(g.params.get('fc1.weight')!.tensor.mul(g.masks.get('fc1.weight')!).matmul(xt));
-    const w2d = dense.params.get('fc2.weight')!.tensor;
-    expectClose(g.params.get('fc2.weight')!.tensor, lsRows(w2d.matmul(hp), hp, arr(g.masks.get('fc2.weight')!), 5, 6), { rtol: 1e-7, atol: 1e-9 }, 'fc2');
-  });
-  // Reported per layer: the reconstruction lowered each layer's own error below masking alone.
-  const layers = (r.reconstruction as { layers: { maskedError: number; reconstructedError: number }[] }).layers;
-  assert.equal(layers.length, 2);
-  for (const l of layers) assert.ok(l.reconstructedError <= l.maskedError);
-  assert.equal(r.layerErrors!.length, 2);
-}));
+test('dense-weights keeps W X_p: the second layer is least squares toward its own dense weights on pruned inputs', () =>
+  scope(() => {
+    const { g, x } = twoLayer(4);
+    const dense = denseCopy(g);
+    const r = prune(g, {
+      score: 'sparsegpt',
+      sparsity: 0.5,
+      allocation: { kind: 'layerwise' },
+      batches: [{ x, y: zeros([40], { dtype: 'int64' }) }],
+      reconstruct: { blockSize: 64, damping: 0 },
+    });
+    assert.equal((r.scoreInfo as { target: string }).target, 'dense-weights');
+    noGrad(() => {
+      const xt = x.t();
+      const hp = nn.tanh(g.params.get('fc1.weight')!.tensor.mul(g.masks.get('fc1.weight')!).matmul(xt));
+      const w2d = dense.params.get('fc2.weight')!.tensor;
+      expectClose(
+        g.params.get('fc2.weight')!.tensor,
+        lsRows(w2d.matmul(hp), hp, arr(g.masks.get('fc2.weight')!), 5, 6),
+        { rtol: 1e-7, atol: 1e-9 },
+        'fc2',
+      );
+    });
+    // Reported per layer: the reconstruction lowered each layer's own error below masking alone.
+    const layers = (r.reconstruction as { layers: { maskedError: number; reconstructedError: number }[] }).layers;
+    assert.equal(layers.length, 2);
+    for (const l of layers) assert.ok(l.reconstructedError <= l.maskedError);
+    assert.equal(r.layerErrors!.length, 2);
+  }));
 
-test('wanda: |W| · ‖X_j‖₂ on a hand-computed case', () => scope(() => {
-  const b = new GraphBuilder();
-  b.param('fc.weight', tensor([[1, -2, 3], [0.5, 0, -1]], null, f64), 'weight');
-  const f = b.op('linear', ['x', 'fc.weight'], {}, 'fc');
-  const g = b.build({ name: 'w', inputs: [{ name: 'x', shape: [null, 3] }], outputs: [f], featureTap: f, preprocessing: { size: [1, 1], range: [0, 1] } });
-  // Columns: ‖(1, 3)‖ = √10, ‖(0, 4)‖ = 4, ‖(2, 0)‖ = 2.
-  const batches = [{ x: tensor([[1, 0, 2]], null, f64), y: tensor([0], null) }, { x: tensor([[3, 4, 0]], null, f64), y: tensor([0], null) }];
-  const r = SCORES.wanda.score({ graph: g, batches, params: ['fc.weight'], loss: 'mse', seed: 0 });
-  const s10 = Math.sqrt(10);
-  expectClose(r.scores.get('fc.weight')!, [s10, 8, 6, 0.5 * s10, 0, 2], { rtol: 1e-12 });
-  // Per row (Wanda's comparison group) at 50%, 3 of 6 kept: row 0 keeps 2 (8 and 6), row 1 keeps 1 (2).
-  const a = allocate(r.scores, { sparsity: 0.5, allocation: { kind: 'rowwise' } });
-  assert.deepEqual(arr(a.masks.get('fc.weight')!), [0, 1, 1, 0, 0, 1]);
-}));
+test('wanda: |W| · ‖X_j‖₂ on a hand-computed case', () =>
+  scope(() => {
+    const b = new GraphBuilder();
+    b.param(
+      'fc.weight',
+      tensor(
+        [
+          [1, -2, 3],
+          [0.5, 0, -1],
+        ],
+        null,
+        f64,
+      ),
+      'weight',
+    );
+    const f = b.op('linear', ['x', 'fc.weight'], {}, 'fc');
+    const g = b.build({
+      name: 'w',
+      inputs: [{ name: 'x', shape: [null, 3] }],
+      outputs: [f],
+      featureTap: f,
+      preprocessing: { size: [1, 1], range: [0, 1] },
+    });
+    // Columns: ‖(1, 3)‖ = √10, ‖(0, 4)‖ = 4, ‖(2, 0)‖ = 2.
+    const batches = [
+      { x: tensor([[1, 0, 2]], null, f64), y: tensor([0], null) },
+      { x: tensor([[3, 4, 0]], null, f64), y: tensor([0], null) },
+    ];
+    const r = SCORES.wanda.score({ graph: g, batches, params: ['fc.weight'], loss: 'mse', seed: 0 });
+    const s10 = Math.sqrt(10);
+    expectClose(r.scores.get('fc.weight')!, [s10, 8, 6, 0.5 * s10, 0, 2], { rtol: 1e-12 });
+    // Per row (Wanda's comparison group) at 50%, 3 of 6 kept: row 0 keeps 2 (8 and 6), row 1 keeps 1 (2).
+    const a = allocate(r.scores, { sparsity: 0.5, allocation: { kind: 'rowwise' } });
+    assert.deepEqual(arr(a.masks.get('fc.weight')!), [0, 1, 1, 0, 0, 1]);
+  }));
 
-test('wanda on a conv: the unfolded input column norms (padding, stride, depthwise groups)', () => scope(() => {
-  const c = makeCase('depthwise', { sizes: [3, 2] });
-  const r = SCORES.wanda.score({ graph: c.graph, batches: c.batches, params: ['dw.weight', 'pw.weight'], loss: 'mse', seed: 0 });
-  // pw is 1×1: column j's norm is the norm of input channel j over every image and pixel.
-  const h = scope(() => {
-    const xs = c.batches.map((bt) => forward(c.graph, bt.x, { mode: 'eval', taps: [c.graph.nodes.find((n) => n.name === 'pw')!.inputs[0]!], outputs: [] }).taps.values().next().value!);
-    return xs.map((t) => t.square().sum([0, 2, 3])).reduce((a, bb) => a.add(bb)).sqrt();
-  });
-  const pw = c.graph.params.get('pw.weight')!.tensor.reshape([4, 3]);
-  expectClose(r.scores.get('pw.weight')!.reshape([4, 3]), pw.abs().mul(h.unsqueeze(0)), { rtol: 1e-10 });
-  assert.deepEqual(r.scores.get('dw.weight')!.shape, [3, 1, 3, 3]);
-  disposeCase(c);
-}));
+test('wanda on a conv: the unfolded input column norms (padding, stride, depthwise groups)', () =>
+  scope(() => {
+    const c = makeCase('depthwise', { sizes: [3, 2] });
+    const r = SCORES.wanda.score({
+      graph: c.graph,
+      batches: c.batches,
+      params: ['dw.weight', 'pw.weight'],
+      loss: 'mse',
+      seed: 0,
+    });
+    // pw is 1×1: column j's norm is the norm of input channel j over every image and pixel.
+    const h = scope(() => {
+      const xs = c.batches.map(
+        (bt) =>
+          forward(c.graph, bt.x, {
+            mode: 'eval',
+            taps: [c.graph.nodes.find((n) => n.name === 'pw')!.inputs[0]!],
+            outputs: [],
+          })
+            .taps.values()
+            .next().value!,
+      );
+      return xs
+        .map((t) => t.square().sum([0, 2, 3]))
+        .reduce((a, bb) => a.add(bb))
+        .sqrt();
+    });
+    const pw = c.graph.params.get('pw.weight')!.tensor.reshape([4, 3]);
+    expectClose(r.scores.get('pw.weight')!.reshape([4, 3]), pw.abs().mul(h.unsqueeze(0)), { rtol: 1e-10 });
+    assert.deepEqual(r.scores.get('dw.weight')!.shape, [3, 1, 3, 3]);
+    disposeCase(c);
+  }));
 
 test('N:M and rowwise masks are exact for every score, sparsegpt included; N:M needs sparsity 1 − N/M', () => {
   for (const score of ['magnitude', 'random', 'wanda', 'sparsegpt'] as const) {
@@ -122,7 +210,11 @@ test('N:M and rowwise masks are exact for every score, sparsegpt included; N:M n
       for (let i = 0; i < rows; i++)
         for (let j = 0; j < cols; j += 4) {
           const grp = v.slice(i * cols + j, i * cols + Math.min(j + 4, cols));
-          assert.equal(grp.reduce((a, b) => a + b, 0), Math.min(2, grp.length), `${score} ${name} row ${i} group ${j}`);
+          assert.equal(
+            grp.reduce((a, b) => a + b, 0),
+            Math.min(2, grp.length),
+            `${score} ${name} row ${i} group ${j}`,
+          );
         }
     }
     assert.ok(r.tensors.every((t) => t.kept === arr(c.graph.masks.get(t.name)!).reduce((a, b) => a + b, 0)));
@@ -139,18 +231,31 @@ test('N:M and rowwise masks are exact for every score, sparsegpt included; N:M n
     disposeCase(c2);
   }
   const c = makeCase('mlp');
-  assert.throws(() => prune(c.graph, { score: 'magnitude', sparsity: 0.7, allocation: { kind: 'nm', n: 2, m: 4 } }), /2:4 prunes 0.5 of the weights, not 0.7/);
+  assert.throws(
+    () => prune(c.graph, { score: 'magnitude', sparsity: 0.7, allocation: { kind: 'nm', n: 2, m: 4 } }),
+    /2:4 prunes 0.5 of the weights, not 0.7/,
+  );
   disposeCase(c);
 });
 
 test('sparsegpt: deterministic, pruned weights exactly 0, needs calibration images; layer errors 0 for an unpruned copy; no leak', () => {
   const run = () => {
     const c = makeCase('depthwise', { sizes: [4, 3] });
-    const r = prune(c.graph, { score: 'sparsegpt', sparsity: 0.6, batches: c.batches, reconstruct: { target: 'dense-output', blockSize: 4 } });
-    const out = [...c.graph.params.values()].filter((p) => p.prunable).flatMap((p) => [...arr(p.tensor), ...arr(c.graph.masks.get(p.name)!)]);
+    const r = prune(c.graph, {
+      score: 'sparsegpt',
+      sparsity: 0.6,
+      batches: c.batches,
+      reconstruct: { target: 'dense-output', blockSize: 4 },
+    });
+    const out = [...c.graph.params.values()]
+      .filter((p) => p.prunable)
+      .flatMap((p) => [...arr(p.tensor), ...arr(c.graph.masks.get(p.name)!)]);
     for (const p of c.graph.params.values()) {
       const m = c.graph.masks.get(p.name);
-      if (m) arr(p.tensor).forEach((v, i) => { if (arr(m)[i] === 0) assert.ok(v === 0); });
+      if (m)
+        arr(p.tensor).forEach((v, i) => {
+          if (arr(m)[i] === 0) assert.ok(v === 0);
+        });
     }
     assert.equal(r.keptParameters, Math.round(0.4 * r.prunableParameters));
     disposeCase(c);
@@ -161,7 +266,10 @@ test('sparsegpt: deterministic, pruned weights exactly 0, needs calibration imag
   assert.throws(() => prune(c.graph, { score: 'sparsegpt', sparsity: 0.5 }), /calibration set is empty/);
   const copy = denseCopy(c.graph);
   const layers = layersOf(c.graph, ['conv1.weight', 'conv2.weight', 'fc.weight'], 'test', { skipUnsupported: true });
-  assert.deepEqual(layerErrors(c.graph, copy, c.batches, layers).map((e) => e.relError), [0, 0, 0]);
+  assert.deepEqual(
+    layerErrors(c.graph, copy, c.batches, layers).map((e) => e.relError),
+    [0, 0, 0],
+  );
   // The first call installs the graph's masks (3 tensors it keeps); later calls replace them.
   prune(c.graph, { score: 'sparsegpt', sparsity: 0.5, batches: c.batches, bn: 'match-dense' });
   const before = liveTensors();
