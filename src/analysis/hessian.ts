@@ -73,7 +73,8 @@ export function hessianOperator(
   const bad = nondeterministicNode(g, mode);
   if (bad)
     throw new NondeterministicGraphError(
-      `hessianOperator: node '${bad.node}' (${bad.op}) makes the loss random or batch-dependent in mode '${mode}', so every Hessian-vector product would see a different matrix`,
+      `hessianOperator: node '${bad.node}' (${bad.op}) makes the loss random or batch-dependent in mode '${mode}', so every Hessian-vector product ` +
+        `would see a different matrix`,
       { node: bad.node, op: bad.op, mode },
       "use mode 'eval-bn' (batch norm with running statistics, dropout off)",
     );

@@ -124,7 +124,9 @@ export async function writeClassFile(
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOTDIR' || code === 'EEXIST' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS')
       throw new DataError(
-        `cannot write the image cache under ${cacheRoot()} (${code}: ${code === 'ENOTDIR' || code === 'EEXIST' ? 'a path component is a file' : 'not writable'})`,
+        `cannot write the image cache under ${cacheRoot()} (${code}: ${
+          code === 'ENOTDIR' || code === 'EEXIST' ? 'a path component is a file' : 'not ' + 'writable'
+        })`,
         {
           context: { cache: cacheRoot(), TAPIR_CACHE: process.env.TAPIR_CACHE ?? null },
           fix: 'set TAPIR_CACHE to a writable directory (default ~/.cache/tapir)',

@@ -92,7 +92,10 @@ export const ASSETS = {
       return !existsSync(extracted) && existsSync(system) ? system : extracted;
     },
     get install(): string {
-      return `tapir data prepare digits   (it runs: cd "$(mktemp -d)" && apt-get download python3-sklearn && dpkg-deb -x python3-sklearn_*.deb ${join(assetsRoot(), 'python3-sklearn')})`;
+      return (
+        `tapir data prepare digits   (it runs: cd "$(mktemp -d)" && apt-get download python3-sklearn && dpkg-deb -x python3-sklearn_*.deb ` +
+        `${join(assetsRoot(), 'python3-sklearn')})`
+      );
     },
   },
 } as const;

@@ -57,7 +57,8 @@ export async function openTask(id: string, o: TaskOptions = {}): Promise<Task> {
   const classIndices = resolveClasses(id, selection, ds.classes);
   if (classIndices.length < 2) {
     throw new DataError(
-      `task '${id}' has ${classIndices.length} class${classIndices.length === 1 ? ` ('${ds.classes[classIndices[0]!]}')` : 'es'}; a classification task needs at least 2`,
+      `task '${id}' has ${classIndices.length} class${classIndices.length === 1 ? ` ('${ds.classes[classIndices[0]!]}')` : 'es'}; a classification ` +
+        `task needs at least 2`,
       {
         context: { task: id, classes: classIndices.map((c) => ds.classes[c]) },
         fix: `select two or more classes, e.g. ${dsName}[0-1]`,

@@ -24,7 +24,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o:
   const groups = o.groups ?? 1;
   if (x.shape[1] !== weight.shape[1]! * groups)
     throw new ShapeError(
-      `conv2d: input [${x.shape.join(', ')}] has ${x.shape[1]} channels but weight [${weight.shape.join(', ')}] with groups=${groups} expects ${weight.shape[1]! * groups}`,
+      `conv2d: input [${x.shape.join(', ')}] has ${x.shape[1]} channels but weight [${weight.shape.join(', ')}] with groups=${groups} expects ` +
+        `${weight.shape[1]! * groups}`,
     );
   return new Tensor(
     native.conv2d(

@@ -110,7 +110,9 @@ export async function loadMaskFile(
   if (absent.length > 0)
     throw new MaskFileError(
       path,
-      `the file lists ${Object.keys(shapes).length} masked tensors but lacks ${absent.length} of them (${absent.slice(0, 3).join(', ')}${absent.length > 3 ? ', …' : ''}): it is truncated or was edited`,
+      `the file lists ${Object.keys(shapes).length} masked tensors but lacks ${absent.length} of them (${absent
+        .slice(0, 3)
+        .join(', ' + '')}${absent.length > 3 ? ', …' : ''}): it is truncated or was edited`,
       { missing: absent },
       're-run the pruning that wrote it',
     );

@@ -119,7 +119,8 @@ export function allocate(scores: ParamMap, o: AllocateOptions): AllocationResult
   const reserved = reserve.reduce((a, b) => a + b, 0);
   if (reserved > target)
     throw new AllocationError(
-      `minDensity ${minDensity} keeps at least ${reserved} weights (${((100 * reserved) / total).toFixed(1)} %), more than the ${target} (${((100 * target) / total).toFixed(1)} %) that sparsity ${o.sparsity} keeps`,
+      `minDensity ${minDensity} keeps at least ${reserved} weights (${((100 * reserved) / total).toFixed(1)} %), more than the ` +
+        `${target} (${((100 * target) / total).toFixed(1)} %) that sparsity ${o.sparsity} keeps`,
       { minDensity, sparsity: o.sparsity },
       `lower --min-density below ${+(1 - o.sparsity).toFixed(6)} (1 − sparsity), or lower --sparsity`,
     );

@@ -295,7 +295,8 @@ function pruneWith(
   // Exact counts make the achieved sparsity the asked one up to one weight; anything else must be said.
   if (Math.abs(final.achievedSparsity - o.sparsity) > 1 / final.total)
     warnings.push(
-      `achieved sparsity ${final.achievedSparsity.toFixed(6)} differs from the requested ${o.sparsity} (the allocation's per-tensor limits); check --min-density and --allocation`,
+      `achieved sparsity ${final.achievedSparsity.toFixed(6)} differs from the requested ${o.sparsity} (the allocation's per-tensor limits); check ` +
+        `--min-density and --allocation`,
     );
   final.masks.forEach((m) => m.dispose());
   return {

@@ -192,7 +192,8 @@ export function reportPlots(d: ReportData): Plot[] {
     plots.push({
       title: 'Mask overlap (IoU of kept weights) between scores',
       caption:
-        'Intersection over union of the kept weights of two masks at the same sparsity (1 = identical). Random masks at density k overlap by about k / (2 − k).',
+        'Intersection over union of the kept weights of two masks at the same sparsity (1 = identical). Random masks at density k overlap by about k / ' +
+        '(2 − k).',
       spec: {
         $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
         data: { values: ov.map((o) => ({ a: o.a, b: o.b, iou: o.iou, sparsity: o.sparsity })) },
@@ -285,7 +286,11 @@ export function ablationPlot(a: Ablation): Plot {
   const valueEnc = { field: 'value', type: 'ordinal', title: field, sort: a.values } as const;
   return {
     title: `Ablation: ${field}, held-out retained fraction`,
-    caption: `Mean over held-out tasks of zero-shot accuracy / dense accuracy (solid: dense head; dashed: head refitted on the pruned backbone), other ablation axes at their base value${oneSparsity ? `, at ${Math.round(100 * a.points[0]!.sparsity)}% sparsity` : ''}.${a.excluded.length ? ` Tasks used as calibration data are left out: ${a.excluded.join(', ')}.` : ''}`,
+    caption:
+      `Mean over held-out tasks of zero-shot accuracy / dense accuracy (solid: dense head; dashed: head refitted on the pruned backbone), other ` +
+      `ablation axes at their base value${
+        oneSparsity ? `, at ${Math.round(100 * a.points[0]!.sparsity)}% ` + `sparsity` : ''
+      }.${a.excluded.length ? ` Tasks used as calibration data are left out: ${a.excluded.join(', ')}.` : ''}`,
     spec: {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
       data: { values },

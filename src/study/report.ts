@@ -80,7 +80,8 @@ export function reportTables(d: ReportData): Table[] {
       p(s.heldRefitFt),
     ]),
     note:
-      'zs = zero-shot after pruning (dense head); ft = after masked fine-tuning on the source (source: the trained task head on the source test split; held-out: dense head). Held-out columns: mean of accuracy / dense accuracy.' +
+      'zs = zero-shot after pruning (dense head); ft = after masked fine-tuning on the source (source: the trained task head on the source test split; ' +
+      'held-out: dense head). Held-out columns: mean of accuracy / dense accuracy.' +
       (proto.size
         ? ` This database holds ${proto.size} runs of the study with different settings; "settings" says which each row ran with.`
         : '') +
@@ -164,7 +165,9 @@ export function reportTables(d: ReportData): Table[] {
         mf(x.denseMacs),
         mf(x.sparseMacs),
       ]),
-      note: 'FLOPs = 2 × multiply-accumulates of conv/linear layers for one image at the study resolution; sparse FLOPs scale each layer by its density. Bit-mask: 1 bit per entry of masked tensors + kept values. CSR: 4-byte values and column indices + row pointers.',
+      note:
+        'FLOPs = 2 × multiply-accumulates of conv/linear layers for one image at the study resolution; sparse FLOPs scale each layer by its ' +
+        'density. Bit-mask: 1 bit per entry of masked tensors + kept values. CSR: 4-byte values and column indices + row pointers.',
     });
   }
   if (d.caps.length > 0) {
@@ -238,7 +241,14 @@ export function ablationTable(a: Ablation): Table {
       ...sparsities.map((sp) => p(sp, 0)),
     ],
     rows,
-    note: `Pre-trained weights, no control; other ablation axes at their base value (the first in the config); mean over seeds. Held-out: mean over held-out tasks of zero-shot accuracy / dense accuracy (dense head = fitted on the unpruned model; refit = refitted on the pruned backbone). Source: zero-shot accuracy on the source (dense head).${a.excluded.length ? ` Left out of the held-out mean because cells calibrated on them: ${a.excluded.join(', ')}.` : ''}`,
+    note:
+      `Pre-trained weights, no control; other ablation axes at their base value (the first in the config); mean over seeds. Held-out: mean over ` +
+      `held-out tasks of zero-shot accuracy / dense accuracy (dense head = fitted on the unpruned model; refit = refitted on the pruned backbone). ` +
+      `Source: zero-shot accuracy on the source (dense head).${
+        a.excluded.length
+          ? ` Left out of the held-out mean because cells calibrated on them: ` + `${a.excluded.join(', ')}.`
+          : ''
+      }`,
   };
 }
 
@@ -287,7 +297,8 @@ export async function htmlReport(d: ReportData, o: { title?: string } = {}): Pro
     );
   const body = [
     `<h1>${escapeHtml(title)}</h1>`,
-    `<p>${d.cells.length} cells; studies: ${d.studies.map((s) => `${escapeHtml(s.name)} (protocol ${escapeHtml(s.protocol)})`).join(', ')}. Generated ${escapeHtml(new Date().toISOString())}.</p>`,
+    `<p>${d.cells.length} cells; studies: ${d.studies.map((s) => `${escapeHtml(s.name)} (protocol ${escapeHtml(s.protocol)})`).join(', ')}. Generated ` +
+      `${escapeHtml(new Date().toISOString())}.</p>`,
     htmlTable(tables[0]!),
     ...plots.map(
       (pl, i) =>
@@ -298,8 +309,10 @@ export async function htmlReport(d: ReportData, o: { title?: string } = {}): Pro
     `<h2>Study configs</h2>${d.studies.map((s) => `<pre>${escapeHtml(JSON.stringify(s.config, null, 2))}</pre>`).join('\n')}`,
   ].join('\n');
   const css =
-    'body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}' +
-    'th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}figure{margin:8px 0}figcaption,.note{color:#555;font-size:12px;max-width:900px}pre{background:#f7f7f7;padding:8px;font-size:11px}';
+    'body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid ' +
+    '#ccc;padding:2px 6px;text-align:right;white-space:nowrap}' +
+    'th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}figure{margin:8px ' +
+    '0}figcaption,.note{color:#555;font-size:12px;max-width:900px}pre{background:#f7f7f7;padding:8px;font-size:11px}';
   const html = `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${css}</style></head>\n<body>\n${body}\n</body></html>\n`;
   return { html, plots: plots.length + diagPlots.length };
 }

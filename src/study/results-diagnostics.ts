@@ -119,13 +119,16 @@ export function diagnosticsFindings(s: DiagSummary | null): Finding[] {
       const cmp = (a: number | null, b: number | null) =>
         a === null || b === null ? 'not comparable' : a > b ? 'higher' : a < b ? 'lower' : 'equal';
       sentences.push(
-        `Curvature alignment across tasks is ${cmp(pre.cos, rnd.cos)} for the pre-trained model than for random init: mean cross-task diagonal cosine ${f3(pre.cos)} vs ${f3(rnd.cos)} ` +
-          `(${pre.n} task pairs); Spearman ${f3(pre.sp)} vs ${f3(rnd.sp)} (${cmp(pre.sp, rnd.sp)}); top-k eigen-subspace overlap ${f3(pre.ov)} vs ${f3(rnd.ov)} (${cmp(pre.ov, rnd.ov)}).`,
+        `Curvature alignment across tasks is ${cmp(pre.cos, rnd.cos)} for the pre-trained model than for random init: mean cross-task diagonal cosine ` +
+          `${f3(pre.cos)} vs ${f3(rnd.cos)} ` +
+          `(${pre.n} task pairs); Spearman ${f3(pre.sp)} vs ${f3(rnd.sp)} (${cmp(pre.sp, rnd.sp)}); top-k eigen-subspace overlap ${f3(pre.ov)} vs ` +
+          `${f3(rnd.ov)} (${cmp(pre.ov, rnd.ov)}).`,
       );
     } else {
       for (const x of al)
         sentences.push(
-          `${x.m}: mean cross-task diagonal cosine ${f3(x.cos)}, Spearman ${f3(x.sp)}, eigen-subspace overlap ${f3(x.ov)} (${x.n} task pairs); no random-init control to compare with.`,
+          `${x.m}: mean cross-task diagonal cosine ${f3(x.cos)}, Spearman ${f3(x.sp)}, eigen-subspace overlap ${f3(x.ov)} (${x.n} task pairs); no ` +
+            `random-init control to compare with.`,
         );
     }
     out.push({
@@ -162,7 +165,8 @@ export function diagnosticsFindings(s: DiagSummary | null): Finding[] {
       .sort((a, b) => Number(isRandom(a.m)) - Number(isRandom(b.m)) || a.m.localeCompare(b.m) || a.t - b.t);
     const sentences = [...new Set(groups.map((g) => g.m))].map(
       (m) =>
-        `Second-order prediction of the loss change of the study's masks on ${m} (median relative error |predicted − measured| / |measured| over tasks and scores): ` +
+        `Second-order prediction of the loss change of the study's masks on ${m} (median relative error |predicted − measured| / |measured| over tasks ` +
+        `and scores): ` +
         groups
           .filter((g) => g.m === m)
           .map((g) => `${pct(g.relSecond)} at ${pct(g.t, 0)} sparsity (first order ${pct(g.relFirst)})`)

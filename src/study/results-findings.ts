@@ -233,7 +233,8 @@ export function paperOrder(labels: readonly string[], avg: (l: string) => number
   const holds = ahead.every((x) => x.v > diag.v);
   const best = labels.some((l) => l.includes(' [')) ? ', each score family at its best configuration' : '';
   return (
-    `The paper's order (magnitude and block-Hessian ahead of diagonal Hessian) ${holds ? 'holds' : 'does not hold'} here: mean retained over the grid's sparsities${best}: ` +
+    `The paper's order (magnitude and block-Hessian ahead of diagonal Hessian) ${holds ? 'holds' : 'does not hold'} here: mean retained over the ` +
+    `grid's sparsities${best}: ` +
     `${ahead.map((x) => `${x.l} ${pct(x.v)}`).join(', ')} vs ${diag.l} ${pct(diag.v)}.`
   );
 }
@@ -261,7 +262,8 @@ export function p2Finding(d: ReportData, t: Thresholds): Finding | null {
       `P2 (${head} head: fine-tuning on the source raised held-out retained accuracy by ≥ ${(100 * t.p2Gain).toFixed(1)} points) holds for ` +
         `${up.length} of ${pairs.length} configuration × sparsity cells; it lowered it by as much in ${down.length}; mean change ${pts(dMean)} points` +
         (recovered.length
-          ? `; fine-tuning brought ${recovered.length} cell(s) from below ${pct(t.p1, 0)} back to ≥ ${pct(t.p1, 0)} (${listing(recovered.map((x) => `${x.g.label} at ${pct(x.g.sparsity, 0)}`))})`
+          ? `; fine-tuning brought ${recovered.length} cell(s) from below ${pct(t.p1, 0)} back to ≥ ` +
+            `${pct(t.p1, 0)} (${listing(recovered.map((x) => `${x.g.label} at ${pct(x.g.sparsity, 0)}`))})`
           : '') +
         '.',
     );
@@ -319,7 +321,9 @@ export function axisFindings(d: ReportData): Finding[] {
     };
     const sentences = heads.map(
       (head) =>
-        `Best ${AXIS_NAMES[axis]} by held-out zero-shot retained accuracy (${head} head, mean over scores${varyingAxes(cells).length > 1 ? ' and the other axes' : ''}) at each sparsity: ` +
+        `Best ${AXIS_NAMES[axis]} by held-out zero-shot retained accuracy (${head} head, mean over scores${
+          varyingAxes(cells).length > 1 ? ' and the ' + 'other axes' : ''
+        }) at each sparsity: ` +
         sps
           .map((sp) => {
             const vs = values
@@ -329,7 +333,9 @@ export function axisFindings(d: ReportData): Finding[] {
             if (!vs.length) return `${pct(sp, 0)}: –`;
             const top = vs.filter((x) => x.x === vs[0]!.x);
             const rest = vs.slice(top.length);
-            return `${pct(sp, 0)}: ${top.map((x) => taskName(x.v)).join(' = ')} (${pct(vs[0]!.x)}${rest.length ? `; then ${rest.map((x) => `${taskName(x.v)} ${pct(x.x)}`).join(', ')}` : ''})`;
+            return `${pct(sp, 0)}: ${top.map((x) => taskName(x.v)).join(' = ')} (${pct(vs[0]!.x)}${
+              rest.length ? `; then ` + `${rest.map((x) => `${taskName(x.v)} ${pct(x.x)}`).join(', ')}` : ''
+            })`;
           })
           .join('; ') +
         '.',
@@ -361,7 +367,9 @@ export function denseFinding(d: ReportData): Finding | null {
   const sentences = [
     `The dense pre-trained features (${pre}) beat the raw-pixel ridge baseline on ${beat.length} of ${withPix.length} tasks` +
       (close.length
-        ? `; they are within 5 points of the pixels (or below) on ${listing(close.map((task) => `${taskName(task)} (${pct(acc(pre, task))} vs ${pct(pix(task))})`))}, where the task says little about pre-training`
+        ? `; they are within 5 points of the pixels (or below) on ${listing(
+            close.map((task) => `${taskName(task)} (${pct(acc(pre, task))} vs ` + `${pct(pix(task))})`),
+          )}, where the task says little about pre-training`
         : '') +
       '.',
   ];
@@ -374,7 +382,8 @@ export function denseFinding(d: ReportData): Finding | null {
       }))
       .filter((x): x is { task: string; g: number } => x.g !== null);
     sentences.push(
-      `Pre-trained vs random-init dense features (${rnd}): ahead on ${gaps.filter((x) => x.g > 0).length} of ${gaps.length} tasks, by ${pts(mean(gaps.map((x) => x.g))!)} points on average.`,
+      `Pre-trained vs random-init dense features (${rnd}): ahead on ${gaps.filter((x) => x.g > 0).length} of ${gaps.length} tasks, by ` +
+        `${pts(mean(gaps.map((x) => x.g))!)} points on average.`,
     );
   }
   // Sampling noise of the small test sets: one binomial standard error of the dense accuracy, in accuracy points
@@ -394,7 +403,8 @@ export function denseFinding(d: ReportData): Finding | null {
     const [n0, n1] = [Math.min(...nt), Math.max(...nt)];
     sentences.push(
       `The test sets are small (${n0 === n1 ? n0 : `${n0}–${n1}`} images per task): one binomial standard error of the dense accuracy is ` +
-        `${pct(lo.rel)} of dense (${taskName(lo.task)}) to ${pct(hi.rel)} (${taskName(hi.task)}) in retained terms, so retained accuracies a few points above 100% ` +
+        `${pct(lo.rel)} of dense (${taskName(lo.task)}) to ${pct(hi.rel)} (${taskName(hi.task)}) in retained terms, so retained accuracies a few ` +
+        `points above 100% ` +
         `and differences of a few points between configurations are within sampling noise.`,
     );
   }
@@ -471,7 +481,9 @@ export function controlsFinding(d: ReportData): Finding | null {
             : `Control ${control}`;
       let sentence = `${what}, ${head} head: held-out zero-shot accuracy vs the pre-trained model pruned with the score's own mask`;
       if (info.length === 0) {
-        sentence += `: both within ${(100 * CHANCE_BAND).toFixed(0)} points of chance in all ${cmp.length} cells (constant features), so the control cannot tell here.`;
+        sentence +=
+          `: both within ${(100 * CHANCE_BAND).toFixed(0)} points of chance in all ${cmp.length} cells (constant features), so the control ` +
+          `cannot tell here.`;
       } else {
         const diff = mean(info.map((p) => p.x! - p.own!))!;
         const lower = info.filter((p) => p.x! < p.own! - 1e-9).length;
@@ -533,10 +545,11 @@ export function collapseFinding(d: ReportData, t: Thresholds): Finding | null {
     groups.length === 0
       ? [`No prunable tensor keeps fewer than ${pct(t.collapse, 0)} of its weights in any cell.`]
       : [
-          `Pruning empties tensors (< ${pct(t.collapse, 0)} of weights kept) in ${groups.length} configuration × sparsity cell(s); first at ${pct(groups[0]!.sparsity, 0)} (${groups
-            .filter((g) => g.sparsity === groups[0]!.sparsity)
-            .map((g) => g.label)
-            .join(', ')}).` +
+          `Pruning empties tensors (< ${pct(t.collapse, 0)} of weights kept) in ${groups.length} configuration × sparsity cell(s); first at ` +
+            `${pct(groups[0]!.sparsity, 0)} (${groups
+              .filter((g) => g.sparsity === groups[0]!.sparsity)
+              .map((g) => g.label)
+              .join(', ')}).` +
             ' An emptied layer before the feature tap makes every feature constant: accuracy falls to chance whatever the head.',
         ];
   return {
@@ -670,7 +683,8 @@ export function targetFinding(d: ReportData, t: Thresholds): Finding | null {
       });
     if (unsure.length)
       sentences.push(
-        `${head} head: the threshold lies inside the worst task's 95 % interval for ${listing(unsure)}, so at these test-set sizes reached and missed cannot be told apart there.`,
+        `${head} head: the threshold lies inside the worst task's 95 % interval for ${listing(unsure)}, so at these test-set sizes reached and missed ` +
+          `cannot be told apart there.`,
       );
   }
   if (
@@ -680,7 +694,8 @@ export function targetFinding(d: ReportData, t: Thresholds): Finding | null {
     reachedBy('refit').length > 0
   ) {
     sentences.push(
-      'With a refitted head the target is reached but not with the dense head: the pruned features still separate these classes but no longer match the features the dense head was fitted on, a drift that stale BN statistics can cause (docs/PRUNE.md, BN repair; the ablation-bn study measures it).',
+      'With a refitted head the target is reached but not with the dense head: the pruned features still separate these classes but no longer match ' +
+        'the features the dense head was fitted on, a drift that stale BN statistics can cause (docs/PRUNE.md, BN repair; the ablation-bn study measures it).',
     );
   }
   return {
@@ -730,7 +745,9 @@ export function computeFindings(d: ReportData, t: Thresholds = DEFAULT_THRESHOLD
         title: 'Tasks left out of the held-out means',
         table: null,
         sentences: [
-          `${listing(excluded.map(taskName))} ${excluded.length > 1 ? 'are' : 'is'} the calibration data of some cells (calib_data), so ${excluded.length > 1 ? 'they are' : 'it is'} not unseen there: every held-out mean below leaves ${excluded.length > 1 ? 'them' : 'it'} out (per-task numbers are in the report tables).`,
+          `${listing(excluded.map(taskName))} ${excluded.length > 1 ? 'are' : 'is'} the calibration data of some cells (calib_data), so ` +
+            `${excluded.length > 1 ? 'they are' : 'it is'} not unseen there: every held-out mean below leaves ` +
+            `${excluded.length > 1 ? 'them' : 'it'} out (per-task numbers are in the report tables).`,
         ],
       }
     : null;

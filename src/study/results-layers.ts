@@ -75,7 +75,8 @@ export function layerErrorFindings(d: ReportData, level = 0.1): Finding[] {
     const best = at[0]!;
     const worst = at[at.length - 1]!;
     return (
-      `At ${pct(sp, 0)} sparsity the relative output error at the last pruned layer ranges from ${fmt(best.last)} (${best.c.label}) to ${fmt(worst.last)} (${worst.c.label}); ` +
+      `At ${pct(sp, 0)} sparsity the relative output error at the last pruned layer ranges from ${fmt(best.last)} (${best.c.label}) to ` +
+      `${fmt(worst.last)} (${worst.c.label}); ` +
       `with ${best.c.label} it ${best.reach}, with ${worst.c.label} it ${worst.reach}.`
     );
   });
@@ -85,7 +86,9 @@ export function layerErrorFindings(d: ReportData, level = 0.1): Finding[] {
       title: 'Where the error concentrates, layer by layer',
       sentences,
       table: {
-        title: `Relative output error against the dense network (calibration images, after BN repair): at the last pruned layer, the first layer where it reaches ${level}, the layer that multiplies it most`,
+        title:
+          `Relative output error against the dense network (calibration images, after BN repair): at the last pruned layer, the first layer where ` +
+          `it reaches ${level}, the layer that multiplies it most`,
         header: ['configuration', 'sparsity', 'last layer', `first ≥ ${level}`, 'largest jump (× previous layer)'],
         rows: rows
           .sort((a, b) => a.c.sparsity - b.c.sparsity || a.last - b.last)

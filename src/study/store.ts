@@ -345,9 +345,11 @@ export class StudyStore {
     masks: ReadonlyMap<string, Uint8Array>,
     layerErrors: readonly LayerErrorRow[] = [],
   ): void {
-    const insCell = this.#db
-      .prepare(`INSERT INTO cells (key, study, protocol, model, control, score, score_spec, sparsity, source, seed, achieved_sparsity, info, wall_s, finished_at,
-      allocation, bn, calibration, calib_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    const insCell = this.#db.prepare(
+      `INSERT INTO cells (key, study, protocol, model, control, score, score_spec, sparsity, source, seed, achieved_sparsity, info, wall_s, ` +
+        `finished_at,
+      allocation, bn, calibration, calib_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
     const insRes = this.#db.prepare(
       'INSERT INTO results (cell, task, phase, head, accuracy, n_train, n_test) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );

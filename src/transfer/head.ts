@@ -27,7 +27,8 @@ export function zeroHead(numClasses: number, dim: number, dtype: DType = 'float3
   return { weight: zeros([numClasses, dim], { dtype }), bias: zeros([numClasses], { dtype }) };
 }
 
-/** A head's ridge penalty on standardised features: a number, 'auto' (selectAlpha) or 'images' (= the number of head training images, a penalty of 1 per image). */
+/** A head's ridge penalty on standardised features: a number, 'auto' (selectAlpha) or 'images' (= the number of head training images, a penalty of 1 ' +
+  'per image). */
 export type HeadAlpha = number | 'auto' | 'images';
 
 export interface LinearHeadOptions {

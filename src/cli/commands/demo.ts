@@ -28,7 +28,8 @@ export function demoCommand(io: Io): Command {
         !!o.json,
         { db, html, run, wallS, tables: r.tables },
         () =>
-          `${r.tables.map(markdownTable).join('\n\n')}\n\n${run.ran} cells run, ${run.skipped} already done; ${wallS.toFixed(0)} s. Wrote ${db} and ${html} (${r.plots} plots).`,
+          `${r.tables.map(markdownTable).join('\n\n')}\n\n${run.ran} cells run, ${run.skipped} already done; ${wallS.toFixed(0)} s. Wrote ${db} and ` +
+          `${html} (${r.plots} plots).`,
       );
     });
 }

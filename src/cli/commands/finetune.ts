@@ -162,8 +162,11 @@ export function finetuneCommand(io: Io): Command {
               ['epoch', 'step', 'loss', 'lr'],
               info.history.map((h) => [h.epoch + 1, h.step, h.loss, h.lr]),
             ) +
-            `\n${info.task}: train loss ${info.before.loss.toFixed(4)} → ${info.after.loss.toFixed(4)}, train accuracy ${info.before.accuracy.toFixed(4)} → ${info.after.accuracy.toFixed(4)}, test accuracy ${info.testAccuracy.toFixed(4)}` +
-            `\n${info.maskedEntries} masked weights checked exactly zero${info.resumedFrom !== null ? `; resumed from step ${info.resumedFrom}` : ''}\nwrote ${o.out}/{model.safetensors,${m.graph.masks.size ? 'mask.safetensors,' : ''}finetune.json}`,
+            `\n${info.task}: train loss ${info.before.loss.toFixed(4)} → ${info.after.loss.toFixed(4)}, train accuracy ` +
+            `${info.before.accuracy.toFixed(4)} → ${info.after.accuracy.toFixed(4)}, test accuracy ${info.testAccuracy.toFixed(4)}` +
+            `\n${info.maskedEntries} masked weights checked exactly zero${
+              info.resumedFrom !== null ? `; resumed from step ` + `${info.resumedFrom}` : ''
+            }\nwrote ${o.out}/{model.safetensors,${m.graph.masks.size ? 'mask.safetensors,' : ''}finetune.json}`,
         );
       } finally {
         bar.stop();

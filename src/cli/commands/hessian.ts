@@ -75,7 +75,8 @@ export function hessianCommand(io: Io): Command {
     .option('--batch-size <n>', 'images per HVP batch', String(d.batchSize))
     .option(
       '--alpha <a>',
-      'ridge penalty of the task heads (standardised features): a number, images (= the number of head training images) or auto (per task from 100, 1000, 10000)',
+      'ridge penalty of the task heads (standardised features): a number, images (= the number of head training images) or auto (per task from 100, ' +
+        '1000, 10000)',
       d.alpha,
     )
     .option('--seed <n>', 'seed of probes, Lanczos start and task splits', '0')
@@ -170,7 +171,8 @@ export function renderReport(
   const s = r.settings;
   const out: string[] = [];
   out.push(
-    `model ${model}: ${r.params.count} prunable weights in ${r.params.tensors} tensors; loss ${s.loss}; ${s.probes} probes, k ${s.k}, ${s.steps} Lanczos steps, seed ${s.seed}`,
+    `model ${model}: ${r.params.count} prunable weights in ${r.params.tensors} tensors; loss ${s.loss}; ${s.probes} probes, k ${s.k}, ` +
+      `${s.steps} Lanczos steps, seed ${s.seed}`,
   );
   if (heads.length > 0) {
     out.push('', 'Task heads (scale-free ridge heads on the dense features; docs/ANALYSIS.md)');

@@ -216,7 +216,8 @@ export function pruneCommand(io: Io): Command {
               ['tensor', 'shape', 'kept', 'density'],
               report.tensors.map((t) => [t.name, t.shape.join('x'), t.kept, t.density]),
             ) +
-            `\nscore ${scoreName}${score.needs === 'diag' ? ` (${estimator})` : ''}; sparsity ${report.sparsity} → achieved ${report.achievedSparsity.toFixed(6)}; ${report.calibration.images} calibration images; wrote ${o.out}`,
+            `\nscore ${scoreName}${score.needs === 'diag' ? ` (${estimator})` : ''}; sparsity ${report.sparsity} → achieved ` +
+            `${report.achievedSparsity.toFixed(6)}; ${report.calibration.images} calibration images; wrote ${o.out}`,
         );
       } finally {
         bar.stop();

@@ -111,7 +111,12 @@ export function resultsCommand(io: Io): Command {
             [
               ...r.studies.map(
                 (s) =>
-                  `${s.name}: ${s.status === 'missing' || s.status === 'empty' ? `not run yet (${s.db})` : `${s.status}, ${s.cells}/${s.gridCells} cells, ${s.findings.length} findings, ${s.plots.length} plots`}`,
+                  `${s.name}: ${
+                    s.status === 'missing' || s.status === 'empty'
+                      ? `not run yet (${s.db})`
+                      : `${s.status}, ` +
+                        `${s.cells}/${s.gridCells} cells, ${s.findings.length} findings, ${s.plots.length} plots`
+                  }`,
               ),
               `wrote ${r.out}`,
             ].join('\n'),

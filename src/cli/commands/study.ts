@@ -241,15 +241,18 @@ async function runOnQueue(
     );
     if (!o.json) {
       io.out(
-        `${markdownTable(summary)}\n\n${run.ran} cells run by ${run.workers.length} worker${run.workers.length === 1 ? '' : 's'} (${run.enqueued} enqueued, ${run.pickedUp} picked up finished from Redis, ` +
+        `${markdownTable(summary)}\n\n${run.ran} cells run by ` +
+          `${run.workers.length} worker${run.workers.length === 1 ? '' : 's'} (${run.enqueued} enqueued, ${run.pickedUp} picked up finished from Redis, ` +
           `${run.stalled} handed on after a worker died), ${run.skipped} already done, ${run.failed.length} failed, ${run.wallS.toFixed(1)} s; coordinator ` +
-          `${run.coordinator.enqueueMsPerCell.toFixed(2)} ms a cell to enqueue, ${run.coordinator.collectMsPerCell.toFixed(2)} ms to collect; results in ${o.db}`,
+          `${run.coordinator.enqueueMsPerCell.toFixed(2)} ms a cell to enqueue, ${run.coordinator.collectMsPerCell.toFixed(2)} ms to collect; results ` +
+          `in ${o.db}`,
       );
     }
     if (run.failed.length > 0)
       throw new TapirError(
         'E_CELLS_FAILED',
-        `${run.failed.length} cell${run.failed.length === 1 ? '' : 's'} of ${file} failed (stored in ${o.db}, table cell_errors; tapir report shows them):\n  - ${failed.join('\n  - ')}`,
+        `${run.failed.length} cell${run.failed.length === 1 ? '' : 's'} of ${file} failed (stored in ${o.db}, table cell_errors; tapir report shows ` +
+          `them):\n  - ${failed.join('\n  - ')}`,
         {
           context: { db: o.db, run },
           fix: `fix what the error names, then rerun with --retry-failed to run ${run.failed.length === 1 ? 'it' : 'them'} again`,

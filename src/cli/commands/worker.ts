@@ -79,7 +79,8 @@ export function workerCommand(io: Io): Command {
                 ['cell', 'what', 'state', 'seconds'],
                 s.cells.map((c) => [c.key, c.label, c.state, c.wallS]),
               )}\n\n` +
-              `${s.cells.filter((c) => c.state === 'done').length} cells done, ${s.cells.filter((c) => c.state === 'failed').length} failed, by ${s.name} (${s.build}) in ${s.wallS.toFixed(1)} s`,
+              `${s.cells.filter((c) => c.state === 'done').length} cells done, ${s.cells.filter((c) => c.state === 'failed').length} failed, by ` +
+              `${s.name} (${s.build}) in ${s.wallS.toFixed(1)} s`,
           );
         } finally {
           process.off('SIGINT', onSignal);

@@ -225,7 +225,8 @@ export function importOnnxBytes(bytes: Uint8Array, o: ImportOnnxOptions = {}): G
   im.opset = ai ? toNum(ai.version as number) : 13;
   if (im.opset < 11 || im.opset > MAX_OPSET)
     throw new ModelFormatError(
-      `${file}: opset ${im.opset} is not supported (supported: 11–${MAX_OPSET}; torch exports tested at 13–17, opset 18 reductions and opset 20 Gelu by hand-built files)`,
+      `${file}: opset ${im.opset} is not supported (supported: 11–${MAX_OPSET}; torch exports tested at 13–17, opset 18 reductions and opset 20 Gelu ` +
+        `by hand-built files)`,
       { context: { file }, fix: 'export with opset_version between 13 and 17' },
     );
 

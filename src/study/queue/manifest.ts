@@ -170,7 +170,8 @@ export function manifestProblems(
           ? 'not on the coordinator'
           : 'different here';
     why.push(
-      `${k}: ${where} (data root ${process.env.TAPIR_DATA ? `TAPIR_DATA=${process.env.TAPIR_DATA}` : `${process.cwd()}, TAPIR_DATA unset`}): put the same files under this worker's TAPIR_DATA as under the coordinator's`,
+      `${k}: ${where} (data root ${process.env.TAPIR_DATA ? `TAPIR_DATA=${process.env.TAPIR_DATA}` : `${process.cwd()}, TAPIR_DATA unset`}): put the ` +
+        `same files under this worker's TAPIR_DATA as under the coordinator's`,
     );
   }
   return why;

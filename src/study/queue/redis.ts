@@ -19,7 +19,9 @@ export async function connectRedis(url: string): Promise<Redis> {
     client.disconnect();
     throw new TapirError('E_REDIS', `cannot reach Redis at ${url}: ${(e as Error).message}`, {
       context: { redis: url },
-      fix: 'start redis-server on that machine (make setup installs it; bind it to an address the workers reach) and pass its URL, e.g. --redis redis://host:6379',
+      fix:
+        'start redis-server on that machine (make setup installs it; bind it to an address the workers reach) and pass its URL, e.g. --redis ' +
+        'redis://host:6379',
     });
   }
   return client;

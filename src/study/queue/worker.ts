@@ -133,7 +133,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
           return {
             manifest: null,
             problems: [
-              `no manifest for study protocol ${protocol} in Redis: start the study with \`tapir study <config> --redis ${o.redis}\` (it enqueues the cells and writes the manifest)`,
+              `no manifest for study protocol ${protocol} in Redis: start the study with \`tapir study <config> --redis ${o.redis}\` (it enqueues the ` +
+                `cells and writes the manifest)`,
             ],
           };
         const manifest = JSON.parse(raw) as Manifest;
