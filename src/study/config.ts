@@ -238,6 +238,8 @@ const ScoreFields = fields(
     compensate: z.boolean().optional(),
     /** sparsegpt: what each layer is reconstructed toward. */
     target: z.enum(RECONSTRUCT_TARGETS).optional(),
+    /** Pruning rounds (any score): 1 is one-shot; R > 1 prunes in R rounds toward the target (prune/schedule.ts). */
+    rounds: Int.gte(1).optional(),
     // Pins (below).
     allocation: AllocationItem.optional(),
     calib_data: CalibDataItem.optional(),
@@ -283,6 +285,7 @@ const ScoreFields = fields(
     ...(o.damping !== undefined ? { damping: o.damping } : {}),
     ...(o.compensate !== undefined ? { compensate: o.compensate } : {}),
     ...(o.target !== undefined ? { target: o.target } : {}),
+    ...(o.rounds !== undefined && o.rounds > 1 ? { rounds: o.rounds } : {}),
     ...(Object.keys(pin).length > 0 ? { pin } : {}),
   };
 });
@@ -559,11 +562,13 @@ export type StudyConfig = Omit<z.output<typeof StudySchema>, 'name'> & { name: s
 export type ControlSpec = NonNullable<StudyConfig['controls']['randomInit']>;
 export type DiagnosticsSpec = NonNullable<StudyConfig['diagnostics']>;
 
-/** A short stable label for a score spec, e.g. `diag-hessian(fisher)`, `sparsegpt(dense-output; allocation=erk)`. */
+/**
+ * A short stable label for a score spec, e.g. `diag-hessian(fisher)`, `sparsegpt(dense-output,rounds=3; allocation=erk)`.
+ */
 export function scoreLabel(s: ScoreSpec): string {
   const opts = Object.entries(s)
     .filter(([k]) => k !== 'name' && k !== 'pin')
-    .map(([, v]) => String(v));
+    .map(([k, v]) => (k === 'rounds' ? `rounds=${String(v)}` : String(v)));
   const pins = Object.entries(s.pin ?? {}).map(
     ([k, v]) => `${k === 'calibData' ? 'calib_data' : k}=${String(v).replace(/^folder:(.*[\\/])?/, '')}`,
   );

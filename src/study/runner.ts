@@ -262,6 +262,7 @@ export function scoreOptions(s: ScoreSpec) {
       ...(s.blockSize ? { blockSize: s.blockSize } : {}),
       ...(s.damping ? { damping: s.damping } : {}),
     },
+    ...(s.rounds ? { schedule: { kind: 'iterative' as const, rounds: s.rounds } } : {}),
   };
 }
 

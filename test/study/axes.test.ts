@@ -279,3 +279,29 @@ test('a score may pin axis values (its recipe): its cells use them once, the oth
     'studies.yaml: scores[0].allocation: allocation 4:5 prunes 0.2, which is not one of the sparsities',
   );
 });
+
+test('rounds: a score option for every score; R > 1 prunes in R rounds (its own cell key and label), 1 is one-shot', async () => {
+  const { scoreOptions } = await import('../../src/study/runner.js');
+  const y = base.replace(
+    'scores: [magnitude, random]',
+    'scores: [{name: magnitude, rounds: 1}, {name: snip, rounds: 3}]',
+  );
+  const c = parseStudy(y, 'studies.yaml');
+  assert.deepEqual(c.scores[0], { name: 'magnitude' }, 'rounds: 1 is the one-shot default, the same cell as before');
+  assert.equal(expandGrid(c).find((x) => x.score.name === 'snip')!.scoreLabel, 'snip(rounds=3)');
+  assert.deepEqual(scoreOptions(c.scores[1]!).schedule, { kind: 'iterative', rounds: 3 });
+  assert.equal(scoreOptions(c.scores[0]!).schedule, undefined);
+  const one = expandGrid(
+    parseStudy(base.replace('scores: [magnitude, random]', 'scores: [magnitude]'), 'studies.yaml'),
+  );
+  assert.deepEqual(
+    expandGrid(c)
+      .filter((x) => x.score.name === 'magnitude')
+      .map((x) => x.key),
+    one.map((x) => x.key),
+  );
+  fails(
+    base.replace('scores: [magnitude, random]', 'scores: [{name: snip, rounds: 0}]'),
+    'studies.yaml: scores[0].rounds: must be >= 1, got 0',
+  );
+});

@@ -16,7 +16,8 @@
  * A row whose result is worse than masking alone (possible across frozen blocks) falls back to masking alone.
  *
  * Damping: λ = damping · mean diag H per group. Columns whose input is always 0 (diag H = 0) have no effect on the
- * output: their weights are set to 0 and pruned first. Everything runs in float64.
+ * output: their weights are set to 0 and pruned first. Weights pruned by an earlier round (`pruned`) rank below every
+ * other weight of their block and each block's count covers them. Everything runs in float64.
  */
 import { arange, cat, eye, linalg, noGrad, ones, scope, tensor, zeros, type Tensor } from '../../engine/index.js';
 import { PruneError } from '../errors.js';
@@ -33,6 +34,11 @@ export interface SolveOptions {
   keep: KeepRule;
   /** What "masking alone" keeps (default: W): a row worse than `base ⊙ mask` falls back to it. */
   base?: Tensor;
+  /**
+   * 0/1 [G, R, d], 1 where a weight is already pruned (an earlier round of an iterative schedule): it is pruned again,
+   * first in its block, so a pruned weight never comes back. The keep rule's counts must cover these weights.
+   */
+  pruned?: Tensor;
 }
 
 export interface SolveResult {
@@ -155,14 +161,52 @@ export function solveLayer(W: Tensor, H: Tensor, o: SolveOptions): SolveResult {
       const blocks: number[] = [];
       for (let i = 0; i < d; i += B) blocks.push(Math.min(B, d - i));
       const caps = blocks.map((b) => G * R * b);
-      const pruneCounts = o.keep.kind === 'count' ? spread(o.keep.prune, blocks, caps) : null;
+      const starts = blocks.map((_, b) => blocks.slice(0, b).reduce((a, x) => a + x, 0));
+      const pruned = o.pruned ? o.pruned.to('float64').reshape([G, R, d]) : null;
+      // Already-pruned weights per block ([block] for count, [block][row] for rowwise).
+      const frozen = pruned
+        ? blocks.map((bw, b) => pruned.narrow(2, starts[b]!, bw).sum([2]).reshape([-1]).toArray() as number[])
+        : null;
+      const tooFew = (asked: number, already: number, where: string) =>
+        new PruneError(`${where} must prune ${asked} weights but ${already} are already pruned by an earlier round`, {
+          fix: 'use one allocation for every round (the kept count of a layer or row must not grow between rounds)',
+        });
+      let pruneCounts: number[] | null = null;
+      if (o.keep.kind === 'count') {
+        const fb = frozen?.map((f) => f.reduce((a, x) => a + x, 0)) ?? blocks.map(() => 0);
+        const already = fb.reduce((a, x) => a + x, 0);
+        if (already > o.keep.prune) throw tooFew(o.keep.prune, already, 'the layer');
+        const more = spread(
+          o.keep.prune - already,
+          blocks.map((b, i) => b * G * R - fb[i]!),
+          caps.map((c, i) => c - fb[i]!),
+        );
+        pruneCounts = more.map((k, i) => k + fb[i]!);
+      }
       // rowwise: each row prunes ⌊P / rows⌋ or one more (largest remainders), spread over the blocks by width.
       let rowBlock: number[][] | null = null;
       if (o.keep.kind === 'rowwise') {
         const perRow = spread(o.keep.prune, new Array<number>(G * R).fill(1), new Array<number>(G * R).fill(d));
-        const cache = new Map<number, number[]>();
-        const split = (k: number) => cache.get(k) ?? cache.set(k, spread(k, blocks, blocks)).get(k)!;
-        rowBlock = blocks.map((_, b) => perRow.map((k) => split(k)[b]!));
+        if (frozen) {
+          rowBlock = blocks.map(() => new Array<number>(G * R).fill(0));
+          perRow.forEach((k, r) => {
+            const f = blocks.map((_, b) => frozen[b]![r]!);
+            const already = f.reduce((a, x) => a + x, 0);
+            if (already > k) throw tooFew(k, already, `row ${r}`);
+            const more = spread(
+              k - already,
+              blocks.map((bw, b) => bw - f[b]!),
+              blocks.map((bw, b) => bw - f[b]!),
+            );
+            blocks.forEach((_, b) => {
+              rowBlock![b]![r] = more[b]! + f[b]!;
+            });
+          });
+        } else {
+          const cache = new Map<number, number[]>();
+          const split = (k: number) => cache.get(k) ?? cache.set(k, spread(k, blocks, blocks)).get(k)!;
+          rowBlock = blocks.map((_, b) => perRow.map((k) => split(k)[b]!));
+        }
       }
       const masks: Tensor[] = [];
       let col = 0;
@@ -171,7 +215,12 @@ export function solveLayer(W: Tensor, H: Tensor, o: SolveOptions): SolveResult {
         const next = scope(() => {
           const wb = w.narrow(2, col, bw);
           const hdiag = hr.diagonal(0, 1, 2).narrow(1, 0, bw).unsqueeze(1);
-          const sal = wb.square().div(hdiag);
+          let sal = wb.square().div(hdiag);
+          // Already-pruned weights first (saliencies are >= 0 otherwise).
+          if (pruned) {
+            const pb = pruned.narrow(2, col, bw);
+            sal = sal.mul(pb.neg().add(1)).sub(pb);
+          }
           const pr = chooseBlock(sal, o.keep, pruneCounts ? pruneCounts[b]! : rowBlock ? rowBlock[b]! : 0, m);
           // Joint OBS update of every row, in chunks of rows so [rows, Bw, Bw] stays small.
           const hbb = hr.narrow(1, 0, bw).narrow(2, 0, bw).unsqueeze(1);

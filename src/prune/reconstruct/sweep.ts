@@ -305,6 +305,8 @@ export function reconstructSweep(
               damping: o.damping,
               keep: o.keep(l),
               base: current,
+              // An earlier round's pruned weights stay pruned (iterative schedules).
+              ...(mCur ? { pruned: toRows(mCur, l.groups).eq(0) } : {}),
             });
             return {
               w: r.weights.reshape(l.shape).to(wCur.dtype),

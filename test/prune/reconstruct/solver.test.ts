@@ -134,3 +134,32 @@ test('inputs that are always 0 are pruned first and their weights set to 0; same
     const again = solveLayer(W, H0, { blockSize: 3, damping: 0.01, keep: { kind: 'count', prune: 4 } });
     assert.deepEqual(arr(again.weights.reshape([-1])), arr(r.weights.reshape([-1])));
   }));
+
+test('already-pruned weights (an earlier round) stay pruned; counts stay exact; too few to cover them is an error', () =>
+  scope(() => {
+    const [G, R, d] = [2, 3, 10];
+    const H = covariance(G, d, 30, 11);
+    manualSeed(12);
+    const W = randn([G, R, d], f64);
+    // Three pruned weights per row, crowded into the second block (columns 4-7): its share of a row's 5-6 pruned
+    // weights is 2, and the first block's OBS update makes them non-zero again before that block is reached.
+    const p = new Float64Array(G * R * d);
+    for (let r = 0; r < G * R; r++) [4, 5, 6 + (r % 2)].forEach((j) => (p[r * d + j] = 1));
+    const pruned = tensor(p, [G, R, d]);
+    for (const keep of [
+      { kind: 'count' as const, prune: 31 },
+      { kind: 'rowwise' as const, prune: 31 },
+    ]) {
+      const res = solveLayer(W.mul(pruned.neg().add(1)), H, { blockSize: 4, damping: 0.01, keep, pruned });
+      const m = arr(res.mask);
+      m.forEach((v, i) => {
+        if (p[i] === 1) assert.equal(v, 0, `${keep.kind}: weight ${i} was pruned and came back`);
+      });
+      assert.equal(m.filter((v) => v === 0).length, 31, keep.kind);
+      arr(res.weights).forEach((v, i) => assert.ok(m[i] === 1 || v === 0));
+    }
+    assert.throws(
+      () => solveLayer(W, H, { blockSize: 4, damping: 0.01, keep: { kind: 'count', prune: 5 }, pruned }),
+      /must prune 5 weights but 18 are already pruned/,
+    );
+  }));
