@@ -9,16 +9,17 @@
  * Param objects), so curvature vectors are comparable entry by entry.
  */
 import { noGrad, scope, type Tensor } from '../engine/index.js';
-import type { Graph } from '../graph/index.js';
-import { allocate, type ParamMap } from '../prune/allocation.js';
+import { disposeGraph, type Graph } from '../graph/index.js';
+import type { ParamMap } from '../prune/allocation.js';
+import { denseCopy, ESTIMATORS, prune, type CurvatureEstimator, type CurvatureResult } from '../prune/index.js';
 import { cosine, maskIoU, pearson, ranks, subspaceOverlap } from './alignment.js';
 import { AnalysisError } from './errors.js';
 import { hessianOperator, type HessianOperator } from './hessian.js';
-import { hutchinson, type ScalarEstimate } from './hutchinson.js';
+import { meanStderr } from './hutchinson.js';
 import { topEigen } from './lanczos.js';
 import { lossChange } from './loss-change.js';
 import type { LabelledBatch, LossName } from './loss.js';
-import { unflatten } from './operator.js';
+import { flatten } from './operator.js';
 
 export interface TaskInput {
   id: string;
@@ -132,39 +133,62 @@ export function runDiagnostics(tasks: readonly TaskInput[], o: DiagnosticsOption
         offset: op.layout.offsets[i]!,
         size: op.layout.shapes[i]!.reduce((a, b) => a * b, 1),
       }));
-      const theta2 = noGrad(() => scope(() => op.flatParams().square()));
-      let h: ReturnType<typeof hutchinson>;
+      // The diagonal, the traces and the per-layer traces from one set of probes: src/prune's Hutchinson estimator
+      // (the one pruning uses), its per-probe v ⊙ Hv summed here in float64.
+      const theta2 = noGrad(() => scope(() => op.flatParams().square().to('float64')));
+      const traces: number[] = [];
+      const blockSamples: number[][] = blocks.map(() => []);
+      const weighted: number[] = [];
+      let est: CurvatureResult;
       try {
-        h = hutchinson(op, {
-          probes: o.probes,
-          seed: o.seed,
-          blocks: o.perLayer === false ? [] : blocks,
-          weights: theta2,
-          onProbe: (d, n) => progress(`${t.id}: trace`, d, n),
-        });
+        // A scope frees the estimator's intermediates; its result (diag and stderr maps) survives.
+        est = scope(() =>
+          ESTIMATORS.hutchinson.diag(t.graph, t.batches, {
+            loss: o.loss,
+            probes: o.probes,
+            seed: o.seed,
+            params: op.layout.names,
+            onProgress: (d, n) => progress(`${t.id}: trace`, d, n),
+            onSample: (_, parts) =>
+              scope(() => {
+                const s64 = noGrad(() => flatten(op.layout, parts).to('float64'));
+                traces.push(s64.sum().item());
+                if (o.perLayer !== false)
+                  blocks.forEach((b, k) => blockSamples[k]!.push(s64.narrow(0, b.offset, b.size).sum().item()));
+                weighted.push(s64.dot(theta2).item());
+              }),
+          }),
+        );
       } finally {
         theta2.dispose();
       }
-      h.diagonal.stderr.dispose();
+      for (const x of est.stderr?.values() ?? []) x.dispose();
+      const diag = noGrad(() => scope(() => flatten(op.layout, est.diag)));
       const eig = topEigen(op, { k: o.k, seed: o.seed, steps, onStep: (d, n) => progress(`${t.id}: lanczos`, d, n) });
-      const diag = h.diagonal.estimate;
       const r = ranks(noGrad(() => scope(() => diag.to('float64').data<'float64'>())));
       const masks = new Map<number, Map<string, Tensor>>();
-      for (const q of o.sparsities) masks.set(q, obdMask(op, diag, q));
+      try {
+        for (const q of o.sparsities) masks.set(q, obdMask(t, est, q, o.loss));
+      } finally {
+        for (const x of est.diag.values()) x.dispose();
+      }
       per.push({ op, diag, ranks: r, vectors: eig.vectors, masks });
       spectra.push({
         task: t.id,
         images: t.batches.reduce((a, b) => a + b.x.shape[0]!, 0),
         loss: op.lossValue(),
-        trace: { estimate: h.trace.estimate, stderr: h.trace.stderr, probes: o.probes },
-        weightedTrace: pick2(h.weightedTrace!),
+        trace: { ...meanStderr(traces), probes: o.probes },
+        weightedTrace: meanStderr(weighted),
         topEigenvalues: eig.values,
         residuals: eig.residuals,
         lanczosSteps: eig.steps,
         ...(o.perLayer === false
           ? {}
           : {
-              layers: op.layout.names.map((name, i) => ({ name, size: blocks[i]!.size, ...pick(h.blockTraces[i]!) })),
+              layers: op.layout.names.map((name, i) => {
+                const e = meanStderr(blockSamples[i]!);
+                return { name, size: blocks[i]!.size, trace: e.estimate, stderr: e.stderr };
+              }),
             }),
       });
     }
@@ -235,14 +259,6 @@ export function runDiagnostics(tasks: readonly TaskInput[], o: DiagnosticsOption
   }
 }
 
-function pick(e: ScalarEstimate): { trace: number; stderr: number } {
-  return { trace: e.estimate, stderr: e.stderr };
-}
-
-function pick2(e: ScalarEstimate): { estimate: number; stderr: number } {
-  return { estimate: e.estimate, stderr: e.stderr };
-}
-
 function checkSameParams(a: HessianOperator, b: HessianOperator, id: string): void {
   const same =
     a.layout.names.length === b.layout.names.length &&
@@ -256,19 +272,34 @@ function checkSameParams(a: HessianOperator, b: HessianOperator, id: string): vo
     );
 }
 
-/** OBD mask (score ½ Hⱼⱼ θⱼ², higher = keep) at sparsity q, by src/prune's global allocation. */
-export function obdMask(op: HessianOperator, diag: Tensor, q: number): Map<string, Tensor> {
-  const scores = noGrad(() =>
-    scope(() => {
-      const theta = op.flatParams();
-      const s = diag.mul(theta.square()).mul(0.5);
-      const parts = unflatten(op.layout, s);
-      return new Map(op.layout.names.map((n, i) => [n, parts[i]!.contiguous()] as const));
+/**
+ * The OBD mask (score ½ Hⱼⱼ θⱼ², global allocation) a task's curvature gives at sparsity q, from prune() (the one
+ * pruning entry) on a copy of the task's graph, with the diagonal already estimated as its curvature estimator.
+ */
+export function obdMask(t: TaskInput, curvature: CurvatureResult, q: number, loss: LossName): Map<string, Tensor> {
+  const given: CurvatureEstimator = {
+    name: 'hutchinson',
+    perSample: false,
+    diag: () => ({
+      diag: new Map([...curvature.diag].map(([n, d]) => [n, noGrad(() => d.clone())] as const)),
+      info: { estimator: 'hutchinson', given: true },
     }),
-  );
+  };
+  const copy = denseCopy(t.graph);
   try {
-    return allocate(scores, { sparsity: q, allocation: { kind: 'global' } }).masks;
+    prune(copy, {
+      score: 'diag-hessian',
+      estimator: given,
+      sparsity: q,
+      params: [...curvature.diag.keys()],
+      batches: t.batches,
+      loss,
+      allocation: { kind: 'global' },
+      // No BN repair and no layer errors: only the mask is wanted.
+      dense: copy,
+    });
+    return new Map([...curvature.diag.keys()].map((n) => [n, noGrad(() => copy.masks.get(n)!.clone())] as const));
   } finally {
-    for (const t of scores.values()) t.dispose();
+    disposeGraph(copy);
   }
 }

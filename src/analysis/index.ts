@@ -11,15 +11,7 @@ export {
 } from './operator.js';
 export { LOSS_NAMES, batchLoss, type LossName, type LabelledBatch } from './loss.js';
 export { hessianOperator, nondeterministicNode, type HessianOperator, type HessianOptions } from './hessian.js';
-export {
-  hutchinson,
-  hutchinsonTrace,
-  hutchinsonDiagonal,
-  type ScalarEstimate,
-  type DiagonalEstimate,
-  type HutchinsonResult,
-  type HutchinsonOptions,
-} from './hutchinson.js';
+export { hutchinsonTrace, meanStderr, type ScalarEstimate, type HutchinsonOptions } from './hutchinson.js';
 export {
   lanczos,
   topEigen,

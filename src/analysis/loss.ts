@@ -6,7 +6,7 @@
  * Over several batches L is the mean over all their images, so batch sizes may differ. A task whose classes
  * the model's own head does not predict is served by a view with a task head (transfer's `withTaskHead`).
  */
-import { forward, type Graph, type Mode } from '../graph/index.js';
+import { forward, graphDtype, type Graph, type Mode } from '../graph/index.js';
 import { scope, type Tensor } from '../engine/index.js';
 import { lossDef, LOSS_NAMES, type LossName } from '../prune/loss.js';
 import { AnalysisError } from './errors.js';
@@ -47,12 +47,6 @@ export function batchLoss(g: Graph, loss: LossName, b: LabelledBatch, mode: Mode
     const y = b.y.dtype === 'int64' ? b.y : b.y.to('int64');
     return lossDef(loss).perSample(logits, y).sum().mul(scale);
   });
-}
-
-/** The dtype inputs must have: float64 when the graph's parameters are float64. */
-export function graphDtype(g: Graph): 'float32' | 'float64' {
-  for (const p of g.params.values()) if (p.tensor.dtype === 'float64') return 'float64';
-  return 'float32';
 }
 
 export function countImages(batches: readonly LabelledBatch[]): number {

@@ -38,6 +38,12 @@ export function resetPrunable(g: Graph): void {
 export function trainableParams(g: Graph): Param[] {
   return [...g.params.values()].filter((p) => p.trainable);
 }
+/** The dtype inputs must have: float64 when the graph's parameters are float64. */
+export function graphDtype(g: Graph): 'float32' | 'float64' {
+  for (const p of g.params.values()) if (p.tensor.dtype === 'float64') return 'float64';
+  return 'float32';
+}
+
 export function prunableParams(g: Graph): Param[] {
   return [...g.params.values()].filter((p) => p.prunable);
 }

@@ -10,7 +10,7 @@
  * exact GGN) and a random seed s with E[s sᵀ] = ∂²ℓ/∂f² (the 1-sample Monte-Carlo GGN).
  */
 import { nn, rand, randint, scope, ShapeError, tensor, type Tensor } from '../engine/index.js';
-import { forward, type Graph, type Mode } from '../graph/index.js';
+import { forward, graphDtype, type Graph, type Mode } from '../graph/index.js';
 import { PruneError } from './errors.js';
 
 export type LossName = 'mse' | 'ce';
@@ -133,7 +133,11 @@ export function lossFn(
   batch: CalibBatch,
   o: { loss: LossName; mode?: Mode; taps?: readonly string[] },
 ): { loss: Tensor; logits: Tensor; taps: Map<string, Tensor> } {
-  const r = forward(g, batch.x, { mode: o.mode ?? 'eval-bn', taps: o.taps });
+  // Images come as float32; a float64 graph (exact-answer tests) takes them in its own dtype.
+  const dtype = graphDtype(g);
+  const x = batch.x.dtype === dtype ? batch.x : batch.x.to(dtype);
+  const r = forward(g, x, { mode: o.mode ?? 'eval-bn', taps: o.taps });
+  if (x !== batch.x) x.dispose();
   const logits = r.outputs[0]!;
   checkLogits(g, logits, batch.y);
   const per = lossDef(o.loss).perSample(logits, batch.y);

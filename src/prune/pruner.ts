@@ -25,7 +25,7 @@ import { allocate, AllocationError, checkSparsity, type Allocation, type ParamMa
 import { calibrationHash, checkCalibration, checkWeights, countImages } from './calib.js';
 import { BN_REPAIRS, denseCopy, repairBatchNorm, type BnRepair, type BnRepairResult } from './bn.js';
 import { PruneError } from './errors.js';
-import type { EstimatorName } from './estimators/index.js';
+import type { CurvatureEstimator, EstimatorName } from './estimators/index.js';
 import type { CalibBatch, LossName } from './loss.js';
 import { shuffleMasks } from './masks.js';
 import { layersOf } from './reconstruct/layers.js';
@@ -46,7 +46,7 @@ export interface PruneOptions {
   calib?: number;
   loss?: LossName;
   seed?: number;
-  estimator?: EstimatorName;
+  estimator?: EstimatorName | CurvatureEstimator;
   probes?: number;
   ggn?: 'exact' | 'mc';
   block?: { curvature?: 'fisher' | 'ggn'; blockSize?: number; damping?: number; compensate?: boolean };

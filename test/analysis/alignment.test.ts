@@ -4,6 +4,9 @@ import { disposeAll, eye, linalg, manualSeed, randn, scope, setNumThreads, tenso
 import { disposeGraph } from '../../src/graph/index.js';
 import { cosine, maskIoU, ranks, spearman, subspaceOverlap } from '../../src/analysis/alignment.js';
 import { runDiagnostics } from '../../src/analysis/diagnostics.js';
+import { hessianOperator } from '../../src/analysis/hessian.js';
+import { lossChange } from '../../src/analysis/loss-change.js';
+import { prune } from '../../src/prune/index.js';
 import { tinyBatches, tinyNet } from './cases.js';
 
 // Tiny problems: one thread avoids OpenMP spin-waits when the shared cores are busy.
@@ -87,6 +90,30 @@ test('diagnostics: a task compared with itself is aligned 1 on every measure; an
     assert.ok(Math.abs(row.sparsity - 0.5) < 0.02 || Math.abs(row.sparsity - 0.8) < 0.02, `${row.sparsity}`);
   // The mask came from task a's data, so it is the same mask on every task.
   assert.ok(r.lossChange.every((x) => x.maskFrom === 'a'));
+  // One pruning path: task a's OBD mask is the one `prune()` gives with diag-hessian (hutchinson, the same probes and
+  // seed) on the same net built again, so its measured loss change is the same number bit for bit.
+  const op = hessianOperator(g, 'ce', b1);
+  const base = op.lossAndGrad();
+  for (const q of [0.5, 0.8]) {
+    const copy = tinyNet(30);
+    prune(copy, {
+      score: 'diag-hessian',
+      estimator: 'hutchinson',
+      probes: 20,
+      seed: 0,
+      sparsity: q,
+      batches: b1,
+      loss: 'ce',
+    });
+    const mask = new Map([...copy.masks].map(([n, m]) => [n, m.clone()] as const));
+    disposeGraph(copy);
+    const direct = lossChange(op, mask, { base });
+    const row = r.lossChange.find((x) => x.task === 'a' && x.target === q)!;
+    assert.equal(row.measured, direct.measured, `sparsity ${q}`);
+    assert.equal(row.sparsity, direct.sparsity);
+    disposeAll([...mask.values()]);
+  }
+  base.grad.dispose();
   disposeAll([b1, b2]);
   disposeGraph(g);
 });

@@ -61,14 +61,15 @@ export const hutchinson: CurvatureEstimator = {
     const m2 = params.map((p) => zeros(p.shape, { dtype: p.dtype, device: p.device }));
     for (let k = 1; k <= probes; k++)
       noGrad(() =>
-        scope(() =>
-          vs[k - 1]!.forEach((vi, j) => {
-            const x = vi.mul(hvs[k - 1]![j]!);
+        scope(() => {
+          const xs = vs[k - 1]!.map((vi, j) => vi.mul(hvs[k - 1]![j]!));
+          o.onSample?.(k - 1, xs);
+          xs.forEach((x, j) => {
             const d0 = x.sub(mean[j]!);
             mean[j]!.add_(d0.div(k));
             m2[j]!.add_(d0.mul(x.sub(mean[j]!)));
-          }),
-        ),
+          });
+        }),
       );
     for (const t of [...vs.flat(), ...hvs.flat()]) t.dispose();
     const diag = new Map(names.map((nm, j) => [nm, mean[j]!] as const));

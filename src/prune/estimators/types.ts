@@ -25,6 +25,11 @@ export interface EstimatorOptions {
   params?: readonly string[];
   /** Called after each unit of work (batch × pass). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * hutchinson: called once per probe k with v ⊙ Hv for each parameter (in `params` order; valid only during the
+   * call), so traces and block traces come from the same probes as the diagonal (E[Σ v ⊙ Hv] = tr H).
+   */
+  onSample?: (probe: number, parts: readonly Tensor[]) => void;
 }
 
 export interface CurvatureResult {
@@ -36,8 +41,12 @@ export interface CurvatureResult {
   info: Record<string, unknown>;
 }
 
+/**
+ * A curvature estimator: one of ESTIMATORS, or a caller's own (e.g. a diagonal it already has) passed to prune() as
+ * `estimator`; its `name` is what reports show.
+ */
 export interface CurvatureEstimator {
-  readonly name: EstimatorName;
+  readonly name: string;
   /** Whether `diag` relies on per-sample gradients (then samples must not interact). */
   readonly perSample: boolean;
   diag(g: Graph, batches: readonly CalibBatch[], o: EstimatorOptions): CurvatureResult;

@@ -14,7 +14,8 @@ export const diagHessian: Score = {
   dataFree: false,
   description: '½ Hⱼⱼ θⱼ² (OBD), H from --estimator hutchinson | ggn | fisher',
   score(ctx) {
-    const est = ESTIMATORS[ctx.estimator ?? 'hutchinson'];
+    const e = ctx.estimator ?? 'hutchinson';
+    const est = typeof e === 'string' ? ESTIMATORS[e] : e;
     const r = est.diag(ctx.graph, ctx.batches, {
       loss: ctx.loss,
       seed: ctx.seed,

@@ -6,7 +6,7 @@ import type { Tensor } from '../../engine/index.js';
 import type { Graph, Mode } from '../../graph/index.js';
 import type { Allocation, ParamMap } from '../allocation.js';
 import type { ReconstructTarget } from '../reconstruct/sweep.js';
-import type { EstimatorName } from '../estimators/index.js';
+import type { CurvatureEstimator, EstimatorName } from '../estimators/index.js';
 import type { CalibBatch, LossName } from '../loss.js';
 
 export type ScoreName =
@@ -24,7 +24,7 @@ export interface ScoreContext {
   mode?: Mode;
   allowTrainMode?: boolean;
   /** diag-hessian: which estimator (default 'hutchinson'), its probes and ggn variant. */
-  estimator?: EstimatorName;
+  estimator?: EstimatorName | CurvatureEstimator;
   probes?: number;
   ggn?: 'exact' | 'mc';
   /** block-hessian: factors, block size, relative damping, whether to return the OBS weight update. */

@@ -137,6 +137,37 @@ test('hutchinson converges to the exact Hessian diagonal with error ~ 1/√probe
   disposeCase(c);
 });
 
+test('hutchinson onSample: one v ⊙ Hv per probe and parameter, whose mean is the diagonal and whose sums estimate tr H', () => {
+  const c = makeCase('mlp', { sizes: [5] });
+  scope(() => {
+    const ns = names(c.graph);
+    const H = exactHessian(c.graph, c.batches, 'ce', ns);
+    const trace = H.reduce((a, row, i) => a + row[i]!, 0);
+    const K = 400;
+    const sums: number[][] = [];
+    const per: number[] = [];
+    const r = ESTIMATORS.hutchinson.diag(c.graph, c.batches, {
+      loss: 'ce',
+      probes: K,
+      seed: 5,
+      onSample: (k, parts) => {
+        assert.equal(k, per.length, 'probes in order');
+        assert.equal(parts.length, ns.length);
+        const v = parts.flatMap((t) => t.toArray() as number[]);
+        per.push(v.reduce((a, b) => a + b, 0));
+        v.forEach((x, i) => (sums[i] = [...(sums[i] ?? []), x]));
+      },
+    });
+    assert.equal(per.length, K);
+    const mean = sums.map((xs) => xs.reduce((a, b) => a + b, 0) / K);
+    expectClose(flat(r.diag, ns), mean, { rtol: 1e-4, atol: 1e-7 }, 'the diagonal is the mean of the samples');
+    const m = per.reduce((a, b) => a + b, 0) / K;
+    const se = Math.sqrt(per.reduce((a, b) => a + (b - m) ** 2, 0) / (K - 1) / K);
+    assert.ok(Math.abs(m - trace) < 4 * se + 1e-9, `trace ${m} ± ${se} vs exact ${trace}`);
+  });
+  disposeCase(c);
+});
+
 test('hutchinson on a depthwise conv and attention agrees with the exact diagonal', () => {
   for (const [cn, p] of [
     ['depthwise', 'dw.weight'],
