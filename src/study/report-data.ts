@@ -6,7 +6,7 @@ import { TapirError } from '../engine/index.js';
 import { efficiency, type Efficiency } from './efficiency.js';
 import { ABLATION_AXES, expandGrid, type AblationAxis } from './grid.js';
 import type { StudyConfig } from './config.js';
-import { maskIoU, type CellErrorRow, type LayerRow, type StudyStore } from './store.js';
+import { maskIoU, type CellErrorRow, type CellIdentity, type LayerRow, type StudyStore } from './store.js';
 import { readDiagnostics, type DiagnosticsData } from './diagnostics-report.js';
 
 /** A cell's ablation-axis values (cells written before the axes existed: the study config's values). */
@@ -16,16 +16,7 @@ export interface CellAxes {
   calibration: number | null;
   calibData: string;
 }
-export interface CellRow extends CellAxes {
-  key: string;
-  study: string;
-  protocol: string;
-  model: string;
-  control: string;
-  score: string;
-  sparsity: number;
-  source: string;
-  seed: number;
+export interface CellRow extends CellAxes, CellIdentity {
   achieved: number;
   wallS: number;
   info: {
@@ -35,13 +26,9 @@ export interface CellRow extends CellAxes {
     bn?: Record<string, unknown>;
   };
 }
-export interface AccRow extends CellAxes {
-  cell: string;
-  model: string;
-  control: string;
-  score: string;
-  sparsity: number;
-  source: string;
+/** Where a row's cell sits in the grid (rows name their cell `cell`, the cells table `key`). */
+export type CellCoords = Pick<CellIdentity, 'model' | 'control' | 'score' | 'sparsity' | 'source'> & { cell: string };
+export interface AccRow extends CellAxes, CellCoords {
   seed: number;
   task: string;
   heldout: boolean;
@@ -60,25 +47,16 @@ export interface DenseRef {
   nTest: number;
   classes: string[];
 }
-export interface LayerDensity {
-  cell: string;
-  score: string;
-  control: string;
-  sparsity: number;
-  source: string;
+/** One prunable tensor of one cell (`ord`: its place in model order). */
+export interface CellLayer extends Omit<CellCoords, 'model'> {
   tensor: string;
   ord: number;
+}
+export interface LayerDensity extends CellLayer {
   density: number;
 }
 /** A layer's relative output error against the dense network (on the cell's calibration images, after BN repair). */
-export interface LayerErr extends CellAxes {
-  cell: string;
-  score: string;
-  control: string;
-  sparsity: number;
-  source: string;
-  tensor: string;
-  ord: number;
+export interface LayerErr extends CellAxes, CellLayer {
   relError: number | null;
 }
 export interface Overlap {
@@ -90,14 +68,7 @@ export interface Overlap {
   b: string;
   iou: number;
 }
-export interface EffRow extends Efficiency {
-  cell: string;
-  model: string;
-  control: string;
-  score: string;
-  sparsity: number;
-  source: string;
-}
+export interface EffRow extends Efficiency, CellCoords {}
 
 export interface ReportData {
   studies: { name: string; protocol: string; config: Record<string, unknown> }[];

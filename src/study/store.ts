@@ -98,8 +98,8 @@ export interface CellRecord {
   calibration?: number;
   calibData?: string;
 }
-/** A cell that failed on a worker (`tapir study --redis`): its spec, the error as the worker reported it, and who ran it. */
-export interface CellErrorRow {
+/** What names a cell in every table that has one: its key and the grid coordinates it was made from. */
+export interface CellIdentity {
   key: string;
   study: string;
   protocol: string;
@@ -109,6 +109,9 @@ export interface CellErrorRow {
   sparsity: number;
   source: string;
   seed: number;
+}
+/** A cell that failed on a worker (`tapir study --redis`): its spec, the error as the worker reported it, and who ran it. */
+export interface CellErrorRow extends CellIdentity {
   error: string;
   worker: string | null;
   attempts: number;
@@ -632,16 +635,7 @@ export class StudyStore {
 }
 
 /** A stored `cells` row (axis columns NULL or absent for cells written before the axes existed). */
-export interface StoredCell {
-  key: string;
-  study: string;
-  protocol: string;
-  model: string;
-  control: string;
-  score: string;
-  sparsity: number;
-  source: string;
-  seed: number;
+export interface StoredCell extends CellIdentity {
   achieved_sparsity: number;
   wall_s: number;
   info: string;
