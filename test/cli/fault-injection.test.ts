@@ -4,29 +4,20 @@
  * later command must find the earlier output or the new one whole, never a mix accepted as valid: the pruned-model
  * directory opens with the masks of one of the two runs (or is refused), the report equals one of the two reports.
  */
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { disposeGraph, exportOnnx } from '../../src/graph/index.js';
+import { disposeGraph } from '../../src/graph/index.js';
 import { mulberry32 } from '../../src/data/rng.js';
 import { openModel } from '../../src/transfer/index.js';
-import { runCli } from '../helpers/cli.js';
-import { makeFolderTask, tempDir, tinyNet, useTempCache } from '../transfer/fixtures.js';
+import { cliWorkspace, runCli } from '../helpers/cli.js';
 
-useTempCache();
-const WORK = tempDir('tapir-faults-');
-const MODEL = join(WORK, 'tiny.onnx');
+const W = cliWorkspace({ dir: 'tapir-faults-', task: 'faults', seed: 4 });
+const WORK = W.work;
+const MODEL = W.model;
 const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
-let TASK = '';
-
-before(async () => {
-  TASK = await makeFolderTask('faults', 20);
-  const g = tinyNet(4, 16, true);
-  await exportOnnx(g, MODEL);
-  disposeGraph(g);
-});
 
 /** Runs the CLI in a child and SIGKILLs it after `ms` (or lets it finish first); resolves when it is gone. */
 function runKilled(args: readonly string[], ms: number): Promise<void> {
@@ -72,7 +63,7 @@ test(
       '--sparsity',
       '0.6',
       '--source',
-      TASK,
+      W.task,
       '--cap',
       '20',
       '--calib',
@@ -110,7 +101,7 @@ test(
     const { writeFileSync } = await import('node:fs');
     writeFileSync(
       yaml,
-      `models: ['${MODEL}']\nscores: [magnitude, random]\nsparsities: [0.5]\nsources: ['${TASK}']\nheldout: []\ndata: {cap: 20}\nheads: [dense]\nalpha: 1\nfinetune: false\n`,
+      `models: ['${MODEL}']\nscores: [magnitude, random]\nsparsities: [0.5]\nsources: ['${W.task}']\nheldout: []\ndata: {cap: 20}\nheads: [dense]\nalpha: 1\nfinetune: false\n`,
     );
     const db1 = join(WORK, 'f1.sqlite');
     const db2 = join(WORK, 'f2.sqlite');

@@ -7,21 +7,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { disposeGraph, exportOnnx, readSafetensors, writeSafetensors } from '../../src/graph/index.js';
-import { runCli } from '../helpers/cli.js';
-import { makeFolderTask, tempDir, tinyNet, useTempCache } from '../transfer/fixtures.js';
+import { readSafetensors, writeSafetensors } from '../../src/graph/index.js';
+import { cliWorkspace, runCli } from '../helpers/cli.js';
 
-useTempCache();
-const WORK = tempDir('tapir-reliability-');
-const MODEL = join(WORK, 'tiny.onnx');
-let TASK = '';
-
-before(async () => {
-  TASK = await makeFolderTask('reliability', 20);
-  const g = tinyNet(3, 16, true);
-  await exportOnnx(g, MODEL);
-  disposeGraph(g);
-});
+const W = cliWorkspace({ dir: 'tapir-reliability-', task: 'reliability', seed: 3 });
+const WORK = W.work;
+const MODEL = W.model;
 
 interface EvalDoc {
   reference: string;
@@ -38,7 +29,7 @@ test('case 1: a pruned model (its directory or its model.onnx) is evaluated agai
         '--model',
         MODEL,
         '--tasks',
-        TASK,
+        W.task,
         '--cap',
         '20',
         '--alpha',
@@ -50,8 +41,21 @@ test('case 1: a pruned model (its directory or its model.onnx) is evaluated agai
   ) as EvalDoc;
   for (const m of [out, join(out, 'model.onnx')]) {
     const doc = JSON.parse(
-      (await runCli(['eval', '--model', m, '--tasks', TASK, '--cap', '20', '--alpha', '1', '--no-progress', '--json']))
-        .out,
+      (
+        await runCli([
+          'eval',
+          '--model',
+          m,
+          '--tasks',
+          W.task,
+          '--cap',
+          '20',
+          '--alpha',
+          '1',
+          '--no-progress',
+          '--json',
+        ])
+      ).out,
     ) as EvalDoc;
     assert.equal(doc.reference, MODEL, `${m}: the dense reference is the base model`);
     assert.equal(doc.rows[0]!.denseAccuracy, base.rows[0]!.accuracy, `${m}: dense accuracy is the base model's`);
@@ -107,7 +111,7 @@ test('case 6: a mask file missing a tensor it lists is refused, not applied with
     st.metadata,
   );
   await assert.rejects(
-    runCli(['eval', '--model', MODEL, '--mask', out, '--tasks', TASK, '--cap', '20', '--no-progress']),
+    runCli(['eval', '--model', MODEL, '--mask', out, '--tasks', W.task, '--cap', '20', '--no-progress']),
     new RegExp(
       `lists ${names.length} masked tensors but lacks 1 of them \\(${names[0]!.replace('.', '\\.')}\\): it is truncated or was edited`,
     ),
@@ -116,7 +120,7 @@ test('case 6: a mask file missing a tensor it lists is refused, not applied with
 
 test('case 7: bad options and inputs stop with a message that names them and the fix, before anything is written', async () => {
   await assert.rejects(
-    runCli(['eval', '--model', MODEL, '--tasks', TASK, '--alpha', '0', '--no-progress']),
+    runCli(['eval', '--model', MODEL, '--tasks', W.task, '--alpha', '0', '--no-progress']),
     /--alpha must be a decimal number > 0, got '0'/,
   );
   await assert.rejects(
@@ -124,15 +128,15 @@ test('case 7: bad options and inputs stop with a message that names them and the
     /--sparsity must be a decimal number, got '0x1'/,
   );
   await assert.rejects(
-    runCli(['finetune', '--model', MODEL, '--task', TASK, '--momentum', '5', '--out', join(WORK, 'ft')]),
+    runCli(['finetune', '--model', MODEL, '--task', W.task, '--momentum', '5', '--out', join(WORK, 'ft')]),
     /--momentum must be a decimal number >= 0 and < 1, got '5'/,
   );
   await assert.rejects(
-    runCli(['eval', '--model', join(WORK, 'no', 'such.onnx'), '--tasks', TASK]),
+    runCli(['eval', '--model', join(WORK, 'no', 'such.onnx'), '--tasks', W.task]),
     /ONNX file .*no\/such\.onnx does not exist/,
   );
   await assert.rejects(
-    runCli(['eval', '--model', join(WORK, 'no-such-dir'), '--tasks', TASK]),
+    runCli(['eval', '--model', join(WORK, 'no-such-dir'), '--tasks', W.task]),
     /no file or directory at .*no-such-dir/,
   );
   // report --out an existing directory: refused, nothing left beside it.
@@ -140,7 +144,7 @@ test('case 7: bad options and inputs stop with a message that names them and the
   const yaml = join(WORK, 'r.yaml');
   writeFileSync(
     yaml,
-    `models: ['${MODEL}']\nscores: [magnitude]\nsparsities: [0.5]\nsources: ['${TASK}']\nheldout: []\ndata: {cap: 20}\nheads: [dense]\nalpha: 1\nfinetune: false\n`,
+    `models: ['${MODEL}']\nscores: [magnitude]\nsparsities: [0.5]\nsources: ['${W.task}']\nheldout: []\ndata: {cap: 20}\nheads: [dense]\nalpha: 1\nfinetune: false\n`,
   );
   await runCli(['study', yaml, '--db', db, '--no-progress']);
   const dir = join(WORK, 'a-dir');
@@ -158,7 +162,7 @@ test('case 7: study config errors in models and tasks name the field and come be
     const f = join(WORK, `bad-${Math.random().toString(36).slice(2)}.yaml`);
     writeFileSync(
       f,
-      `models: [${models}]\nscores: [magnitude]\nsparsities: [0.5]\nsources: ['${TASK}']\nheldout: [${heldout}]\ndata: {cap: 20}\nfinetune: false\n`,
+      `models: [${models}]\nscores: [magnitude]\nsparsities: [0.5]\nsources: ['${W.task}']\nheldout: [${heldout}]\ndata: {cap: 20}\nfinetune: false\n`,
     );
     return f;
   };
@@ -178,7 +182,7 @@ test('case 6: a grid larger than 1000 cells asks for --yes and says its size and
   const sps = Array.from({ length: 150 }, (_, i) => (i / 200).toFixed(3)).join(', ');
   writeFileSync(
     f,
-    `models: ['${MODEL}']\nscores: [magnitude, random, snip, synflow, grasp, wanda, sparsegpt]\nsparsities: [${sps}]\nsources: ['${TASK}']\nheldout: []\ndata: {cap: 20}\nfinetune: false\n`,
+    `models: ['${MODEL}']\nscores: [magnitude, random, snip, synflow, grasp, wanda, sparsegpt]\nsparsities: [${sps}]\nsources: ['${W.task}']\nheldout: []\ndata: {cap: 20}\nfinetune: false\n`,
   );
   await assert.rejects(
     runCli(['study', f, '--db', join(WORK, 'big.sqlite')]),
@@ -219,7 +223,7 @@ test('case 7: TAPIR_CACHE on a file or a read-only directory names TAPIR_CACHE a
     // root ignores permissions: only check where they apply.
     if (process.getuid?.() !== 0)
       await assert.rejects(
-        runCli(['data', 'prepare', TASK, '--no-progress']),
+        runCli(['data', 'prepare', W.task, '--no-progress']),
         /cannot write the image cache under .*ro \(EACCES: not writable\)/,
       );
   } finally {

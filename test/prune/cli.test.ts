@@ -1,25 +1,16 @@
 /** `tapir prune` in-process through makeProgram, on a tiny ONNX conv net and a generated folder: task. */
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { disposeGraph, loadMaskFile, prunableParams, readSafetensors } from '../../src/graph/index.js';
-import { exportOnnx, importOnnx } from '../../src/graph/onnx/index.js';
+import { importOnnx } from '../../src/graph/onnx/index.js';
 import { openModel } from '../../src/transfer/index.js';
-import { makeFolderTask, tempDir, tinyNet, useTempCache } from '../transfer/fixtures.js';
-import { runCli } from '../helpers/cli.js';
+import { cliWorkspace, runCli } from '../helpers/cli.js';
 
-useTempCache();
-const WORK = tempDir('tapir-prune-cli-');
-const MODEL = join(WORK, 'tiny.onnx');
-let TASK = '';
-
-before(async () => {
-  TASK = await makeFolderTask('prune-cli', 20);
-  const g = tinyNet(5, 16, true);
-  await exportOnnx(g, MODEL);
-  disposeGraph(g);
-});
+const W = cliWorkspace({ dir: 'tapir-prune-cli-', task: 'prune-cli', seed: 5 });
+const WORK = W.work;
+const MODEL = W.model;
 
 const run = runCli;
 
@@ -47,7 +38,7 @@ test('tapir prune --json: mask file, ONNX model and prune.json agree; the masked
     '--sparsity',
     '0.6',
     '--source',
-    TASK,
+    W.task,
     '--cap',
     '20',
     '--calib',
@@ -140,7 +131,7 @@ test('tapir prune: bad input is a clear error', async () => {
   );
   await assert.rejects(run([...base, '--score', 'hessian', '--sparsity', '0.5']), /--score must be one of/);
   await assert.rejects(
-    run([...base, '--score', 'snip', '--sparsity', '0.5', '--source', TASK, '--cap', '20', '--calib', '500']),
+    run([...base, '--score', 'snip', '--sparsity', '0.5', '--source', W.task, '--cap', '20', '--calib', '500']),
     /asked for 500 calibration images but the calibration set has only/,
   );
 });
@@ -156,7 +147,7 @@ test('tapir prune --bn match-dense: repaired BN affine written to model.onnx, ru
     '--sparsity',
     '0.6',
     '--source',
-    TASK,
+    W.task,
     '--cap',
     '20',
     '--calib',
@@ -225,7 +216,7 @@ test('a pruned-model directory: written as a unit, opened as base model + pruned
     '--sparsity',
     '0.5',
     '--source',
-    TASK,
+    W.task,
     '--cap',
     '20',
     '--calib',
@@ -260,7 +251,7 @@ test('a pruned-model directory: written as a unit, opened as base model + pruned
     '--model',
     out,
     '--tasks',
-    TASK,
+    W.task,
     '--cap',
     '20',
     '--alpha',
@@ -271,7 +262,7 @@ test('a pruned-model directory: written as a unit, opened as base model + pruned
   assert.equal((JSON.parse(ev) as { reference: string }).reference, MODEL);
   // Its mask alone is not the pruned model.
   await assert.rejects(
-    run(['eval', '--model', MODEL, '--mask', out, '--tasks', TASK, '--cap', '20', '--no-progress']),
+    run(['eval', '--model', MODEL, '--mask', out, '--tasks', W.task, '--cap', '20', '--no-progress']),
     /changed weights when pruning \(reconstruction or OBS compensation\): its mask alone is not the pruned model/,
   );
   // A second run into the same directory replaces it whole; a mask from another run makes it unreadable.
