@@ -1,0 +1,95 @@
+/**
+ * Shared by the TF.js importer tests: save a tfjs layers model as model.json + one float32 shard, write a
+ * hand-built graph model, and run a tapir graph on an NHWC input with its outputs read back as NHWC (rank-4) or
+ * as they are (other ranks), so they compare with tfjs element by element.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { scope, tensor } from '../../../src/engine/index.js';
+import { forward } from '../../../src/graph/interpreter.js';
+import type { Graph } from '../../../src/graph/ir.js';
+
+/** Saves `model` (float32 weights) into a fresh temp folder; returns the folder. */
+export async function saveLayersModel(model: tf.LayersModel): Promise<string> {
+  let art: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      art = a;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  return writeModel(
+    'layers-model',
+    art!.modelTopology as object,
+    art!.weightSpecs!,
+    new Uint8Array(art!.weightData as ArrayBuffer),
+  );
+}
+
+/** Writes model.json (+ one shard) into a fresh temp folder; returns the folder. */
+export function writeModel(
+  format: 'layers-model' | 'graph-model',
+  modelTopology: object,
+  weights: readonly tf.io.WeightsManifestEntry[],
+  bytes: Uint8Array,
+): string {
+  const dir = mkdtempSync(join(tmpdir(), `tapir-${format}-`));
+  writeFileSync(
+    join(dir, 'model.json'),
+    JSON.stringify({ format, modelTopology, weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights }] }),
+  );
+  writeFileSync(join(dir, 'group1-shard1of1.bin'), bytes);
+  return dir;
+}
+
+/** Float32 weights as a manifest and one shard, in the given order. */
+export function packWeights(ws: readonly { name: string; shape: number[]; values: ArrayLike<number> }[]): {
+  specs: tf.io.WeightsManifestEntry[];
+  bytes: Uint8Array;
+} {
+  const n = ws.reduce((s, w) => s + w.values.length, 0);
+  const all = new Float32Array(n);
+  let off = 0;
+  for (const w of ws) {
+    all.set(Array.from(w.values), off);
+    off += w.values.length;
+  }
+  return {
+    specs: ws.map((w) => ({ name: w.name, shape: w.shape, dtype: 'float32' as const })),
+    bytes: new Uint8Array(all.buffer),
+  };
+}
+
+/** Deterministic values in [-1, 1) (a small LCG), so fixtures need no tfjs random state. */
+export function values(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0 || 1;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return ((s / 2 ** 32) * 2 - 1) * scale;
+  });
+}
+
+/** The graph's outputs (or the named values) on NHWC input `x` ([n, h, w, c]), rank-4 ones permuted back to NHWC. */
+export function runNhwc(
+  g: Graph,
+  x: Float32Array,
+  shape: readonly number[],
+  outputs?: readonly string[],
+): Float32Array[] {
+  return scope(() => {
+    const input = tensor(x, [...shape])
+      .permute([0, 3, 1, 2])
+      .contiguous();
+    return forward(g, input, { mode: 'eval', ...(outputs ? { outputs } : {}) }).outputs.map((y) =>
+      (y.ndim === 4 ? y.permute([0, 2, 3, 1]).contiguous() : y).data<'float32'>().slice(),
+    );
+  });
+}
+
+/** tfjs predictions of a layers model on NHWC `x`, one array per output. */
+export function predictTf(m: tf.LayersModel, x: Float32Array, shape: readonly number[]): Float32Array[] {
+  const out = m.predict(tf.tensor(x, [...shape]));
+  return (Array.isArray(out) ? out : [out]).map((t) => t.dataSync() as Float32Array);
+}
