@@ -44,21 +44,27 @@ export function writeModel(
   return dir;
 }
 
-/** Float32 weights as a manifest and one shard, in the given order. */
-export function packWeights(ws: readonly { name: string; shape: number[]; values: ArrayLike<number> }[]): {
+/** Weights (float32 unless `dtype: 'int32'`) as a manifest and one shard, in the given order. */
+export function packWeights(
+  ws: readonly { name: string; shape: number[]; values: ArrayLike<number>; dtype?: 'int32' }[],
+): {
   specs: tf.io.WeightsManifestEntry[];
   bytes: Uint8Array;
 } {
-  const n = ws.reduce((s, w) => s + w.values.length, 0);
-  const all = new Float32Array(n);
+  const parts = ws.map((w) =>
+    w.dtype === 'int32'
+      ? new Uint8Array(Int32Array.from(Array.from(w.values)).buffer)
+      : new Uint8Array(Float32Array.from(Array.from(w.values)).buffer),
+  );
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let off = 0;
-  for (const w of ws) {
-    all.set(Array.from(w.values), off);
-    off += w.values.length;
+  for (const p of parts) {
+    bytes.set(p, off);
+    off += p.length;
   }
   return {
-    specs: ws.map((w) => ({ name: w.name, shape: w.shape, dtype: 'float32' as const })),
-    bytes: new Uint8Array(all.buffer),
+    specs: ws.map((w) => ({ name: w.name, shape: w.shape, dtype: w.dtype ?? ('float32' as const) })),
+    bytes,
   };
 }
 
