@@ -78,6 +78,8 @@ class LayersImport {
   private readonly nested = new Map<string, string[]>();
   private input: { name: string; shape: (number | null)[]; hw: [number | null, number | null] } | undefined;
   private lastDense: string | undefined;
+  /** The preprocessing layer (Rescaling / Normalization) that reads the graph input directly, if any. */
+  private inputPreprocessing: string | undefined;
 
   constructor(private readonly a: TfjsArtifacts) {
     this.file = a.file;
@@ -123,7 +125,7 @@ class LayersImport {
     }
     const featureTap =
       head?.tap ?? (this.lastDense ? b.nodes.find((n) => n.inputs[1] === this.lastDense)!.inputs[0]! : outputs[0]!);
-    const r = inputRangeOf(this.a, this.nested);
+    const r = inputRangeOf(this.a, this.nested, this.inputPreprocessing);
     const [h, w] = this.input.hw;
     this.meta.inputRangeSource = r.source;
     if (this.nested.size > 0) this.meta.nestedModels = [...this.nested.keys()];
@@ -491,6 +493,8 @@ class LayersImport {
         };
       }
       default: {
+        if ((l.class_name === 'Rescaling' || l.class_name === 'Normalization') && x.name === this.input?.name)
+          this.inputPreprocessing ??= `${l.class_name} '${name}'`;
         const rule = LAYER_RULES[l.class_name];
         if (!rule) throw new UnsupportedOpError(l.class_name, name, SUPPORTED_LAYERS, 'tfjs-layers');
         const ctx: LayerCtx = {

@@ -98,6 +98,8 @@ test('classifier layers: Rescaling, LayerNormalization (last axis and H,W,C), Se
   await compare(dir, m, [2, 9, 9, 3], 'classifier layers');
   const g = await loadTfjsModel(dir);
   assert.equal(g.meta.outputActivation, 'softmax', 'the Softmax layer on the output is dropped');
+  assert.deepEqual(g.preprocessing.range, [0, 255], 'a Rescaling on the input: the model takes raw pixels');
+  assert.match(String(g.meta.inputRangeSource), /Rescaling 'resc'/);
   // tfjs has no Subtract layer: the Maximum of (gmp, gap) turned into one, checked against gmp − gap
   const json = readFileSync(join(dir, 'model.json'), 'utf8');
   writeFileSync(join(dir, 'model.json'), json.replace('"class_name":"Maximum"', '"class_name":"Subtract"'));
