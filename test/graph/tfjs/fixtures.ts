@@ -3,13 +3,17 @@
  * hand-built graph model, and run a tapir graph on an NHWC input with its outputs read back as NHWC (rank-4) or
  * as they are (other ranks), so they compare with tfjs element by element.
  */
+import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import ort from 'onnxruntime-node';
 import { scope, tensor } from '../../../src/engine/index.js';
 import { forward } from '../../../src/graph/interpreter.js';
 import type { Graph } from '../../../src/graph/ir.js';
+import { exportOnnxBytes } from '../../../src/graph/onnx/index.js';
+import { expectClose } from '../../helpers/check.js';
 
 /** Saves `model` (float32 weights) into a fresh temp folder; returns the folder. */
 export async function saveLayersModel(model: tf.LayersModel): Promise<string> {
@@ -98,4 +102,22 @@ export function runNhwc(
 export function predictTf(m: tf.LayersModel, x: Float32Array, shape: readonly number[]): Float32Array[] {
   const out = m.predict(tf.tensor(x, [...shape]));
   return (Array.isArray(out) ? out : [out]).map((t) => t.dataSync() as Float32Array);
+}
+
+/** Exports `g` to ONNX (opset 17) and checks onnxruntime's outputs against tapir's on NHWC input `x`. */
+export async function expectOnnxMatches(g: Graph, x: Float32Array, shape: readonly number[]): Promise<void> {
+  const nchw = [shape[0]!, shape[3]!, shape[1]!, shape[2]!];
+  const input = tf
+    .tensor(x, [...shape])
+    .transpose([0, 3, 1, 2])
+    .dataSync() as Float32Array;
+  const want = scope(() =>
+    forward(g, tensor(input, nchw), { mode: 'eval' }).outputs.map((y) => y.data<'float32'>().slice()),
+  );
+  const s = await ort.InferenceSession.create(exportOnnxBytes(g));
+  const r = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', input, nchw) });
+  assert.equal(s.outputNames.length, want.length, 'ONNX output count');
+  s.outputNames.forEach((n, i) =>
+    expectClose(r[n]!.data as Float32Array, want[i]!, { rtol: 1e-4, atol: 1e-5 }, `ONNX output ${n}`),
+  );
 }

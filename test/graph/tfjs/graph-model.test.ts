@@ -4,7 +4,7 @@
  * standalone ops FusedBatchNorm(V3), Sigmoid, Tanh, Elu, Selu, LeakyRelu, Prelu, Pad, PadV2, MirrorPad, Reshape,
  * Max, ExpandDims, Squeeze (TF's Conv1D pattern). Reference: tfjs executing the same graph (relative error ≤ 1e-4),
  * and, for the variant tfjs refuses to run (a batch norm fused into a conv), the same computation written with
- * tfjs ops.
+ * tfjs ops. Each imported graph also exports to ONNX and runs in onnxruntime with the same outputs.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +14,7 @@ import { UnsupportedOpError } from '../../../src/graph/errors.js';
 import { loadTfjsModel } from '../../../src/graph/tfjs/index.js';
 import { disposeGraph } from '../../../src/graph/params.js';
 import { expectClose } from '../../helpers/check.js';
-import { packWeights, runNhwc, values, writeModel } from './fixtures.js';
+import { expectOnnxMatches, packWeights, runNhwc, values, writeModel } from './fixtures.js';
 
 const TOL = { rtol: 1e-4, atol: 1e-5 };
 type Attr = Record<string, unknown>;
@@ -198,6 +198,7 @@ for (const fused of VARIANTS) {
       expectClose(c1Got!, (tfModel.execute(x4, 'c1') as tf.Tensor).dataSync(), TOL, 'c1 vs tfjs executing the graph');
       assert.ok((tfModel.execute(x4, 'd1') as tf.Tensor).dataSync().some(Number.isNaN), 'the tfjs bug is still there');
     } else expectClose(got!, (tfModel.execute(x4, 'out') as tf.Tensor).dataSync(), TOL, 'vs tfjs executing the graph');
+    await expectOnnxMatches(im, xs, [2, 6, 6, 3]);
     if (fused[1] === 'Prelu') assert.equal(im.params.get('c1/alpha')!.prunable, false);
     assert.equal(im.params.get('fc/w')!.role, 'head');
     disposeGraph(im);
@@ -307,6 +308,7 @@ test('standalone ops: FusedBatchNormV3, activations, Pad/PadV2/MirrorPad, Max, E
   const mid = runNhwc(model, xs, [2, 5, 5, 4], ir);
   const ref = tfModel.execute(tf.tensor4d(xs, [2, 5, 5, 4]), names) as tf.Tensor[];
   names.forEach((n, i) => expectClose(mid[i]!, ref[i]!.dataSync(), TOL, n));
+  await expectOnnxMatches(model, xs, [2, 5, 5, 4]);
   disposeGraph(model);
   rmSync(dir, { recursive: true });
 });

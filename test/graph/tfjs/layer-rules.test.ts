@@ -2,8 +2,10 @@
  * The Keras layers of layer-rules.ts and every activation name of keras-activations.ts, each in a small model built
  * with @tensorflow/tfjs and compared with tfjs running the same file (relative error ≤ 1e-4). Where tfjs cannot be
  * the reference it is said so: Normalization (tfjs has no such layer: hand-computed statistics feed tfjs the
- * normalised input) and bilinear UpSampling2D (tfjs's layer resizes without half-pixel centres; the reference is
- * TF 2 Keras' `tf.image.resize`, i.e. tfjs `resizeBilinear(x, size, false, true)`).
+ * normalised input), Subtract (no such tfjs layer: checked as a − b), causal Conv1D (tfjs cannot run it: a valid
+ * conv on the input padded by hand) and bilinear UpSampling2D (tfjs's layer resizes without half-pixel centres; the reference is
+ * TF 2 Keras' `tf.image.resize`, i.e. tfjs `resizeBilinear(x, size, false, true)`). The larger models also export
+ * to ONNX and run in onnxruntime with tapir's outputs.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +16,7 @@ import { UnsupportedOpError } from '../../../src/graph/errors.js';
 import { loadTfjsModel } from '../../../src/graph/tfjs/index.js';
 import { disposeGraph } from '../../../src/graph/params.js';
 import { expectClose } from '../../helpers/check.js';
-import { packWeights, predictTf, runNhwc, saveLayersModel, values } from './fixtures.js';
+import { expectOnnxMatches, packWeights, predictTf, runNhwc, saveLayersModel, values } from './fixtures.js';
 
 const TOL = { rtol: 1e-4, atol: 1e-5 };
 type ST = tf.SymbolicTensor;
@@ -99,6 +101,7 @@ test('classifier layers: Rescaling, LayerNormalization (last axis and H,W,C), Se
   const g = await loadTfjsModel(dir);
   assert.equal(g.meta.outputActivation, 'softmax', 'the Softmax layer on the output is dropped');
   assert.deepEqual(g.preprocessing.range, [0, 255], 'a Rescaling on the input: the model takes raw pixels');
+  await expectOnnxMatches(g, values(2 * 9 * 9 * 3, 7, 2), [2, 9, 9, 3]);
   assert.match(String(g.meta.inputRangeSource), /Rescaling 'resc'/);
   // tfjs has no Subtract layer: the Maximum of (gmp, gap) turned into one, checked against gmp − gap
   const json = readFileSync(join(dir, 'model.json'), 'utf8');
@@ -195,6 +198,9 @@ test('Conv1D (dilated valid, strided same, an ECA block over channels), GlobalAv
   const m = randomize(tf.model({ inputs: inp, outputs: [out, q, att] }));
   const dir = await saveLayersModel(m);
   await compare(dir, m, [2, 4, 4, 3], 'Conv1D');
+  const g = await loadTfjsModel(dir);
+  await expectOnnxMatches(g, values(2 * 4 * 4 * 3, 7, 2), [2, 4, 4, 3]);
+  disposeGraph(g);
   rmSync(dir, { recursive: true });
 });
 
