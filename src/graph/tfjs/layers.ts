@@ -20,6 +20,8 @@ import { decodeWeightList, modelNameOf, type DecodedWeight, type TfjsArtifacts }
 import { findClassifierHead } from './classifier-head.js';
 import { convKernel, denseKernel, depthwiseKernel, nhwcAxis, weightTensor } from './convert.js';
 import { inputRangeOf } from './input-range.js';
+import { KERAS_ACTIVATIONS } from './keras-activations.js';
+import { LAYER_RULES, pair, type Config, type LayerCtx, type Val } from './layer-rules.js';
 import { LayerWeights, type ShapeWant } from './layer-weights.js';
 
 /** Model classes that may appear as a layer of another model (`Functional` is Keras ≥ 2.4's name for `Model`). */
@@ -33,7 +35,6 @@ export const SUPPORTED_LAYERS = [
   'ReLU',
   'Activation',
   'ZeroPadding2D',
-  'Add',
   'Concatenate',
   'MaxPooling2D',
   'AveragePooling2D',
@@ -42,19 +43,12 @@ export const SUPPORTED_LAYERS = [
   'Dense',
   'Dropout',
   'Reshape',
+  ...Object.keys(LAYER_RULES),
   ...NESTED_MODELS,
-] as const;
-const ACTIVATIONS: Record<string, string | null> = {
-  linear: null,
-  relu: 'relu',
-  relu6: 'relu6',
-  sigmoid: 'sigmoid',
-  tanh: 'tanh',
-  softmax: 'softmax',
-  swish: 'silu',
-  silu: 'silu',
-  gelu: 'gelu',
-};
+] as readonly string[];
+
+/** What an unsupported-layer error lists as supported: the layer classes, then the activation names. */
+const SUPPORTED = [...SUPPORTED_LAYERS, `activations ${Object.keys(KERAS_ACTIVATIONS).join('/')}`];
 
 interface Layer {
   name?: string;
@@ -62,19 +56,6 @@ interface Layer {
   config: { [k: string]: JsValue } | JsValue[];
   inbound_nodes?: JsValue;
 }
-type Config = { [k: string]: JsValue };
-/**
- * A value in the graph, its rank (4 = image NCHW, 2 = features) and its channel (feature) count where known:
- * the count tells apart copies of one stored weight name (LayerWeights.take).
- */
-interface Val {
-  name: string;
-  rank: number;
-  channels: number | null;
-}
-
-const pair = (v: JsValue | undefined, d: number): [number, number] =>
-  Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : typeof v === 'number' ? [v, v] : [d, d];
 const isNested = (l: Layer) => (NESTED_MODELS as readonly string[]).includes(l.class_name);
 const layerName = (l: Layer) => String((Array.isArray(l.config) ? undefined : l.config.name) ?? l.name ?? l.class_name);
 
@@ -97,6 +78,8 @@ class LayersImport {
   private readonly nested = new Map<string, string[]>();
   private input: { name: string; shape: (number | null)[]; hw: [number | null, number | null] } | undefined;
   private lastDense: string | undefined;
+  /** The preprocessing layer (Rescaling / Normalization) that reads the graph input directly, if any. */
+  private inputPreprocessing: string | undefined;
 
   constructor(private readonly a: TfjsArtifacts) {
     this.file = a.file;
@@ -122,6 +105,12 @@ class LayersImport {
       throw this.bad(`the topology is a '${String(root?.class_name)}', not a Sequential or Model`);
     const rootName = layerName(root);
     this.survey(root, []);
+    const unknown = new Map<string, string[]>();
+    this.scanUnsupported(root, [rootName], unknown);
+    if (unknown.size > 0) {
+      const all = [...unknown].map(([op, nodes]) => ({ op, nodes }));
+      throw new UnsupportedOpError(all[0]!.op, all[0]!.nodes[0]!, SUPPORTED, 'tfjs-layers', all);
+    }
     const outs = this.model(root, [rootName], undefined, true);
     if (!this.input) throw this.bad('no InputLayer (or first layer with batch_input_shape) found');
     const outputs = outs.map((v) => v.name);
@@ -136,7 +125,7 @@ class LayersImport {
     }
     const featureTap =
       head?.tap ?? (this.lastDense ? b.nodes.find((n) => n.inputs[1] === this.lastDense)!.inputs[0]! : outputs[0]!);
-    const r = inputRangeOf(this.a, this.nested);
+    const r = inputRangeOf(this.a, this.nested, this.inputPreprocessing);
     const [h, w] = this.input.hw;
     this.meta.inputRangeSource = r.source;
     if (this.nested.size > 0) this.meta.nestedModels = [...this.nested.keys()];
@@ -148,6 +137,24 @@ class LayersImport {
       preprocessing: { size: [h ?? r.size ?? 224, w ?? r.size ?? 224], range: r.range },
       meta: this.meta,
     });
+  }
+
+  /**
+   * Collects every layer class and activation name of the tree that has no conversion (name → IR names of the layers
+   * using it), so that one error lists them all, as the ONNX importer does.
+   */
+  private scanUnsupported(mc: Layer, scope: string[], out: Map<string, string[]>): void {
+    for (const l of this.layersOf(mc)) {
+      const n = layerName(l);
+      if (isNested(l)) {
+        this.scanUnsupported(l, [...scope, n], out);
+        continue;
+      }
+      const add = (what: string) => out.set(what, [...(out.get(what) ?? []), this.irName(scope, n)]);
+      const act = Array.isArray(l.config) ? undefined : l.config.activation;
+      if (!SUPPORTED_LAYERS.includes(l.class_name)) add(l.class_name);
+      else if (typeof act === 'string' && !(act in KERAS_ACTIVATIONS)) add(`activation '${act}'`);
+    }
   }
 
   /** Counts layer names over the whole tree and records each nested model's layer names. */
@@ -289,18 +296,16 @@ class LayersImport {
       b.param(pname, noGrad(make), role);
     const activation = (v: Val, act: JsValue | undefined): Val => {
       const an = typeof act === 'string' ? act : 'linear';
-      if (!(an in ACTIVATIONS))
-        throw new UnsupportedOpError(`activation '${an}'`, name, Object.keys(ACTIVATIONS), 'tfjs-layers');
-      const op = ACTIVATIONS[an]!;
-      if (op === null) return v;
-      if (op === 'softmax' && isOutput) {
+      if (!(an in KERAS_ACTIVATIONS))
+        throw new UnsupportedOpError(`activation '${an}'`, name, Object.keys(KERAS_ACTIVATIONS), 'tfjs-layers');
+      const a = KERAS_ACTIVATIONS[an]!;
+      if (a === null) return v;
+      if (a.op === 'softmax' && isOutput) {
         this.meta.outputActivation = 'softmax';
         return v;
       }
-      return {
-        ...v,
-        name: b.op(op, [v.name], op === 'softmax' ? { axis: v.rank === 4 ? 1 : -1 } : {}, `${name}/${an}`),
-      };
+      const attrs = a.op === 'softmax' ? { axis: v.rank === 4 ? 1 : -1 } : (a.attrs ?? {});
+      return { ...v, name: b.op(a.op, [v.name], attrs, `${name}/${an}`) };
     };
     const windowAttrs = (cc: Config): Record<string, AttrValue> => {
       const base: Record<string, AttrValue> = { stride: pair(cc.strides, 1), dilation: pair(cc.dilation_rate, 1) };
@@ -326,9 +331,14 @@ class LayersImport {
           const bias = c.use_bias ? param(`${name}.bias`, () => weightTensor(wt('bias', [cout])), 'bias') : '';
           h = b.op('conv2d', [h, kp, bias], { ...attrs, groups }, name);
         } else {
-          const mult = Number(c.depth_multiplier ?? 1);
-          const dw = wt('depthwise_kernel', [kh, kw, cin, mult]);
-          const groups = dw.shape[2]!;
+          // TF.js 4.22 leaves depth_multiplier out of a SeparableConv2D's config: the stored kernel says it
+          const dw = wt('depthwise_kernel', [
+            kh,
+            kw,
+            cin,
+            c.depth_multiplier === undefined ? null : Number(c.depth_multiplier),
+          ]);
+          const [groups, mult] = [dw.shape[2]!, dw.shape[3]!];
           const dk = param(
             l.class_name === 'SeparableConv2D' ? `${name}.depthwise.weight` : `${name}.weight`,
             () => depthwiseKernel(dw),
@@ -414,16 +424,6 @@ class LayersImport {
         if (t === undefined || le === undefined) throw this.bad(`layer '${name}': bad padding ${JSON.stringify(p)}`);
         return { ...x, name: b.op('pad', [x.name], { pads: [0, 0, t, le, 0, 0, bo ?? t, r ?? le] }, name) };
       }
-      case 'Add':
-        return {
-          ...x,
-          name: ins
-            .slice(1)
-            .reduce(
-              (acc, v, i) => b.op('add', [acc, v.name], {}, i === ins.length - 2 ? name : `${name}/${i}`),
-              x.name,
-            ),
-        };
       case 'Concatenate': {
         const axis = nhwcAxis(Number(c.axis ?? -1), x.rank);
         const channels =
@@ -453,8 +453,14 @@ class LayersImport {
         delete attrs.dilation;
         return { ...x, name: b.op(l.class_name === 'MaxPooling2D' ? 'maxpool' : 'avgpool', [x.name], attrs, name) };
       }
-      case 'GlobalAveragePooling2D':
-        return { name: b.op('globalavgpool', [x.name], { keepdims: false }, name), rank: 2, channels: x.channels };
+      case 'GlobalAveragePooling2D': {
+        const keep = c.keepdims === true;
+        return {
+          name: b.op('globalavgpool', [x.name], { keepdims: keep }, name),
+          rank: keep ? 4 : 2,
+          channels: x.channels,
+        };
+      }
       case 'Flatten': {
         // Keras flattens NHWC: permute back first so the following Dense kernel rows line up.
         const src = x.rank === 4 ? b.op('transpose', [x.name], { perm: [0, 2, 3, 1] }, `${name}/to_nhwc`) : x.name;
@@ -486,8 +492,26 @@ class LayersImport {
           channels: target.length === 1 ? target[0]! : target.length === 3 ? target[2]! : null,
         };
       }
-      default:
-        throw new UnsupportedOpError(l.class_name, name, SUPPORTED_LAYERS, 'tfjs-layers');
+      default: {
+        if ((l.class_name === 'Rescaling' || l.class_name === 'Normalization') && x.name === this.input?.name)
+          this.inputPreprocessing ??= `${l.class_name} '${name}'`;
+        const rule = LAYER_RULES[l.class_name];
+        if (!rule) throw new UnsupportedOpError(l.class_name, name, SUPPORTED_LAYERS, 'tfjs-layers');
+        const ctx: LayerCtx = {
+          b,
+          name,
+          c,
+          ins,
+          x,
+          isOutput,
+          wt,
+          param,
+          activation,
+          bad: (msg) => this.bad(`layer '${name}': ${msg}`),
+          unsupported: (what) => new UnsupportedOpError(what, name, SUPPORTED_LAYERS, 'tfjs-layers'),
+        };
+        return rule(ctx);
+      }
     }
   }
 }
