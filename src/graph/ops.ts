@@ -190,7 +190,10 @@ function oneOf<T extends string>(a: Attrs, k: string, allowed: readonly T[], dfl
 // ---- the table ------------------------------------------------------------------------------------
 
 const TABLE = {
-  /** (x, W [out, in/groups, kh, kw], b?) {stride, padding: n | [h, w] | [top, left, bottom, right], autoPad?: 'same_upper' | 'same_lower' | 'valid', dilation, groups} */
+  /**
+   * (x, W [out, in/groups, kh, kw], b?) {stride, padding: n | [h, w] | [top, left, bottom, right],
+   * autoPad?: 'same_upper' | 'same_lower' | 'valid', dilation, groups}
+   */
   conv2d: { run: (xs, a) => [conv(xs, a)] },
   /** (x [..., in], W [out, in], b?) → x Wᵀ + b */
   linear: { run: (xs) => [nn.linear(need(xs, 0, 'x'), need(xs, 1, 'weight'), xs[2] ?? null)] },

@@ -313,7 +313,8 @@ export async function htmlReport(d: ReportData, o: { title?: string } = {}): Pro
     '#ccc;padding:2px 6px;text-align:right;white-space:nowrap}' +
     'th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}figure{margin:8px ' +
     '0}figcaption,.note{color:#555;font-size:12px;max-width:900px}pre{background:#f7f7f7;padding:8px;font-size:11px}';
-  const html = `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${css}</style></head>\n<body>\n${body}\n</body></html>\n`;
+  const head = `<meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${css}</style>`;
+  const html = `<!doctype html>\n<html lang="en"><head>${head}</head>\n<body>\n${body}\n</body></html>\n`;
   return { html, plots: plots.length + diagPlots.length };
 }
 
