@@ -14,7 +14,7 @@ import { exportOnnx, importOnnx } from '../../src/graph/onnx/index.js';
 import { writeMaskFile } from '../../src/graph/mask-file.js';
 import { setMask } from '../../src/graph/index.js';
 import type { DiagnosticsReport } from '../../src/analysis/index.js';
-import { runCli } from '../helpers/cli.js';
+import { argv, runCli } from '../helpers/cli.js';
 
 setNumThreads(1);
 const root = mkdtempSync(join(tmpdir(), 'tapir-hessian-cli-'));
@@ -156,17 +156,11 @@ test('tapir hessian --json: spectra, alignment and loss-change tables for two ta
 });
 
 test('tapir hessian: bad options fail with the option named', async () => {
+  await assert.rejects(run(argv`hessian --model x --tasks mnist --loss hinge`), /--loss must be one of mse, ce/);
   await assert.rejects(
-    run(['hessian', '--model', 'x', '--tasks', 'mnist', '--loss', 'hinge']),
-    /--loss must be one of mse, ce/,
-  );
-  await assert.rejects(
-    run(['hessian', '--model', 'x', '--tasks', 'mnist', '--sparsity', '1']),
+    run(argv`hessian --model x --tasks mnist --sparsity 1`),
     /--sparsity values must be in \[0, 1\)/,
   );
-  await assert.rejects(
-    run(['hessian', '--model', 'x', '--tasks', 'mnist', '--probes', '1']),
-    /--probes must be an integer >= 2/,
-  );
+  await assert.rejects(run(argv`hessian --model x --tasks mnist --probes 1`), /--probes must be an integer >= 2/);
   await assert.rejects(run(['hessian', '--model', 'x', '--tasks', ' , ']), /--tasks is empty/);
 });

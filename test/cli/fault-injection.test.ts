@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { disposeGraph } from '../../src/graph/index.js';
 import { mulberry32 } from '../../src/data/rng.js';
 import { openModel } from '../../src/transfer/index.js';
-import { cliWorkspace, runCli } from '../helpers/cli.js';
+import { argv, cliWorkspace, runCli } from '../helpers/cli.js';
 
 const W = cliWorkspace({ dir: 'tapir-faults-', task: 'faults', seed: 4 });
 const WORK = W.work;
@@ -105,7 +105,7 @@ test(
     );
     const db1 = join(WORK, 'f1.sqlite');
     const db2 = join(WORK, 'f2.sqlite');
-    await runCli(['study', yaml, '--db', db1, '--no-progress', '--max-cells', '1']);
+    await runCli(argv`study ${yaml} --db ${db1} --no-progress --max-cells 1`);
     await runCli(['study', yaml, '--db', db2, '--no-progress']);
     const out = join(WORK, 'report.html');
     await runCli(['report', '--db', db1, '--out', out]);

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../../src/graph/index.js';
-import { cliWorkspace, runCli } from '../helpers/cli.js';
+import { argv, cliWorkspace, runCli } from '../helpers/cli.js';
 
 const W = cliWorkspace({ dir: 'tapir-reliability-', task: 'reliability', seed: 3 });
 const WORK = W.work;
@@ -21,41 +21,13 @@ interface EvalDoc {
 
 test('case 1: a pruned model (its directory or its model.onnx) is evaluated against its base model, not against itself', async () => {
   const out = join(WORK, 'p');
-  await runCli(['prune', '--model', MODEL, '--score', 'magnitude', '--sparsity', '0.7', '--out', out, '--no-progress']);
+  await runCli(argv`prune --model ${MODEL} --score magnitude --sparsity 0.7 --out ${out} --no-progress`);
   const base = JSON.parse(
-    (
-      await runCli([
-        'eval',
-        '--model',
-        MODEL,
-        '--tasks',
-        W.task,
-        '--cap',
-        '20',
-        '--alpha',
-        '1',
-        '--no-progress',
-        '--json',
-      ])
-    ).out,
+    (await runCli(argv`eval --model ${MODEL} --tasks ${W.task} --cap 20 --alpha 1 --no-progress --json`)).out,
   ) as EvalDoc;
   for (const m of [out, join(out, 'model.onnx')]) {
     const doc = JSON.parse(
-      (
-        await runCli([
-          'eval',
-          '--model',
-          m,
-          '--tasks',
-          W.task,
-          '--cap',
-          '20',
-          '--alpha',
-          '1',
-          '--no-progress',
-          '--json',
-        ])
-      ).out,
+      (await runCli(argv`eval --model ${m} --tasks ${W.task} --cap 20 --alpha 1 --no-progress --json`)).out,
     ) as EvalDoc;
     assert.equal(doc.reference, MODEL, `${m}: the dense reference is the base model`);
     assert.equal(doc.rows[0]!.denseAccuracy, base.rows[0]!.accuracy, `${m}: dense accuracy is the base model's`);
@@ -65,20 +37,7 @@ test('case 1: a pruned model (its directory or its model.onnx) is evaluated agai
 test('case 6: conflicting --min-density and --sparsity stop before anything is written', async () => {
   const out = join(WORK, 'md');
   await assert.rejects(
-    runCli([
-      'prune',
-      '--model',
-      MODEL,
-      '--score',
-      'magnitude',
-      '--sparsity',
-      '0.5',
-      '--min-density',
-      '0.6',
-      '--out',
-      out,
-      '--no-progress',
-    ]),
+    runCli(argv`prune --model ${MODEL} --score magnitude --sparsity 0.5 --min-density 0.6 --out ${out} --no-progress`),
     /minDensity 0.6 keeps at least \d+ weights \(6\d\.\d %\), more than the \d+ \(50\.0 %\) that sparsity 0.5 keeps/,
   );
   assert.ok(!existsSync(out), 'no output directory');
@@ -86,19 +45,7 @@ test('case 6: conflicting --min-density and --sparsity stop before anything is w
 
 test('case 6: a mask file missing a tensor it lists is refused, not applied with that tensor dense', async () => {
   const out = join(WORK, 'trunc');
-  await runCli([
-    'prune',
-    '--model',
-    MODEL,
-    '--score',
-    'magnitude',
-    '--sparsity',
-    '0.5',
-    '--out',
-    out,
-    '--no-progress',
-    '--no-onnx',
-  ]);
+  await runCli(argv`prune --model ${MODEL} --score magnitude --sparsity 0.5 --out ${out} --no-progress --no-onnx`);
   const file = join(out, 'mask.safetensors');
   const st = await readSafetensors(file);
   const names = [...st.entries.keys()];
@@ -111,7 +58,7 @@ test('case 6: a mask file missing a tensor it lists is refused, not applied with
     st.metadata,
   );
   await assert.rejects(
-    runCli(['eval', '--model', MODEL, '--mask', out, '--tasks', W.task, '--cap', '20', '--no-progress']),
+    runCli(argv`eval --model ${MODEL} --mask ${out} --tasks ${W.task} --cap 20 --no-progress`),
     new RegExp(
       `lists ${names.length} masked tensors but lacks 1 of them \\(${names[0]!.replace('.', '\\.')}\\): it is truncated or was edited`,
     ),
@@ -120,7 +67,7 @@ test('case 6: a mask file missing a tensor it lists is refused, not applied with
 
 test('case 7: bad options and inputs stop with a message that names them and the fix, before anything is written', async () => {
   await assert.rejects(
-    runCli(['eval', '--model', MODEL, '--tasks', W.task, '--alpha', '0', '--no-progress']),
+    runCli(argv`eval --model ${MODEL} --tasks ${W.task} --alpha 0 --no-progress`),
     /--alpha must be a decimal number > 0, got '0'/,
   );
   await assert.rejects(

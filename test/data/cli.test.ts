@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { tempDir, u8, useTempCache } from './env.js';
-import { runCli } from '../helpers/cli.js';
+import { argv, runCli } from '../helpers/cli.js';
 
 useTempCache();
 
@@ -87,18 +87,7 @@ test('tapir data prepare: fills the cache, counts skipped files; a second run is
 
 test('tapir data show writes a montage PNG', async () => {
   const out = join(tempDir(), 'x.png');
-  const { out: o } = await run([
-    'data',
-    'show',
-    'mnist[0-3]',
-    '--out',
-    out,
-    '--per-class',
-    '2',
-    '--size',
-    '28',
-    '--json',
-  ]);
+  const { out: o } = await run(argv`data show mnist[0-3] --out ${out} --per-class 2 --size 28 --json`);
   const j = JSON.parse(o) as { shown: number; width: number; height: number };
   assert.equal(j.shown, 8);
   assert.ok(existsSync(out));
@@ -109,7 +98,7 @@ test('tapir data show writes a montage PNG', async () => {
 test('tapir data: bad options are errors naming the option; every subcommand has --help', async () => {
   await assert.rejects(run(['data', 'prepare', 'mnist', '--size', '0x3']), /--size must be/);
   await assert.rejects(
-    run(['data', 'show', 'mnist', '--out', '/tmp/x.png', '--split', 'val']),
+    run(argv`data show mnist --out /tmp/x.png --split val`),
     /--split must be one of train, calib, test/,
   );
   await assert.rejects(run(['data', 'prepare', 'mnist', '--cap', 'many']), /--cap must be a non-negative integer/);

@@ -40,3 +40,16 @@ export function cliWorkspace(o: { dir: string; task: string; seed: number }): {
   });
   return ws;
 }
+
+/**
+ * A command line as one template: literal text splits on whitespace, each `${value}` stays one argument
+ * (paths with spaces survive). `argv\`eval --model ${m} --cap 20\`` is `['eval', '--model', m, '--cap', '20']`.
+ */
+export function argv(parts: TemplateStringsArray, ...values: Array<string | number>): string[] {
+  const out: string[] = [];
+  parts.forEach((p, i) => {
+    out.push(...p.split(/\s+/).filter((w) => w !== ''));
+    if (i < values.length) out.push(String(values[i]));
+  });
+  return out;
+}

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { disposeGraph, loadMaskFile, prunableParams, readSafetensors } from '../../src/graph/index.js';
 import { importOnnx } from '../../src/graph/onnx/index.js';
 import { openModel } from '../../src/transfer/index.js';
-import { cliWorkspace, runCli } from '../helpers/cli.js';
+import { argv, cliWorkspace, runCli } from '../helpers/cli.js';
 
 const W = cliWorkspace({ dir: 'tapir-prune-cli-', task: 'prune-cli', seed: 5 });
 const WORK = W.work;
@@ -27,31 +27,9 @@ interface PruneDoc {
 
 test('tapir prune --json: mask file, ONNX model and prune.json agree; the masked ONNX model has zeros', async () => {
   const out = join(WORK, 'obd');
-  const { out: stdout } = await run([
-    'prune',
-    '--model',
-    MODEL,
-    '--score',
-    'diag-hessian',
-    '--estimator',
-    'fisher',
-    '--sparsity',
-    '0.6',
-    '--source',
-    W.task,
-    '--cap',
-    '20',
-    '--calib',
-    '5',
-    '--batch-size',
-    '2',
-    '--loss',
-    'ce',
-    '--out',
-    out,
-    '--json',
-    '--no-progress',
-  ]);
+  const { out: stdout } = await run(
+    argv`prune --model ${MODEL} --score diag-hessian --estimator fisher --sparsity 0.6 --source ${W.task} --cap 20 --calib 5 --batch-size 2 --loss ce --out ${out} --json --no-progress`,
+  );
   const doc = JSON.parse(stdout) as PruneDoc;
   assert.deepEqual(doc, JSON.parse(readFileSync(join(out, 'prune.json'), 'utf8')));
   assert.equal(doc.keptParameters, Math.round(0.4 * doc.prunableParameters));
@@ -82,37 +60,11 @@ test('tapir prune --json: mask file, ONNX model and prune.json agree; the masked
 test('tapir prune: data-free scores need no task; table output; same seed ⇒ same mask file', async () => {
   const a = join(WORK, 'rand-a');
   const b = join(WORK, 'rand-b');
-  const { out } = await run([
-    'prune',
-    '--model',
-    MODEL,
-    '--score',
-    'random',
-    '--sparsity',
-    '0.5',
-    '--seed',
-    '3',
-    '--out',
-    a,
-    '--no-progress',
-    '--no-onnx',
-  ]);
+  const { out } = await run(
+    argv`prune --model ${MODEL} --score random --sparsity 0.5 --seed 3 --out ${a} --no-progress --no-onnx`,
+  );
   assert.match(out, /achieved 0\.5/);
-  await run([
-    'prune',
-    '--model',
-    MODEL,
-    '--score',
-    'random',
-    '--sparsity',
-    '0.5',
-    '--seed',
-    '3',
-    '--out',
-    b,
-    '--no-progress',
-    '--no-onnx',
-  ]);
+  await run(argv`prune --model ${MODEL} --score random --sparsity 0.5 --seed 3 --out ${b} --no-progress --no-onnx`);
   assert.ok(!existsSync(join(a, 'model.onnx')));
   // Same masks bit for bit (the files differ only in their run ids).
   const bits = async (d: string) => {
@@ -205,26 +157,9 @@ test('tapir prune --bn match-dense: repaired BN affine written to model.onnx, ru
 
 test('a pruned-model directory: written as a unit, opened as base model + pruned weights + mask, evaluated against its base; a mixed directory is refused', async () => {
   const out = join(WORK, 'sgpt');
-  await run([
-    'prune',
-    '--model',
-    MODEL,
-    '--score',
-    'sparsegpt',
-    '--target',
-    'dense-output',
-    '--sparsity',
-    '0.5',
-    '--source',
-    W.task,
-    '--cap',
-    '20',
-    '--calib',
-    '8',
-    '--no-progress',
-    '--out',
-    out,
-  ]);
+  await run(
+    argv`prune --model ${MODEL} --score sparsegpt --target dense-output --sparsity 0.5 --source ${W.task} --cap 20 --calib 8 --no-progress --out ${out}`,
+  );
   const doc = JSON.parse(readFileSync(join(out, 'prune.json'), 'utf8')) as {
     model: string;
     runId: string;
@@ -246,31 +181,19 @@ test('a pruned-model directory: written as a unit, opened as base model + pruned
       `${n}: safetensors ⊙ mask = model.onnx`,
     );
   // Evaluated against the base model by default (not against itself).
-  const { out: ev } = await run([
-    'eval',
-    '--model',
-    out,
-    '--tasks',
-    W.task,
-    '--cap',
-    '20',
-    '--alpha',
-    '1',
-    '--no-progress',
-    '--json',
-  ]);
+  const { out: ev } = await run(argv`eval --model ${out} --tasks ${W.task} --cap 20 --alpha 1 --no-progress --json`);
   assert.equal((JSON.parse(ev) as { reference: string }).reference, MODEL);
   // Its mask alone is not the pruned model.
   await assert.rejects(
-    run(['eval', '--model', MODEL, '--mask', out, '--tasks', W.task, '--cap', '20', '--no-progress']),
+    run(argv`eval --model ${MODEL} --mask ${out} --tasks ${W.task} --cap 20 --no-progress`),
     /changed weights when pruning \(reconstruction or OBS compensation\): its mask alone is not the pruned model/,
   );
   // A second run into the same directory replaces it whole; a mask from another run makes it unreadable.
   const other = join(WORK, 'sgpt-other');
-  await run(['prune', '--model', MODEL, '--score', 'magnitude', '--sparsity', '0.3', '--no-progress', '--out', other]);
+  await run(argv`prune --model ${MODEL} --score magnitude --sparsity 0.3 --no-progress --out ${other}`);
   copyFileSync(join(other, 'mask.safetensors'), join(out, 'mask.safetensors'));
   await assert.rejects(openModel(out), /not a complete pruned-model directory: mask.safetensors belongs to run/);
-  await run(['prune', '--model', MODEL, '--score', 'magnitude', '--sparsity', '0.3', '--no-progress', '--out', out]);
+  await run(argv`prune --model ${MODEL} --score magnitude --sparsity 0.3 --no-progress --out ${out}`);
   assert.equal((await openModel(out)).kind, 'pruned');
   assert.deepEqual(
     readdirSync(WORK).filter((f) => f.includes('.tmp-')),

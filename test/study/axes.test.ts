@@ -6,8 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { demoConfig, expandGrid, parseStudy, protocolHash, StudyConfigError } from '../../src/study/index.js';
+import { demoConfig, expandGrid, parseStudy, protocolHash } from '../../src/study/index.js';
 import { cellKeyAxes } from '../../src/study/grid.js';
+import { eachFails, fails } from '../helpers/study-config.js';
 
 const DEMO_PROTOCOL = '946eff468bcf010b';
 const DEMO_KEYS = [
@@ -37,17 +38,6 @@ heldout: [mnist, emoji]
 calibration: 32
 prune: {loss: mse, allocation: global}
 `;
-
-function fails(yaml: string, message: string): void {
-  assert.throws(
-    () => parseStudy(yaml, 'studies.yaml'),
-    (e: unknown) => {
-      assert.ok(e instanceof StudyConfigError, `expected StudyConfigError, got ${String(e)}`);
-      assert.equal(e.message, message);
-      return true;
-    },
-  );
-}
 
 test('the demo study keeps its protocol hash and every cell key (pinned before the axes existed)', () => {
   const c = demoConfig();
@@ -154,43 +144,36 @@ test('lists are grid axes: counts, order (base values first), controls at the ba
 });
 
 test('axis fields: bad values give errors that name the field path', () => {
-  fails(base.replace('calibration: 32', 'calibration: [16, 0]'), 'studies.yaml: calibration[1]: must be >= 1, got 0');
-  fails(
-    base.replace('calibration: 32', 'calibration: 2.5'),
-    'studies.yaml: calibration[0]: must be an integer, got 2.5',
-  );
-  fails(
-    base.replace('calibration: 32', 'calibration: [16, 16]'),
-    'studies.yaml: calibration[1]: duplicates calibration[0] (16)',
-  );
-  fails(base.replace('calibration: 32', 'calibration: []'), 'studies.yaml: calibration: must list at least one value');
-  fails(
-    base.replace('allocation: global}', 'allocation: [global, uniform]}'),
-    "studies.yaml: prune.allocation[1]: must be one of global, layerwise, erk, rowwise, got 'uniform'",
-  );
-  fails(
-    base.replace('allocation: global}', 'allocation: global, bn: [none, recalibrate]}'),
-    "studies.yaml: prune.bn[1]: must be one of none, reestimate, match-dense, got 'recalibrate'",
-  );
-  fails(
-    base.replace('allocation: global}', 'allocation: global, bn: [none, none]}'),
-    'studies.yaml: prune.bn[1]: duplicates prune.bn[0] ("none")',
-  );
-  fails(
-    `${base}calib_data: [source, 3]\n`,
-    "studies.yaml: calib_data[1]: must be 'source', 'noise', 'all', 'mix:A+B' or a task id, got 3",
-  );
-  fails(
-    `${base}calib_data: [source, "no such task!"]\n`,
-    "studies.yaml: calib_data[1]: 'no such task!' is not a task id",
-  );
-  fails(`${base}calib_data: [noise, noise]\n`, 'studies.yaml: calib_data[1]: duplicates calib_data[0] ("noise")');
-  fails(`${base}calib_data: []\n`, 'studies.yaml: calib_data: must list at least one value');
-  fails(`${base}calib_dta: noise\n`, 'studies.yaml: calib_dta: unknown field');
-  fails(
-    base.replace('allocation: global}', 'allocation: global, bns: none}'),
-    'studies.yaml: prune.bns: unknown field',
-  );
+  eachFails([
+    [base.replace('calibration: 32', 'calibration: [16, 0]'), 'studies.yaml: calibration[1]: must be >= 1, got 0'],
+    [base.replace('calibration: 32', 'calibration: 2.5'), 'studies.yaml: calibration[0]: must be an integer, got 2.5'],
+    [
+      base.replace('calibration: 32', 'calibration: [16, 16]'),
+      'studies.yaml: calibration[1]: duplicates calibration[0] (16)',
+    ],
+    [base.replace('calibration: 32', 'calibration: []'), 'studies.yaml: calibration: must list at least one value'],
+    [
+      base.replace('allocation: global}', 'allocation: [global, uniform]}'),
+      "studies.yaml: prune.allocation[1]: must be one of global, layerwise, erk, rowwise, got 'uniform'",
+    ],
+    [
+      base.replace('allocation: global}', 'allocation: global, bn: [none, recalibrate]}'),
+      "studies.yaml: prune.bn[1]: must be one of none, reestimate, match-dense, got 'recalibrate'",
+    ],
+    [
+      base.replace('allocation: global}', 'allocation: global, bn: [none, none]}'),
+      'studies.yaml: prune.bn[1]: duplicates prune.bn[0] ("none")',
+    ],
+    [
+      `${base}calib_data: [source, 3]\n`,
+      "studies.yaml: calib_data[1]: must be 'source', 'noise', 'all', 'mix:A+B' or a task id, got 3",
+    ],
+    [`${base}calib_data: [source, "no such task!"]\n`, "studies.yaml: calib_data[1]: 'no such task!' is not a task id"],
+    [`${base}calib_data: [noise, noise]\n`, 'studies.yaml: calib_data[1]: duplicates calib_data[0] ("noise")'],
+    [`${base}calib_data: []\n`, 'studies.yaml: calib_data: must list at least one value'],
+    [`${base}calib_dta: noise\n`, 'studies.yaml: calib_dta: unknown field'],
+    [base.replace('allocation: global}', 'allocation: global, bns: none}'), 'studies.yaml: prune.bns: unknown field'],
+  ]);
 });
 
 test('a calib_data task may be capped; other unknown cap keys are still refused', () => {
@@ -223,20 +206,22 @@ test('reconstruction pruners, N:M and rowwise allocations, all/mix calibration d
   // 3 calib_data × (global, rowwise at 2 sparsities + 2:4 at 0.5 only) × 2 scores.
   assert.equal(cells.length, 3 * (2 + 2 + 1) * 2);
   assert.ok(cells.filter((x) => x.allocation === '2:4').every((x) => x.sparsity === 0.5));
-  fails(
-    y.replace('sparsities: [0.5, 0.9]', 'sparsities: [0.7, 0.9]'),
-    'studies.yaml: prune.allocation[2]: allocation 2:4 prunes 0.5, which is not one of the sparsities',
-  );
-  fails(y.replace('"2:4"', '"4:2"'), "studies.yaml: prune.allocation[2]: allocation '4:2': N:M needs 0 <= N < M");
-  fails(
-    base.replace('scores: [magnitude, random]', 'scores: [{name: magnitude, target: dense-output}]'),
-    "studies.yaml: scores[0].target: only sparsegpt takes target (score is 'magnitude')",
-  );
-  fails(
-    base.replace('scores: [magnitude, random]', 'scores: [{name: sparsegpt, target: dense}]'),
-    "studies.yaml: scores[0].target: must be one of dense-weights, dense-output, got 'dense'",
-  );
-  fails(`${base}calib_data: ["mix:mnist+bad id!"]\n`, "studies.yaml: calib_data[0].mix[1]: 'bad id!' is not a task id");
+  eachFails([
+    [
+      y.replace('sparsities: [0.5, 0.9]', 'sparsities: [0.7, 0.9]'),
+      'studies.yaml: prune.allocation[2]: allocation 2:4 prunes 0.5, which is not one of the sparsities',
+    ],
+    [y.replace('"2:4"', '"4:2"'), "studies.yaml: prune.allocation[2]: allocation '4:2': N:M needs 0 <= N < M"],
+    [
+      base.replace('scores: [magnitude, random]', 'scores: [{name: magnitude, target: dense-output}]'),
+      "studies.yaml: scores[0].target: only sparsegpt takes target (score is 'magnitude')",
+    ],
+    [
+      base.replace('scores: [magnitude, random]', 'scores: [{name: sparsegpt, target: dense}]'),
+      "studies.yaml: scores[0].target: must be one of dense-weights, dense-output, got 'dense'",
+    ],
+    [`${base}calib_data: ["mix:mnist+bad id!"]\n`, "studies.yaml: calib_data[0].mix[1]: 'bad id!' is not a task id"],
+  ]);
 });
 
 test('a score may pin axis values (its recipe): its cells use them once, the other scores the study axes', () => {

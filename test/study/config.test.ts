@@ -9,6 +9,7 @@ import {
   protocolHash,
   StudyConfigError,
 } from '../../src/study/index.js';
+import { eachFails, fails } from '../helpers/study-config.js';
 
 const base = `
 models: [mobilenet_v2]
@@ -18,17 +19,6 @@ sparsities: [0.5, 0.9]
 sources: [digits]
 heldout: [mnist]
 `;
-
-function fails(yaml: string, message: string): void {
-  assert.throws(
-    () => parseStudy(yaml, 'studies.yaml'),
-    (e: unknown) => {
-      assert.ok(e instanceof StudyConfigError, `expected StudyConfigError, got ${String(e)}`);
-      assert.equal(e.message, message);
-      return true;
-    },
-  );
-}
 
 test('a valid config expands to the grid with controls', () => {
   const c = parseStudy(
@@ -54,63 +44,67 @@ test('the protocol hash changes with anything that changes the numbers, not with
 });
 
 test('bad values give field-level errors', () => {
-  fails(base.replace('[0.5, 0.9]', '[0.5, 0.7, 1.2]'), 'studies.yaml: sparsities[2]: must be in [0, 1), got 1.2');
-  fails(base.replace('[0.5, 0.9]', '[0.5, "x"]'), "studies.yaml: sparsities[1]: must be a number, got 'x'");
-  fails(
-    base.replace('estimator: fisher', 'estimator: lbfgs'),
-    "studies.yaml: scores[1].estimator: must be one of fisher, ggn, hutchinson, got 'lbfgs'",
-  );
-  fails(
-    base.replace('[magnitude,', '[magnitud,'),
-    "studies.yaml: scores[0]: must be one of magnitude, diag-hessian, block-hessian, snip, grasp, synflow, random, wanda, sparsegpt, got 'magnitud'",
-  );
-  fails(
-    base.replace('{name: diag-hessian, estimator: fisher}', '{name: magnitude, estimator: fisher}'),
-    "studies.yaml: scores[1].estimator: only diag-hessian takes an estimator (score is 'magnitude')",
-  );
-  fails(`${base}finetune: {epochs: 0}\n`, 'studies.yaml: finetune.epochs: must be >= 1, got 0');
-  fails(`${base}finetune: {lr: -1}\n`, 'studies.yaml: finetune.lr: must be > 0, got -1');
-  fails(
-    `${base}data: {caps: {emoji: 5}}\n`,
-    "studies.yaml: data.caps.emoji: 'emoji' is neither a source nor a held-out task",
-  );
-  fails(
-    base.replace('heldout: [mnist]', 'heldout: [mnist, digits]'),
-    "studies.yaml: heldout[1]: 'digits' is also a source task",
-  );
-  fails(
-    base.replace('sparsities: [0.5, 0.9]', 'sparsities: []'),
-    'studies.yaml: sparsities: must list at least one value',
-  );
-  fails(base.replace('[0.5, 0.9]', '[0.5, 0.5]'), 'studies.yaml: sparsities[1]: duplicates sparsities[0] (0.5)');
-  fails(
-    `${base}controls: {random_init: {sparsities: [2]}}\n`,
-    'studies.yaml: controls.random_init.sparsities[0]: must be in [0, 1), got 2',
-  );
+  eachFails([
+    [base.replace('[0.5, 0.9]', '[0.5, 0.7, 1.2]'), 'studies.yaml: sparsities[2]: must be in [0, 1), got 1.2'],
+    [base.replace('[0.5, 0.9]', '[0.5, "x"]'), "studies.yaml: sparsities[1]: must be a number, got 'x'"],
+    [
+      base.replace('estimator: fisher', 'estimator: lbfgs'),
+      "studies.yaml: scores[1].estimator: must be one of fisher, ggn, hutchinson, got 'lbfgs'",
+    ],
+    [
+      base.replace('[magnitude,', '[magnitud,'),
+      "studies.yaml: scores[0]: must be one of magnitude, diag-hessian, block-hessian, snip, grasp, synflow, random, wanda, sparsegpt, got 'magnitud'",
+    ],
+    [
+      base.replace('{name: diag-hessian, estimator: fisher}', '{name: magnitude, estimator: fisher}'),
+      "studies.yaml: scores[1].estimator: only diag-hessian takes an estimator (score is 'magnitude')",
+    ],
+    [`${base}finetune: {epochs: 0}\n`, 'studies.yaml: finetune.epochs: must be >= 1, got 0'],
+    [`${base}finetune: {lr: -1}\n`, 'studies.yaml: finetune.lr: must be > 0, got -1'],
+    [
+      `${base}data: {caps: {emoji: 5}}\n`,
+      "studies.yaml: data.caps.emoji: 'emoji' is neither a source nor a held-out task",
+    ],
+    [
+      base.replace('heldout: [mnist]', 'heldout: [mnist, digits]'),
+      "studies.yaml: heldout[1]: 'digits' is also a source task",
+    ],
+    [
+      base.replace('sparsities: [0.5, 0.9]', 'sparsities: []'),
+      'studies.yaml: sparsities: must list at least one value',
+    ],
+    [base.replace('[0.5, 0.9]', '[0.5, 0.5]'), 'studies.yaml: sparsities[1]: duplicates sparsities[0] (0.5)'],
+    [
+      `${base}controls: {random_init: {sparsities: [2]}}\n`,
+      'studies.yaml: controls.random_init.sparsities[0]: must be in [0, 1), got 2',
+    ],
+  ]);
 });
 
 test('errors deep in the config name the nested field path', () => {
   // A score option, its pinned allocation (in a control's scores too) and an unknown score option.
-  fails(
-    base.replace('estimator: fisher}', 'estimator: fisher, probes: 0}'),
-    'studies.yaml: scores[1].probes: must be >= 1, got 0',
-  );
-  fails(
-    base.replace('{name: diag-hessian, estimator: fisher}', '{name: block-hessian, block_size: 2.5}'),
-    'studies.yaml: scores[1].block_size: must be an integer, got 2.5',
-  );
-  fails(
-    base.replace('{name: diag-hessian, estimator: fisher}', '{name: magnitude, estimator: lbfgs}'),
-    "studies.yaml: scores[1].estimator: only diag-hessian takes an estimator (score is 'magnitude')",
-  );
-  fails(
-    `${base}controls: {random_init: {scores: [{name: wanda, allocation: "1:4"}]}}\n`,
-    'studies.yaml: controls.random_init.scores[0].allocation: allocation 1:4 prunes 0.75, which is not one of the sparsities',
-  );
-  fails(
-    `${base}controls: {shuffled_mask: 3}\n`,
-    'studies.yaml: controls.shuffled_mask: must be true, false or {scores: […], sparsities: […]}, got 3',
-  );
+  eachFails([
+    [
+      base.replace('estimator: fisher}', 'estimator: fisher, probes: 0}'),
+      'studies.yaml: scores[1].probes: must be >= 1, got 0',
+    ],
+    [
+      base.replace('{name: diag-hessian, estimator: fisher}', '{name: block-hessian, block_size: 2.5}'),
+      'studies.yaml: scores[1].block_size: must be an integer, got 2.5',
+    ],
+    [
+      base.replace('{name: diag-hessian, estimator: fisher}', '{name: magnitude, estimator: lbfgs}'),
+      "studies.yaml: scores[1].estimator: only diag-hessian takes an estimator (score is 'magnitude')",
+    ],
+    [
+      `${base}controls: {random_init: {scores: [{name: wanda, allocation: "1:4"}]}}\n`,
+      'studies.yaml: controls.random_init.scores[0].allocation: allocation 1:4 prunes 0.75, which is not one of the sparsities',
+    ],
+    [
+      `${base}controls: {shuffled_mask: 3}\n`,
+      'studies.yaml: controls.shuffled_mask: must be true, false or {scores: […], sparsities: […]}, got 3',
+    ],
+  ]);
   assert.throws(
     () => parseStudy(base.replace('estimator: fisher}', 'estimator: fisher, blocksize: 8}'), 'studies.yaml'),
     (e: unknown) => {
@@ -121,18 +115,16 @@ test('errors deep in the config name the nested field path', () => {
     },
   );
   // A fine-tuning field.
-  fails(`${base}finetune: {momentum: 1}\n`, 'studies.yaml: finetune.momentum: must be in [0, 1), got 1');
-  fails(
-    `${base}finetune: {optimizer: adam}\n`,
-    "studies.yaml: finetune.optimizer: must be one of sgd, adamw, got 'adam'",
-  );
-  fails(`${base}finetune: {batch_size: "32"}\n`, "studies.yaml: finetune.batch_size: must be a number, got '32'");
-  fails(`${base}finetune: fast\n`, "studies.yaml: finetune: must be a mapping or false, got 'fast'");
-  // A caps entry, and a mix that names no task (a config error with its path, not a pruning error).
-  fails(`${base}data: {caps: {mnist: 2}}\n`, 'studies.yaml: data.caps.mnist: must be >= 3, got 2');
-  fails(`${base}data: {caps: {mnist: 3.5}}\n`, 'studies.yaml: data.caps.mnist: must be an integer, got 3.5');
-  fails(`${base}data: {caps: [mnist]}\n`, 'studies.yaml: data.caps: must map task ids to caps, got ["mnist"]');
-  fails(`${base}calib_data: [source, "mix:"]\n`, "studies.yaml: calib_data[1]: calibration data 'mix:' names no task");
+  eachFails([
+    [`${base}finetune: {momentum: 1}\n`, 'studies.yaml: finetune.momentum: must be in [0, 1), got 1'],
+    [`${base}finetune: {optimizer: adam}\n`, "studies.yaml: finetune.optimizer: must be one of sgd, adamw, got 'adam'"],
+    [`${base}finetune: {batch_size: "32"}\n`, "studies.yaml: finetune.batch_size: must be a number, got '32'"],
+    [`${base}finetune: fast\n`, "studies.yaml: finetune: must be a mapping or false, got 'fast'"],
+    [`${base}data: {caps: {mnist: 2}}\n`, 'studies.yaml: data.caps.mnist: must be >= 3, got 2'],
+    [`${base}data: {caps: {mnist: 3.5}}\n`, 'studies.yaml: data.caps.mnist: must be an integer, got 3.5'],
+    [`${base}data: {caps: [mnist]}\n`, 'studies.yaml: data.caps: must map task ids to caps, got ["mnist"]'],
+    [`${base}calib_data: [source, "mix:"]\n`, "studies.yaml: calib_data[1]: calibration data 'mix:' names no task"],
+  ]);
 });
 
 test('unknown fields are named, with a suggestion', () => {

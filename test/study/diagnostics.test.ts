@@ -40,6 +40,7 @@ import {
 } from '../../src/study/diagnostics-inputs.js';
 import { planDiagnostics, cellMask } from '../../src/study/diagnostics.js';
 import { makeFolderTask, tempDir, tinyNet, useTempCache } from '../transfer/fixtures.js';
+import { eachFails, fails } from '../helpers/study-config.js';
 
 setNumThreads(1);
 useTempCache();
@@ -52,18 +53,6 @@ sparsities: [0.5, 0.9]
 sources: [digits]
 heldout: [mnist]
 `;
-
-function fails(yaml: string, message: string, fix?: RegExp): void {
-  assert.throws(
-    () => parseStudy(yaml, 'studies.yaml'),
-    (e: unknown) => {
-      assert.ok(e instanceof StudyConfigError, `expected StudyConfigError, got ${String(e)}`);
-      assert.equal(e.message, message);
-      if (fix) assert.match(e.fix ?? '', fix);
-      return true;
-    },
-  );
-}
 
 test('diagnostics section: defaults, explicit values, and no effect on the protocol hash', () => {
   const d = parseStudy(`${base}diagnostics: true\n`, 'studies.yaml').diagnostics!;
@@ -118,24 +107,26 @@ test('diagnostics section: field-level errors', () => {
     "studies.yaml: diagnostics.tasks[0]: 'emoji' is not a task of this study",
     /digits, mnist/,
   );
-  fails(`${base}diagnostics: {tasks: []}\n`, 'studies.yaml: diagnostics.tasks: must list at least one value');
-  fails(`${base}diagnostics: {probes: 1}\n`, 'studies.yaml: diagnostics.probes: must be >= 2, got 1');
-  fails(`${base}diagnostics: {k: 0}\n`, 'studies.yaml: diagnostics.k: must be >= 1, got 0');
-  fails(`${base}diagnostics: {images: 2.5}\n`, 'studies.yaml: diagnostics.images: must be an integer, got 2.5');
-  fails(
-    `${base}diagnostics: {sparsities: [0.5, 1]}\n`,
-    'studies.yaml: diagnostics.sparsities[1]: must be in [0, 1), got 1',
-  );
-  fails(`${base}diagnostics: {loss: hinge}\n`, "studies.yaml: diagnostics.loss: must be one of mse, ce, got 'hinge'");
-  fails(`${base}diagnostics: {alpha: -1}\n`, 'studies.yaml: diagnostics.alpha: must be > 0, got -1');
-  fails(
-    `${base}diagnostics: {alpha: big}\n`,
-    "studies.yaml: diagnostics.alpha: must be a number > 0, 'images' or 'auto', got 'big'",
-  );
-  fails(
-    `${base}diagnostics: {control: yes please}\n`,
-    "studies.yaml: diagnostics.control: must be true or false, got 'yes please'",
-  );
+  eachFails([
+    [`${base}diagnostics: {tasks: []}\n`, 'studies.yaml: diagnostics.tasks: must list at least one value'],
+    [`${base}diagnostics: {probes: 1}\n`, 'studies.yaml: diagnostics.probes: must be >= 2, got 1'],
+    [`${base}diagnostics: {k: 0}\n`, 'studies.yaml: diagnostics.k: must be >= 1, got 0'],
+    [`${base}diagnostics: {images: 2.5}\n`, 'studies.yaml: diagnostics.images: must be an integer, got 2.5'],
+    [
+      `${base}diagnostics: {sparsities: [0.5, 1]}\n`,
+      'studies.yaml: diagnostics.sparsities[1]: must be in [0, 1), got 1',
+    ],
+    [`${base}diagnostics: {loss: hinge}\n`, "studies.yaml: diagnostics.loss: must be one of mse, ce, got 'hinge'"],
+    [`${base}diagnostics: {alpha: -1}\n`, 'studies.yaml: diagnostics.alpha: must be > 0, got -1'],
+    [
+      `${base}diagnostics: {alpha: big}\n`,
+      "studies.yaml: diagnostics.alpha: must be a number > 0, 'images' or 'auto', got 'big'",
+    ],
+    [
+      `${base}diagnostics: {control: yes please}\n`,
+      "studies.yaml: diagnostics.control: must be true or false, got 'yes please'",
+    ],
+  ]);
   fails(`${base}diagnostics: {probe: 4}\n`, 'studies.yaml: diagnostics.probe: unknown field', /probes/);
 });
 

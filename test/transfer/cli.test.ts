@@ -11,7 +11,7 @@ import { exportOnnx, importOnnx } from '../../src/graph/onnx/index.js';
 import { readSafetensors } from '../../src/graph/safetensors.js';
 import { assertGraphMasked, loadFinetuned, type FinetuneInfo, type ZeroShotRow } from '../../src/transfer/index.js';
 import { makeFolderTask, tempDir, tinyNet, useTempCache } from './fixtures.js';
-import { runCli } from '../helpers/cli.js';
+import { argv, runCli } from '../helpers/cli.js';
 
 useTempCache();
 const WORK = tempDir('tapir-transfer-cli-');
@@ -58,7 +58,7 @@ test('tapir eval: dense and refit agree on the unpruned model; a mask changes th
   assert.notEqual(z!.model, z!.reference, 'the pruned state differs from the dense reference');
   assert.equal(px!.head, 'pixels');
   assert.equal(z!.nTest, 12);
-  const table = (await run(['eval', '--model', MODEL, '--tasks', TASK, '--cap', '20', '--no-progress'])).out;
+  const table = (await run(argv`eval --model ${MODEL} --tasks ${TASK} --cap 20 --no-progress`)).out;
   assert.match(table, /task\s+classes\s+head\s+accuracy\s+dense\s+retained/);
 });
 
@@ -103,7 +103,7 @@ test('tapir finetune writes weights, mask and finetune.json; masked weights stay
   loaded.head!.bias.dispose();
   disposeGraph(loaded.graph);
   const ev = JSON.parse(
-    (await run(['eval', '--model', out, '--tasks', TASK, '--cap', '20', '--json', '--no-progress'])).out,
+    (await run(argv`eval --model ${out} --tasks ${TASK} --cap 20 --json --no-progress`)).out,
   ) as EvalDoc;
   assert.equal(ev.reference, MODEL, 'a fine-tuned directory is compared with its base model');
   assert.notEqual(ev.rows[0]!.model, ev.rows[0]!.reference);
@@ -164,7 +164,7 @@ test('tapir finetune killed with SIGKILL after a checkpoint resumes (--resume) t
 
 test('bad input names the option or file', async () => {
   await assert.rejects(
-    run(['eval', '--model', MODEL, '--tasks', TASK, '--head', 'bogus']),
+    run(argv`eval --model ${MODEL} --tasks ${TASK} --head bogus`),
     /--head must be one of dense, refit, got 'bogus'/,
   );
   await assert.rejects(
