@@ -163,10 +163,10 @@ export function diagnosticsTables(d: DiagnosticsData): Table[] {
         f(ratio(s.weightedTrace, s.loss)),
       ]),
       note:
-        "Each task reads the backbone through a scale-free ridge head (std floored relative to the mean std, fitted on " +
+        'Each task reads the backbone through a scale-free ridge head (std floored relative to the mean std, fitted on ' +
         "the dense model's features; docs/ANALYSIS.md). " +
         "The raw trace and eigenvalues depend on the scale of the loss and of each layer's weights; Σθ²Hⱼⱼ / L " +
-        "(curvature felt by a relative weight perturbation, per unit loss) does not, so compare models on it.",
+        '(curvature felt by a relative weight perturbation, per unit loss) does not, so compare models on it.',
     },
     {
       title: 'Curvature alignment between tasks',
@@ -188,7 +188,8 @@ export function diagnosticsTables(d: DiagnosticsData): Table[] {
         f(p.overlap),
         ...sparsities.map((q) => f(p.iou.find((x) => x.sparsity === q)?.iou)),
       ]),
-      note: "diag: Hutchinson Hessian diagonals (cosine is scale-invariant); overlap: mean cos² of the principal angles " +
+      note:
+        'diag: Hutchinson Hessian diagonals (cosine is scale-invariant); overlap: mean cos² of the principal angles ' +
         "between the top-k eigenvector spans (≈ k / dim for unrelated spans); IoU: kept sets of each task's OBD mask.",
     },
     {
@@ -203,8 +204,9 @@ export function diagnosticsTables(d: DiagnosticsData): Table[] {
         f(l.second),
         f(l.measured),
       ]),
-      note: "Masks: the OBD mask (½ Hⱼⱼ θⱼ²) of the first task, and the study's own cell masks (score, target sparsity) " +
-        "applied to the dense weights; removed = fraction of the analysed weights.",
+      note:
+        "Masks: the OBD mask (½ Hⱼⱼ θⱼ²) of the first task, and the study's own cell masks (score, target sparsity) " +
+        'applied to the dense weights; removed = fraction of the analysed weights.',
     },
   ];
 }
@@ -250,7 +252,7 @@ export function diagnosticsPlots(d: DiagnosticsData): Plot[] {
     plots.push({
       title: 'Curvature spectrum per task: pre-trained vs random init',
       caption:
-        "Rows: Hutchinson trace of H, its top eigenvalues (Lanczos), and Σθ²Hⱼⱼ / L (trace of H in relative weight " +
+        'Rows: Hutchinson trace of H, its top eigenvalues (Lanczos), and Σθ²Hⱼⱼ / L (trace of H in relative weight ' +
         "units, per unit loss: comparable across models). Columns: models, sharing each row's symmetric-log y axis.",
       spec: {
         $schema: SCHEMA,
@@ -289,7 +291,7 @@ export function diagnosticsPlots(d: DiagnosticsData): Plot[] {
       title: 'Curvature alignment: cosine of the Hessian diagonals, task × task',
       caption:
         "Cosine between two tasks' Hutchinson Hessian diagonals (1 on the diagonal by definition; scale-invariant). " +
-        "One panel per model: pre-trained | random init.",
+        'One panel per model: pre-trained | random init.',
       spec: {
         $schema: SCHEMA,
         data: { values: cells },
@@ -337,8 +339,8 @@ export function diagnosticsPlots(d: DiagnosticsData): Plot[] {
       title: 'Predicted (second-order) vs measured loss change',
       caption:
         "Each point: one mask (OBD of the first task, or a study cell's mask) on one task; x: measured L(θ ⊙ c) − " +
-        "L(θ), y: gᵀδ + ½δᵀHδ. Grey: y = x (a perfect quadratic model). Colour: target sparsity; shape: model. " +
-        "Symmetric-log axes.",
+        'L(θ), y: gᵀδ + ½δᵀHδ. Grey: y = x (a perfect quadratic model). Colour: target sparsity; shape: model. ' +
+        'Symmetric-log axes.',
       spec: {
         $schema: SCHEMA,
         width: 380,

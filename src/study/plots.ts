@@ -44,9 +44,9 @@ export function reportPlots(d: ReportData): Plot[] {
     plots.push({
       title: 'Accuracy vs sparsity, per task and score',
       caption:
-        "Solid: zero-shot (pruned on the source, no training); dashed: after masked fine-tuning on the source. Rows: " +
+        'Solid: zero-shot (pruned on the source, no training); dashed: after masked fine-tuning on the source. Rows: ' +
         "head mode (dense = head fitted on the unpruned model, the paper's zero-shot; refit = head refitted on the " +
-        "evaluated backbone). Grey rule: dense model.",
+        'evaluated backbone). Grey rule: dense model.',
       spec: {
         $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
         data: {
@@ -162,8 +162,8 @@ export function reportPlots(d: ReportData): Plot[] {
       title: 'Where the pruned network drifts from the dense one, layer by layer',
       caption:
         "Relative output error ‖f_dense − f_pruned‖² / ‖f_dense‖² at each pruned layer's output, on the cell's " +
-        "calibration images after BN repair (log scale; rows: target sparsity; one line per score and ablation " +
-        "setting).",
+        'calibration images after BN repair (log scale; rows: target sparsity; one line per score and ablation ' +
+        'setting).',
       spec: {
         $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
         data: {

@@ -332,12 +332,12 @@ export async function writeResults(o: ResultsOptions): Promise<ResultsSummary> {
     '',
     'How to read it:',
     '',
-    "- *retained* = accuracy / dense accuracy of the same model on the same task. *dense head*: the ridge head " +
-    "fitted on the unpruned model's features, attached to the pruned backbone (the paper's zero-shot); *refit " +
-    "head*: refitted on the pruned backbone's features (no backbone training either).",
+    '- *retained* = accuracy / dense accuracy of the same model on the same task. *dense head*: the ridge head ' +
+      "fitted on the unpruned model's features, attached to the pruned backbone (the paper's zero-shot); *refit " +
+      "head*: refitted on the pruned backbone's features (no backbone training either).",
     "- *held-out* = mean over the study's held-out tasks (a task some cell calibrated on is left out); cells " +
-    "differing only by source or seed are averaged. A *configuration* is a score plus the value of every ablation " +
-    "axis that varies in the study.",
+      'differing only by source or seed are averaged. A *configuration* is a score plus the value of every ablation ' +
+      'axis that varies in the study.',
     '- "P1 holds up to s" means at every sparsity of the grid up to s. The target is checked on the WORST held-out target task, not the mean.',
     '- Wall time is what the database stores (per cell, and per diagnostics run); the dense reference, the pixel baseline and model loading are not ' +
       'timed and come on top. Studies ran on whatever machine ran them: the times say that, not the cost on an idle one.',

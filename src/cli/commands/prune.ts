@@ -92,8 +92,8 @@ export function pruneCommand(io: Io): Command {
     .option('--compensate', 'block-hessian: apply the OBS update to surviving weights')
     .option(
       '--bn <repair>',
-      "BN repair after masking: none | reestimate (recompute running statistics on the calibration images) | " +
-      "match-dense (shift/scale each BN output to the dense model's per-channel mean/variance on them)",
+      'BN repair after masking: none | reestimate (recompute running statistics on the calibration images) | ' +
+        "match-dense (shift/scale each BN output to the dense model's per-channel mean/variance on them)",
       'none',
     )
     .option('--batch-size <n>', 'calibration batch size', '32')
