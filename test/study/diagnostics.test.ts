@@ -5,10 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { liveTensors, noGrad, setNumThreads, tensor } from '../../src/engine/index.js';
+import { liveTensors, noGrad, scope, setNumThreads, tensor } from '../../src/engine/index.js';
 import { disposeGraph, type Graph } from '../../src/graph/index.js';
 import { exportOnnx } from '../../src/graph/onnx/index.js';
 import { hessianOperator, runDiagnostics, type DiagnosticsReport } from '../../src/analysis/index.js';
+import { ESTIMATORS } from '../../src/prune/index.js';
 import { openTask, loadSample } from '../../src/data/index.js';
 import {
   disposeTaskHead,
@@ -171,7 +172,23 @@ test("scale-free task heads: features × 1e-12 (a random init's) give the same l
       feats.dispose();
       const oldLoss = hessianOperator(view, 'mse', built.inputs[0]!.batches).lossValue();
       disposeTaskHead(view);
-      return { r: runDiagnostics(built.inputs, OPTS), head: built.heads[0]!, oldLoss };
+      const r = runDiagnostics(built.inputs, OPTS);
+      // Σθ²Hⱼⱼ straight from src/prune's Hutchinson diagonal with the same probes (same seed): Σ θⱼ² diag(H)ⱼ.
+      const inp = built.inputs[0]!;
+      const weighted = scope(() => {
+        const names = hessianOperator(inp.graph, 'mse', inp.batches).layout.names;
+        const est = ESTIMATORS.hutchinson.diag(inp.graph, inp.batches, {
+          loss: 'mse',
+          probes: OPTS.probes,
+          seed: OPTS.seed,
+          params: names,
+        });
+        let w = 0;
+        for (const n of names)
+          w += noGrad(() => inp.graph.params.get(n)!.tensor.square().mul(est.diag.get(n)!).sum().item());
+        return w;
+      });
+      return { r, head: built.heads[0]!, oldLoss, weighted };
     } finally {
       built.dispose();
       disposeGraph(g);
@@ -195,8 +212,11 @@ test("scale-free task heads: features × 1e-12 (a random init's) give the same l
   // so its mse is (1/3)·((2/3)² + 2·(1/3)²) = 2/9 and its loss no longer depends on the backbone.
   close(b.oldLoss, 2 / 9, 1e-6, 'old head at 1e-12');
   assert.ok(Math.abs(b.oldLoss - a.oldLoss) > 0.05 * a.oldLoss, `old head: loss ${a.oldLoss} vs ${b.oldLoss}`);
-  // Σθ²Hⱼⱼ is the Hutchinson estimate of Σ θⱼ² Hⱼⱼ: its per-probe mean equals the diagonal-weighted sum (same probes).
-  assert.ok(Number.isFinite(ta.weightedTrace.stderr) && ta.weightedTrace.stderr >= 0);
+  // Σθ²Hⱼⱼ is the Hutchinson estimate of Σ θⱼ² Hⱼⱼ: its per-probe mean equals the diagonal-weighted sum (same probes),
+  // and 3 probes of a non-diagonal Hessian disagree, so its standard error is positive.
+  close(ta.weightedTrace.estimate, a.weighted, 1e-9, 'Σθ²H vs Σθ²·diag');
+  close(tb.weightedTrace.estimate, b.weighted, 1e-9, 'Σθ²H vs Σθ²·diag at 1e-12');
+  assert.ok(Number.isFinite(ta.weightedTrace.stderr) && ta.weightedTrace.stderr > 0);
   // alpha 'auto' is chosen on standardised features, so it too is blind to the feature scale.
   const [c, e] = [await run(1, 'auto'), await run(1e-12, 'auto')];
   assert.ok(DIAGNOSTICS_ALPHA_GRID.includes(c.head.alpha));
