@@ -1,5 +1,5 @@
 /**
- * Data benchmark (issue 4): is loading ever the bottleneck of training?
+ * Data benchmark: is loading ever the bottleneck of training?
  *
  *   1. cold prepare: open a task and decode + resize + cache every image at 96 px (empty cache);
  *   2. warm epoch: read the task's training split back from the cache (checksums verified) and build every

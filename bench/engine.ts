@@ -1,5 +1,5 @@
 /**
- * Engine benchmark (issue 2): ResNet-18 (CIFAR, 32 px) and ViT-Tiny (224 px) at batch 32 in float32 —
+ * Engine benchmark: ResNet-18 (CIFAR, 32 px) and ViT-Tiny (224 px) at batch 32 in float32 —
  * forward (no grad), forward+backward (cross-entropy, gradients of all parameters) and a Hessian-vector
  * product by double backward — timed in tapir and in PyTorch (bench/peers/engine.py) on the very same
  * weights, inputs, labels and vectors, with the same threads and allocator. By default the two sides

@@ -1,5 +1,5 @@
 /**
- * Study over Redis (issue 15, docs/SCALING.md): the same small grid run by one process (`tapir study`), then through
+ * Study over Redis (docs/SCALING.md): the same small grid run by one process (`tapir study`), then through
  * `tapir study --redis` with 1 and with 2 `tapir worker`s on this machine (TAPIR_THREADS=1 each), alternating the
  * three set-ups run by run. Prints a table of medians, then one JSON line {"bench":"queue", …, "ratio": 2-worker wall
  * time / 1-worker wall time}. Also reports the coordinator's own time per cell (enqueue; fetch + commit + remove).

@@ -1,5 +1,5 @@
 /**
- * Scoring benchmark (issue 5): torchvision MobileNetV2 (random init, exported to ONNX by the PyTorch peer,
+ * Scoring benchmark: torchvision MobileNetV2 (random init, exported to ONNX by the PyTorch peer,
  * BN kept), 96 px, 128 calibration images in batches of 32, mse loss over 10 classes. Times in tapir and in
  * PyTorch (bench/peers/score.py, same weights, images and threads, in this same run):
  *   fwd_bwd      one plain forward+backward over the 128 images (gradients of every parameter)

@@ -1,5 +1,5 @@
 /**
- * Study diagnostics (issue 7): the `diagnostics` section's parsing, the scale-free task heads shared with
+ * Study diagnostics: the `diagnostics` section's parsing, the scale-free task heads shared with
  * `tapir hessian`, and a tiny study that writes the diag_* tables, skips them when done, and reports them.
  */
 import { test } from 'node:test';
