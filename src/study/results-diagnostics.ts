@@ -7,56 +7,18 @@
 import type { Finding } from './results-findings.js';
 import { pct } from './results-findings.js';
 import type { ReportData } from './report-data.js';
+import type { DiagLoss, DiagPair } from './diagnostics-report.js';
 
+/** Per model (latest finished run of this study): task pairs a ≠ b, and the loss changes of masks with a target. */
 export interface DiagSummary {
-  /** Per model (latest finished run of this study): task pairs a ≠ b. */
-  pairs: {
-    model: string;
-    a: string;
-    b: string;
-    cosine: number | null;
-    spearman: number | null;
-    overlap: number | null;
-  }[];
-  loss: {
-    model: string;
-    kind: string;
-    score: string;
-    target: number;
-    task: string;
-    first: number | null;
-    second: number | null;
-    measured: number | null;
-  }[];
+  pairs: Omit<DiagPair, 'iou'>[];
+  loss: (Omit<DiagLoss, 'from' | 'sparsity' | 'target'> & { target: number })[];
   wallS: number;
-}
-
-/** The subset of the report's diagnostics data (src/study/diagnostics-report.ts `readDiagnostics`) read here. */
-interface DiagData {
-  models: { model: string; wallS: number }[];
-  pairs: {
-    model: string;
-    a: string;
-    b: string;
-    cosine: number | null;
-    spearman: number | null;
-    overlap: number | null;
-  }[];
-  lossChange: {
-    model: string;
-    kind: string;
-    score: string;
-    target: number | null;
-    task: string;
-    first: number | null;
-    second: number | null;
-    measured: number | null;
-  }[];
 }
 
 /** The study diagnostics the report read (the latest run per model), or null when the database has none. */
 export function diagSummaryOf(d: ReportData): DiagSummary | null {
-  const x = (d as ReportData & { diagnostics?: DiagData | null }).diagnostics;
+  const x = d.diagnostics;
   if (!x || x.models.length === 0) return null;
   return {
     pairs: x.pairs
