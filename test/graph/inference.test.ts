@@ -89,7 +89,7 @@ test('inference: one session per model state; new weights, a new mask or new BN 
   const first = await sessionOf();
   assert.equal(await sessionOf(), first, 'same state: the same session object');
   assert.equal(sessions.created, 1);
-  assert.equal(liveTensors(), live, 'runs leave no tensors behind');
+  assert.ok(liveTensors() <= live, 'runs leave no tensors behind (the GC safety net may only free more)');
 
   const fp0 = stateFingerprint(g, [g.featureTap]);
   noGrad(() => g.params.get('conv1.weight')!.tensor.mul_(0.5));
