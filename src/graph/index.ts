@@ -19,6 +19,7 @@ export {
   OrtSessions,
   ortSessions,
   RUNTIMES,
+  type ArrayValue,
   type InferenceRunner,
   type Runtime,
   type RunnerOptions,

@@ -7,18 +7,10 @@
  * feature pass, and it cannot go stale the way a hand-maintained version counter can.
  */
 import { createHash } from 'node:crypto';
-import { cat, noGrad, scope, TapirError, type Tensor } from '../engine/index.js';
+import { noGrad, scope, tensor, TapirError, type Tensor } from '../engine/index.js';
+import { checkRuntime, openRunner, preprocessOf, type Graph, type OrtSessions, type Runtime } from '../graph/index.js';
 import {
-  checkRuntime,
-  graphDtype,
-  openRunner,
-  preprocessOf,
-  type Graph,
-  type OrtSessions,
-  type Runtime,
-} from '../graph/index.js';
-import {
-  batches,
+  arrayBatches,
   loadSplit,
   openTask,
   type ImageSet,
@@ -71,30 +63,23 @@ export async function extractFeatures(g: Graph, set: ImageSet, o: ExtractOptions
     ...(o.runtime ? { runtime: o.runtime } : {}),
     ...(o.sessions ? { sessions: o.sessions } : {}),
   });
-  const chunks: Tensor[] = [];
-  let done = 0;
-  // A float64 graph (tests) takes float64 images.
-  const f64 = graphDtype(g) === 'float64';
+  // Batches as JS arrays: onnxruntime reads and writes those, and the features fill one array of the result.
+  let out: Float32Array | Float64Array | null = null;
+  let dim = 0;
   try {
-    for (const b of batches(set, preprocessOf(g), { batchSize: o.batchSize ?? 64 })) {
-      const x = f64 ? b.x.to('float64') : b.x;
-      try {
-        const [t] = await runner.run(x);
-        chunks.push(scope(() => t!.flatten(1).contiguous()));
-        t!.dispose();
-      } finally {
-        if (x !== b.x) x.dispose();
-        b.x.dispose();
-        b.y.dispose();
+    for (const b of arrayBatches(set, preprocessOf(g), { batchSize: o.batchSize ?? 64 })) {
+      const [f] = await runner.runArray(b.x, b.shape);
+      if (!out) {
+        dim = f!.data.length / b.indices.length;
+        out = f!.data instanceof Float64Array ? new Float64Array(set.n * dim) : new Float32Array(set.n * dim);
       }
-      done += b.indices.length;
-      o.onProgress?.(done, set.n);
+      out.set(f!.data, b.indices[0]! * dim);
+      o.onProgress?.(b.indices[0]! + b.indices.length, set.n);
     }
-    return chunks.length === 1 ? chunks.pop()! : cat(chunks, 0);
   } finally {
     runner.close();
-    for (const c of chunks) c.dispose();
   }
+  return tensor(out!, [set.n, dim]);
 }
 
 /** Features and labels of one split; `features` belongs to the cache that returned it (do not dispose). */

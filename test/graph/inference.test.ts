@@ -44,6 +44,12 @@ async function values(g: Graph, x: Tensor, runtime: Runtime, sessions: OrtSessio
     const ts = await r.run(x);
     const out = ts.map((t) => t.toArray());
     for (const t of ts) t.dispose();
+    const arrays = await r.runArray(x.data<'float32'>(), x.shape);
+    assert.deepEqual(
+      arrays.map((a) => Array.from(a.data)),
+      out,
+      `${g.name}: runArray = run (${r.runtime})`,
+    );
     if (runtime === 'ort') assert.equal(r.runtime, 'ort', `${g.name}: ran in onnxruntime (${r.fallback})`);
     return out;
   } finally {
@@ -184,6 +190,10 @@ test('inference: a float64 graph runs in the interpreter under auto and ort, the
       g.featureTap,
     )!;
     assert.deepEqual(t!.toArray(), want.toArray());
+    const x32 = scope(() => c.batches[0]!.x.to('float32').data<'float32'>());
+    const [a] = await r.runArray(x32, c.batches[0]!.x.shape);
+    assert.ok(a!.data instanceof Float64Array, 'runArray answers in the graph dtype');
+    assert.deepEqual(a!.dims, want.shape);
     t!.dispose();
     want.dispose();
     r.close();
