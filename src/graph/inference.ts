@@ -4,7 +4,8 @@
  * - `torch`: the libtorch interpreter (`forward`), which runs every graph and every dtype and device.
  * - `ort`: onnxruntime-node on the graph's ONNX export (`exportOnnxBytes`: masks applied, BN statistics as they are,
  *   the requested values, e.g. the feature tap, as the graph outputs). Measured on nsfwjs MobileNetV2, one thread,
- *   batch 64: 2.6x (96 px) and 2.8x (224 px) faster than the interpreter, outputs within 3e-6 relative.
+ *   batch 64: 2.6x (96 px) and 2.8x (224 px) faster than the interpreter per batch; features within 1.5e-5 of the interpreter's
+ *   (max |Δ| / max |f| over 1,030 CIFAR-10 images, bench/eval.ts).
  * - `auto` (default): `ort` where it applies (float32 parameters on the CPU, a graph the exporter and onnxruntime
  *   accept), else `torch`.
  *
