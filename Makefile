@@ -68,7 +68,7 @@ demo: setup
 	bin/tapir doctor
 	bin/tapir demo
 
-bench: bench-engine bench-reconstruct
+bench: bench-engine bench-reconstruct bench-eval
 
 bench-engine: setup
 	$(RUN) dist/bench/engine.js
@@ -76,6 +76,11 @@ bench-engine: setup
 .PHONY: bench-reconstruct
 bench-reconstruct: setup
 	$(RUN) dist/bench/reconstruct.js
+
+# The zero-shot feature pass (default runtime) against onnxruntime-node by hand (docs/BENCH.md).
+.PHONY: bench-eval
+bench-eval: setup
+	$(RUN) --expose-gc dist/bench/eval.js
 
 size:
 	@node scripts/size.mjs

@@ -20,9 +20,12 @@ export { loadSample, loadSplit, loadSplits, type ImageSet, type LoadOptions, typ
 export { cacheDir, PREP_VERSION } from './cache.js';
 export {
   batches,
+  arrayBatches,
+  imagesToArray,
   imagesToTensor,
   checkPreprocess,
   valueTables,
+  type ArrayBatch,
   type Batch,
   type BatchOptions,
   type Preprocess,

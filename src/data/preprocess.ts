@@ -51,13 +51,13 @@ export function valueTables(p: Preprocess): Float32Array[] {
   });
 }
 
-/** The images at `indices` of `set` as one NCHW float32 tensor `[indices.length, 3, h, w]`. */
-export function imagesToTensor(
+/** The images at `indices` of `set` as NCHW float32 values `[indices.length, 3, h, w]` in a JS array. */
+export function imagesToArray(
   set: ImageSet,
   indices: ArrayLike<number>,
   p: Preprocess,
   tables = valueTables(p),
-): Tensor {
+): Float32Array {
   checkFits(set, p);
   const hw = set.size[0] * set.size[1];
   const per = 3 * hw;
@@ -75,7 +75,44 @@ export function imagesToTensor(
       for (let k = 0; k < hw; k++) out[o + k] = t[src[c * hw + k]!]!;
     }
   }
-  return tensor(out, [indices.length, 3, set.size[0], set.size[1]]);
+  return out;
+}
+
+/** The images at `indices` of `set` as one NCHW float32 tensor `[indices.length, 3, h, w]`. */
+export function imagesToTensor(
+  set: ImageSet,
+  indices: ArrayLike<number>,
+  p: Preprocess,
+  tables = valueTables(p),
+): Tensor {
+  return tensor(imagesToArray(set, indices, p, tables), [indices.length, 3, set.size[0], set.size[1]]);
+}
+
+/** A batch as model input values in a JS array, for a runtime outside the engine (onnxruntime). */
+export interface ArrayBatch {
+  /** `[b, 3, h, w]` float32, row-major. */
+  readonly x: Float32Array;
+  readonly shape: readonly [number, number, number, number];
+  /** Positions of the batch's images in the ImageSet. */
+  readonly indices: Int32Array;
+}
+
+/** One pass over `set` in set order, each batch's input as a JS array (no engine tensor on the way). */
+export function* arrayBatches(set: ImageSet, p: Preprocess, o: { batchSize?: number } = {}): Generator<ArrayBatch> {
+  checkPreprocess(p);
+  checkFits(set, p);
+  const bs = o.batchSize ?? 32;
+  if (!Number.isInteger(bs) || bs < 1)
+    throw new DataError(`batchSize must be a positive integer, got ${bs}`, {
+      context: { batchSize: bs },
+      fix: 'pass e.g. batchSize: 32',
+    });
+  const tables = valueTables(p);
+  for (let s = 0; s < set.n; s += bs) {
+    const indices = Int32Array.from({ length: Math.min(bs, set.n - s) }, (_, j) => s + j);
+    const shape = [indices.length, 3, set.size[0], set.size[1]] as const;
+    yield { x: imagesToArray(set, indices, p, tables), shape, indices };
+  }
 }
 
 export interface Batch {

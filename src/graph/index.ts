@@ -12,3 +12,15 @@ export * from './onnx/index.js';
 export * from './safetensors.js';
 export * from './task-head.js';
 export * from './preprocess.js';
+export { subgraph, stateFingerprint } from './subgraph.js';
+export {
+  checkRuntime,
+  openRunner,
+  OrtSessions,
+  ortSessions,
+  RUNTIMES,
+  type ArrayValue,
+  type InferenceRunner,
+  type Runtime,
+  type RunnerOptions,
+} from './inference.js';

@@ -447,6 +447,7 @@ const STUDY_FIELDS = {
   finetune: Finetune,
   controls: fields({ random_init: Control, shuffled_mask: Control }, 'must be a mapping').prefault({}),
   diagnostics: Diagnostics,
+  runtime: z.enum(['auto', 'torch', 'ort']).default('auto'),
   target_tasks: Text.superRefine((s, ctx) => {
     try {
       new RegExp(s, 'i');
@@ -546,6 +547,11 @@ const StudySchema = fields(
     },
     finetune: o.finetune,
     controls: { randomInit: control(o.controls.random_init), shuffledMask: control(o.controls.shuffled_mask) },
+    /**
+     * Inference runtime of the feature and eval passes (graph/inference.ts). Not in the protocol hash: both runtimes
+     * give the same features within 1e-5 relative, so a store's cells are valid whichever ran them.
+     */
+    runtime: o.runtime,
     /** Held-out tasks the results page checks the target on (a regular expression over task ids); null: the default. */
     targetTasks: o.target_tasks ?? null,
     /** Second-order diagnostics run once per model after its cells (src/study/diagnostics.ts, docs/ANALYSIS.md). */

@@ -122,7 +122,7 @@ export async function buildTaskInputs(g: Graph, ids: readonly string[], o: TaskI
       const size = g.preprocessing.size;
       const calib = await loadSample(task, 'calib', size, Math.ceil(o.images / task.classes.length));
       const train = await loadSample(task, 'train', size, o.headImages);
-      const feats = extractFeatures(g, train);
+      const feats = await extractFeatures(g, train);
       let fitted: ReturnType<typeof fitDiagnosticsHead>;
       try {
         fitted = fitDiagnosticsHead(feats, train.labels, task.classes.length, o.alpha, dtype);

@@ -145,7 +145,7 @@ export async function runStudy(config: StudyConfig, store: StudyStore, o: RunOpt
   const total = todo.length + models.filter((m) => !store.denseDone(m, protocol)).length + diag.length;
   let finished = 0;
   const progress = (frac: number, what: string) => o.onProgress?.({ done: finished + frac, total, what });
-  const cache = new FeatureCache({ maxEntries: 4 * tasks.length + 8 });
+  const cache = new FeatureCache({ maxEntries: 4 * tasks.length + 8, runtime: config.runtime });
   try {
     await runPixelBaseline(config, store, progress);
     for (const model of models) {
@@ -353,6 +353,7 @@ export async function runCell(
       alpha: c.alpha,
       seed: cell.seed,
       cache,
+      runtime: c.runtime,
     });
     res.head.weight.dispose();
     res.head.bias.dispose();

@@ -24,6 +24,10 @@ import {
   type Graph,
   type LinearHead,
   type Mode,
+  type OrtSessions,
+  type Runtime,
+  checkRuntime,
+  openRunner,
 } from '../graph/index.js';
 import { fitLinearHead, zeroHead } from './head.js';
 import { assertMaskedZero, lrAt, MaskedOptimizer, type LrSchedule, type OptimizerName, type Slot } from './optim.js';
@@ -77,6 +81,8 @@ export interface FinetuneOptions {
     loss: number;
     lr: number;
   }) => void;
+  /** Runtime of the eval passes (train/test loss and accuracy) and feature passes (default `auto`). */
+  runtime?: Runtime;
   /** Called after each optimizer step (tests throw here to simulate a kill). */
   onStep?: (step: number) => void;
 }
@@ -115,23 +121,36 @@ function perSampleLoss(kind: FinetuneLoss, logits: Tensor, y: Tensor): Tensor {
     : scope(() => nn.oneHot(y, logits.shape[1]!).to(logits.dtype).sub(logits).square().mean(1));
 }
 
-/** Mean loss and accuracy of a head graph over a split, in eval mode. */
-export function evaluateSplit(
+/**
+ * Mean loss and accuracy of a head graph over a split, in eval mode, run by `o.runtime` (default `auto`: the logits
+ * come from onnxruntime where the graph exports; loss and accuracy are computed from them in the engine).
+ */
+export async function evaluateSplit(
   hg: Graph,
   set: ImageSet,
   loss: FinetuneLoss,
   batchSize = 64,
-): { loss: number; accuracy: number } {
+  o: { runtime?: Runtime; sessions?: OrtSessions } = {},
+): Promise<{ loss: number; accuracy: number }> {
   let sum = 0;
   let ok = 0;
-  for (const b of batches(set, preprocessOf(hg), { batchSize })) {
-    scope(() => {
-      const logits = forward(hg, b.x, { mode: 'eval' }).outputs[0]!;
-      sum += perSampleLoss(loss, logits, b.y).sum().item();
-      ok += logits.argmax(1).eq(b.y).sum().item();
-      b.x.dispose();
-      b.y.dispose();
-    });
+  const runner = await openRunner(hg, { outputs: hg.outputs.slice(0, 1), ...o });
+  try {
+    for (const b of batches(set, preprocessOf(hg), { batchSize })) {
+      try {
+        const [logits] = await runner.run(b.x);
+        scope(() => {
+          sum += perSampleLoss(loss, logits!, b.y).sum().item();
+          ok += logits!.argmax(1).eq(b.y).sum().item();
+          logits!.dispose();
+        });
+      } finally {
+        b.x.dispose();
+        b.y.dispose();
+      }
+    }
+  } finally {
+    runner.close();
   }
   return { loss: sum / set.n, accuracy: ok / set.n };
 }
@@ -159,6 +178,7 @@ function checkOptions(o: FinetuneOptions): void {
     );
   if (o.headInit === 'dense' && !o.reference)
     throw bad('headInit', "'dense' needs the dense reference model", 'pass reference, or use headInit refit');
+  if (o.runtime !== undefined) checkRuntime(o.runtime, 'runtime');
   if (o.resume && !o.checkpointDir)
     throw bad('resume', 'needs a checkpointDir', 'pass checkpointDir (the CLI uses --out)');
 }
@@ -174,7 +194,8 @@ export async function finetune(g: Graph, o: FinetuneOptions): Promise<FinetuneRe
   const headInit = o.headInit ?? 'refit';
   const seed = o.seed ?? 0;
   const batchSize = o.batchSize ?? 32;
-  const cache = o.cache ?? new FeatureCache();
+  const cache = o.cache ?? new FeatureCache(o.runtime ? { runtime: o.runtime } : {});
+  const evalOpts = o.runtime ? { runtime: o.runtime } : {};
   const task = await cache.task(o.task, o.taskOptions);
   const train = await loadSplit(task, 'train', g.preprocessing.size);
   const mode: Mode = bn === 'train' ? 'train' : 'eval-bn';
@@ -219,10 +240,10 @@ export async function finetune(g: Graph, o: FinetuneOptions): Promise<FinetuneRe
       });
     head = zeroHead(shape[0]!, shape[1]!, g.params.values().next().value?.tensor.dtype ?? 'float32');
   } else if (headInit === 'zero') {
-    const f = await cache.get(g, { task, split: 'train' });
+    const f = await cache.get(g, { task, split: 'train', ...evalOpts });
     head = zeroHead(task.classes.length, f.features.shape[1]!);
   } else {
-    const f = await cache.get(headInit === 'dense' ? o.reference! : g, { task, split: 'train' });
+    const f = await cache.get(headInit === 'dense' ? o.reference! : g, { task, split: 'train', ...evalOpts });
     // Relative std floor: W_raw = W / std must stay bounded for a head that keeps training (see featureStats).
     head = fitLinearHead(f.features, f.labels, {
       numClasses: task.classes.length,
@@ -254,7 +275,7 @@ export async function finetune(g: Graph, o: FinetuneOptions): Promise<FinetuneRe
       resumed.load(stateParams, opt);
       progress = resumed.progress;
     } else {
-      progress = { step: 0, epoch: 0, history: [], before: evaluateSplit(hg, train, lossKind) };
+      progress = { step: 0, epoch: 0, history: [], before: await evaluateSplit(hg, train, lossKind, 64, evalOpts) };
     }
     const resumedFrom = resumed ? progress.step : null;
     for (let epoch = progress.epoch; epoch < epochs && progress.step < totalSteps; epoch++) {
@@ -305,9 +326,9 @@ export async function finetune(g: Graph, o: FinetuneOptions): Promise<FinetuneRe
     }
     const { checked } = assertMaskedZero(opt);
     assertGraphMasked(g);
-    const after = evaluateSplit(hg, train, lossKind);
+    const after = await evaluateSplit(hg, train, lossKind, 64, evalOpts);
     const testSet = await loadSplit(task, 'test', g.preprocessing.size);
-    const testAccuracy = evaluateSplit(hg, testSet, lossKind).accuracy;
+    const testAccuracy = (await evaluateSplit(hg, testSet, lossKind, 64, evalOpts)).accuracy;
     const out = taskHeadOf(hg);
     for (const t of [out.weight, out.bias]) noGrad(() => t.requiresGrad_(false));
     return {

@@ -10,7 +10,7 @@
  * protocol attaches, folded into a linear layer on the feature tap. Its alpha is the caller's (a study's `alpha`,
  * `tapir prune --alpha`), or chosen by `selectAlpha` on the train split (`auto`).
  */
-import { paramsUsedBy, type Graph, type LinearHead } from '../graph/index.js';
+import { paramsUsedBy, type Graph, type LinearHead, type Runtime } from '../graph/index.js';
 import type { TaskOptions } from '../data/index.js';
 import {
   calibDataLabel,
@@ -45,12 +45,12 @@ export interface ScoringHeadInfo {
 export async function scoringHead(
   reference: Graph,
   taskId: string,
-  o: { taskOptions: TaskOptions; alpha: number | 'auto'; cache?: FeatureCache },
+  o: { taskOptions: TaskOptions; alpha: number | 'auto'; cache?: FeatureCache; runtime?: Runtime },
 ): Promise<{ head: LinearHead; info: ScoringHeadInfo }> {
   const cache = o.cache ?? new FeatureCache();
   try {
     const task = await cache.task(taskId, o.taskOptions);
-    const f = await cache.get(reference, { task, split: 'train' });
+    const f = await cache.get(reference, { task, split: 'train', ...(o.runtime ? { runtime: o.runtime } : {}) });
     const dtype = [...reference.params.values()].some((p) => p.tensor.dtype === 'float64') ? 'float64' : 'float32';
     const fit = fitLinearHead(f.features, f.labels, { numClasses: task.classes.length, alpha: o.alpha, dtype });
     return {
@@ -87,6 +87,8 @@ export interface PruneOnTaskOptions extends Omit<PruneOptions, 'batches' | 'head
   /** Seed of the calibration draw (default: `seed`). */
   calibSeed?: number;
   cache?: FeatureCache;
+  /** Runtime of the scoring head's feature pass (default: the cache's, `auto`). */
+  runtime?: Runtime;
   onStep?: (step: 'data' | 'head' | 'prune') => void;
 }
 
@@ -144,7 +146,12 @@ export async function pruneOnTask(g: Graph, o: PruneOnTaskOptions): Promise<Prun
     // A score that reads a loss (gradient, curvature) reads it through the head; mix/noise images get their labels
     // from it. Layer-input scores (wanda, sparsegpt) need neither.
     if (score.needs !== 'none' && score.needs !== 'inputs') {
-      head = await scoringHead(g, set.taskSpec, { taskOptions: set.taskOptions, alpha: o.alpha, cache });
+      head = await scoringHead(g, set.taskSpec, {
+        taskOptions: set.taskOptions,
+        alpha: o.alpha,
+        cache,
+        ...(o.runtime ? { runtime: o.runtime } : {}),
+      });
       if (set.needsLabels) labelByModel(set, g, head.head);
     }
     const t2 = performance.now();

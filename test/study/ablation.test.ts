@@ -120,8 +120,8 @@ test('noise calibration: seeded uniform pixels through the preprocessing, labell
     // Labels: the ridge head fitted here on the dense source train features, applied to the noise images' features.
     const task = await openTask(S, { seed: 0, cap: 12 });
     const set = await loadSplit(task, 'train', [16, 16]);
+    const f = await extractFeatures(g, set);
     const want = scope(() => {
-      const f = extractFeatures(g, set);
       const head = fitRidgeHead(
         f,
         tensor(
@@ -135,6 +135,7 @@ test('noise calibration: seeded uniform pixels through the preprocessing, labell
       disposeHead(head);
       return pred;
     });
+    f.dispose();
     assert.deepEqual(Array.from(calib.batches[0]!.y.data() as BigInt64Array, Number), want);
     assert.ok(new Set(want).size > 1, `noise labels use more than one class (${want.join(',')})`);
     // Seeded: the same seed gives the same images, another seed others.

@@ -160,7 +160,7 @@ test("scale-free task heads: features × 1e-12 (a random init's) give the same l
       // The head recipe a fixed absolute std floor gives (transfer's featureStats, alpha 1 as `tapir hessian` had).
       const t = await openTask(task, {});
       const train = await loadSample(t, 'train', g.preprocessing.size, 5);
-      const feats = extractFeatures(g, train);
+      const feats = await extractFeatures(g, train);
       const y = tensor(
         BigInt64Array.from(train.labels, (v) => BigInt(v)),
         [train.n],

@@ -162,7 +162,26 @@ test('tapir finetune killed with SIGKILL after a checkpoint resumes (--resume) t
     assert.deepEqual(b.bytes(name), a.bytes(name), `tensor ${name} is bit-identical`);
 });
 
+test('tapir eval --runtime torch and --runtime ort give the same rows on a masked model', async () => {
+  const base = argv`eval --model ${MODEL} --mask ${MASK} --tasks ${TASK} --cap 20 --json --no-progress`;
+  const torch = JSON.parse((await run([...base, '--runtime', 'torch'])).out) as EvalDoc & { runtime: string };
+  const ort = JSON.parse((await run([...base, '--runtime', 'ort'])).out) as EvalDoc & { runtime: string };
+  assert.deepEqual([torch.runtime, ort.runtime], ['torch', 'ort']);
+  assert.deepEqual(
+    ort.rows.map((r) => [r.accuracy, r.denseAccuracy, r.model]),
+    torch.rows.map((r) => [r.accuracy, r.denseAccuracy, r.model]),
+  );
+});
+
 test('bad input names the option or file', async () => {
+  await assert.rejects(
+    run(argv`eval --model ${MODEL} --tasks ${TASK} --runtime onnx`),
+    /--runtime must be one of auto, torch, ort, got 'onnx'/,
+  );
+  await assert.rejects(
+    run(['finetune', '--model', MODEL, '--task', TASK, '--out', join(WORK, 'x'), '--runtime', 'gpu']),
+    /--runtime must be one of auto, torch, ort/,
+  );
   await assert.rejects(
     run(argv`eval --model ${MODEL} --tasks ${TASK} --head bogus`),
     /--head must be one of dense, refit, got 'bogus'/,

@@ -34,8 +34,8 @@ test('features are the tap of a whole-batch eval forward, flattened, independent
   const g = tinyNet(1);
   const task = await openTask(TASK, { cap: 12 });
   const set = await loadSplit(task, 'train', [16, 16]);
+  const f7 = await extractFeatures(g, set, { batchSize: 7 });
   scope(() => {
-    const f7 = extractFeatures(g, set, { batchSize: 7 });
     const all = scope(() => {
       const imgs = tensor(
         Float32Array.from(set.images, (v) => v / 255),
@@ -46,6 +46,7 @@ test('features are the tap of a whole-batch eval forward, flattened, independent
     assert.deepEqual(f7.shape, [set.n, 8]);
     expectClose(f7, all, { rtol: 1e-5, atol: 1e-6 }, 'batched features');
   });
+  f7.dispose();
   disposeGraph(g);
 });
 
@@ -92,11 +93,11 @@ test('dense head on a pruned model = head fitted on the reference features, appl
   assert.equal(liveTensors() - before, cache.size, 'only the cached feature tensors stay alive');
   const task = await openTask(TASK, { cap: 20 });
   const { sets } = await loadSplits(task, [16, 16], ['train', 'test']);
+  const refTrain = await extractFeatures(dense, sets.train!);
+  const refTest = await extractFeatures(dense, sets.test!);
+  const prTrain = await extractFeatures(pruned, sets.train!);
+  const prTest = await extractFeatures(pruned, sets.test!);
   scope(() => {
-    const refTrain = extractFeatures(dense, sets.train!);
-    const refTest = extractFeatures(dense, sets.test!);
-    const prTrain = extractFeatures(pruned, sets.train!);
-    const prTest = extractFeatures(pruned, sets.test!);
     const yTr = labelsOf(sets.train!.labels);
     const yTe = labelsOf(sets.test!.labels);
     const h = fitRidgeHead(refTrain, yTr, { numClasses: 3, alpha: 1 });
@@ -108,6 +109,7 @@ test('dense head on a pruned model = head fitted on the reference features, appl
     disposeHead(h);
     disposeHead(h2);
   });
+  for (const f of [refTrain, refTest, prTrain, prTest]) f.dispose();
   cache.dispose();
   disposeGraph(dense);
   disposeGraph(pruned);

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { TapirError } from '../../engine/index.js';
-import { disposeGraph } from '../../graph/index.js';
+import { disposeGraph, RUNTIMES, type Runtime } from '../../graph/index.js';
 import { splitTaskList } from '../../data/index.js';
 import {
   applyMaskDir,
@@ -92,6 +92,14 @@ export function oneOf<T extends string>(opt: string, s: string, allowed: readonl
   return s as T;
 }
 
+/** The `--runtime` option of every command that runs feature or eval passes. */
+export const RUNTIME_OPTION = [
+  '--runtime <name>',
+  'inference runtime of feature/eval passes: auto (onnxruntime where the model exports, else libtorch), torch or ort',
+  'auto',
+] as const;
+export const parseRuntime = (s: string): Runtime => oneOf<Runtime>('--runtime', s, RUNTIMES);
+
 interface EvalFlags {
   model: string;
   mask?: string;
@@ -103,6 +111,7 @@ interface EvalFlags {
   batchSize: string;
   reference?: string;
   pixels?: boolean;
+  runtime: string;
   progress: boolean;
   json?: boolean;
 }
@@ -134,12 +143,14 @@ export function evalCommand(io: Io): Command {
       "dense model for --head dense (default: the model without mask, or a fine-tuned model's base)",
     )
     .option('--pixels', 'add a raw-pixel ridge baseline row per task')
+    .option(...RUNTIME_OPTION)
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print one JSON document')
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .action(async (o: EvalFlags) => {
       const head = oneOf<HeadMode>('--head', o.head, HEAD_MODES);
       const alpha = parseAlpha(o.alpha);
+      const runtime = parseRuntime(o.runtime);
       const taskOptions = {
         seed: parseNumber('--seed', o.seed, { int: true, min: 0 }),
         ...(o.cap !== undefined ? { cap: parseNumber('--cap', o.cap, { int: true, min: 3 }) } : {}),
@@ -161,7 +172,7 @@ export function evalCommand(io: Io): Command {
       const ref = needRef ? (await openModel(o.reference ?? m.base)).graph : null;
       if (ref) for (const msk of ref.masks.values()) msk.dispose();
       ref?.masks.clear();
-      const cache = new FeatureCache();
+      const cache = new FeatureCache({ runtime });
       const bar = lazyBar(o.progress && !o.json, 'eval');
       const rows: ZeroShotRow[] = [];
       try {
@@ -192,6 +203,7 @@ export function evalCommand(io: Io): Command {
         reference: ref ? (o.reference ?? m.base) : o.model,
         head,
         alpha,
+        runtime,
         ...taskOptions,
         rows,
       };

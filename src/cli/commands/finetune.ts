@@ -17,7 +17,7 @@ import {
   type OptimizerName,
 } from '../../transfer/index.js';
 import { emit, table, type Io } from '../output.js';
-import { lazyBar, oneOf, parseAlpha, parseNumber } from './eval.js';
+import { lazyBar, oneOf, parseAlpha, parseNumber, parseRuntime, RUNTIME_OPTION } from './eval.js';
 
 interface FinetuneFlags {
   model: string;
@@ -44,6 +44,7 @@ interface FinetuneFlags {
   seed: string;
   out: string;
   resume?: boolean;
+  runtime: string;
   progress: boolean;
   json?: boolean;
 }
@@ -89,6 +90,7 @@ export function finetuneCommand(io: Io): Command {
       'output directory (model.safetensors, mask.safetensors, finetune.json; checkpoint while running)',
     )
     .option('--resume', 'continue from the checkpoint in --out')
+    .option(...RUNTIME_OPTION)
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print finetune.json')
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
@@ -107,6 +109,7 @@ export function finetuneCommand(io: Io): Command {
           : { kind };
       const headInit = oneOf<HeadInit>('--head-init', o.headInit, ['dense', 'refit', 'zero']);
       const seed = parseNumber('--seed', o.seed, { int: true, min: 0 });
+      const runtime = parseRuntime(o.runtime);
       const m = await openModel(o.model);
       const mask = o.mask ? await applyMaskDir(m.graph, o.mask) : null;
       const ref = headInit === 'dense' ? (await openModel(m.base)).graph : null;
@@ -141,6 +144,7 @@ export function finetuneCommand(io: Io): Command {
           seed,
           checkpointDir: o.out,
           resume: !!o.resume,
+          runtime,
           onProgress: (p) =>
             bar.update(
               p.step,

@@ -25,7 +25,7 @@ import {
 import { openModel, pruneOnTask, savePruned } from '../../transfer/index.js';
 import { VERSION } from '../program.js';
 import { emit, table, type Io } from '../output.js';
-import { lazyBar, oneOf, parseAlpha, parseNumber } from './eval.js';
+import { lazyBar, oneOf, parseAlpha, parseNumber, parseRuntime, RUNTIME_OPTION } from './eval.js';
 
 interface PruneFlags {
   model: string;
@@ -54,6 +54,7 @@ interface PruneFlags {
   bn: string;
   batchSize: string;
   out: string;
+  runtime: string;
   progress: boolean;
   json?: boolean;
   onnx: boolean;
@@ -100,6 +101,7 @@ export function pruneCommand(io: Io): Command {
     .option('--seed <n>', 'seed of probes, sampling, random scores and the calibration draw', '0')
     .option('--data-seed <n>', "seed of the task's train/calib/test split", '0')
     .option('--no-onnx', 'do not write model.onnx')
+    .option(...RUNTIME_OPTION)
     .requiredOption('--out <dir>', 'output directory')
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print prune.json')
@@ -168,6 +170,7 @@ export function pruneCommand(io: Io): Command {
             : {}),
           taskOptions: () => ({ seed: dataSeed, ...(cap !== undefined ? { cap } : {}) }),
           alpha: parseAlpha(o.alpha),
+          runtime: parseRuntime(o.runtime),
           onProgress: (phase, d, t) => bar.update(d, t, phase),
           onStep: (step) => bar.update(0, 1, step),
         });

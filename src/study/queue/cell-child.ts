@@ -61,7 +61,7 @@ async function handle(m: ToChild): Promise<void> {
       model: cell.model,
       dense,
       work,
-      cache: new FeatureCache({ maxEntries: 4 * studyTasks(m.config).length + 8 }),
+      cache: new FeatureCache({ maxEntries: 4 * studyTasks(m.config).length + 8, runtime: m.config.runtime }),
     };
   }
   const out = await runCell(

@@ -157,7 +157,7 @@ export async function runStudyOnQueue(
     const progress = (frac: number, what: string) => o.onProgress?.({ done: finished + frac, total, what });
 
     // The coordinator's own share: one pass per model, while the workers run cells.
-    const cache = new FeatureCache({ maxEntries: 4 * studyTasks(config).length + 8 });
+    const cache = new FeatureCache({ maxEntries: 4 * studyTasks(config).length + 8, runtime: config.runtime });
     try {
       await runPixelBaseline(config, store, progress);
       for (const model of models) {
