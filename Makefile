@@ -123,7 +123,10 @@ results: setup
 results-doc: setup
 	bin/tapir results --out docs/RESULTS.md --plots docs/results --db-dir results $(RESULT_STUDIES:%=studies/%.yaml)
 
-study-%: setup
+# A static pattern over the studies/ files, so that it never claims a source file such as test/helpers/study-config.ts.
+STUDY_TARGETS := $(patsubst studies/%.yaml,study-%,$(wildcard studies/*.yaml))
+.PHONY: $(STUDY_TARGETS)
+$(STUDY_TARGETS): study-%: setup
 	@mkdir -p results
 	bin/tapir study studies/$*.yaml --db results/$*.sqlite
 

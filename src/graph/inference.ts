@@ -109,7 +109,9 @@ export class OrtSessions {
     try {
       bytes = exportOnnxBytes(subgraph(g, outputs));
     } catch (e) {
-      return { key, session: null, fallback: `ONNX export failed: ${(e as Error).message}`, users: 0 };
+      // The exporter's own message ends with the whole list of supported ops: the warning keeps only what failed.
+      const why = (e as Error).message.split('. Supported ops:')[0];
+      return { key, session: null, fallback: `ONNX export failed: ${why}`, users: 0 };
     }
     try {
       const session = await ort.InferenceSession.create(bytes, {
