@@ -68,17 +68,15 @@ demo: setup
 	bin/tapir doctor
 	bin/tapir demo
 
-bench: bench-engine bench-reconstruct bench-eval
+# Every benchmark (bench/*.ts), each an npm script too (`npm run bench:<name>`), each ending with its JSON line.
+BENCHES := engine score hessian data eval reconstruct queue threads
+.PHONY: bench $(BENCHES:%=bench-%)
+bench: $(BENCHES:%=bench-%)
 
-bench-engine: setup
-	$(RUN) dist/bench/engine.js
-
-.PHONY: bench-reconstruct
-bench-reconstruct: setup
-	$(RUN) dist/bench/reconstruct.js
+bench-engine bench-score bench-hessian bench-data bench-reconstruct bench-queue bench-threads: bench-%: setup
+	$(RUN) dist/bench/$*.js
 
 # The zero-shot feature pass (default runtime) against onnxruntime-node by hand (docs/BENCH.md).
-.PHONY: bench-eval
 bench-eval: setup
 	$(RUN) --expose-gc dist/bench/eval.js
 

@@ -12,7 +12,6 @@
  * Prints a table, then one JSON line: `ratio` (tapir / peer, best of `runs` each, worst over sizes; goal ≤ 1.05) and
  * `ratio_loaded` (the same with one busy-looping process beside the bench).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -20,6 +19,7 @@ import ort from 'onnxruntime-node';
 import { getNumThreads, setNumThreads, type Tensor } from '../src/index.js';
 import { data, graph, transfer } from '../src/index.js';
 import { intOption, listOption, option, parseFlags } from './lib/args.js';
+import { busy } from './lib/busy.js';
 import { emitSummary, progress, renderTable, round } from './lib/report.js';
 
 const flags = parseFlags(process.argv.slice(2), ['runs', 'n', 'batch', 'sizes', 'threads', 'task']);
@@ -130,13 +130,6 @@ async function measure(g: graph.Graph, set: data.ImageSet, file: string, what: s
   }
   if (!(err <= 1e-4)) throw new Error(`PARITY FAILURE (${what}): tapir vs onnxruntime features, max rel. error ${err}`);
   return { tapir: Math.min(...tapirMs), peer: Math.min(...peerMs), err };
-}
-
-/** One busy-looping process beside the bench (the "loaded" measurement), given a moment to start spinning. */
-async function busy(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 300));
-  return child;
 }
 
 if (taskId.startsWith('folder:') && !existsSync(taskId.slice('folder:'.length)))

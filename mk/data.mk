@@ -23,10 +23,4 @@ $(DIGITS_CSV):
 	test -s "$$tmp/x/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"; \
 	rm -rf "$(TAPIR_ASSETS)/python3-sklearn"; mv "$$tmp/x" "$(TAPIR_ASSETS)/python3-sklearn"
 
-# `make bench` also runs the data benchmark (cold prepare, warm epoch, engine fwd+bwd; last line JSON).
-.PHONY: bench-data
-bench: bench-data
-bench-data: setup
-	$(RUN) dist/bench/data.js
-
 .DEFAULT_GOAL := $(DATA_SAVED_GOAL)

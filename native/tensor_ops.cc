@@ -43,7 +43,15 @@ static Napi::Value pow(const Napi::CallbackInfo& info) {
   if (IsNum(info, 1)) RET(at::pow(a, S(info, 1)));
   RET(at::pow(a, T(info, 1)));
 }
-static Napi::Value contiguous(const Napi::CallbackInfo& info) { RET(T(info, 0).contiguous()); }
+// contiguous(a, channelsLast?): a dense copy in row-major (NCHW) order, or in channels-last (NHWC) order for 4-D.
+static Napi::Value contiguous(const Napi::CallbackInfo& info) {
+  const bool cl = !IsNil(info, 1) && B(info, 1);
+  RET(T(info, 0).contiguous(cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+}
+static Napi::Value isChannelsLast(const Napi::CallbackInfo& info) {
+  const at::Tensor& a = T(info, 0);
+  return Napi::Boolean::New(ENV, a.dim() == 4 && a.is_contiguous(at::MemoryFormat::ChannelsLast) && !a.is_contiguous());
+}
 static Napi::Value maximum(const Napi::CallbackInfo& info) { RET(at::maximum(T(info, 0), T(info, 1))); }
 static Napi::Value minimum(const Napi::CallbackInfo& info) { RET(at::minimum(T(info, 0), T(info, 1))); }
 
@@ -275,7 +283,7 @@ static const OpDef kTensorOps[] = {
     E(sin), E(cos), E(clamp), E(where), E(maskedFill),
     E(sum), E(mean), E(var), E(norm), E(logsumexp), E(cumsum), E(all), E(any), E(amax), E(amin), E(maxDim), E(minDim),
     E(argmax), E(topk), E(kthvalue), E(sort), E(trace),
-    E(contiguous), E(clone), E(detach), E(reshape), E(view), E(permute), E(transpose), E(t), E(flatten), E(squeeze),
+    E(contiguous), E(isChannelsLast), E(clone), E(detach), E(reshape), E(view), E(permute), E(transpose), E(t), E(flatten), E(squeeze),
     E(unsqueeze), E(expand), E(repeat), E(flip), E(cat), E(stack), E(split), E(narrow), E(slice), E(selectIndex),
     E(indexSelect), E(gather), E(scatter), E(scatterAdd), E(maskedSelect), E(nonzero), E(diag), E(diagonal), E(triu), E(tril),
     E(matmul), E(mm), E(bmm), E(dot), E(outer), E(addmm), E(cholesky), E(choleskyInverse), E(solve), E(inv), E(eigh), E(qr),

@@ -4,10 +4,11 @@ import { makeProgram } from './program.js';
 import { processIo, renderError } from './output.js';
 import { environmentError, TapirError } from '../engine/index.js';
 import { dataRootError } from '../data/index.js';
+import { memoryFormatError } from '../graph/index.js';
 
 const json = process.argv.includes('--json');
 try {
-  const bad = environmentError() ?? dataRootError();
+  const bad = environmentError() ?? memoryFormatError() ?? dataRootError();
   if (bad) throw bad;
   await makeProgram(json ? { ...processIo, err: () => undefined } : processIo).parseAsync(process.argv);
 } catch (e) {

@@ -2,6 +2,8 @@
  * Loads the libtorch addon (build/Release/tapir_native.node) and types its op table.
  * Handles are opaque; only src/engine touches them.
  */
+// First: sets OpenMP's wait policy in the environment before libgomp loads with the addon.
+import './wait.js';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -115,7 +117,8 @@ export interface NativeOps {
   kthvalue(a: H, k: N, dim?: N | Nil, keepdim?: boolean | Nil): [H, H];
   sort(a: H, dim?: N | Nil, descending?: boolean | Nil, stable?: boolean | Nil): [H, H];
   trace(a: H): H;
-  contiguous(a: H): H;
+  contiguous(a: H, channelsLast?: boolean | Nil): H;
+  isChannelsLast(a: H): boolean;
   clone(a: H): H;
   detach(a: H): H;
   t(a: H): H;

@@ -1,7 +1,8 @@
-/** Process-wide engine settings: threads, seeding, devices. */
+/** Process-wide engine settings: threads, seeding, devices (the threads' wait policy: wait.ts). */
 import { availableParallelism } from 'node:os';
 import { TapirError } from './errors.js';
 import { native } from './native.js';
+import { DEFAULT_WAIT, WAIT_POLICIES, waitEnvironmentProblem } from './wait.js';
 import type { Device } from './tensor.js';
 
 /** Intra-op threads. libtorch defaults to 1 here; tapir uses every core unless TAPIR_THREADS says otherwise. */
@@ -36,8 +37,14 @@ const threadsOk =
   rawThreads === undefined || rawThreads.trim() === '' || (/^\d+$/.test(rawThreads.trim()) && envThreads > 0);
 setNumThreads(threadsOk && envThreads > 0 ? envThreads : availableParallelism());
 
-/** A bad TAPIR_THREADS (the engine then uses every core): the CLI refuses to start with it. */
+/** A bad TAPIR_THREADS or TAPIR_WAIT (the engine then uses its default): the CLI refuses to start with it. */
 export function environmentError(): TapirError | null {
+  const wait = waitEnvironmentProblem();
+  if (wait)
+    return new TapirError('E_ENV', wait, {
+      context: { TAPIR_WAIT: process.env.TAPIR_WAIT },
+      fix: `unset it (default: ${DEFAULT_WAIT}) or set TAPIR_WAIT=${WAIT_POLICIES.join(' or ')}`,
+    });
   return threadsOk
     ? null
     : new TapirError('E_ENV', `TAPIR_THREADS must be a positive integer, got '${rawThreads}'`, {

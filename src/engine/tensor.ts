@@ -136,8 +136,13 @@ export class Tensor {
   detach(): Tensor {
     return new Tensor(native.detach(this.handle));
   }
-  contiguous(): Tensor {
-    return new Tensor(native.contiguous(this.handle));
+  /** A dense copy in row-major order, or with `channelsLast` (4-D only) in NHWC memory order: same values. */
+  contiguous(channelsLast = false): Tensor {
+    return new Tensor(native.contiguous(this.handle, channelsLast));
+  }
+  /** Whether a 4-D tensor is laid out channels-last (NHWC) in memory rather than NCHW. */
+  get isChannelsLast(): boolean {
+    return native.isChannelsLast(this.handle);
   }
 
   // ---- elementwise ----

@@ -3,6 +3,13 @@ export * from './ir.js';
 export * from './errors.js';
 export { OPS, OP_NAMES, opDef, convGeometry, type OpDef, type OpContext, type OpName, type Attrs } from './ops.js';
 export * from './interpreter.js';
+export {
+  MEMORY_FORMATS,
+  memoryFormat,
+  memoryFormatError,
+  useChannelsLast,
+  type MemoryFormat,
+} from './memory-format.js';
 export * from './params.js';
 export { GraphBuilder } from './builder.js';
 export * from './tfjs/index.js';

@@ -16,7 +16,7 @@
  * warning (code `TAPIR_ORT_FALLBACK`) and kept in the runner's `fallback`.
  */
 import ort from 'onnxruntime-node';
-import { getNumThreads, scope, tensor, TapirError, type Tensor } from '../engine/index.js';
+import { getNumThreads, scope, tensor, TapirError, waitPolicy, type Tensor } from '../engine/index.js';
 import type { Graph } from './ir.js';
 import { forward } from './interpreter.js';
 import { exportOnnxBytes } from './onnx/export.js';
@@ -119,6 +119,8 @@ export class OrtSessions {
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
+        // Idle intra-op threads spin or sleep as the engine's wait policy says (src/engine/wait.ts).
+        extra: { session: { intra_op: { allow_spinning: waitPolicy() === 'spin' ? '1' : '0' } } },
       });
       this.created++;
       return { key, session, fallback: null, users: 0 };

@@ -8,6 +8,7 @@
 import { noGrad, scope, ShapeError, TapirError, Tensor } from '../engine/index.js';
 import { GraphError, UnsupportedOpError } from './errors.js';
 import type { Graph, Mode, Node } from './ir.js';
+import { useChannelsLast, type MemoryFormat } from './memory-format.js';
 import { OP_NAMES, opDef } from './ops.js';
 
 export interface ForwardOptions {
@@ -16,6 +17,8 @@ export interface ForwardOptions {
   taps?: readonly string[];
   /** Value names to return in `outputs` (default: the graph's outputs; [] to compute taps only). */
   outputs?: readonly string[];
+  /** How 4-D inputs are laid out in memory (default: TAPIR_MEMORY_FORMAT, else auto; memory-format.ts). */
+  memoryFormat?: MemoryFormat;
 }
 export interface ForwardResult {
   outputs: Tensor[];
@@ -91,7 +94,13 @@ function bindInputs(g: Graph, x: GraphInput): Map<string, Tensor> {
  * caller is inside noGrad). Returned tensors belong to the caller.
  */
 export function forward(g: Graph, x: GraphInput, o: ForwardOptions): ForwardResult {
-  const run = () => scope(() => forwardInScope(g, bindInputs(g, x), o));
+  const run = () =>
+    scope(() => {
+      const inputs = bindInputs(g, x);
+      // A channels-last copy of each 4-D input where the rule says so; the copies die with the scope.
+      for (const [k, t] of inputs) if (useChannelsLast(g, t, o.memoryFormat)) inputs.set(k, t.contiguous(true));
+      return forwardInScope(g, inputs, o);
+    });
   return o.mode === 'eval' ? noGrad(run) : run();
 }
 

@@ -135,7 +135,11 @@ export const OP_TESTS: Readonly<Record<string, readonly string[]>> = {
   isfinite: [at(X, 'isfinite / isnan')],
   isnan: [at(X, 'isfinite / isnan')],
   clone: [at(E, 'clone, contiguous, detach')],
-  contiguous: [at(E, 'clone, contiguous, detach')],
+  contiguous: [
+    at(E, 'clone, contiguous, detach'),
+    at(E, 'contiguous(channelsLast), isChannelsLast: NHWC memory order, same values and gradients'),
+  ],
+  isChannelsLast: [at(E, 'contiguous(channelsLast), isChannelsLast: NHWC memory order, same values and gradients')],
   detach: [at(E, 'clone, contiguous, detach')],
   // reductions
   sum: [at(R, 'sum: all, one dim, several dims, keepdim, dtype')],

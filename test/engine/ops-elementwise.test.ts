@@ -113,6 +113,22 @@ t('to float64 (identity) and float64 → float32 → float64 (rounding only)', (
   assert.equal(y.to('int64').dtype, 'int64');
 });
 
+t('contiguous(channelsLast), isChannelsLast: NHWC memory order, same values and gradients', () => {
+  const x = leaf([2, 3, 4, 5], 38);
+  const cl = x.contiguous(true);
+  assert.equal(cl.isChannelsLast, true);
+  assert.equal(x.isChannelsLast, false);
+  assert.deepEqual(cl.shape, [2, 3, 4, 5]);
+  expectClose(cl, x, { rtol: 0, atol: 0 });
+  // Back to row-major order: the same values again, and the layout query says so.
+  assert.equal(cl.contiguous().isChannelsLast, false);
+  // A permuted view of an NCHW tensor with NHWC strides is channels-last too (the query reads strides, not history).
+  assert.equal(x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]).isChannelsLast, true);
+  gradcheck((v) => v.contiguous(true).mul(v), [x]);
+  // Not 4-D: no channels-last layout.
+  assert.equal(leaf([3, 4], 39).isChannelsLast, false);
+});
+
 t('clone, contiguous, detach', () => {
   const x = leaf([2, 3], 37);
   gradcheck((v) => v.clone(), [x]);

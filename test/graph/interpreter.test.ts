@@ -199,3 +199,37 @@ test('a training loop keeps the live-tensor count flat (intermediates freed, mas
   );
   disposeGraph(g);
 });
+
+test('memory format: a conv net runs channels-last under auto, NCHW under nchw; same logits and gradients', () => {
+  const g = tinyNet();
+  g.nodes.pop(); // 'after' has no op row
+  manualSeed(7);
+  const x = randn([2, 3, 8, 8]);
+  const run = (memoryFormat: 'auto' | 'nchw') =>
+    scope(() => {
+      const params = trainableParams(g).map((p) => p.tensor.requiresGrad_(true));
+      const r = forward(g, x, { mode: 'train', taps: ['conv'], memoryFormat });
+      const conv = r.taps.get('conv')!;
+      const grads = grad(r.outputs[0]!.square().sum(), params) as Tensor[];
+      for (const p of params) p.requiresGrad_(false);
+      return { layout: conv.isChannelsLast, logits: r.outputs[0]!.detach(), grads };
+    });
+  const cl = run('auto');
+  const nchw = run('nchw');
+  assert.equal(cl.layout, true, 'auto: the conv output is channels-last');
+  assert.equal(nchw.layout, false, 'nchw: the conv output is NCHW');
+  expectClose(cl.logits, nchw.logits, { rtol: 1e-5, atol: 1e-6 });
+  cl.grads.forEach((gr, i) => expectClose(gr, nchw.grads[i]!, { rtol: 1e-4, atol: 1e-6 }));
+  // The caller's input keeps its own layout; a graph without a convolution never gets a channels-last copy.
+  assert.equal(x.isChannelsLast, false);
+  const noConv: Graph = {
+    ...g,
+    nodes: [node('act', 'relu', ['x']), node('gap', 'globalavgpool', ['act']), node('feat', 'flatten', ['gap'])],
+    outputs: ['feat'],
+  };
+  const layout = (memoryFormat?: 'channels-last') =>
+    scope(() => forward(noConv, x, { mode: 'eval', taps: ['act'], memoryFormat }).taps.get('act')!.isChannelsLast);
+  assert.equal(layout(), false);
+  assert.equal(layout('channels-last'), true, 'forced: every 4-D input');
+  disposeGraph(g);
+});

@@ -1,12 +1,19 @@
-/** `tapir doctor`: what the engine runs on (libtorch, threads, BLAS, allocator, devices). */
+/** `tapir doctor`: what the engine runs on (libtorch, threads and how they wait, BLAS, allocator, devices). */
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { buildInfo, cudaAvailable, getNumThreads } from '../../engine/index.js';
+import { buildInfo, cudaAvailable, getNumThreads, waitSettings } from '../../engine/index.js';
+import { memoryFormat } from '../../graph/index.js';
 import { emit, type Io } from '../output.js';
 
 export interface DoctorReport {
   torchVersion: string;
   threads: number;
+  /** Where the thread count comes from: TAPIR_THREADS or every core. */
+  threadsSource: string;
+  /** How idle threads wait (TAPIR_WAIT or the default), and what that sets for OpenMP. */
+  wait: { policy: string; source: string; openmp: string };
+  /** How conv nets lay activations out (TAPIR_MEMORY_FORMAT, default auto: channels-last when the graph has a conv). */
+  memoryFormat: string;
   blas: string;
   tcmalloc: boolean;
   cuda: boolean;
@@ -27,7 +34,18 @@ export function doctorReport(): DoctorReport {
     warnings.push(
       'BLAS is not OpenBLAS: `apt-get install libopenblas0-openmp` (the reference BLAS is ~30x slower on linear layers)',
     );
-  return { torchVersion: info.torchVersion, threads: getNumThreads(), blas, tcmalloc, cuda: cudaAvailable(), warnings };
+  const threadsSource = process.env.TAPIR_THREADS?.trim() ? 'TAPIR_THREADS' : 'every core';
+  return {
+    torchVersion: info.torchVersion,
+    threads: getNumThreads(),
+    threadsSource,
+    wait: waitSettings(),
+    memoryFormat: memoryFormat(),
+    blas,
+    tcmalloc,
+    cuda: cudaAvailable(),
+    warnings,
+  };
 }
 
 export function doctorCommand(io: Io): Command {
@@ -39,7 +57,9 @@ export function doctorCommand(io: Io): Command {
       emit(io, !!o.json, r, () =>
         [
           `libtorch  ${r.torchVersion}`,
-          `threads   ${r.threads}`,
+          `threads   ${r.threads} (${r.threadsSource}; libtorch and onnxruntime)`,
+          `wait      ${r.wait.policy} (${r.wait.source === 'default' ? 'default' : r.wait.source}; OpenMP: ${r.wait.openmp})`,
+          `memory    ${r.memoryFormat}${r.memoryFormat === 'auto' ? ' (channels-last for conv nets)' : ''}`,
           `blas      ${r.blas}`,
           `tcmalloc  ${r.tcmalloc ? 'preloaded' : 'NO'}`,
           `cuda      ${r.cuda ? 'available' : 'not available'}`,
