@@ -69,11 +69,11 @@ demo: setup
 	bin/tapir demo
 
 # Every benchmark (bench/*.ts), each an npm script too (`npm run bench:<name>`), each ending with its JSON line.
-BENCHES := engine score hessian data eval reconstruct queue threads
+BENCHES := engine score hessian data eval reconstruct queue threads memory-format
 .PHONY: bench $(BENCHES:%=bench-%)
 bench: $(BENCHES:%=bench-%)
 
-bench-engine bench-score bench-hessian bench-data bench-reconstruct bench-queue bench-threads: bench-%: setup
+bench-engine bench-score bench-hessian bench-data bench-reconstruct bench-queue bench-threads bench-memory-format: bench-%: setup
 	$(RUN) dist/bench/$*.js
 
 # The zero-shot feature pass (default runtime) against onnxruntime-node by hand (docs/BENCH.md).

@@ -7,11 +7,12 @@
  * mode + the gradient of every trainable parameter, as in fine-tuning and scoring) and `ort` (onnxruntime on the
  * model's ONNX export, the default inference runtime). Settings: threads 1 and every core, each with the engine's
  * wait policy `TAPIR_WAIT=spin` (libgomp's and onnxruntime's own default: spin a while, then sleep) and `passive`
- * (sleep at once; src/engine/wait.ts), and for libtorch also `GOMP_SPINCOUNT=10000` (spin briefly). Every setting runs idle and
- * with one busy-looping process beside it, alternating run by run; median wall time and the process's CPU time per
- * batch. The engine's own default (what `tapir` does with no environment set) runs as the setting `default`.
+ * (sleep at once; src/engine/wait.ts), and for libtorch also `GOMP_SPINCOUNT=10000` (spin briefly). Every setting runs
+ * idle and then with one busy-looping process beside it; median wall time and the process's CPU time per batch. The
+ * engine's own default (no environment set: every core, `TAPIR_WAIT=auto`, which looks at the load when the process
+ * starts) runs as the setting `default`.
  *
- *   npm run bench:threads -- [--runs 7] [--warmup 2] [--batch 32] [--size 96] [--workloads forward,train,ort]
+ *   npm run bench:threads -- [--runs 15] [--warmup 3] [--batch 32] [--size 96] [--workloads forward,train,ort]
  * Prints a table, then one JSON line: per workload, the default's idle and loaded times against the best setting's
  * (`ratio` = the default's idle time / the best idle time, worst over workloads; `ratio_loaded` the same under load),
  * and `collapse` (default's loaded time / its idle time, worst over workloads).
@@ -36,8 +37,8 @@ interface Setting {
 }
 
 const flags = parseFlags(process.argv.slice(2), ['runs', 'warmup', 'batch', 'size', 'workloads', 'child', 'threads']);
-const runs = intOption(flags, 'runs', 7, 1);
-const warmup = intOption(flags, 'warmup', 2, 0);
+const runs = intOption(flags, 'runs', 15, 1);
+const warmup = intOption(flags, 'warmup', 3, 0);
 const batch = intOption(flags, 'batch', 32, 1);
 const size = intOption(flags, 'size', 96, 32);
 

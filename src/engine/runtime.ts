@@ -2,7 +2,7 @@
 import { availableParallelism } from 'node:os';
 import { TapirError } from './errors.js';
 import { native } from './native.js';
-import { DEFAULT_WAIT, WAIT_POLICIES, waitEnvironmentProblem } from './wait.js';
+import { WAIT_POLICIES, waitEnvironmentProblem } from './wait.js';
 import type { Device } from './tensor.js';
 
 /** Intra-op threads. libtorch defaults to 1 here; tapir uses every core unless TAPIR_THREADS says otherwise. */
@@ -43,7 +43,7 @@ export function environmentError(): TapirError | null {
   if (wait)
     return new TapirError('E_ENV', wait, {
       context: { TAPIR_WAIT: process.env.TAPIR_WAIT },
-      fix: `unset it (default: ${DEFAULT_WAIT}) or set TAPIR_WAIT=${WAIT_POLICIES.join(' or ')}`,
+      fix: `unset it (auto: spin on an idle machine, passive beside busy processes) or set TAPIR_WAIT=${WAIT_POLICIES.join(' or ')}`,
     });
   return threadsOk
     ? null

@@ -10,8 +10,8 @@ export interface DoctorReport {
   threads: number;
   /** Where the thread count comes from: TAPIR_THREADS or every core. */
   threadsSource: string;
-  /** How idle threads wait (TAPIR_WAIT or the default), and what that sets for OpenMP. */
-  wait: { policy: string; source: string; openmp: string };
+  /** How idle threads wait (TAPIR_WAIT, or auto from other processes' busy cores at start), and what that sets for OpenMP. */
+  wait: { policy: string; source: string; busyCores: number | null; openmp: string };
   /** How conv nets lay activations out (TAPIR_MEMORY_FORMAT, default auto: channels-last when the graph has a conv). */
   memoryFormat: string;
   blas: string;
@@ -48,6 +48,11 @@ export function doctorReport(): DoctorReport {
   };
 }
 
+function waitReason(w: DoctorReport['wait']): string {
+  if (w.source !== 'auto') return w.source;
+  return w.busyCores === null ? 'auto: load unknown' : `auto: other processes kept ${w.busyCores} cores busy at start`;
+}
+
 export function doctorCommand(io: Io): Command {
   return new Command('doctor')
     .description('show the engine set-up: libtorch version, threads, BLAS, allocator, CUDA')
@@ -58,7 +63,7 @@ export function doctorCommand(io: Io): Command {
         [
           `libtorch  ${r.torchVersion}`,
           `threads   ${r.threads} (${r.threadsSource}; libtorch and onnxruntime)`,
-          `wait      ${r.wait.policy} (${r.wait.source === 'default' ? 'default' : r.wait.source}; OpenMP: ${r.wait.openmp})`,
+          `wait      ${r.wait.policy} (${waitReason(r.wait)}; OpenMP: ${r.wait.openmp})`,
           `memory    ${r.memoryFormat}${r.memoryFormat === 'auto' ? ' (channels-last for conv nets)' : ''}`,
           `blas      ${r.blas}`,
           `tcmalloc  ${r.tcmalloc ? 'preloaded' : 'NO'}`,
