@@ -100,6 +100,7 @@ async function makeFixture(
     g,
     x,
     new Map([['input', x], ['labels', labels], ...t.names.map((n, i) => [`v.${n}`, v[i]!] as const)]),
+    device,
   );
   graphToDevice(g, device);
   const move = (u: Tensor): Tensor => {

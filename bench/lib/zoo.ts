@@ -90,8 +90,8 @@ export function trainLogits(g: Graph, x: Tensor): Tensor {
 /**
  * Files for the peer, all in `dir`: `<id>.safetensors`, the graph's state dict (every parameter and BN buffer under
  * its torchvision / timm name); `<id>.fixture.safetensors`, the tensors `extra` (input, labels, HVP vectors…);
- * `<id>.json`, the manifest: zoo spec, input shape, the memory format the interpreter lays the input out in, and
- * the trainable parameters (name, shape) in the order gradients, vectors and flat layouts use.
+ * `<id>.json`, the manifest: zoo spec, input shape, the memory format the interpreter lays the input out in on
+ * `device`, and the trainable parameters (name, shape) in the order gradients, vectors and flat layouts use.
  */
 export function writeModelFiles(
   dir: string,
@@ -100,6 +100,7 @@ export function writeModelFiles(
   g: Graph,
   x: Tensor,
   extra: ReadonlyMap<string, Tensor>,
+  device: Device = 'cpu',
 ): void {
   const state = new Map([...g.params.values()].map((p) => [p.name, p.tensor] as const));
   writeFileSync(join(dir, `${id}.safetensors`), encodeSafetensors(state));
@@ -109,7 +110,8 @@ export function writeModelFiles(
     spec: specOf(c),
     size: c.size,
     input: x.shape,
-    memory_format: useChannelsLast(g, x) ? 'channels-last' : 'nchw',
+    // `x` is still on the cpu here; the interpreter keeps NCHW on other devices (memory-format.ts).
+    memory_format: device === 'cpu' && useChannelsLast(g, x) ? 'channels-last' : 'nchw',
     num_classes: numClasses(c, g),
     params: trainableParams(g).map((p) => ({ name: p.name, shape: p.tensor.shape })),
   };
