@@ -1,18 +1,20 @@
 /**
- * Engine benchmark: ResNet-18 (CIFAR, 32 px) and ViT-Tiny (224 px) at batch 32 in float32 —
- * forward (no grad), forward+backward (cross-entropy, gradients of all parameters) and a Hessian-vector
- * product by double backward — timed in tapir and in PyTorch (bench/peers/engine.py) on the very same
- * weights, inputs, labels and vectors, with the same threads and allocator. By default the two sides
- * alternate run by run (`--schedule interleaved`); `--schedule sequential` runs all of tapir, then the peer.
- * `--device cuda` runs both sides on the GPU (the addon built against a CUDA PyTorch: `make setup-cuda`).
+ * Engine benchmark: the zoo's ResNet-18 (torchvision layout, 128 px) and ViT-Tiny/16 (timm layout, 224 px) at batch
+ * 32 in float32, run through the graph interpreter as users run them (`graph.forward`, train mode: BN on batch
+ * statistics) — forward (no grad), forward+backward (cross-entropy, gradients of all parameters) and a
+ * Hessian-vector product by double backward — timed in tapir and in PyTorch (bench/peers/engine.py: torchvision's
+ * resnet18 and a timm-layout ViT loaded with the very same weights by name) on the same inputs, labels and vectors,
+ * with the same threads and allocator. By default the two sides alternate run by run (`--schedule interleaved`);
+ * `--schedule sequential` runs all of tapir, then the peer. `--device cuda` runs both sides on the GPU (the addon
+ * built against a CUDA PyTorch: `make setup-cuda`).
  *
- *   npm run bench:engine -- --runs 5 --models resnet18,vit_tiny --cases forward,forward+backward,hvp
+ *   npm run bench:engine -- --runs 5 --models resnet18,vit_tiny@224 --cases forward,forward+backward,hvp
  *
  * Options (or env BENCH_RUNS, BENCH_WARMUP, BENCH_MODELS, BENCH_CASES, BENCH_BATCH, BENCH_SEED, BENCH_SCHEDULE,
  * BENCH_DEVICE). Prints a table, then one JSON line:
  * {"bench":"engine","device","threads","n","cases":[…],"ratio": worst tapir/peer}.
  */
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +24,6 @@ import {
   gradStrict,
   hvp,
   liveTensors,
-  manualSeed,
   nn,
   noGrad,
   randint,
@@ -32,12 +33,24 @@ import {
   type Device,
   type Tensor,
 } from '../src/engine/index.js';
-import { BenchOptionError, choiceOption, intOption, listOption, parseFlags } from './lib/args.js';
+import { disposeGraph, useChannelsLast, type Graph } from '../src/graph/index.js';
+import { BenchOptionError, choiceOption, intOption, listOption, option, parseFlags } from './lib/args.js';
 import { checkTorch, PeerError, PeerSession, runPeer, tcmallocPreloaded } from './lib/peer.js';
 import { emitSummary, progress, renderTable, round } from './lib/report.js';
 import { mad, median, relDiff } from './lib/stats.js';
 import { timeRuns } from './lib/timer.js';
-import { initParams, MODEL_IDS, MODELS, numParams, type BenchModel, type ModelId } from './models/index.js';
+import {
+  graphToDevice,
+  loadBenchModel,
+  numClasses,
+  numParams,
+  parseModels,
+  specOf,
+  trainable,
+  trainLogits,
+  writeModelFiles,
+  type ModelChoice,
+} from './lib/zoo.js';
 
 const CASES = ['forward', 'forward+backward', 'hvp'] as const;
 type CaseId = (typeof CASES)[number];
@@ -50,10 +63,11 @@ const PARITY_TOL = 1e-3;
 
 const sumSquares = (ts: readonly Tensor[]): number => ts.reduce((a, t) => a + t.square().sum().item(), 0);
 
-/** One model's inputs, shared with the peer through files. */
+/** One model's graph and inputs, shared with the peer through files. */
 interface Fixture {
-  model: BenchModel;
-  params: Map<string, Tensor>;
+  choice: ModelChoice;
+  g: Graph;
+  /** The graph's trainable parameters (what `grad` and `hvp` differentiate), in graph order. */
   list: Tensor[];
   v: Tensor[];
   x: Tensor;
@@ -61,36 +75,54 @@ interface Fixture {
   device: BenchDevice;
 }
 
-/** Draws on the cpu whatever the device, so a seed gives the same numbers on every device (see toDevice). */
-function makeFixture(id: ModelId, batch: number, seed: number, device: BenchDevice): Fixture {
-  const model = MODELS[id](device);
-  manualSeed(seed);
-  const params = initParams(model.specs);
-  const list = model.specs.map((s) => params.get(s.name)!);
-  const v = list.map((p) => randn(p.shape));
-  const x = randn([batch, ...model.inputShape]);
-  const labels = randint(0, model.numClasses, [batch]);
-  progress(
-    `${id}: ${numParams(model.specs).toLocaleString('en-US')} parameters in ${model.specs.length} tensors, input [${x.shape.join(', ')}]`,
-  );
-  return { model, params, list, v, x, labels, device };
-}
-
 /**
- * The fixture's tensors moved to its device (cpu: as they are); the cpu copies are freed. Parameters are moved
- * without grad and marked again, so they stay leaves that `grad` and `hvp` differentiate with respect to.
+ * Builds the zoo model (seeded init), then draws the HVP vectors, the input and the labels on the cpu whatever the
+ * device, so a seed gives the same numbers on every device; writes them for the peer, then moves them to the device.
+ * Parameters are moved without grad and marked again, so they stay leaves that `grad` and `hvp` differentiate.
  */
-function toDevice(f: Fixture): Fixture {
-  if (f.device === 'cpu') return f;
-  const move = (t: Tensor): Tensor => {
-    const d = noGrad(() => t.to(null, f.device));
-    if (t.requiresGrad) d.requiresGrad_(true);
-    t.dispose();
+async function makeFixture(
+  c: ModelChoice,
+  batch: number,
+  seed: number,
+  device: BenchDevice,
+  dir: string,
+): Promise<Fixture> {
+  const g = await loadBenchModel(c, seed);
+  const t = trainable(g);
+  const v = t.tensors.map((p) => randn(p.shape));
+  const x = randn([batch, 3, c.size, c.size]);
+  const classes = numClasses(c, g);
+  const labels = randint(0, classes, [batch]);
+  writeModelFiles(
+    dir,
+    c.id,
+    c,
+    g,
+    x,
+    new Map([['input', x], ['labels', labels], ...t.names.map((n, i) => [`v.${n}`, v[i]!] as const)]),
+    device,
+  );
+  graphToDevice(g, device);
+  const move = (u: Tensor): Tensor => {
+    if (device === 'cpu') return u;
+    const d = noGrad(() => u.to(null, device));
+    u.dispose();
     return d;
   };
-  const list = f.list.map(move);
-  const params = new Map(f.model.specs.map((s, i) => [s.name, list[i]!]));
-  return { ...f, params, list, v: f.v.map(move), x: move(f.x), labels: move(f.labels) };
+  const f: Fixture = {
+    choice: c,
+    g,
+    list: trainable(g).tensors,
+    v: v.map(move),
+    x: move(x),
+    labels: move(labels),
+    device,
+  };
+  progress(
+    `${specOf(c)} (zoo, interpreter): ${numParams(g).toLocaleString('en-US')} parameters in ${f.list.length} tensors, ` +
+      `input [${f.x.shape.join(', ')}] ${useChannelsLast(g, f.x) ? 'channels-last' : 'NCHW'}, ${classes} classes`,
+  );
+  return f;
 }
 
 /** cuda queues kernels and returns: wait for them before reading the clock, or a run times its launches only. */
@@ -98,44 +130,21 @@ function settle(device: BenchDevice): void {
   if (device !== 'cpu') synchronize();
 }
 
-/** Writes params, then v, then x (float32, spec order) and the labels (int64) for the peer; returns `f`. */
-function writeFixture(dir: string, id: ModelId, f: Fixture): Fixture {
-  const fd = openSync(join(dir, `${id}.f32`), 'w');
-  try {
-    for (const t of [...f.list, ...f.v, f.x]) {
-      const a = t.data<'float32'>();
-      writeSync(fd, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  const l = f.labels.data<'int64'>();
-  writeFileSync(join(dir, `${id}.i64`), new Uint8Array(l.buffer, l.byteOffset, l.byteLength));
-  const manifest = {
-    model: id,
-    input: f.x.shape,
-    params: f.model.specs.map((s) => ({ name: s.name, shape: s.shape })),
-  };
-  writeFileSync(join(dir, `${id}.json`), JSON.stringify(manifest));
-  return f;
-}
-
 /** The work of one case; returns the check numbers when `check` is set (untimed run only). */
 function step(f: Fixture, c: CaseId, check: boolean): Checks {
-  const loss = (ps: readonly Tensor[]): Tensor => {
-    const byName = new Map(f.model.specs.map((s, i) => [s.name, ps[i]!]));
-    const logits = f.model.forward(byName, f.x);
+  const loss = (): Tensor => {
+    const logits = trainLogits(f.g, f.x);
     const l = nn.crossEntropy(logits, f.labels);
     logits.dispose();
     return l;
   };
   switch (c) {
     case 'forward': {
-      const logits = noGrad(() => f.model.forward(f.params, f.x));
+      const logits = noGrad(() => trainLogits(f.g, f.x));
       return check ? { logits_norm: Math.sqrt(sumSquares([logits])) } : {};
     }
     case 'forward+backward': {
-      const l = loss(f.list);
+      const l = loss();
       const g = gradStrict(l, f.list);
       return check ? { loss: l.item(), grad_norm: Math.sqrt(sumSquares(g)) } : {};
     }
@@ -148,7 +157,8 @@ function step(f: Fixture, c: CaseId, check: boolean): Checks {
 
 /** Per case: both sides' samples and checks, and tapir's worst live-tensor drift across runs. */
 interface Result {
-  model: ModelId;
+  /** Zoo spec, e.g. resnet18@128. */
+  model: string;
   case: CaseId;
   tapirMs: number[];
   peerMs: number[];
@@ -167,7 +177,7 @@ function tapirRun(f: Fixture, c: CaseId): number {
 }
 
 interface Plan {
-  models: ModelId[];
+  models: ModelChoice[];
   cases: CaseId[];
   runs: number;
   warmup: number;
@@ -196,8 +206,9 @@ async function interleaved(plan: Plan): Promise<{ results: Result[]; torch: stri
   ]);
   const results: Result[] = [];
   try {
-    for (const id of plan.models) {
-      const f = toDevice(writeFixture(plan.dir, id, makeFixture(id, plan.batch, plan.seed, plan.device)));
+    for (const m of plan.models) {
+      const id = m.id;
+      const f = await makeFixture(m, plan.batch, plan.seed, plan.device, plan.dir);
       for (const c of plan.cases) {
         const before = liveTensors();
         const tapirChecks = scope(() => step(f, c, true));
@@ -207,7 +218,7 @@ async function interleaved(plan: Plan): Promise<{ results: Result[]; torch: stri
           await peer.request({ cmd: 'run' });
         }
         const r: Result = {
-          model: id,
+          model: specOf(m),
           case: c,
           tapirMs: [],
           peerMs: [],
@@ -224,7 +235,7 @@ async function interleaved(plan: Plan): Promise<{ results: Result[]; torch: stri
           if (Math.abs(d) > Math.abs(r.liveDelta)) r.liveDelta = d;
           if (i % 2 === 0) await peerRun();
           progress(
-            `  ${id} ${c} run ${i + 1}/${plan.runs}: tapir ${r.tapirMs[i]!.toFixed(1)} ms, torch ${r.peerMs[i]!.toFixed(1)} ms (live tensors ${liveTensors()})`,
+            `  ${specOf(m)} ${c} run ${i + 1}/${plan.runs}: tapir ${r.tapirMs[i]!.toFixed(1)} ms, torch ${r.peerMs[i]!.toFixed(1)} ms (live tensors ${liveTensors()})`,
           );
         }
         results.push(r);
@@ -238,10 +249,11 @@ async function interleaved(plan: Plan): Promise<{ results: Result[]; torch: stri
 }
 
 /** tapir runs every case, then the peer runs every case in one process (the simplest schedule; fair only on an idle machine). */
-function sequential(plan: Plan): { results: Result[]; torch: string } {
+async function sequential(plan: Plan): Promise<{ results: Result[]; torch: string }> {
   const results: Result[] = [];
-  for (const id of plan.models) {
-    const f = toDevice(writeFixture(plan.dir, id, makeFixture(id, plan.batch, plan.seed, plan.device)));
+  for (const m of plan.models) {
+    const id = specOf(m);
+    const f = await makeFixture(m, plan.batch, plan.seed, plan.device, plan.dir);
     for (const c of plan.cases) {
       const before = liveTensors();
       const tapirChecks = scope(() => step(f, c, true));
@@ -277,7 +289,7 @@ function sequential(plan: Plan): { results: Result[]; torch: string } {
     '--warmup',
     String(plan.warmup),
     '--models',
-    plan.models.join(','),
+    plan.models.map((m) => m.id).join(','),
     '--cases',
     plan.cases.join(','),
   ]) as PeerOut;
@@ -299,9 +311,10 @@ function sequential(plan: Plan): { results: Result[]; torch: string } {
   return { results, torch: peer.torch };
 }
 
+/** Frees the vectors, input and labels, and the graph (its parameters and BN buffers). */
 function disposeFixture(f: Fixture): void {
-  for (const t of [...f.list, ...f.v, f.x, f.labels]) t.dispose();
-  f.model.dispose();
+  for (const t of [...f.v, f.x, f.labels]) t.dispose();
+  disposeGraph(f.g);
 }
 
 interface PeerOut {
@@ -325,7 +338,7 @@ async function main(): Promise<void> {
   const warmup = intOption(flags, 'warmup', 1, 1);
   const batch = intOption(flags, 'batch', 32, 1);
   const seed = intOption(flags, 'seed', 0, 0);
-  const models = listOption(flags, 'models', MODEL_IDS);
+  const models = parseModels(option(flags, 'models'));
   const cases = listOption(flags, 'cases', CASES);
   const schedule = choiceOption(flags, 'schedule', ['interleaved', 'sequential']);
   const device = choiceOption(flags, 'device', DEVICES);
@@ -341,14 +354,14 @@ async function main(): Promise<void> {
       `PyTorch peer script not found at ${script}`,
       'run from a tapir checkout built with `npx tsc -p .`',
     );
-  const torchVersion = checkTorch(['torch']); // fail before spending minutes on the tapir side; the peer needs no numpy
+  const torchVersion = checkTorch(['torch', 'torchvision']); // fail before spending minutes on the tapir side; the peer needs no numpy
   if (!tcmallocPreloaded())
     progress(
       'warning: tcmalloc is not preloaded into this process, but is for the PyTorch peer; run `npm run bench:engine` or `make bench-engine` for a fair comparison',
     );
   const threads = getNumThreads();
   progress(
-    `engine bench: ${models.join(', ')} × ${cases.join(', ')}; batch ${batch}, float32 on ${device}, ${threads} threads, ` +
+    `engine bench: ${models.map(specOf).join(', ')} (zoo graphs, interpreter) × ${cases.join(', ')}; batch ${batch}, float32 on ${device}, ${threads} threads, ` +
       `${warmup} warm-up + ${runs} timed runs, ${schedule}; torch ${torchVersion}`,
   );
   const dir = mkdtempSync(join(tmpdir(), 'tapir-bench-engine-'));
@@ -359,7 +372,7 @@ async function main(): Promise<void> {
   });
   try {
     const plan: Plan = { models, cases, runs, warmup, batch, seed, threads, device, dir, script, torch: torchVersion };
-    const { results, torch } = schedule === 'sequential' ? sequential(plan) : await interleaved(plan);
+    const { results, torch } = schedule === 'sequential' ? await sequential(plan) : await interleaved(plan);
     report(results, { threads, runs, batch, torch, schedule, device });
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -1,14 +1,15 @@
 /**
  * Hessian diagnostics speed: Hutchinson trace (same Rademacher probes) and the top eigenvalue (Lanczos with full
  * re-orthogonalisation, same start vector and steps) through src/analysis vs PyTorch 1.13 (bench/peers/hessian.py)
- * on the same model, weights and batch (default ResNet-18 CIFAR from bench/models, batch 16, train-mode BN as in
- * bench/engine.ts). Both sides report their trace samples and top eigenvalue; they must agree (1e-3) or the bench
+ * on the same model, weights and batch: the zoo graph run through the interpreter (default `resnet18@128`, torchvision
+ * layout, batch 16, train-mode BN as in bench/engine.ts; `vit_tiny@224` with `--model vit_tiny`), and on the PyTorch
+ * side torchvision's resnet18 / a timm-layout ViT loaded with the same weights by name. Both sides report their trace samples and top eigenvalue; they must agree (1e-3) or the bench
  * fails. Prints a table, then one JSON line: {"bench":"hessian", tapir_ms, peer_ms, ratio, …} (ratio = tapir/peer
  * of trace + eigenvalue time, medians).
  *
- *   node dist/bench/hessian.js [--model resnet18] [--batch 16] [--probes 4] [--steps 6] [--runs 2] [--seed 0]
+ *   node dist/bench/hessian.js [--model resnet18@128] [--batch 16] [--probes 4] [--steps 6] [--runs 2] [--seed 0]
  */
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +18,6 @@ import {
   getNumThreads,
   gradGraph,
   hvp,
-  manualSeed,
   nn,
   randint,
   randn,
@@ -32,11 +32,20 @@ import {
   unflatten,
   type LinearOperator,
 } from '../src/analysis/index.js';
-import { choiceOption, intOption, parseFlags } from './lib/args.js';
+import { BenchOptionError, intOption, option, parseFlags } from './lib/args.js';
 import { checkTorch, PeerError, runPeer, tcmallocPreloaded } from './lib/peer.js';
 import { emitSummary, progress, renderTable, round } from './lib/report.js';
 import { median, relDiff } from './lib/stats.js';
-import { initParams, MODELS, numParams, type ModelId } from './models/index.js';
+import {
+  loadBenchModel,
+  numClasses,
+  numParams,
+  parseModels,
+  specOf,
+  trainable,
+  trainLogits,
+  writeModelFiles,
+} from './lib/zoo.js';
 
 const PARITY_TOL = 1e-3;
 
@@ -52,7 +61,11 @@ interface PeerResult {
 
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2), ['model', 'batch', 'probes', 'steps', 'runs', 'seed']);
-  const id = choiceOption(flags, 'model', ['resnet18', 'vit_tiny'] as [ModelId, ...ModelId[]]);
+  const choices = parseModels(option(flags, 'model') ?? 'resnet18', 'model');
+  if (choices.length !== 1)
+    throw new BenchOptionError('--model takes one model', 'model', 'e.g. --model resnet18@128 or --model vit_tiny');
+  const choice = choices[0]!;
+  const id = choice.id;
   const batch = intOption(flags, 'batch', 16, 1);
   const probes = intOption(flags, 'probes', 4, 1);
   const steps = intOption(flags, 'steps', 6, 2);
@@ -64,39 +77,34 @@ async function main(): Promise<void> {
       `PyTorch peer script not found at ${script}`,
       'run from a tapir checkout built with `npx tsc -p .`',
     );
-  const torchVersion = checkTorch();
+  const torchVersion = checkTorch(['torch', 'numpy', 'torchvision']);
   if (!tcmallocPreloaded())
     progress(
       'warning: tcmalloc is not preloaded here but is for the peer; run with LD_PRELOAD=libtcmalloc_minimal.so.4',
     );
   const threads = getNumThreads();
 
-  const model = MODELS[id]();
-  manualSeed(seed);
-  const params = initParams(model.specs);
-  const list = model.specs.map((s) => params.get(s.name)!);
-  const x = randn([batch, ...model.inputShape]);
-  const labels = randint(0, model.numClasses, [batch]);
+  const g = await loadBenchModel(choice, seed);
+  const { names, tensors: list } = trainable(g);
+  const x = randn([batch, 3, choice.size, choice.size]);
+  const classes = numClasses(choice, g);
+  const labels = randint(0, classes, [batch]);
   progress(
-    `hessian bench: ${id}, ${numParams(model.specs).toLocaleString('en-US')} parameters, batch ${batch}, ${probes} probes, ${steps} Lanczos steps, ${runs} runs, ${threads} threads; torch ${torchVersion}`,
+    `hessian bench: ${specOf(choice)} (zoo graph, interpreter, train mode), ${numParams(g).toLocaleString('en-US')} parameters, batch ${batch}, ${probes} probes, ${steps} Lanczos steps, ${runs} runs, ${threads} threads; torch ${torchVersion}`,
   );
 
   const dir = mkdtempSync(join(tmpdir(), 'tapir-bench-hessian-'));
   try {
-    const fd = openSync(join(dir, `${id}.f32`), 'w');
-    try {
-      for (const t of [...list, x]) {
-        const a = t.data<'float32'>();
-        writeSync(fd, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-      }
-    } finally {
-      closeSync(fd);
-    }
-    const l = labels.data<'int64'>();
-    writeFileSync(join(dir, `${id}.i64`), new Uint8Array(l.buffer, l.byteOffset, l.byteLength));
-    writeFileSync(
-      join(dir, `${id}.json`),
-      JSON.stringify({ model: id, input: x.shape, params: model.specs.map((s) => ({ name: s.name, shape: s.shape })) }),
+    writeModelFiles(
+      dir,
+      id,
+      choice,
+      g,
+      x,
+      new Map([
+        ['input', x],
+        ['labels', labels],
+      ]),
     );
 
     // The peer runs first, so a broken peer fails before minutes of tapir work.
@@ -117,10 +125,10 @@ async function main(): Promise<void> {
       String(threads),
     ]) as PeerResult;
 
-    const layout = makeLayout(model.specs.map((s) => ({ name: s.name, shape: s.shape })));
+    const layout = makeLayout(names.map((name, i) => ({ name, shape: list[i]!.shape })));
     // As src/analysis's HessianOperator: a matvec is a full HVP, except inside a session (trace, Lanczos), where the
     // first-order graph is built once and each matvec is one double backward through it.
-    const loss = () => nn.crossEntropy(model.forward(params, x), labels);
+    const loss = () => nn.crossEntropy(trainLogits(g, x), labels);
     let kept: GradGraph | null = null;
     const op: LinearOperator = {
       dim: layout.dim,
@@ -190,13 +198,13 @@ async function main(): Promise<void> {
     if (!(sampleDiff <= PARITY_TOL && topDiff <= PARITY_TOL))
       throw new PeerError(
         `tapir and PyTorch disagree: trace samples differ by ${sampleDiff.toExponential(2)}, top eigenvalue by ${topDiff.toExponential(2)} (tolerance ${PARITY_TOL})`,
-        'the two sides no longer run the same model or probes; compare bench/models with bench/peers/engine.py and the probe generators',
+        'the two sides no longer run the same model or probes; compare src/graph/zoo with bench/peers/engine.py and the probe generators',
       );
     const tapirMs = median(traceMs) + median(eigMs);
     const peerMs = median(peer.trace_ms) + median(peer.eig_ms);
     emitSummary({
       bench: 'hessian',
-      model: id,
+      model: specOf(choice),
       batch,
       probes,
       steps,

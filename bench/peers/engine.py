@@ -1,15 +1,18 @@
-"""PyTorch peer of bench/engine.ts: the same ResNet-18 (CIFAR) and ViT-Tiny, written op for op like
-bench/models/*.ts with plain torch.nn.functional, timed the same way (warm-up, then medians).
+"""PyTorch peer of bench/engine.ts: the zoo's models as PyTorch users run them — torchvision's resnet18 and a
+timm-layout ViT (written out below, since timm is not installed) — loaded by name with the very weights tapir's zoo
+graph holds, in train mode (BN on batch statistics), timed the same way (warm-up, then medians).
 
-Weights, inputs, labels and HVP vectors come from the files bench/engine.ts writes (--data DIR), so both
-sides run the same numbers; the shapes declared here are checked against them. --device cuda moves them to
-the GPU and synchronises it around every timed run, like the tapir side. Progress goes to stderr.
-Batch mode prints one JSON object as the last stdout line: {"torch", "threads", "device", "cases": [{model, case,
-median_ms, samples_ms, checks}]}. --serve mode runs one step per request, so engine.ts can alternate
-tapir and torch runs (see serve()).
+Weights (the zoo graph's state dict under torchvision / timm names), inputs, labels and HVP vectors come from the
+safetensors files bench/engine.ts writes (--data DIR, see bench/lib/zoo.ts), so both sides run the same numbers;
+every parameter name and shape is checked against the module here. The input is laid out channels-last when the
+manifest says the interpreter does so (its default for conv nets), the weights stay NCHW, as on the tapir side.
+--device cuda moves everything to the GPU and synchronises it around every timed run, like the tapir side.
+Progress goes to stderr. Batch mode prints one JSON object as the last stdout line: {"torch", "threads", "device",
+"cases": [{model (zoo spec), case, median_ms, samples_ms, checks}]}. --serve mode runs one step per request, so
+engine.ts can alternate tapir and torch runs (see serve()).
 
-Run with Debian's /usr/bin/python3 (python3-torch) and LD_PRELOAD=libtcmalloc_minimal.so.4, like tapir.
-Needs torch only (no numpy: CUDA PyTorch installs do not always bring it).
+Run with Debian's /usr/bin/python3 (python3-torch, python3-torchvision) and LD_PRELOAD=libtcmalloc_minimal.so.4,
+like tapir. Needs torch and torchvision only (no numpy, no safetensors: read_safetensors below).
 """
 import argparse
 import json
@@ -20,168 +23,156 @@ import sys
 import time
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+import torchvision
 
 CASES = ("forward", "forward+backward", "hvp")
 
 
-# ---- ResNet-18, CIFAR variant (mirrors bench/models/resnet18.ts) --------------------------------
+# ---- ViT (timm's VisionTransformer layout and names; forward as src/graph/zoo/vit.ts) -------------------------
 
-STAGES = (64, 128, 256, 512)
-BLOCKS = 2
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.scale = (dim // heads) ** -0.5
 
-
-def resnet18_shapes():
-    s = []
-
-    def conv(name, cout, cin, k):
-        s.append((f"{name}.weight", (cout, cin, k, k)))
-
-    def bn(name, c):
-        s.extend([(f"{name}.weight", (c,)), (f"{name}.bias", (c,))])
-
-    conv("conv1", 64, 3, 3)
-    bn("bn1", 64)
-    cin = 64
-    for i, c in enumerate(STAGES):
-        for b in range(BLOCKS):
-            pre = f"layer{i + 1}.{b}"
-            conv(f"{pre}.conv1", c, cin if b == 0 else c, 3)
-            bn(f"{pre}.bn1", c)
-            conv(f"{pre}.conv2", c, c, 3)
-            bn(f"{pre}.bn2", c)
-            if b == 0 and (i > 0 or cin != c):
-                conv(f"{pre}.downsample.0", c, cin, 1)
-                bn(f"{pre}.downsample.1", c)
-        cin = c
-    s.extend([("fc.weight", (10, 512)), ("fc.bias", (10,))])
-    return s
-
-
-def resnet18_buffers(shapes):
-    return {n[: -len(".bias")]: (torch.zeros(sh), torch.ones(sh)) for n, sh in shapes if n.endswith(".bias") and n != "fc.bias"}
-
-
-def resnet18_forward(p, buffers, x):
-    def bn(t, name):
-        mean, var = buffers[name]
-        return F.batch_norm(t, mean, var, p[f"{name}.weight"], p[f"{name}.bias"], training=True, momentum=0.1, eps=1e-5)
-
-    def conv(t, name, stride, padding):
-        return F.conv2d(t, p[f"{name}.weight"], None, stride=stride, padding=padding)
-
-    h = F.relu(bn(F.conv2d(x, p["conv1.weight"], None, stride=1, padding=1), "bn1"))
-    cin = 64
-    for i, c in enumerate(STAGES):
-        for b in range(BLOCKS):
-            pre = f"layer{i + 1}.{b}"
-            stride = 2 if b == 0 and i > 0 else 1
-            out = F.relu(bn(conv(h, f"{pre}.conv1", stride, 1), f"{pre}.bn1"))
-            out = bn(conv(out, f"{pre}.conv2", 1, 1), f"{pre}.bn2")
-            shortcut = bn(conv(h, f"{pre}.downsample.0", stride, 0), f"{pre}.downsample.1") if b == 0 and (i > 0 or cin != c) else h
-            h = F.relu(out + shortcut)
-        cin = c
-    h = F.adaptive_avg_pool2d(h, 1).flatten(1)
-    return F.linear(h, p["fc.weight"], p["fc.bias"])
-
-
-# ---- ViT-Tiny/16 (mirrors bench/models/vit-tiny.ts) ---------------------------------------------
-
-IMG, PATCH, DIM, DEPTH, HEADS, MLP, VIT_CLASSES, EPS = 224, 16, 192, 12, 3, 768, 1000, 1e-6
-TOKENS = (IMG // PATCH) ** 2 + 1
-
-
-def vit_tiny_shapes():
-    s = [("patch_embed.proj.weight", (DIM, 3, PATCH, PATCH)), ("patch_embed.proj.bias", (DIM,)),
-         ("cls_token", (1, 1, DIM)), ("pos_embed", (1, TOKENS, DIM))]
-
-    def lin(name, out, inp):
-        s.extend([(f"{name}.weight", (out, inp)), (f"{name}.bias", (out,))])
-
-    def ln(name):
-        s.extend([(f"{name}.weight", (DIM,)), (f"{name}.bias", (DIM,))])
-
-    for i in range(DEPTH):
-        pre = f"blocks.{i}"
-        ln(f"{pre}.norm1")
-        lin(f"{pre}.attn.qkv", 3 * DIM, DIM)
-        lin(f"{pre}.attn.proj", DIM, DIM)
-        ln(f"{pre}.norm2")
-        lin(f"{pre}.mlp.fc1", MLP, DIM)
-        lin(f"{pre}.mlp.fc2", DIM, MLP)
-    ln("norm")
-    lin("head", VIT_CLASSES, DIM)
-    return s
-
-
-def vit_tiny_forward(p, _buffers, x):
-    n = x.shape[0]
-
-    def norm(t, name):
-        return F.layer_norm(t, (DIM,), p[f"{name}.weight"], p[f"{name}.bias"], EPS)
-
-    def linear(t, name):
-        return F.linear(t, p[f"{name}.weight"], p[f"{name}.bias"])
-
-    def attention(h, pre):
-        qkv = linear(h, f"{pre}.qkv").reshape(n, TOKENS, 3, HEADS, DIM // HEADS).permute(2, 0, 3, 1, 4)
+    def forward(self, x):
+        n, t, d = x.shape
+        qkv = self.qkv(x).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
-        a = torch.softmax(q.matmul(k.transpose(-2, -1)) * (1 / math.sqrt(DIM // HEADS)), -1)
-        o = a.matmul(v).transpose(1, 2).reshape(n, TOKENS, DIM)
-        return linear(o, f"{pre}.proj")
-
-    h = F.conv2d(x, p["patch_embed.proj.weight"], p["patch_embed.proj.bias"], stride=PATCH).flatten(2).transpose(1, 2)
-    h = torch.cat([p["cls_token"].expand(n, 1, DIM), h], 1) + p["pos_embed"]
-    for i in range(DEPTH):
-        pre = f"blocks.{i}"
-        h = h + attention(norm(h, f"{pre}.norm1"), f"{pre}.attn")
-        h = h + linear(F.gelu(linear(norm(h, f"{pre}.norm2"), f"{pre}.mlp.fc1")), f"{pre}.mlp.fc2")
-    return linear(norm(h, "norm")[:, 0], "head")
+        # vit.ts scales the scores (timm scales q first: the same numbers, the scale being a power of two here)
+        a = (q @ k.transpose(-2, -1) * self.scale).softmax(-1)
+        return self.proj((a @ v).transpose(1, 2).reshape(n, t, d))
 
 
+class Mlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, 4 * dim)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, patch, dim):
+        super().__init__()
+        self.proj = nn.Conv2d(3, dim, patch, stride=patch)
+
+    def forward(self, x):
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class VisionTransformer(nn.Module):
+    """timm's VisionTransformer (class token, no register tokens, pre-norm blocks, token pooling, no fc_norm)."""
+
+    def __init__(self, img_size, patch=16, dim=192, depth=12, heads=3, num_classes=1000):
+        super().__init__()
+        self.patch_embed = PatchEmbed(patch, dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, (img_size // patch) ** 2 + 1, dim))
+        self.blocks = nn.Sequential(*[Block(dim, heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        x = self.patch_embed(x)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embed
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
+VIT_TINY = {"patch": 16, "dim": 192, "depth": 12, "heads": 3}
 MODELS = {
-    "resnet18": (resnet18_shapes, resnet18_buffers, resnet18_forward),
-    "vit_tiny": (vit_tiny_shapes, lambda _s: {}, vit_tiny_forward),
+    "resnet18": lambda m: torchvision.models.resnet18(num_classes=m["num_classes"]),
+    "vit_tiny": lambda m: VisionTransformer(m["size"], num_classes=m["num_classes"], **VIT_TINY),
 }
 
 
-# ---- fixtures, cases, timing ---------------------------------------------------------------------
+# ---- fixtures ------------------------------------------------------------------------------------------------
 
-def read_raw(path, dtype):
-    """The file's bytes as a 1-D tensor of `dtype` (what numpy.fromfile gives, without numpy)."""
+ST_DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8,
+             "BOOL": torch.bool}
+
+
+def read_safetensors(path):
+    """name → tensor of a safetensors file (8-byte little-endian header size, JSON header, raw little-endian data)."""
     with open(path, "rb") as fh:
-        return torch.frombuffer(bytearray(fh.read()), dtype=dtype)
+        buf = bytearray(fh.read())
+    n = int.from_bytes(buf[:8], "little")
+    header = json.loads(buf[8: 8 + n])
+    base = 8 + n
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        lo, hi = e["data_offsets"]
+        dtype = ST_DTYPES[e["dtype"]]
+        t = torch.frombuffer(buf, dtype=dtype, count=(hi - lo) // torch.empty((), dtype=dtype).element_size(),
+                             offset=base + lo) if hi > lo else torch.empty(0, dtype=dtype)
+        out[name] = t.reshape(e["shape"]).clone()
+    return out
 
 
-def load_fixture(data_dir, model, device):
+def load_model(data_dir, model, device):
+    """The peer's module with tapir's weights, and the fixture: {manifest, module, names, params, extra}."""
     with open(os.path.join(data_dir, f"{model}.json")) as fh:
         manifest = json.load(fh)
-    shapes_fn, buffers_fn, forward = MODELS[model]
-    shapes = shapes_fn()
-    theirs = [(q["name"], tuple(q["shape"])) for q in manifest["params"]]
-    if theirs != shapes:
-        diff = next((f"{a} vs {b}" for a, b in zip(theirs, shapes) if a != b), f"{len(theirs)} vs {len(shapes)} tensors")
-        raise SystemExit(f"engine.py: {model}: tapir's parameters differ from the peer's model ({diff}); fix bench/models or this file")
-    flat = read_raw(os.path.join(data_dir, f"{model}.f32"), torch.float32)
-    sizes = [math.prod(sh) for _, sh in shapes]
-    in_shape = tuple(manifest["input"])
-    expect = 2 * sum(sizes) + math.prod(in_shape)
-    if flat.numel() != expect:
-        raise SystemExit(f"engine.py: {model}.f32 holds {flat.numel()} floats, expected {expect}")
-    chunks = list(torch.split(flat, sizes + sizes + [math.prod(in_shape)]))
-    # Moved before requires_grad_, so the parameters are leaves on the device (as on the tapir side).
-    params = [c.reshape(sh).clone().to(device).requires_grad_(True) for c, (_, sh) in zip(chunks[: len(sizes)], shapes)]
-    vecs = [c.reshape(sh).clone().to(device) for c, (_, sh) in zip(chunks[len(sizes): 2 * len(sizes)], shapes)]
-    x = chunks[-1].reshape(in_shape).clone().to(device)
-    labels = read_raw(os.path.join(data_dir, f"{model}.i64"), torch.int64).clone().to(device)
-    names = [n for n, _ in shapes]
-    buffers = {k: tuple(b.to(device) for b in mv) for k, mv in buffers_fn(shapes).items()}
-    return names, params, vecs, x, labels, buffers, forward
+    module = MODELS[model](manifest)
+    state = read_safetensors(os.path.join(data_dir, f"{model}.safetensors"))
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]  # torch's bookkeeping, not in the zoo
+    if missing or unexpected:
+        raise SystemExit(f"engine.py: {model}: tapir's state dict does not match the peer's module (missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}); fix src/graph/zoo or this file")
+    module = module.to(device).train()
+    named = dict(module.named_parameters())
+    names = [q["name"] for q in manifest["params"]]
+    if sorted(names) != sorted(named):
+        raise SystemExit(f"engine.py: {model}: trainable parameters differ: tapir-only {sorted(set(names) - set(named))[:5]}, "
+                         f"peer-only {sorted(set(named) - set(names))[:5]}")
+    for q in manifest["params"]:
+        if tuple(named[q["name"]].shape) != tuple(q["shape"]):
+            raise SystemExit(f"engine.py: {model}: {q['name']} is {list(named[q['name']].shape)} here, {q['shape']} in tapir")
+    extra = {k: v.to(device) for k, v in read_safetensors(os.path.join(data_dir, f"{model}.fixture.safetensors")).items()}
+    if tuple(extra["input"].shape) != tuple(manifest["input"]):
+        raise SystemExit(f"engine.py: {model}: input is {list(extra['input'].shape)}, manifest says {manifest['input']}")
+    return {"manifest": manifest, "module": module, "names": names, "params": [named[n] for n in names], "extra": extra}
 
 
-def make_step(names, params, vecs, x, labels, buffers, forward, case):
-    def loss_of(ps):
-        return F.cross_entropy(forward(dict(zip(names, ps)), buffers, x), labels)
+def logits_fn(fx):
+    """The module's train-mode logits on the fixture's input, laid out as the interpreter lays it out."""
+    module, x = fx["module"], fx["extra"]["input"]
+    if fx["manifest"]["memory_format"] == "channels-last":
+        return lambda: module(x.contiguous(memory_format=torch.channels_last))
+    return lambda: module(x)
+
+
+def make_step(fx, case):
+    logits = logits_fn(fx)
+    params, labels = fx["params"], fx["extra"]["labels"]
+    vecs = [fx["extra"][f"v.{n}"] for n in fx["names"]]
+
+    def loss():
+        return F.cross_entropy(logits(), labels)
 
     def sq(ts):
         return sum(float(t.square().sum()) for t in ts)
@@ -189,20 +180,20 @@ def make_step(names, params, vecs, x, labels, buffers, forward, case):
     if case == "forward":
         def step(check):
             with torch.no_grad():
-                logits = forward(dict(zip(names, params)), buffers, x)
-            return {"logits_norm": math.sqrt(sq([logits]))} if check else {}
+                out = logits()
+            return {"logits_norm": math.sqrt(sq([out]))} if check else {}
     elif case == "forward+backward":
         def step(check):
-            loss = loss_of(params)
-            g = torch.autograd.grad(loss, params)
-            return {"loss": float(loss.detach()), "grad_norm": math.sqrt(sq(g))} if check else {}
+            val = loss()
+            g = torch.autograd.grad(val, params)
+            return {"loss": float(val.detach()), "grad_norm": math.sqrt(sq(g))} if check else {}
     else:
         def step(check):
-            loss = loss_of(params)
-            g = torch.autograd.grad(loss, params, create_graph=True)
+            val = loss()
+            g = torch.autograd.grad(val, params, create_graph=True)
             dot = sum((gi * vi).sum() for gi, vi in zip(g, vecs))
             hv = torch.autograd.grad(dot, params)
-            return {"loss": float(loss.detach()), "hv_norm": math.sqrt(sq(hv))} if check else {}
+            return {"loss": float(val.detach()), "hv_norm": math.sqrt(sq(hv))} if check else {}
     return step
 
 
@@ -210,9 +201,10 @@ def run_batch(a):
     """Runs every case (check run, warm-up, timed runs) and returns one result per case."""
     out = []
     for model in [m for m in a.models.split(",") if m]:
-        fixture = load_fixture(a.data, check_model(model), a.device)
+        fixture = load_model(a.data, check_model(model), a.device)
+        spec = fixture["manifest"]["spec"]
         for case in [c for c in a.cases.split(",") if c]:
-            step = make_step(*fixture, check_case(case))
+            step = make_step(fixture, check_case(case))
             checks = step(True)
             for _ in range(a.warmup):
                 step(False)
@@ -220,8 +212,8 @@ def run_batch(a):
             for i in range(a.runs):
                 ms = timed(step, a.device)
                 samples.append(ms)
-                print(f"  torch {model} {case} run {i + 1}/{a.runs}: {ms:.1f} ms", file=sys.stderr, flush=True)
-            out.append({"model": model, "case": case, "median_ms": statistics.median(samples), "samples_ms": samples, "checks": checks})
+                print(f"  torch {spec} {case} run {i + 1}/{a.runs}: {ms:.1f} ms", file=sys.stderr, flush=True)
+            out.append({"model": spec, "case": case, "median_ms": statistics.median(samples), "samples_ms": samples, "checks": checks})
     return out
 
 
@@ -237,8 +229,8 @@ def serve(a):
             model = check_model(req["model"])
             if model not in fixtures:
                 fixtures.clear()  # one model's weights and graphs at a time, like the tapir side
-                fixtures[model] = load_fixture(a.data, model, a.device)
-            step = make_step(*fixtures[model], check_case(req["case"]))
+                fixtures[model] = load_model(a.data, model, a.device)
+            step = make_step(fixtures[model], check_case(req["case"]))
             reply = {"checks": step(True)}
         elif req["cmd"] == "run":
             if step is None:

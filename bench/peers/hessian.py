@@ -1,8 +1,10 @@
 """PyTorch peer of bench/hessian.ts: Hutchinson trace (Rademacher probes) and the top Hessian eigenvalue
 (Lanczos with full re-orthogonalisation) on the same model, weights, batch and probes as tapir.
 
-The model is bench/peers/engine.py's (mirrors bench/models/*.ts op for op); weights, images and labels come
-from the files bench/hessian.ts writes (--data DIR). Probes are generated with the same mulberry32 stream as
+The model is bench/peers/engine.py's (torchvision resnet18 or the timm-layout ViT, train mode) with the zoo graph's
+weights loaded by name; images and labels come from the files bench/hessian.ts writes (--data DIR). As on the tapir
+side (src/analysis sessions), the trace and the Lanczos run each build the first-order gradient with its graph once
+and do one double backward per matvec through it. Probes are generated with the same mulberry32 stream as
 src/analysis/random.ts (vectorised here: its state advances by a constant per draw), so both sides use the
 same vectors. Prints one JSON object as its last stdout line; progress goes to stderr.
 """
@@ -19,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from engine import MODELS  # noqa: E402
+from engine import load_model, logits_fn  # noqa: E402
 
 
 def mulberry32_u32(seed, start, count):
@@ -42,32 +44,30 @@ def rademacher(dim, seed, index):
 
 
 def load(data_dir, model):
-    with open(os.path.join(data_dir, f"{model}.json")) as fh:
-        manifest = json.load(fh)
-    shapes_fn, buffers_fn, forward = MODELS[model]
-    shapes = shapes_fn()
-    theirs = [(q["name"], tuple(q["shape"])) for q in manifest["params"]]
-    if theirs != shapes:
-        raise SystemExit(f"hessian.py: {model}: tapir's parameters differ from the peer's model")
-    flat = torch.from_numpy(np.fromfile(os.path.join(data_dir, f"{model}.f32"), dtype=np.float32))
-    sizes = [math.prod(sh) for _, sh in shapes]
-    in_shape = tuple(manifest["input"])
-    chunks = list(torch.split(flat, sizes + [math.prod(in_shape)]))
-    params = [c.reshape(sh).clone().requires_grad_(True) for c, (_, sh) in zip(chunks[:-1], shapes)]
-    x = chunks[-1].reshape(in_shape).clone()
-    labels = torch.from_numpy(np.fromfile(os.path.join(data_dir, f"{model}.i64"), dtype=np.int64)).clone()
-    names = [n for n, _ in shapes]
-    buffers = buffers_fn(shapes)
+    fx = load_model(data_dir, model, "cpu")
+    logits, params, labels = logits_fn(fx), fx["params"], fx["extra"]["labels"]
+    sizes = [p.numel() for p in params]
+    kept = []  # the first-order gradient with its graph, inside session()
+
+    def loss():
+        return F.cross_entropy(logits(), labels)
 
     def matvec(v):
         vs = torch.split(v, sizes)
-        loss = F.cross_entropy(forward(dict(zip(names, params)), buffers, x), labels)
-        g = torch.autograd.grad(loss, params, create_graph=True)
-        dot = sum((gi * vi.reshape(gi.shape)).sum() for gi, vi in zip(g, vs))
-        hv = torch.autograd.grad(dot, params)
-        return torch.cat([h.reshape(-1) for h in hv])
+        g = kept[0] if kept else torch.autograd.grad(loss(), params, create_graph=True)
+        live = [i for i, gi in enumerate(g) if gi.requires_grad]
+        dot = sum((g[i] * vs[i].reshape(g[i].shape)).sum() for i in live)
+        hv = torch.autograd.grad(dot, params, retain_graph=bool(kept), allow_unused=True)
+        return torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1) for h, p in zip(hv, params)])
 
-    return matvec, sum(sizes)
+    def session(fn):
+        kept.append(torch.autograd.grad(loss(), params, create_graph=True))
+        try:
+            return fn()
+        finally:
+            kept.clear()
+
+    return matvec, session, sum(sizes)
 
 
 def trace(matvec, dim, probes, seed):
@@ -111,15 +111,15 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    matvec, dim = load(a.data, a.model)
+    matvec, session, dim = load(a.data, a.model)
     rademacher(dim, a.seed, 0)
     matvec(torch.zeros(dim))  # warm-up (oneDNN primitive creation)
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "trace_ms": [], "eig_ms": []}
     for r in range(a.runs):
         t0 = time.perf_counter()
-        est, samples = trace(matvec, dim, a.probes, a.seed)
+        est, samples = session(lambda: trace(matvec, dim, a.probes, a.seed))
         t1 = time.perf_counter()
-        top = top_eigenvalue(matvec, dim, a.steps, a.seed)
+        top = session(lambda: top_eigenvalue(matvec, dim, a.steps, a.seed))
         t2 = time.perf_counter()
         out["trace_ms"].append((t1 - t0) * 1000)
         out["eig_ms"].append((t2 - t1) * 1000)

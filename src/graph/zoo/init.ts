@@ -2,18 +2,20 @@
  * Torch-like random initialisation, used by the built-in architectures and by `random:` models (the paper's
  * control: same architecture, fresh weights). Seeded through the engine's global generator.
  */
-import { full, keep, manualSeed, noGrad, randn, rand, zeros, type Tensor } from '../../engine/index.js';
+import { full, keep, manualSeed, noGrad, randn, rand, scope, zeros, type Tensor } from '../../engine/index.js';
 import type { Graph, ParamRole } from '../ir.js';
+
+// Each draw runs in a scope, so its intermediates (the raw randn / rand) are freed now, not left to the GC.
 
 /** Kaiming normal, fan_out, gain √2 (torchvision ResNet convs). */
 export const kaimingConv = (shape: readonly number[]): Tensor =>
-  noGrad(() => {
+  draw(() => {
     const fanOut = shape[0]! * shape.slice(2).reduce((p, d) => p * d, 1);
     return randn(shape).mul(Math.sqrt(2 / fanOut));
   });
 /** torch.nn.Linear / Conv default: U(−1/√fan_in, 1/√fan_in). */
 export const uniformFanIn = (shape: readonly number[], fanIn = shape.slice(1).reduce((p, d) => p * d, 1)): Tensor =>
-  noGrad(() => {
+  draw(() => {
     const b = 1 / Math.sqrt(fanIn);
     return rand(shape)
       .mul(2 * b)
@@ -21,7 +23,11 @@ export const uniformFanIn = (shape: readonly number[], fanIn = shape.slice(1).re
   });
 /** timm's trunc_normal_(std) with cutoffs at ±2σ. */
 export const truncNormal = (shape: readonly number[], std = 0.02): Tensor =>
-  noGrad(() => randn(shape).clamp(-2, 2).mul(std));
+  draw(() => randn(shape).clamp(-2, 2).mul(std));
+
+function draw(f: () => Tensor): Tensor {
+  return scope(() => noGrad(f));
+}
 
 /** A fresh value for a parameter of this role, name and shape. */
 export function freshParam(name: string, role: ParamRole, shape: readonly number[]): Tensor {
