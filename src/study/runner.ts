@@ -5,7 +5,7 @@
  * model. Finished cells are skipped; a cell is committed in one transaction, so an interrupted run redoes only the
  * cell it was in. The runner only sequences these steps and the storage.
  */
-import { disposeGraph, restoreFrom, type Graph } from '../graph/index.js';
+import { disposeGraph, packBits, restoreFrom, type Graph } from '../graph/index.js';
 import { maskSummary, parseAllocation, parseCalibData, type CalibData } from '../prune/index.js';
 import {
   FeatureCache,
@@ -70,7 +70,15 @@ async function evalAll(
         taskOptions: taskOptionsFor(c, t),
         cache,
       });
-      rows.push({ task: t, phase, head, accuracy: r!.accuracy, nTrain: r!.nTrain, nTest: r!.nTest });
+      rows.push({
+        task: t,
+        phase,
+        head,
+        accuracy: r!.accuracy,
+        nTrain: r!.nTrain,
+        nTest: r!.nTest,
+        correct: packBits(r!.correct),
+      });
     }
   }
   return rows;
@@ -89,7 +97,15 @@ export async function runPixelBaseline(
   for (const t of studyTasks(config)) {
     progress(0, `pixel baseline ${t}`);
     const r = await pixelBaseline(t, { size, alpha: config.alpha, taskOptions: taskOptionsFor(config, t) });
-    rows.push({ task: t, head: 'pixels', accuracy: r.accuracy, nTrain: r.nTrain, nTest: r.nTest, classes: r.classes });
+    rows.push({
+      task: t,
+      head: 'pixels',
+      accuracy: r.accuracy,
+      nTrain: r.nTrain,
+      nTest: r.nTest,
+      classes: r.classes,
+      correct: packBits(r.correct),
+    });
   }
   store.writeDense('pixels', protocol, rows, [], { size, pool: 8 });
 }
@@ -121,6 +137,7 @@ export async function runDenseReference(
       nTrain: r!.nTrain,
       nTest: r!.nTest,
       classes: r!.classes,
+      correct: packBits(r!.correct),
     });
   }
   store.writeDense(model, protocol, rows, layerTable(dense), { resolution: dense.preprocessing.size });

@@ -61,6 +61,12 @@ CREATE TABLE IF NOT EXISTS layers (
   model TEXT NOT NULL, tensor TEXT NOT NULL, ord INTEGER NOT NULL, op TEXT NOT NULL, shape TEXT NOT NULL, numel INTEGER NOT NULL,
   macs INTEGER NOT NULL, prunable INTEGER NOT NULL, PRIMARY KEY (model, tensor));
 CREATE TABLE IF NOT EXISTS dense_done (model TEXT NOT NULL, protocol TEXT NOT NULL, info TEXT NOT NULL, PRIMARY KEY (model, protocol));
+CREATE TABLE IF NOT EXISTS correct (
+  cell TEXT NOT NULL REFERENCES cells(key), task TEXT NOT NULL, phase TEXT NOT NULL, head TEXT NOT NULL, bits BLOB NOT NULL,
+  PRIMARY KEY (cell, task, phase, head));
+CREATE TABLE IF NOT EXISTS dense_correct (
+  model TEXT NOT NULL, protocol TEXT NOT NULL, task TEXT NOT NULL, head TEXT NOT NULL, bits BLOB NOT NULL,
+  PRIMARY KEY (model, protocol, task, head));
 CREATE TABLE IF NOT EXISTS cell_errors (
   key TEXT PRIMARY KEY, study TEXT NOT NULL, protocol TEXT NOT NULL, model TEXT NOT NULL, control TEXT NOT NULL, score TEXT NOT NULL,
   sparsity REAL NOT NULL, source TEXT NOT NULL, seed INTEGER NOT NULL, error TEXT NOT NULL, worker TEXT, attempts INTEGER NOT NULL, failed_at TEXT NOT NULL);
@@ -124,6 +130,9 @@ export interface ResultRow {
   accuracy: number;
   nTrain: number;
   nTest: number;
+  /** Per test image, packed bits (LSB first, test-split order): 1 where the prediction was right. Absent for rows
+   * without per-image predictions (the fine-tuned trained head) and in stores written before they were kept. */
+  correct?: Uint8Array;
 }
 export interface DensityRow {
   tensor: string;
@@ -142,6 +151,8 @@ export interface DenseRow {
   nTrain: number;
   nTest: number;
   classes: readonly string[];
+  /** As ResultRow.correct. */
+  correct?: Uint8Array;
 }
 export interface LayerRow {
   tensor: string;
@@ -151,6 +162,8 @@ export interface LayerRow {
   macs: number;
   prunable: boolean;
 }
+
+const blob = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 export class StudyStore {
   readonly #db: Db;
@@ -329,10 +342,15 @@ export class StudyStore {
     const insLayer = this.#db.prepare(
       'INSERT OR REPLACE INTO layers (model, tensor, ord, op, shape, numel, macs, prunable) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     );
+    const insCorrect = this.#db.prepare(
+      'INSERT INTO dense_correct (model, protocol, task, head, bits) VALUES (?, ?, ?, ?, ?)',
+    );
     const done = this.#db.prepare('INSERT INTO dense_done (model, protocol, info) VALUES (?, ?, ?)');
     this.#db.transaction(() => {
-      for (const r of rows)
+      for (const r of rows) {
         insDense.run(model, protocol, r.task, r.head, r.accuracy, r.nTrain, r.nTest, JSON.stringify(r.classes));
+        if (r.correct) insCorrect.run(model, protocol, r.task, r.head, blob(r.correct));
+      }
       layers.forEach((l, i) =>
         insLayer.run(model, l.tensor, i, l.op, JSON.stringify(l.shape), l.numel, l.macs, l.prunable ? 1 : 0),
       );
@@ -356,6 +374,7 @@ export class StudyStore {
     const insRes = this.#db.prepare(
       'INSERT INTO results (cell, task, phase, head, accuracy, n_train, n_test) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
+    const insCorrect = this.#db.prepare('INSERT INTO correct (cell, task, phase, head, bits) VALUES (?, ?, ?, ?, ?)');
     const insDen = this.#db.prepare('INSERT INTO densities (cell, tensor, ord, numel, kept) VALUES (?, ?, ?, ?, ?)');
     const insMask = this.#db.prepare('INSERT INTO masks (cell, tensor, bits) VALUES (?, ?, ?)');
     const insErr = this.#db.prepare('INSERT INTO layer_errors (cell, tensor, ord, rel_error) VALUES (?, ?, ?, ?)');
@@ -382,9 +401,12 @@ export class StudyStore {
         c.calibration ?? null,
         c.calibData ?? 'source',
       );
-      for (const r of results) insRes.run(c.key, r.task, r.phase, r.head, r.accuracy, r.nTrain, r.nTest);
+      for (const r of results) {
+        insRes.run(c.key, r.task, r.phase, r.head, r.accuracy, r.nTrain, r.nTest);
+        if (r.correct) insCorrect.run(c.key, r.task, r.phase, r.head, blob(r.correct));
+      }
       densities.forEach((d, i) => insDen.run(c.key, d.tensor, i, d.numel, d.kept));
-      for (const [t, bits] of masks) insMask.run(c.key, t, Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength));
+      for (const [t, bits] of masks) insMask.run(c.key, t, blob(bits));
       layerErrors.forEach((e, i) => insErr.run(c.key, e.tensor, i, Number.isFinite(e.relError) ? e.relError : null));
     })();
   }
@@ -533,6 +555,27 @@ export class StudyStore {
     return this.#db.prepare('SELECT cell, task, phase, head, accuracy FROM results ORDER BY rowid').all() as ReturnType<
       StudyStore['resultRows']
     >;
+  }
+
+  /**
+   * Per-image correctness (packed bits, see ResultRow.correct) of every result row that kept it, keyed
+   * `cell \t task \t phase \t head`; empty for stores written before it was kept.
+   */
+  correctBits(): Map<string, Uint8Array> {
+    return this.#bits('correct', ['cell', 'task', 'phase', 'head']);
+  }
+
+  /** As correctBits for the dense reference rows, keyed `model \t protocol \t task \t head`. */
+  denseCorrectBits(): Map<string, Uint8Array> {
+    return this.#bits('dense_correct', ['model', 'protocol', 'task', 'head']);
+  }
+
+  #bits(table: 'correct' | 'dense_correct', key: readonly string[]): Map<string, Uint8Array> {
+    if (!this.#tables().includes(table)) return new Map();
+    const rows = this.#db.prepare(`SELECT ${key.join(', ')}, bits FROM ${table}`).all() as Record<string, unknown>[];
+    return new Map(
+      rows.map((r) => [key.map((k) => String(r[k])).join('\t'), new Uint8Array(r.bits as Buffer)] as const),
+    );
   }
 
   layerRows(): {

@@ -54,6 +54,8 @@ export interface ZeroShotRow {
   model: string;
   reference: string;
   predictions?: Int32Array;
+  /** Per test image (test-split order): 1 where the prediction is right (what bootstrap intervals resample). */
+  correct: Uint8Array;
 }
 
 function checkAlpha(a: number | 'auto'): number | 'auto' {
@@ -70,13 +72,10 @@ const labelsTensor = (l: Int32Array): Tensor =>
     [l.length],
   );
 
-function accuracyAndPreds(head: RidgeHead, f: SplitFeatures): { acc: number; preds: Int32Array } {
+function accuracyAndPreds(head: RidgeHead, f: SplitFeatures): { acc: number; preds: Int32Array; correct: Uint8Array } {
   const preds = scope(() => Int32Array.from(headLogits(head, f.features).argmax(1).toArray()));
-  let ok = 0;
-  preds.forEach((p, i) => {
-    if (p === f.labels[i]) ok++;
-  });
-  return { acc: ok / preds.length, preds };
+  const correct = Uint8Array.from(preds, (p, i) => (p === f.labels[i] ? 1 : 0));
+  return { acc: correct.reduce((a, b) => a + b, 0) / preds.length, preds, correct };
 }
 
 function fit(f: SplitFeatures, alphaOpt: number | 'auto'): RidgeHead {
@@ -143,6 +142,7 @@ export async function zeroShot(
           model: fpModel,
           reference: fpRef,
           ...(o.predictions ? { predictions: r.preds } : {}),
+          correct: r.correct,
         });
       } finally {
         if (head !== denseHead) disposeHead(head);
@@ -194,7 +194,7 @@ export async function pixelBaseline(taskId: string, o: PixelBaselineOptions = {}
   const test = pooled('test');
   const head = fit(train, alpha);
   try {
-    const acc = accuracyAndPreds(head, test).acc;
+    const { acc, correct } = accuracyAndPreds(head, test);
     return {
       task: task.id,
       classes: task.classes,
@@ -208,6 +208,7 @@ export async function pixelBaseline(taskId: string, o: PixelBaselineOptions = {}
       featureDim: 3 * pool * pool,
       model: 'pixels',
       reference: 'pixels',
+      correct,
     };
   } finally {
     disposeHead(head);

@@ -40,7 +40,31 @@ test(
 
       const s = new StudyStore(db, { readonly: true });
       const data = restrictToConfig(readReport(s), config);
+      // Per-image correctness: every evaluated row (all but the fine-tuned trained head) and every dense row keeps
+      // n_test bits whose count is the stored accuracy.
+      const bits = s.correctBits();
+      const denseBits = s.denseCorrectBits();
       s.close();
+      const popcount = (b: Uint8Array) => b.reduce((a, x) => a + x.toString(2).replaceAll('0', '').length, 0);
+      const rows = data.acc.filter((r) => r.head !== 'trained');
+      assert.equal(bits.size, rows.length, 'one bit string per evaluated row');
+      for (const r of rows) {
+        const b = bits.get([r.cell, r.task, r.phase, r.head].join('\t'));
+        assert.ok(b, `bits of ${r.cell} ${r.task} ${r.phase} ${r.head}`);
+        const n = data.dense.find((d) => d.task === r.task)!.nTest;
+        assert.equal(b.length, Math.ceil(n / 8));
+        assert.equal(popcount(b) / n, r.accuracy);
+      }
+      assert.equal(
+        denseBits.size,
+        data.dense.length + data.pixels.length,
+        'the dense reference and the pixel baseline',
+      );
+      for (const d of data.dense) {
+        const b = [...denseBits].find(([k]) => k.split('\t')[2] === d.task && k.split('\t')[0] === d.model)?.[1];
+        assert.ok(b, `dense bits of ${d.model} ${d.task}`);
+        assert.equal(popcount(b) / d.nTest, d.accuracy);
+      }
       assert.equal(data.cells.length, 4);
       // 2 tasks × 2 heads × 2 phases + the fine-tuned source head = 9 rows per cell.
       assert.equal(data.acc.length, 4 * 9);

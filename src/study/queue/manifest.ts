@@ -26,7 +26,7 @@ export const keyOfJob = (id: string) => id.replace(/^cell-/, '');
 export const manifestKey = (queue: string, protocol: string) => `tapir:${queue}:manifest:${protocol}`;
 export const refusalsKey = (queue: string) => `tapir:${queue}:refusals`;
 /** Version of the job data and result layout. */
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
 
 export interface Manifest {
   wire: number;
@@ -51,7 +51,8 @@ export interface JobData {
 export interface WireOutput {
   wire: number;
   record: CellOutput['record'];
-  results: CellOutput['results'];
+  /** Per-image correctness as base64 of the packed bits. */
+  results: (Omit<CellOutput['results'][number], 'correct'> & { correct?: string })[];
   densities: CellOutput['densities'];
   masks: [string, string][];
   layerErrors: CellOutput['layerErrors'];
@@ -189,13 +190,16 @@ export function cellOf(config: StudyConfig, shipped: CellSpec): CellSpec {
   return cell;
 }
 
+const base64 = (v: Uint8Array): string => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+const fromBase64 = (b: string): Uint8Array => new Uint8Array(Buffer.from(b, 'base64'));
+
 export function toWire(out: CellOutput, worker: WorkerIdentity): WireOutput {
   return {
     wire: WIRE_VERSION,
     record: out.record,
-    results: out.results,
+    results: out.results.map(({ correct, ...r }) => (correct ? { ...r, correct: base64(correct) } : r)),
     densities: out.densities,
-    masks: [...out.masks].map(([k, v]) => [k, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')]),
+    masks: [...out.masks].map(([k, v]) => [k, base64(v)]),
     layerErrors: out.layerErrors,
     worker,
   };
@@ -209,9 +213,9 @@ export function fromWire(w: WireOutput): CellOutput {
   // JSON has no NaN: a non-finite layer error arrives as null, which the store writes as NULL just as it does locally.
   return {
     record: w.record,
-    results: w.results,
+    results: w.results.map(({ correct, ...r }) => (correct ? { ...r, correct: fromBase64(correct) } : r)),
     densities: w.densities,
-    masks: new Map(w.masks.map(([k, b]) => [k, new Uint8Array(Buffer.from(b, 'base64'))])),
+    masks: new Map(w.masks.map(([k, b]) => [k, fromBase64(b)])),
     layerErrors: w.layerErrors.map((e) => ({ tensor: e.tensor, relError: e.relError ?? Number.NaN })),
   };
 }
