@@ -87,6 +87,10 @@ export interface ReportData {
   diagnostics?: DiagnosticsData | null;
   /** Cells that failed on a worker (`tapir study --redis`) and are not stored; absent or empty when none. */
   failed?: CellErrorRow[];
+  /** Per-image correctness of result rows (store.correctBits keys); absent or empty for older databases. */
+  correct?: Map<string, Uint8Array>;
+  /** Per-image correctness of the dense reference rows (store.denseCorrectBits keys). */
+  denseCorrect?: Map<string, Uint8Array>;
 }
 
 export function readReport(store: StudyStore): ReportData {
@@ -241,6 +245,8 @@ export function readReport(store: StudyStore): ReportData {
     caps: [...caps.values()],
     diagnostics: readDiagnostics(store),
     failed: store.cellErrors(),
+    correct: store.correctBits(),
+    denseCorrect: store.denseCorrectBits(),
   };
 }
 

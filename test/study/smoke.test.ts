@@ -11,7 +11,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { expandGrid, loadStudy, readReport, StudyStore } from '../../src/study/index.js';
-import { computeFindings, DEFAULT_THRESHOLDS } from '../../src/study/results-findings.js';
+import { computeFindings, DEFAULT_THRESHOLDS, heldMean } from '../../src/study/results-findings.js';
+import { intervalsFinding } from '../../src/study/results-intervals.js';
 import { restrictToConfig } from '../../src/study/results.js';
 
 const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
@@ -88,6 +89,23 @@ test(
       );
       for (const f of findings)
         for (const sentence of f.sentences) assert.ok(md.includes(`- ${sentence}`), `RESULTS.md states: ${sentence}`);
+      // Bootstrap intervals from the per-image bits: in the document, each value the stored mean retained of its cell
+      // (one seed, one source: one cell per row) and inside its own interval.
+      const iv = intervalsFinding(data);
+      assert.ok(iv, 'the smoke database keeps per-image results');
+      for (const sentence of iv.sentences) assert.ok(md.includes(`- ${sentence}`), `RESULTS.md states: ${sentence}`);
+      const zsDense = iv.table!.rows.filter((r) => r[0] === 'zero-shot, dense head');
+      assert.equal(zsDense.length, 2, 'one row per score');
+      for (const r of zsDense) {
+        const cellsOf = data.cells.filter((c) => c.score === r[1]);
+        cellsOf.forEach((c, j) => {
+          const m = /^([\d.]+)% \[([\d.]+)%–([\d.]+)%\]$/.exec(r[2 + j]!);
+          assert.ok(m, `interval cell ${r[2 + j]}`);
+          const want = heldMean(data, c.key, 'zero-shot', 'dense')!;
+          assert.equal(Number(m[1]), Number((100 * want).toFixed(1)));
+          assert.ok(Number(m[2]) <= Number(m[1]) + 0.5 && Number(m[1]) <= Number(m[3]) + 0.5, r[2 + j]);
+        });
+      }
       const svgs = readdirSync(join(dir, 'results', 'smoke'));
       // accuracy, retained, densities, per-layer errors (smoke has no second score, so no overlap plot).
       assert.equal(svgs.length, 4 + 1);
