@@ -5,6 +5,7 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { ablations, AXIS_FIELDS, type Ablation, type LayerErr, type ReportData } from './report-data.js';
+import { retainedIntervals } from './results-intervals.js';
 
 /** Renders one vega-lite spec to an SVG string. */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
@@ -120,6 +121,49 @@ export function reportPlots(d: ReportData): Plot[] {
             color: { field: 'score', type: 'nominal' },
             strokeDash: PHASE_DASH,
           },
+        },
+      },
+    });
+  }
+  const iv = retainedIntervals(d);
+  if (iv) {
+    const values = iv.panels.flatMap((p) =>
+      [...p.rows].flatMap(([score, row]) =>
+        row.flatMap((i, j) =>
+          i ? [{ panel: p.name, score, sparsity: iv.sparsities[j]!, value: i.value, lo: i.lo, hi: i.hi }] : [],
+        ),
+      ),
+    );
+    plots.push({
+      title: 'Held-out retained accuracy with 95 % bootstrap intervals',
+      caption:
+        `Mean over the ${iv.heldout.length} held-out tasks of pruned / dense accuracy (lines), pooled over seeds and ` +
+        'source splits; bands: 95 % percentile-bootstrap intervals (test images resampled paired with the dense ' +
+        'reference, and the cells). Overlapping bands: the test sets cannot tell the scores apart.',
+      spec: {
+        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+        data: { values },
+        facet: { column: { field: 'panel', type: 'nominal', title: null } },
+        spec: {
+          width: 220,
+          height: 170,
+          encoding: {
+            x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
+            color: { field: 'score', type: 'nominal', legend: { labelLimit: 420 } },
+          },
+          layer: [
+            {
+              mark: { type: 'area', opacity: 0.15 },
+              encoding: {
+                y: { field: 'lo', type: 'quantitative', axis: pct, title: 'retained (mean over held-out)' },
+                y2: { field: 'hi' },
+              },
+            },
+            {
+              mark: { type: 'line', point: true },
+              encoding: { y: { field: 'value', type: 'quantitative' } },
+            },
+          ],
         },
       },
     });

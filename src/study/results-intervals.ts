@@ -18,8 +18,36 @@ const PANELS: readonly { phase: string; head: string; name: string }[] = [
 const fmt = (i: Interval) => `${pct(i.value)} [${pct(i.lo, 0)}–${pct(i.hi, 0)}]`;
 const separates = (a: Interval, b: Interval) => a.lo > b.hi || b.lo > a.hi;
 
-/** The finding, or null when the database has no per-image results for these cells. */
-export function intervalsFinding(d: ReportData, o: { draws?: number } = {}): Finding | null {
+export interface IntervalPanel {
+  phase: string;
+  head: string;
+  name: string;
+  /** Per score label: one interval per sparsity (null where a cell lacks per-image results). */
+  rows: Map<string, (Interval | null)[]>;
+}
+export interface RetainedIntervals {
+  heldout: string[];
+  /** Held-out test images per replicate (sum over tasks). */
+  images: number;
+  /** Most cells pooled into one interval. */
+  replicates: number;
+  sparsities: number[];
+  panels: IntervalPanel[];
+}
+
+const memo = new WeakMap<ReportData, Map<number, RetainedIntervals | null>>();
+
+/** Bootstrap intervals of held-out retained accuracy for every score × sparsity × panel (null: no per-image data). */
+export function retainedIntervals(d: ReportData, draws = 1000): RetainedIntervals | null {
+  const cached = memo.get(d)?.get(draws);
+  if (cached !== undefined) return cached;
+  const out = computeIntervals(d, draws);
+  if (!memo.has(d)) memo.set(d, new Map());
+  memo.get(d)!.set(draws, out);
+  return out;
+}
+
+function computeIntervals(d: ReportData, draws: number): RetainedIntervals | null {
   const correct = d.correct ?? new Map<string, Uint8Array>();
   const denseCorrect = d.denseCorrect ?? new Map<string, Uint8Array>();
   if (correct.size === 0 || denseCorrect.size === 0) return null;
@@ -28,8 +56,8 @@ export function intervalsFinding(d: ReportData, o: { draws?: number } = {}): Fin
   const heldout = [...new Set(d.acc.filter((a) => a.heldout && a.head !== 'trained').map((a) => a.task))].sort();
   const varying = AXES.filter((a: Axis) => new Set(d.cells.map((c) => String(c[a]))).size > 1);
   const cells = d.cells.filter((c) => c.control === 'none');
-  const labelOf = (c: CellRow) =>
-    `${d.studies.length > 1 || new Set(cells.map((x) => x.model)).size > 1 ? `${c.model} ` : ''}${configLabel(c, varying)}`;
+  const manyModels = new Set(cells.map((x) => x.model)).size > 1;
+  const labelOf = (c: CellRow) => `${manyModels ? `${c.model} ` : ''}${configLabel(c, varying)}`;
 
   /** One cell's held-out tasks as paired bits, or null when any is missing. */
   const replicate = (c: CellRow, phase: string, head: string): PairedTask[] | null => {
@@ -46,11 +74,10 @@ export function intervalsFinding(d: ReportData, o: { draws?: number } = {}): Fin
 
   const labels = [...new Set(cells.map(labelOf))];
   const sparsities = [...new Set(cells.map((c) => c.sparsity))].sort((a, b) => a - b);
-  const rows: string[][] = [];
-  const sentences: string[] = [];
   let replicates = 0;
+  const panels: IntervalPanel[] = [];
   for (const panel of PANELS) {
-    const byLabel = new Map<string, (Interval | null)[]>();
+    const rows = new Map<string, (Interval | null)[]>();
     for (const label of labels) {
       const row = sparsities.map((s) => {
         const reps = cells
@@ -58,16 +85,29 @@ export function intervalsFinding(d: ReportData, o: { draws?: number } = {}): Fin
           .map((c) => replicate(c, panel.phase, panel.head));
         if (reps.length === 0 || reps.some((r) => r === null)) return null;
         replicates = Math.max(replicates, reps.length);
-        return retainedInterval(reps as PairedTask[][], { draws: o.draws ?? 1000, seed: 0 });
+        return retainedInterval(reps as PairedTask[][], { draws, seed: 0 });
       });
-      if (row.every((x) => x === null)) continue;
-      byLabel.set(label, row);
-      rows.push([panel.name, label, ...row.map((i) => (i ? fmt(i) : '–'))]);
+      if (row.some((x) => x !== null)) rows.set(label, row);
     }
-    if (byLabel.size < 2) continue;
+    if (rows.size) panels.push({ ...panel, rows });
+  }
+  if (panels.length === 0) return null;
+  const images = heldout.reduce((a, t) => a + Math.max(...d.dense.filter((r) => r.task === t).map((r) => r.nTest)), 0);
+  return { heldout, images, replicates, sparsities, panels };
+}
+
+/** The finding, or null when the database has no per-image results for these cells. */
+export function intervalsFinding(d: ReportData, o: { draws?: number } = {}): Finding | null {
+  const iv = retainedIntervals(d, o.draws ?? 1000);
+  if (!iv) return null;
+  const rows: string[][] = [];
+  const sentences: string[] = [];
+  for (const panel of iv.panels) {
+    for (const [label, row] of panel.rows) rows.push([panel.name, label, ...row.map((i) => (i ? fmt(i) : '–'))]);
+    if (panel.rows.size < 2) continue;
     // Per sparsity: the best score, and whether its interval separates from the runner-up's.
-    const parts = sparsities.flatMap((s, j) => {
-      const ranked = [...byLabel]
+    const parts = iv.sparsities.flatMap((s, j) => {
+      const ranked = [...panel.rows]
         .map(([l, r]) => [l, r[j]] as const)
         .filter((x): x is readonly [string, Interval] => x[1] !== null && x[1] !== undefined)
         .sort((a, b) => b[1].value - a[1].value);
@@ -79,21 +119,19 @@ export function intervalsFinding(d: ReportData, o: { draws?: number } = {}): Fin
     });
     if (parts.length) sentences.push(`${panel.name[0]!.toUpperCase()}${panel.name.slice(1)}: ${parts.join('; ')}.`);
   }
-  if (rows.length === 0) return null;
-  const images = heldout.reduce((a, t) => a + Math.max(...d.dense.filter((r) => r.task === t).map((r) => r.nTest)), 0);
   return {
     id: 'intervals',
     title: 'Held-out retained accuracy with 95 % bootstrap intervals',
     sentences: [
-      `Mean over the ${heldout.length} held-out tasks (${images} test images) of pruned / dense accuracy, averaged over ` +
-        `the cells that differ only by seed or source split (up to ${replicates}); brackets: 95 % percentile-bootstrap ` +
+      `Mean over the ${iv.heldout.length} held-out tasks (${iv.images} test images) of pruned / dense accuracy, averaged over ` +
+        `the cells that differ only by seed or source split (up to ${iv.replicates}); brackets: 95 % percentile-bootstrap ` +
         `interval, resampling test images (paired with the dense reference) and those cells. A difference is called ` +
         `real below only when the intervals separate.`,
       ...sentences,
     ],
     table: {
       title: 'Held-out retained accuracy [95 % interval]',
-      header: ['panel', 'score', ...sparsities.map((s) => pct(s, 0))],
+      header: ['panel', 'score', ...iv.sparsities.map((s) => pct(s, 0))],
       rows,
     },
   };

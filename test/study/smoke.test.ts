@@ -107,8 +107,9 @@ test(
         });
       }
       const svgs = readdirSync(join(dir, 'results', 'smoke'));
-      // accuracy, retained, densities, per-layer errors (smoke has no second score, so no overlap plot).
-      assert.equal(svgs.length, 4 + 1);
+      // accuracy, retained, retained with bootstrap intervals, densities, per-layer errors and the mask overlap of
+      // its two scores.
+      assert.equal(svgs.length, 6);
       for (const f of svgs) assert.ok(md.includes(`](results/smoke/${f})`));
       assert.match(md, /#### Summary: source accuracy and retained fraction/);
     } finally {
