@@ -110,7 +110,7 @@ gpu-pack: .gpu/node.xz $(GPU_INCLUDE)/napi.h dist/.built
 
 # The studies (studies/*.yaml, each <= 60 min on 2 cores) and docs/RESULTS.md generated from their databases
 # (results/<name>.sqlite, not committed). Studies resume: re-running skips finished cells. `make study-<name>` runs one.
-RESULT_STUDIES := paper-imagenet-a paper-imagenet-b paper-imagenet-c paper-cifar paper-clipart ablation-bn ablation-allocation ablation-calibration controls explanation target reconstruct reconstruct-allocation reconstruct-confirm reconstruct-rounds
+RESULT_STUDIES := paper-imagenet-a paper-imagenet-b paper-imagenet-c paper-imagenet-nsfwjs paper-cifar paper-clipart ablation-bn ablation-allocation ablation-calibration controls explanation target reconstruct reconstruct-allocation reconstruct-confirm reconstruct-rounds
 .PHONY: results results-doc
 results: setup
 	@mkdir -p results
