@@ -5,7 +5,8 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { ablations, AXIS_FIELDS, type Ablation, type LayerErr, type ReportData } from './report-data.js';
-import { retainedIntervals } from './results-intervals.js';
+import { configLabel as cellLabel, groupBy, groupMean, varyingAxes } from './results-findings.js';
+import { groupInterval } from './results-intervals.js';
 
 /** Renders one vega-lite spec to an SVG string. */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
@@ -35,6 +36,73 @@ export interface Plot {
   title: string;
   caption: string;
   spec: TopLevelSpec;
+}
+
+const PANELS = [
+  { phase: 'zero-shot', head: 'dense', name: 'zero-shot, dense head' },
+  { phase: 'zero-shot', head: 'refit', name: 'zero-shot, refit head' },
+  { phase: 'finetuned', head: 'dense', name: 'after fine-tuning, dense head' },
+] as const;
+
+/**
+ * Held-out retained accuracy per configuration (controls as their own series), one panel per phase × head, with 95 %
+ * bootstrap bands where the database keeps per-image results (the intervals the findings print).
+ */
+function retainedPlot(d: ReportData): Plot | null {
+  const axes = varyingAxes(d.cells.filter((c) => c.control === 'none'));
+  const groups = groupBy(d.cells, (c) => `${cellLabel(c, axes)}${c.control === 'none' ? '' : ` (${c.control})`}`);
+  const values = PANELS.flatMap((p) =>
+    groups.flatMap((g) => {
+      const value = groupMean(d, g, p.phase, p.head);
+      if (value === null) return [];
+      const iv = groupInterval(d, g.cells, p.phase, p.head);
+      return [{ panel: p.name, score: g.label, sparsity: g.sparsity, value, lo: iv?.lo ?? null, hi: iv?.hi ?? null }];
+    }),
+  );
+  if (values.length === 0) return null;
+  const bands = values.some((v) => v.lo !== null);
+  return {
+    title: 'Retained fraction of dense accuracy on held-out tasks',
+    caption:
+      'Mean over held-out tasks of pruned / dense accuracy (lines), pooled over seeds and source splits; controls are ' +
+      'their own series. ' +
+      (bands
+        ? 'Bands: 95 % percentile-bootstrap intervals (test images resampled paired with the dense reference, and the ' +
+          'cells). Overlapping bands: the test sets cannot tell the configurations apart.'
+        : 'No bands: this database keeps no per-image results.'),
+    spec: {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      data: { values },
+      facet: { column: { field: 'panel', type: 'nominal', title: null, sort: PANELS.map((p) => p.name) } },
+      spec: {
+        width: 220,
+        height: 170,
+        encoding: {
+          x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
+          color: { field: 'score', type: 'nominal', legend: { labelLimit: 420 } },
+        },
+        layer: [
+          ...(bands
+            ? [
+                {
+                  mark: { type: 'area', opacity: 0.15 },
+                  encoding: {
+                    y: { field: 'lo', type: 'quantitative', axis: pct, title: 'retained (mean over held-out)' },
+                    y2: { field: 'hi' },
+                  },
+                } as const,
+              ]
+            : []),
+          {
+            mark: { type: 'line', point: true },
+            encoding: {
+              y: { field: 'value', type: 'quantitative', axis: pct, title: 'retained (mean over held-out)' },
+            },
+          },
+        ],
+      },
+    },
+  };
 }
 
 /** The report's plots for the data (empty sections are skipped). */
@@ -87,87 +155,8 @@ export function reportPlots(d: ReportData): Plot[] {
       },
     });
   }
-  const held = d.acc.filter((a) => a.heldout && a.head === 'dense' && a.retained !== null);
-  if (held.length > 0) {
-    plots.push({
-      title: 'Retained fraction of dense accuracy on held-out tasks',
-      caption:
-        "Mean over held-out tasks of accuracy / dense accuracy (dense head). Columns: controls (none = pre-trained weights and the score's own mask).",
-      spec: {
-        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-        data: {
-          values: held.map((a) => ({
-            control: a.control,
-            score: a.score,
-            sparsity: a.sparsity,
-            phase: a.phase,
-            retained: a.retained,
-          })),
-        },
-        facet: { column: { field: 'control', type: 'nominal' } },
-        spec: {
-          width: 220,
-          height: 160,
-          mark: { type: 'line', point: true },
-          encoding: {
-            x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
-            y: {
-              aggregate: 'mean',
-              field: 'retained',
-              type: 'quantitative',
-              axis: pct,
-              title: 'retained (mean over held-out)',
-            },
-            color: { field: 'score', type: 'nominal' },
-            strokeDash: PHASE_DASH,
-          },
-        },
-      },
-    });
-  }
-  const iv = retainedIntervals(d);
-  if (iv) {
-    const values = iv.panels.flatMap((p) =>
-      [...p.rows].flatMap(([score, row]) =>
-        row.flatMap((i, j) =>
-          i ? [{ panel: p.name, score, sparsity: iv.sparsities[j]!, value: i.value, lo: i.lo, hi: i.hi }] : [],
-        ),
-      ),
-    );
-    plots.push({
-      title: 'Held-out retained accuracy with 95 % bootstrap intervals',
-      caption:
-        `Mean over the ${iv.heldout.length} held-out tasks of pruned / dense accuracy (lines), pooled over seeds and ` +
-        'source splits; bands: 95 % percentile-bootstrap intervals (test images resampled paired with the dense ' +
-        'reference, and the cells). Overlapping bands: the test sets cannot tell the scores apart.',
-      spec: {
-        $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-        data: { values },
-        facet: { column: { field: 'panel', type: 'nominal', title: null } },
-        spec: {
-          width: 220,
-          height: 170,
-          encoding: {
-            x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
-            color: { field: 'score', type: 'nominal', legend: { labelLimit: 420 } },
-          },
-          layer: [
-            {
-              mark: { type: 'area', opacity: 0.15 },
-              encoding: {
-                y: { field: 'lo', type: 'quantitative', axis: pct, title: 'retained (mean over held-out)' },
-                y2: { field: 'hi' },
-              },
-            },
-            {
-              mark: { type: 'line', point: true },
-              encoding: { y: { field: 'value', type: 'quantitative' } },
-            },
-          ],
-        },
-      },
-    });
-  }
+  const retained = retainedPlot(d);
+  if (retained) plots.push(retained);
   const dens = d.layers.filter((l) => l.control === 'none');
   if (dens.length > 0) {
     plots.push({

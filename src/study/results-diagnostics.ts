@@ -4,6 +4,7 @@
  * well the second-order Taylor model predicts the measured loss change of the study's own masks. Report data without diagnostics (older store, or a
  * study without a `diagnostics` section) gives no finding.
  */
+import { pairsInterval, type Interval } from './bootstrap.js';
 import type { Finding } from './results-findings.js';
 import { pct } from './results-findings.js';
 import type { ReportData } from './report-data.js';
@@ -77,14 +78,48 @@ export function diagnosticsFindings(s: DiagSummary | null): Finding[] {
     const pre = al.find((x) => !isRandom(x.m));
     const rnd = al.find((x) => isRandom(x.m));
     const sentences: string[] = [];
+    const gapRows: string[][] = [];
     if (pre && rnd && pre.cos !== null && rnd.cos !== null) {
-      const cmp = (a: number | null, b: number | null) =>
-        a === null || b === null ? 'not comparable' : a > b ? 'higher' : a < b ? 'lower' : 'equal';
+      // The gap (pre-trained minus random init) per task pair, with an interval from resampling the tasks.
+      const metric = (k: 'cosine' | 'spearman' | 'overlap') => {
+        const of = (m: string, a: string, b: string) =>
+          s.pairs.find((p) => p.model === m && ((p.a === a && p.b === b) || (p.a === b && p.b === a)))?.[k] ?? null;
+        const tasks = [...new Set(s.pairs.filter((p) => p.model === pre.m).flatMap((p) => [p.a, p.b]))].sort();
+        return pairsInterval(tasks, (a, b) => {
+          const x = of(pre.m, a, b);
+          const y = of(rnd.m, a, b);
+          return x === null || y === null || !Number.isFinite(x) || !Number.isFinite(y) ? null : x - y;
+        });
+      };
+      const cmp = (a: number | null, b: number | null, gap: Interval | null) =>
+        a === null || b === null
+          ? 'not comparable'
+          : gap && gap.lo > 0
+            ? 'higher'
+            : gap && gap.hi < 0
+              ? 'lower'
+              : gap
+                ? 'not separable'
+                : a > b
+                  ? 'higher'
+                  : a < b
+                    ? 'lower'
+                    : 'equal';
+      const sg3 = (x: number) => `${x >= 5e-4 ? '+' : x <= -5e-4 ? '−' : '±'}${Math.abs(x).toFixed(3)}`;
+      const gapOf = (g: Interval | null) => (g ? `; gap ${sg3(g.value)} [${sg3(g.lo)}, ${sg3(g.hi)}]` : '');
+      const [gc, gs, go] = [metric('cosine'), metric('spearman'), metric('overlap')];
+      const ivText = (g: Interval | null) => (g ? `${sg3(g.value)} [${sg3(g.lo)}, ${sg3(g.hi)}]` : '–');
+      gapRows.push(['gap: pre-trained − random init [95 %]', String(pre.n), ivText(gc), ivText(gs), ivText(go)]);
+      const ntasks = new Set(s.pairs.filter((p) => p.model === pre.m).flatMap((p) => [p.a, p.b])).size;
       sentences.push(
-        `Curvature alignment across tasks is ${cmp(pre.cos, rnd.cos)} for the pre-trained model than for random init: mean cross-task diagonal cosine ` +
-          `${f3(pre.cos)} vs ${f3(rnd.cos)} ` +
-          `(${pre.n} task pairs); Spearman ${f3(pre.sp)} vs ${f3(rnd.sp)} (${cmp(pre.sp, rnd.sp)}); top-k eigen-subspace overlap ${f3(pre.ov)} vs ` +
-          `${f3(rnd.ov)} (${cmp(pre.ov, rnd.ov)}).`,
+        `Curvature alignment across tasks is ${cmp(pre.cos, rnd.cos, gc)} for the pre-trained model than for random init: mean cross-task diagonal cosine ` +
+          `${f3(pre.cos)} vs ${f3(rnd.cos)}${gapOf(gc)} ` +
+          `(${pre.n} task pairs); Spearman ${f3(pre.sp)} vs ${f3(rnd.sp)} (${cmp(pre.sp, rnd.sp, gs)}${gapOf(gs)}); top-k eigen-subspace overlap ${f3(pre.ov)} vs ` +
+          `${f3(rnd.ov)} (${cmp(pre.ov, rnd.ov, go)}${gapOf(go)}).` +
+          (gc
+            ? ` Brackets: 95 % bootstrap interval of the gap (pre-trained − random init), resampling the ${ntasks} tasks; ` +
+              `"higher" or "lower" only where it excludes zero.`
+            : ''),
       );
     } else {
       for (const x of al)
@@ -100,7 +135,7 @@ export function diagnosticsFindings(s: DiagSummary | null): Finding[] {
       table: {
         title: 'Cross-task curvature alignment (mean over task pairs)',
         header: ['model', 'task pairs', 'diag cosine', 'diag Spearman', 'eigen-subspace overlap'],
-        rows: al.map((x) => [x.m, String(x.n), f3(x.cos), f3(x.sp), f3(x.ov)]),
+        rows: [...al.map((x) => [x.m, String(x.n), f3(x.cos), f3(x.sp), f3(x.ov)]), ...gapRows],
       },
     });
   }

@@ -6,9 +6,12 @@
  * Conventions: "retained" = accuracy / dense accuracy of the same model on the same task; "held-out" = mean over the
  * study's held-out tasks; cells that differ only by source or seed are averaged. A configuration is a score plus
  * the values of every ablation axis that varies in the study (bn, allocation, calibration, calib_data).
+ * Where the database keeps per-image results, held-out numbers carry a 95 % bootstrap interval in brackets
+ * (results-intervals.ts), and a sentence calls one configuration ahead of another only when their intervals separate.
  */
 import type { Table } from './report.js';
 import type { CellRow, ReportData } from './report-data.js';
+import { controlGap, groupChange, groupInterval, separates, type Interval } from './results-intervals.js';
 
 export interface Thresholds {
   /** P1 holds where held-out zero-shot retained ≥ p1. */
@@ -56,6 +59,14 @@ const AXIS_NAMES: Record<Axis, string> = {
 export const pct = (x: number | null | undefined, digits = 1): string =>
   x === null || x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(digits)}%`;
 const pts = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(1)}`;
+/** A share with its interval when there is one: `46.7% [42–52]`. */
+export const pctIv = (x: number | null | undefined, iv: Interval | null): string =>
+  iv && x !== null && x !== undefined && Number.isFinite(iv.lo)
+    ? `${pct(x)} [${(100 * iv.lo).toFixed(0)}–${(100 * iv.hi).toFixed(0)}]`
+    : pct(x);
+/** A change in points with its interval when there is one: `+15.5 [+9.8, +21.0]`. */
+const ptsIv = (x: number, iv: Interval | null): string =>
+  iv && Number.isFinite(iv.lo) ? `${pts(x)} [${pts(iv.lo)}, ${pts(iv.hi)}]` : pts(x);
 const mean = (xs: readonly number[]): number | null => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 const listing = (xs: readonly string[]) =>
   xs.length <= 1 ? xs.join('') : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`;
@@ -110,12 +121,13 @@ export function heldMean(
   );
 }
 
-interface Grouped {
+export interface Grouped {
   label: string;
   sparsity: number;
   cells: CellRow[];
 }
-function groupBy(cells: readonly CellRow[], label: (c: CellRow) => string): Grouped[] {
+/** Cells grouped by label × sparsity (the replicates: seeds, source splits). */
+export function groupBy(cells: readonly CellRow[], label: (c: CellRow) => string): Grouped[] {
   const m = new Map<string, Grouped>();
   for (const c of cells) {
     const l = label(c);
@@ -125,7 +137,7 @@ function groupBy(cells: readonly CellRow[], label: (c: CellRow) => string): Grou
   }
   return [...m.values()];
 }
-const groupMean = (
+export const groupMean = (
   d: ReportData,
   g: Grouped,
   phase: string,
@@ -161,10 +173,16 @@ export function p1Finding(d: ReportData, t: Thresholds): Finding | null {
   const groups = groupBy(cells, (c) => configLabel(c, axes));
   const sps = sparsitiesOf(cells);
   const labels = labelsOf(groups);
+  const groupOf = (label: string, sp: number) => groups.find((x) => x.label === label && x.sparsity === sp);
   const val = (label: string, sp: number, head: string) => {
-    const g = groups.find((x) => x.label === label && x.sparsity === sp);
+    const g = groupOf(label, sp);
     return g ? groupMean(d, g, 'zero-shot', head) : null;
   };
+  const iv = (label: string, sp: number, head: string) => {
+    const g = groupOf(label, sp);
+    return g ? groupInterval(d, g.cells, 'zero-shot', head) : null;
+  };
+  const shown = (label: string, sp: number, head: string) => pctIv(val(label, sp, head), iv(label, sp, head));
   const sentences: string[] = [];
   for (const head of heads) {
     const holds: string[] = [];
@@ -175,7 +193,7 @@ export function p1Finding(d: ReportData, t: Thresholds): Finding | null {
         (v) => v >= t.p1,
       );
       if (up === null) never.push(l);
-      else holds.push(`${l} up to ${pct(up, 0)} sparsity`);
+      else holds.push(`${l} up to ${pct(up, 0)} sparsity${iv(l, up, head) ? ` (${shown(l, up, head)} there)` : ''}`);
     }
     sentences.push(
       `P1 (${head} head: held-out zero-shot accuracy ≥ ${pct(t.p1, 0)} of dense at every sparsity up to the one named) ` +
@@ -187,17 +205,23 @@ export function p1Finding(d: ReportData, t: Thresholds): Finding | null {
   const head = heads[0]!;
   const best = sps.map((sp) => {
     const vs = labels
-      .map((l) => ({ l, v: val(l, sp, head) }))
-      .filter((x): x is { l: string; v: number } => x.v !== null);
-    const top = Math.max(...vs.map((x) => x.v));
-    return `${pct(sp, 0)}: ${vs
-      .filter((x) => x.v === top)
-      .map((x) => x.l)
-      .join(' = ')} (${pct(top)})`;
+      .map((l) => ({ l, v: val(l, sp, head), iv: iv(l, sp, head) }))
+      .filter((x): x is { l: string; v: number; iv: Interval | null } => x.v !== null)
+      .sort((a, b) => b.v - a.v);
+    const top = vs[0]!.v;
+    const tops = vs.filter((x) => x.v === top);
+    const next = vs.find((x) => x.v < top);
+    const named = `${pct(sp, 0)}: ${tops.map((x) => x.l).join(' = ')} (${pctIv(top, tops[0]!.iv)})`;
+    if (!next || !tops[0]!.iv || !next.iv) return named;
+    return `${named}, ${separates(tops[0]!.iv, next.iv) ? 'ahead of' : 'not separable from'} ${next.l} (${pctIv(next.v, next.iv)})`;
   });
   if (labels.length > 1)
     sentences.push(
-      `Best configuration by held-out zero-shot retained accuracy (${head} head) at each sparsity: ${best.join('; ')}.`,
+      `Best configuration by held-out zero-shot retained accuracy (${head} head) at each sparsity` +
+        (sps.some((sp) => labels.some((l) => iv(l, sp, head) !== null))
+          ? ', against the runner-up (ahead of: the 95 % intervals separate)'
+          : '') +
+        `: ${best.join('; ')}.`,
     );
   const order = paperOrder(labels, (l) =>
     mean(sps.map((sp) => val(l, sp, head)).filter((x): x is number => x !== null)),
@@ -208,9 +232,10 @@ export function p1Finding(d: ReportData, t: Thresholds): Finding | null {
     title: 'Does P1 hold? (zero-shot transfer after pruning on the source)',
     sentences,
     table: {
-      title: 'Held-out zero-shot accuracy retained (mean over held-out tasks of accuracy / dense accuracy)',
+      title:
+        'Held-out zero-shot accuracy retained (mean over held-out tasks of accuracy / dense accuracy) [95 % bootstrap interval]',
       header: ['configuration', 'head', ...sps.map((s) => pct(s, 0))],
-      rows: labels.flatMap((l) => heads.map((h) => [l, h, ...sps.map((sp) => pct(val(l, sp, h)))])),
+      rows: labels.flatMap((l) => heads.map((h) => [l, h, ...sps.map((sp) => shown(l, sp, h))])),
     },
   };
 }
@@ -258,9 +283,14 @@ export function p2Finding(d: ReportData, t: Thresholds): Finding | null {
     const down = pairs.filter((x) => x.ft - x.zs <= -t.p2Gain);
     const recovered = pairs.filter((x) => x.zs < t.p1 && x.ft >= t.p1);
     const dMean = mean(pairs.map((x) => x.ft - x.zs))!;
+    const ivs = pairs.map((x) => groupChange(d, x.g.cells, head));
+    const sure = ivs.every((iv) => iv !== null)
+      ? `; the change's 95 % interval lies above zero in ${ivs.filter((iv) => iv!.lo > 0).length} and below zero in ` +
+        `${ivs.filter((iv) => iv!.hi < 0).length}`
+      : '';
     sentences.push(
       `P2 (${head} head: fine-tuning on the source raised held-out retained accuracy by ≥ ${(100 * t.p2Gain).toFixed(1)} points) holds for ` +
-        `${up.length} of ${pairs.length} configuration × sparsity cells; it lowered it by as much in ${down.length}; mean change ${pts(dMean)} points` +
+        `${up.length} of ${pairs.length} configuration × sparsity cells; it lowered it by as much in ${down.length}${sure}; mean change ${pts(dMean)} points` +
         (recovered.length
           ? `; fine-tuning brought ${recovered.length} cell(s) from below ${pct(t.p1, 0)} back to ≥ ` +
             `${pct(t.p1, 0)} (${listing(recovered.map((x) => `${x.g.label} at ${pct(x.g.sparsity, 0)}`))})`
@@ -280,7 +310,7 @@ export function p2Finding(d: ReportData, t: Thresholds): Finding | null {
     if (!g) return '–';
     const zs = groupMean(d, g, 'zero-shot', head);
     const ft = groupMean(d, g, 'finetuned', head);
-    return `${pct(zs)} → ${pct(ft)}${zs !== null && ft !== null ? ` (${pts(ft - zs)})` : ''}`;
+    return `${pct(zs)} → ${pct(ft)}${zs !== null && ft !== null ? ` (${ptsIv(ft - zs, groupChange(d, g.cells, head))})` : ''}`;
   };
   const rows = labels.flatMap((l) => heads.map((h) => [l, h, ...sps.map((sp) => cell(l, sp, h))]));
   rows.push(
@@ -299,7 +329,7 @@ export function p2Finding(d: ReportData, t: Thresholds): Finding | null {
     sentences,
     table: {
       title:
-        'Held-out retained accuracy, zero-shot → after fine-tuning (change in points); source accuracy zero-shot (dense head) → fine-tuned (trained head)',
+        'Held-out retained accuracy, zero-shot → after fine-tuning (change in points [95 % bootstrap interval]); source accuracy zero-shot (dense head) → fine-tuned (trained head)',
       header: ['configuration', 'head', ...sps.map((s) => pct(s, 0))],
       rows,
     },
@@ -463,11 +493,22 @@ export function controlsFinding(d: ReportData): Finding | null {
             own: mean(
               own.map((m) => heldMean(d, m.key, 'zero-shot', head, 'accuracy')).filter((v): v is number => v !== null),
             ),
+            gap: controlGap(d, c, own, head),
           };
         })
         .filter((p) => p.x !== null);
       for (const p of pairs)
-        rows.push([control, head, p.c.score, pct(p.c.sparsity, 0), pct(p.x), pct(p.r), pct(p.own), pct(p.chance)]);
+        rows.push([
+          control,
+          head,
+          p.c.score,
+          pct(p.c.sparsity, 0),
+          pct(p.x),
+          pct(p.r),
+          pct(p.own),
+          p.own === null ? '–' : ptsIv(p.x! - p.own, p.gap),
+          pct(p.chance),
+        ]);
       const cmp = pairs.filter((p) => p.own !== null);
       if (cmp.length === 0) continue;
       const atChance = (v: number, ch: number | null) => ch !== null && Math.abs(v - ch) <= CHANCE_BAND;
@@ -488,8 +529,11 @@ export function controlsFinding(d: ReportData): Finding | null {
         const diff = mean(info.map((p) => p.x! - p.own!))!;
         const lower = info.filter((p) => p.x! < p.own! - 1e-9).length;
         const higher = info.filter((p) => p.x! > p.own! + 1e-9).length;
+        const sure = info.every((p) => p.gap !== null)
+          ? ` (95 % interval below zero in ${info.filter((p) => p.gap!.hi < 0).length}, above in ${info.filter((p) => p.gap!.lo > 0).length})`
+          : '';
         sentence +=
-          `: lower in ${lower} and higher in ${higher} of ${info.length} cells, mean difference ${pts(diff)} points (control − own mask)` +
+          `: lower in ${lower} and higher in ${higher} of ${info.length} cells${sure}, mean difference ${pts(diff)} points (control − own mask)` +
           (flat.length
             ? `; ${flat.length} more cell(s) have both within ${(100 * CHANCE_BAND).toFixed(0)} points of chance and are left out`
             : '');
@@ -519,6 +563,7 @@ export function controlsFinding(d: ReportData): Finding | null {
         'held-out accuracy',
         'retained (own dense)',
         'pre-trained, own mask',
+        'control − own (points) [95 %]',
         'chance',
       ],
       rows,

@@ -1,138 +1,125 @@
 /**
- * Held-out retained accuracy with 95 % bootstrap intervals (bootstrap.ts): per score × sparsity, head and phase, the
- * mean over held-out tasks of pruned / dense accuracy, averaged over the cells that differ only by seed or source split;
- * the interval resamples test images (paired with the dense reference) and those cells. Needs the per-image results
- * the store keeps (older databases: no finding).
+ * 95 % bootstrap intervals (bootstrap.ts) for the numbers the study findings and plots report on held-out tasks, from
+ * the per-image results the store keeps. A group of cells (those that differ only by seed or source split) gives:
+ * - `groupInterval`: retained accuracy (pruned / dense, mean over held-out tasks, then over the cells) of one phase and
+ *   head;
+ * - `groupChange`: the change of retained accuracy from zero-shot to after fine-tuning (same head, same images);
+ * - `controlGap`: a control's held-out accuracy minus that of the pre-trained model with the score's own mask.
+ * Each is null when a cell lacks per-image results (older databases): the findings then print point values only.
  */
 import { unpackBits } from '../graph/index.js';
-import { retainedInterval, type Interval, type PairedTask } from './bootstrap.js';
+import { bootstrapInterval, STATISTICS, type Interval, type PairedTask, type TaskStatistic } from './bootstrap.js';
 import type { CellRow, ReportData } from './report-data.js';
-import { AXES, configLabel, pct, type Axis, type Finding } from './results-findings.js';
 
-const PANELS: readonly { phase: string; head: string; name: string }[] = [
-  { phase: 'zero-shot', head: 'dense', name: 'zero-shot, dense head' },
-  { phase: 'zero-shot', head: 'refit', name: 'zero-shot, refit head' },
-  { phase: 'finetuned', head: 'dense', name: 'after fine-tuning, dense head' },
-];
+export type { Interval } from './bootstrap.js';
 
-const fmt = (i: Interval) => `${pct(i.value)} [${pct(i.lo, 0)}–${pct(i.hi, 0)}]`;
-const separates = (a: Interval, b: Interval) => a.lo > b.hi || b.lo > a.hi;
+/** Draws per interval; a fixed seed keeps the documents reproducible. */
+const DRAWS = 1000;
 
-export interface IntervalPanel {
-  phase: string;
-  head: string;
-  name: string;
-  /** Per score label: one interval per sparsity (null where a cell lacks per-image results). */
-  rows: Map<string, (Interval | null)[]>;
-}
-export interface RetainedIntervals {
+interface Context {
   heldout: string[];
-  /** Held-out test images per replicate (sum over tasks). */
-  images: number;
-  /** Most cells pooled into one interval. */
-  replicates: number;
-  sparsities: number[];
-  panels: IntervalPanel[];
+  /** Unpacked bits per store key (result rows and dense rows), or null where missing. */
+  bits: (key: string, n: number | undefined, dense: boolean) => Uint8Array | null;
+  nTest: Map<string, number>;
+  protocolOf: Map<string, string>;
+  cache: Map<string, Interval | null>;
+}
+const contexts = new WeakMap<ReportData, Context | null>();
+
+function contextOf(d: ReportData): Context | null {
+  if (contexts.has(d)) return contexts.get(d)!;
+  const correct = d.correct ?? new Map<string, Uint8Array>();
+  const denseCorrect = d.denseCorrect ?? new Map<string, Uint8Array>();
+  let ctx: Context | null = null;
+  if (correct.size > 0 && denseCorrect.size > 0) {
+    const unpacked = new Map<string, Uint8Array | null>();
+    ctx = {
+      heldout: [...new Set(d.acc.filter((a) => a.heldout && a.head !== 'trained').map((a) => a.task))].sort(),
+      bits: (key, n, dense) => {
+        const k = `${dense ? 'd' : 'r'}\t${key}`;
+        if (!unpacked.has(k)) {
+          const packed = (dense ? denseCorrect : correct).get(key);
+          unpacked.set(k, packed && n !== undefined ? Uint8Array.from(unpackBits(packed, n)) : null);
+        }
+        return unpacked.get(k)!;
+      },
+      nTest: new Map(d.dense.map((r) => [`${r.model}\t${r.task}`, r.nTest])),
+      protocolOf: new Map(d.cells.map((c) => [c.key, c.protocol])),
+      cache: new Map(),
+    };
+  }
+  contexts.set(d, ctx);
+  return ctx;
 }
 
-const memo = new WeakMap<ReportData, Map<number, RetainedIntervals | null>>();
-
-/** Bootstrap intervals of held-out retained accuracy for every score × sparsity × panel (null: no per-image data). */
-export function retainedIntervals(d: ReportData, draws = 1000): RetainedIntervals | null {
-  const cached = memo.get(d)?.get(draws);
-  if (cached !== undefined) return cached;
-  const out = computeIntervals(d, draws);
-  if (!memo.has(d)) memo.set(d, new Map());
-  memo.get(d)!.set(draws, out);
+/** Held-out tasks of one cell's phase/head as bits, with `other` from a second (cell, phase, head); null if missing. */
+function replicate(
+  ctx: Context,
+  c: CellRow,
+  phase: string,
+  head: string,
+  other?: { cell: CellRow; phase: string; head: string },
+): PairedTask[] | null {
+  const out: PairedTask[] = [];
+  for (const task of ctx.heldout) {
+    const n = ctx.nTest.get(`${c.model}\t${task}`);
+    const pruned = ctx.bits([c.key, task, phase, head].join('\t'), n, false);
+    const dense = ctx.bits([c.model, ctx.protocolOf.get(c.key), task, 'dense'].join('\t'), n, true);
+    const o = other ? ctx.bits([other.cell.key, task, other.phase, other.head].join('\t'), n, false) : undefined;
+    if (!pruned || !dense || o === null) return null;
+    out.push(o ? { task, pruned, dense, other: o } : { task, pruned, dense });
+  }
   return out;
 }
 
-function computeIntervals(d: ReportData, draws: number): RetainedIntervals | null {
-  const correct = d.correct ?? new Map<string, Uint8Array>();
-  const denseCorrect = d.denseCorrect ?? new Map<string, Uint8Array>();
-  if (correct.size === 0 || denseCorrect.size === 0) return null;
-  const protocolOf = new Map(d.cells.map((c) => [c.key, c.protocol]));
-  const nTest = new Map(d.dense.map((r) => [`${r.model}\t${r.task}`, r.nTest]));
-  const heldout = [...new Set(d.acc.filter((a) => a.heldout && a.head !== 'trained').map((a) => a.task))].sort();
-  const varying = AXES.filter((a: Axis) => new Set(d.cells.map((c) => String(c[a]))).size > 1);
-  const cells = d.cells.filter((c) => c.control === 'none');
-  const manyModels = new Set(cells.map((x) => x.model)).size > 1;
-  const labelOf = (c: CellRow) => `${manyModels ? `${c.model} ` : ''}${configLabel(c, varying)}`;
-
-  /** One cell's held-out tasks as paired bits, or null when any is missing. */
-  const replicate = (c: CellRow, phase: string, head: string): PairedTask[] | null => {
-    const out: PairedTask[] = [];
-    for (const task of heldout) {
-      const n = nTest.get(`${c.model}\t${task}`);
-      const p = correct.get([c.key, task, phase, head].join('\t'));
-      const q = denseCorrect.get([c.model, protocolOf.get(c.key), task, 'dense'].join('\t'));
-      if (n === undefined || !p || !q) return null;
-      out.push({ task, pruned: Uint8Array.from(unpackBits(p, n)), dense: Uint8Array.from(unpackBits(q, n)) });
-    }
-    return out;
-  };
-
-  const labels = [...new Set(cells.map(labelOf))];
-  const sparsities = [...new Set(cells.map((c) => c.sparsity))].sort((a, b) => a - b);
-  let replicates = 0;
-  const panels: IntervalPanel[] = [];
-  for (const panel of PANELS) {
-    const rows = new Map<string, (Interval | null)[]>();
-    for (const label of labels) {
-      const row = sparsities.map((s) => {
-        const reps = cells
-          .filter((c) => labelOf(c) === label && c.sparsity === s)
-          .map((c) => replicate(c, panel.phase, panel.head));
-        if (reps.length === 0 || reps.some((r) => r === null)) return null;
-        replicates = Math.max(replicates, reps.length);
-        return retainedInterval(reps as PairedTask[][], { draws, seed: 0 });
-      });
-      if (row.some((x) => x !== null)) rows.set(label, row);
-    }
-    if (rows.size) panels.push({ ...panel, rows });
-  }
-  if (panels.length === 0) return null;
-  const images = heldout.reduce((a, t) => a + Math.max(...d.dense.filter((r) => r.task === t).map((r) => r.nTest)), 0);
-  return { heldout, images, replicates, sparsities, panels };
+function cached(ctx: Context, key: string, f: () => Interval | null): Interval | null {
+  if (!ctx.cache.has(key)) ctx.cache.set(key, f());
+  return ctx.cache.get(key)!;
 }
 
-/** The finding, or null when the database has no per-image results for these cells. */
-export function intervalsFinding(d: ReportData, o: { draws?: number } = {}): Finding | null {
-  const iv = retainedIntervals(d, o.draws ?? 1000);
-  if (!iv) return null;
-  const rows: string[][] = [];
-  const sentences: string[] = [];
-  for (const panel of iv.panels) {
-    for (const [label, row] of panel.rows) rows.push([panel.name, label, ...row.map((i) => (i ? fmt(i) : '–'))]);
-    if (panel.rows.size < 2) continue;
-    // Per sparsity: the best score, and whether its interval separates from the runner-up's.
-    const parts = iv.sparsities.flatMap((s, j) => {
-      const ranked = [...panel.rows]
-        .map(([l, r]) => [l, r[j]] as const)
-        .filter((x): x is readonly [string, Interval] => x[1] !== null && x[1] !== undefined)
-        .sort((a, b) => b[1].value - a[1].value);
-      if (ranked.length < 2) return [];
-      const [best, next] = [ranked[0]!, ranked[1]!];
-      return [
-        `${pct(s, 0)}: ${best[0]} ${fmt(best[1])}, ${separates(best[1], next[1]) ? 'ahead of' : 'not separable from'} ${next[0]} ${fmt(next[1])}`,
-      ];
-    });
-    if (parts.length) sentences.push(`${panel.name[0]!.toUpperCase()}${panel.name.slice(1)}: ${parts.join('; ')}.`);
-  }
-  return {
-    id: 'intervals',
-    title: 'Held-out retained accuracy with 95 % bootstrap intervals',
-    sentences: [
-      `Mean over the ${iv.heldout.length} held-out tasks (${iv.images} test images) of pruned / dense accuracy, averaged over ` +
-        `the cells that differ only by seed or source split (up to ${iv.replicates}); brackets: 95 % percentile-bootstrap ` +
-        `interval, resampling test images (paired with the dense reference) and those cells. A difference is called ` +
-        `real below only when the intervals separate.`,
-      ...sentences,
-    ],
-    table: {
-      title: 'Held-out retained accuracy [95 % interval]',
-      header: ['panel', 'score', ...iv.sparsities.map((s) => pct(s, 0))],
-      rows,
-    },
-  };
+function interval(reps: (PairedTask[] | null)[], stat: TaskStatistic): Interval | null {
+  if (reps.length === 0 || reps.some((r) => r === null)) return null;
+  return bootstrapInterval(reps as PairedTask[][], stat, { draws: DRAWS, seed: 0 });
 }
+
+/** Retained accuracy on held-out tasks of `cells` (pooled replicates) in one phase and head. */
+export function groupInterval(d: ReportData, cells: readonly CellRow[], phase: string, head: string): Interval | null {
+  const ctx = contextOf(d);
+  if (!ctx || cells.length === 0) return null;
+  const key = ['retained', phase, head, ...cells.map((c) => c.key)].join('\n');
+  return cached(ctx, key, () =>
+    interval(
+      cells.map((c) => replicate(ctx, c, phase, head)),
+      STATISTICS.retained,
+    ),
+  );
+}
+
+/** Retained after fine-tuning minus retained zero-shot (same head), on held-out tasks of `cells`. */
+export function groupChange(d: ReportData, cells: readonly CellRow[], head: string): Interval | null {
+  const ctx = contextOf(d);
+  if (!ctx || cells.length === 0) return null;
+  const key = ['change', head, ...cells.map((c) => c.key)].join('\n');
+  return cached(ctx, key, () =>
+    interval(
+      cells.map((c) => replicate(ctx, c, 'zero-shot', head, { cell: c, phase: 'finetuned', head })),
+      STATISTICS.change,
+    ),
+  );
+}
+
+/** Zero-shot held-out accuracy of `control` minus that of `own` (the pre-trained model, the score's own mask). */
+export function controlGap(d: ReportData, control: CellRow, own: readonly CellRow[], head: string): Interval | null {
+  const ctx = contextOf(d);
+  if (!ctx || own.length === 0) return null;
+  const key = ['gap', head, control.key, ...own.map((c) => c.key)].join('\n');
+  return cached(ctx, key, () =>
+    interval(
+      own.map((c) => replicate(ctx, c, 'zero-shot', head, { cell: control, phase: 'zero-shot', head })),
+      STATISTICS.accuracyGap,
+    ),
+  );
+}
+
+/** Whether two intervals are disjoint (the only case the findings call a difference real). */
+export const separates = (a: Interval, b: Interval): boolean => a.lo > b.hi || b.lo > a.hi;

@@ -16,7 +16,6 @@ import { readReport, type ReportData } from './report-data.js';
 import { markdownTable, reportTables, writeAtomic } from './report.js';
 import { computeFindings, DEFAULT_THRESHOLDS, pct, type Finding, type Thresholds } from './results-findings.js';
 import { layerErrorFindings } from './results-layers.js';
-import { intervalsFinding } from './results-intervals.js';
 import { calibrationNote } from './results-calibration.js';
 import { diagnosticsFindings, diagSummaryOf, type DiagSummary } from './results-diagnostics.js';
 import { StudyStore } from './store.js';
@@ -193,7 +192,6 @@ export async function studySection(
   result.findings = [
     ...(note ? [note] : []),
     ...computeFindings(d, thresholds),
-    ...[intervalsFinding(d)].filter((f): f is Finding => f !== null),
     ...layerErrorFindings(d),
     ...diagnosticsFindings(diag),
   ];

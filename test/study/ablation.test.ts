@@ -310,11 +310,10 @@ test(
       assert.ok(md.includes(`| match-dense | snip | held-out zs retained (refit head) | ${pc(pt.heldRefit!)} |`));
       assert.ok(md.includes(`| match-dense | snip | source zs accuracy | ${pc(pt.sourceAcc!)} |`));
       const { html, plots } = await htmlReport(d);
-      // accuracy, retained, retained with bootstrap intervals, densities, per-layer errors, overlaps + one plot per
-      // ablation axis.
-      assert.equal(plots, 6 + 4);
-      assert.equal((html.match(/<svg/g) ?? []).length, 10);
-      assert.ok(html.includes('Held-out retained accuracy with 95 % bootstrap intervals'));
+      // accuracy, retained (with bootstrap bands), densities, per-layer errors, overlaps + one plot per ablation axis.
+      assert.equal(plots, 5 + 4);
+      assert.equal((html.match(/<svg/g) ?? []).length, 9);
+      assert.ok(html.includes('Bands: 95 % percentile-bootstrap intervals'));
       assert.ok(html.includes('Where the pruned network drifts from the dense one, layer by layer'));
       assert.ok(html.includes('Ablation: prune.bn, held-out retained fraction'));
       for (const svg of html.match(/<svg[\s\S]*?<\/svg>/g)!) assert.match(svg, /role-mark/);

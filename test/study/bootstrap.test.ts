@@ -1,7 +1,13 @@
 /** Bootstrap intervals (src/study/bootstrap.ts) against cases with known answers. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { retainedInterval, type Replicate } from '../../src/study/bootstrap.js';
+import {
+  bootstrapInterval,
+  pairsInterval,
+  retainedInterval,
+  STATISTICS,
+  type Replicate,
+} from '../../src/study/bootstrap.js';
 
 const bits = (n: number, ones: number) => Uint8Array.from({ length: n }, (_, i) => (i < ones ? 1 : 0));
 const rep = (task: string, n: number, pruned: number, dense: number): Replicate => [
@@ -46,4 +52,62 @@ test('deterministic by seed; replicates with different tasks are refused', () =>
   assert.notDeepEqual(retainedInterval(reps, { seed: 5 }), retainedInterval(reps, { seed: 6 }));
   assert.throws(() => retainedInterval([rep('a', 10, 5, 5), rep('b', 10, 5, 5)]), /different tasks/);
   assert.throws(() => retainedInterval([]), /no replicates/);
+});
+
+test('change after fine-tuning: paired on the same images, a pure gain has an interval above zero', () => {
+  // Dense right on all 200; zero-shot right on the first 100; fine-tuned right on the first 120 (a superset).
+  const r = bootstrapInterval(
+    [[{ task: 'a', pruned: bits(200, 100), dense: bits(200, 200), other: bits(200, 120) }]],
+    STATISTICS.change,
+    {
+      draws: 2000,
+      seed: 2,
+    },
+  );
+  assert.equal(r.value, 0.1);
+  // Each draw's change is the share of drawn images among the 20 that flipped: binomial(200, 0.1) / 200.
+  assert.ok(r.lo >= 0.05 && r.lo <= 0.07, `lo ${r.lo}`);
+  assert.ok(r.hi >= 0.13 && r.hi <= 0.15, `hi ${r.hi}`);
+  // Identical results before and after: exactly zero whatever the draw.
+  const z = bootstrapInterval(
+    [[{ task: 'a', pruned: bits(50, 20), dense: bits(50, 40), other: bits(50, 20) }]],
+    STATISTICS.change,
+  );
+  assert.deepEqual(z, { value: 0, lo: 0, hi: 0 });
+  assert.throws(() => bootstrapInterval([rep('a', 10, 5, 5)], STATISTICS.change), /no second result/);
+});
+
+test('accuracy gap of a control: difference of accuracies, independent of the dense reference', () => {
+  const r = bootstrapInterval(
+    [[{ task: 'a', pruned: bits(100, 80), dense: bits(100, 0), other: bits(100, 30) }]],
+    STATISTICS.accuracyGap,
+    {
+      draws: 500,
+    },
+  );
+  assert.equal(r.value, -0.5);
+  assert.ok(r.hi < -0.35 && r.lo > -0.65, `[${r.lo}, ${r.hi}]`);
+});
+
+test('pairs interval: the mean over pairs, and an interval from resampling the items', () => {
+  // Alignment 1 between a and b, 0 for every pair with c: the mean over the 3 pairs is 1/3.
+  const v = (x: string, y: string) => (x !== 'c' && y !== 'c' ? 1 : 0);
+  const r = pairsInterval(['a', 'b', 'c'], v, { draws: 2000 })!;
+  assert.ok(Math.abs(r.value - 1 / 3) < 1e-12);
+  // Draws holding only a and b give 1, draws holding c with one other give 0: both ends are reachable.
+  assert.equal(r.lo, 0);
+  assert.equal(r.hi, 1);
+  // A constant value has a zero-width interval; no pair with a number gives null.
+  assert.deepEqual(
+    pairsInterval(['a', 'b', 'c', 'd'], () => 0.25, { draws: 100 }),
+    { value: 0.25, lo: 0.25, hi: 0.25 },
+  );
+  assert.equal(
+    pairsInterval(['a'], () => 1),
+    null,
+  );
+  assert.equal(
+    pairsInterval(['a', 'b'], () => null),
+    null,
+  );
 });

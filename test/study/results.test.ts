@@ -399,8 +399,17 @@ test('diagnostics findings: pre-trained vs random alignment and Taylor error per
   );
   assert.equal(
     f[0]!.sentences[0],
-    'Curvature alignment across tasks is lower for the pre-trained model than for random init: mean cross-task diagonal cosine 0.300 vs 0.500 (2 task pairs); Spearman 0.200 vs 0.200 (equal); top-k eigen-subspace overlap 0.400 vs 0.100 (higher).',
+    'Curvature alignment across tasks is lower for the pre-trained model than for random init: mean cross-task diagonal cosine 0.300 vs 0.500; gap −0.200 [−0.300, −0.100] (2 task pairs); Spearman 0.200 vs 0.200 (not separable; gap ±0.000 [−0.100, +0.100]); top-k eigen-subspace overlap 0.400 vs 0.100 (higher; gap +0.300 [+0.200, +0.400]). Brackets: 95 % bootstrap interval of the gap (pre-trained − random init), resampling the 3 tasks; "higher" or "lower" only where it excludes zero.',
   );
+  // Per pair gaps: cosine −0.3 (x,y) and −0.1 (x,z); a resampled task set holds one, the other or both pairs, so the
+  // interval runs between the two. Spearman gaps −0.1 and +0.1 straddle zero: not separable.
+  assert.deepEqual(f[0]!.table!.rows.at(-1), [
+    'gap: pre-trained − random init [95 %]',
+    '2',
+    '−0.200 [−0.300, −0.100]',
+    '±0.000 [−0.100, +0.100]',
+    '+0.300 [+0.200, +0.400]',
+  ]);
   // Relative errors: second order |1.5−2|/2 = 25%, |3−2|/2 = 50% → median 37.5%; first order 50%, 100% → 75%. OBD rows are not the study's masks.
   assert.equal(
     f[1]!.sentences[0],
@@ -591,6 +600,35 @@ test('controls: pairs where control and own mask both sit at chance are left out
     g.sentences[0]!,
     /both within 2 points of chance in all 1 cells \(constant features\), so the control cannot tell here\.$/,
   );
+  // With per-image results (100 test images per task, the accuracies above): the gap gets a bootstrap interval. At 50 %
+  // the shuffled mask is right on a subset of the images the own mask gets right, so every draw's gap is negative.
+  const ones = (n: number) => packBits(Array.from({ length: 100 }, (_, i) => (i < n ? 1 : 0)));
+  const hits: Record<string, [number, number]> = { o5: [40, 30], s5: [20, 16], o9: [18, 17], s9: [18, 15] };
+  const withBits = {
+    ...d,
+    dense: d.dense.map((r) => ({ ...r, nTest: 100 })),
+    correct: new Map(
+      Object.entries(hits).flatMap(([k, [a, b]]) => [
+        [`${k}\tt4\tzero-shot\tdense`, ones(a)],
+        [`${k}\tt10\tzero-shot\tdense`, ones(b)],
+      ]),
+    ),
+    denseCorrect: new Map([
+      ['m\tp\tt4\tdense', ones(50)],
+      ['m\tp\tt10\tdense', ones(50)],
+    ]),
+  } as ReportData;
+  const h = controlsFinding(withBits)!;
+  assert.match(
+    h.sentences[0]!,
+    /lower in 1 and higher in 0 of 1 cells \(95 % interval below zero in 1, above in 0\), mean difference −17\.0 points/,
+  );
+  const gap = h.table!.rows[0]!.at(-2)!;
+  const m = /^−17\.0 \[−([\d.]+), −([\d.]+)\]$/.exec(gap);
+  assert.ok(m, gap);
+  // The gap per task is binomial: t4 flips 20 of 100 images, t10 14; the mean is −17 with a standard error of about
+  // √(0.2·0.8/100 + 0.14·0.86/100) / 2 ≈ 2.6 points, so the interval is about −17 ± 5.
+  assert.ok(Number(m[1]) > 20 && Number(m[1]) < 24 && Number(m[2]) > 10 && Number(m[2]) < 14.5, gap);
 });
 
 test("the paper's order: best configuration per score family, plain and ablation labels alike", () => {

@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { expandGrid, loadStudy, readReport, StudyStore } from '../../src/study/index.js';
 import { computeFindings, DEFAULT_THRESHOLDS, heldMean } from '../../src/study/results-findings.js';
-import { intervalsFinding } from '../../src/study/results-intervals.js';
 import { restrictToConfig } from '../../src/study/results.js';
 
 const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
@@ -89,27 +88,26 @@ test(
       );
       for (const f of findings)
         for (const sentence of f.sentences) assert.ok(md.includes(`- ${sentence}`), `RESULTS.md states: ${sentence}`);
-      // Bootstrap intervals from the per-image bits: in the document, each value the stored mean retained of its cell
+      // Bootstrap intervals from the per-image bits: in the P1 table, each value the stored mean retained of its cell
       // (one seed, one source: one cell per row) and inside its own interval.
-      const iv = intervalsFinding(data);
-      assert.ok(iv, 'the smoke database keeps per-image results');
-      for (const sentence of iv.sentences) assert.ok(md.includes(`- ${sentence}`), `RESULTS.md states: ${sentence}`);
-      const zsDense = iv.table!.rows.filter((r) => r[0] === 'zero-shot, dense head');
+      const p1 = findings.find((f) => f.id === 'p1')!;
+      const zsDense = p1.table!.rows.filter((r) => r[1] === 'dense');
       assert.equal(zsDense.length, 2, 'one row per score');
       for (const r of zsDense) {
-        const cellsOf = data.cells.filter((c) => c.score === r[1]);
+        const cellsOf = data.cells.filter((c) => c.score === r[0]);
         cellsOf.forEach((c, j) => {
-          const m = /^([\d.]+)% \[([\d.]+)%–([\d.]+)%\]$/.exec(r[2 + j]!);
+          const m = /^([\d.]+)% \[(\d+)–(\d+)\]$/.exec(r[2 + j]!);
           assert.ok(m, `interval cell ${r[2 + j]}`);
           const want = heldMean(data, c.key, 'zero-shot', 'dense')!;
           assert.equal(Number(m[1]), Number((100 * want).toFixed(1)));
           assert.ok(Number(m[2]) <= Number(m[1]) + 0.5 && Number(m[1]) <= Number(m[3]) + 0.5, r[2 + j]);
         });
       }
+      const p2 = findings.find((f) => f.id === 'p2')!;
+      assert.match(p2.sentences.join(' '), /the change's 95 % interval lies above zero in \d+ and below zero in \d+/);
       const svgs = readdirSync(join(dir, 'results', 'smoke'));
-      // accuracy, retained, retained with bootstrap intervals, densities, per-layer errors and the mask overlap of
-      // its two scores.
-      assert.equal(svgs.length, 6);
+      // accuracy, retained (with bootstrap bands), densities, per-layer errors and the mask overlap of its two scores.
+      assert.equal(svgs.length, 5);
       for (const f of svgs) assert.ok(md.includes(`](results/smoke/${f})`));
       assert.match(md, /#### Summary: source accuracy and retained fraction/);
     } finally {
