@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 APT_PACKAGES := libtorch-dev libopenblas0-openmp libtcmalloc-minimal4 python3-torch python3-torchvision g++ make python3 \
-                dataset-fashion-mnist openclipart-png chromium redis-server
+                dataset-fashion-mnist openclipart-png chromium redis-server xz-utils sqlite3
 TCMALLOC := /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 # The engine matches PyTorch speed only with tcmalloc preloaded (see docs/ENGINE.md).
 RUN := LD_PRELOAD=$(TCMALLOC) node
@@ -109,8 +109,11 @@ gpu-pack: .gpu/node.xz $(GPU_INCLUDE)/napi.h dist/.built
 	xz -T2 -9 -c $< > $@.tmp && mv $@.tmp $@
 
 # The studies (studies/*.yaml, each <= 60 min on 2 cores) and docs/RESULTS.md generated from their databases
-# (results/<name>.sqlite, not committed). Studies resume: re-running skips finished cells. `make study-<name>` runs one.
-RESULT_STUDIES := paper-imagenet-a paper-imagenet-b paper-imagenet-c paper-imagenet-nsfwjs paper-cifar paper-clipart ablation-bn ablation-allocation ablation-calibration controls explanation target reconstruct reconstruct-allocation reconstruct-confirm reconstruct-rounds
+# (results/<name>.sqlite, the working copies, not committed). Studies resume: re-running skips finished cells.
+# `make study-<name>` runs one. `make results-save` keeps the databases behind the document in git
+# (docs/results/db/<name>.sqlite.xz); `make results-doc` unpacks them where results/ lacks one, so a clean clone
+# regenerates docs/RESULTS.md without rerunning anything.
+RESULT_STUDIES := paper-imagenet-a paper-imagenet-b paper-imagenet-c paper-imagenet-nsfwjs explanation-imagenet paper-cifar paper-clipart ablation-bn ablation-allocation ablation-calibration controls explanation target reconstruct reconstruct-allocation reconstruct-confirm reconstruct-rounds
 .PHONY: results results-doc
 results: setup
 	@mkdir -p results
@@ -118,8 +121,27 @@ results: setup
 	$(MAKE) results-doc
 
 # Only regenerates docs/RESULTS.md and docs/results/ from whatever the databases hold (missing ones: "not run yet").
-results-doc: setup
+results-doc: setup results-unpack
 	bin/tapir results --out docs/RESULTS.md --plots docs/results --db-dir results $(RESULT_STUDIES:%=studies/%.yaml)
+
+RESULT_DBS := docs/results/db
+.PHONY: results-unpack results-save
+results-unpack: $(APT_STAMP)
+	@mkdir -p results
+	@for s in $(RESULT_STUDIES); do \
+	  if [ ! -f results/$$s.sqlite ] && [ -f $(RESULT_DBS)/$$s.sqlite.xz ]; then \
+	    echo "unpacking $(RESULT_DBS)/$$s.sqlite.xz"; xz -dc $(RESULT_DBS)/$$s.sqlite.xz > results/$$s.sqlite.tmp && mv results/$$s.sqlite.tmp results/$$s.sqlite; \
+	  fi; done
+
+# A consistent copy of each study database (VACUUM INTO: no WAL, no half-written page), compressed; atomic rename.
+results-save: $(APT_STAMP)
+	@mkdir -p $(RESULT_DBS)
+	@for s in $(RESULT_STUDIES); do \
+	  if [ -f results/$$s.sqlite ]; then \
+	    rm -f results/$$s.save.sqlite && sqlite3 results/$$s.sqlite "VACUUM INTO 'results/$$s.save.sqlite'" && \
+	    xz -T2 -9 -c results/$$s.save.sqlite > $(RESULT_DBS)/$$s.sqlite.xz.tmp && mv $(RESULT_DBS)/$$s.sqlite.xz.tmp $(RESULT_DBS)/$$s.sqlite.xz && \
+	    rm -f results/$$s.save.sqlite && echo "saved $(RESULT_DBS)/$$s.sqlite.xz ($$(du -k $(RESULT_DBS)/$$s.sqlite.xz | cut -f1) KiB)"; \
+	  fi; done
 
 # A static pattern over the studies/ files, so that it never claims a source file such as test/helpers/study-config.ts.
 STUDY_TARGETS := $(patsubst studies/%.yaml,study-%,$(wildcard studies/*.yaml))
