@@ -227,6 +227,8 @@ export function p1Finding(d: ReportData, t: Thresholds): Finding | null {
     mean(sps.map((sp) => val(l, sp, head)).filter((x): x is number => x !== null)),
   );
   if (order) sentences.push(order);
+  const pairwise = orderIntervals(labels, sps, (l, sp) => iv(l, sp, head));
+  if (pairwise) sentences.push(`The same order at each sparsity (${head} head), by interval: ${pairwise}.`);
   return {
     id: 'p1',
     title: 'Does P1 hold? (zero-shot transfer after pruning on the source)',
@@ -262,6 +264,48 @@ export function paperOrder(labels: readonly string[], avg: (l: string) => number
     `grid's sparsities${best}: ` +
     `${ahead.map((x) => `${x.l} ${pct(x.v)}`).join(', ')} vs ${diag.l} ${pct(diag.v)}.`
   );
+}
+
+/**
+ * The paper's order per sparsity with intervals: for magnitude and block-Hessian (each family's first label) against
+ * diagonal Hessian, where each is above, below or not separable (intervals overlap). Null without intervals.
+ */
+export function orderIntervals(
+  labels: readonly string[],
+  sps: readonly number[],
+  iv: (label: string, sparsity: number) => Interval | null,
+): string | null {
+  const first = (prefix: string) =>
+    labels.find((l) => l === prefix || l.startsWith(`${prefix}(`) || l.startsWith(`${prefix} [`));
+  const diag = first('diag-hessian');
+  const others = [first('magnitude'), first('block-hessian')].filter((l): l is string => l !== undefined);
+  if (!diag || others.length === 0) return null;
+  const parts: string[] = [];
+  for (const l of others) {
+    const by = new Map<string, number[]>();
+    for (const sp of sps) {
+      const a = iv(l, sp);
+      const b = iv(diag, sp);
+      if (!a || !b) continue;
+      const word = a.lo > b.hi ? 'ahead' : a.hi < b.lo ? 'behind' : 'not separable';
+      by.set(word, [...(by.get(word) ?? []), sp]);
+    }
+    if (by.size === 0) continue;
+    parts.push(
+      `${l} vs ${diag}: ` +
+        ['ahead', 'behind', 'not separable']
+          .filter((w) => by.has(w))
+          .map(
+            (w) =>
+              `${w} at ${by
+                .get(w)!
+                .map((sp) => pct(sp, 0))
+                .join(', ')}`,
+          )
+          .join('; '),
+    );
+  }
+  return parts.length ? parts.join(' — ') : null;
 }
 
 /** P2: does masked fine-tuning on the source raise held-out accuracy? */

@@ -16,6 +16,7 @@ import {
   controlsFinding,
   DEFAULT_THRESHOLDS,
   paperOrder,
+  orderIntervals,
   holdsUpTo,
   retainedInterval,
   taskName,
@@ -651,5 +652,36 @@ test("the paper's order: best configuration per score family, plain and ablation
   assert.equal(
     paperOrder(['magnitude', 'snip'], () => 0.5),
     null,
+  );
+});
+
+test("the paper's order per sparsity by interval: ahead, behind, not separable", () => {
+  const iv: Record<string, [number, number][]> = {
+    // 30 %: magnitude clear of diag; 50 %: overlap; 70 %: below it.
+    magnitude: [
+      [0.8, 0.9],
+      [0.5, 0.6],
+      [0.1, 0.2],
+    ],
+    'diag-hessian(fisher)': [
+      [0.6, 0.7],
+      [0.55, 0.65],
+      [0.3, 0.4],
+    ],
+  };
+  const sps = [0.3, 0.5, 0.7];
+  const get = (l: string, sp: number) => {
+    const x = iv[l]?.[sps.indexOf(sp)];
+    return x ? { value: (x[0] + x[1]) / 2, lo: x[0], hi: x[1] } : null;
+  };
+  assert.equal(
+    orderIntervals(['magnitude', 'diag-hessian(fisher)', 'random'], sps, get),
+    'magnitude vs diag-hessian(fisher): ahead at 30%; behind at 70%; not separable at 50%',
+  );
+  assert.equal(orderIntervals(['magnitude', 'random'], sps, get), null, 'no diagonal Hessian: nothing to order');
+  assert.equal(
+    orderIntervals(['magnitude', 'diag-hessian(fisher)'], sps, () => null),
+    null,
+    'no intervals',
   );
 });
