@@ -459,6 +459,14 @@ const STUDY_FIELDS = {
       });
     }
   }).optional(),
+  pool: Text.superRefine((s, ctx) => {
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(s))
+      ctx.addIssue({
+        code: 'custom',
+        message: `'${s}' is not a pool name`,
+        params: { fix: 'lower-case letters, digits and dashes, e.g. paper-imagenet' },
+      });
+  }).optional(),
 };
 /** A whole study config; `name` is left undefined when absent (validateStudy names it after the file). */
 const StudySchema = fields(
@@ -554,6 +562,11 @@ const StudySchema = fields(
     runtime: o.runtime,
     /** Held-out tasks the results page checks the target on (a regular expression over task ids); null: the default. */
     targetTasks: o.target_tasks ?? null,
+    /**
+     * Studies sharing a pool name are also reported together (`tapir results`: one pooled section whose intervals
+     * resample the cells of every member, e.g. one config per source split). Not in the protocol hash.
+     */
+    pool: o.pool ?? null,
     /** Second-order diagnostics run once per model after its cells (src/study/diagnostics.ts, docs/ANALYSIS.md). */
     diagnostics: o.diagnostics && {
       ...o.diagnostics,

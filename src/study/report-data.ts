@@ -93,6 +93,45 @@ export interface ReportData {
   denseCorrect?: Map<string, Uint8Array>;
 }
 
+/**
+ * Several studies' report data as one (a pool: e.g. one config per source split). Cells, results and per-image bits
+ * are keyed by cell hashes and protocols, so they concatenate; the dense references, pixel baselines and caps of a
+ * model × task repeat across members (same test split) and are kept once. Diagnostics are per study: left out.
+ */
+export function mergeReports(ds: readonly ReportData[]): ReportData {
+  const once = <T>(rows: T[], key: (r: T) => string): T[] => {
+    const seen = new Set<string>();
+    return rows.filter((r) => !seen.has(key(r)) && (seen.add(key(r)), true));
+  };
+  const maps = (pick: (d: ReportData) => Map<string, Uint8Array> | undefined) =>
+    new Map(ds.flatMap((d) => [...(pick(d) ?? new Map<string, Uint8Array>())]));
+  return {
+    studies: ds.flatMap((d) => d.studies),
+    cells: ds.flatMap((d) => d.cells),
+    acc: ds.flatMap((d) => d.acc),
+    dense: once(
+      ds.flatMap((d) => d.dense),
+      (r) => `${r.model}\t${r.task}`,
+    ),
+    pixels: once(
+      ds.flatMap((d) => d.pixels),
+      (r) => `${r.model}\t${r.task}`,
+    ),
+    layers: ds.flatMap((d) => d.layers),
+    layerErrors: ds.flatMap((d) => d.layerErrors),
+    overlaps: ds.flatMap((d) => d.overlaps),
+    efficiency: ds.flatMap((d) => d.efficiency),
+    caps: once(
+      ds.flatMap((d) => d.caps),
+      (r) => r.task,
+    ),
+    diagnostics: null,
+    failed: ds.flatMap((d) => d.failed ?? []),
+    correct: maps((d) => d.correct),
+    denseCorrect: maps((d) => d.denseCorrect),
+  };
+}
+
 export function readReport(store: StudyStore): ReportData {
   const studies = store
     .studyRows()

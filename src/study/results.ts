@@ -12,7 +12,7 @@ import { TapirError } from '../engine/index.js';
 import { loadStudy, type StudyConfig } from './config.js';
 import { expandGrid } from './grid.js';
 import { reportPlots, renderSvg } from './plots.js';
-import { readReport, type ReportData } from './report-data.js';
+import { mergeReports, readReport, type ReportData } from './report-data.js';
 import { markdownTable, reportTables, writeAtomic } from './report.js';
 import { computeFindings, DEFAULT_THRESHOLDS, pct, type Finding, type Thresholds } from './results-findings.js';
 import { layerErrorFindings } from './results-layers.js';
@@ -116,7 +116,7 @@ async function writePlots(d: ReportData, dir: string): Promise<{ file: string; t
 export async function studySection(
   configPath: string,
   o: Required<Omit<ResultsOptions, 'configs' | 'thresholds'>> & { thresholds: Thresholds },
-): Promise<{ md: string; result: StudyResult }> {
+): Promise<{ md: string; result: StudyResult; data: ReportData | null; config: StudyConfig }> {
   const config = loadStudy(configPath);
   const description = configDescription(readFileSync(configPath, 'utf8'));
   const db = join(o.dbDir, `${config.name}.sqlite`);
@@ -142,7 +142,7 @@ export async function studySection(
     ...(description.length ? [...description.map((l) => `> ${l}`), ''] : []),
   ];
   if (!existsSync(db)) {
-    return { md: [...head, `**Not run yet:** \`${runCmd}\``, ''].join('\n'), result };
+    return { md: [...head, `**Not run yet:** \`${runCmd}\``, ''].join('\n'), result, data: null, config };
   }
   const store = new StudyStore(db, { readonly: true });
   let d: ReportData;
@@ -157,6 +157,8 @@ export async function studySection(
         return {
           md: [...head, `**Not run yet** (\`${db}\` holds no study): \`${runCmd}\``, ''].join('\n'),
           result: { ...result, status: 'empty' },
+          data: null,
+          config,
         };
       throw e;
     }
@@ -183,7 +185,7 @@ export async function studySection(
       : '; the dense reference, the raw-pixel baseline and model loading are not timed by the store and come on top') +
     '.';
   if (d.cells.length === 0) {
-    return { md: [...head, `${status}. **Not run yet:** \`${runCmd}\``, ''].join('\n'), result };
+    return { md: [...head, `${status}. **Not run yet:** \`${runCmd}\``, ''].join('\n'), result, data: null, config };
   }
   const thresholds = config.targetTasks
     ? { ...o.thresholds, targetTasks: new RegExp(config.targetTasks, 'i') }
@@ -212,6 +214,52 @@ export async function studySection(
     '### Tables (`tapir report`)',
     '',
     ...reportTables(d).map((t) => demote(markdownTable(t)) + '\n'),
+  ];
+  return { md: md.join('\n'), result, data: d, config };
+}
+
+/**
+ * The pooled section of studies sharing a `pool` name: their report data merged (mergeReports), so every finding,
+ * interval and plot treats all members' cells as replicates (cells differing only by seed or source split).
+ */
+async function poolSection(
+  name: string,
+  members: readonly { result: StudyResult; data: ReportData; config: StudyConfig }[],
+  o: Required<Omit<ResultsOptions, 'configs' | 'thresholds'>> & { thresholds: Thresholds },
+): Promise<{ md: string; result: StudyResult }> {
+  const d = mergeReports(members.map((m) => m.data));
+  const targetTasks = members[0]!.config.targetTasks;
+  const thresholds = targetTasks ? { ...o.thresholds, targetTasks: new RegExp(targetTasks, 'i') } : o.thresholds;
+  const cells = members.reduce((a, m) => a + m.result.cells, 0);
+  const gridCells = members.reduce((a, m) => a + m.result.gridCells, 0);
+  const result: StudyResult = {
+    name,
+    config: members.map((m) => m.result.config).join(' + '),
+    db: members.map((m) => m.result.db).join(' + '),
+    status: cells < gridCells ? 'partial' : 'complete',
+    cells,
+    gridCells,
+    wallS: members.reduce((a, m) => a + m.result.wallS, 0),
+    plots: [],
+    findings: computeFindings(d, thresholds),
+  };
+  const plots = await writePlots(d, join(o.plots, name));
+  result.plots = plots.map((p) => p.file);
+  const rel = (f: string) => relative(dirname(o.out), f).split('\\').join('/');
+  const links = members.map((m) => `[${m.result.name}](#${slug(m.result.name)})`).join(', ');
+  const md = [
+    `## ${name}`,
+    '',
+    `Pooled over ${links}: ${cells} of ${gridCells} cells (${minutes(result.wallS)} of stored wall time). Every finding ` +
+      'and plot below treats the members as one study: cells that differ only by seed or source split are averaged, ' +
+      "and the 95 % intervals resample them as well as the test images. Each member's own section has its tables.",
+    '',
+    '### Findings',
+    '',
+    ...result.findings.map((f) => findingMd(f) + '\n'),
+    '### Plots',
+    '',
+    ...plots.map((p) => `#### ${p.title}\n\n![${p.title}](${rel(p.file)})\n\n${p.caption}\n`),
   ];
   return { md: md.join('\n'), result };
 }
@@ -311,10 +359,22 @@ export async function writeResults(o: ResultsOptions): Promise<ResultsSummary> {
   };
   const sections: string[] = [];
   const studies: StudyResult[] = [];
+  const members = new Map<string, { result: StudyResult; data: ReportData; config: StudyConfig }[]>();
   for (const c of o.configs) {
     const s = await studySection(c, opts);
     sections.push(s.md);
     studies.push(s.result);
+    if (s.config.pool && s.data)
+      members.set(s.config.pool, [...(members.get(s.config.pool) ?? []), { ...s, data: s.data }]);
+  }
+  // Pooled sections (two or more members with data) lead the document and the answers across studies.
+  const pools: StudyResult[] = [];
+  const poolMd: string[] = [];
+  for (const [name, ms] of members) {
+    if (ms.length < 2) continue;
+    const p = await poolSection(name, ms, opts);
+    pools.push(p.result);
+    poolMd.push(p.md);
   }
   const cmd = `${opts.bin} results ${studies.map((s) => s.config).join(' ')}`;
   const t = thresholds;
@@ -353,9 +413,10 @@ export async function writeResults(o: ResultsOptions): Promise<ResultsSummary> {
     '',
     '## The target across studies',
     '',
-    ...targetMd(studies),
+    ...targetMd([...pools, ...studies]),
     '',
-    ...questionsMd(studies),
+    ...questionsMd([...pools, ...studies]),
+    ...poolMd,
     ...sections,
   ].join('\n');
   writeAtomic(opts.out, doc.replace(/\n{3,}/g, '\n\n').replace(/\n*$/, '\n'));

@@ -513,6 +513,47 @@ test('tapir results: reproduce command, computed findings, SVG plots, not-run-ye
   }
 });
 
+test('tapir results: studies sharing a pool get one pooled section whose findings lead the answers', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapir-results-pool-'));
+  try {
+    const dbDir = join(dir, 'results');
+    mkdirSync(dbDir);
+    const cfgs = ['a', 'b'].map((x, i) => {
+      const yaml = CONFIG.replace('name: syn', `name: syn-${x}\npool: syn-pool\nseeds: [${i}]`);
+      const file = join(dir, `syn-${x}.yaml`);
+      writeFileSync(file, yaml);
+      const s = new StudyStore(join(dbDir, `syn-${x}.sqlite`));
+      fill(s, yaml);
+      s.close();
+      return file;
+    });
+    const out = join(dir, 'docs', 'RESULTS.md');
+    const plots = join(dir, 'docs', 'results');
+    const r = await writeResults({ configs: cfgs, out, plots, dbDir });
+    assert.deepEqual(
+      r.studies.map((s) => s.name),
+      ['syn-a', 'syn-b'],
+      'the summary lists the studies; the pool is a section',
+    );
+    const md = readFileSync(out, 'utf8');
+    assert.match(md, /\n## syn-pool\n\nPooled over \[syn-a\]\(#syn-a\), \[syn-b\]\(#syn-b\): 14 of 14 cells/);
+    assert.ok(md.indexOf('\n## syn-pool\n') < md.indexOf('\n## syn-a\n'), 'the pooled section comes first');
+    // Same accuracies in both members: the pooled P1 is the members' P1, listed first among the answers.
+    const qs = md.slice(md.indexOf('## The questions, answered across studies'), md.indexOf('\n## syn-pool'));
+    assert.match(
+      qs,
+      /### Does P1 hold[^\n]*\n\n- \[syn-pool\]\(#syn-pool\): P1 \(dense head: .*\) holds for magnitude up to 50% sparsity; it fails already at 30% for random\.\n/,
+    );
+    assert.ok(qs.lastIndexOf('- [syn-pool](#syn-pool): Best configuration') < qs.indexOf('- [syn-a](#syn-a): P1'));
+    assert.ok(readdirSync(join(plots, 'syn-pool')).length >= 3, 'the pool has its own plots');
+    // One member alone is no pool.
+    await writeResults({ configs: [cfgs[0]!], out, plots, dbDir });
+    assert.ok(!readFileSync(out, 'utf8').includes('## syn-pool'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('tapir results: bad input is a clear error', async () => {
   await assert.rejects(writeResults({ configs: [] }), /no study config given/);
   await assert.rejects(
