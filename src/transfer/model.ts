@@ -1,7 +1,8 @@
 /**
  * Opening the models that transfer commands accept, and the fine-tuned model directory.
  *
- * `--model` is a zoo spec (`mobilenet_v2@96`, `random:resnet18`), an `.onnx` file, a TF.js model.json (or its folder), a directory written by
+ * `--model` is a zoo spec (`mobilenet_v2@96`, `random:resnet18`), an `.onnx` file, a TF.js model.json (or its folder),
+ * `random:<file>` (that file's architecture with fresh weights: the random-init control of an imported model), a directory written by
  * `tapir prune` (`prune.json` + `model.safetensors` + `mask.safetensors`, + `model.onnx` for other runtimes), a
  * directory written by `tapir finetune` (`finetune.json` + `model.safetensors` + `mask.safetensors`), or any directory
  * holding a `model.onnx`. The dense reference of a pruned or fine-tuned directory is its base model, without mask;
@@ -16,7 +17,7 @@ import type { Graph } from '../graph/index.js';
 import { loadMaskFile, writeMaskFile } from '../graph/mask-file.js';
 import { importOnnx } from '../graph/onnx/index.js';
 import { loadStateDict, readSafetensors, writeSafetensors } from '../graph/safetensors.js';
-import { loadModel } from '../graph/zoo/index.js';
+import { loadModel, reinitialize } from '../graph/zoo/index.js';
 import { loadTfjsModel } from '../graph/tfjs/index.js';
 import { readJson, writeDirAtomic, writeJsonAtomic } from './checkpoint.js';
 import { exportOnnx } from '../graph/onnx/index.js';
@@ -52,6 +53,26 @@ const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
 /** Opens a model by zoo spec or path (see the file comment). */
 export async function openModel(spec: string, o: { seed?: number } = {}): Promise<OpenedModel> {
+  // `random:<path>`: the file's architecture with fresh weights (zoo specs handle `random:` themselves).
+  const t = spec.trim();
+  if (t.startsWith('random:') && !/^random:[A-Za-z0-9_]+(@\d+)?$/.test(t)) {
+    const path = t.slice('random:'.length);
+    const rooted = process.env.TAPIR_DATA ? dataPath(path) : path;
+    for (const p of new Set([path, rooted]))
+      if (isDir(p) && (existsSync(join(p, 'finetune.json')) || existsSync(join(p, 'prune.json'))))
+        throw new TapirError(
+          'E_ARG',
+          `${spec}: random init of a pruned or fine-tuned model directory is not a control`,
+          {
+            context: { model: spec },
+            fix: 'use random:<the base model> (its zoo id, .onnx or TF.js file)',
+          },
+        );
+    const inner = await openModel(path, o);
+    reinitialize(inner.graph, o.seed ?? 0);
+    inner.graph.meta = { ...inner.graph.meta, spec };
+    return { graph: inner.graph, spec, kind: inner.kind, base: spec };
+  }
   // Relative model paths live under the data root (TAPIR_DATA, default the current directory); zoo ids stay as given.
   // Without TAPIR_DATA nothing changes: the path is used as given (relative to the current directory).
   const rooted = process.env.TAPIR_DATA ? dataPath(spec) : spec;
