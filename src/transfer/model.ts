@@ -1,7 +1,8 @@
 /**
  * Opening the models that transfer commands accept, and the fine-tuned model directory.
  *
- * `--model` is a zoo spec (`mobilenet_v2@96`, `random:resnet18`), an `.onnx` file, a TF.js model.json (or its folder),
+ * `--model` is a zoo spec (`mobilenet_v2@96`, `random:resnet18`), an `.onnx` file, a TF.js model.json / model.min.js (or
+ * its folder),
  * `random:<file>` (that file's architecture with fresh weights: the random-init control of an imported model), a directory written by
  * `tapir prune` (`prune.json` + `model.safetensors` + `mask.safetensors`, + `model.onnx` for other runtimes), a
  * directory written by `tapir finetune` (`finetune.json` + `model.safetensors` + `mask.safetensors`), or any directory
@@ -82,11 +83,12 @@ export async function openModel(spec: string, o: { seed?: number } = {}): Promis
 async function openModelAt(spec: string, o: { seed?: number }): Promise<OpenedModel> {
   if (isDir(spec) && existsSync(join(spec, 'finetune.json'))) return loadFinetuned(spec, o);
   if (isDir(spec) && existsSync(join(spec, 'prune.json'))) return loadPruned(spec, o);
-  // A TF.js layers / graph model: its model.json (or the folder holding it, as Teachable Machine exports are shaped).
-  const tfjs = /\.json$/i.test(spec)
+  // A TF.js layers / graph model: its model.json or nsfwjs-style model.min.js, or the folder holding one (as Teachable
+  // Machine and nsfwjs exports are shaped).
+  const tfjs = /\.(json|min\.js)$/i.test(spec)
     ? spec
-    : isDir(spec) && existsSync(join(spec, 'model.json')) && !existsSync(join(spec, 'model.onnx'))
-      ? join(spec, 'model.json')
+    : isDir(spec) && !existsSync(join(spec, 'model.onnx'))
+      ? (['model.json', 'model.min.js'].map((f) => join(spec, f)).find((f) => existsSync(f)) ?? null)
       : null;
   if (tfjs) {
     if (!existsSync(tfjs))

@@ -1,15 +1,7 @@
 /** `tapir info <model|path>`: parameters, prunable tensors and input of a zoo model or a model file. */
 import { Command } from 'commander';
-import { existsSync } from 'node:fs';
-import {
-  countParams,
-  disposeGraph,
-  importOnnx,
-  loadModel,
-  loadTfjsModel,
-  UnsupportedOpError,
-  type Graph,
-} from '../../graph/index.js';
+import { countParams, disposeGraph, loadModel, UnsupportedOpError, type Graph } from '../../graph/index.js';
+import { openModel as openAnyModel } from '../../transfer/index.js';
 import { emit, table, type Io } from '../output.js';
 
 export interface ModelInfo {
@@ -27,10 +19,13 @@ export interface ModelInfo {
   prunable: { name: string; shape: number[]; numel: number }[];
 }
 
-/** Loads `<model|path>`: a zoo spec, a TF.js model (model.json / model.min.js / folder) or an .onnx file. */
+/**
+ * Loads `<model|path>` as every command does (transfer's openModel: zoo spec, `random:` spec or file, TF.js, ONNX,
+ * pruned or fine-tuned directory); `--weights` loads a state dict into a built-in architecture.
+ */
 export async function openModel(spec: string, o: { size?: number; weights?: string } = {}): Promise<Graph> {
-  if (existsSync(spec)) return spec.endsWith('.onnx') ? importOnnx(spec) : loadTfjsModel(spec);
-  return loadModel(spec, o);
+  if (o.weights || o.size !== undefined) return loadModel(spec, o);
+  return (await openAnyModel(spec)).graph;
 }
 
 export function modelInfo(g: Graph, source: string): ModelInfo {
@@ -62,7 +57,7 @@ export function infoCommand(io: Io): Command {
     .description('show a model: parameters, prunable tensors with shapes, totals, input size')
     .argument(
       '<model>',
-      'zoo id (`tapir models`), `random:<id>`, `<id>@<size>`, or a path to model.json / model.min.js / .onnx',
+      'zoo id (`tapir models`), `random:<id>`, `<id>@<size>`, a path to model.json / model.min.js / .onnx (`random:<path>`: fresh weights), or a pruned / fine-tuned directory',
     )
     .option('--weights <file>', 'safetensors state dict for a built-in architecture')
     .option('--json', 'print one JSON document')
