@@ -47,9 +47,8 @@ export function planDiagnostics(c: StudyConfig, cells: readonly CellSpec[]): Dia
     });
   };
   for (const m of c.models) add(effectiveModel(m, c, false), false, 'none');
-  // `random:` exists for zoo ids only (an ONNX file has no architecture to re-initialise).
-  if (d.control)
-    for (const m of c.models) if (!/[\\/]|\.onnx$/i.test(m)) add(effectiveModel(m, c, true), true, 'random-init');
+  // `random:` re-initialises zoo ids and model files alike (transfer's openModel).
+  if (d.control) for (const m of c.models) add(effectiveModel(m, c, true), true, 'random-init');
   return plans;
 }
 

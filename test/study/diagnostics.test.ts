@@ -350,6 +350,15 @@ diagnostics: {images: 6, head_images: 5, probes: 3, k: 2, steps: 6, sparsities: 
         ['random:tiny', true, ['magnitude 0.5']],
       ],
     );
+    // A model file gets its random-init control too (openModel re-initialises any architecture).
+    const fileCfg = { ...cfg, models: ['models/x.onnx'] };
+    assert.deepEqual(
+      planDiagnostics(fileCfg, expandGrid(fileCfg)).map((p) => [p.model, p.random]),
+      [
+        ['models/x.onnx', false],
+        ['random:models/x.onnx', true],
+      ],
+    );
     const db = join(dir, 'd.sqlite');
     let store = new StudyStore(db);
     // Only the first cell: the pre-trained model's mask cells are not all finished, so no diagnostics yet.
