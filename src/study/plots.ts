@@ -65,7 +65,7 @@ function retainedPlot(d: ReportData): Plot | null {
     title: 'Retained fraction of dense accuracy on held-out tasks',
     caption:
       'Mean over held-out tasks of pruned / dense accuracy (lines), pooled over seeds and source splits; controls are ' +
-      'their own series. ' +
+      "their own series (random-init: relative to the random-init model's own dense accuracy). " +
       (bands
         ? 'Bands: 95 % percentile-bootstrap intervals (test images resampled paired with the dense reference, and the ' +
           'cells). Overlapping bands: the test sets cannot tell the configurations apart.'
