@@ -112,7 +112,10 @@ export function diagnosticsFindings(s: DiagSummary | null): Finding[] {
       gapRows.push(['gap: pre-trained − random init [95 %]', String(pre.n), ivText(gc), ivText(gs), ivText(go)]);
       const ntasks = new Set(s.pairs.filter((p) => p.model === pre.m).flatMap((p) => [p.a, p.b])).size;
       sentences.push(
-        `Curvature alignment across tasks is ${cmp(pre.cos, rnd.cos, gc)} for the pre-trained model than for random init: mean cross-task diagonal cosine ` +
+        (cmp(pre.cos, rnd.cos, gc) === 'not separable'
+          ? 'Curvature alignment across tasks cannot be told apart between the pre-trained model and random init: '
+          : `Curvature alignment across tasks is ${cmp(pre.cos, rnd.cos, gc)} for the pre-trained model than for random init: `) +
+          `mean cross-task diagonal cosine ` +
           `${f3(pre.cos)} vs ${f3(rnd.cos)}${gapOf(gc)} ` +
           `(${pre.n} task pairs); Spearman ${f3(pre.sp)} vs ${f3(rnd.sp)} (${cmp(pre.sp, rnd.sp, gs)}${gapOf(gs)}); top-k eigen-subspace overlap ${f3(pre.ov)} vs ` +
           `${f3(rnd.ov)} (${cmp(pre.ov, rnd.ov, go)}${gapOf(go)}).` +

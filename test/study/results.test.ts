@@ -416,6 +416,21 @@ test('diagnostics findings: pre-trained vs random alignment and Taylor error per
     f[1]!.sentences[0],
     "Second-order prediction of the loss change of the study's masks on m@64 (median relative error |predicted − measured| / |measured| over tasks and scores): 37.5% at 10% sparsity (first order 75.0%).",
   );
+  // Gaps of −0.1 and +0.1 straddle zero: the sentence does not call either model more aligned.
+  const even = diagnosticsFindings({
+    wallS: 1,
+    pairs: [
+      { model: 'm', a: 'x', b: 'y', cosine: 0.2, spearman: 0, overlap: 0 },
+      { model: 'm', a: 'x', b: 'z', cosine: 0.4, spearman: 0, overlap: 0 },
+      { model: 'random:m', a: 'x', b: 'y', cosine: 0.3, spearman: 0, overlap: 0 },
+      { model: 'random:m', a: 'x', b: 'z', cosine: 0.3, spearman: 0, overlap: 0 },
+    ],
+    loss: [],
+  });
+  assert.match(
+    even[0]!.sentences[0]!,
+    /^Curvature alignment across tasks cannot be told apart between the pre-trained model and random init: mean cross-task diagonal cosine 0\.300 vs 0\.300; gap ±0\.000 \[−0\.100, \+0\.100\]/,
+  );
   assert.deepEqual(diagnosticsFindings(null), []);
   // From the report data: self-pairs and masks without a target sparsity are dropped; run wall times add up.
   const sum = diagSummaryOf({
