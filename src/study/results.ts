@@ -96,6 +96,23 @@ function findingMd(f: Finding): string {
   ].join('\n');
 }
 
+/** A section's findings, then its plots (paths relative to the document `out`). */
+function findingsAndPlotsMd(
+  findings: readonly Finding[],
+  plots: readonly { file: string; title: string; caption: string }[],
+  out: string,
+): string[] {
+  const rel = (f: string) => relative(dirname(out), f).split('\\').join('/');
+  return [
+    '### Findings',
+    '',
+    ...findings.map((f) => findingMd(f) + '\n'),
+    '### Plots',
+    '',
+    ...plots.map((p) => `#### ${p.title}\n\n![${p.title}](${rel(p.file)})\n\n${p.caption}\n`),
+  ];
+}
+
 /** Writes one study's plots under `dir` (stale SVGs there removed); returns the file paths in plot order. */
 async function writePlots(d: ReportData, dir: string): Promise<{ file: string; title: string; caption: string }[]> {
   const plots = reportPlots(d);
@@ -200,17 +217,11 @@ export async function studySection(
   const plotDir = join(o.plots, config.name);
   const plots = await writePlots(d, plotDir);
   result.plots = plots.map((p) => p.file);
-  const rel = (f: string) => relative(dirname(o.out), f).split('\\').join('/');
   const md = [
     ...head,
     `Status: ${status}. ${wall}`,
     '',
-    '### Findings',
-    '',
-    ...result.findings.map((f) => findingMd(f) + '\n'),
-    '### Plots',
-    '',
-    ...plots.map((p) => `#### ${p.title}\n\n![${p.title}](${rel(p.file)})\n\n${p.caption}\n`),
+    ...findingsAndPlotsMd(result.findings, plots, o.out),
     '### Tables (`tapir report`)',
     '',
     ...reportTables(d).map((t) => demote(markdownTable(t)) + '\n'),
@@ -245,7 +256,6 @@ async function poolSection(
   };
   const plots = await writePlots(d, join(o.plots, name));
   result.plots = plots.map((p) => p.file);
-  const rel = (f: string) => relative(dirname(o.out), f).split('\\').join('/');
   const links = members.map((m) => `[${m.result.name}](#${slug(m.result.name)})`).join(', ');
   const md = [
     `## ${name}`,
@@ -254,12 +264,7 @@ async function poolSection(
       'and plot below treats the members as one study: cells that differ only by seed or source split are averaged, ' +
       "and the 95 % intervals resample them as well as the test images. Each member's own section has its tables.",
     '',
-    '### Findings',
-    '',
-    ...result.findings.map((f) => findingMd(f) + '\n'),
-    '### Plots',
-    '',
-    ...plots.map((p) => `#### ${p.title}\n\n![${p.title}](${rel(p.file)})\n\n${p.caption}\n`),
+    ...findingsAndPlotsMd(result.findings, plots, o.out),
   ];
   return { md: md.join('\n'), result };
 }
