@@ -179,9 +179,9 @@ function toTensor(e: SafetensorsEntry, b: Uint8Array): Tensor {
     case 'F32':
       return tensor(new Float32Array(ab), e.shape);
     case 'F16':
-      return tensor(Float32Array.from(new Uint16Array(ab), halfToFloat), e.shape);
+      return tensor(halfToFloat32(new Uint16Array(ab)), e.shape);
     case 'BF16':
-      return tensor(Float32Array.from(new Uint16Array(ab), bf16ToFloat), e.shape);
+      return tensor(bfloat16ToFloat32(new Uint16Array(ab)), e.shape);
     case 'I64':
       return tensor(new BigInt64Array(ab), e.shape);
     case 'U64':
@@ -209,11 +209,21 @@ function toTensor(e: SafetensorsEntry, b: Uint8Array): Tensor {
   }
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-function bf16ToFloat(h: number): number {
-  u32[0] = h << 16;
-  return f32[0]!;
+/*
+ * Half-precision arrays are widened in a loop, not with `Float32Array.from(src, f)`: with a mapping function V8 first
+ * collects every value into a JS list, which fails near 10⁸ elements ("invalid array length", a fatal out-of-memory).
+ */
+/** bfloat16 bit patterns (ONNX and safetensors BF16) as float32: the upper 16 bits of each float32, exactly. */
+export function bfloat16ToFloat32(src: Uint16Array): Float32Array {
+  const u = new Uint32Array(src.length);
+  for (let i = 0; i < src.length; i++) u[i] = src[i]! << 16;
+  return new Float32Array(u.buffer);
+}
+/** IEEE 754 half-precision bit patterns (ONNX and safetensors F16) as float32. */
+export function halfToFloat32(src: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = halfToFloat(src[i]!);
+  return out;
 }
 /** An IEEE 754 half-precision bit pattern as a number (ONNX and safetensors F16). */
 export function halfToFloat(h: number): number {

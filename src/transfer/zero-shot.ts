@@ -182,10 +182,8 @@ export async function pixelBaseline(taskId: string, o: PixelBaselineOptions = {}
   const pooled = (split: 'train' | 'test'): SplitFeatures => {
     const s = sets[split]!;
     const features = scope(() => {
-      const x = tensor(
-        Float32Array.from(s.images, (v) => v / 255),
-        [s.n, 3, size, size],
-      );
+      // Widened by the engine: Float32Array.from(images, f) builds a JS list first and fails near 10⁸ pixel values.
+      const x = tensor(s.images, [s.n, 3, size, size]).to('float32').div(255);
       return nn.adaptiveAvgPool2d(x, [pool, pool]).flatten(1).to('float64');
     });
     return { features, labels: s.labels, numClasses: task.classes.length, task: task.id, split, fingerprint: 'pixels' };

@@ -11,6 +11,8 @@ import {
   readSafetensors,
   writeSafetensors,
   SafetensorsError,
+  bfloat16ToFloat32,
+  halfToFloat32,
 } from '../../src/graph/safetensors.js';
 import type { Graph } from '../../src/graph/ir.js';
 
@@ -74,6 +76,19 @@ test('safetensors: F16 and BF16 widen to float32 exactly', () => {
   );
   assert.deepEqual(st.tensor('h').toArray(), [1, -2, 65504, 2 ** -24, Infinity, Math.fround(0.333251953125)]);
   assert.deepEqual(st.tensor('b').toArray(), [1, -3, 0]);
+});
+
+test('half-precision widening handles 1.1e8 values (Float32Array.from with a map aborts V8 near 1e8)', () => {
+  const n = 110_000_000;
+  const src = new Uint16Array(n);
+  src[0] = 0x3c00; // 1 in F16; as BF16 (0x3c000000) it is 2^-7 = 0.0078125
+  src[n - 1] = 0xc000; // -2 in F16; -2 in BF16 is 0xc000 too
+  const h = halfToFloat32(src);
+  assert.equal(h.length, n);
+  assert.deepEqual([h[0], h[1], h[n - 1]], [1, 0, -2]);
+  const b = bfloat16ToFloat32(src);
+  assert.equal(b.length, n);
+  assert.deepEqual([b[0], b[1], b[n - 1]], [0.0078125, 0, -2]);
 });
 
 test('safetensors: bad files are clear errors before any large allocation', () => {

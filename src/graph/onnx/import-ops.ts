@@ -70,8 +70,9 @@ function modulePath(nodeName: string): string {
   return out.join('.');
 }
 
+// In place on a copy (TypedArray.from with a mapping function builds a JS list first, fatal near 10⁸ weights).
 const scaled = (v: FloatValue, s: number): FloatValue =>
-  s === 1 ? v : { ...v, data: Float32Array.from(v.data, (x) => x * s) };
+  s === 1 ? v : { ...v, data: new Float32Array(v.data).map((x) => x * s) };
 
 /** MatMul by a constant [in, out] matrix (+ a following bias Add) → one `linear` with weight [out, in]. */
 function matmul(c: Ctx): void {

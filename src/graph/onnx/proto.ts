@@ -5,7 +5,7 @@
  */
 import onnxProto from 'onnx-proto';
 import { ModelFormatError } from '../errors.js';
-import { halfToFloat } from '../safetensors.js';
+import { bfloat16ToFloat32, halfToFloat32 } from '../safetensors.js';
 
 export const onnx = onnxProto.onnx;
 export type ModelProto = onnxProto.onnx.ModelProto;
@@ -136,13 +136,9 @@ export function readTensor(t: TensorProto, what: string, file: string): TensorVa
       case DataType.DOUBLE:
         return { kind: 'float', dims, data: new Float64Array(ab) };
       case DataType.FLOAT16:
-        return { kind: 'float', dims, data: Float32Array.from(new Uint16Array(ab), halfToFloat) };
+        return { kind: 'float', dims, data: halfToFloat32(new Uint16Array(ab)) };
       case DataType.BFLOAT16:
-        return {
-          kind: 'float',
-          dims,
-          data: Float32Array.from(new Uint16Array(ab), (h) => new Float32Array(new Uint32Array([h << 16]).buffer)[0]!),
-        };
+        return { kind: 'float', dims, data: bfloat16ToFloat32(new Uint16Array(ab)) };
       case DataType.INT64:
         return { kind: 'int', dims, dtype: 'int64', data: Array.from(new BigInt64Array(ab), (v) => toNum(Number(v))) };
       case DataType.INT32:
@@ -166,7 +162,7 @@ export function readTensor(t: TensorProto, what: string, file: string): TensorVa
       return { kind: 'float', dims, data: Float64Array.from(t.doubleData ?? []) };
     case DataType.FLOAT16:
       count(t.int32Data?.length ?? 0, 'int32_data');
-      return { kind: 'float', dims, data: Float32Array.from(t.int32Data ?? [], halfToFloat) };
+      return { kind: 'float', dims, data: halfToFloat32(t.int32Data ?? []) };
     case DataType.INT64:
       count(t.int64Data?.length ?? 0, 'int64_data');
       return { kind: 'int', dims, dtype: 'int64', data: (t.int64Data ?? []).map((v) => toNum(v as LongLike)) };
