@@ -59,6 +59,7 @@ export {
   reconstructSweep,
   layerErrors,
   forEachLayerInput,
+  checkWalkMemory,
   Frontier,
   type ReconstructTarget,
   type LayerError,

@@ -18,7 +18,16 @@ import {
   type Tensor,
 } from '../../../src/engine/index.js';
 import { GraphBuilder, disposeGraph, forward, type Graph } from '../../../src/graph/index.js';
-import { allocate, denseCopy, layerErrors, layersOf, prune, SCORES } from '../../../src/prune/index.js';
+import {
+  allocate,
+  checkWalkMemory,
+  denseCopy,
+  layerErrors,
+  layersOf,
+  prune,
+  PruneError,
+  SCORES,
+} from '../../../src/prune/index.js';
 import { disposeCase, makeCase } from '../../cases/index.js';
 import { expectClose } from '../../helpers/check.js';
 
@@ -304,4 +313,32 @@ test('sparsegpt in rounds: each round reconstructs toward the one dense model, m
   disposeCase(c);
   disposeCase(h);
   disposeGraph(dense);
+});
+
+test('layer walks refuse, before any work, a calibration set whose activations exceed the available memory', () => {
+  const { g, x } = twoLayer(3);
+  const before = liveTensors();
+  const batches = [
+    { x: x.narrow(0, 0, 20), y: zeros([20], { dtype: 'int64' }) },
+    { x: x.narrow(0, 20, 20), y: zeros([20], { dtype: 'int64' }) },
+  ];
+  const layers = layersOf(g, ['fc1.weight', 'fc2.weight'], 'test');
+  // The widest point holds tanh(fc1 x) and the tapped fc1 x: 2 × 6 float64 values = 96 bytes per image; 40 images,
+  // 2 networks, +25 %.
+  assert.equal(checkWalkMemory(g, batches, layers, 2, 1e9), 96 * 40 * 2 * 1.25);
+  assert.equal(checkWalkMemory(g, batches, layers, 1, 4800), 4800);
+  assert.throws(
+    () => checkWalkMemory(g, batches, layers, 2, 9599),
+    (e: unknown) =>
+      e instanceof PruneError &&
+      /40 calibration images needs about/.test(e.message) &&
+      /use at most 39 calibration images/.test(e.fix ?? ''),
+  );
+  for (const b of batches) {
+    b.x.dispose();
+    b.y.dispose();
+  }
+  assert.equal(liveTensors(), before, 'no tensor left behind');
+  x.dispose();
+  disposeGraph(g);
 });
