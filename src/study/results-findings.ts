@@ -414,6 +414,20 @@ export function axisFindings(d: ReportData): Finding[] {
           .join('; ') +
         '.',
     );
+    // Values reached by different scores (a score's own options beside its pinned axis value, e.g. a damping set only
+    // on the 512-image score) compare those options too: say so, naming each value's scores.
+    const byValue = values.map((v) => ({
+      v,
+      scores: [...new Set(cells.filter((c) => String(axisValue(c, axis)) === v).map((c) => c.score))].sort(),
+    }));
+    const pinText = new RegExp(`(; |, )?${AXIS_NAMES[axis]}=[^,;)]*`);
+    const bases = byValue.map((x) => x.scores.map((sc) => sc.replace(pinText, '')).join('|'));
+    if (new Set(bases).size > 1)
+      sentences.push(
+        `The ${AXIS_NAMES[axis]} values are not reached by the same scores (${byValue
+          .map((x) => `${taskName(x.v)}: ${x.scores.join(', ')}`)
+          .join('; ')}), so differences between them also carry those scores' other options.`,
+      );
     return {
       id: `axis-${axis}`,
       title: `What ${AXIS_NAMES[axis]} changes`,

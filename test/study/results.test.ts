@@ -352,6 +352,25 @@ test('an ablation axis gets its best value per sparsity; the config label carrie
       ],
     );
     assert.ok(byId(f, 'p1').table!.rows.some((r) => r[0] === 'magnitude [bn=match-dense]'));
+    // Both values are reached by the same scores: no caution.
+    assert.equal(ax.sentences.length, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("an ablation axis whose values come from different scores says so, naming each value's scores", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tapir-results-axis-pin-'));
+  try {
+    const yaml = CONFIG.replace('scores: [magnitude, random]', 'scores: [magnitude, {name: random, bn: match-dense}]')
+      .replace('controls: {shuffled_mask: {scores: [magnitude], sparsities: [0.5]}}', '')
+      .replace('sparsities: [0.3, 0.5, 0.7]', 'sparsities: [0.5, 0.7]');
+    const d = syntheticReport(dir, yaml);
+    const ax = byId(computeFindings(d, DEFAULT_THRESHOLDS), 'axis-bn');
+    assert.equal(
+      ax.sentences.at(-1),
+      "The bn values are not reached by the same scores (none: magnitude; match-dense: random(bn=match-dense)), so differences between them also carry those scores' other options.",
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
