@@ -79,7 +79,7 @@ function retainedPlot(d: ReportData): Plot | null {
         height: 170,
         encoding: {
           x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
-          color: { field: 'score', type: 'nominal', legend: { labelLimit: 420 } },
+          color: { field: 'score', type: 'nominal', legend: { labelLimit: 720 } },
         },
         layer: [
           ...(bands
@@ -217,7 +217,7 @@ export function reportPlots(d: ReportData): Plot[] {
           encoding: {
             x: { field: 'layer', type: 'quantitative', title: 'pruned layer (model order)' },
             y: { field: 'error', type: 'quantitative', scale: { type: 'log' }, title: 'relative output error' },
-            color: { field: 'config', type: 'nominal', title: null, legend: { labelLimit: 420 } },
+            color: { field: 'config', type: 'nominal', title: null, legend: { labelLimit: 720 } },
             detail: { field: 'source', type: 'nominal' },
           },
         },
