@@ -70,9 +70,14 @@ function modulePath(nodeName: string): string {
   return out.join('.');
 }
 
-// In place on a copy (TypedArray.from with a mapping function builds a JS list first, fatal near 10⁸ weights).
-const scaled = (v: FloatValue, s: number): FloatValue =>
-  s === 1 ? v : { ...v, data: new Float32Array(v.data).map((x) => x * s) };
+// Scaled in place on one float32 copy (TypedArray.from with a mapping function builds a JS list first, fatal near
+// 10⁸ weights).
+function scaled(v: FloatValue, s: number): FloatValue {
+  if (s === 1) return v;
+  const data = new Float32Array(v.data);
+  for (let i = 0; i < data.length; i++) data[i]! *= s;
+  return { ...v, data };
+}
 
 /** MatMul by a constant [in, out] matrix (+ a following bias Add) → one `linear` with weight [out, in]. */
 function matmul(c: Ctx): void {

@@ -100,8 +100,7 @@ export class Frontier {
     const input = this.#g.inputs[0]!.name;
     let n = 0;
     for (const vals of this.#values)
-      for (const t of new Set([...vals].filter(([name]) => name !== input).map(([, t]) => t)))
-        n += t.numel * DTYPE_BYTES[t.dtype];
+      for (const t of new Set([...vals].filter(([name]) => name !== input).map(([, t]) => t))) n += bytesOf(t);
     return n;
   }
 
@@ -114,6 +113,7 @@ export class Frontier {
 
 const outputsOf = (layers: readonly Layer[]): string[] => layers.map((l) => l.node.outputs[0]!);
 
+const bytesOf = (t: Tensor): number => t.numel * DTYPE_BYTES[t.dtype];
 const DTYPE_BYTES: Record<DType, number> = {
   float64: 8,
   int64: 8,
@@ -151,10 +151,7 @@ export function checkWalkMemory(
       f.advance(l.index);
       const out = l.node.outputs[0]!;
       const taps = f.advance(layers[k + 1]?.index ?? l.index + 1, [out]);
-      const tapped = taps.reduce(
-        (a, m) => a + (m.get(out)?.numel ?? 0) * DTYPE_BYTES[m.get(out)?.dtype ?? 'float32'],
-        0,
-      );
+      const tapped = taps.reduce((a, m) => a + bytesOf(m.get(out)!), 0);
       peak = Math.max(peak, f.heldBytes() + tapped);
       f.release(taps);
     });
