@@ -7,6 +7,13 @@
  * - `erk`: Erdős–Rényi-kernel densities (Evci et al. 2020, RigL): density_l ∝ (Σ dims_l) / (Π dims_l), scaled so the
  *   total hits the target; tensors whose density would exceed 1 are kept dense and the rest re-scaled.
  * - `rowwise`: the same density in every output row (first dimension) of every tensor (Wanda's comparison group).
+ * - `error`: the densities that minimise the predicted error at the network's output, Σ_l gain_l · e_l(d_l), where
+ *   e_l(d) is layer l's relative output error when it alone keeps density d (measured by the score at a grid of
+ *   densities, `ErrorCurve`) and gain_l how much of a relative error at its output reaches the network's output
+ *   (OBC's non-uniform compression by an error database, with the additive model SPDY starts from). On the lower
+ *   convex hull of each curve the optimum is a greedy fill: weights go first where they remove the most error per
+ *   weight, and the last segment is filled in part, so the total is exact. Only scores that measure curves offer it
+ *   (sparsegpt).
  * - `N:M` (`{kind: 'nm', n, m}`): exactly N weights kept in every M consecutive weights of a row (the row flattened
  *   in the weight's own order: for a conv [out, in, kh, kw], kernel positions then input channels); a row whose
  *   length is not a multiple of M ends with a shorter group that keeps min(N, its length). The sparsity must be
@@ -26,9 +33,23 @@ export type Allocation =
   | { kind: 'layerwise' }
   | { kind: 'erk'; power?: number }
   | { kind: 'rowwise' }
+  | { kind: 'error' }
   | { kind: 'nm'; n: number; m: number };
 /** The named allocations; N:M is written `N:M`, e.g. `2:4`. */
-export const ALLOCATIONS = ['global', 'layerwise', 'erk', 'rowwise'] as const;
+export const ALLOCATIONS = ['global', 'layerwise', 'erk', 'rowwise', 'error'] as const;
+
+/**
+ * A tensor's predicted error as a function of its density, for the `error` allocation: `errors[j]` is the relative
+ * output error of the layer when it alone keeps `densities[j]` (ascending, in [0, 1]; density 1 must cost 0), and
+ * `gain` the share of a relative error at the layer's output that reaches the network's output.
+ */
+export interface ErrorCurve {
+  densities: number[];
+  errors: number[];
+  gain: number;
+  /** At most this many weights may be kept (a tensor already pruned keeps no more than it has); default: all. */
+  max?: number;
+}
 
 /** Parses an allocation's string form: a name of ALLOCATIONS or `N:M`. */
 export function parseAllocation(s: string): Allocation {
@@ -63,6 +84,8 @@ export interface AllocateOptions {
   allocation?: Allocation;
   /** Every tensor keeps at least ceil(minDensity × size) weights (0 = no guard). */
   minDensity?: number;
+  /** The `error` allocation's curves, one per tensor (from the score). */
+  curves?: ReadonlyMap<string, ErrorCurve>;
 }
 
 export interface AllocationResult {
@@ -150,6 +173,9 @@ export function allocate(scores: ParamMap, o: AllocateOptions): AllocationResult
         target,
       );
       break;
+    case 'error':
+      perTensor = errorCounts(names, sizes, reserve, target, o.curves);
+      break;
   }
   perTensor = perTensor.map((k, i) => Math.max(k, reserve[i]!));
   const masks = new Map<string, Tensor>();
@@ -191,6 +217,111 @@ function globalCounts(scores: ParamMap, names: string[], sizes: number[], reserv
       return counts.toArray();
     }),
   );
+}
+
+/**
+ * Kept counts minimising Σ gain_i · e_i(k_i / n_i) with Σ k_i = target, each k_i ≥ reserve_i: on the lower convex
+ * hull of each curve (in kept count and weighted error, linear between grid points) the segments are taken in order
+ * of error removed per weight (steepest first; within a tensor the hull keeps them in order), the last one in part.
+ */
+export function errorCounts(
+  names: readonly string[],
+  sizes: readonly number[],
+  reserve: readonly number[],
+  target: number,
+  curves: ReadonlyMap<string, ErrorCurve> | undefined,
+): number[] {
+  const hulls = names.map((n, i) => {
+    const c = curves?.get(n);
+    if (!c)
+      throw new AllocationError(
+        `allocation 'error' needs the per-layer error curve of '${n}', which the score did not measure (sparsegpt measures them)`,
+        { tensor: n },
+        'use a score that measures error curves (sparsegpt), or another allocation (global, erk, layerwise)',
+      );
+    const ok =
+      c.densities.length >= 2 &&
+      c.densities.length === c.errors.length &&
+      c.densities.every((d, j) => d >= 0 && d <= 1 && (j === 0 || d > c.densities[j - 1]!)) &&
+      c.densities[c.densities.length - 1] === 1 &&
+      c.errors.every((e) => Number.isFinite(e) && e >= 0) &&
+      Number.isFinite(c.gain) &&
+      c.gain >= 0;
+    if (!ok)
+      throw new AllocationError(
+        `error curve of '${n}' is malformed (densities ascending in [0, 1] ending at 1, one finite error >= 0 each, a finite gain >= 0)`,
+        { tensor: n, densities: c.densities, errors: c.errors, gain: c.gain },
+        'this is a bug in the score that measured it: report it with the model and options',
+      );
+    // Points in (kept weights, weighted error); density 1 costs nothing by definition.
+    const pts = c.densities.map((d, j) => [d * sizes[i]!, j === c.densities.length - 1 ? 0 : c.gain * c.errors[j]!]);
+    return lowerHull(pts as [number, number][]);
+  });
+  const at = (h: [number, number][], k: number): number => {
+    if (k <= h[0]![0]) return h[0]![1];
+    for (let j = 1; j < h.length; j++)
+      if (k <= h[j]![0]) {
+        const [k0, e0] = h[j - 1]!;
+        const [k1, e1] = h[j]!;
+        return e0 + ((e1 - e0) * (k - k0)) / (k1 - k0);
+      }
+    return h[h.length - 1]![1];
+  };
+  const counts = reserve.map((r, i) => Math.max(r, Math.ceil(hulls[i]![0]![0] - 1e-9)));
+  let left = target - counts.reduce((a, b) => a + b, 0);
+  if (left < 0)
+    throw new AllocationError(
+      `the error curves start above the target: ${target} weights cannot cover every tensor's smallest measured density`,
+      { target },
+      'lower --sparsity, or measure the curves down to density 0',
+    );
+  const caps = names.map((n, i) => Math.max(counts[i]!, Math.min(sizes[i]!, curves!.get(n)!.max ?? sizes[i]!)));
+  if (caps.reduce((a, b) => a + b, 0) < target)
+    throw new AllocationError(
+      `the tensors can keep at most ${caps.reduce((a, b) => a + b, 0)} weights (some are already pruned), fewer than the ${target} asked`,
+      { target },
+      'raise --sparsity to at least the current sparsity',
+    );
+  // Segments above each tensor's start, as [slope (error per weight, ≤ 0), tensor, from, to].
+  const segs: [number, number, number, number][] = [];
+  hulls.forEach((h, i) => {
+    for (let j = 1; j < h.length; j++) {
+      const from = Math.max(h[j - 1]![0], counts[i]!);
+      const to = Math.min(h[j]![0], caps[i]!);
+      if (to <= from) continue;
+      segs.push([(at(h, to) - at(h, from)) / (to - from), i, from, to]);
+    }
+  });
+  segs.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
+  for (const [, i, , to] of segs) {
+    if (left === 0) break;
+    const add = Math.min(left, Math.floor(to + 1e-9) - counts[i]!);
+    if (add <= 0) continue;
+    counts[i]! += add;
+    left -= add;
+  }
+  // Rounding to whole weights can leave a few: the first tensors with room take them.
+  for (let i = 0; left > 0 && i < counts.length; i++) {
+    const add = Math.min(left, caps[i]! - counts[i]!);
+    counts[i]! += add;
+    left -= add;
+  }
+  return counts;
+}
+
+/** Lower convex hull of points sorted by x (Andrew's monotone chain, lower half). */
+function lowerHull(pts: [number, number][]): [number, number][] {
+  const h: [number, number][] = [];
+  for (const p of pts) {
+    while (h.length >= 2) {
+      const [a, b] = [h[h.length - 2]!, h[h.length - 1]!];
+      // Drop b when it lies on or above the segment a → p.
+      if ((b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) <= 0) h.pop();
+      else break;
+    }
+    h.push(p);
+  }
+  return h;
 }
 
 /** Keeps the k highest scores of one tensor (stable: earlier index wins ties) as a float32 0/1 mask. */

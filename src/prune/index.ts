@@ -6,7 +6,9 @@ export {
   allocationLabel,
   AllocationError,
   ALLOCATIONS,
+  errorCounts,
   type Allocation,
+  type ErrorCurve,
   type AllocateOptions,
   type AllocationResult,
   type ParamMap,
@@ -65,5 +67,6 @@ export {
   type LayerError,
   type LayerRecord,
 } from './reconstruct/sweep.js';
+export { errorCurves, CURVE_DENSITIES, type CurveOptions, type LayerCurve } from './reconstruct/curves.js';
 export { solveLayer, type KeepRule, type SolveOptions, type SolveResult } from './reconstruct/solver.js';
 export { layersOf, LAYER_RULES, type Layer, type LayerRule } from './reconstruct/layers.js';

@@ -208,6 +208,23 @@ function pruneWith(
     }
   };
   const densities = roundDensities(o.sparsity, schedule);
+  if (allocation.kind === 'error' && !score.errorCurves)
+    throw new AllocationError(
+      `allocation 'error' needs per-layer error curves, which ${score.name} does not measure`,
+      { score: score.name },
+      `use a score that measures them (${Object.values(SCORES)
+        .filter((s) => s.errorCurves)
+        .map((s) => s.name)
+        .join(', ')}), or another allocation (global, erk, layerwise)`,
+    );
+  if (allocation.kind === 'error' && densities.length > 1)
+    throw new PruneError(
+      `allocation 'error' is one-shot: its densities are chosen once, from the dense layers' error curves`,
+      {
+        context: { schedule: schedule.kind },
+        fix: 'use --schedule oneshot with --allocation error, or another allocation (erk, global) for iterative rounds',
+      },
+    );
   const rounds: PruneReport['rounds'] = [];
   let scoreInfo: Record<string, unknown> = {};
   let last: ReturnType<typeof allocate> | null = null;
@@ -231,6 +248,7 @@ function pruneWith(
           ggn: o.ggn,
           block: o.block,
           allocation,
+          density,
           ...(o.reconstruct ? { reconstruct: o.reconstruct } : {}),
           onProgress: (d, t) => o.onProgress?.(`score ${r + 1}/${densities.length}`, d, t),
         }),
@@ -240,7 +258,14 @@ function pruneWith(
     try {
       const scores = demotePruned(g, res.scores);
       last?.masks.forEach((m) => m.dispose());
-      last = time('allocate', () => allocate(scores, { sparsity: 1 - density, allocation, minDensity: o.minDensity }));
+      last = time('allocate', () =>
+        allocate(scores, {
+          sparsity: 1 - density,
+          allocation,
+          minDensity: o.minDensity,
+          ...(res.curves ? { curves: res.curves } : {}),
+        }),
+      );
       for (const s of scores.values()) s.dispose();
       if (res.reconstruct) {
         const r = time('reconstruct', () => res.reconstruct!({ allocation, kept: last!.kept, dense }));

@@ -18,6 +18,7 @@ import {
   parseCalibData,
   RECONSTRUCT_TARGETS,
   SCORE_NAMES as PRUNE_SCORE_NAMES,
+  SCORES,
   type BnRepair as PruneBnRepair,
   type ScoreName as PruneScoreName,
 } from '../prune/index.js';
@@ -208,6 +209,9 @@ const CalibDataItem: z.ZodType<CalibData> = z.union(
 );
 
 // ---- Scores ----------------------------------------------------------------------------------------------------
+
+/** Scores that measure the per-layer error curves the `error` allocation needs. */
+const ERROR_CURVE_SCORES: readonly ScoreName[] = SCORE_NAMES.filter((n) => SCORES[n].errorCurves);
 
 /** Score options only some scores take (the others refuse them). */
 const ONLY: Record<string, { scores: readonly ScoreName[]; message?: (score: string) => string; fix?: string }> = {
@@ -490,6 +494,17 @@ const StudySchema = fields(
   };
   o.scores.forEach((s, i) => {
     if (s.pin?.allocation) nmCheck(s.pin.allocation, ['scores', i, 'allocation']);
+    // The error allocation reads per-layer error curves that only the reconstruction pruner measures, once.
+    const allocs = s.pin?.allocation ? [s.pin.allocation] : o.prune.allocation;
+    if (!allocs.includes('error')) return;
+    if (!ERROR_CURVE_SCORES.includes(s.name))
+      fail(
+        ['scores', i, s.pin?.allocation ? 'allocation' : 'name'],
+        `allocation 'error' needs per-layer error curves, which ${s.name} does not measure`,
+        `pin another allocation on this score (e.g. {name: ${s.name}, allocation: erk}) or use ${ERROR_CURVE_SCORES.join(', ')}`,
+      );
+    else if ((s.rounds ?? 1) > 1)
+      fail(['scores', i, 'rounds'], `allocation 'error' is one-shot`, 'drop rounds, or pin another allocation');
   });
   o.heldout.forEach((t, i) => {
     if (o.sources.includes(t))

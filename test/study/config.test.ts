@@ -101,6 +101,14 @@ test('errors deep in the config name the nested field path', () => {
       'studies.yaml: controls.random_init.scores[0].allocation: allocation 1:4 prunes 0.75, which is not one of the sparsities',
     ],
     [
+      base.replace('{name: diag-hessian, estimator: fisher}', '{name: wanda, allocation: error}'),
+      "studies.yaml: scores[1].allocation: allocation 'error' needs per-layer error curves, which wanda does not measure",
+    ],
+    [
+      base.replace('{name: diag-hessian, estimator: fisher}', '{name: sparsegpt, allocation: error, rounds: 3}'),
+      "studies.yaml: scores[1].rounds: allocation 'error' is one-shot",
+    ],
+    [
       `${base}controls: {shuffled_mask: 3}\n`,
       'studies.yaml: controls.shuffled_mask: must be true, false or {scores: […], sparsities: […]}, got 3',
     ],

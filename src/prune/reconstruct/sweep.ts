@@ -95,6 +95,21 @@ export class Frontier {
     return this.#values.length;
   }
 
+  /**
+   * Runs batch `b` from the current point to `outputs` without advancing and hands them to `use`; results the
+   * frontier does not hold are freed afterwards.
+   */
+  peek<T>(b: number, outputs: readonly string[], use: (ts: Tensor[]) => T): T {
+    const vals = this.#values[b]!;
+    const r = forwardFrom(this.#g, vals, { mode: 'eval', outputs: [...outputs] });
+    try {
+      return use(r.outputs);
+    } finally {
+      const held = new Set(vals.values());
+      for (const t of new Set(r.outputs)) if (!held.has(t)) t.dispose();
+    }
+  }
+
   /** Bytes of the activations held now (graph inputs excluded: the caller owns them). */
   heldBytes(): number {
     const input = this.#g.inputs[0]!.name;

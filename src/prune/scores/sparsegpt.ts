@@ -8,11 +8,13 @@
  * the ranking score is the normalised OBS error of each weight on the dense inputs, w_j² / ([(H + λI)⁻¹]_jj · w H wᵀ):
  * the share of its row's mean squared output the weight's removal alone would cost (rows followed by BatchNorm are
  * normalised anyway, so a relative error is what reaches the next layer). Under other allocations only the counts
- * matter and the scores are not computed.
+ * matter and the scores are not computed. Under the `error` allocation the score also measures each layer's error
+ * curve and gain (reconstruct/curves.ts), from which the allocation picks the densities.
  */
 import { eye, linalg, noGrad, scope, type Tensor } from '../../engine/index.js';
 import { checkCalibration } from '../calib.js';
 import { layersOf, toRows } from '../reconstruct/layers.js';
+import { errorCurves } from '../reconstruct/curves.js';
 import { covariance, forEachLayerInput, reconstructSweep } from '../reconstruct/sweep.js';
 import { effective } from './common.js';
 import type { Score } from './types.js';
@@ -24,6 +26,7 @@ export const sparsegpt: Score = {
   name: 'sparsegpt',
   needs: 'inputs',
   dataFree: false,
+  errorCurves: true,
   description:
     'layer-wise OBS reconstruction (SparseGPT): masks chosen and weights updated so each layer keeps its output (--target dense-weights|dense-output)',
   score(ctx) {
@@ -71,16 +74,27 @@ export const sparsegpt: Score = {
           l.param,
           scope(() => noGrad(() => effective(ctx.graph, l.param).square())),
         );
+    const curves =
+      ctx.allocation?.kind === 'error'
+        ? errorCurves(ctx.graph, ctx.batches, layers, {
+            blockSize,
+            damping,
+            density: ctx.density ?? 0.5,
+            ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
+          })
+        : null;
     const info = {
       score: 'sparsegpt',
       target,
       blockSize,
       damping,
       ranking: global ? 'normalised OBS error' : 'counts only (allocation is not global)',
+      ...(curves ? { curves } : {}),
     };
     return {
       scores,
       info,
+      ...(curves ? { curves: new Map(curves.map((c) => [c.tensor, c])) } : {}),
       reconstruct: ({ allocation, kept, dense }) => {
         const keep = (l: (typeof layers)[number]): KeepRule => {
           if (allocation.kind === 'nm') return { kind: 'nm', n: allocation.n, m: allocation.m };

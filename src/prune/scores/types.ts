@@ -4,7 +4,7 @@
  */
 import type { Tensor } from '../../engine/index.js';
 import type { Graph, Mode } from '../../graph/index.js';
-import type { Allocation, ParamMap } from '../allocation.js';
+import type { Allocation, ErrorCurve, ParamMap } from '../allocation.js';
 import type { ReconstructTarget } from '../reconstruct/sweep.js';
 import type { CurvatureEstimator, EstimatorName } from '../estimators/index.js';
 import type { CalibBatch, LossName } from '../loss.js';
@@ -33,6 +33,8 @@ export interface ScoreContext {
   reconstruct?: { target?: ReconstructTarget; blockSize?: number; damping?: number };
   /** The allocation the scores will feed (a reconstruction pruner ranks globally only when it is `global`). */
   allocation?: Allocation;
+  /** The round's target density (kept fraction of the scored weights). */
+  density?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -55,6 +57,8 @@ export interface ScoreResult {
     masks: Map<string, Tensor>;
     info: Record<string, unknown>;
   };
+  /** The `error` allocation's per-tensor error curves (scores that measure them: sparsegpt). */
+  curves?: Map<string, ErrorCurve>;
   dispose?: () => void;
 }
 
@@ -66,6 +70,8 @@ export interface Score {
    */
   readonly needs: 'none' | 'grad' | 'diag' | 'block' | 'inputs';
   readonly dataFree: boolean;
+  /** Measures the per-layer error curves the `error` allocation needs (ScoreResult.curves). */
+  readonly errorCurves?: boolean;
   readonly description: string;
   score(ctx: ScoreContext): ScoreResult;
 }
