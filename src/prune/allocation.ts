@@ -13,7 +13,8 @@
  *   (OBC's non-uniform compression by an error database, with the additive model SPDY starts from). On the lower
  *   convex hull of each curve the optimum is a greedy fill: weights go first where they remove the most error per
  *   weight, and the last segment is filled in part, so the total is exact. Only scores that measure curves offer it
- *   (sparsegpt).
+ *   (sparsegpt). `error-layer`: the same with every gain 1, i.e. the sum of the layers' own relative errors (OBC's
+ *   proxy), the ablation that says what the measured gains add.
  * - `N:M` (`{kind: 'nm', n, m}`): exactly N weights kept in every M consecutive weights of a row (the row flattened
  *   in the weight's own order: for a conv [out, in, kh, kw], kernel positions then input channels); a row whose
  *   length is not a multiple of M ends with a shorter group that keeps min(N, its length). The sparsity must be
@@ -34,9 +35,13 @@ export type Allocation =
   | { kind: 'erk'; power?: number }
   | { kind: 'rowwise' }
   | { kind: 'error' }
+  | { kind: 'error-layer' }
   | { kind: 'nm'; n: number; m: number };
 /** The named allocations; N:M is written `N:M`, e.g. `2:4`. */
-export const ALLOCATIONS = ['global', 'layerwise', 'erk', 'rowwise', 'error'] as const;
+export const ALLOCATIONS = ['global', 'layerwise', 'erk', 'rowwise', 'error', 'error-layer'] as const;
+
+/** Allocations that read the score's per-layer error curves (`ErrorCurve`). */
+export const usesErrorCurves = (a: Allocation): boolean => a.kind === 'error' || a.kind === 'error-layer';
 
 /**
  * A tensor's predicted error as a function of its density, for the `error` allocation: `errors[j]` is the relative
@@ -174,7 +179,8 @@ export function allocate(scores: ParamMap, o: AllocateOptions): AllocationResult
       );
       break;
     case 'error':
-      perTensor = errorCounts(names, sizes, reserve, target, o.curves);
+    case 'error-layer':
+      perTensor = errorCounts(names, sizes, reserve, target, o.curves, { gains: alloc.kind === 'error' });
       break;
   }
   perTensor = perTensor.map((k, i) => Math.max(k, reserve[i]!));
@@ -230,12 +236,14 @@ export function errorCounts(
   reserve: readonly number[],
   target: number,
   curves: ReadonlyMap<string, ErrorCurve> | undefined,
+  o: { gains?: boolean } = {},
 ): number[] {
+  const gains = o.gains ?? true;
   const hulls = names.map((n, i) => {
     const c = curves?.get(n);
     if (!c)
       throw new AllocationError(
-        `allocation 'error' needs the per-layer error curve of '${n}', which the score did not measure (sparsegpt measures them)`,
+        `allocations 'error' and 'error-layer' need the per-layer error curve of '${n}', which the score did not measure (sparsegpt measures them)`,
         { tensor: n },
         'use a score that measures error curves (sparsegpt), or another allocation (global, erk, layerwise)',
       );
@@ -254,7 +262,8 @@ export function errorCounts(
         'this is a bug in the score that measured it: report it with the model and options',
       );
     // Points in (kept weights, weighted error); density 1 costs nothing by definition.
-    const pts = c.densities.map((d, j) => [d * sizes[i]!, j === c.densities.length - 1 ? 0 : c.gain * c.errors[j]!]);
+    const gain = gains ? c.gain : 1;
+    const pts = c.densities.map((d, j) => [d * sizes[i]!, j === c.densities.length - 1 ? 0 : gain * c.errors[j]!]);
     return lowerHull(pts as [number, number][]);
   });
   const at = (h: [number, number][], k: number): number => {

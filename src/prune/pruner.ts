@@ -21,7 +21,15 @@ import {
   type LinearHead,
   type Mode,
 } from '../graph/index.js';
-import { allocate, AllocationError, checkSparsity, type Allocation, type ParamMap } from './allocation.js';
+import {
+  allocate,
+  AllocationError,
+  allocationLabel,
+  checkSparsity,
+  usesErrorCurves,
+  type Allocation,
+  type ParamMap,
+} from './allocation.js';
 import { calibrationHash, checkCalibration, checkWeights, countImages } from './calib.js';
 import { BN_REPAIRS, denseCopy, repairBatchNorm, type BnRepair, type BnRepairResult } from './bn.js';
 import { PruneError } from './errors.js';
@@ -208,21 +216,21 @@ function pruneWith(
     }
   };
   const densities = roundDensities(o.sparsity, schedule);
-  if (allocation.kind === 'error' && !score.errorCurves)
+  if (usesErrorCurves(allocation) && !score.errorCurves)
     throw new AllocationError(
-      `allocation 'error' needs per-layer error curves, which ${score.name} does not measure`,
+      `allocation '${allocationLabel(allocation)}' needs per-layer error curves, which ${score.name} does not measure`,
       { score: score.name },
       `use a score that measures them (${Object.values(SCORES)
         .filter((s) => s.errorCurves)
         .map((s) => s.name)
         .join(', ')}), or another allocation (global, erk, layerwise)`,
     );
-  if (allocation.kind === 'error' && densities.length > 1)
+  if (usesErrorCurves(allocation) && densities.length > 1)
     throw new PruneError(
-      `allocation 'error' is one-shot: its densities are chosen once, from the dense layers' error curves`,
+      `allocation '${allocationLabel(allocation)}' is one-shot: its densities are chosen once, from the dense layers' error curves`,
       {
         context: { schedule: schedule.kind },
-        fix: 'use --schedule oneshot with --allocation error, or another allocation (erk, global) for iterative rounds',
+        fix: `use --schedule oneshot with --allocation ${allocationLabel(allocation)}, or another allocation (erk, global) for iterative rounds`,
       },
     );
   const rounds: PruneReport['rounds'] = [];

@@ -496,15 +496,16 @@ const StudySchema = fields(
     if (s.pin?.allocation) nmCheck(s.pin.allocation, ['scores', i, 'allocation']);
     // The error allocation reads per-layer error curves that only the reconstruction pruner measures, once.
     const allocs = s.pin?.allocation ? [s.pin.allocation] : o.prune.allocation;
-    if (!allocs.includes('error')) return;
+    const a = allocs.find((x) => x === 'error' || x === 'error-layer');
+    if (!a) return;
     if (!ERROR_CURVE_SCORES.includes(s.name))
       fail(
         ['scores', i, s.pin?.allocation ? 'allocation' : 'name'],
-        `allocation 'error' needs per-layer error curves, which ${s.name} does not measure`,
+        `allocation '${a}' needs per-layer error curves, which ${s.name} does not measure`,
         `pin another allocation on this score (e.g. {name: ${s.name}, allocation: erk}) or use ${ERROR_CURVE_SCORES.join(', ')}`,
       );
     else if ((s.rounds ?? 1) > 1)
-      fail(['scores', i, 'rounds'], `allocation 'error' is one-shot`, 'drop rounds, or pin another allocation');
+      fail(['scores', i, 'rounds'], `allocation '${a}' is one-shot`, 'drop rounds, or pin another allocation');
   });
   o.heldout.forEach((t, i) => {
     if (o.sources.includes(t))

@@ -28,7 +28,7 @@ export interface CurveOptions {
   damping: number;
   /** Density at which each layer's gain is measured (the round's target density). */
   density: number;
-  /** Images the gains are measured on (whole batches from the first; default 128). */
+  /** Images the gains are measured on (whole batches from the first; default 128; 0: no gains, each 1). */
   gainImages?: number;
   densities?: readonly number[];
   onProgress?: (done: number, total: number) => void;
@@ -36,9 +36,12 @@ export interface CurveOptions {
 
 export interface LayerCurve extends ErrorCurve {
   tensor: string;
-  /** Relative error at the layer's own output and at the network's output when it alone keeps `density`. */
-  layerError: number;
-  outputError: number;
+  /**
+   * Relative error at the layer's own output and at the network's output when it alone keeps `density` (null when
+   * no gain was measured: `gainImages` 0, gain 1).
+   */
+  layerError: number | null;
+  outputError: number | null;
 }
 
 /** Σ over batches of ‖a − b‖² and ‖a‖² (float64 sums). */
@@ -93,36 +96,41 @@ export function errorCurves(
             const r = solve(d);
             return energy > 0 ? r.error.reconstructed / energy : 0;
           });
-          return { errors, wRef: solve(ref).weights.reshape(l.shape).to(param.tensor.dtype) };
+          return { errors, wRef: nb > 0 ? solve(ref).weights.reshape(l.shape).to(param.tensor.dtype) : null };
         }),
       );
       H.dispose();
-      // The gain: the layer alone at the reference density, the rest of the network as it is.
-      const original = scope(() => noGrad(() => param.tensor.clone()));
-      const out = l.node.outputs[0]!;
-      let layer = [0, 0];
-      let net = [0, 0];
-      try {
-        const denseOut: Tensor[] = [];
-        for (let b = 0; b < nb; b++) denseOut.push(f.peek(b, [out], ([t]) => scope(() => noGrad(() => t!.clone()))));
-        noGrad(() => param.tensor.copy_(wRef));
-        for (let b = 0; b < nb; b++)
-          f.peek(b, [out, output], ([y, z]) => {
-            const a = sq(denseOut[b]!, y!);
-            const c = sq(dense[b]!, z!);
-            layer = [layer[0]! + a[0], layer[1]! + a[1]];
-            net = [net[0]! + c[0], net[1]! + c[1]];
-          });
-        for (const t of denseOut) t.dispose();
-      } finally {
-        noGrad(() => param.tensor.copy_(original));
-        original.dispose();
-        wRef.dispose();
+      let layerError: number | null = null;
+      let outputError: number | null = null;
+      let gain = 1;
+      if (wRef) {
+        // The gain: the layer alone at the reference density, the rest of the network as it is.
+        const original = scope(() => noGrad(() => param.tensor.clone()));
+        const out = l.node.outputs[0]!;
+        let layer = [0, 0];
+        let net = [0, 0];
+        try {
+          const denseOut: Tensor[] = [];
+          for (let b = 0; b < nb; b++) denseOut.push(f.peek(b, [out], ([t]) => scope(() => noGrad(() => t!.clone()))));
+          noGrad(() => param.tensor.copy_(wRef));
+          for (let b = 0; b < nb; b++)
+            f.peek(b, [out, output], ([y, z]) => {
+              const a = sq(denseOut[b]!, y!);
+              const c = sq(dense[b]!, z!);
+              layer = [layer[0]! + a[0], layer[1]! + a[1]];
+              net = [net[0]! + c[0], net[1]! + c[1]];
+            });
+          for (const t of denseOut) t.dispose();
+        } finally {
+          noGrad(() => param.tensor.copy_(original));
+          original.dispose();
+          wRef.dispose();
+        }
+        layerError = layer[1]! > 0 ? layer[0]! / layer[1]! : 0;
+        outputError = net[1]! > 0 ? net[0]! / net[1]! : 0;
+        // A layer the reference solve leaves exact gives no ratio: count its errors at face value.
+        gain = layerError > 1e-12 ? outputError / layerError : 1;
       }
-      const layerError = layer[1]! > 0 ? layer[0]! / layer[1]! : 0;
-      const outputError = net[1]! > 0 ? net[0]! / net[1]! : 0;
-      // A layer the reference solve leaves exact gives no ratio: count its errors at face value.
-      const gain = layerError > 1e-12 ? outputError / layerError : 1;
       // A tensor pruned before (an earlier call) keeps no more than it has.
       const max = mask ? scope(() => mask.ne(0).sum().item()) : n;
       return { tensor: l.param, densities: grid, errors, gain, max, layerError, outputError };

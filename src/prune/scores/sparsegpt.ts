@@ -12,6 +12,7 @@
  * curve and gain (reconstruct/curves.ts), from which the allocation picks the densities.
  */
 import { eye, linalg, noGrad, scope, type Tensor } from '../../engine/index.js';
+import { usesErrorCurves } from '../allocation.js';
 import { checkCalibration } from '../calib.js';
 import { layersOf, toRows } from '../reconstruct/layers.js';
 import { errorCurves } from '../reconstruct/curves.js';
@@ -75,11 +76,13 @@ export const sparsegpt: Score = {
           scope(() => noGrad(() => effective(ctx.graph, l.param).square())),
         );
     const curves =
-      ctx.allocation?.kind === 'error'
+      ctx.allocation && usesErrorCurves(ctx.allocation)
         ? errorCurves(ctx.graph, ctx.batches, layers, {
             blockSize,
             damping,
             density: ctx.density ?? 0.5,
+            // error-layer counts every layer's error at face value: no gains to measure.
+            gainImages: ctx.allocation.kind === 'error' ? 128 : 0,
             ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
           })
         : null;

@@ -79,6 +79,8 @@ test('error allocation: a hand-computed case, reserves, non-convex curves on the
   assert.deepEqual(errorCounts(['a', 'b'], [10, 10], [0, 0], 10, curves), [0, 10]);
   assert.deepEqual(errorCounts(['a', 'b'], [10, 10], [0, 0], 14, curves), [4, 10]);
   assert.deepEqual(errorCounts(['a', 'b'], [10, 10], [2, 0], 10, curves), [2, 8]);
+  // error-layer ignores the gains: equal slopes, the earlier tensor first.
+  assert.deepEqual(errorCounts(['a', 'b'], [10, 10], [0, 0], 10, curves, { gains: false }), [10, 0]);
   // A tensor already pruned to 6 kept weights keeps no more.
   const capped = new Map([
     ['a', line(1)],
@@ -98,6 +100,7 @@ test('error allocation: a hand-computed case, reserves, non-convex curves on the
     AllocationError,
   );
   assert.deepEqual(parseAllocation('error'), { kind: 'error' });
+  assert.deepEqual(parseAllocation('error-layer'), { kind: 'error-layer' });
 });
 
 /** x [N, 5] → fc1 (6×5) → fc2 (4×6) = feature tap; linear, so every gain has a closed form. */
@@ -155,8 +158,8 @@ test('error curves on a linear 2-layer net: endpoints, solver error = forward er
       assert.ok(Math.abs(curves[0]!.errors[2]! - rel(w1.matmul(xa), v1.matmul(xa))) < 1e-10, 'fc1 e(0.5)');
       const r1 = rel(w1.matmul(xb), v1.matmul(xb));
       const o1 = rel(w2.matmul(w1).matmul(xb), w2.matmul(v1).matmul(xb));
-      assert.ok(Math.abs(curves[0]!.layerError - r1) < 1e-10, 'fc1 layer error');
-      assert.ok(Math.abs(curves[0]!.outputError - o1) < 1e-10, 'fc1 output error');
+      assert.ok(Math.abs(curves[0]!.layerError! - r1) < 1e-10, 'fc1 layer error');
+      assert.ok(Math.abs(curves[0]!.outputError! - o1) < 1e-10, 'fc1 output error');
       assert.ok(Math.abs(curves[0]!.gain - o1 / r1) < 1e-8, `fc1 gain ${curves[0]!.gain} vs ${o1 / r1}`);
       // Layer 2 is the feature tap: what it loses is what the output loses.
       const h = w1.matmul(xa);
@@ -192,6 +195,20 @@ test('sparsegpt with the error allocation through prune(): exact sparsity, deter
     `densities ${a.join(', ')}`,
   );
   const c = makeCase('depthwise', { sizes: [4, 3] });
+  // error-layer: the same curves without gains (none measured), exact sparsity.
+  const c2 = makeCase('depthwise', { sizes: [4, 3] });
+  const r = prune(c2.graph, {
+    score: 'sparsegpt',
+    sparsity: 0.6,
+    allocation: { kind: 'error-layer' },
+    batches: c2.batches,
+  });
+  assert.equal(r.keptParameters, Math.round(0.4 * r.prunableParameters));
+  for (const cv of r.scoreInfo.curves as { gain: number; layerError: number | null }[]) {
+    assert.equal(cv.gain, 1);
+    assert.equal(cv.layerError, null);
+  }
+  disposeCase(c2);
   assert.throws(
     () => prune(c.graph, { score: 'magnitude', sparsity: 0.5, allocation: { kind: 'error' }, batches: c.batches }),
     /allocation 'error' needs per-layer error curves, which magnitude does not measure/,
