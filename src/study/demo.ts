@@ -16,8 +16,9 @@ scores:
   - {name: block-hessian, curvature: fisher, block_size: 16}
   - random
   # Layer-wise reconstruction toward the dense network's layer outputs (no labels; weights updated), with its own
-  # recipe: ERK layer densities and 128 unlabelled calibration images from every demo task's train split.
-  - {name: sparsegpt, target: dense-output, allocation: erk, calib_data: all, calibration: 128}
+  # recipe: layer densities chosen by measured error (allocation: error; reconstruct-error measured it above ERK) and
+  # 128 unlabelled calibration images from every demo task's train split.
+  - {name: sparsegpt, target: dense-output, allocation: error, calib_data: all, calibration: 128}
 sparsities: [0.5, 0.7, 0.9]
 sources: [clipart]
 heldout: [fashion-mnist, mnist, emoji, digits]

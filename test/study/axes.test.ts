@@ -154,7 +154,7 @@ test('axis fields: bad values give errors that name the field path', () => {
     [base.replace('calibration: 32', 'calibration: []'), 'studies.yaml: calibration: must list at least one value'],
     [
       base.replace('allocation: global}', 'allocation: [global, uniform]}'),
-      "studies.yaml: prune.allocation[1]: must be one of global, layerwise, erk, rowwise, got 'uniform'",
+      "studies.yaml: prune.allocation[1]: must be one of global, layerwise, erk, rowwise, error, error-layer, got 'uniform'",
     ],
     [
       base.replace('allocation: global}', 'allocation: global, bn: [none, recalibrate]}'),
