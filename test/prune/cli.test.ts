@@ -83,6 +83,10 @@ test('tapir prune: bad input is a clear error', async () => {
   );
   await assert.rejects(run([...base, '--score', 'hessian', '--sparsity', '0.5']), /--score must be one of/);
   await assert.rejects(
+    run([...base, '--score', 'magnitude', '--sparsity', '0.5', '--allocation', 'error']),
+    /allocation 'error' needs per-layer error curves, which magnitude does not measure/,
+  );
+  await assert.rejects(
     run([...base, '--score', 'snip', '--sparsity', '0.5', '--source', W.task, '--cap', '20', '--calib', '500']),
     /asked for 500 calibration images but the calibration set has only/,
   );
