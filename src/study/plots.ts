@@ -19,6 +19,8 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 }
 
 const pct = { format: '.0%' };
+/** Configuration labels are long and often differ only at their end: legends show up to 720 px of them. */
+const LEGEND = { labelLimit: 720 };
 /** Solid = zero-shot, dashed = after fine-tuning, whatever the alphabetical order of the phase names. */
 const PHASE_DASH = {
   field: 'phase',
@@ -79,7 +81,7 @@ function retainedPlot(d: ReportData): Plot | null {
         height: 170,
         encoding: {
           x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
-          color: { field: 'score', type: 'nominal', legend: { labelLimit: 720 } },
+          color: { field: 'score', type: 'nominal', legend: LEGEND },
         },
         layer: [
           ...(bands
@@ -142,7 +144,7 @@ export function reportPlots(d: ReportData): Plot[] {
               encoding: {
                 x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
                 y: { field: 'accuracy', type: 'quantitative', axis: pct, scale: { domain: [0, 1] }, title: 'accuracy' },
-                color: { field: 'score', type: 'nominal' },
+                color: { field: 'score', type: 'nominal', legend: LEGEND },
                 strokeDash: PHASE_DASH,
               },
             },
@@ -182,7 +184,7 @@ export function reportPlots(d: ReportData): Plot[] {
           encoding: {
             x: { field: 'layer', type: 'quantitative', title: 'prunable tensor (model order)' },
             y: { field: 'density', type: 'quantitative', axis: pct, scale: { domain: [0, 1] } },
-            color: { field: 'score', type: 'nominal' },
+            color: { field: 'score', type: 'nominal', legend: LEGEND },
             detail: { field: 'source', type: 'nominal' },
           },
         },
@@ -217,7 +219,7 @@ export function reportPlots(d: ReportData): Plot[] {
           encoding: {
             x: { field: 'layer', type: 'quantitative', title: 'pruned layer (model order)' },
             y: { field: 'error', type: 'quantitative', scale: { type: 'log' }, title: 'relative output error' },
-            color: { field: 'config', type: 'nominal', title: null, legend: { labelLimit: 720 } },
+            color: { field: 'config', type: 'nominal', title: null, legend: LEGEND },
             detail: { field: 'source', type: 'nominal' },
           },
         },
@@ -341,7 +343,7 @@ export function ablationPlot(a: Ablation): Plot {
         height: 160,
         mark: { type: 'line', point: true },
         encoding: oneSparsity
-          ? { x: valueEnc, y, color: { field: 'score', type: 'nominal' }, strokeDash: HEAD_DASH }
+          ? { x: valueEnc, y, color: { field: 'score', type: 'nominal', legend: LEGEND }, strokeDash: HEAD_DASH }
           : {
               x: { field: 'sparsity', type: 'quantitative', axis: pct, scale: { zero: false } },
               y,
