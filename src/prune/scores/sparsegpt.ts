@@ -16,7 +16,7 @@ import { usesErrorCurves } from '../allocation.js';
 import { checkCalibration } from '../calib.js';
 import { layersOf, toRows } from '../reconstruct/layers.js';
 import { errorCurves } from '../reconstruct/curves.js';
-import { covariance, forEachLayerInput, reconstructSweep } from '../reconstruct/sweep.js';
+import { checkWalkMemory, covariance, forEachLayerInput, reconstructSweep } from '../reconstruct/sweep.js';
 import { effective } from './common.js';
 import type { Score } from './types.js';
 import type { KeepRule } from '../reconstruct/solver.js';
@@ -33,6 +33,8 @@ export const sparsegpt: Score = {
   score(ctx) {
     checkCalibration(ctx.batches);
     const layers = layersOf(ctx.graph, ctx.params, 'sparsegpt');
+    // The sweep walks two networks (pruned and dense): refuse a set too large for it before any pass over the images.
+    checkWalkMemory(ctx.graph, ctx.batches, layers, 2);
     const target = ctx.reconstruct?.target ?? SPARSEGPT_DEFAULTS.target;
     const blockSize = ctx.reconstruct?.blockSize ?? SPARSEGPT_DEFAULTS.blockSize;
     const damping = ctx.reconstruct?.damping ?? SPARSEGPT_DEFAULTS.damping;
