@@ -75,7 +75,12 @@ export function pruneCommand(io: Io): Command {
     .option('--alpha <a>', 'ridge penalty of the scoring head on standardised dense features, or auto', 'auto')
     .option('--cap <n>', 'at most this many images per class when splitting the task')
     .option('--loss <name>', `${LOSS_NAMES.join(' | ')} (mse: to one-hot, the authors' harness)`, 'mse')
-    .option('--allocation <kind>', `${ALLOCATIONS.join(' | ')} | N:M (e.g. 2:4, with --sparsity 1 − N/M)`, 'global')
+    .option(
+      '--allocation <kind>',
+      `${ALLOCATIONS.join(' | ')} | N:M (e.g. 2:4, with --sparsity 1 − N/M); error: densities that minimise the ` +
+        'measured error at the features (sparsegpt; error-layer: without the measured gains)',
+      'global',
+    )
     .option('--min-density <d>', 'every tensor keeps at least this fraction (collapse guard)', '0')
     .option('--schedule <kind>', SCHEDULES.join(' | '), 'oneshot')
     .option('--rounds <R>', 'iterative: rounds', '5')
