@@ -18,7 +18,7 @@ import type { CalibBatch } from '../loss.js';
 import type { Layer } from './layers.js';
 import { toRows } from './layers.js';
 import { solveLayer } from './solver.js';
-import { checkWalkMemory, covariance, Frontier } from './sweep.js';
+import { checkWalkMemory, covariance, Frontier, squaredError } from './sweep.js';
 
 /** Densities the curves are measured at (0 and 1 are exact without a solve). */
 export const CURVE_DENSITIES: readonly number[] = [0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
@@ -42,13 +42,6 @@ export interface LayerCurve extends ErrorCurve {
    */
   layerError: number | null;
   outputError: number | null;
-}
-
-/** Σ over batches of ‖a − b‖² and ‖a‖² (float64 sums). */
-function sq(a: Tensor, b: Tensor | null): [number, number] {
-  return scope(() =>
-    noGrad(() => [b ? a.sub(b).to('float64').square().sum().item() : 0, a.to('float64').square().sum().item()]),
-  );
 }
 
 export function errorCurves(
@@ -90,13 +83,17 @@ export function errorCurves(
               damping: o.damping,
               keep: { kind: 'count', prune: n - Math.round(d * n) },
             });
+          // The reference density's solution sets the gain; when it is a grid point, that solve serves both.
+          let atRef: Tensor | null = null;
           const errors = grid.map((d) => {
             if (d === 0) return 1;
             if (d === 1) return 0;
             const r = solve(d);
+            if (Math.round(d * n) === Math.round(ref * n)) atRef = r.weights;
             return energy > 0 ? r.error.reconstructed / energy : 0;
           });
-          return { errors, wRef: nb > 0 ? solve(ref).weights.reshape(l.shape).to(param.tensor.dtype) : null };
+          if (nb === 0) return { errors, wRef: null };
+          return { errors, wRef: (atRef ?? solve(ref).weights).reshape(l.shape).to(param.tensor.dtype) };
         }),
       );
       H.dispose();
@@ -115,8 +112,8 @@ export function errorCurves(
           noGrad(() => param.tensor.copy_(wRef));
           for (let b = 0; b < nb; b++)
             f.peek(b, [out, output], ([y, z]) => {
-              const a = sq(denseOut[b]!, y!);
-              const c = sq(dense[b]!, z!);
+              const a = squaredError(denseOut[b]!, y!);
+              const c = squaredError(dense[b]!, z!);
               layer = [layer[0]! + a[0], layer[1]! + a[1]];
               net = [net[0]! + c[0], net[1]! + c[1]];
             });

@@ -190,7 +190,12 @@ export function checkWalkMemory(
   return need;
 }
 
-/** Σ over batches of ‖a − b‖² over Σ ‖a‖² for one value (norms in the value's dtype, sums of squares in float64). */
+/** ‖a − b‖² and ‖a‖² (norms in the values' dtype, squared in float64). */
+export function squaredError(a: Tensor, b: Tensor): [number, number] {
+  return scope(() => noGrad(() => [a.sub(b).norm().item() ** 2, a.norm().item() ** 2]));
+}
+
+/** Σ over batches of ‖a − b‖² over Σ ‖a‖² for one value. */
 function accumulateError(
   dense: readonly Map<string, Tensor>[],
   pruned: readonly Map<string, Tensor>[],
@@ -198,15 +203,11 @@ function accumulateError(
 ): number {
   let num = 0;
   let den = 0;
-  dense.forEach((d, b) =>
-    scope(() =>
-      noGrad(() => {
-        const a = d.get(name)!;
-        num += a.sub(pruned[b]!.get(name)!).norm().item() ** 2;
-        den += a.norm().item() ** 2;
-      }),
-    ),
-  );
+  dense.forEach((d, b) => {
+    const [e, n] = squaredError(d.get(name)!, pruned[b]!.get(name)!);
+    num += e;
+    den += n;
+  });
   return den > 0 ? num / den : num > 0 ? Infinity : 0;
 }
 
