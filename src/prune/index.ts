@@ -57,12 +57,16 @@ export {
   type BnRepairResult,
 } from './bn.js';
 export {
+  ACTIVATION_STORES,
   RECONSTRUCT_TARGETS,
   reconstructSweep,
   layerErrors,
   forEachLayerInput,
   checkWalkMemory,
   Frontier,
+  squaredError,
+  type ActivationStore,
+  type ReconstructSettings,
   type ReconstructTarget,
   type LayerError,
   type LayerRecord,

@@ -37,7 +37,7 @@ import type { CurvatureEstimator, EstimatorName } from './estimators/index.js';
 import type { CalibBatch, LossName } from './loss.js';
 import { shuffleMasks } from './masks.js';
 import { layersOf } from './reconstruct/layers.js';
-import { layerErrors, type LayerError, type ReconstructTarget } from './reconstruct/sweep.js';
+import { layerErrors, type LayerError, type ReconstructSettings } from './reconstruct/sweep.js';
 import { roundDensities, type Schedule } from './schedule.js';
 import { SCORES, type Score, type ScoreName } from './scores/index.js';
 
@@ -71,7 +71,7 @@ export interface PruneOptions {
   /** The unpruned model (same nodes, own tensors) for BN repair, reconstruction and layer errors; default: a copy of `g` taken before pruning. */
   dense?: Graph;
   /** Reconstruction pruners (sparsegpt): target, columns per block, relative damping. */
-  reconstruct?: { target?: ReconstructTarget; blockSize?: number; damping?: number };
+  reconstruct?: ReconstructSettings;
   onProgress?: (phase: string, done: number, total: number) => void;
 }
 
@@ -318,7 +318,13 @@ function pruneWith(
   const errors =
     batches.length > 0 && dense !== g && g.inputs.length === 1
       ? time('layerErrors', () =>
-          layerErrors(g, dense, batches, layersOf(g, params, 'layer errors', { skipUnsupported: true })),
+          layerErrors(
+            g,
+            dense,
+            batches,
+            layersOf(g, params, 'layer errors', { skipUnsupported: true }),
+            o.reconstruct?.activations,
+          ),
         )
       : null;
   const warnings = final.collapsed.map(

@@ -11,6 +11,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { TapirError } from '../engine/index.js';
 import {
+  ACTIVATION_STORES,
   ALLOCATIONS,
   BN_REPAIRS,
   ESTIMATOR_NAMES,
@@ -225,6 +226,7 @@ const ONLY: Record<string, { scores: readonly ScoreName[]; message?: (score: str
   damping: { scores: ['block-hessian', 'sparsegpt'] },
   compensate: { scores: ['block-hessian'] },
   target: { scores: ['sparsegpt'] },
+  activations: { scores: ['sparsegpt'] },
 };
 
 /** A score and its options (estimator, probes, block size, damping, OBS compensation) as a mapping. */
@@ -242,6 +244,8 @@ const ScoreFields = fields(
     compensate: z.boolean().optional(),
     /** sparsegpt: what each layer is reconstructed toward. */
     target: z.enum(RECONSTRUCT_TARGETS).optional(),
+    /** sparsegpt: how its layer walks hold activations (half: float16, half the memory). */
+    activations: z.enum(ACTIVATION_STORES).optional(),
     /** Pruning rounds (any score): 1 is one-shot; R > 1 prunes in R rounds toward the target (prune/schedule.ts). */
     rounds: Int.gte(1).optional(),
     // Pins (below).
@@ -289,6 +293,8 @@ const ScoreFields = fields(
     ...(o.damping !== undefined ? { damping: o.damping } : {}),
     ...(o.compensate !== undefined ? { compensate: o.compensate } : {}),
     ...(o.target !== undefined ? { target: o.target } : {}),
+    // `full` is the default: the same cells as leaving it out.
+    ...(o.activations === 'half' ? { activations: o.activations } : {}),
     ...(o.rounds !== undefined && o.rounds > 1 ? { rounds: o.rounds } : {}),
     ...(Object.keys(pin).length > 0 ? { pin } : {}),
   };
@@ -603,7 +609,7 @@ export type DiagnosticsSpec = NonNullable<StudyConfig['diagnostics']>;
 export function scoreLabel(s: ScoreSpec): string {
   const opts = Object.entries(s)
     .filter(([k]) => k !== 'name' && k !== 'pin')
-    .map(([k, v]) => (k === 'rounds' ? `rounds=${String(v)}` : String(v)));
+    .map(([k, v]) => (k === 'rounds' || k === 'activations' ? `${k}=${String(v)}` : String(v)));
   const pins = Object.entries(s.pin ?? {}).map(
     ([k, v]) => `${k === 'calibData' ? 'calib_data' : k}=${String(v).replace(/^folder:(.*[\\/])?/, '')}`,
   );

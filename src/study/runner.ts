@@ -276,6 +276,7 @@ export function scoreOptions(s: ScoreSpec) {
     },
     reconstruct: {
       ...(s.target ? { target: s.target } : {}),
+      ...(s.activations ? { activations: s.activations } : {}),
       ...(s.blockSize ? { blockSize: s.blockSize } : {}),
       ...(s.damping ? { damping: s.damping } : {}),
     },

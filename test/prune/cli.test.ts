@@ -83,6 +83,10 @@ test('tapir prune: bad input is a clear error', async () => {
   );
   await assert.rejects(run([...base, '--score', 'hessian', '--sparsity', '0.5']), /--score must be one of/);
   await assert.rejects(
+    run([...base, '--score', 'sparsegpt', '--sparsity', '0.5', '--activations', 'float16']),
+    /--activations must be one of full, half/,
+  );
+  await assert.rejects(
     run([...base, '--score', 'magnitude', '--sparsity', '0.5', '--allocation', 'error']),
     /allocation 'error' needs per-layer error curves, which magnitude does not measure/,
   );
@@ -162,9 +166,10 @@ test('tapir prune --bn match-dense: repaired BN affine written to model.onnx, ru
 test('a pruned-model directory: written as a unit, opened as base model + pruned weights + mask, evaluated against its base; a mixed directory is refused', async () => {
   const out = join(WORK, 'sgpt');
   await run(
-    argv`prune --model ${MODEL} --score sparsegpt --target dense-output --sparsity 0.5 --source ${W.task} --cap 20 --calib 8 --no-progress --out ${out}`,
+    argv`prune --model ${MODEL} --score sparsegpt --target dense-output --activations half --sparsity 0.5 --source ${W.task} --cap 20 --calib 8 --no-progress --out ${out}`,
   );
   const doc = JSON.parse(readFileSync(join(out, 'prune.json'), 'utf8')) as {
+    scoreInfo: { activations: string };
     model: string;
     runId: string;
     weightsChanged: boolean;
@@ -172,6 +177,7 @@ test('a pruned-model directory: written as a unit, opened as base model + pruned
     reconstruction: { layers: unknown[] };
   };
   assert.equal(doc.model, MODEL);
+  assert.equal(doc.scoreInfo.activations, 'half');
   assert.equal(doc.weightsChanged, true);
   assert.equal(doc.reconstruction.layers.length, doc.layerErrors.length);
   const m = await openModel(out);

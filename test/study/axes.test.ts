@@ -290,3 +290,34 @@ test('rounds: a score option for every score; R > 1 prunes in R rounds (its own 
     'studies.yaml: scores[0].rounds: must be >= 1, got 0',
   );
 });
+
+test('activations: a sparsegpt option (half: float16 walks); full is the default cell, half its own key and label', async () => {
+  const { scoreOptions } = await import('../../src/study/runner.js');
+  const y = base.replace(
+    'scores: [magnitude, random]',
+    'scores: [{name: sparsegpt, activations: full}, {name: sparsegpt, target: dense-output, activations: half}]',
+  );
+  const c = parseStudy(y, 'studies.yaml');
+  assert.deepEqual(c.scores[0], { name: 'sparsegpt' }, 'full is the default: the same cell as leaving it out');
+  assert.deepEqual(c.scores[1], { name: 'sparsegpt', target: 'dense-output', activations: 'half' });
+  const cells = expandGrid(c);
+  assert.equal(cells.at(-1)!.scoreLabel, 'sparsegpt(dense-output,activations=half)');
+  assert.deepEqual(scoreOptions(c.scores[1]!).reconstruct, { target: 'dense-output', activations: 'half' });
+  const plain = expandGrid(
+    parseStudy(base.replace('scores: [magnitude, random]', 'scores: [sparsegpt]'), 'studies.yaml'),
+  );
+  assert.deepEqual(
+    cells.filter((x) => x.scoreLabel === 'sparsegpt').map((x) => x.key),
+    plain.map((x) => x.key),
+  );
+  eachFails([
+    [
+      base.replace('scores: [magnitude, random]', 'scores: [{name: wanda, activations: half}]'),
+      "studies.yaml: scores[0].activations: only sparsegpt takes activations (score is 'wanda')",
+    ],
+    [
+      base.replace('scores: [magnitude, random]', 'scores: [{name: sparsegpt, activations: float16}]'),
+      "studies.yaml: scores[0].activations: must be one of full, half, got 'float16'",
+    ],
+  ]);
+});

@@ -14,6 +14,7 @@ import {
   parseAllocation,
   parseCalibData,
   RECONSTRUCT_TARGETS,
+  ACTIVATION_STORES,
   SCHEDULES,
   SCORE_NAMES,
   SCORES,
@@ -49,6 +50,7 @@ interface PruneFlags {
   blockSize?: string;
   damping?: string;
   target: string;
+  activations: string;
   curvature: string;
   compensate?: boolean;
   bn: string;
@@ -93,6 +95,12 @@ export function pruneCommand(io: Io): Command {
       '--target <t>',
       `sparsegpt: what each layer is reconstructed toward: ${RECONSTRUCT_TARGETS.join(' | ')}`,
       'dense-weights',
+    )
+    .option(
+      '--activations <store>',
+      `sparsegpt: how its layer-by-layer passes hold the calibration images' activations: ${ACTIVATION_STORES.join(' | ')} ` +
+        '(half: float16, half the memory, for more calibration images)',
+      'full',
     )
     .option('--curvature <kind>', 'block-hessian: fisher | ggn blocks', 'fisher')
     .option('--compensate', 'block-hessian: apply the OBS update to surviving weights')
@@ -139,6 +147,7 @@ export function pruneCommand(io: Io): Command {
       };
       const reconstruct = {
         target: oneOf('--target', o.target, RECONSTRUCT_TARGETS),
+        activations: oneOf('--activations', o.activations, ACTIVATION_STORES),
         ...(blockSize !== undefined ? { blockSize } : {}),
         ...(damping !== undefined ? { damping } : {}),
       };

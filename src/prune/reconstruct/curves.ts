@@ -10,6 +10,7 @@
  * Summing gain_l · e_l(d_l) over layers predicts the output error of a whole mask to first order (errors of different
  * layers treated as independent): OBC's error database with a measured propagation factor per layer.
  */
+import { freemem } from 'node:os';
 import { noGrad, scope, type Tensor } from '../../engine/index.js';
 import type { Graph } from '../../graph/index.js';
 import type { ErrorCurve } from '../allocation.js';
@@ -18,7 +19,7 @@ import type { CalibBatch } from '../loss.js';
 import type { Layer } from './layers.js';
 import { toRows } from './layers.js';
 import { solveLayer } from './solver.js';
-import { checkWalkMemory, covariance, Frontier, squaredError } from './sweep.js';
+import { checkWalkMemory, covariance, Frontier, squaredError, type ActivationStore } from './sweep.js';
 
 /** Densities the curves are measured at (0 and 1 are exact without a solve). */
 export const CURVE_DENSITIES: readonly number[] = [0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
@@ -31,6 +32,8 @@ export interface CurveOptions {
   /** Images the gains are measured on (whole batches from the first; default 128; 0: no gains, each 1). */
   gainImages?: number;
   densities?: readonly number[];
+  /** How the walk holds its activations (default `full`). */
+  activations?: ActivationStore;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -59,8 +62,9 @@ export function errorCurves(
   const want = o.gainImages ?? 128;
   let nb = 0;
   for (let n = 0; nb < batches.length && n < want; nb++) n += batches[nb]!.x.shape[0]!;
-  checkWalkMemory(g, batches, layers, 1);
-  const f = new Frontier(g, batches, [...layers.map((l) => l.node.outputs[0]!), output]);
+  const store = o.activations ?? 'full';
+  checkWalkMemory(g, batches, layers, 1, freemem(), store);
+  const f = new Frontier(g, batches, [...layers.map((l) => l.node.outputs[0]!), output], store);
   const dense: Tensor[] = [];
   try {
     // The network's output on the gain images, before any change.

@@ -17,22 +17,56 @@ import type { Layer } from './layers.js';
 import { toRows } from './layers.js';
 import { solveLayer, type KeepRule } from './solver.js';
 
+/**
+ * How a layer walk holds its activations between segments, and the layer outputs it taps: `full` as computed, `half`
+ * rounded to float16 (half the memory of float32, about 5e-4 relative rounding per value; each segment still computes
+ * in the images' dtype, and `covariance` and `squaredError` widen what they read). Peeks come back as computed.
+ */
+export type ActivationStore = 'full' | 'half';
+export const ACTIVATION_STORES: readonly ActivationStore[] = ['full', 'half'];
+
 /** The activations of a graph at a point of its node order, one map per batch. */
 export class Frontier {
   readonly #g: Graph;
   readonly #nodes: number[];
   readonly #produced = new Map<string, number>();
+  readonly #half: boolean;
+  /** The dtype segments compute in: the images'. */
+  readonly #dtype: DType;
   #values: Map<string, Tensor>[];
   #at = -1;
 
   /** `wanted`: the values the walk must reach (e.g. every layer's output). */
-  constructor(g: Graph, batches: readonly CalibBatch[], wanted: readonly string[]) {
+  constructor(g: Graph, batches: readonly CalibBatch[], wanted: readonly string[], store: ActivationStore = 'full') {
     if (g.inputs.length !== 1)
       throw new PruneError(`graph '${g.name}' has ${g.inputs.length} inputs; layer-wise passes need one image input`);
     this.#g = g;
+    this.#half = store === 'half';
+    this.#dtype = batches[0]?.x.dtype ?? 'float32';
     this.#nodes = neededNodes(g, wanted);
     for (const i of this.#nodes) for (const o of g.nodes[i]!.outputs) this.#produced.set(o, i);
     this.#values = batches.map((b) => new Map([[g.inputs[0]!.name, b.x]]));
+  }
+
+  /**
+   * Batch `b`'s held values as the interpreter reads them: half-stored values widened to the input's dtype (the
+   * widened copies are returned in `made`, owned by the caller).
+   */
+  #computable(b: number): { vals: Map<string, Tensor>; made: Set<Tensor> } {
+    const vals = this.#values[b]!;
+    const made = new Set<Tensor>();
+    if (!this.#half) return { vals, made };
+    const dtype = this.#dtype;
+    const out = new Map<string, Tensor>();
+    for (const [name, t] of vals) {
+      if (t.dtype !== 'float16') out.set(name, t);
+      else {
+        const w = noGrad(() => t.to(dtype));
+        made.add(w);
+        out.set(name, w);
+      }
+    }
+    return { vals: out, made };
   }
 
   /** Node indices (graph order) the wanted values depend on. */
@@ -64,12 +98,29 @@ export class Frontier {
     if (index <= this.#at) throw new PruneError(`frontier: cannot go back from node ${this.#at} to ${index}`);
     const live = index === Infinity ? [] : this.#liveAt(index);
     const out: Map<string, Tensor>[] = [];
+    const input = this.#g.inputs[0]!.name;
     this.#values = this.#values.map((vals, b) => {
-      const r = forwardFrom(this.#g, vals, { mode: 'eval', outputs: live, taps });
-      const next = new Map(live.map((v, i) => [v, r.outputs[i]!]));
-      out.push(r.taps);
-      const kept = new Set([...next.values(), ...r.taps.values()]);
-      for (const [name, t] of vals) if (!kept.has(t) && name !== this.#g.inputs[0]!.name) t.dispose();
+      const { vals: wide, made } = this.#computable(b);
+      const r = forwardFrom(this.#g, wide, { mode: 'eval', outputs: live, taps });
+      // How a computed value is held (and tapped): as is, or rounded to float16 once; a value carried through a
+      // segment unchanged keeps its stored copy. The images are the caller's and never rounded.
+      const stored = new Map<Tensor, Tensor>();
+      const held = (t: Tensor): Tensor => {
+        if (!this.#half || t.dtype === 'float16' || t === vals.get(input)) return t;
+        let h = stored.get(t);
+        if (!h) {
+          for (const [name, w] of wide) if (w === t && vals.get(name) !== w) h = vals.get(name);
+          h ??= noGrad(() => t.to('float16'));
+          stored.set(t, h);
+        }
+        return h;
+      };
+      const next = new Map(live.map((v, i) => [v, held(r.outputs[i]!)]));
+      const tapped = new Map([...r.taps].map(([name, t]) => [name, held(t)]));
+      out.push(tapped);
+      const kept = new Set([...next.values(), ...tapped.values(), vals.get(input)]);
+      for (const t of new Set([...vals.values(), ...made, ...r.outputs, ...r.taps.values()]))
+        if (!kept.has(t)) t.dispose();
       return next;
     });
     this.#at = index;
@@ -100,13 +151,13 @@ export class Frontier {
    * frontier does not hold are freed afterwards.
    */
   peek<T>(b: number, outputs: readonly string[], use: (ts: Tensor[]) => T): T {
-    const vals = this.#values[b]!;
+    const { vals, made } = this.#computable(b);
     const r = forwardFrom(this.#g, vals, { mode: 'eval', outputs: [...outputs] });
     try {
       return use(r.outputs);
     } finally {
-      const held = new Set(vals.values());
-      for (const t of new Set(r.outputs)) if (!held.has(t)) t.dispose();
+      const held = new Set(this.#values[b]!.values());
+      for (const t of new Set([...r.outputs, ...made])) if (!held.has(t)) t.dispose();
     }
   }
 
@@ -154,11 +205,12 @@ export function checkWalkMemory(
   layers: readonly Layer[],
   networks: number,
   available: number = freemem(),
+  store: ActivationStore = 'full',
 ): number {
   if (batches.length === 0 || layers.length === 0) return 0;
   const images = batches.reduce((a, b) => a + b.x.shape[0]!, 0);
   const one = scope(() => noGrad(() => batches[0]!.x.narrow(0, 0, 1).contiguous()));
-  const f = new Frontier(g, [{ x: one, y: batches[0]!.y }], outputsOf(layers));
+  const f = new Frontier(g, [{ x: one, y: batches[0]!.y }], outputsOf(layers), store);
   let peak = 0;
   try {
     // As the sweep walks: to the layer, then past it with its output tapped (the error pass holds both at once).
@@ -183,16 +235,25 @@ export function checkWalkMemory(
         `(${(peak / 2 ** 20).toFixed(2)} MiB per image at the widest layer × ${networks} network${networks > 1 ? 's' : ''}, ` +
         `+25 %), but ${gb(available)} of memory is available`,
       {
-        fix: `use at most ${fits} calibration images (--calib, study 'calibration:'), a smaller resolution, or free memory`,
+        fix:
+          `use at most ${fits} calibration images (--calib, study 'calibration:'), a smaller resolution, ` +
+          (store === 'full' ? `half-precision activations (--activations half), ` : '') +
+          'or free memory',
       },
     );
   }
   return need;
 }
 
-/** ‖a − b‖² and ‖a‖² (norms in the values' dtype, squared in float64). */
+/** ‖a − b‖² and ‖a‖² (norms in the values' dtype, float16 widened to float32; squared in float64). */
 export function squaredError(a: Tensor, b: Tensor): [number, number] {
-  return scope(() => noGrad(() => [a.sub(b).norm().item() ** 2, a.norm().item() ** 2]));
+  const wide = (t: Tensor) => (t.dtype === 'float16' ? t.to('float32') : t);
+  return scope(() =>
+    noGrad(() => {
+      const [x, y] = [wide(a), wide(b)];
+      return [x.sub(y).norm().item() ** 2, x.norm().item() ** 2];
+    }),
+  );
 }
 
 /** Σ over batches of ‖a − b‖² over Σ ‖a‖² for one value. */
@@ -225,10 +286,11 @@ export function layerErrors(
   dense: Graph,
   batches: readonly CalibBatch[],
   layers: readonly Layer[],
+  store: ActivationStore = 'full',
 ): LayerError[] {
-  checkWalkMemory(g, batches, layers, 2);
-  const fp = new Frontier(g, batches, outputsOf(layers));
-  const fd = new Frontier(dense, batches, outputsOf(layers));
+  checkWalkMemory(g, batches, layers, 2, freemem(), store);
+  const fp = new Frontier(g, batches, outputsOf(layers), store);
+  const fd = new Frontier(dense, batches, outputsOf(layers), store);
   try {
     return layers.map((l, k) => {
       const next = layers[k + 1]?.index ?? Infinity;
@@ -259,9 +321,10 @@ export function forEachLayerInput(
   batches: readonly CalibBatch[],
   layers: readonly Layer[],
   visit: (l: Layer, xs: readonly Tensor[]) => void,
+  store: ActivationStore = 'full',
 ): void {
-  checkWalkMemory(g, batches, layers, 1);
-  const f = new Frontier(g, batches, outputsOf(layers));
+  checkWalkMemory(g, batches, layers, 1, freemem(), store);
+  const f = new Frontier(g, batches, outputsOf(layers), store);
   try {
     for (const l of layers) {
       f.advance(l.index);
@@ -276,6 +339,14 @@ export function forEachLayerInput(
 }
 
 export type ReconstructTarget = 'dense-weights' | 'dense-output';
+
+/** A reconstruction pruner's settings (defaults: the score's, e.g. SPARSEGPT_DEFAULTS; activations `full`). */
+export interface ReconstructSettings {
+  target?: ReconstructTarget;
+  blockSize?: number;
+  damping?: number;
+  activations?: ActivationStore;
+}
 export const RECONSTRUCT_TARGETS: readonly ReconstructTarget[] = ['dense-weights', 'dense-output'];
 
 export interface SweepOptions {
@@ -284,6 +355,8 @@ export interface SweepOptions {
   damping: number;
   /** The keep rule of each layer (from the allocation). */
   keep: (layer: Layer) => KeepRule;
+  /** How the two walks hold their activations (default `full`). */
+  activations?: ActivationStore;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -313,8 +386,10 @@ export function covariance(l: Layer, xs: readonly Tensor[], ys?: readonly Tensor
           // gemm per image and group beats copying X); otherwise (deep layers with few positions: N·d² outputs to sum, or
           // many tiny gemms) one gemm per group over [G, d, N·L] after a transposed copy. Measured on MobileNetV2 shapes:
           // up to 35× on the 1×1 projections at 3×3 positions.
-          const cp = l.rule.columns(x.narrow(0, i, n), l.node, l.shape);
-          const cq = ys ? l.rule.columns(ys[b]!.narrow(0, i, n), l.node, l.shape) : cp;
+          // Half-stored activations (ActivationStore) are widened a chunk at a time.
+          const chunk = (t: Tensor) => (t.dtype === 'float16' ? t.narrow(0, i, n).to('float32') : t.narrow(0, i, n));
+          const cp = l.rule.columns(chunk(x), l.node, l.shape);
+          const cq = ys ? l.rule.columns(chunk(ys[b]!), l.node, l.shape) : cp;
           const [nn_, G, d, L] = cp.shape as [number, number, number, number];
           if (L > 4 * d) return cq.matmul(cp.transpose(2, 3)).sum([0]).to('float64');
           const flat = (t: Tensor) => t.permute([1, 2, 0, 3]).reshape([G, d, nn_ * L]);
@@ -346,9 +421,10 @@ export function reconstructSweep(
   layers: readonly Layer[],
   o: SweepOptions,
 ): { masks: Map<string, Tensor>; records: LayerRecord[]; timings: Record<string, number> } {
-  checkWalkMemory(g, batches, layers, 2);
-  const fp = new Frontier(g, batches, outputsOf(layers));
-  const fd = new Frontier(dense, batches, outputsOf(layers));
+  const store = o.activations ?? 'full';
+  checkWalkMemory(g, batches, layers, 2, freemem(), store);
+  const fp = new Frontier(g, batches, outputsOf(layers), store);
+  const fd = new Frontier(dense, batches, outputsOf(layers), store);
   const masks = new Map<string, Tensor>();
   const records: LayerRecord[] = [];
   // Milliseconds per phase over all layers: where the sweep's time goes.

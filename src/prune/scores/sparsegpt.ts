@@ -11,6 +11,7 @@
  * matter and the scores are not computed. Under the `error` allocation the score also measures each layer's error
  * curve and gain (reconstruct/curves.ts), from which the allocation picks the densities.
  */
+import { freemem } from 'node:os';
 import { eye, linalg, noGrad, scope, type Tensor } from '../../engine/index.js';
 import { usesErrorCurves } from '../allocation.js';
 import { checkCalibration } from '../calib.js';
@@ -21,7 +22,12 @@ import { effective } from './common.js';
 import type { Score } from './types.js';
 import type { KeepRule } from '../reconstruct/solver.js';
 
-export const SPARSEGPT_DEFAULTS = { target: 'dense-weights', blockSize: 32, damping: 0.01 } as const;
+export const SPARSEGPT_DEFAULTS = {
+  target: 'dense-weights',
+  blockSize: 32,
+  damping: 0.01,
+  activations: 'full',
+} as const;
 
 export const sparsegpt: Score = {
   name: 'sparsegpt',
@@ -33,44 +39,51 @@ export const sparsegpt: Score = {
   score(ctx) {
     checkCalibration(ctx.batches);
     const layers = layersOf(ctx.graph, ctx.params, 'sparsegpt');
-    // The sweep walks two networks (pruned and dense): refuse a set too large for it before any pass over the images.
-    checkWalkMemory(ctx.graph, ctx.batches, layers, 2);
     const target = ctx.reconstruct?.target ?? SPARSEGPT_DEFAULTS.target;
     const blockSize = ctx.reconstruct?.blockSize ?? SPARSEGPT_DEFAULTS.blockSize;
     const damping = ctx.reconstruct?.damping ?? SPARSEGPT_DEFAULTS.damping;
+    const activations = ctx.reconstruct?.activations ?? SPARSEGPT_DEFAULTS.activations;
+    // The sweep walks two networks (pruned and dense): refuse a set too large for it before any pass over the images.
+    checkWalkMemory(ctx.graph, ctx.batches, layers, 2, freemem(), activations);
     const scores = new Map<string, Tensor>();
     const global = (ctx.allocation?.kind ?? 'global') === 'global';
     if (global)
-      forEachLayerInput(ctx.graph, ctx.batches, layers, (l, xs) => {
-        const H = covariance(l, xs);
-        scores.set(
-          l.param,
-          scope(() =>
-            noGrad(() => {
-              const w = toRows(effective(ctx.graph, l.param), l.groups).to('float64');
-              const d = H.shape[1]!;
-              const diag = H.diagonal(0, 1, 2);
-              const lam = diag.mean([1]).mul(damping).add(1e-12).reshape([l.groups, 1, 1]);
-              const I = eye(d, { dtype: 'float64' }).unsqueeze(0);
-              const dead = diag.eq(0).to('float64');
-              const hinv = linalg.choleskyInverse(linalg.cholesky(H.add(I.mul(dead.unsqueeze(2))).add(I.mul(lam))));
-              // A weight whose input is always 0, or in a row whose output is always 0, costs nothing to remove.
-              const obs = w
-                .square()
-                .mul(dead.neg().add(1).unsqueeze(1))
-                .div(hinv.diagonal(0, 1, 2).unsqueeze(1));
-              const energy = w.matmul(H).mul(w).sum([2]).unsqueeze(2);
-              const live = energy.gt(0).to('float64');
-              return obs
-                .mul(live)
-                .div(energy.add(live.neg().add(1)))
-                .reshape(l.shape)
-                .to(ctx.graph.params.get(l.param)!.tensor.dtype);
-            }),
-          ),
-        );
-        H.dispose();
-      });
+      forEachLayerInput(
+        ctx.graph,
+        ctx.batches,
+        layers,
+        (l, xs) => {
+          const H = covariance(l, xs);
+          scores.set(
+            l.param,
+            scope(() =>
+              noGrad(() => {
+                const w = toRows(effective(ctx.graph, l.param), l.groups).to('float64');
+                const d = H.shape[1]!;
+                const diag = H.diagonal(0, 1, 2);
+                const lam = diag.mean([1]).mul(damping).add(1e-12).reshape([l.groups, 1, 1]);
+                const I = eye(d, { dtype: 'float64' }).unsqueeze(0);
+                const dead = diag.eq(0).to('float64');
+                const hinv = linalg.choleskyInverse(linalg.cholesky(H.add(I.mul(dead.unsqueeze(2))).add(I.mul(lam))));
+                // A weight whose input is always 0, or in a row whose output is always 0, costs nothing to remove.
+                const obs = w
+                  .square()
+                  .mul(dead.neg().add(1).unsqueeze(1))
+                  .div(hinv.diagonal(0, 1, 2).unsqueeze(1));
+                const energy = w.matmul(H).mul(w).sum([2]).unsqueeze(2);
+                const live = energy.gt(0).to('float64');
+                return obs
+                  .mul(live)
+                  .div(energy.add(live.neg().add(1)))
+                  .reshape(l.shape)
+                  .to(ctx.graph.params.get(l.param)!.tensor.dtype);
+              }),
+            ),
+          );
+          H.dispose();
+        },
+        activations,
+      );
     else
       for (const l of layers)
         scores.set(
@@ -83,6 +96,7 @@ export const sparsegpt: Score = {
             blockSize,
             damping,
             density: ctx.density ?? 0.5,
+            activations,
             // error-layer counts every layer's error at face value: no gains to measure.
             gainImages: ctx.allocation.kind === 'error' ? 128 : 0,
             ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
@@ -93,6 +107,7 @@ export const sparsegpt: Score = {
       target,
       blockSize,
       damping,
+      activations,
       ranking: global ? 'normalised OBS error' : 'counts only (allocation is not global)',
       ...(curves ? { curves } : {}),
     };
@@ -111,6 +126,7 @@ export const sparsegpt: Score = {
           blockSize,
           damping,
           keep,
+          activations,
           ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
         });
         return {

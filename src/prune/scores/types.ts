@@ -5,7 +5,7 @@
 import type { Tensor } from '../../engine/index.js';
 import type { Graph, Mode } from '../../graph/index.js';
 import type { Allocation, ErrorCurve, ParamMap } from '../allocation.js';
-import type { ReconstructTarget } from '../reconstruct/sweep.js';
+import type { ReconstructSettings } from '../reconstruct/sweep.js';
 import type { CurvatureEstimator, EstimatorName } from '../estimators/index.js';
 import type { CalibBatch, LossName } from '../loss.js';
 
@@ -30,7 +30,7 @@ export interface ScoreContext {
   /** block-hessian: factors, block size, relative damping, whether to return the OBS weight update. */
   block?: { curvature?: 'fisher' | 'ggn'; blockSize?: number; damping?: number; compensate?: boolean };
   /** Reconstruction pruners: the target, columns per block and relative damping. */
-  reconstruct?: { target?: ReconstructTarget; blockSize?: number; damping?: number };
+  reconstruct?: ReconstructSettings;
   /** The allocation the scores will feed (a reconstruction pruner ranks globally only when it is `global`). */
   allocation?: Allocation;
   /** The round's target density (kept fraction of the scored weights). */

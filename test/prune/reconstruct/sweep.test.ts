@@ -22,6 +22,8 @@ import {
   allocate,
   checkWalkMemory,
   denseCopy,
+  Frontier,
+  squaredError,
   layerErrors,
   layersOf,
   prune,
@@ -341,4 +343,74 @@ test('layer walks refuse, before any work, a calibration set whose activations e
   assert.equal(liveTensors(), before, 'no tensor left behind');
   x.dispose();
   disposeGraph(g);
+});
+
+test('half-precision activations: the walks hold float16, agree with full ones to rounding, and leak nothing', () => {
+  // The frontier itself, on a graph whose intermediate values stay live across layers (q, k, v and the input).
+  const c = makeCase('attention', { sizes: [8, 8] });
+  const layers = layersOf(c.graph, ['q.weight', 'k.weight', 'v.weight', 'o.weight', 'fc.weight'], 'test');
+  const before = liveTensors();
+  const outs = layers.map((l) => l.node.outputs[0]!);
+  const full = new Frontier(c.graph, c.batches, outs);
+  const half = new Frontier(c.graph, c.batches, outs, 'half');
+  layers.forEach((l, k) => {
+    // The previous layer's output, tapped on the way: held-form too (float16), close to the full walk's.
+    const tap = k > 0 ? [layers[k - 1]!.node.outputs[0]!] : [];
+    const tf = full.advance(l.index, tap);
+    const th = half.advance(l.index, tap);
+    tf.forEach((m, b) => {
+      for (const [name, t] of m) {
+        const h = th[b]!.get(name)!;
+        assert.equal(h.dtype, 'float16');
+        const [e, n] = squaredError(t, h);
+        assert.ok(e / n < 1e-5, `tap ${name}: relative squared difference ${e / n}`);
+      }
+    });
+    full.release(tf);
+    half.release(th);
+    for (let b = 0; b < c.batches.length; b++) {
+      const [a, h] = [full.value(b, l.node.inputs[0]!), half.value(b, l.node.inputs[0]!)];
+      // The graph input is the caller's (never rounded); everything else is held in float16, 1/4 of float64's bytes.
+      assert.equal(h.dtype, l.node.inputs[0] === 'x' ? 'float64' : 'float16');
+      const diff = scope(() => noGrad(() => a.sub(h.to('float64')).abs().max().item() / a.abs().max().item()));
+      assert.ok(diff < 2e-3, `${l.node.name}: relative difference ${diff}`);
+    }
+    assert.equal(half.heldBytes() * 4, full.heldBytes());
+    // A peek computes from the rounded values and hands back the graph's dtype.
+    half.peek(0, [l.node.outputs[0]!], ([t]) => assert.equal(t!.dtype, 'float64'));
+  });
+  full.dispose();
+  half.dispose();
+  assert.equal(liveTensors(), before, 'the frontiers leave nothing behind');
+  disposeCase(c);
+
+  // Through prune(): the same masks up to ties and the same per-layer errors to rounding, for the reconstruction
+  // sweep, the error curves and the per-layer errors; the memory check sees the smaller walk.
+  const run = (activations: 'full' | 'half') => {
+    const k = makeCase('conv-bn', { sizes: [16, 16] });
+    const r = prune(k.graph, {
+      score: 'sparsegpt',
+      sparsity: 0.6,
+      batches: k.batches,
+      allocation: { kind: 'error' },
+      reconstruct: { target: 'dense-output', blockSize: 4, activations },
+    });
+    const masks = [...k.graph.masks.values()].flatMap(arr);
+    const errors = r.layerErrors!.map((e) => e.relError);
+    const info = r.scoreInfo as { activations: string };
+    const ls = layersOf(k.graph, ['conv1.weight', 'conv2.weight', 'fc.weight'], 'test');
+    const need = checkWalkMemory(k.graph, k.batches, ls, 2, 1e12, activations);
+    disposeCase(k);
+    return { masks, errors, activations: info.activations, need };
+  };
+  const a = run('full');
+  const h = run('half');
+  assert.equal(h.activations, 'half');
+  const agree = a.masks.filter((m, i) => m === h.masks[i]).length / a.masks.length;
+  assert.ok(agree >= 0.9, `masks agree on ${agree}`);
+  h.errors.forEach((e, i) =>
+    assert.ok(Math.abs(e - a.errors[i]!) <= 0.02 + 0.05 * a.errors[i]!, `layer ${i}: ${e} vs ${a.errors[i]}`),
+  );
+  // Held values and tapped outputs in float16: a quarter of float64's bytes.
+  assert.equal(h.need * 4, a.need);
 });
