@@ -7,6 +7,9 @@
 #include <torch/version.h>
 #include <c10/core/GradMode.h>
 
+#include <dlfcn.h>
+#include <malloc.h>
+
 #include <cstring>
 #include <sstream>
 
@@ -398,6 +401,16 @@ static Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 static Napi::Value getNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
+// Returns the allocator's cached free memory to the OS, so that the OS's available-memory figure counts it:
+// tcmalloc's MallocExtension_ReleaseFreeMemory when tcmalloc is loaded (bin/tapir preloads it), glibc's malloc_trim
+// otherwise. Returns which allocator was asked.
+static Napi::Value releaseFreeMemory(const Napi::CallbackInfo& info) {
+  using Release = void (*)();
+  static const Release tcmalloc = reinterpret_cast<Release>(dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory"));
+  if (tcmalloc) tcmalloc();
+  else malloc_trim(0);
+  return Napi::String::New(info.Env(), tcmalloc ? "tcmalloc" : "glibc");
+}
 static Napi::Value manualSeed(const Napi::CallbackInfo& info) {
   at::manual_seed(static_cast<uint64_t>(I(info, 0)));
   return info.Env().Undefined();
@@ -424,7 +437,7 @@ static const OpDef kCoreOps[] = {
     E(requiresGrad), E(isLeaf), E(setRequiresGrad), E(gradOf), E(clearGrad), E(sameData),
     E(zeros), E(ones), E(full), E(randn), E(rand), E(randint), E(randperm), E(bernoulli), E(arange), E(eye), E(to),
     E(backward), E(grad), E(setGradEnabled), E(isGradEnabled),
-    E(setNumThreads), E(getNumThreads), E(manualSeed), E(cudaAvailable), E(cudaDeviceCount), E(cudaSynchronize), E(buildInfo),
+    E(setNumThreads), E(getNumThreads), E(releaseFreeMemory), E(manualSeed), E(cudaAvailable), E(cudaDeviceCount), E(cudaSynchronize), E(buildInfo),
 };
 #undef E
 

@@ -58,6 +58,7 @@ export interface NativeOps {
   isGradEnabled(): boolean;
   setNumThreads(n: N): void;
   getNumThreads(): number;
+  releaseFreeMemory(): 'tcmalloc' | 'glibc';
   manualSeed(seed: N): void;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;

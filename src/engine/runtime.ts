@@ -1,5 +1,5 @@
 /** Process-wide engine settings: threads, seeding, devices (the threads' wait policy: wait.ts). */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, freemem } from 'node:os';
 import { TapirError } from './errors.js';
 import { native } from './native.js';
 import { WAIT_POLICIES, waitEnvironmentProblem } from './wait.js';
@@ -11,6 +11,15 @@ export function setNumThreads(n: number): void {
 }
 export function getNumThreads(): number {
   return native.getNumThreads();
+}
+/**
+ * Bytes of memory this process can still get: the OS's available memory after the allocator has returned its cached
+ * free pages (tcmalloc keeps freed tensors' memory for reuse, which the OS counts as used), so that a check made after
+ * a large earlier computation in the same process sees what that computation freed.
+ */
+export function availableMemory(): number {
+  native.releaseFreeMemory();
+  return freemem();
 }
 /** Seeds libtorch's global generator (randn, rand, randint, randperm, bernoulli, dropout). */
 export function manualSeed(seed: number): void {

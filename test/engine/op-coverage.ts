@@ -90,6 +90,9 @@ export const OP_TESTS: Readonly<Record<string, readonly string[]>> = {
   isGradEnabled: [noGradModes],
   setNumThreads: [at(RT, 'setNumThreads / getNumThreads round trip; 0 threads is refused')],
   getNumThreads: [at(RT, 'setNumThreads / getNumThreads round trip; 0 threads is refused')],
+  releaseFreeMemory: [
+    at(RT, 'availableMemory hands the allocator cached free pages back to the OS (tcmalloc keeps freed tensors)'),
+  ],
   manualSeed: [seeding],
   cudaAvailable: [cuda],
   cudaDeviceCount: [cuda],

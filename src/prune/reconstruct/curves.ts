@@ -10,7 +10,6 @@
  * Summing gain_l · e_l(d_l) over layers predicts the output error of a whole mask to first order (errors of different
  * layers treated as independent): OBC's error database with a measured propagation factor per layer.
  */
-import { freemem } from 'node:os';
 import { noGrad, scope, type Tensor } from '../../engine/index.js';
 import type { Graph } from '../../graph/index.js';
 import type { ErrorCurve } from '../allocation.js';
@@ -63,7 +62,7 @@ export function errorCurves(
   let nb = 0;
   for (let n = 0; nb < batches.length && n < want; nb++) n += batches[nb]!.x.shape[0]!;
   const store = o.activations ?? 'full';
-  checkWalkMemory(g, batches, layers, 1, freemem(), store);
+  checkWalkMemory(g, batches, layers, 1, { store });
   const f = new Frontier(g, batches, [...layers.map((l) => l.node.outputs[0]!), output], store);
   const dense: Tensor[] = [];
   try {

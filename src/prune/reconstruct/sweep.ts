@@ -9,7 +9,7 @@
  * images. Both run in eval mode (BatchNorm with running statistics).
  */
 import { freemem } from 'node:os';
-import { eye, linalg, noGrad, scope, type DType, type Tensor } from '../../engine/index.js';
+import { availableMemory, eye, linalg, noGrad, scope, type DType, type Tensor } from '../../engine/index.js';
 import { forwardFrom, neededNodes, setMask, type Graph } from '../../graph/index.js';
 import { PruneError } from '../errors.js';
 import type { CalibBatch } from '../loss.js';
@@ -196,17 +196,18 @@ const DTYPE_BYTES: Record<DType, number> = {
  * their memory grows with the number of images: 4096 images of MobileNetV2 at 96 px (two networks) were killed by the
  * kernel at 16.9 GB resident, where this estimate gives 14.8 GB before its margin. It measures the widest point of
  * the walk (held activations plus the tapped layer output) on one image and refuses, before any work, a walk whose
- * activations would need more than the memory available now (`available`, bytes; default: the OS's available
- * memory), with a 25 % margin for the temporaries of each segment. Returns the estimate in bytes.
+ * activations would need more than the memory available now (`available`, bytes; default: the engine's
+ * `availableMemory`, the OS's figure after the allocator has handed back its cached free pages), with a 25 % margin for
+ * the temporaries of each segment; `store`: how the walk holds activations. Returns the estimate in bytes.
  */
 export function checkWalkMemory(
   g: Graph,
   batches: readonly CalibBatch[],
   layers: readonly Layer[],
   networks: number,
-  available: number = freemem(),
-  store: ActivationStore = 'full',
+  o: { available?: number; store?: ActivationStore } = {},
 ): number {
+  const store = o.store ?? 'full';
   if (batches.length === 0 || layers.length === 0) return 0;
   const images = batches.reduce((a, b) => a + b.x.shape[0]!, 0);
   const one = scope(() => noGrad(() => batches[0]!.x.narrow(0, 0, 1).contiguous()));
@@ -227,6 +228,9 @@ export function checkWalkMemory(
     one.dispose();
   }
   const need = peak * images * networks * 1.25;
+  // The allocator's cached pages are handed back only when the OS's figure alone is short (re-faulting them costs).
+  let available = o.available ?? freemem();
+  if (need > available && o.available === undefined) available = availableMemory();
   if (need > available) {
     const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
     const fits = Math.max(1, Math.floor(available / (peak * networks * 1.25)));
@@ -288,7 +292,7 @@ export function layerErrors(
   layers: readonly Layer[],
   store: ActivationStore = 'full',
 ): LayerError[] {
-  checkWalkMemory(g, batches, layers, 2, freemem(), store);
+  checkWalkMemory(g, batches, layers, 2, { store });
   const fp = new Frontier(g, batches, outputsOf(layers), store);
   const fd = new Frontier(dense, batches, outputsOf(layers), store);
   try {
@@ -323,7 +327,7 @@ export function forEachLayerInput(
   visit: (l: Layer, xs: readonly Tensor[]) => void,
   store: ActivationStore = 'full',
 ): void {
-  checkWalkMemory(g, batches, layers, 1, freemem(), store);
+  checkWalkMemory(g, batches, layers, 1, { store });
   const f = new Frontier(g, batches, outputsOf(layers), store);
   try {
     for (const l of layers) {
@@ -422,7 +426,7 @@ export function reconstructSweep(
   o: SweepOptions,
 ): { masks: Map<string, Tensor>; records: LayerRecord[]; timings: Record<string, number> } {
   const store = o.activations ?? 'full';
-  checkWalkMemory(g, batches, layers, 2, freemem(), store);
+  checkWalkMemory(g, batches, layers, 2, { store });
   const fp = new Frontier(g, batches, outputsOf(layers), store);
   const fd = new Frontier(dense, batches, outputsOf(layers), store);
   const masks = new Map<string, Tensor>();

@@ -11,7 +11,6 @@
  * matter and the scores are not computed. Under the `error` allocation the score also measures each layer's error
  * curve and gain (reconstruct/curves.ts), from which the allocation picks the densities.
  */
-import { freemem } from 'node:os';
 import { eye, linalg, noGrad, scope, type Tensor } from '../../engine/index.js';
 import { usesErrorCurves } from '../allocation.js';
 import { checkCalibration } from '../calib.js';
@@ -44,7 +43,7 @@ export const sparsegpt: Score = {
     const damping = ctx.reconstruct?.damping ?? SPARSEGPT_DEFAULTS.damping;
     const activations = ctx.reconstruct?.activations ?? SPARSEGPT_DEFAULTS.activations;
     // The sweep walks two networks (pruned and dense): refuse a set too large for it before any pass over the images.
-    checkWalkMemory(ctx.graph, ctx.batches, layers, 2, freemem(), activations);
+    checkWalkMemory(ctx.graph, ctx.batches, layers, 2, { store: activations });
     const scores = new Map<string, Tensor>();
     const global = (ctx.allocation?.kind ?? 'global') === 'global';
     if (global)

@@ -327,10 +327,10 @@ test('layer walks refuse, before any work, a calibration set whose activations e
   const layers = layersOf(g, ['fc1.weight', 'fc2.weight'], 'test');
   // The widest point holds tanh(fc1 x) and the tapped fc1 x: 2 × 6 float64 values = 96 bytes per image; 40 images,
   // 2 networks, +25 %.
-  assert.equal(checkWalkMemory(g, batches, layers, 2, 1e9), 96 * 40 * 2 * 1.25);
-  assert.equal(checkWalkMemory(g, batches, layers, 1, 4800), 4800);
+  assert.equal(checkWalkMemory(g, batches, layers, 2, { available: 1e9 }), 96 * 40 * 2 * 1.25);
+  assert.equal(checkWalkMemory(g, batches, layers, 1, { available: 4800 }), 4800);
   assert.throws(
-    () => checkWalkMemory(g, batches, layers, 2, 9599),
+    () => checkWalkMemory(g, batches, layers, 2, { available: 9599 }),
     (e: unknown) =>
       e instanceof PruneError &&
       /40 calibration images needs about/.test(e.message) &&
@@ -399,7 +399,7 @@ test('half-precision activations: the walks hold float16, agree with full ones t
     const errors = r.layerErrors!.map((e) => e.relError);
     const info = r.scoreInfo as { activations: string };
     const ls = layersOf(k.graph, ['conv1.weight', 'conv2.weight', 'fc.weight'], 'test');
-    const need = checkWalkMemory(k.graph, k.batches, ls, 2, 1e12, activations);
+    const need = checkWalkMemory(k.graph, k.batches, ls, 2, { available: 1e12, store: activations });
     disposeCase(k);
     return { masks, errors, activations: info.activations, need };
   };
