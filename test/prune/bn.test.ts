@@ -130,43 +130,65 @@ const snapshot = (g: Graph) =>
     ...[...g.constants].map(([n, t]) => [n, t.toArray()] as const),
   ]);
 
-test('match-dense: every BN output of the masked model gets the dense per-channel mean and variance; the dense model is untouched', () => {
-  const { dense, g, batches } = setup();
-  const want = bnStats(dense, batches);
-  const before = bnStats(g, batches);
-  assert.ok(
-    Math.abs(before.get('bn2')!.mean[1]! - want.get('bn2')!.mean[1]!) > 1e-3,
-    'masking moved bn2 (the test can fail)',
-  );
-  const denseBefore = snapshot(dense);
-  const res = repairBatchNorm(g, dense, batches, 'match-dense');
-  assert.deepEqual(res, { mode: 'match-dense', layers: 4, images: 5, degenerate: 1 });
-  const got = bnStats(g, batches);
-  for (const n of BNS) {
-    expectClose(got.get(n)!.mean, want.get(n)!.mean, { rtol: 1e-9, atol: 1e-9 }, `${n} mean`);
-    const v = got.get(n)!.var;
-    const vd = want.get(n)!.var;
-    if (n === 'bn2') {
-      // Channel 0 is constant after masking: shifted to the dense mean, not scaled; its variance stays 0.
-      assert.ok(Math.abs(v[0]!) < 1e-20, `bn2[0] variance ${v[0]}`);
-      expectClose(v.slice(1), vd.slice(1), { rtol: 1e-9, atol: 1e-9 }, 'bn2 var');
-    } else expectClose(v, vd, { rtol: 1e-9, atol: 1e-9 }, `${n} var`);
-  }
-  // The graph is not edited: same nodes and parameters; bn3's fixed γ/β and bn4's constant γ were changed in place.
-  assert.equal(JSON.stringify(g.nodes), JSON.stringify(dense.nodes));
-  assert.deepEqual([...g.params.keys()], [...dense.params.keys()]);
-  assert.notDeepEqual(g.params.get('bn3.weight')!.tensor.toArray(), [1, 1, 1, 1]);
-  assert.notDeepEqual(g.constants.get('bn4.gamma')!.toArray(), [1.5, 1.5, 1.5, 1.5]);
-  for (const [n, v] of denseBefore)
-    assert.deepEqual(v, (dense.params.get(n)?.tensor ?? dense.constants.get(n)!).toArray(), `dense ${n} unchanged`);
-  // Running statistics are not touched.
-  for (const n of ['bn1', 'bn2', 'bn4'])
-    assert.deepEqual(g.params.get(`${n}.running_var`)!.tensor.toArray(), denseBefore.get(`${n}.running_var`));
-  teardown(g, dense);
-  for (const b of batches) {
-    b.x.dispose();
-    b.y.dispose();
-  }
+for (const how of ['walk', 'levels'] as const)
+  test(`match-dense (${how}): every BN output of the masked model gets the dense per-channel mean and variance; the dense model is untouched`, () => {
+    const { dense, g, batches } = setup();
+    const want = bnStats(dense, batches);
+    const before = bnStats(g, batches);
+    assert.ok(
+      Math.abs(before.get('bn2')!.mean[1]! - want.get('bn2')!.mean[1]!) > 1e-3,
+      'masking moved bn2 (the test can fail)',
+    );
+    const denseBefore = snapshot(dense);
+    const res = repairBatchNorm(g, dense, batches, 'match-dense', how);
+    assert.deepEqual(res, { mode: 'match-dense', layers: 4, images: 5, degenerate: 1 });
+    const got = bnStats(g, batches);
+    for (const n of BNS) {
+      expectClose(got.get(n)!.mean, want.get(n)!.mean, { rtol: 1e-9, atol: 1e-9 }, `${n} mean`);
+      const v = got.get(n)!.var;
+      const vd = want.get(n)!.var;
+      if (n === 'bn2') {
+        // Channel 0 is constant after masking: shifted to the dense mean, not scaled; its variance stays 0.
+        assert.ok(Math.abs(v[0]!) < 1e-20, `bn2[0] variance ${v[0]}`);
+        expectClose(v.slice(1), vd.slice(1), { rtol: 1e-9, atol: 1e-9 }, 'bn2 var');
+      } else expectClose(v, vd, { rtol: 1e-9, atol: 1e-9 }, `${n} var`);
+    }
+    // The graph is not edited: same nodes and parameters; bn3's fixed γ/β and bn4's constant γ were changed in place.
+    assert.equal(JSON.stringify(g.nodes), JSON.stringify(dense.nodes));
+    assert.deepEqual([...g.params.keys()], [...dense.params.keys()]);
+    assert.notDeepEqual(g.params.get('bn3.weight')!.tensor.toArray(), [1, 1, 1, 1]);
+    assert.notDeepEqual(g.constants.get('bn4.gamma')!.toArray(), [1.5, 1.5, 1.5, 1.5]);
+    for (const [n, v] of denseBefore)
+      assert.deepEqual(v, (dense.params.get(n)?.tensor ?? dense.constants.get(n)!).toArray(), `dense ${n} unchanged`);
+    // Running statistics are not touched.
+    for (const n of ['bn1', 'bn2', 'bn4'])
+      assert.deepEqual(g.params.get(`${n}.running_var`)!.tensor.toArray(), denseBefore.get(`${n}.running_var`));
+    teardown(g, dense);
+    for (const b of batches) {
+      b.x.dispose();
+      b.y.dispose();
+    }
+  });
+
+test('match-dense: the one-pass walk and the per-level passes make the same repair; auto walks when it fits', () => {
+  const affine = (how: 'walk' | 'levels' | 'auto') => {
+    const { dense, g, batches } = setup(3);
+    const before = liveTensors();
+    repairBatchNorm(g, dense, batches, 'match-dense', how);
+    assert.equal(liveTensors(), before, `${how}: no tensor left behind`);
+    const out = [...snapshot(g)].filter(([n]) => /^bn\d\.(weight|bias|gamma)$/.test(n));
+    teardown(g, dense);
+    for (const b of batches) {
+      b.x.dispose();
+      b.y.dispose();
+    }
+    return out;
+  };
+  const walk = affine('walk');
+  const levels = affine('levels');
+  assert.equal(walk.length, 8);
+  walk.forEach(([n, v], i) => expectClose(v as number[], levels[i]![1] as number[], { rtol: 1e-12, atol: 1e-12 }, n));
+  assert.deepEqual(affine('auto'), walk);
 });
 
 test('match-dense by hand: one channel, γ 2, β 1 → γ √3, β 9 − 3√3', () => {

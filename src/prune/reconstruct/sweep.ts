@@ -10,7 +10,7 @@
  */
 import { freemem } from 'node:os';
 import { availableMemory, eye, linalg, noGrad, scope, type DType, type Tensor } from '../../engine/index.js';
-import { forwardFrom, neededNodes, setMask, type Graph } from '../../graph/index.js';
+import { forwardFrom, neededNodes, setMask, type Graph, type Node } from '../../graph/index.js';
 import { PruneError } from '../errors.js';
 import type { CalibBatch } from '../loss.js';
 import type { Layer } from './layers.js';
@@ -177,7 +177,7 @@ export class Frontier {
   }
 }
 
-const outputsOf = (layers: readonly Layer[]): string[] => layers.map((l) => l.node.outputs[0]!);
+const outputsOf = (layers: readonly { node: Node }[]): string[] => layers.map((l) => l.node.outputs[0]!);
 
 const bytesOf = (t: Tensor): number => t.numel * DTYPE_BYTES[t.dtype];
 const DTYPE_BYTES: Record<DType, number> = {
@@ -208,17 +208,51 @@ export function checkWalkMemory(
   o: { available?: number; store?: ActivationStore } = {},
 ): number {
   const store = o.store ?? 'full';
-  if (batches.length === 0 || layers.length === 0) return 0;
+  const need = walkMemory(g, batches, layers, networks, store);
+  // The allocator's cached pages are handed back only when the OS's figure alone is short (re-faulting them costs).
+  let available = o.available ?? freemem();
+  if (need > available && o.available === undefined) available = availableMemory();
+  if (need > available) {
+    const images = batches.reduce((a, b) => a + b.x.shape[0]!, 0);
+    const perImage = need / images;
+    const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+    throw new PruneError(
+      `the layer-by-layer pass over ${images} calibration images needs about ${gb(need)} of activations ` +
+        `(${(perImage / 1.25 / networks / 2 ** 20).toFixed(2)} MiB per image at the widest layer × ${networks} network${networks > 1 ? 's' : ''}, ` +
+        `+25 %), but ${gb(available)} of memory is available`,
+      {
+        fix:
+          `use at most ${Math.max(1, Math.floor(available / perImage))} calibration images (--calib, study 'calibration:'), a smaller resolution, ` +
+          (store === 'full' ? `half-precision activations (--activations half), ` : '') +
+          'or free memory',
+      },
+    );
+  }
+  return need;
+}
+
+/**
+ * Bytes a walk over `batches` stopping at `stops` (graph order) needs, with the 25 % margin (see checkWalkMemory):
+ * the widest point of the walk on one image, times the images and the networks walked.
+ */
+export function walkMemory(
+  g: Graph,
+  batches: readonly CalibBatch[],
+  stops: readonly { index: number; node: Node }[],
+  networks: number,
+  store: ActivationStore = 'full',
+): number {
+  if (batches.length === 0 || stops.length === 0) return 0;
   const images = batches.reduce((a, b) => a + b.x.shape[0]!, 0);
   const one = scope(() => noGrad(() => batches[0]!.x.narrow(0, 0, 1).contiguous()));
-  const f = new Frontier(g, [{ x: one, y: batches[0]!.y }], outputsOf(layers), store);
+  const f = new Frontier(g, [{ x: one, y: batches[0]!.y }], outputsOf(stops), store);
   let peak = 0;
   try {
-    // As the sweep walks: to the layer, then past it with its output tapped (the error pass holds both at once).
-    layers.forEach((l, k) => {
+    // As the sweep walks: to the stop, then past it with its output tapped (the error pass holds both at once).
+    stops.forEach((l, k) => {
       f.advance(l.index);
       const out = l.node.outputs[0]!;
-      const taps = f.advance(layers[k + 1]?.index ?? l.index + 1, [out]);
+      const taps = f.advance(stops[k + 1]?.index ?? l.index + 1, [out]);
       const tapped = taps.reduce((a, m) => a + bytesOf(m.get(out)!), 0);
       peak = Math.max(peak, f.heldBytes() + tapped);
       f.release(taps);
@@ -227,26 +261,7 @@ export function checkWalkMemory(
     f.dispose();
     one.dispose();
   }
-  const need = peak * images * networks * 1.25;
-  // The allocator's cached pages are handed back only when the OS's figure alone is short (re-faulting them costs).
-  let available = o.available ?? freemem();
-  if (need > available && o.available === undefined) available = availableMemory();
-  if (need > available) {
-    const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
-    const fits = Math.max(1, Math.floor(available / (peak * networks * 1.25)));
-    throw new PruneError(
-      `the layer-by-layer pass over ${images} calibration images needs about ${gb(need)} of activations ` +
-        `(${(peak / 2 ** 20).toFixed(2)} MiB per image at the widest layer × ${networks} network${networks > 1 ? 's' : ''}, ` +
-        `+25 %), but ${gb(available)} of memory is available`,
-      {
-        fix:
-          `use at most ${fits} calibration images (--calib, study 'calibration:'), a smaller resolution, ` +
-          (store === 'full' ? `half-precision activations (--activations half), ` : '') +
-          'or free memory',
-      },
-    );
-  }
-  return need;
+  return peak * images * networks * 1.25;
 }
 
 /** ‖a − b‖² and ‖a‖² (norms in the values' dtype, float16 widened to float32; squared in float64). */
