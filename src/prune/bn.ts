@@ -9,10 +9,10 @@
  * - `match-dense`: per BN and channel, the pruned model's BN *output* y gets the mean m_d and variance v_d of the
  *   dense model's BN output over (N, H, W) of all calibration images (eval mode, running statistics):
  *   y' = (y − m_p)·s + m_d, s = √(v_d / v_p), folded into the BN's affine parameters
- *   (γ' = s·γ, β' = s·(β − m_p) + m_d; running statistics untouched). BNs are handled in topological "levels"
- *   (a BN's level is one more than the highest level among the BNs upstream of it): every BN of a level is
- *   measured in one pruned-model pass after all lower levels were adjusted, so each BN sees its already-repaired
- *   inputs (sequential exactness). The dense model is only read: its BN-output statistics come from one pass per
+ *   (γ' = s·γ, β' = s·(β − m_p) + m_d; running statistics untouched). Each BN is measured after every BN upstream
+ *   of it was repaired (sequential exactness): in one walk over all images stopping before each BN (`BnMeasure`),
+ *   or, when those activations do not fit, in topological "levels" (a BN's level is one more than the highest level
+ *   among the BNs upstream of it), one pruned-model pass per level. The dense model is only read: its BN-output statistics come from one pass per
  *   batch, and the zero-shot head fitted on its features stays valid. Channels with v_p ≤ 1e-12·v_d (or v_p = 0),
  *   i.e. a (nearly) constant pruned output, keep s = 1 and are only shifted; they are counted as `degenerate`.
  *   The repair changes γ/β values in place and never the graph: a BN without γ or β, or one whose γ/β another node
