@@ -113,7 +113,7 @@ gpu-pack: .gpu/node.xz $(GPU_INCLUDE)/napi.h dist/.built
 # `make study-<name>` runs one. `make results-save` keeps the databases behind the document in git
 # (docs/results/db/<name>.sqlite.xz); `make results-doc` unpacks them where results/ lacks one, so a clean clone
 # regenerates docs/RESULTS.md without rerunning anything.
-RESULT_STUDIES := paper-imagenet-a paper-imagenet-b paper-imagenet-c paper-imagenet-nsfwjs explanation-imagenet paper-cifar paper-clipart ablation-bn ablation-allocation ablation-calibration controls explanation target reconstruct reconstruct-allocation reconstruct-confirm reconstruct-rounds reconstruct-calibration reconstruct-error reconstruct-error-draw reconstruct-imagenet reconstruct-imagenet-large
+RESULT_STUDIES := paper-imagenet-a paper-imagenet-b paper-imagenet-c paper-imagenet-nsfwjs explanation-imagenet paper-cifar paper-clipart ablation-bn ablation-allocation ablation-calibration controls explanation target reconstruct reconstruct-allocation reconstruct-confirm reconstruct-rounds reconstruct-calibration reconstruct-error reconstruct-error-draw reconstruct-imagenet reconstruct-imagenet-large reconstruct-imagenet-large-draw
 .PHONY: results results-doc
 results: setup
 	@mkdir -p results
