@@ -12,19 +12,19 @@
  *   (γ' = s·γ, β' = s·(β − m_p) + m_d; running statistics untouched). Each BN is measured after every BN upstream
  *   of it was repaired (sequential exactness): in one walk over all images stopping before each BN (`BnMeasure`),
  *   or, when those activations do not fit, in topological "levels" (a BN's level is one more than the highest level
- *   among the BNs upstream of it), one pruned-model pass per level. The dense model is only read: its BN-output statistics come from one pass per
- *   batch, and the zero-shot head fitted on its features stays valid. Channels with v_p ≤ 1e-12·v_d (or v_p = 0),
+ *   among the BNs upstream of it), one pruned-model pass per level. The dense model is only read: its BN-output
+ *   statistics come from one pass per batch, and the zero-shot head fitted on its features stays valid. Channels with v_p ≤ 1e-12·v_d (or v_p = 0),
  *   i.e. a (nearly) constant pruned output, keep s = 1 and are only shifted; they are counted as `degenerate`.
  *   The repair changes γ/β values in place and never the graph: a BN without γ or β, or one whose γ/β another node
  *   reads, is refused (importers give every BN its own γ and β; folding the scale into the running variance instead,
  *   (rv + eps)/s² − eps, turns negative for large s). γ/β held as constants are adjusted in place like parameters.
  */
-import { availableMemory, keep, noGrad, scope, tensor, type Tensor } from '../engine/index.js';
+import { keep, noGrad, scope, tensor, type Tensor } from '../engine/index.js';
 import { forward, type Graph, type Node } from '../graph/index.js';
 import { checkCalibration, countImages } from './calib.js';
 import { PruneError } from './errors.js';
 import type { CalibBatch } from './loss.js';
-import { Frontier, walkMemory } from './reconstruct/sweep.js';
+import { Frontier, memoryFor, walkMemory } from './reconstruct/sweep.js';
 
 export type BnRepair = 'none' | 'reestimate' | 'match-dense';
 export const BN_REPAIRS: readonly BnRepair[] = ['none', 'reestimate', 'match-dense'];
@@ -305,8 +305,7 @@ function matchDenseBatchNorm(
   const index = new Map(g.nodes.map((n, i) => [n, i]));
   const stops = bns.map((node) => ({ node, index: index.get(node)! }));
   const walk =
-    how === 'walk' ||
-    (how === 'auto' && g.inputs.length === 1 && walkMemory(g, batches, stops, 1) <= availableMemory());
+    how === 'walk' || (how === 'auto' && g.inputs.length === 1 && memoryFor(walkMemory(g, batches, stops, 1)) === null);
   let degenerate = 0;
   if (walk) {
     const f = new Frontier(

@@ -209,26 +209,35 @@ export function checkWalkMemory(
 ): number {
   const store = o.store ?? 'full';
   const need = walkMemory(g, batches, layers, networks, store);
-  // The allocator's cached pages are handed back only when the OS's figure alone is short (re-faulting them costs).
-  let available = o.available ?? freemem();
-  if (need > available && o.available === undefined) available = availableMemory();
-  if (need > available) {
+  // Null when it fits; else the bytes available.
+  const short = o.available === undefined ? memoryFor(need) : need > o.available ? o.available : null;
+  if (short !== null) {
     const images = batches.reduce((a, b) => a + b.x.shape[0]!, 0);
     const perImage = need / images;
     const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
     throw new PruneError(
       `the layer-by-layer pass over ${images} calibration images needs about ${gb(need)} of activations ` +
         `(${(perImage / 1.25 / networks / 2 ** 20).toFixed(2)} MiB per image at the widest layer × ${networks} network${networks > 1 ? 's' : ''}, ` +
-        `+25 %), but ${gb(available)} of memory is available`,
+        `+25 %), but ${gb(short)} of memory is available`,
       {
         fix:
-          `use at most ${Math.max(1, Math.floor(available / perImage))} calibration images (--calib, study 'calibration:'), a smaller resolution, ` +
+          `use at most ${Math.max(1, Math.floor(short / perImage))} calibration images (--calib, study 'calibration:'), a smaller resolution, ` +
           (store === 'full' ? `half-precision activations (--activations half), ` : '') +
           'or free memory',
       },
     );
   }
   return need;
+}
+
+/**
+ * Null when `need` bytes fit in the memory available now, else the bytes available. The allocator's cached pages are
+ * handed back (engine `availableMemory`) only when the OS's figure alone is short: re-faulting them costs time.
+ */
+export function memoryFor(need: number): number | null {
+  if (need <= freemem()) return null;
+  const available = availableMemory();
+  return need <= available ? null : available;
 }
 
 /**
