@@ -104,6 +104,7 @@ try {
   fwd();
   const forwardMs = median([fwd(), fwd(), fwd()]);
   const sweeps: number[] = [];
+  const sweepPhases: { ms: number; phases: Record<string, number> }[] = [];
   let masks: number[] = [];
   let layerNames: string[] = [];
   for (let r = 0; r < runs; r++) {
@@ -118,10 +119,10 @@ try {
       reconstruct: { target: 'dense-weights', blockSize, damping },
     });
     sweeps.push(rep.timings.reconstruct!);
+    const phases = (rep.reconstruction as { timings: Record<string, number> }).timings;
+    sweepPhases.push({ ms: rep.timings.reconstruct!, phases });
     process.stderr.write(
-      `tapir sweep: ${rep.timings.reconstruct!.toFixed(0)} ms (${Object.entries(
-        (rep.reconstruction as { timings: Record<string, number> }).timings,
-      )
+      `tapir sweep: ${rep.timings.reconstruct!.toFixed(0)} ms (${Object.entries(phases)
         .map(([k, v]) => `${k} ${v.toFixed(0)}`)
         .join(', ')} ms)\n`,
     );
@@ -130,8 +131,13 @@ try {
     disposeGraph(g);
   }
   const tapirMs = median(sweeps);
+  // The phases of the run closest to the median time (what the table compares with the peer's median run).
+  const tapirPhases = sweepPhases.reduce((a, b) =>
+    Math.abs(b.ms - tapirMs) < Math.abs(a.ms - tapirMs) ? b : a,
+  ).phases;
   const p = peer('run', dir) as {
     sweep_ms: number;
+    phases: Record<string, number>;
     forward_ms: number;
     layers: number;
     sizes: number[];
@@ -161,6 +167,16 @@ try {
   console.log(
     line(['sweep (52 layers)', tapirMs.toFixed(0), p.sweep_ms.toFixed(0), (tapirMs / p.sweep_ms).toFixed(2)]),
   );
+  // Where each side's sweep time goes (forward: both networks' walks; error: the per-layer errors against dense).
+  for (const k of ['forward', 'covariance', 'solve', 'error'])
+    console.log(
+      line([
+        `  ${k}`,
+        (tapirPhases[k] ?? 0).toFixed(0),
+        (p.phases[k] ?? 0).toFixed(0),
+        ((tapirPhases[k] ?? 0) / (p.phases[k] || 1)).toFixed(2),
+      ]),
+    );
   console.log(
     line([
       'one forward (128 img)',

@@ -133,7 +133,13 @@ def run_node(node, env, modules):
     return out
 
 
-def sweep(m, dense, batches, sparsity, B, damping, kinds):
+def sweep(m, dense, batches, sparsity, B, damping, kinds, phases):
+    """phases: milliseconds per phase (forward, covariance, solve, error), added to as tapir's sweep reports them."""
+    def timed(phase, f):
+        t0 = time.perf_counter()
+        r = f()
+        phases[phase] = phases.get(phase, 0.0) + (time.perf_counter() - t0) * 1000
+        return r
     gm, gd = torch.fx.symbolic_trace(m), torch.fx.symbolic_trace(dense)
     mods, dmods = dict(gm.named_modules()), dict(gd.named_modules())
     nodes = list(gm.graph.nodes)
@@ -153,19 +159,21 @@ def sweep(m, dense, batches, sparsity, B, damping, kinds):
         mod = mods.get(n.target) if n.op == 'call_module' else None
         if isinstance(mod, kinds):
             inp = n.all_input_nodes[0].name
-            H = covariance(mod, envp[inp])
+            H = timed('covariance', lambda: covariance(mod, envp[inp]))
             g = mod.groups if isinstance(mod, nn.Conv2d) else 1
             W = mod.weight.detach().reshape(g, mod.weight.shape[0] // g, -1).double()
             numel = W.numel()
-            w, mask = solve_layer(W, H, numel - round(numel * (1 - sparsity)), B, damping)
+            w, mask = timed('solve', lambda: solve_layer(W, H, numel - round(numel * (1 - sparsity)), B, damping))
             mod.weight.data.copy_(w.reshape(mod.weight.shape).float())
             masks.append(mask.reshape(-1).to(torch.uint8))
-        envp[n.name] = run_node(n, envp, mods)
-        envd[n.name] = run_node(n, envd, dmods)
+        envp[n.name] = timed('forward', lambda: run_node(n, envp, mods))
+        envd[n.name] = timed('forward', lambda: run_node(n, envd, dmods))
         if isinstance(mod, kinds):
-            num = sum(float((a - b).norm()) ** 2 for a, b in zip(envd[n.name], envp[n.name]))
-            den = sum(float(a.norm()) ** 2 for a in envd[n.name])
-            errors.append(num / den if den > 0 else 0.0)
+            def error():
+                num = sum(float((a - b).norm()) ** 2 for a, b in zip(envd[n.name], envp[n.name]))
+                den = sum(float(a.norm()) ** 2 for a in envd[n.name])
+                return num / den if den > 0 else 0.0
+            errors.append(timed('error', error))
         for a in n.all_input_nodes:
             if last.get(a.name) == i:
                 envp.pop(a.name, None)
@@ -202,16 +210,20 @@ def main():
                 m(x)
             fwd.append((time.perf_counter() - t0) * 1000)
         forward_ms = sorted(fwd[1:])[1]
-        times = []
+        times, runs_phases = [], []
         for r in range(a.runs):
             m, _ = score.load(a)
             dense, _ = score.load(a)
+            phases = {}
             t0 = time.perf_counter()
-            masks, errors = sweep(m, dense, batches, a.sparsity, a.block_size, a.damping, (nn.Conv2d, nn.Linear) if a.prunable == 'all' else (nn.Conv2d,))
+            masks, errors = sweep(m, dense, batches, a.sparsity, a.block_size, a.damping, (nn.Conv2d, nn.Linear) if a.prunable == 'all' else (nn.Conv2d,), phases)
             times.append((time.perf_counter() - t0) * 1000)
+            runs_phases.append((times[-1], phases))
     torch.cat(masks).numpy().tofile(os.path.join(a.dir, 'peer_masks.u8'))
     times.sort()
-    print(json.dumps({'sweep_ms': times[len(times) // 2], 'forward_ms': forward_ms, 'layers': len(masks), 'sizes': [int(t.numel()) for t in masks],
+    # The phases of the run whose time is reported (the median).
+    phases = next(p for t, p in runs_phases if t == times[len(times) // 2])
+    print(json.dumps({'sweep_ms': times[len(times) // 2], 'phases': phases, 'forward_ms': forward_ms, 'layers': len(masks), 'sizes': [int(t.numel()) for t in masks],
                       'errors': errors, 'threads': torch.get_num_threads()}))
 
 
