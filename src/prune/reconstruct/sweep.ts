@@ -273,12 +273,14 @@ export function walkMemory(
   return peak * images * networks * 1.25;
 }
 
+/** A half-stored activation (ActivationStore) as float32 for arithmetic; anything else as it is. */
+const widen = (t: Tensor): Tensor => (t.dtype === 'float16' ? t.to('float32') : t);
+
 /** ‖a − b‖² and ‖a‖² (norms in the values' dtype, float16 widened to float32; squared in float64). */
 export function squaredError(a: Tensor, b: Tensor): [number, number] {
-  const wide = (t: Tensor) => (t.dtype === 'float16' ? t.to('float32') : t);
   return scope(() =>
     noGrad(() => {
-      const [x, y] = [wide(a), wide(b)];
+      const [x, y] = [widen(a), widen(b)];
       return [x.sub(y).norm().item() ** 2, x.norm().item() ** 2];
     }),
   );
@@ -415,7 +417,7 @@ export function covariance(l: Layer, xs: readonly Tensor[], ys?: readonly Tensor
           // many tiny gemms) one gemm per group over [G, d, N·L] after a transposed copy. Measured on MobileNetV2 shapes:
           // up to 35× on the 1×1 projections at 3×3 positions.
           // Half-stored activations (ActivationStore) are widened a chunk at a time.
-          const chunk = (t: Tensor) => (t.dtype === 'float16' ? t.narrow(0, i, n).to('float32') : t.narrow(0, i, n));
+          const chunk = (t: Tensor) => widen(t.narrow(0, i, n));
           const cp = l.rule.columns(chunk(x), l.node, l.shape);
           const cq = ys ? l.rule.columns(chunk(ys[b]!), l.node, l.shape) : cp;
           const [nn_, G, d, L] = cp.shape as [number, number, number, number];
